@@ -1,0 +1,11 @@
+//! The entities and enums under their short names.
+
+pub use super::plugin_job::{
+    ActiveModel as PluginJobActiveModel, Column as PluginJobColumn, Entity as PluginJob,
+    Model as PluginJobModel,
+};
+pub use super::plugin_job_run::{
+    ActiveModel as PluginJobRunActiveModel, Column as PluginJobRunColumn, Entity as PluginJobRun,
+    Model as PluginJobRunModel,
+};
+pub use super::sea_orm_active_enums::{JobStatus, MisfirePolicy, RunStatus, RunTrigger};

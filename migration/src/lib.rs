@@ -1,0 +1,26 @@
+//! Schema migrations of plugin-jobs. The migration table is `plugin_jobs_migrations`, so it
+//! never collides with a host application's own `seaql_migrations`. A migration that has
+//! landed is never edited: add a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_plugin_jobs;
+mod m20261128_000002_create_plugin_job_runs;
+
+/// Applies every migration of plugin-jobs, in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migration_table_name() -> DynIden {
+        "plugin_jobs_migrations".into_iden()
+    }
+
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261128_000001_create_plugin_jobs::Migration),
+            Box::new(m20261128_000002_create_plugin_job_runs::Migration),
+        ]
+    }
+}
