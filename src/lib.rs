@@ -1,0 +1,19 @@
+//! plugin-jobs: a durable cron scheduler for plugin jobs, built as an actix actor system over
+//! sea-orm.
+//!
+//! - [`cron`] parses cron expressions and finds their next slot in a timezone (pure logic).
+//! - [`config`] holds the scheduler's settings with their named defaults and parses durations.
+//! - [`clock`] gives every actor "now": the system clock, or a manual one for tests.
+//! - [`db`] connects to SQLite or PostgreSQL with the right pool settings and runs migrations.
+//! - [`store`] is the `StoreActor`, the only writer to the database.
+//! - [`error`] is the crate's one error type.
+
+pub mod clock;
+pub mod config;
+pub mod cron;
+pub mod db;
+pub mod error;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,519 @@
+//! Store operations on `plugin_jobs`: syncing declarations, claiming due slots, pausing and
+//! resuming, blocking after a timeout, and the job reads.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    ClaimDueJobs, GetJob, JobRef, ListJobs, SetJobBlock, SetJobStatus, SyncJobDeclarations,
+    begin_write, runs,
+};
+use crate::cron::Schedule;
+use crate::time::{delta, to_millis};
+use crate::{Error, Result};
+
+/// Longest accepted job key.
+const MAX_JOB_KEY_LEN: usize = 200;
+
+/// One job as a plugin declares it (in its manifest, or through `RegisterPlugin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobDeclaration {
+    /// Stable key of the job within its plugin.
+    pub job_key: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Cron expression; empty (the default) means the job only runs when triggered.
+    #[serde(default)]
+    pub schedule: String,
+    /// IANA timezone the schedule is evaluated in.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Per-job timeout; `None` means the scheduler default.
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
+    #[serde(default)]
+    pub misfire: MisfirePolicy,
+}
+
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+impl JobDeclaration {
+    /// A declaration with every optional field at its default.
+    pub fn new(job_key: impl Into<String>, schedule: impl Into<String>) -> Self {
+        Self {
+            job_key: job_key.into(),
+            display_name: String::new(),
+            description: String::new(),
+            schedule: schedule.into(),
+            timezone: default_timezone(),
+            timeout_ms: None,
+            misfire: MisfirePolicy::default(),
+        }
+    }
+}
+
+/// What a declaration's schedule says about the job's pointer.
+enum ScheduleCheck {
+    /// Empty schedule: manual only, no pointer.
+    Manual,
+    /// Valid: the first slot after now (`None` when it can never fire again).
+    Valid(Option<DateTime<Utc>>),
+    /// Invalid expression or timezone: the job is `failed` with this reason.
+    Invalid(String),
+}
+
+fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>) -> ScheduleCheck {
+    if schedule.trim().is_empty() {
+        // The timezone still matters for a later schedule, so a bad one is reported anyway.
+        return match crate::cron::parse_timezone(timezone) {
+            Ok(_) => ScheduleCheck::Manual,
+            Err(err) => ScheduleCheck::Invalid(format!("invalid timezone: {err}")),
+        };
+    }
+    match Schedule::parse(schedule, timezone) {
+        Ok(parsed) => ScheduleCheck::Valid(parsed.next_after(now).map(to_millis)),
+        Err(err) => ScheduleCheck::Invalid(format!("invalid schedule {schedule:?}: {err}")),
+    }
+}
+
+fn validate_declarations(plugin_id: &str, jobs: &[JobDeclaration]) -> Result<()> {
+    if plugin_id.trim().is_empty() {
+        return Err(Error::InvalidInput("pluginId must not be empty".to_owned()));
+    }
+    let mut seen = HashSet::new();
+    for (index, job) in jobs.iter().enumerate() {
+        if job.job_key.trim().is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "jobs[{index}].jobKey must not be empty"
+            )));
+        }
+        if job.job_key.len() > MAX_JOB_KEY_LEN {
+            return Err(Error::InvalidInput(format!(
+                "jobs[{index}].jobKey is longer than {MAX_JOB_KEY_LEN} characters"
+            )));
+        }
+        if !seen.insert(job.job_key.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "jobs[{index}].jobKey {:?} is declared twice",
+                job.job_key
+            )));
+        }
+        if let Some(timeout) = job.timeout_ms
+            && timeout <= 0
+        {
+            return Err(Error::InvalidInput(format!(
+                "jobs[{index}].timeoutMs must be positive (got {timeout})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An operator's pause survives a re-declaration; every other status becomes active.
+fn redeclared_status(current: JobStatus) -> JobStatus {
+    match current {
+        JobStatus::Paused => JobStatus::Paused,
+        JobStatus::Active | JobStatus::Failed | JobStatus::Retired => JobStatus::Active,
+    }
+}
+
+pub(super) async fn sync_job_declarations(
+    db: &DatabaseConnection,
+    msg: SyncJobDeclarations,
+) -> Result<Vec<PluginJobModel>> {
+    validate_declarations(&msg.plugin_id, &msg.jobs)?;
+    let now = to_millis(msg.now);
+    let txn = begin_write(db).await?;
+    let existing: HashMap<String, PluginJobModel> = PluginJob::find()
+        .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|job| (job.job_key.clone(), job))
+        .collect();
+
+    for decl in &msg.jobs {
+        let display_name = if decl.display_name.is_empty() {
+            decl.job_key.clone()
+        } else {
+            decl.display_name.clone()
+        };
+        let check = check_schedule(&decl.schedule, &decl.timezone, now);
+        let Some(job) = existing.get(&decl.job_key) else {
+            let (status, last_error, next_run_at) = match check {
+                ScheduleCheck::Manual => (JobStatus::Active, None, None),
+                ScheduleCheck::Valid(next) => (JobStatus::Active, None, next),
+                ScheduleCheck::Invalid(reason) => (JobStatus::Failed, Some(reason), None),
+            };
+            PluginJob::insert(PluginJobActiveModel {
+                id: Set(Uuid::now_v7()),
+                plugin_id: Set(msg.plugin_id.clone()),
+                job_key: Set(decl.job_key.clone()),
+                display_name: Set(display_name),
+                description: Set(decl.description.clone()),
+                schedule: Set(decl.schedule.clone()),
+                timezone: Set(decl.timezone.clone()),
+                status: Set(status),
+                timeout_ms: Set(decl.timeout_ms),
+                misfire: Set(decl.misfire),
+                last_error: Set(last_error),
+                blocked_until: Set(None),
+                last_run_at: Set(None),
+                next_run_at: Set(next_run_at),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+            continue;
+        };
+
+        let schedule_changed = job.schedule != decl.schedule || job.timezone != decl.timezone;
+        let (status, last_error, next_run_at) = match check {
+            ScheduleCheck::Invalid(reason) => (JobStatus::Failed, Some(reason), None),
+            ScheduleCheck::Manual => (redeclared_status(job.status), None, None),
+            ScheduleCheck::Valid(next) => {
+                // A past pointer of an unchanged schedule is kept on purpose: the misfire policy
+                // decides at the next tick what to do with slots missed while we were down.
+                let recompute = schedule_changed
+                    || job.next_run_at.is_none()
+                    || matches!(job.status, JobStatus::Retired | JobStatus::Failed);
+                let pointer = if recompute { next } else { job.next_run_at };
+                (redeclared_status(job.status), None, pointer)
+            }
+        };
+        PluginJob::update_many()
+            .col_expr(PluginJobColumn::DisplayName, Expr::value(display_name))
+            .col_expr(
+                PluginJobColumn::Description,
+                Expr::value(decl.description.clone()),
+            )
+            .col_expr(
+                PluginJobColumn::Schedule,
+                Expr::value(decl.schedule.clone()),
+            )
+            .col_expr(
+                PluginJobColumn::Timezone,
+                Expr::value(decl.timezone.clone()),
+            )
+            .col_expr(PluginJobColumn::Status, Expr::value(status))
+            .col_expr(PluginJobColumn::TimeoutMs, Expr::value(decl.timeout_ms))
+            .col_expr(PluginJobColumn::Misfire, Expr::value(decl.misfire))
+            .col_expr(PluginJobColumn::LastError, Expr::value(last_error))
+            .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
+            .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+            .filter(PluginJobColumn::Id.eq(job.id))
+            .exec(&txn)
+            .await?;
+    }
+
+    let declared: Vec<&str> = msg.jobs.iter().map(|job| job.job_key.as_str()).collect();
+    PluginJob::update_many()
+        .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+        .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
+        .filter(PluginJobColumn::Status.ne(JobStatus::Retired))
+        .filter(PluginJobColumn::JobKey.is_not_in(declared))
+        .exec(&txn)
+        .await?;
+
+    let jobs = PluginJob::find()
+        .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
+        .order_by_asc(PluginJobColumn::JobKey)
+        .all(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(jobs)
+}
+
+/// A run created by a claim, with the job as it is after the claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedRun {
+    pub run: PluginJobRunModel,
+    pub job: PluginJobModel,
+}
+
+/// Why a due slot passed without a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The job's previous run was still live.
+    Overlap,
+    /// The slot was older than the misfire grace and the job's policy is `skip`.
+    Misfire,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::Overlap => "overlap",
+            SkipReason::Misfire => "misfire",
+        })
+    }
+}
+
+/// A due slot that was passed over, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedSlot {
+    pub job_id: Uuid,
+    pub plugin_id: String,
+    pub job_key: String,
+    pub slot: DateTime<Utc>,
+    pub reason: SkipReason,
+}
+
+/// What one claim did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaimOutcome {
+    pub claimed: Vec<ClaimedRun>,
+    pub skipped: Vec<SkippedSlot>,
+}
+
+pub(super) async fn claim_due_jobs(
+    db: &DatabaseConnection,
+    msg: ClaimDueJobs,
+) -> Result<ClaimOutcome> {
+    let mut outcome = ClaimOutcome::default();
+    if msg.limit == 0 || msg.plugin_ids.is_empty() {
+        return Ok(outcome);
+    }
+    let now = to_millis(msg.now);
+    let grace = delta(msg.misfire_grace);
+    let txn = begin_write(db).await?;
+    let due = PluginJob::find()
+        .filter(PluginJobColumn::Status.eq(JobStatus::Active))
+        .filter(PluginJobColumn::NextRunAt.lte(now))
+        .filter(PluginJobColumn::PluginId.is_in(msg.plugin_ids.iter().cloned()))
+        .filter(
+            Condition::any()
+                .add(PluginJobColumn::BlockedUntil.is_null())
+                .add(PluginJobColumn::BlockedUntil.lte(now)),
+        )
+        .order_by_asc(PluginJobColumn::NextRunAt)
+        .limit(msg.limit)
+        .all(&txn)
+        .await?;
+    if due.is_empty() {
+        txn.commit().await?;
+        return Ok(outcome);
+    }
+    let live: HashSet<Uuid> = runs::live_job_ids(&txn, due.iter().map(|job| job.id)).await?;
+
+    let mut to_insert = Vec::new();
+    let mut fired = Vec::new();
+    for mut job in due {
+        let Some(slot) = job.next_run_at else {
+            continue;
+        };
+        let next = match Schedule::parse(&job.schedule, &job.timezone) {
+            Ok(schedule) => schedule.next_after(now).map(to_millis),
+            Err(err) => {
+                // The row was edited behind our back: never leave a job silently dormant.
+                fail_job(
+                    &txn,
+                    &job,
+                    format!("invalid schedule {:?}: {err}", job.schedule),
+                    now,
+                )
+                .await?;
+                continue;
+            }
+        };
+        let skip = if live.contains(&job.id) {
+            Some(SkipReason::Overlap)
+        } else if now - slot > grace && job.misfire == MisfirePolicy::Skip {
+            Some(SkipReason::Misfire)
+        } else {
+            None
+        };
+        let mut update = PluginJob::update_many()
+            .col_expr(PluginJobColumn::NextRunAt, Expr::value(next))
+            .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+            .filter(PluginJobColumn::Id.eq(job.id))
+            .filter(PluginJobColumn::NextRunAt.eq(slot));
+        if skip.is_none() {
+            update = update.col_expr(PluginJobColumn::LastRunAt, Expr::value(slot));
+        }
+        if update.exec(&txn).await?.rows_affected == 0 {
+            // Another instance moved the pointer first: the slot is theirs.
+            continue;
+        }
+        job.next_run_at = next;
+        job.updated_at = now;
+        if let Some(reason) = skip {
+            outcome.skipped.push(SkippedSlot {
+                job_id: job.id,
+                plugin_id: job.plugin_id.clone(),
+                job_key: job.job_key.clone(),
+                slot,
+                reason,
+            });
+            continue;
+        }
+        job.last_run_at = Some(slot);
+        let run = runs::new_run(&job, RunTrigger::Schedule, slot, &msg.instance_id, now);
+        to_insert.push(runs::active_model(run.clone()));
+        fired.push((run, job));
+    }
+
+    let inserted = runs::insert_ignoring_conflicts(&txn, to_insert).await?;
+    for (run, job) in fired {
+        if inserted.contains(&run.id) {
+            outcome.claimed.push(ClaimedRun { run, job });
+        } else {
+            // A live run of this job appeared in another process between our read and insert.
+            outcome.skipped.push(SkippedSlot {
+                job_id: job.id,
+                plugin_id: job.plugin_id.clone(),
+                job_key: job.job_key.clone(),
+                slot: run.scheduled_for,
+                reason: SkipReason::Overlap,
+            });
+        }
+    }
+    txn.commit().await?;
+    Ok(outcome)
+}
+
+async fn fail_job(
+    db: &impl ConnectionTrait,
+    job: &PluginJobModel,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    PluginJob::update_many()
+        .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Failed))
+        .col_expr(PluginJobColumn::LastError, Expr::value(reason))
+        .col_expr(
+            PluginJobColumn::NextRunAt,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+        .filter(PluginJobColumn::Id.eq(job.id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn set_job_status(
+    db: &DatabaseConnection,
+    msg: SetJobStatus,
+) -> Result<PluginJobModel> {
+    let now = to_millis(msg.now);
+    let txn = begin_write(db).await?;
+    let job = PluginJob::find_by_id(msg.job_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::JobNotFound(msg.job_id.to_string()))?;
+    let next_run_at = match (job.status, msg.status) {
+        (JobStatus::Active, JobStatus::Paused) => job.next_run_at,
+        (JobStatus::Paused, JobStatus::Active) => {
+            match check_schedule(&job.schedule, &job.timezone, now) {
+                ScheduleCheck::Valid(next) => next,
+                ScheduleCheck::Manual => None,
+                ScheduleCheck::Invalid(reason) => {
+                    fail_job(&txn, &job, reason, now).await?;
+                    txn.commit().await?;
+                    return Err(Error::JobNotActive {
+                        job: job.job_key,
+                        status: JobStatus::Failed.to_string(),
+                    });
+                }
+            }
+        }
+        (current, wanted) if current == wanted => {
+            txn.commit().await?;
+            return Ok(job);
+        }
+        (JobStatus::Failed | JobStatus::Retired, _) => {
+            return Err(Error::JobNotActive {
+                job: job.job_key,
+                status: job.status.to_string(),
+            });
+        }
+        (_, wanted) => {
+            return Err(Error::InvalidInput(format!(
+                "a job can only be set to active or paused, not {wanted}"
+            )));
+        }
+    };
+    PluginJob::update_many()
+        .col_expr(PluginJobColumn::Status, Expr::value(msg.status))
+        .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+        .filter(PluginJobColumn::Id.eq(job.id))
+        .exec(&txn)
+        .await?;
+    let job = PluginJob::find_by_id(msg.job_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::JobNotFound(msg.job_id.to_string()))?;
+    txn.commit().await?;
+    Ok(job)
+}
+
+pub(super) async fn set_job_block(db: &DatabaseConnection, msg: SetJobBlock) -> Result<()> {
+    let result = PluginJob::update_many()
+        .col_expr(
+            PluginJobColumn::BlockedUntil,
+            Expr::value(msg.blocked_until.map(to_millis)),
+        )
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(to_millis(msg.now)))
+        .filter(PluginJobColumn::Id.eq(msg.job_id))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(Error::JobNotFound(msg.job_id.to_string()));
+    }
+    Ok(())
+}
+
+pub(super) async fn list_jobs(
+    db: &DatabaseConnection,
+    msg: ListJobs,
+) -> Result<Vec<PluginJobModel>> {
+    let mut query = PluginJob::find();
+    if let Some(plugin_id) = msg.plugin_id {
+        query = query.filter(PluginJobColumn::PluginId.eq(plugin_id));
+    }
+    if let Some(status) = msg.status {
+        query = query.filter(PluginJobColumn::Status.eq(status));
+    }
+    Ok(query
+        .order_by_asc(PluginJobColumn::PluginId)
+        .order_by_asc(PluginJobColumn::JobKey)
+        .all(db)
+        .await?)
+}
+
+pub(super) async fn get_job(
+    db: &DatabaseConnection,
+    msg: GetJob,
+) -> Result<Option<PluginJobModel>> {
+    let query = match msg.0 {
+        JobRef::Id(id) => PluginJob::find_by_id(id),
+        JobRef::Key { plugin_id, job_key } => PluginJob::find()
+            .filter(PluginJobColumn::PluginId.eq(plugin_id))
+            .filter(PluginJobColumn::JobKey.eq(job_key)),
+    };
+    Ok(query.one(db).await?)
+}
+
+/// `ON CONFLICT DO NOTHING` with no target: it covers the partial unique indexes too.
+pub(super) fn on_conflict_do_nothing() -> OnConflict {
+    OnConflict::new().do_nothing().to_owned()
+}

@@ -1,0 +1,296 @@
+//! The `StoreActor`: owns the `DatabaseConnection` and is the only writer to the database.
+//!
+//! Every write message is handled atomically (the mailbox waits for it to finish), so
+//! check-and-write steps such as claiming a due job or creating a manual run only if none is
+//! live cannot interleave within this process; the partial unique indexes of the schema make them
+//! atomic across processes. Reads run concurrently beside the writes.
+//!
+//! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
+//! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
+//! `PruneRuns`, and the reads `ListJobs`, `GetJob`, `ListRuns`, `GetRun`. Sends nothing.
+
+mod jobs;
+mod runs;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use jobs::{ClaimOutcome, ClaimedRun, JobDeclaration, SkipReason, SkippedSlot};
+pub use runs::RescuedRun;
+
+use crate::Result;
+
+/// The actor that serialises all database writes of one scheduler instance.
+#[derive(Debug)]
+pub struct StoreActor {
+    db: DatabaseConnection,
+}
+
+impl StoreActor {
+    /// A store over an already migrated connection.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The connection, for reads that do not need the mailbox.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+impl Actor for StoreActor {
+    type Context = Context<Self>;
+}
+
+/// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is taken
+/// up front (waiting on the busy timeout) instead of failing when a read lock is upgraded while
+/// another process writes.
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            isolation_level: None,
+            access_mode: Some(AccessMode::ReadWrite).filter(|_| is_postgres(db)),
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        })
+        .await?)
+}
+
+fn is_postgres(db: &impl ConnectionTrait) -> bool {
+    db.get_database_backend() == sea_orm::DbBackend::Postgres
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: writes
+
+/// Brings a plugin's jobs in line with what it declares now, in one transaction. Returns the
+/// plugin's jobs after the sync (retired ones included), ordered by job key.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<PluginJobModel>>")]
+pub struct SyncJobDeclarations {
+    pub plugin_id: String,
+    pub jobs: Vec<JobDeclaration>,
+    pub now: DateTime<Utc>,
+}
+
+/// Claims up to `limit` due jobs of the given plugins, oldest slot first: moves each job's
+/// pointer with a compare-and-set and inserts a `queued` run per fired slot, in one transaction.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<ClaimOutcome>")]
+pub struct ClaimDueJobs {
+    pub now: DateTime<Utc>,
+    pub limit: u64,
+    /// Only jobs of these plugins (those whose worker is running) are claimed.
+    pub plugin_ids: Vec<String>,
+    pub instance_id: String,
+    /// A slot older than this is a misfire; the job's misfire policy decides.
+    pub misfire_grace: Duration,
+}
+
+/// Creates a `queued` run of an active job that has no live run (manual and retry triggers).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<PluginJobRunModel>")]
+pub struct CreateRun {
+    pub job_id: Uuid,
+    pub trigger: RunTrigger,
+    pub instance_id: String,
+    pub now: DateTime<Utc>,
+}
+
+/// Moves a run from `queued` to `running`. Answers `false` when the run was no longer queued
+/// (for example cancelled meanwhile), in which case nothing changed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<bool>")]
+pub struct MarkRunning {
+    pub run_id: Uuid,
+    pub now: DateTime<Utc>,
+}
+
+/// Records a run's outcome. Answers `false` when the run had already finished: a terminal run is
+/// never overwritten (a late reply after a cancellation changes nothing).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<bool>")]
+pub struct CompleteRun {
+    pub run_id: Uuid,
+    /// `Succeeded`, `Failed` or `Cancelled`.
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// Worker log lines to store with the run, when there are any.
+    pub logs: Option<serde_json::Value>,
+    pub now: DateTime<Utc>,
+}
+
+/// Refreshes `heartbeat_at` of the given live runs in one statement. Answers how many rows moved.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<u64>")]
+pub struct Heartbeat {
+    pub run_ids: Vec<Uuid>,
+    pub now: DateTime<Utc>,
+}
+
+/// Fails every live run whose heartbeat is older than `lease`, as abandoned by its instance.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<RescuedRun>>")]
+pub struct RescueStaleRuns {
+    pub now: DateTime<Utc>,
+    pub lease: Duration,
+}
+
+/// Cancels the live runs of a plugin (of one instance, when `instance_id` is given). Answers the
+/// ids of the runs it cancelled.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<Uuid>>")]
+pub struct CancelPluginRuns {
+    pub plugin_id: String,
+    pub instance_id: Option<String>,
+    pub reason: String,
+    pub now: DateTime<Utc>,
+}
+
+/// Pauses (`Paused`) or resumes (`Active`) a job. Resuming moves its pointer to the first slot
+/// after now. Answers the job as it is afterwards.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<PluginJobModel>")]
+pub struct SetJobStatus {
+    pub job_id: Uuid,
+    pub status: JobStatus,
+    pub now: DateTime<Utc>,
+}
+
+/// Sets or clears `blocked_until`: while it is in the future no instance claims or triggers the
+/// job (a timed-out call has not answered yet).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<()>")]
+pub struct SetJobBlock {
+    pub job_id: Uuid,
+    pub blocked_until: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+/// Deletes finished runs beyond the newest `keep_per_job` of each job and those older than
+/// `retention`. Live runs are never pruned. Answers how many rows went.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<u64>")]
+pub struct PruneRuns {
+    pub now: DateTime<Utc>,
+    pub keep_per_job: u64,
+    pub retention: Duration,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: reads
+
+/// Jobs, ordered by plugin and job key; optionally of one plugin and one status.
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "Result<Vec<PluginJobModel>>")]
+pub struct ListJobs {
+    pub plugin_id: Option<String>,
+    pub status: Option<JobStatus>,
+}
+
+/// How a job is named: by its id, or by its key within a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRef {
+    Id(Uuid),
+    Key { plugin_id: String, job_key: String },
+}
+
+/// One job, or `None`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Option<PluginJobModel>>")]
+pub struct GetJob(pub JobRef);
+
+/// Runs, newest first; of one job and/or one plugin.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<PluginJobRunModel>>")]
+pub struct ListRuns {
+    pub job_id: Option<Uuid>,
+    pub plugin_id: Option<String>,
+    pub limit: u64,
+}
+
+impl ListRuns {
+    /// The limit when none is given.
+    pub const DEFAULT_LIMIT: u64 = 50;
+
+    /// The newest runs of one job, with the default limit.
+    pub fn of_job(job_id: Uuid) -> Self {
+        Self {
+            job_id: Some(job_id),
+            plugin_id: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+
+    /// The newest runs of one plugin, with the default limit.
+    pub fn of_plugin(plugin_id: impl Into<String>) -> Self {
+        Self {
+            job_id: None,
+            plugin_id: Some(plugin_id.into()),
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// One run, or `None`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Option<PluginJobRunModel>>")]
+pub struct GetRun(pub Uuid);
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+/// Writes hold the mailbox until they finish, so no other write can interleave with them.
+macro_rules! write_handlers {
+    ($($msg:ty => $func:path),* $(,)?) => {$(
+        impl Handler<$msg> for StoreActor {
+            type Result = AtomicResponse<Self, <$msg as Message>::Result>;
+
+            fn handle(&mut self, msg: $msg, _ctx: &mut Self::Context) -> Self::Result {
+                let db = self.db.clone();
+                AtomicResponse::new(Box::pin(async move { $func(&db, msg).await }.into_actor(self)))
+            }
+        }
+    )*};
+}
+
+/// Reads run concurrently with everything else.
+macro_rules! read_handlers {
+    ($($msg:ty => $func:path),* $(,)?) => {$(
+        impl Handler<$msg> for StoreActor {
+            type Result = ResponseFuture<<$msg as Message>::Result>;
+
+            fn handle(&mut self, msg: $msg, _ctx: &mut Self::Context) -> Self::Result {
+                let db = self.db.clone();
+                Box::pin(async move { $func(&db, msg).await })
+            }
+        }
+    )*};
+}
+
+write_handlers! {
+    SyncJobDeclarations => jobs::sync_job_declarations,
+    ClaimDueJobs => jobs::claim_due_jobs,
+    SetJobStatus => jobs::set_job_status,
+    SetJobBlock => jobs::set_job_block,
+    CreateRun => runs::create_run,
+    MarkRunning => runs::mark_running,
+    CompleteRun => runs::complete_run,
+    Heartbeat => runs::heartbeat,
+    RescueStaleRuns => runs::rescue_stale_runs,
+    CancelPluginRuns => runs::cancel_plugin_runs,
+    PruneRuns => runs::prune_runs,
+}
+
+read_handlers! {
+    ListJobs => jobs::list_jobs,
+    GetJob => jobs::get_job,
+    ListRuns => runs::list_runs,
+    GetRun => runs::get_run,
+}

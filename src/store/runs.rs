@@ -1,0 +1,373 @@
+//! Store operations on `plugin_job_runs`: creating runs, their state transitions (each one an
+//! `UPDATE … WHERE status IN (<allowed from>)`, so a terminal run is never written again),
+//! heartbeats, rescue of abandoned runs, pruning, and the run reads.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TryInsertResult,
+};
+use uuid::Uuid;
+
+use super::jobs::on_conflict_do_nothing;
+use super::{
+    CancelPluginRuns, CompleteRun, CreateRun, GetRun, Heartbeat, ListRuns, MarkRunning, PruneRuns,
+    RescueStaleRuns, begin_write,
+};
+use crate::time::{delta, elapsed_ms, to_millis};
+use crate::{Error, Result};
+
+/// A live run that was failed because its instance stopped heartbeating it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RescuedRun {
+    pub run_id: Uuid,
+    pub job_id: Uuid,
+    pub plugin_id: String,
+    pub instance_id: Option<String>,
+    pub error: String,
+}
+
+/// A fresh `queued` run of `job`, heartbeated now.
+pub(super) fn new_run(
+    job: &PluginJobModel,
+    trigger: RunTrigger,
+    scheduled_for: DateTime<Utc>,
+    instance_id: &str,
+    now: DateTime<Utc>,
+) -> PluginJobRunModel {
+    PluginJobRunModel {
+        id: Uuid::now_v7(),
+        job_id: job.id,
+        plugin_id: job.plugin_id.clone(),
+        trigger,
+        status: RunStatus::Queued,
+        scheduled_for,
+        instance_id: Some(instance_id.to_owned()),
+        heartbeat_at: Some(now),
+        duration_ms: None,
+        error: None,
+        logs: serde_json::Value::Array(Vec::new()),
+        started_at: None,
+        finished_at: None,
+        created_at: now,
+    }
+}
+
+pub(super) fn active_model(run: PluginJobRunModel) -> PluginJobRunActiveModel {
+    PluginJobRunActiveModel {
+        id: Set(run.id),
+        job_id: Set(run.job_id),
+        plugin_id: Set(run.plugin_id),
+        trigger: Set(run.trigger),
+        status: Set(run.status),
+        scheduled_for: Set(run.scheduled_for),
+        instance_id: Set(run.instance_id),
+        heartbeat_at: Set(run.heartbeat_at),
+        duration_ms: Set(run.duration_ms),
+        error: Set(run.error),
+        logs: Set(run.logs),
+        started_at: Set(run.started_at),
+        finished_at: Set(run.finished_at),
+        created_at: Set(run.created_at),
+    }
+}
+
+/// Inserts the runs in one statement, skipping any that a partial unique index rejects (a live
+/// run of the same job, or the same slot already fired). Answers the ids that went in.
+pub(super) async fn insert_ignoring_conflicts(
+    db: &impl ConnectionTrait,
+    runs: Vec<PluginJobRunActiveModel>,
+) -> Result<HashSet<Uuid>> {
+    let ids: Vec<Uuid> = runs
+        .iter()
+        .filter_map(|run| run.id.try_as_ref().copied())
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let inserted = match PluginJobRun::insert_many(runs)
+        .on_conflict(on_conflict_do_nothing())
+        .try_insert()
+        .exec_without_returning(db)
+        .await?
+    {
+        TryInsertResult::Inserted(count) => count,
+        TryInsertResult::Empty | TryInsertResult::Conflicted => 0,
+    };
+    if inserted as usize == ids.len() {
+        return Ok(ids.into_iter().collect());
+    }
+    Ok(PluginJobRun::find()
+        .select_only()
+        .column(PluginJobRunColumn::Id)
+        .filter(PluginJobRunColumn::Id.is_in(ids))
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Which of these jobs have a live run.
+pub(super) async fn live_job_ids(
+    db: &impl ConnectionTrait,
+    job_ids: impl IntoIterator<Item = Uuid>,
+) -> Result<HashSet<Uuid>> {
+    Ok(PluginJobRun::find()
+        .select_only()
+        .column(PluginJobRunColumn::JobId)
+        .filter(PluginJobRunColumn::JobId.is_in(job_ids))
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+pub(super) async fn create_run(
+    db: &DatabaseConnection,
+    msg: CreateRun,
+) -> Result<PluginJobRunModel> {
+    let now = to_millis(msg.now);
+    let txn = begin_write(db).await?;
+    let job = PluginJob::find_by_id(msg.job_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::JobNotFound(msg.job_id.to_string()))?;
+    if job.status != JobStatus::Active {
+        return Err(Error::JobNotActive {
+            job: job.job_key,
+            status: job.status.to_string(),
+        });
+    }
+    if let Some(until) = job.blocked_until.filter(|until| *until > now) {
+        return Err(Error::AlreadyRunning {
+            job: job.job_key,
+            detail: format!(
+                " (a timed-out call has not answered; blocked until {})",
+                crate::time::iso(until)
+            ),
+        });
+    }
+    let already_running = || Error::AlreadyRunning {
+        job: job.job_key.clone(),
+        detail: String::new(),
+    };
+    if !live_job_ids(&txn, [job.id]).await?.is_empty() {
+        return Err(already_running());
+    }
+    let run = new_run(&job, msg.trigger, now, &msg.instance_id, now);
+    let inserted = insert_ignoring_conflicts(&txn, vec![active_model(run.clone())]).await?;
+    if !inserted.contains(&run.id) {
+        return Err(already_running());
+    }
+    txn.commit().await?;
+    Ok(run)
+}
+
+pub(super) async fn mark_running(db: &DatabaseConnection, msg: MarkRunning) -> Result<bool> {
+    let now = to_millis(msg.now);
+    let result = PluginJobRun::update_many()
+        .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Running))
+        .col_expr(PluginJobRunColumn::StartedAt, Expr::value(now))
+        .col_expr(PluginJobRunColumn::HeartbeatAt, Expr::value(now))
+        .filter(PluginJobRunColumn::Id.eq(msg.run_id))
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::Running.allowed_from().to_vec()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+pub(super) async fn complete_run(db: &DatabaseConnection, msg: CompleteRun) -> Result<bool> {
+    if msg.status.is_live() {
+        return Err(Error::InvalidInput(format!(
+            "a run can only be completed as succeeded, failed or cancelled, not {}",
+            msg.status
+        )));
+    }
+    let now = to_millis(msg.now);
+    let run = PluginJobRun::find_by_id(msg.run_id)
+        .one(db)
+        .await?
+        .ok_or(Error::RunNotFound(msg.run_id))?;
+    if !run.status.is_live() {
+        return Ok(false);
+    }
+    let duration = run.started_at.map(|started| elapsed_ms(started, now));
+    let mut update = PluginJobRun::update_many()
+        .col_expr(PluginJobRunColumn::Status, Expr::value(msg.status))
+        .col_expr(PluginJobRunColumn::Error, Expr::value(msg.error))
+        .col_expr(PluginJobRunColumn::DurationMs, Expr::value(duration))
+        .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+        .filter(PluginJobRunColumn::Id.eq(msg.run_id))
+        .filter(PluginJobRunColumn::Status.is_in(msg.status.allowed_from().to_vec()));
+    if let Some(logs) = msg.logs {
+        update = update.col_expr(PluginJobRunColumn::Logs, Expr::value(logs));
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+pub(super) async fn heartbeat(db: &DatabaseConnection, msg: Heartbeat) -> Result<u64> {
+    if msg.run_ids.is_empty() {
+        return Ok(0);
+    }
+    let result = PluginJobRun::update_many()
+        .col_expr(
+            PluginJobRunColumn::HeartbeatAt,
+            Expr::value(to_millis(msg.now)),
+        )
+        .filter(PluginJobRunColumn::Id.is_in(msg.run_ids))
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+pub(super) async fn rescue_stale_runs(
+    db: &DatabaseConnection,
+    msg: RescueStaleRuns,
+) -> Result<Vec<RescuedRun>> {
+    let now = to_millis(msg.now);
+    let cutoff = now - delta(msg.lease);
+    let txn = begin_write(db).await?;
+    let stale = PluginJobRun::find()
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+        .filter(PluginJobRunColumn::HeartbeatAt.lt(cutoff))
+        .all(&txn)
+        .await?;
+    let mut rescued = Vec::with_capacity(stale.len());
+    for run in stale {
+        let instance = run.instance_id.as_deref().unwrap_or("an unknown instance");
+        let last_beat = run
+            .heartbeat_at
+            .map_or_else(|| "never".to_owned(), crate::time::iso);
+        let error = format!(
+            "abandoned: instance {instance} stopped heartbeating this run (last heartbeat {last_beat}, run lease {} s)",
+            msg.lease.as_secs()
+        );
+        let duration = run.started_at.map(|started| elapsed_ms(started, now));
+        let result = PluginJobRun::update_many()
+            .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Failed))
+            .col_expr(PluginJobRunColumn::Error, Expr::value(error.clone()))
+            .col_expr(PluginJobRunColumn::DurationMs, Expr::value(duration))
+            .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.eq(run.id))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+            .filter(PluginJobRunColumn::HeartbeatAt.lt(cutoff))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 1 {
+            rescued.push(RescuedRun {
+                run_id: run.id,
+                job_id: run.job_id,
+                plugin_id: run.plugin_id,
+                instance_id: run.instance_id,
+                error,
+            });
+        }
+    }
+    txn.commit().await?;
+    Ok(rescued)
+}
+
+pub(super) async fn cancel_plugin_runs(
+    db: &DatabaseConnection,
+    msg: CancelPluginRuns,
+) -> Result<Vec<Uuid>> {
+    let now = to_millis(msg.now);
+    let txn = begin_write(db).await?;
+    let mut query = PluginJobRun::find()
+        .filter(PluginJobRunColumn::PluginId.eq(&msg.plugin_id))
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE));
+    if let Some(instance_id) = &msg.instance_id {
+        query = query.filter(PluginJobRunColumn::InstanceId.eq(instance_id));
+    }
+    let live = query.all(&txn).await?;
+    let mut cancelled = Vec::with_capacity(live.len());
+    for run in live {
+        let duration = run.started_at.map(|started| elapsed_ms(started, now));
+        let result = PluginJobRun::update_many()
+            .col_expr(
+                PluginJobRunColumn::Status,
+                Expr::value(RunStatus::Cancelled),
+            )
+            .col_expr(PluginJobRunColumn::Error, Expr::value(msg.reason.clone()))
+            .col_expr(PluginJobRunColumn::DurationMs, Expr::value(duration))
+            .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.eq(run.id))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 1 {
+            cancelled.push(run.id);
+        }
+    }
+    txn.commit().await?;
+    Ok(cancelled)
+}
+
+pub(super) async fn prune_runs(db: &DatabaseConnection, msg: PruneRuns) -> Result<u64> {
+    let now = to_millis(msg.now);
+    let txn = begin_write(db).await?;
+    let finished: Vec<RunStatus> = [
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ]
+    .to_vec();
+    let expired = PluginJobRun::delete_many()
+        .filter(PluginJobRunColumn::Status.is_in(finished))
+        .filter(PluginJobRunColumn::CreatedAt.lt(now - delta(msg.retention)))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    // Rank each job's finished runs newest first and drop those past the limit. The limit is a
+    // number we format ourselves, so the statement is the same text on both databases.
+    let sql = format!(
+        "DELETE FROM plugin_job_runs WHERE id IN ( \
+           SELECT id FROM ( \
+             SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY created_at DESC, id DESC) AS rank \
+             FROM plugin_job_runs WHERE status NOT IN ('queued', 'running') \
+           ) ranked WHERE ranked.rank > {} \
+         )",
+        msg.keep_per_job
+    );
+    let backend = txn.get_database_backend();
+    let surplus = txn
+        .execute_raw(Statement::from_string(backend, sql))
+        .await?
+        .rows_affected();
+    txn.commit().await?;
+    Ok(expired + surplus)
+}
+
+pub(super) async fn list_runs(
+    db: &DatabaseConnection,
+    msg: ListRuns,
+) -> Result<Vec<PluginJobRunModel>> {
+    let mut query = PluginJobRun::find();
+    if let Some(job_id) = msg.job_id {
+        query = query.filter(PluginJobRunColumn::JobId.eq(job_id));
+    }
+    if let Some(plugin_id) = msg.plugin_id {
+        query = query.filter(PluginJobRunColumn::PluginId.eq(plugin_id));
+    }
+    Ok(query
+        .order_by_desc(PluginJobRunColumn::CreatedAt)
+        .order_by_desc(PluginJobRunColumn::Id)
+        .limit(msg.limit)
+        .all(db)
+        .await?)
+}
+
+pub(super) async fn get_run(
+    db: &DatabaseConnection,
+    msg: GetRun,
+) -> Result<Option<PluginJobRunModel>> {
+    Ok(PluginJobRun::find_by_id(msg.0).one(db).await?)
+}

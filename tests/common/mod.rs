@@ -1,0 +1,196 @@
+//! Shared test harness: a migrated database (a SQLite file in a temporary folder, or a fresh
+//! PostgreSQL schema when `DATABASE_URL` is set), a started `StoreActor`, row factories with
+//! every field defaulted, and `wait_until` for conditions with a deadline.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use plugin_jobs::store::StoreActor;
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
+use uuid::Uuid;
+
+/// A migrated database that lives as long as this value.
+pub struct TestDb {
+    pub db: DatabaseConnection,
+    /// Connects to the same database (and schema) again, for a second store or process.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// A fresh, migrated database: PostgreSQL when `DATABASE_URL` is set, else SQLite.
+    pub async fn new() -> Self {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Self::postgres(&url).await,
+            _ => Self::sqlite().await,
+        }
+    }
+
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        let db = plugin_jobs::db::connect_and_migrate(&url)
+            .await
+            .expect("migrate SQLite");
+        Self {
+            db,
+            url,
+            _dir: Some(dir),
+        }
+    }
+
+    /// Each test gets its own schema, so tests run in parallel on one server.
+    async fn postgres(base: &str) -> Self {
+        let schema = format!("t_{}", Uuid::new_v4().simple());
+        let admin = plugin_jobs::db::connect(base)
+            .await
+            .expect("connect PostgreSQL");
+        admin
+            .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("create schema");
+        admin.close().await.ok();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options[search_path]={schema}");
+        let db = plugin_jobs::db::connect_and_migrate(&url)
+            .await
+            .expect("migrate PostgreSQL");
+        Self {
+            db,
+            url,
+            _dir: None,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == sea_orm::DbBackend::Postgres
+    }
+
+    /// A `StoreActor` over this database, started in the current actix System.
+    pub fn store(&self) -> Addr<StoreActor> {
+        StoreActor::new(self.db.clone()).start()
+    }
+
+    /// A `StoreActor` over a second, independent connection pool to the same database.
+    pub async fn second_store(&self) -> Addr<StoreActor> {
+        let db = plugin_jobs::db::connect(&self.url)
+            .await
+            .expect("second connection");
+        StoreActor::new(db).start()
+    }
+
+    pub async fn job(&self, id: Uuid) -> PluginJobModel {
+        PluginJob::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("read job")
+            .expect("job exists")
+    }
+
+    pub async fn run(&self, id: Uuid) -> PluginJobRunModel {
+        PluginJobRun::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("read run")
+            .expect("run exists")
+    }
+
+    pub async fn all_runs(&self) -> Vec<PluginJobRunModel> {
+        PluginJobRun::find().all(&self.db).await.expect("read runs")
+    }
+
+    pub async fn insert_job(&self, job: PluginJobModel) -> PluginJobModel {
+        PluginJob::insert(PluginJobActiveModel::from(job.clone()))
+            .exec_without_returning(&self.db)
+            .await
+            .expect("insert job");
+        job
+    }
+
+    pub async fn insert_run(
+        &self,
+        run: PluginJobRunModel,
+    ) -> Result<PluginJobRunModel, sea_orm::DbErr> {
+        PluginJobRun::insert(PluginJobRunActiveModel::from(run.clone()))
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(run)
+    }
+}
+
+/// Parses an RFC 3339 instant; a bare `HH:MM` means that time on 2024-01-15 (UTC).
+pub fn at(text: &str) -> DateTime<Utc> {
+    let full = if text.len() == 5 {
+        format!("2024-01-15T{text}:00Z")
+    } else {
+        text.to_owned()
+    };
+    DateTime::parse_from_rfc3339(&full)
+        .unwrap_or_else(|err| panic!("bad instant {full:?}: {err}"))
+        .with_timezone(&Utc)
+}
+
+/// A job row with every field defaulted: active, every 15 minutes, due at 10:30 on 2024-01-15.
+pub fn job_row(plugin_id: &str, job_key: &str) -> PluginJobModel {
+    PluginJobModel {
+        id: Uuid::now_v7(),
+        plugin_id: plugin_id.to_owned(),
+        job_key: job_key.to_owned(),
+        display_name: job_key.to_owned(),
+        description: String::new(),
+        schedule: "*/15 * * * *".to_owned(),
+        timezone: "UTC".to_owned(),
+        status: JobStatus::Active,
+        timeout_ms: None,
+        misfire: MisfirePolicy::FireOnce,
+        last_error: None,
+        blocked_until: None,
+        last_run_at: None,
+        next_run_at: Some(at("10:30")),
+        created_at: at("2024-01-15T00:00:00Z"),
+        updated_at: at("2024-01-15T00:00:00Z"),
+    }
+}
+
+/// A run row of `job` with every field defaulted: a queued manual run created at 10:00.
+pub fn run_row(job: &PluginJobModel) -> PluginJobRunModel {
+    PluginJobRunModel {
+        id: Uuid::now_v7(),
+        job_id: job.id,
+        plugin_id: job.plugin_id.clone(),
+        trigger: RunTrigger::Manual,
+        status: RunStatus::Queued,
+        scheduled_for: at("10:00"),
+        instance_id: Some("test-instance".to_owned()),
+        heartbeat_at: Some(at("10:00")),
+        duration_ms: None,
+        error: None,
+        logs: serde_json::json!([]),
+        started_at: None,
+        finished_at: None,
+        created_at: at("10:00"),
+    }
+}
+
+/// Polls `condition` until it holds or `deadline` passes; panics with `what` on timeout.
+pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if condition().await {
+            return;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting until {what}");
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}

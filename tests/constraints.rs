@@ -1,0 +1,125 @@
+//! The schema's partial unique indexes reject what they must, on SQLite and PostgreSQL alike:
+//! at most one live run per job, and each scheduled slot of a job at most once.
+
+mod common;
+
+use common::{TestDb, at, job_row, run_row};
+use entity::prelude::*;
+use migration::MigratorTrait;
+use sea_orm::{ConnectionTrait, Statement};
+
+#[actix_rt::test]
+async fn a_second_live_run_of_a_job_is_rejected_by_the_database() {
+    let t = TestDb::new().await;
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    t.insert_run(run_row(&job)).await.expect("first live run");
+    for status in [RunStatus::Queued, RunStatus::Running] {
+        let err = t
+            .insert_run(PluginJobRunModel {
+                status,
+                ..run_row(&job)
+            })
+            .await
+            .expect_err("a second live run violates the index");
+        assert!(err.to_string().to_lowercase().contains("unique"), "{err}");
+    }
+}
+
+#[actix_rt::test]
+async fn finished_runs_do_not_count_against_the_live_run_index() {
+    let t = TestDb::new().await;
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    for status in [
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ] {
+        t.insert_run(PluginJobRunModel {
+            status,
+            ..run_row(&job)
+        })
+        .await
+        .expect("finished run");
+    }
+    t.insert_run(run_row(&job))
+        .await
+        .expect("one live run beside finished ones");
+    let other = t.insert_job(job_row("alpha", "b")).await;
+    t.insert_run(run_row(&other))
+        .await
+        .expect("another job's live run");
+}
+
+#[actix_rt::test]
+async fn a_scheduled_slot_fires_at_most_once_even_after_its_run_finished() {
+    let t = TestDb::new().await;
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    let slot = at("10:30");
+    t.insert_run(PluginJobRunModel {
+        trigger: RunTrigger::Schedule,
+        status: RunStatus::Succeeded,
+        scheduled_for: slot,
+        ..run_row(&job)
+    })
+    .await
+    .expect("first run of the slot");
+    let err = t
+        .insert_run(PluginJobRunModel {
+            trigger: RunTrigger::Schedule,
+            status: RunStatus::Failed,
+            scheduled_for: slot,
+            ..run_row(&job)
+        })
+        .await
+        .expect_err("the same slot again violates the index");
+    assert!(err.to_string().to_lowercase().contains("unique"), "{err}");
+    // Manual runs at the same instant are not slots.
+    for trigger in [RunTrigger::Manual, RunTrigger::Retry] {
+        t.insert_run(PluginJobRunModel {
+            trigger,
+            status: RunStatus::Succeeded,
+            scheduled_for: slot,
+            ..run_row(&job)
+        })
+        .await
+        .expect("manual runs are not bound by the slot index");
+    }
+}
+
+#[actix_rt::test]
+async fn migrations_use_their_own_table_and_are_idempotent() {
+    let t = TestDb::new().await;
+    plugin_jobs::db::migrate(&t.db)
+        .await
+        .expect("migrating twice is a no-op");
+    let applied = migration::Migrator::get_applied_migrations(&t.db)
+        .await
+        .expect("applied");
+    assert_eq!(applied.len(), migration::Migrator::migrations().len());
+    let backend = t.db.get_database_backend();
+    let sql = if t.is_postgres() {
+        "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'plugin_jobs_migrations' AND table_schema = current_schema()"
+    } else {
+        "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'plugin_jobs_migrations'"
+    };
+    let row =
+        t.db.query_one_raw(Statement::from_string(backend, sql))
+            .await
+            .expect("query")
+            .expect("one row");
+    let count: i64 = row.try_get("", "n").expect("count");
+    assert_eq!(count, 1);
+}
+
+#[actix_rt::test]
+async fn deleting_a_job_deletes_its_runs() {
+    let t = TestDb::new().await;
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    t.insert_run(run_row(&job)).await.expect("run");
+    use sea_orm::EntityTrait;
+    PluginJob::delete_by_id(job.id)
+        .exec(&t.db)
+        .await
+        .expect("delete job");
+    assert!(t.all_runs().await.is_empty(), "runs cascade with their job");
+}

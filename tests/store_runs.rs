@@ -1,0 +1,594 @@
+//! The run half of the StoreActor: creating runs, their transitions (a terminal run is never
+//! written again), heartbeats, rescue of abandoned runs, cancellation by plugin, pruning, and
+//! the run reads.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use common::{TestDb, at, job_row, run_row};
+use entity::prelude::*;
+use plugin_jobs::Error;
+use plugin_jobs::store::{
+    CancelPluginRuns, CompleteRun, CreateRun, GetRun, Heartbeat, ListRuns, MarkRunning, PruneRuns,
+    RescueStaleRuns, SetJobBlock,
+};
+
+fn create(job: &PluginJobModel, trigger: RunTrigger, now: &str) -> CreateRun {
+    CreateRun {
+        job_id: job.id,
+        trigger,
+        instance_id: "instance-a".to_owned(),
+        now: at(now),
+    }
+}
+
+fn complete(run_id: uuid::Uuid, status: RunStatus, error: Option<&str>, now: &str) -> CompleteRun {
+    CompleteRun {
+        run_id,
+        status,
+        error: error.map(str::to_owned),
+        logs: None,
+        now: at(now),
+    }
+}
+
+#[actix_rt::test]
+async fn a_run_is_created_queued_marked_running_and_completed() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    for trigger in [RunTrigger::Manual, RunTrigger::Retry, RunTrigger::Schedule] {
+        let run = store
+            .send(create(&job, trigger, "10:00"))
+            .await
+            .expect("mailbox")
+            .expect("create");
+        let stored = t.run(run.id).await;
+        assert_eq!(stored.status, RunStatus::Queued);
+        assert_eq!(stored.trigger, trigger);
+        assert_eq!(stored.scheduled_for, at("10:00"));
+        assert_eq!(stored.instance_id.as_deref(), Some("instance-a"));
+        assert_eq!(stored.started_at, None);
+
+        let started = store
+            .send(MarkRunning {
+                run_id: run.id,
+                now: at("10:00"),
+            })
+            .await
+            .expect("mailbox")
+            .expect("mark running");
+        assert!(started);
+        let stored = t.run(run.id).await;
+        assert_eq!(stored.status, RunStatus::Running);
+        assert_eq!(stored.started_at, Some(at("10:00")));
+
+        let done = store
+            .send(CompleteRun {
+                logs: Some(serde_json::json!([{"level": "info", "message": "hello"}])),
+                ..complete(
+                    run.id,
+                    RunStatus::Succeeded,
+                    None,
+                    "2024-01-15T10:00:02.500Z",
+                )
+            })
+            .await
+            .expect("mailbox")
+            .expect("complete");
+        assert!(done);
+        let stored = t.run(run.id).await;
+        assert_eq!(stored.status, RunStatus::Succeeded);
+        assert_eq!(stored.error, None);
+        assert_eq!(stored.duration_ms, Some(2_500));
+        assert_eq!(stored.finished_at, Some(at("2024-01-15T10:00:02.500Z")));
+        assert_eq!(stored.logs[0]["message"], "hello");
+    }
+}
+
+#[actix_rt::test]
+async fn a_failed_run_keeps_its_error_and_a_cancelled_one_without_details_has_none() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    let run = store
+        .send(create(&job, RunTrigger::Manual, "10:00"))
+        .await
+        .expect("mailbox")
+        .expect("create");
+    store
+        .send(MarkRunning {
+            run_id: run.id,
+            now: at("10:00"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("running");
+    store
+        .send(complete(
+            run.id,
+            RunStatus::Failed,
+            Some("Worker crashed"),
+            "10:01",
+        ))
+        .await
+        .expect("mailbox")
+        .expect("complete");
+    let failed = t.run(run.id).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("Worker crashed"));
+    assert_eq!(failed.duration_ms, Some(60_000));
+
+    let run = store
+        .send(create(&job, RunTrigger::Manual, "10:02"))
+        .await
+        .expect("mailbox")
+        .expect("create");
+    store
+        .send(complete(run.id, RunStatus::Cancelled, None, "10:03"))
+        .await
+        .expect("mailbox")
+        .expect("complete");
+    let cancelled = t.run(run.id).await;
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert_eq!(cancelled.error, None);
+    assert_eq!(
+        cancelled.duration_ms, None,
+        "a run that never started has no duration"
+    );
+}
+
+#[actix_rt::test]
+async fn a_cancelled_run_stays_cancelled_when_a_late_reply_arrives() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    let run = store
+        .send(create(&job, RunTrigger::Manual, "10:00"))
+        .await
+        .expect("mailbox")
+        .expect("create");
+    store
+        .send(MarkRunning {
+            run_id: run.id,
+            now: at("10:00"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("running");
+    assert!(
+        store
+            .send(complete(
+                run.id,
+                RunStatus::Cancelled,
+                Some("Plugin unregistered"),
+                "10:01"
+            ))
+            .await
+            .expect("mailbox")
+            .expect("cancel")
+    );
+    let late = store
+        .send(complete(run.id, RunStatus::Succeeded, None, "10:02"))
+        .await
+        .expect("mailbox")
+        .expect("late completion is not an error");
+    assert!(!late, "the late reply reports that nothing changed");
+    let stored = t.run(run.id).await;
+    assert_eq!(stored.status, RunStatus::Cancelled);
+    assert_eq!(stored.error.as_deref(), Some("Plugin unregistered"));
+    assert_eq!(stored.finished_at, Some(at("10:01")));
+    let restarted = store
+        .send(MarkRunning {
+            run_id: run.id,
+            now: at("10:03"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("mark running");
+    assert!(!restarted, "a finished run never goes back to running");
+    assert_eq!(t.run(run.id).await.status, RunStatus::Cancelled);
+}
+
+#[actix_rt::test]
+async fn completing_with_a_live_status_or_an_unknown_run_is_an_error() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    let run = store
+        .send(create(&job, RunTrigger::Manual, "10:00"))
+        .await
+        .expect("mailbox")
+        .expect("create");
+    let err = store
+        .send(complete(run.id, RunStatus::Running, None, "10:01"))
+        .await
+        .expect("mailbox")
+        .expect_err("running is not an outcome");
+    assert!(err.to_string().contains("not running"), "{err}");
+    let missing = uuid::Uuid::new_v4();
+    let err = store
+        .send(complete(missing, RunStatus::Succeeded, None, "10:01"))
+        .await
+        .expect("mailbox")
+        .expect_err("unknown run");
+    assert!(
+        matches!(err, Error::RunNotFound(id) if id == missing),
+        "{err:?}"
+    );
+    assert_eq!(t.run(run.id).await.status, RunStatus::Queued);
+}
+
+#[actix_rt::test]
+async fn creating_a_run_checks_the_job_atomically() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let active = t.insert_job(job_row("alpha", "active")).await;
+    let mut paused = job_row("alpha", "paused");
+    paused.status = JobStatus::Paused;
+    let paused = t.insert_job(paused).await;
+
+    let unknown = store
+        .send(CreateRun {
+            job_id: uuid::Uuid::new_v4(),
+            ..create(&active, RunTrigger::Manual, "10:00")
+        })
+        .await
+        .expect("mailbox")
+        .expect_err("unknown job");
+    assert!(unknown.to_string().contains("Job not found"), "{unknown}");
+    let not_active = store
+        .send(create(&paused, RunTrigger::Manual, "10:00"))
+        .await
+        .expect("mailbox")
+        .expect_err("paused job");
+    assert!(
+        not_active.to_string().contains("not active"),
+        "{not_active}"
+    );
+
+    store
+        .send(create(&active, RunTrigger::Manual, "10:00"))
+        .await
+        .expect("mailbox")
+        .expect("first");
+    let twice = store
+        .send(create(&active, RunTrigger::Manual, "10:00"))
+        .await
+        .expect("mailbox")
+        .expect_err("live run");
+    assert!(twice.to_string().contains("already running"), "{twice}");
+    assert_eq!(t.all_runs().await.len(), 1);
+}
+
+#[actix_rt::test]
+async fn two_triggers_at_the_same_instant_create_exactly_one_run() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let other = t.second_store().await;
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    let requests: Vec<_> = (0..8)
+        .map(|i| {
+            let target = if i % 2 == 0 { &store } else { &other };
+            target.send(create(&job, RunTrigger::Manual, "10:00"))
+        })
+        .collect();
+    let results = futures_util::future::join_all(requests).await;
+    let created = results
+        .into_iter()
+        .map(|result| result.expect("mailbox"))
+        .filter(Result::is_ok)
+        .count();
+    assert_eq!(created, 1);
+    assert_eq!(t.all_runs().await.len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_blocked_job_cannot_be_triggered_until_the_block_passes() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    store
+        .send(SetJobBlock {
+            job_id: job.id,
+            blocked_until: Some(at("10:05")),
+            now: at("10:00"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("block");
+    let err = store
+        .send(create(&job, RunTrigger::Manual, "10:01"))
+        .await
+        .expect("mailbox")
+        .expect_err("blocked");
+    assert!(
+        err.to_string().contains("already running") && err.to_string().contains("timed-out"),
+        "{err}"
+    );
+    store
+        .send(create(&job, RunTrigger::Manual, "10:06"))
+        .await
+        .expect("mailbox")
+        .expect("block passed");
+}
+
+#[actix_rt::test]
+async fn heartbeat_refreshes_only_the_listed_live_runs() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let a = t.insert_job(job_row("alpha", "a")).await;
+    let b = t.insert_job(job_row("alpha", "b")).await;
+    let c = t.insert_job(job_row("alpha", "c")).await;
+    let live = t.insert_run(run_row(&a)).await.expect("insert");
+    let unlisted = t.insert_run(run_row(&b)).await.expect("insert");
+    let finished = t
+        .insert_run(PluginJobRunModel {
+            status: RunStatus::Succeeded,
+            ..run_row(&c)
+        })
+        .await
+        .expect("insert");
+    let moved = store
+        .send(Heartbeat {
+            run_ids: vec![live.id, finished.id],
+            now: at("10:10"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("heartbeat");
+    assert_eq!(moved, 1);
+    assert_eq!(t.run(live.id).await.heartbeat_at, Some(at("10:10")));
+    assert_eq!(t.run(unlisted.id).await.heartbeat_at, Some(at("10:00")));
+    assert_eq!(t.run(finished.id).await.heartbeat_at, Some(at("10:00")));
+}
+
+#[actix_rt::test]
+async fn rescue_fails_live_runs_with_stale_heartbeats_and_only_those() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let jobs: Vec<_> = futures_util::future::join_all(
+        ["stale-running", "stale-queued", "fresh", "finished"]
+            .map(|key| t.insert_job(job_row("alpha", key))),
+    )
+    .await;
+    let stale_running = t
+        .insert_run(PluginJobRunModel {
+            status: RunStatus::Running,
+            started_at: Some(at("10:00")),
+            instance_id: Some("dead-instance".to_owned()),
+            ..run_row(&jobs[0])
+        })
+        .await
+        .expect("insert");
+    let stale_queued = t.insert_run(run_row(&jobs[1])).await.expect("insert");
+    let fresh = t
+        .insert_run(PluginJobRunModel {
+            status: RunStatus::Running,
+            heartbeat_at: Some(at("10:00") + TimeDelta::seconds(45)),
+            ..run_row(&jobs[2])
+        })
+        .await
+        .expect("insert");
+    let finished = t
+        .insert_run(PluginJobRunModel {
+            status: RunStatus::Failed,
+            ..run_row(&jobs[3])
+        })
+        .await
+        .expect("insert");
+
+    // At 10:01 with a 30 s lease, heartbeats before 10:00:30 are stale.
+    let rescued = store
+        .send(RescueStaleRuns {
+            now: at("10:01"),
+            lease: Duration::from_secs(30),
+        })
+        .await
+        .expect("mailbox")
+        .expect("rescue");
+    let mut ids: Vec<_> = rescued.iter().map(|r| r.run_id).collect();
+    ids.sort();
+    let mut expected = vec![stale_running.id, stale_queued.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let run = t.run(stale_running.id).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.expect("rescued runs say why");
+    assert!(
+        error.contains("abandoned") && error.contains("dead-instance"),
+        "{error}"
+    );
+    assert_eq!(run.duration_ms, Some(60_000));
+    assert_eq!(run.finished_at, Some(at("10:01")));
+    assert_eq!(t.run(stale_queued.id).await.status, RunStatus::Failed);
+    assert_eq!(t.run(fresh.id).await.status, RunStatus::Running);
+    assert_eq!(t.run(finished.id).await.status, RunStatus::Failed);
+    assert_eq!(
+        t.run(finished.id).await.error,
+        None,
+        "a finished run is not touched"
+    );
+}
+
+#[actix_rt::test]
+async fn cancelling_a_plugins_runs_records_the_reason_and_duration_only_when_started() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let a = t.insert_job(job_row("alpha", "a")).await;
+    let b = t.insert_job(job_row("alpha", "b")).await;
+    let other = t.insert_job(job_row("beta", "c")).await;
+    let running = t
+        .insert_run(PluginJobRunModel {
+            status: RunStatus::Running,
+            started_at: Some(at("10:00")),
+            ..run_row(&a)
+        })
+        .await
+        .expect("insert");
+    let queued = t.insert_run(run_row(&b)).await.expect("insert");
+    let untouched = t.insert_run(run_row(&other)).await.expect("insert");
+    let mut cancelled = store
+        .send(CancelPluginRuns {
+            plugin_id: "alpha".to_owned(),
+            instance_id: None,
+            reason: "Plugin unregistered".to_owned(),
+            now: at("10:00") + TimeDelta::seconds(7),
+        })
+        .await
+        .expect("mailbox")
+        .expect("cancel");
+    cancelled.sort();
+    let mut expected = vec![running.id, queued.id];
+    expected.sort();
+    assert_eq!(cancelled, expected);
+    let running = t.run(running.id).await;
+    assert_eq!(running.status, RunStatus::Cancelled);
+    assert_eq!(running.error.as_deref(), Some("Plugin unregistered"));
+    assert!(running.duration_ms.is_some_and(|d| d >= 0));
+    let queued = t.run(queued.id).await;
+    assert_eq!(queued.status, RunStatus::Cancelled);
+    assert_eq!(queued.duration_ms, None);
+    assert_eq!(t.run(untouched.id).await.status, RunStatus::Queued);
+}
+
+#[actix_rt::test]
+async fn listing_runs_is_newest_first_with_a_default_and_a_custom_limit() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let a = t.insert_job(job_row("alpha", "a")).await;
+    let b = t.insert_job(job_row("alpha", "b")).await;
+    for minute in 0..60 {
+        let created = at("10:00") + TimeDelta::minutes(minute);
+        t.insert_run(PluginJobRunModel {
+            status: RunStatus::Succeeded,
+            created_at: created,
+            scheduled_for: created,
+            ..run_row(&a)
+        })
+        .await
+        .expect("insert");
+    }
+    t.insert_run(PluginJobRunModel {
+        created_at: at("12:00"),
+        ..run_row(&b)
+    })
+    .await
+    .expect("insert");
+
+    let runs = store
+        .send(ListRuns::of_job(a.id))
+        .await
+        .expect("mailbox")
+        .expect("list");
+    assert_eq!(runs.len(), 50, "default limit");
+    assert_eq!(runs[0].created_at, at("10:59"));
+    assert!(
+        runs.windows(2).all(|w| w[0].created_at > w[1].created_at),
+        "newest first"
+    );
+
+    let few = store
+        .send(ListRuns {
+            limit: 5,
+            ..ListRuns::of_job(a.id)
+        })
+        .await
+        .expect("mailbox")
+        .expect("list");
+    assert_eq!(few.len(), 5);
+
+    let plugin = store
+        .send(ListRuns {
+            limit: 100,
+            ..ListRuns::of_plugin("alpha")
+        })
+        .await
+        .expect("mailbox")
+        .expect("list");
+    assert_eq!(plugin.len(), 61);
+    assert_eq!(plugin[0].job_id, b.id);
+
+    let one = store
+        .send(GetRun(plugin[0].id))
+        .await
+        .expect("mailbox")
+        .expect("get");
+    assert_eq!(one.map(|run| run.id), Some(plugin[0].id));
+    let none = store
+        .send(GetRun(uuid::Uuid::new_v4()))
+        .await
+        .expect("mailbox")
+        .expect("get");
+    assert!(none.is_none());
+}
+
+#[actix_rt::test]
+async fn prune_keeps_the_newest_runs_per_job_drops_expired_ones_and_never_live_ones() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let a = t.insert_job(job_row("alpha", "a")).await;
+    let b = t.insert_job(job_row("alpha", "b")).await;
+    let now = at("2024-03-01T00:00:00Z");
+    // Job a: 10 recent finished runs, and one old live run that must survive.
+    for i in 0..10 {
+        let created = now - TimeDelta::hours(i + 1);
+        t.insert_run(PluginJobRunModel {
+            status: RunStatus::Succeeded,
+            created_at: created,
+            ..run_row(&a)
+        })
+        .await
+        .expect("insert");
+    }
+    let old_live = t
+        .insert_run(PluginJobRunModel {
+            created_at: now - TimeDelta::days(90),
+            ..run_row(&a)
+        })
+        .await
+        .expect("insert");
+    // Job b: 2 recent runs, and 3 older than the 30-day retention.
+    for i in 0..2 {
+        t.insert_run(PluginJobRunModel {
+            status: RunStatus::Failed,
+            created_at: now - TimeDelta::hours(i + 1),
+            ..run_row(&b)
+        })
+        .await
+        .expect("insert");
+    }
+    for i in 0..3 {
+        t.insert_run(PluginJobRunModel {
+            status: RunStatus::Failed,
+            created_at: now - TimeDelta::days(31 + i),
+            ..run_row(&b)
+        })
+        .await
+        .expect("insert");
+    }
+    let deleted = store
+        .send(PruneRuns {
+            now,
+            keep_per_job: 4,
+            retention: Duration::from_secs(30 * 86_400),
+        })
+        .await
+        .expect("mailbox")
+        .expect("prune");
+    assert_eq!(deleted, 6 + 3);
+    let runs = t.all_runs().await;
+    let of_a: Vec<_> = runs.iter().filter(|run| run.job_id == a.id).collect();
+    assert_eq!(of_a.len(), 5, "4 newest finished + the live one");
+    assert!(of_a.iter().any(|run| run.id == old_live.id));
+    let newest_kept = of_a
+        .iter()
+        .filter(|run| !run.status.is_live())
+        .map(|run| run.created_at)
+        .min();
+    assert_eq!(newest_kept, Some(now - TimeDelta::hours(4)));
+    assert_eq!(runs.iter().filter(|run| run.job_id == b.id).count(), 2);
+}
