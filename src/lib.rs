@@ -6,14 +6,26 @@
 //! - [`clock`] gives every actor "now": the system clock, or a manual one for tests.
 //! - [`db`] connects to SQLite or PostgreSQL with the right pool settings and runs migrations.
 //! - [`store`] is the `StoreActor`, the only writer to the database.
+//! - [`scheduler`] is the `SchedulerActor`: ticks, claims, the concurrency budget, triggers.
+//! - [`job_run`] is the `JobRunActor`: one run, its worker call, its timeout and its outcome.
+//! - [`worker`] is the `WorkerManager` seam and the in-process workers.
+//! - [`events`] is the run-event extension point.
 //! - [`error`] is the crate's one error type.
+//!
+//! Embedding applications start everything with [`PluginJobs::builder`].
 
 pub mod clock;
 pub mod config;
 pub mod cron;
 pub mod db;
 pub mod error;
+pub mod events;
+mod handle;
+pub mod job_run;
+pub mod scheduler;
 pub mod store;
 pub mod time;
+pub mod worker;
 
 pub use error::{Error, Result};
+pub use handle::{PluginJobs, PluginJobsBuilder, PluginJobsHandle};

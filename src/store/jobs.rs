@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    ClaimDueJobs, GetJob, JobRef, ListJobs, SetJobBlock, SetJobStatus, SyncJobDeclarations,
-    begin_write, runs,
+    ClaimDueJobs, GetJob, GetNextDueAt, JobRef, ListJobs, SetJobBlock, SetJobStatus,
+    SyncJobDeclarations, begin_write, runs,
 };
 use crate::cron::Schedule;
 use crate::time::{delta, to_millis};
@@ -511,6 +511,27 @@ pub(super) async fn get_job(
             .filter(PluginJobColumn::JobKey.eq(job_key)),
     };
     Ok(query.one(db).await?)
+}
+
+pub(super) async fn get_next_due_at(
+    db: &DatabaseConnection,
+    msg: GetNextDueAt,
+) -> Result<Option<DateTime<Utc>>> {
+    if msg.plugin_ids.is_empty() {
+        return Ok(None);
+    }
+    Ok(PluginJob::find()
+        .select_only()
+        .column(PluginJobColumn::NextRunAt)
+        .filter(PluginJobColumn::Status.eq(JobStatus::Active))
+        .filter(PluginJobColumn::NextRunAt.gt(to_millis(msg.after)))
+        .filter(PluginJobColumn::PluginId.is_in(msg.plugin_ids))
+        .order_by_asc(PluginJobColumn::NextRunAt)
+        .limit(1)
+        .into_tuple::<Option<DateTime<Utc>>>()
+        .one(db)
+        .await?
+        .flatten())
 }
 
 /// `ON CONFLICT DO NOTHING` with no target: it covers the partial unique indexes too.

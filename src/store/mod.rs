@@ -7,7 +7,7 @@
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
-//! `PruneRuns`, and the reads `ListJobs`, `GetJob`, `ListRuns`, `GetRun`. Sends nothing.
+//! `PruneRuns`, and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`. Sends nothing.
 
 mod jobs;
 mod runs;
@@ -201,6 +201,15 @@ pub enum JobRef {
     Key { plugin_id: String, job_key: String },
 }
 
+/// The earliest `next_run_at` after `after` among active jobs of these plugins: what the
+/// scheduler arms its one-shot wake for.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Option<DateTime<Utc>>>")]
+pub struct GetNextDueAt {
+    pub plugin_ids: Vec<String>,
+    pub after: DateTime<Utc>,
+}
+
 /// One job, or `None`.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Option<PluginJobModel>>")]
@@ -291,6 +300,7 @@ write_handlers! {
 read_handlers! {
     ListJobs => jobs::list_jobs,
     GetJob => jobs::get_job,
+    GetNextDueAt => jobs::get_next_due_at,
     ListRuns => runs::list_runs,
     GetRun => runs::get_run,
 }

@@ -1,0 +1,183 @@
+//! The embedding API: one builder call starts the actors inside the caller's actix System and
+//! returns a cloneable [`PluginJobsHandle`].
+//!
+//! ```no_run
+//! # async fn demo(db: sea_orm::DatabaseConnection) -> plugin_jobs::Result<()> {
+//! use plugin_jobs::{PluginJobs, store::JobDeclaration, worker::InProcessWorkers};
+//!
+//! let workers = InProcessWorkers::new();
+//! workers.register("billing", "invoice", |_ctx| async { Ok(()) });
+//! let jobs = PluginJobs::builder(db).workers(workers).start();
+//! jobs.register("billing", vec![JobDeclaration::new("invoice", "0 * * * *")]).await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use entity::prelude::*;
+use sea_orm::DatabaseConnection;
+
+use crate::Result;
+use crate::clock::{Clock, SystemClock};
+use crate::config::SchedulerConfig;
+use crate::events::{RunEvent, Subscribe};
+use crate::scheduler::{
+    Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob, SchedulerActor, Shutdown,
+    ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
+};
+use crate::store::{JobDeclaration, JobRef, StoreActor};
+use crate::worker::{InProcessWorkers, WorkerManager};
+
+/// Entry point of the embedding API.
+#[derive(Debug)]
+pub struct PluginJobs;
+
+impl PluginJobs {
+    /// A builder over an already migrated connection (see [`crate::db::connect_and_migrate`]).
+    pub fn builder(db: DatabaseConnection) -> PluginJobsBuilder {
+        PluginJobsBuilder {
+            db,
+            workers: None,
+            config: SchedulerConfig::default(),
+            clock: Arc::new(SystemClock),
+            instance_id: None,
+            timers: true,
+        }
+    }
+}
+
+/// Configures and starts plugin-jobs.
+#[derive(Debug)]
+pub struct PluginJobsBuilder {
+    db: DatabaseConnection,
+    workers: Option<Arc<dyn WorkerManager>>,
+    config: SchedulerConfig,
+    clock: Arc<dyn Clock>,
+    instance_id: Option<String>,
+    timers: bool,
+}
+
+impl PluginJobsBuilder {
+    /// Where jobs run (default: an empty [`InProcessWorkers`]).
+    pub fn workers(mut self, workers: impl WorkerManager) -> Self {
+        self.workers = Some(Arc::new(workers));
+        self
+    }
+
+    /// Scheduler settings (default: [`SchedulerConfig::default`]).
+    pub fn config(mut self, config: SchedulerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The clock every actor reads (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// This instance's id, recorded on its runs (default: host, process id and a random part,
+    /// unique per process start).
+    pub fn instance_id(mut self, instance_id: impl Into<String>) -> Self {
+        self.instance_id = Some(instance_id.into());
+        self
+    }
+
+    /// No timers: the caller sends `Tick` itself (tests with a manual clock).
+    pub fn manual_ticks(mut self) -> Self {
+        self.timers = false;
+        self
+    }
+
+    /// Starts the StoreActor and the SchedulerActor in the current actix System, and starts
+    /// ticking.
+    pub fn start(self) -> PluginJobsHandle {
+        let instance_id = self.instance_id.unwrap_or_else(default_instance_id);
+        let store = StoreActor::new(self.db).start();
+        let workers = self
+            .workers
+            .unwrap_or_else(|| Arc::new(InProcessWorkers::new()));
+        let scheduler = SchedulerActor::new(
+            store.clone(),
+            workers,
+            self.clock,
+            self.config,
+            instance_id.clone(),
+            self.timers,
+        )
+        .start();
+        scheduler.do_send(Start);
+        PluginJobsHandle {
+            scheduler,
+            store,
+            instance_id,
+        }
+    }
+}
+
+fn default_instance_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+/// A cloneable handle on a running plugin-jobs. Every method sends one message.
+#[derive(Debug, Clone)]
+pub struct PluginJobsHandle {
+    pub scheduler: Addr<SchedulerActor>,
+    pub store: Addr<StoreActor>,
+    pub instance_id: String,
+}
+
+impl PluginJobsHandle {
+    /// Runs a job now (`Manual` or `Retry`); answers once the run is queued.
+    pub async fn trigger(&self, job: JobRef, trigger: RunTrigger) -> Result<TriggeredRun> {
+        self.scheduler.send(TriggerJob { job, trigger }).await?
+    }
+
+    pub async fn pause(&self, job: JobRef) -> Result<PluginJobModel> {
+        self.scheduler.send(PauseJob(job)).await?
+    }
+
+    pub async fn resume(&self, job: JobRef) -> Result<PluginJobModel> {
+        self.scheduler.send(ResumeJob(job)).await?
+    }
+
+    /// Registers a plugin and syncs its declared jobs.
+    pub async fn register(
+        &self,
+        plugin_id: impl Into<String>,
+        jobs: Vec<JobDeclaration>,
+    ) -> Result<Vec<PluginJobModel>> {
+        self.scheduler
+            .send(RegisterPlugin {
+                plugin_id: plugin_id.into(),
+                jobs,
+            })
+            .await?
+    }
+
+    pub async fn unregister(&self, plugin_id: impl Into<String>) -> Result<()> {
+        self.scheduler
+            .send(UnregisterPlugin {
+                plugin_id: plugin_id.into(),
+            })
+            .await?
+    }
+
+    pub async fn diagnostics(&self) -> Result<Diagnostics> {
+        Ok(self.scheduler.send(GetDiagnostics).await?)
+    }
+
+    /// Subscribes to run events.
+    pub fn subscribe(&self, recipient: Recipient<RunEvent>) {
+        self.scheduler.do_send(Subscribe(recipient));
+    }
+
+    /// Stops ticking, lets runs finish within `grace`, cancels the rest.
+    pub async fn shutdown(&self, grace: Duration) -> Result<ShutdownReport> {
+        Ok(self.scheduler.send(Shutdown { grace }).await?)
+    }
+}

@@ -1,0 +1,811 @@
+//! The `SchedulerActor`: owns the run table (job id → its `JobRunActor`), the concurrency
+//! budget, the tick counters and the plugin registry.
+//!
+//! A `Tick` claims as many due jobs as there are free slots (for plugins whose worker is
+//! running), spawns one `JobRunActor` per claimed run, re-arms a one-shot wake for the earliest
+//! `next_run_at`, and returns: it never waits for runs. A finished run frees its slot at once and
+//! hands it to the oldest queued manual run, or to a due job.
+//!
+//! Handles: `Start`, `Tick`, `TriggerJob`, `RegisterPlugin`, `UnregisterPlugin`, `PauseJob`,
+//! `ResumeJob`, `RunFinished`, `GetDiagnostics`, `Subscribe`, `Shutdown`. Sends: store messages,
+//! `Cancel` to its `JobRunActor`s, `RunEvent`s to subscribers.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::config::SchedulerConfig;
+use crate::events::{RunEvent, Subscribe};
+use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished};
+use crate::store::{
+    CancelPluginRuns, ClaimDueJobs, CompleteRun, CreateRun, GetJob, GetNextDueAt, Heartbeat,
+    JobDeclaration, JobRef, PruneRuns, RescueStaleRuns, SetJobStatus, StoreActor,
+    SyncJobDeclarations,
+};
+use crate::time::iso;
+use crate::worker::WorkerManager;
+use crate::{Error, Result};
+
+/// Starts the timers (tick, heartbeat, maintenance) and runs a rescue pass. A second `Start` is
+/// a no-op.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Start;
+
+/// Claims and dispatches due jobs. Sent by the timers; tests send it themselves.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Tick;
+
+/// Runs a job now. Answers as soon as the run is created `queued`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<TriggeredRun>")]
+pub struct TriggerJob {
+    pub job: JobRef,
+    /// `Manual` or `Retry`.
+    pub trigger: RunTrigger,
+}
+
+/// The run a trigger created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggeredRun {
+    pub run_id: Uuid,
+    pub job_id: Uuid,
+}
+
+/// Registers a plugin and syncs the jobs it declares. Answers the plugin's jobs.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<PluginJobModel>>")]
+pub struct RegisterPlugin {
+    pub plugin_id: String,
+    pub jobs: Vec<JobDeclaration>,
+}
+
+/// Forgets a plugin and cancels its live runs (`Plugin unregistered`).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<()>")]
+pub struct UnregisterPlugin {
+    pub plugin_id: String,
+}
+
+/// Pauses a job: it is never claimed until resumed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<PluginJobModel>")]
+pub struct PauseJob(pub JobRef);
+
+/// Resumes a paused job from the next slot after now.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<PluginJobModel>")]
+pub struct ResumeJob(pub JobRef);
+
+/// Stops ticking, lets live runs finish within `grace`, then cancels the rest.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "ShutdownReport")]
+pub struct Shutdown {
+    pub grace: Duration,
+}
+
+/// What a shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Runs that finished on their own within the grace.
+    pub finished: usize,
+    /// Runs that were cancelled when the grace ran out (queued manual runs included).
+    pub cancelled: usize,
+}
+
+/// Asks for the scheduler's state.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Diagnostics")]
+pub struct GetDiagnostics;
+
+/// The scheduler's state, as `GET /api/scheduler` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Diagnostics {
+    pub running: bool,
+    pub active_job_count: usize,
+    pub active_job_ids: Vec<Uuid>,
+    pub queued_manual_runs: usize,
+    pub tick_count: u64,
+    pub last_tick_at: Option<String>,
+    pub instance_id: String,
+    pub max_concurrent_runs: usize,
+    pub registered_plugins: Vec<String>,
+    pub skipped_slots: u64,
+}
+
+#[derive(Debug)]
+struct LiveRun {
+    run_id: Uuid,
+    plugin_id: String,
+    actor: Addr<JobRunActor>,
+}
+
+#[derive(Debug)]
+struct DrainWaiters {
+    waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The scheduler of one instance.
+#[derive(Debug)]
+pub struct SchedulerActor {
+    store: Addr<StoreActor>,
+    workers: Arc<dyn WorkerManager>,
+    clock: Arc<dyn Clock>,
+    config: SchedulerConfig,
+    instance_id: String,
+    /// Timers run only when true; tests with a manual clock send `Tick` themselves.
+    timers: bool,
+    running: bool,
+    stopped: bool,
+    tick_count: u64,
+    last_tick_at: Option<DateTime<Utc>>,
+    skipped_slots: u64,
+    plugins: HashSet<String>,
+    live: HashMap<Uuid, LiveRun>,
+    queued_manual: VecDeque<(PluginJobRunModel, PluginJobModel)>,
+    subscribers: Vec<Recipient<RunEvent>>,
+    wake: Option<SpawnHandle>,
+    /// True when the last claim filled every free slot, so a freed slot should claim again.
+    saturated: bool,
+    drained: DrainWaiters,
+}
+
+impl SchedulerActor {
+    pub fn new(
+        store: Addr<StoreActor>,
+        workers: Arc<dyn WorkerManager>,
+        clock: Arc<dyn Clock>,
+        config: SchedulerConfig,
+        instance_id: String,
+        timers: bool,
+    ) -> Self {
+        Self {
+            store,
+            workers,
+            clock,
+            config,
+            instance_id,
+            timers,
+            running: false,
+            stopped: false,
+            tick_count: 0,
+            last_tick_at: None,
+            skipped_slots: 0,
+            plugins: HashSet::new(),
+            live: HashMap::new(),
+            queued_manual: VecDeque::new(),
+            subscribers: Vec::new(),
+            wake: None,
+            saturated: false,
+            drained: DrainWaiters {
+                waiters: Vec::new(),
+            },
+        }
+    }
+
+    fn free_slots(&self) -> usize {
+        self.config
+            .max_concurrent_runs
+            .saturating_sub(self.live.len())
+    }
+
+    fn emit(&self, event: RunEvent) {
+        for subscriber in &self.subscribers {
+            subscriber.do_send(event.clone());
+        }
+    }
+
+    fn spawn_run(&mut self, run: PluginJobRunModel, job: PluginJobModel, ctx: &mut Context<Self>) {
+        let deps = RunDeps {
+            store: self.store.clone(),
+            scheduler: ctx.address().recipient(),
+            workers: self.workers.clone(),
+            clock: self.clock.clone(),
+            events: self.subscribers.clone(),
+            default_timeout: self.config.job_timeout,
+            cancel_grace: self.config.cancel_grace,
+        };
+        let job_id = job.id;
+        let plugin_id = job.plugin_id.clone();
+        let run_id = run.id;
+        let actor = JobRunActor::new(run, job, deps).start();
+        self.live.insert(
+            job_id,
+            LiveRun {
+                run_id,
+                plugin_id,
+                actor,
+            },
+        );
+    }
+
+    /// Starts queued manual runs, oldest first, while there are free slots.
+    fn start_queued_manual(&mut self, ctx: &mut Context<Self>) {
+        while self.free_slots() > 0 {
+            let Some((run, job)) = self.queued_manual.pop_front() else {
+                break;
+            };
+            self.spawn_run(run, job, ctx);
+        }
+    }
+
+    /// Claims due jobs for the free slots and spawns their runs; then re-arms the wake. The
+    /// returned future must run atomically (`ctx.wait` or `AtomicResponse`), so that the budget
+    /// it computed cannot change under it.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) -> ResponseActFuture<Self, ()> {
+        self.start_queued_manual(ctx);
+        let free = self.free_slots();
+        let plugin_ids: Vec<String> = self
+            .plugins
+            .iter()
+            .filter(|plugin| self.workers.is_running(plugin))
+            .cloned()
+            .collect();
+        let now = self.clock.now();
+        let claim = ClaimDueJobs {
+            now,
+            limit: free as u64,
+            plugin_ids: plugin_ids.clone(),
+            instance_id: self.instance_id.clone(),
+            misfire_grace: self.config.misfire_grace,
+        };
+        let store = self.store.clone();
+        let next_due = GetNextDueAt {
+            plugin_ids,
+            after: now,
+        };
+        Box::pin(
+            async move {
+                let claimed = store.send(claim).await.map_err(Error::from).and_then(|r| r);
+                let next = store
+                    .send(next_due)
+                    .await
+                    .map_err(Error::from)
+                    .and_then(|r| r);
+                (claimed, next)
+            }
+            .into_actor(self)
+            .map(move |(claimed, next), act, ctx| {
+                match claimed {
+                    Ok(outcome) => {
+                        act.saturated = free > 0 && outcome.claimed.len() >= free;
+                        for skipped in outcome.skipped {
+                            act.skipped_slots += 1;
+                            log::info!(
+                                "skipped slot {} of {}/{}: {}",
+                                iso(skipped.slot),
+                                skipped.plugin_id,
+                                skipped.job_key,
+                                skipped.reason
+                            );
+                            act.emit(RunEvent::SlotSkipped {
+                                job_id: skipped.job_id,
+                                plugin_id: skipped.plugin_id,
+                                slot: skipped.slot,
+                                reason: skipped.reason,
+                            });
+                        }
+                        for claimed in outcome.claimed {
+                            act.emit(RunEvent::RunQueued {
+                                run_id: claimed.run.id,
+                                job_id: claimed.job.id,
+                                plugin_id: claimed.job.plugin_id.clone(),
+                                trigger: claimed.run.trigger,
+                                scheduled_for: claimed.run.scheduled_for,
+                            });
+                            act.spawn_run(claimed.run, claimed.job, ctx);
+                        }
+                    }
+                    Err(err) => log::error!("claiming due jobs failed: {err}"),
+                }
+                match next {
+                    Ok(next) => act.arm_wake(next, ctx),
+                    Err(err) => log::error!("reading the next due slot failed: {err}"),
+                }
+            }),
+        )
+    }
+
+    /// Arms a one-shot `Tick` for the earliest slot, so runs start within milliseconds of it
+    /// however long the tick interval is.
+    fn arm_wake(&mut self, next: Option<DateTime<Utc>>, ctx: &mut Context<Self>) {
+        if !self.timers || !self.running {
+            return;
+        }
+        if let Some(handle) = self.wake.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(next) = next else {
+            return;
+        };
+        // A slot that is already due but was not claimable (no free slot, a blocked job) waits
+        // for a freed slot or the next tick; arming for it would spin.
+        let Ok(delay) = (next - self.clock.now()).to_std() else {
+            return;
+        };
+        if delay.is_zero() || delay >= self.config.tick_interval {
+            return;
+        }
+        self.wake = Some(ctx.run_later(delay, |act, ctx| {
+            act.wake = None;
+            ctx.notify(Tick);
+        }));
+    }
+
+    fn start_timers(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.config.tick_interval, |act, ctx| {
+            if act.running {
+                ctx.notify(Tick);
+            }
+        });
+        ctx.run_interval(self.config.heartbeat_interval, |act, _ctx| act.heartbeat());
+        ctx.run_interval(self.config.maintenance_interval, |act, _ctx| act.maintain());
+    }
+
+    /// Refreshes the heartbeat of every live run of this instance in one statement.
+    fn heartbeat(&self) {
+        let mut run_ids: Vec<Uuid> = self.live.values().map(|live| live.run_id).collect();
+        run_ids.extend(self.queued_manual.iter().map(|(run, _)| run.id));
+        if run_ids.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let msg = Heartbeat {
+            run_ids,
+            now: self.clock.now(),
+        };
+        actix::spawn(async move {
+            if let Err(err) = store.send(msg).await.map_err(Error::from).and_then(|r| r) {
+                log::error!("heartbeat failed: {err}");
+            }
+        });
+    }
+
+    /// One maintenance pass: rescue abandoned runs, then prune history.
+    fn maintain(&self) {
+        let store = self.store.clone();
+        let now = self.clock.now();
+        let rescue = RescueStaleRuns {
+            now,
+            lease: self.config.run_lease,
+        };
+        let prune = PruneRuns {
+            now,
+            keep_per_job: self.config.keep_runs_per_job,
+            retention: self.config.run_retention,
+        };
+        let subscribers = self.subscribers.clone();
+        actix::spawn(async move {
+            match store
+                .send(rescue)
+                .await
+                .map_err(Error::from)
+                .and_then(|r| r)
+            {
+                Ok(rescued) => {
+                    for run in rescued {
+                        log::warn!(
+                            "run {} of plugin {} {}",
+                            run.run_id,
+                            run.plugin_id,
+                            run.error
+                        );
+                        let event = RunEvent::RunRescued {
+                            run_id: run.run_id,
+                            job_id: run.job_id,
+                            plugin_id: run.plugin_id,
+                            error: run.error,
+                        };
+                        for subscriber in &subscribers {
+                            subscriber.do_send(event.clone());
+                        }
+                    }
+                }
+                Err(err) => log::error!("rescue pass failed: {err}"),
+            }
+            match store.send(prune).await.map_err(Error::from).and_then(|r| r) {
+                Ok(0) => {}
+                Ok(pruned) => log::info!("pruned {pruned} runs"),
+                Err(err) => log::error!("prune pass failed: {err}"),
+            }
+        });
+    }
+
+    fn job_lookup(
+        &self,
+        job: JobRef,
+    ) -> impl std::future::Future<Output = Result<PluginJobModel>> + 'static {
+        let store = self.store.clone();
+        async move {
+            let label = match &job {
+                JobRef::Id(id) => id.to_string(),
+                JobRef::Key { plugin_id, job_key } => format!("{plugin_id}/{job_key}"),
+            };
+            store
+                .send(GetJob(job))
+                .await??
+                .ok_or(Error::JobNotFound(label))
+        }
+    }
+
+    fn notify_drained(&mut self) {
+        if self.live.is_empty() {
+            for waiter in self.drained.waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+impl Actor for SchedulerActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Start> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Start, ctx: &mut Self::Context) {
+        if self.running || self.stopped {
+            return;
+        }
+        self.running = true;
+        if self.timers {
+            self.start_timers(ctx);
+            self.maintain();
+            ctx.notify(Tick);
+        }
+    }
+}
+
+impl Handler<Tick> for SchedulerActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    /// Answers once the claim is done and its runs are spawned (not finished).
+    fn handle(&mut self, _msg: Tick, ctx: &mut Self::Context) -> Self::Result {
+        if !self.running {
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        }
+        self.tick_count += 1;
+        self.last_tick_at = Some(self.clock.now());
+        AtomicResponse::new(self.dispatch(ctx))
+    }
+}
+
+impl Handler<RunFinished> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunFinished, ctx: &mut Self::Context) {
+        if self
+            .live
+            .get(&msg.job_id)
+            .is_some_and(|live| live.run_id == msg.run_id)
+        {
+            self.live.remove(&msg.job_id);
+        }
+        self.notify_drained();
+        if !self.running {
+            return;
+        }
+        if !self.queued_manual.is_empty() {
+            self.start_queued_manual(ctx);
+        } else if self.saturated {
+            // Due jobs may be waiting for this slot: claim now rather than at the next tick.
+            let dispatch = self.dispatch(ctx);
+            ctx.wait(dispatch);
+        }
+    }
+}
+
+impl Handler<TriggerJob> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<TriggeredRun>>;
+
+    fn handle(&mut self, msg: TriggerJob, _ctx: &mut Self::Context) -> Self::Result {
+        if !self.running && self.stopped {
+            return Box::pin(fut::ready(Err(Error::ShuttingDown)));
+        }
+        let lookup = self.job_lookup(msg.job);
+        let store = self.store.clone();
+        let instance_id = self.instance_id.clone();
+        let now = self.clock.now();
+        let trigger = msg.trigger;
+        Box::pin(
+            lookup
+                .into_actor(self)
+                .then(move |job, act, _ctx| {
+                    let checked = job.and_then(|job| {
+                        if job.status != JobStatus::Active {
+                            return Err(Error::JobNotActive {
+                                job: job.job_key,
+                                status: job.status.to_string(),
+                            });
+                        }
+                        if act.live.contains_key(&job.id)
+                            || act
+                                .queued_manual
+                                .iter()
+                                .any(|(_, queued)| queued.id == job.id)
+                        {
+                            return Err(Error::AlreadyRunning {
+                                job: job.job_key,
+                                detail: String::new(),
+                            });
+                        }
+                        if !act.workers.is_running(&job.plugin_id) {
+                            return Err(Error::WorkerNotRunning(job.plugin_id));
+                        }
+                        Ok(job)
+                    });
+                    async move {
+                        let job = checked?;
+                        let run = store
+                            .send(CreateRun {
+                                job_id: job.id,
+                                trigger,
+                                instance_id,
+                                now,
+                            })
+                            .await??;
+                        Ok((run, job))
+                    }
+                    .into_actor(act)
+                })
+                .map(
+                    |created: Result<(PluginJobRunModel, PluginJobModel)>, act, ctx| {
+                        let (run, job) = created?;
+                        let triggered = TriggeredRun {
+                            run_id: run.id,
+                            job_id: job.id,
+                        };
+                        act.emit(RunEvent::RunQueued {
+                            run_id: run.id,
+                            job_id: job.id,
+                            plugin_id: job.plugin_id.clone(),
+                            trigger: run.trigger,
+                            scheduled_for: run.scheduled_for,
+                        });
+                        // First in, first out: a new manual run never overtakes a queued one.
+                        act.queued_manual.push_back((run, job));
+                        act.start_queued_manual(ctx);
+                        Ok(triggered)
+                    },
+                ),
+        )
+    }
+}
+
+impl Handler<RegisterPlugin> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<Vec<PluginJobModel>>>;
+
+    fn handle(&mut self, msg: RegisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let sync = SyncJobDeclarations {
+            plugin_id: msg.plugin_id.clone(),
+            jobs: msg.jobs,
+            now: self.clock.now(),
+        };
+        let plugin_id = msg.plugin_id;
+        Box::pin(async move { store.send(sync).await? }.into_actor(self).map(
+            move |jobs, act, ctx| {
+                let jobs = jobs?;
+                act.plugins.insert(plugin_id);
+                if act.running && act.timers {
+                    // A new job may be due sooner than anything the wake was armed for.
+                    ctx.notify(Tick);
+                }
+                Ok(jobs)
+            },
+        ))
+    }
+}
+
+impl Handler<UnregisterPlugin> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<()>>;
+
+    fn handle(&mut self, msg: UnregisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
+        const REASON: &str = "Plugin unregistered";
+        self.plugins.remove(&msg.plugin_id);
+        for live in self
+            .live
+            .values()
+            .filter(|live| live.plugin_id == msg.plugin_id)
+        {
+            live.actor.do_send(Cancel {
+                reason: REASON.to_owned(),
+            });
+        }
+        // Live runs leave the active set now; their actors' RunFinished finds nothing to remove.
+        self.live.retain(|_, live| live.plugin_id != msg.plugin_id);
+        self.queued_manual
+            .retain(|(run, _)| run.plugin_id != msg.plugin_id);
+        self.notify_drained();
+        let store = self.store.clone();
+        let cancel = CancelPluginRuns {
+            plugin_id: msg.plugin_id.clone(),
+            instance_id: Some(self.instance_id.clone()),
+            reason: REASON.to_owned(),
+            now: self.clock.now(),
+        };
+        Box::pin(
+            async move {
+                if let Err(err) = store
+                    .send(cancel)
+                    .await
+                    .map_err(Error::from)
+                    .and_then(|r| r)
+                {
+                    // The runs' own actors record the cancellation too; a failure here is not
+                    // the caller's problem, and a rescue pass catches anything left.
+                    log::error!(
+                        "recording the cancellation of {} runs failed: {err}",
+                        msg.plugin_id
+                    );
+                }
+                Ok(())
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+fn set_status(
+    act: &SchedulerActor,
+    job: JobRef,
+    status: JobStatus,
+) -> ResponseActFuture<SchedulerActor, Result<PluginJobModel>> {
+    let lookup = act.job_lookup(job);
+    let store = act.store.clone();
+    let now = act.clock.now();
+    Box::pin(
+        async move {
+            let job = lookup.await?;
+            store
+                .send(SetJobStatus {
+                    job_id: job.id,
+                    status,
+                    now,
+                })
+                .await?
+        }
+        .into_actor(act)
+        .map(move |job, act, ctx| {
+            if job.is_ok() && status == JobStatus::Active && act.running && act.timers {
+                ctx.notify(Tick);
+            }
+            job
+        }),
+    )
+}
+
+impl Handler<PauseJob> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<PluginJobModel>>;
+
+    fn handle(&mut self, msg: PauseJob, _ctx: &mut Self::Context) -> Self::Result {
+        set_status(self, msg.0, JobStatus::Paused)
+    }
+}
+
+impl Handler<ResumeJob> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<PluginJobModel>>;
+
+    fn handle(&mut self, msg: ResumeJob, _ctx: &mut Self::Context) -> Self::Result {
+        set_status(self, msg.0, JobStatus::Active)
+    }
+}
+
+impl Handler<GetDiagnostics> for SchedulerActor {
+    type Result = MessageResult<GetDiagnostics>;
+
+    fn handle(&mut self, _msg: GetDiagnostics, _ctx: &mut Self::Context) -> Self::Result {
+        let mut active_job_ids: Vec<Uuid> = self.live.keys().copied().collect();
+        active_job_ids.sort();
+        let mut registered_plugins: Vec<String> = self.plugins.iter().cloned().collect();
+        registered_plugins.sort();
+        MessageResult(Diagnostics {
+            running: self.running,
+            active_job_count: active_job_ids.len(),
+            active_job_ids,
+            queued_manual_runs: self.queued_manual.len(),
+            tick_count: self.tick_count,
+            last_tick_at: self.last_tick_at.map(iso),
+            instance_id: self.instance_id.clone(),
+            max_concurrent_runs: self.config.max_concurrent_runs,
+            registered_plugins,
+            skipped_slots: self.skipped_slots,
+        })
+    }
+}
+
+impl Handler<Subscribe> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
+        self.subscribers.push(msg.0);
+    }
+}
+
+impl Handler<Shutdown> for SchedulerActor {
+    type Result = ResponseActFuture<Self, ShutdownReport>;
+
+    fn handle(&mut self, msg: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
+        let first = !self.stopped;
+        self.running = false;
+        self.stopped = true;
+        let reason = format!(
+            "Scheduler shutting down: run did not finish within the {} ms shutdown grace",
+            msg.grace.as_millis()
+        );
+        // Queued manual runs never started: cancel them at once.
+        let queued: Vec<_> = self
+            .queued_manual
+            .drain(..)
+            .map(|(run, _)| run.id)
+            .collect();
+        let store = self.store.clone();
+        let now = self.clock.now();
+        let live_before = self.live.len();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.drained.waiters.push(tx);
+        self.notify_drained();
+        let queued_reason = reason.clone();
+        Box::pin(
+            async move {
+                for run_id in &queued {
+                    let cancel = CompleteRun {
+                        run_id: *run_id,
+                        status: RunStatus::Cancelled,
+                        error: Some(queued_reason.clone()),
+                        logs: None,
+                        now,
+                    };
+                    if let Err(err) = store
+                        .send(cancel)
+                        .await
+                        .map_err(Error::from)
+                        .and_then(|r| r)
+                    {
+                        log::error!("cancelling queued run {run_id} at shutdown failed: {err}");
+                    }
+                }
+                let drained = actix_rt::time::timeout(msg.grace, rx).await.is_ok();
+                (queued.len(), drained)
+            }
+            .into_actor(self)
+            .then(move |(queued, drained), act, _ctx| {
+                let mut cancelled = queued;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if !drained {
+                    cancelled += act.live.len();
+                    for live in act.live.values() {
+                        live.actor.do_send(Cancel {
+                            reason: reason.clone(),
+                        });
+                    }
+                    act.drained.waiters.push(tx);
+                    act.notify_drained();
+                } else {
+                    let _ = tx.send(());
+                }
+                let finished = live_before.saturating_sub(cancelled - queued);
+                async move {
+                    // The cancelled runs record their outcome before they report back.
+                    let _ = actix_rt::time::timeout(Duration::from_secs(10), rx).await;
+                    ShutdownReport {
+                        finished: if first { finished } else { 0 },
+                        cancelled,
+                    }
+                }
+                .into_actor(act)
+            }),
+        )
+    }
+}

@@ -1,0 +1,228 @@
+//! Workers inside the host process: async handlers registered per plugin and job key. A run's
+//! handler gets a [`JobContext`] whose cancellation signal fires on `cancelJob`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::{WorkerError, WorkerManager, codes};
+
+/// What a handler knows about the run it serves.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub plugin_id: String,
+    pub job_key: String,
+    pub run_id: String,
+    pub trigger: String,
+    /// The slot (scheduled runs) or the request time, as ISO 8601 with milliseconds and `Z`.
+    pub scheduled_at: String,
+    /// The whole `runJob` params, as a process worker would receive them.
+    pub params: Value,
+    cancelled: watch::Receiver<Option<String>>,
+}
+
+impl JobContext {
+    /// The cancellation reason, once `cancelJob` arrived for this run.
+    pub fn cancel_reason(&self) -> Option<String> {
+        self.cancelled.borrow().clone()
+    }
+
+    /// Resolves when the run is cancelled, with the reason.
+    pub async fn cancelled(&mut self) -> String {
+        loop {
+            if let Some(reason) = self.cancelled.borrow_and_update().clone() {
+                return reason;
+            }
+            if self.cancelled.changed().await.is_err() {
+                // The sender went away without a cancellation: wait forever, like an
+                // uncancelled run would.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// An async job handler: `Ok` means the run succeeded, `Err(message)` that it failed with that
+/// message.
+pub type JobHandler =
+    Arc<dyn Fn(JobContext) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+#[derive(Default)]
+struct Plugin {
+    running: bool,
+    handlers: HashMap<String, JobHandler>,
+    restarts: u64,
+}
+
+#[derive(Default)]
+struct State {
+    plugins: HashMap<String, Plugin>,
+    /// Cancellation senders of calls in flight, by run id, with their plugin.
+    cancels: HashMap<String, (String, watch::Sender<Option<String>>)>,
+    notifications: Vec<(String, String, Value)>,
+}
+
+/// In-process workers. Clones share the same registry.
+#[derive(Clone, Default)]
+pub struct InProcessWorkers {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for InProcessWorkers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("InProcessWorkers")
+            .field("plugins", &state.plugins.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl InProcessWorkers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `handler` for `job_key` of `plugin_id`, and marks that plugin's worker running.
+    pub fn register<F, Fut>(&self, plugin_id: &str, job_key: &str, handler: F) -> &Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let handler: JobHandler = Arc::new(move |ctx| handler(ctx).boxed());
+        let mut state = self.lock();
+        let plugin = state.plugins.entry(plugin_id.to_owned()).or_default();
+        plugin.running = true;
+        plugin.handlers.insert(job_key.to_owned(), handler);
+        self
+    }
+
+    /// Marks a plugin's worker running or stopped (a stopped worker takes no calls).
+    pub fn set_running(&self, plugin_id: &str, running: bool) {
+        self.lock()
+            .plugins
+            .entry(plugin_id.to_owned())
+            .or_default()
+            .running = running;
+    }
+
+    /// How often the scheduler asked to restart this plugin's worker.
+    pub fn restarts(&self, plugin_id: &str) -> u64 {
+        self.lock().plugins.get(plugin_id).map_or(0, |p| p.restarts)
+    }
+
+    /// Every notification sent so far, as `(plugin_id, method, params)`.
+    pub fn notifications(&self) -> Vec<(String, String, Value)> {
+        self.lock().notifications.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Handlers never run under this lock, so a poisoned lock still holds consistent maps.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn text(params: &Value, key: &str) -> String {
+    params["job"][key].as_str().unwrap_or_default().to_owned()
+}
+
+impl WorkerManager for InProcessWorkers {
+    fn is_running(&self, plugin_id: &str) -> bool {
+        self.lock()
+            .plugins
+            .get(plugin_id)
+            .is_some_and(|p| p.running)
+    }
+
+    fn call(
+        &self,
+        plugin_id: &str,
+        method: &str,
+        params: Value,
+        _timeout: Duration,
+    ) -> BoxFuture<'static, Result<Value, WorkerError>> {
+        if method != "runJob" {
+            let err = WorkerError::new(
+                codes::METHOD_NOT_FOUND,
+                format!("Method not found: {method}"),
+            );
+            return async move { Err(err) }.boxed();
+        }
+        let job_key = text(&params, "jobKey");
+        let run_id = text(&params, "runId");
+        let mut state = self.lock();
+        let handler = match state.plugins.get(plugin_id) {
+            Some(plugin) if plugin.running => plugin.handlers.get(&job_key).cloned(),
+            _ => {
+                let err = WorkerError::unavailable(plugin_id);
+                return async move { Err(err) }.boxed();
+            }
+        };
+        let Some(handler) = handler else {
+            let err = WorkerError::new(
+                codes::INVALID_PARAMS,
+                format!("Plugin {plugin_id} has no handler for job {job_key:?}"),
+            );
+            return async move { Err(err) }.boxed();
+        };
+        let (cancel_tx, cancel_rx) = watch::channel(None);
+        state
+            .cancels
+            .insert(run_id.clone(), (plugin_id.to_owned(), cancel_tx));
+        drop(state);
+        let ctx = JobContext {
+            plugin_id: plugin_id.to_owned(),
+            job_key,
+            run_id: run_id.clone(),
+            trigger: text(&params, "trigger"),
+            scheduled_at: text(&params, "scheduledAt"),
+            params,
+            cancelled: cancel_rx,
+        };
+        let workers = self.clone();
+        async move {
+            let outcome = handler(ctx).await;
+            workers.lock().cancels.remove(&run_id);
+            outcome
+                .map(|()| Value::Null)
+                .map_err(WorkerError::job_failed)
+        }
+        .boxed()
+    }
+
+    fn notify(&self, plugin_id: &str, method: &str, params: Value) {
+        let mut state = self.lock();
+        if method == "cancelJob"
+            && let Some(run_id) = params["runId"].as_str()
+            && let Some((_, sender)) = state.cancels.get(run_id)
+        {
+            let reason = params["reason"].as_str().unwrap_or("cancelled").to_owned();
+            sender.send_replace(Some(reason));
+        }
+        state
+            .notifications
+            .push((plugin_id.to_owned(), method.to_owned(), params));
+    }
+
+    fn restart(&self, plugin_id: &str) {
+        let mut state = self.lock();
+        // A restart ends every call in flight: their cancellation signals fire.
+        for (owner, sender) in state.cancels.values() {
+            if owner == plugin_id {
+                sender.send_replace(Some("worker restarted".to_owned()));
+            }
+        }
+        state
+            .plugins
+            .entry(plugin_id.to_owned())
+            .or_default()
+            .restarts += 1;
+    }
+}

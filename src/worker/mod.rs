@@ -1,0 +1,85 @@
+//! How the scheduler reaches the programs that run jobs. [`WorkerManager`] is the seam: the
+//! scheduler asks whether a plugin's worker is running, calls `runJob` with a timeout, sends
+//! `cancelJob`, and asks for a restart after a call that never answered.
+//!
+//! [`InProcessWorkers`] runs jobs as async handlers inside the host process (tests, and
+//! applications that embed plugin-jobs with their own Rust jobs).
+
+mod in_process;
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+pub use in_process::{InProcessWorkers, JobContext, JobHandler};
+
+/// JSON-RPC error codes of the worker protocol.
+pub mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The worker is not running, or exited.
+    pub const WORKER_UNAVAILABLE: i64 = -32000;
+    /// The job's handler failed.
+    pub const WORKER_ERROR: i64 = -32002;
+    /// The call timed out.
+    pub const TIMEOUT: i64 = -32003;
+}
+
+/// A failed worker call: a JSON-RPC error code and the worker's message, which becomes the run's
+/// `error` as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WorkerError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl WorkerError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The job's handler failed with `message`.
+    pub fn job_failed(message: impl Into<String>) -> Self {
+        Self::new(codes::WORKER_ERROR, message)
+    }
+
+    /// The plugin's worker is not there to take the call.
+    pub fn unavailable(plugin_id: &str) -> Self {
+        Self::new(
+            codes::WORKER_UNAVAILABLE,
+            format!("Worker for plugin {plugin_id} is not running"),
+        )
+    }
+}
+
+/// The scheduler's view of the workers. Implementations must be cheap to share across actors.
+pub trait WorkerManager: Send + Sync + Debug + 'static {
+    /// True when the plugin's worker can take calls now.
+    fn is_running(&self, plugin_id: &str) -> bool;
+
+    /// Sends a request and resolves with its result. `timeout` is the caller's deadline; the
+    /// scheduler enforces it itself, so an implementation may use it only to free resources.
+    fn call(
+        &self,
+        plugin_id: &str,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Value, WorkerError>>;
+
+    /// Sends a notification (no answer), such as `cancelJob`.
+    fn notify(&self, plugin_id: &str, method: &str, params: Value);
+
+    /// Restarts the plugin's worker: asked for when a timed-out call did not answer within the
+    /// cancel grace, so that the job cannot keep running in the worker beside its next run.
+    fn restart(&self, plugin_id: &str);
+}
