@@ -194,3 +194,182 @@ where
         actix_rt::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Scheduler harness
+
+use std::sync::{Arc, Mutex};
+
+use plugin_jobs::clock::ManualClock;
+use plugin_jobs::config::SchedulerConfig;
+use plugin_jobs::scheduler::Tick;
+use plugin_jobs::worker::{InProcessWorkers, WorkerError, WorkerManager};
+use plugin_jobs::{PluginJobs, PluginJobsHandle};
+use serde_json::Value;
+
+/// One call a worker received.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    pub plugin_id: String,
+    pub method: String,
+    pub params: Value,
+    pub timeout: Duration,
+}
+
+/// In-process workers that also record every call with its timeout.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingWorkers {
+    pub inner: InProcessWorkers,
+    pub calls: Arc<Mutex<Vec<RecordedCall>>>,
+}
+
+impl RecordingWorkers {
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.calls.lock().expect("calls lock").clone()
+    }
+}
+
+impl WorkerManager for RecordingWorkers {
+    fn is_running(&self, plugin_id: &str) -> bool {
+        self.inner.is_running(plugin_id)
+    }
+
+    fn call(
+        &self,
+        plugin_id: &str,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> futures_util::future::BoxFuture<'static, Result<Value, WorkerError>> {
+        self.calls.lock().expect("calls lock").push(RecordedCall {
+            plugin_id: plugin_id.to_owned(),
+            method: method.to_owned(),
+            params: params.clone(),
+            timeout,
+        });
+        self.inner.call(plugin_id, method, params, timeout)
+    }
+
+    fn notify(&self, plugin_id: &str, method: &str, params: Value) {
+        self.inner.notify(plugin_id, method, params);
+    }
+
+    fn restart(&self, plugin_id: &str) {
+        self.inner.restart(plugin_id);
+    }
+}
+
+/// A started plugin-jobs on a fresh database, with a manual clock and no timers: tests send
+/// `Tick` themselves.
+pub struct Harness {
+    pub t: TestDb,
+    pub clock: ManualClock,
+    pub workers: RecordingWorkers,
+    pub jobs: PluginJobsHandle,
+}
+
+impl Harness {
+    pub async fn new(config: SchedulerConfig) -> Self {
+        Self::with_clock(config, at("10:00")).await
+    }
+
+    pub async fn with_clock(config: SchedulerConfig, now: DateTime<Utc>) -> Self {
+        let t = TestDb::new().await;
+        let clock = ManualClock::new(now);
+        let workers = RecordingWorkers::default();
+        let jobs = PluginJobs::builder(t.db.clone())
+            .workers(workers.clone())
+            .clock(clock.clone())
+            .config(config)
+            .instance_id("test-instance")
+            .manual_ticks()
+            .start();
+        Self {
+            t,
+            clock,
+            workers,
+            jobs,
+        }
+    }
+
+    /// Sends one `Tick` and waits until the scheduler has handled it.
+    pub async fn tick(&self) {
+        self.jobs.scheduler.send(Tick).await.expect("tick");
+    }
+
+    /// Waits until the run reaches `status`.
+    pub async fn wait_for_run(&self, run_id: Uuid, status: RunStatus) -> PluginJobRunModel {
+        wait_until(
+            &format!("run {run_id} is {status}"),
+            Duration::from_secs(10),
+            || async { self.t.run(run_id).await.status == status },
+        )
+        .await;
+        self.t.run(run_id).await
+    }
+
+    /// Waits until the scheduler has no live runs.
+    pub async fn wait_idle(&self) {
+        wait_until("no run is active", Duration::from_secs(10), || async {
+            self.jobs
+                .diagnostics()
+                .await
+                .expect("diagnostics")
+                .active_job_count
+                == 0
+        })
+        .await;
+    }
+}
+
+/// A handler that succeeds at once.
+pub fn ok_handler(_ctx: plugin_jobs::worker::JobContext) -> std::future::Ready<Result<(), String>> {
+    std::future::ready(Ok(()))
+}
+
+/// A gate that holds handlers until opened: slow and hanging workers.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    tx: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            tx: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+}
+
+impl Gate {
+    pub fn open(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// Resolves once the gate is open.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static + use<> {
+        let mut rx = self.tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|open| *open).await;
+        }
+    }
+
+    /// A job handler that succeeds once the gate opens (a slow or hanging worker).
+    pub fn handler(
+        &self,
+    ) -> impl Fn(
+        plugin_jobs::worker::JobContext,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), String>>
+    + Send
+    + Sync
+    + 'static {
+        let gate = self.clone();
+        move |_ctx| {
+            let wait = gate.wait();
+            Box::pin(async move {
+                wait.await;
+                Ok(())
+            })
+        }
+    }
+}

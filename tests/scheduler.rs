@@ -1,0 +1,763 @@
+//! The SchedulerActor and JobRunActor, driven by messages with a manual clock: every scheduler
+//! case of the original suite, with the changed behaviours asserted.
+
+mod common;
+
+use std::time::Duration;
+
+use actix::Actor;
+use chrono::TimeDelta;
+use common::{Gate, Harness, TestDb, at, ok_handler, wait_until};
+use entity::prelude::*;
+use plugin_jobs::clock::ManualClock;
+use plugin_jobs::config::SchedulerConfig;
+use plugin_jobs::scheduler::{GetDiagnostics, SchedulerActor, Shutdown, Start, Tick};
+use plugin_jobs::store::{JobDeclaration, JobRef, StoreActor};
+use plugin_jobs::worker::InProcessWorkers;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+
+fn config(max: usize) -> SchedulerConfig {
+    SchedulerConfig {
+        max_concurrent_runs: max,
+        ..SchedulerConfig::default()
+    }
+}
+
+fn key(plugin: &str, job: &str) -> JobRef {
+    JobRef::Key {
+        plugin_id: plugin.to_owned(),
+        job_key: job.to_owned(),
+    }
+}
+
+async fn runs_of(h: &Harness, job_id: uuid::Uuid) -> Vec<PluginJobRunModel> {
+    let mut runs: Vec<_> =
+        h.t.all_runs()
+            .await
+            .into_iter()
+            .filter(|r| r.job_id == job_id)
+            .collect();
+    runs.sort_by_key(|r| r.created_at);
+    runs
+}
+
+// Lifecycle and ticks ---------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn diagnostics_start_empty_and_start_and_stop_are_safe_in_any_order() {
+    let t = TestDb::new().await;
+    let store = StoreActor::new(t.db.clone()).start();
+    let scheduler = SchedulerActor::new(
+        store,
+        std::sync::Arc::new(InProcessWorkers::new()),
+        std::sync::Arc::new(ManualClock::new(at("10:00"))),
+        SchedulerConfig::default(),
+        "i".to_owned(),
+        false,
+    )
+    .start();
+    let d = scheduler.send(GetDiagnostics).await.expect("diagnostics");
+    assert!(!d.running);
+    assert_eq!((d.active_job_count, d.tick_count), (0, 0));
+    assert!(d.active_job_ids.is_empty());
+    assert_eq!(d.last_tick_at, None);
+
+    scheduler.send(Tick).await.expect("tick");
+    assert_eq!(
+        scheduler.send(GetDiagnostics).await.expect("d").tick_count,
+        0,
+        "no ticks before start"
+    );
+
+    scheduler.send(Start).await.expect("start");
+    scheduler
+        .send(Start)
+        .await
+        .expect("second start is a no-op");
+    scheduler.send(Tick).await.expect("tick");
+    let d = scheduler.send(GetDiagnostics).await.expect("d");
+    assert!(d.running);
+    assert_eq!(d.tick_count, 1);
+    assert_eq!(d.last_tick_at.as_deref(), Some("2024-01-15T10:00:00.000Z"));
+
+    scheduler
+        .send(Shutdown {
+            grace: Duration::from_millis(10),
+        })
+        .await
+        .expect("stop");
+    scheduler
+        .send(Shutdown {
+            grace: Duration::from_millis(10),
+        })
+        .await
+        .expect("double stop");
+    assert!(!scheduler.send(GetDiagnostics).await.expect("d").running);
+    scheduler.send(Tick).await.expect("tick after stop");
+    assert_eq!(
+        scheduler.send(GetDiagnostics).await.expect("d").tick_count,
+        1,
+        "no ticks after stop"
+    );
+    scheduler.send(Start).await.expect("start after stop");
+    assert!(
+        !scheduler.send(GetDiagnostics).await.expect("d").running,
+        "a stopped scheduler stays stopped"
+    );
+}
+
+#[actix_rt::test]
+async fn three_ticks_count_three() {
+    let h = Harness::new(config(10)).await;
+    for _ in 0..3 {
+        h.tick().await;
+    }
+    assert_eq!(h.jobs.diagnostics().await.expect("d").tick_count, 3);
+}
+
+#[actix_rt::test]
+async fn a_due_job_runs_with_the_exact_payload_and_its_pointer_moves() {
+    let h = Harness::with_clock(config(10), at("2025-01-15T10:20:00Z")).await;
+    h.workers.inner.register("alpha", "report", ok_handler);
+    let jobs = h
+        .jobs
+        .register("alpha", vec![JobDeclaration::new("report", "*/15 * * * *")])
+        .await
+        .expect("register");
+    let job_id = jobs[0].id;
+    h.clock.set(at("2025-01-15T10:30:00Z"));
+    h.tick().await;
+    h.wait_idle().await;
+    let runs = runs_of(&h, job_id).await;
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.trigger, RunTrigger::Schedule);
+    assert!(run.started_at.is_some());
+    assert!(run.duration_ms.is_some_and(|d| d >= 0));
+    let calls = h.workers.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].method, "runJob");
+    assert_eq!(
+        calls[0].params,
+        json!({"job": {
+            "jobKey": "report",
+            "runId": run.id.to_string(),
+            "trigger": "schedule",
+            "scheduledAt": "2025-01-15T10:30:00.000Z",
+        }})
+    );
+    assert_eq!(
+        h.t.job(job_id).await.next_run_at,
+        Some(at("2025-01-15T10:45:00Z"))
+    );
+    assert_eq!(
+        h.t.job(job_id).await.last_run_at,
+        Some(at("2025-01-15T10:30:00Z"))
+    );
+}
+
+#[actix_rt::test]
+async fn no_due_jobs_means_no_run_and_no_call_and_manual_only_jobs_never_fire() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "later", ok_handler);
+    h.workers.inner.register("alpha", "manual", ok_handler);
+    h.jobs
+        .register(
+            "alpha",
+            vec![
+                JobDeclaration::new("later", "0 12 * * *"),
+                JobDeclaration::new("manual", ""),
+            ],
+        )
+        .await
+        .expect("register");
+    for minutes in [0, 30, 90] {
+        h.clock.set(at("10:00") + TimeDelta::minutes(minutes));
+        h.tick().await;
+    }
+    assert!(h.t.all_runs().await.is_empty());
+    assert!(h.workers.calls().is_empty());
+}
+
+#[actix_rt::test]
+async fn a_failing_worker_fails_the_run_with_its_message_and_the_pointer_still_moves() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "crashy", |_ctx| async {
+        Err("Worker crashed".to_owned())
+    });
+    let jobs = h
+        .jobs
+        .register("alpha", vec![JobDeclaration::new("crashy", "0 * * * *")])
+        .await
+        .expect("register");
+    h.clock.set(at("11:00"));
+    h.tick().await;
+    h.wait_idle().await;
+    let runs = runs_of(&h, jobs[0].id).await;
+    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert_eq!(runs[0].error.as_deref(), Some("Worker crashed"));
+    assert!(runs[0].duration_ms.is_some_and(|d| d >= 0));
+    assert_eq!(h.t.job(jobs[0].id).await.next_run_at, Some(at("12:00")));
+}
+
+#[actix_rt::test]
+async fn a_database_error_during_a_tick_is_survived() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "a", ok_handler);
+    let jobs = h
+        .jobs
+        .register("alpha", vec![JobDeclaration::new("a", "0 * * * *")])
+        .await
+        .expect("register");
+    h.clock.set(at("11:00"));
+    h.t.db
+        .execute_unprepared("ALTER TABLE plugin_jobs RENAME TO plugin_jobs_away")
+        .await
+        .expect("break the table");
+    h.tick().await;
+    assert_eq!(
+        h.jobs.diagnostics().await.expect("d").tick_count,
+        1,
+        "the failed tick still counts"
+    );
+    h.t.db
+        .execute_unprepared("ALTER TABLE plugin_jobs_away RENAME TO plugin_jobs")
+        .await
+        .expect("restore the table");
+    h.tick().await;
+    h.wait_idle().await;
+    assert_eq!(
+        runs_of(&h, jobs[0].id).await.len(),
+        1,
+        "the next tick works normally"
+    );
+}
+
+// Overlap and concurrency -----------------------------------------------------------------
+
+#[actix_rt::test]
+async fn a_job_in_flight_is_not_dispatched_again_until_its_run_finishes() {
+    let h = Harness::new(config(10)).await;
+    let gate = Gate::default();
+    h.workers.inner.register("alpha", "slow", gate.handler());
+    let jobs = h
+        .jobs
+        .register("alpha", vec![JobDeclaration::new("slow", "* * * * *")])
+        .await
+        .expect("register");
+    let job_id = jobs[0].id;
+    h.clock.set(at("10:01"));
+    h.tick().await;
+    for minute in 2..4 {
+        h.clock.set(at("10:00") + TimeDelta::minutes(minute));
+        h.tick().await;
+        assert_eq!(
+            runs_of(&h, job_id).await.len(),
+            1,
+            "no second run while one is in flight"
+        );
+    }
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(d.active_job_ids, vec![job_id]);
+    assert_eq!(
+        d.skipped_slots, 2,
+        "overlapping slots are skipped and counted"
+    );
+    gate.open();
+    h.wait_idle().await;
+    h.clock.set(at("10:04"));
+    h.tick().await;
+    h.wait_idle().await;
+    let runs = runs_of(&h, job_id).await;
+    assert_eq!(runs.len(), 2, "the next due slot dispatches it again");
+    assert_eq!(runs[1].scheduled_for, at("10:04"));
+}
+
+#[actix_rt::test]
+async fn two_due_jobs_in_one_tick_are_both_dispatched() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "a", ok_handler);
+    h.workers.inner.register("alpha", "b", ok_handler);
+    h.jobs
+        .register(
+            "alpha",
+            vec![
+                JobDeclaration::new("a", "0 * * * *"),
+                JobDeclaration::new("b", "0 * * * *"),
+            ],
+        )
+        .await
+        .expect("register");
+    h.clock.set(at("11:00"));
+    h.tick().await;
+    h.wait_idle().await;
+    assert_eq!(h.t.all_runs().await.len(), 2);
+}
+
+async fn dispatched_with_limit(max: usize, due: usize) -> usize {
+    let h = Harness::new(config(max)).await;
+    let gate = Gate::default();
+    let mut decls = Vec::new();
+    for i in 0..due {
+        h.workers
+            .inner
+            .register("alpha", &format!("job-{i}"), gate.handler());
+        decls.push(JobDeclaration::new(format!("job-{i}"), "0 * * * *"));
+    }
+    h.jobs.register("alpha", decls).await.expect("register");
+    h.clock.set(at("11:00"));
+    h.tick().await;
+    let count = h.t.all_runs().await.len();
+    assert_eq!(
+        h.jobs.diagnostics().await.expect("d").active_job_count,
+        count
+    );
+    gate.open();
+    count
+}
+
+#[actix_rt::test]
+async fn the_concurrency_limit_caps_dispatch() {
+    assert_eq!(dispatched_with_limit(1, 2).await, 1);
+    assert_eq!(dispatched_with_limit(2, 3).await, 2);
+}
+
+#[actix_rt::test]
+async fn with_a_limit_of_one_the_second_job_runs_after_the_first_finishes() {
+    let h = Harness::new(config(1)).await;
+    let gate = Gate::default();
+    h.workers.inner.register("alpha", "first", gate.handler());
+    h.workers.inner.register("alpha", "second", ok_handler);
+    let mut first = JobDeclaration::new("first", "0 11 * * *");
+    first.display_name = "first".to_owned();
+    h.jobs
+        .register(
+            "alpha",
+            vec![first, JobDeclaration::new("second", "1 11 * * *")],
+        )
+        .await
+        .expect("register");
+    h.clock.set(at("11:01"));
+    h.tick().await;
+    let runs = h.t.all_runs().await;
+    assert_eq!(runs.len(), 1, "only the oldest slot fits");
+    gate.open();
+    // The freed slot is handed on at once, without waiting for a tick.
+    wait_until("the second job ran", Duration::from_secs(10), || async {
+        h.t.all_runs().await.len() == 2
+    })
+    .await;
+    h.wait_idle().await;
+    assert!(
+        h.t.all_runs()
+            .await
+            .iter()
+            .all(|r| r.status == RunStatus::Succeeded)
+    );
+}
+
+#[actix_rt::test]
+async fn a_slow_run_does_not_delay_another_jobs_slot() {
+    let h = Harness::new(config(10)).await;
+    let gate = Gate::default();
+    h.workers.inner.register("alpha", "slow", gate.handler());
+    h.workers.inner.register("alpha", "fast", ok_handler);
+    let jobs = h
+        .jobs
+        .register(
+            "alpha",
+            vec![
+                JobDeclaration::new("slow", "0 11 * * *"),
+                JobDeclaration::new("fast", "1 11 * * *"),
+            ],
+        )
+        .await
+        .expect("register");
+    let fast = jobs.iter().find(|j| j.job_key == "fast").expect("fast").id;
+    h.clock.set(at("11:00"));
+    h.tick().await;
+    h.clock.set(at("11:01"));
+    h.tick().await;
+    wait_until(
+        "the fast job succeeded",
+        Duration::from_secs(10),
+        || async {
+            runs_of(&h, fast)
+                .await
+                .first()
+                .is_some_and(|r| r.status == RunStatus::Succeeded)
+        },
+    )
+    .await;
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(d.active_job_count, 1, "the slow run is still in flight");
+    gate.open();
+    h.wait_idle().await;
+}
+
+// Workers ---------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn only_jobs_of_running_workers_are_dispatched() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("up", "a", ok_handler);
+    h.workers.inner.register("down", "b", ok_handler);
+    h.workers.inner.set_running("down", false);
+    h.jobs
+        .register("up", vec![JobDeclaration::new("a", "0 * * * *")])
+        .await
+        .expect("register");
+    let down = h
+        .jobs
+        .register("down", vec![JobDeclaration::new("b", "0 * * * *")])
+        .await
+        .expect("register");
+    h.clock.set(at("11:00"));
+    h.tick().await;
+    h.wait_idle().await;
+    let runs = h.t.all_runs().await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].plugin_id, "up");
+    assert_eq!(
+        h.t.job(down[0].id).await.next_run_at,
+        Some(at("11:00")),
+        "its slot waits for the worker"
+    );
+}
+
+// Register / unregister -------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn a_past_pointer_at_registration_is_left_for_the_misfire_policy() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "once", ok_handler);
+    h.workers.inner.register("alpha", "skip", ok_handler);
+    let mut once = common::job_row("alpha", "once");
+    once.schedule = "0 * * * *".to_owned();
+    once.next_run_at = Some(at("07:00"));
+    let once = h.t.insert_job(once).await;
+    let mut skip = common::job_row("alpha", "skip");
+    skip.schedule = "0 * * * *".to_owned();
+    skip.next_run_at = Some(at("07:00"));
+    skip.misfire = MisfirePolicy::Skip;
+    let skip = h.t.insert_job(skip).await;
+    let mut skip_decl = JobDeclaration::new("skip", "0 * * * *");
+    skip_decl.misfire = MisfirePolicy::Skip;
+    h.jobs
+        .register(
+            "alpha",
+            vec![JobDeclaration::new("once", "0 * * * *"), skip_decl],
+        )
+        .await
+        .expect("register");
+    assert_eq!(h.t.job(once.id).await.next_run_at, Some(at("07:00")));
+    h.clock.set(at("10:05"));
+    h.tick().await;
+    h.wait_idle().await;
+    let once_runs = runs_of(&h, once.id).await;
+    assert_eq!(
+        once_runs.len(),
+        1,
+        "fire_once: one run for all missed slots"
+    );
+    assert_eq!(once_runs[0].scheduled_for, at("07:00"));
+    assert!(runs_of(&h, skip.id).await.is_empty(), "skip: no run");
+    assert_eq!(h.t.job(skip.id).await.next_run_at, Some(at("11:00")));
+    assert_eq!(h.t.job(once.id).await.next_run_at, Some(at("11:00")));
+}
+
+#[actix_rt::test]
+async fn unregistering_cancels_live_runs_and_a_late_reply_changes_nothing() {
+    let h = Harness::new(config(10)).await;
+    let gate = Gate::default();
+    h.workers.inner.register("alpha", "slow", gate.handler());
+    let jobs = h
+        .jobs
+        .register("alpha", vec![JobDeclaration::new("slow", "0 * * * *")])
+        .await
+        .expect("register");
+    h.clock.set(at("11:00"));
+    h.tick().await;
+    let run = runs_of(&h, jobs[0].id).await.remove(0);
+    h.wait_for_run(run.id, RunStatus::Running).await;
+    h.jobs.unregister("alpha").await.expect("unregister");
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(d.active_job_count, 0, "cleared from the active set at once");
+    let cancelled = h.wait_for_run(run.id, RunStatus::Cancelled).await;
+    assert_eq!(cancelled.error.as_deref(), Some("Plugin unregistered"));
+    assert!(cancelled.duration_ms.is_some_and(|d| d >= 0));
+    gate.open();
+    // The worker's late success must not overwrite the cancellation.
+    h.clock.advance(TimeDelta::seconds(5));
+    actix_rt::task::yield_now().await;
+    assert_eq!(h.t.run(run.id).await.status, RunStatus::Cancelled);
+    let cancel_sent = h
+        .workers
+        .inner
+        .notifications()
+        .iter()
+        .any(|(_, method, params)| method == "cancelJob" && params["runId"] == run.id.to_string());
+    assert!(cancel_sent, "the worker was told to cancel");
+}
+
+// Manual trigger --------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn a_trigger_returns_before_a_hanging_run_finishes() {
+    let h = Harness::new(config(10)).await;
+    let gate = Gate::default();
+    h.workers.inner.register("alpha", "hang", gate.handler());
+    let jobs = h
+        .jobs
+        .register("alpha", vec![JobDeclaration::new("hang", "")])
+        .await
+        .expect("register");
+    let triggered = h
+        .jobs
+        .trigger(key("alpha", "hang"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    assert_eq!(triggered.job_id, jobs[0].id);
+    let run = h.wait_for_run(triggered.run_id, RunStatus::Running).await;
+    assert_eq!(run.trigger, RunTrigger::Manual);
+    assert_eq!(run.scheduled_for, at("10:00"));
+    let params = &h.workers.calls()[0].params;
+    assert_eq!(params["job"]["trigger"], "manual");
+    assert_eq!(params["job"]["scheduledAt"], "2024-01-15T10:00:00.000Z");
+    assert_eq!(
+        h.t.job(jobs[0].id).await.next_run_at,
+        None,
+        "a trigger does not move the pointer"
+    );
+    gate.open();
+    h.wait_for_run(triggered.run_id, RunStatus::Succeeded).await;
+
+    let retry = h
+        .jobs
+        .trigger(JobRef::Id(jobs[0].id), RunTrigger::Retry)
+        .await
+        .expect("retry");
+    assert_eq!(
+        h.wait_for_run(retry.run_id, RunStatus::Succeeded)
+            .await
+            .trigger,
+        RunTrigger::Retry
+    );
+}
+
+#[actix_rt::test]
+async fn trigger_errors_name_the_reason() {
+    let h = Harness::new(config(10)).await;
+    let gate = Gate::default();
+    h.workers.inner.register("alpha", "busy", gate.handler());
+    h.workers.inner.register("alpha", "paused", ok_handler);
+    h.workers.inner.register("down", "job", ok_handler);
+    h.workers.inner.set_running("down", false);
+    h.jobs
+        .register(
+            "alpha",
+            vec![
+                JobDeclaration::new("busy", ""),
+                JobDeclaration::new("paused", ""),
+            ],
+        )
+        .await
+        .expect("register");
+    h.jobs
+        .register("down", vec![JobDeclaration::new("job", "")])
+        .await
+        .expect("register");
+    h.jobs.pause(key("alpha", "paused")).await.expect("pause");
+
+    let err = |e: plugin_jobs::Error| e.to_string();
+    let missing = h
+        .jobs
+        .trigger(key("alpha", "nope"), RunTrigger::Manual)
+        .await
+        .map_err(err)
+        .expect_err("unknown");
+    assert!(missing.contains("Job not found"), "{missing}");
+    let paused = h
+        .jobs
+        .trigger(key("alpha", "paused"), RunTrigger::Manual)
+        .await
+        .map_err(err)
+        .expect_err("paused");
+    assert!(paused.contains("not active"), "{paused}");
+    let down = h
+        .jobs
+        .trigger(key("down", "job"), RunTrigger::Manual)
+        .await
+        .map_err(err)
+        .expect_err("down");
+    assert!(down.contains("not running"), "{down}");
+    h.jobs
+        .trigger(key("alpha", "busy"), RunTrigger::Manual)
+        .await
+        .expect("first");
+    let busy = h
+        .jobs
+        .trigger(key("alpha", "busy"), RunTrigger::Manual)
+        .await
+        .map_err(err)
+        .expect_err("busy");
+    assert!(busy.contains("already running"), "{busy}");
+    gate.open();
+}
+
+#[actix_rt::test]
+async fn a_live_run_in_the_database_blocks_a_trigger_too() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "a", ok_handler);
+    let jobs = h
+        .jobs
+        .register("alpha", vec![JobDeclaration::new("a", "")])
+        .await
+        .expect("register");
+    // A run owned by another instance.
+    h.t.insert_run(PluginJobRunModel {
+        status: RunStatus::Running,
+        instance_id: Some("other".to_owned()),
+        ..common::run_row(&jobs[0])
+    })
+    .await
+    .expect("insert");
+    let err = h
+        .jobs
+        .trigger(key("alpha", "a"), RunTrigger::Manual)
+        .await
+        .expect_err("already running");
+    assert!(err.to_string().contains("already running"), "{err}");
+}
+
+#[actix_rt::test]
+async fn two_triggers_at_the_same_instant_create_exactly_one_run() {
+    let h = Harness::new(config(10)).await;
+    let gate = Gate::default();
+    h.workers.inner.register("alpha", "a", gate.handler());
+    h.jobs
+        .register("alpha", vec![JobDeclaration::new("a", "")])
+        .await
+        .expect("register");
+    let (first, second) = futures_util::join!(
+        h.jobs.trigger(key("alpha", "a"), RunTrigger::Manual),
+        h.jobs.trigger(key("alpha", "a"), RunTrigger::Manual)
+    );
+    assert_eq!(
+        [first.is_ok(), second.is_ok()]
+            .iter()
+            .filter(|ok| **ok)
+            .count(),
+        1
+    );
+    assert_eq!(h.t.all_runs().await.len(), 1);
+    gate.open();
+}
+
+#[actix_rt::test]
+async fn a_manual_run_waits_queued_for_a_free_slot_and_starts_first_in_first_out() {
+    let h = Harness::new(config(1)).await;
+    let gate = Gate::default();
+    for job in ["holder", "first", "second"] {
+        h.workers.inner.register("alpha", job, gate.handler());
+    }
+    h.jobs
+        .register(
+            "alpha",
+            vec![
+                JobDeclaration::new("holder", ""),
+                JobDeclaration::new("first", ""),
+                JobDeclaration::new("second", ""),
+            ],
+        )
+        .await
+        .expect("register");
+    let holder = h
+        .jobs
+        .trigger(key("alpha", "holder"), RunTrigger::Manual)
+        .await
+        .expect("holder");
+    h.wait_for_run(holder.run_id, RunStatus::Running).await;
+    let first = h
+        .jobs
+        .trigger(key("alpha", "first"), RunTrigger::Manual)
+        .await
+        .expect("first");
+    let second = h
+        .jobs
+        .trigger(key("alpha", "second"), RunTrigger::Manual)
+        .await
+        .expect("second");
+    assert_eq!(h.t.run(first.run_id).await.status, RunStatus::Queued);
+    assert_eq!(h.t.run(second.run_id).await.status, RunStatus::Queued);
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(
+        (d.active_job_count, d.queued_manual_runs),
+        (1, 2),
+        "manual runs count against the limit"
+    );
+    gate.open();
+    h.wait_for_run(second.run_id, RunStatus::Succeeded).await;
+    let first = h.t.run(first.run_id).await;
+    let second = h.t.run(second.run_id).await;
+    assert!(first.started_at <= second.started_at, "first in, first out");
+}
+
+// Timeouts and payloads -------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn the_worker_call_gets_the_job_timeout_or_the_default() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "custom", ok_handler);
+    h.workers.inner.register("alpha", "default", ok_handler);
+    let mut custom = JobDeclaration::new("custom", "");
+    custom.timeout_ms = Some(120_000);
+    h.jobs
+        .register("alpha", vec![custom, JobDeclaration::new("default", "")])
+        .await
+        .expect("register");
+    let a = h
+        .jobs
+        .trigger(key("alpha", "custom"), RunTrigger::Manual)
+        .await
+        .expect("custom");
+    h.wait_for_run(a.run_id, RunStatus::Succeeded).await;
+    let b = h
+        .jobs
+        .trigger(key("alpha", "default"), RunTrigger::Manual)
+        .await
+        .expect("default");
+    h.wait_for_run(b.run_id, RunStatus::Succeeded).await;
+    let timeouts: Vec<_> = h.workers.calls().iter().map(|c| c.timeout).collect();
+    assert_eq!(
+        timeouts,
+        [
+            Duration::from_millis(120_000),
+            Duration::from_millis(300_000)
+        ]
+    );
+}
+
+#[actix_rt::test]
+async fn zero_active_jobs_after_runs_finish() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "a", ok_handler);
+    h.jobs
+        .register("alpha", vec![JobDeclaration::new("a", "0 * * * *")])
+        .await
+        .expect("register");
+    h.clock.set(at("11:00"));
+    h.tick().await;
+    h.wait_idle().await;
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(d.active_job_count, 0);
+    assert!(d.active_job_ids.is_empty());
+    let rows = PluginJobRun::find()
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+        .all(&h.t.db)
+        .await
+        .expect("live runs");
+    assert!(rows.is_empty());
+}
