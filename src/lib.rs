@@ -29,3 +29,8 @@ pub mod worker;
 
 pub use error::{Error, Result};
 pub use handle::{PluginJobs, PluginJobsBuilder, PluginJobsHandle};
+
+/// The README's Rust examples, compiled as doctests so the quickstart cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
