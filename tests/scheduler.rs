@@ -761,3 +761,37 @@ async fn zero_active_jobs_after_runs_finish() {
         .expect("live runs");
     assert!(rows.is_empty());
 }
+
+#[actix_rt::test]
+async fn unregistering_returns_normally_when_recording_fails_and_the_outcome_lands_later() {
+    let h = Harness::new(config(10)).await;
+    let gate = Gate::default();
+    h.workers.inner.register("alpha", "slow", gate.handler());
+    h.jobs
+        .register("alpha", vec![JobDeclaration::new("slow", "")])
+        .await
+        .expect("register");
+    let run = h
+        .jobs
+        .trigger(key("alpha", "slow"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    h.wait_for_run(run.run_id, RunStatus::Running).await;
+    h.t.db
+        .execute_unprepared("ALTER TABLE plugin_job_runs RENAME TO plugin_job_runs_away")
+        .await
+        .expect("break the runs table");
+    h.jobs
+        .unregister("alpha")
+        .await
+        .expect("unregister succeeds although nothing can be recorded");
+    assert_eq!(h.jobs.diagnostics().await.expect("d").active_job_count, 0);
+    h.t.db
+        .execute_unprepared("ALTER TABLE plugin_job_runs_away RENAME TO plugin_job_runs")
+        .await
+        .expect("restore the runs table");
+    // The run's actor retries its write until the table is back.
+    let cancelled = h.wait_for_run(run.run_id, RunStatus::Cancelled).await;
+    assert_eq!(cancelled.error.as_deref(), Some("Plugin unregistered"));
+    gate.open();
+}
