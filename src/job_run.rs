@@ -192,12 +192,7 @@ impl JobRunActor {
         let store = self.deps.store.clone();
         ctx.spawn(
             async move {
-                if let Err(err) = store
-                    .send(block)
-                    .await
-                    .map_err(crate::Error::from)
-                    .and_then(|r| r)
-                {
+                if let Err(err) = crate::store::ask(&store, block).await {
                     log::error!("could not block job after a timeout: {err}");
                 }
             }
@@ -244,12 +239,7 @@ impl JobRunActor {
         };
         ctx.wait(
             async move {
-                if let Err(err) = store
-                    .send(unblock)
-                    .await
-                    .map_err(crate::Error::from)
-                    .and_then(|r| r)
-                {
+                if let Err(err) = crate::store::ask(&store, unblock).await {
                     log::error!("could not unblock job: {err}");
                 }
             }

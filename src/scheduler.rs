@@ -266,12 +266,8 @@ impl SchedulerActor {
         };
         Box::pin(
             async move {
-                let claimed = store.send(claim).await.map_err(Error::from).and_then(|r| r);
-                let next = store
-                    .send(next_due)
-                    .await
-                    .map_err(Error::from)
-                    .and_then(|r| r);
+                let claimed = crate::store::ask(&store, claim).await;
+                let next = crate::store::ask(&store, next_due).await;
                 (claimed, next)
             }
             .into_actor(self)
@@ -365,7 +361,7 @@ impl SchedulerActor {
             now: self.clock.now(),
         };
         actix::spawn(async move {
-            if let Err(err) = store.send(msg).await.map_err(Error::from).and_then(|r| r) {
+            if let Err(err) = crate::store::ask(&store, msg).await {
                 log::error!("heartbeat failed: {err}");
             }
         });
@@ -386,12 +382,7 @@ impl SchedulerActor {
         };
         let subscribers = self.subscribers.clone();
         actix::spawn(async move {
-            match store
-                .send(rescue)
-                .await
-                .map_err(Error::from)
-                .and_then(|r| r)
-            {
+            match crate::store::ask(&store, rescue).await {
                 Ok(rescued) => {
                     for run in rescued {
                         log::warn!(
@@ -413,7 +404,7 @@ impl SchedulerActor {
                 }
                 Err(err) => log::error!("rescue pass failed: {err}"),
             }
-            match store.send(prune).await.map_err(Error::from).and_then(|r| r) {
+            match crate::store::ask(&store, prune).await {
                 Ok(0) => {}
                 Ok(pruned) => log::info!("pruned {pruned} runs"),
                 Err(err) => log::error!("prune pass failed: {err}"),
@@ -637,12 +628,7 @@ impl Handler<UnregisterPlugin> for SchedulerActor {
         };
         Box::pin(
             async move {
-                if let Err(err) = store
-                    .send(cancel)
-                    .await
-                    .map_err(Error::from)
-                    .and_then(|r| r)
-                {
+                if let Err(err) = crate::store::ask(&store, cancel).await {
                     // The runs' own actors record the cancellation too; a failure here is not
                     // the caller's problem, and a rescue pass catches anything left.
                     log::error!(
@@ -767,12 +753,7 @@ impl Handler<Shutdown> for SchedulerActor {
                         logs: None,
                         now,
                     };
-                    if let Err(err) = store
-                        .send(cancel)
-                        .await
-                        .map_err(Error::from)
-                        .and_then(|r| r)
-                    {
+                    if let Err(err) = crate::store::ask(&store, cancel).await {
                         log::error!("cancelling queued run {run_id} at shutdown failed: {err}");
                     }
                 }

@@ -62,6 +62,17 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
         .await?)
 }
 
+/// Sends a message to the store and folds a mailbox failure into the crate's error, so callers
+/// handle one `Result`.
+pub async fn ask<M, T>(store: &Addr<StoreActor>, msg: M) -> Result<T>
+where
+    M: Message<Result = Result<T>> + Send + 'static,
+    StoreActor: Handler<M>,
+    T: Send + 'static,
+{
+    store.send(msg).await?
+}
+
 fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == sea_orm::DbBackend::Postgres
 }
