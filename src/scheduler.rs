@@ -130,11 +130,6 @@ struct LiveRun {
     actor: Addr<JobRunActor>,
 }
 
-#[derive(Debug)]
-struct DrainWaiters {
-    waiters: Vec<tokio::sync::oneshot::Sender<()>>,
-}
-
 /// The scheduler of one instance.
 #[derive(Debug)]
 pub struct SchedulerActor {
@@ -157,7 +152,8 @@ pub struct SchedulerActor {
     wake: Option<SpawnHandle>,
     /// True when the last claim filled every free slot, so a freed slot should claim again.
     saturated: bool,
-    drained: DrainWaiters,
+    /// Told when the last live run finishes (shutdown waits on these).
+    drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SchedulerActor {
@@ -187,9 +183,7 @@ impl SchedulerActor {
             subscribers: Vec::new(),
             wake: None,
             saturated: false,
-            drained: DrainWaiters {
-                waiters: Vec::new(),
-            },
+            drain_waiters: Vec::new(),
         }
     }
 
@@ -345,7 +339,11 @@ impl SchedulerActor {
             }
         });
         ctx.run_interval(self.config.heartbeat_interval, |act, _ctx| act.heartbeat());
-        ctx.run_interval(self.config.maintenance_interval, |act, _ctx| act.maintain());
+        ctx.run_interval(self.config.maintenance_interval, |act, _ctx| {
+            if act.running {
+                act.maintain();
+            }
+        });
     }
 
     /// Refreshes the heartbeat of every live run of this instance in one statement.
@@ -431,7 +429,7 @@ impl SchedulerActor {
 
     fn notify_drained(&mut self) {
         if self.live.is_empty() {
-            for waiter in self.drained.waiters.drain(..) {
+            for waiter in self.drain_waiters.drain(..) {
                 let _ = waiter.send(());
             }
         }
@@ -740,9 +738,9 @@ impl Handler<Shutdown> for SchedulerActor {
         let now = self.clock.now();
         let live_before = self.live.len();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.drained.waiters.push(tx);
+        self.drain_waiters.push(tx);
         self.notify_drained();
-        let queued_reason = reason.clone();
+        let queued_reason = "Scheduler shutting down before the run started".to_owned();
         Box::pin(
             async move {
                 for run_id in &queued {
@@ -771,7 +769,7 @@ impl Handler<Shutdown> for SchedulerActor {
                             reason: reason.clone(),
                         });
                     }
-                    act.drained.waiters.push(tx);
+                    act.drain_waiters.push(tx);
                     act.notify_drained();
                 } else {
                     let _ = tx.send(());

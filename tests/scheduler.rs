@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::Actor;
@@ -472,7 +474,20 @@ async fn a_past_pointer_at_registration_is_left_for_the_misfire_policy() {
 async fn unregistering_cancels_live_runs_and_a_late_reply_changes_nothing() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "slow", gate.handler());
+    let dropped = Arc::new(AtomicBool::new(false));
+    let returned = Arc::new(AtomicBool::new(false));
+    let (wait, on_drop, on_return) = (gate.clone(), dropped.clone(), returned.clone());
+    h.workers.inner.register("alpha", "slow", move |_ctx| {
+        let open = wait.wait();
+        let guard = DropFlag(on_drop.clone());
+        let on_return = on_return.clone();
+        async move {
+            let _guard = guard;
+            open.await;
+            on_return.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+    });
     let jobs = h
         .jobs
         .register("alpha", vec![JobDeclaration::new("slow", "0 * * * *")])
@@ -488,11 +503,21 @@ async fn unregistering_cancels_live_runs_and_a_late_reply_changes_nothing() {
     let cancelled = h.wait_for_run(run.id, RunStatus::Cancelled).await;
     assert_eq!(cancelled.error.as_deref(), Some("Plugin unregistered"));
     assert!(cancelled.duration_ms.is_some_and(|d| d >= 0));
+    // Cancellation is real: the call in flight is dropped, so the handler never gets to reply.
+    wait_until(
+        "the in-flight call was dropped",
+        Duration::from_secs(10),
+        || async { dropped.load(Ordering::SeqCst) },
+    )
+    .await;
     gate.open();
-    // The worker's late success must not overwrite the cancellation.
-    h.clock.advance(TimeDelta::seconds(5));
-    actix_rt::task::yield_now().await;
-    assert_eq!(h.t.run(run.id).await.status, RunStatus::Cancelled);
+    assert!(
+        !returned.load(Ordering::SeqCst),
+        "the cancelled handler never ran to completion"
+    );
+    let after = h.t.run(run.id).await;
+    assert_eq!(after.status, RunStatus::Cancelled);
+    assert_eq!(after.error.as_deref(), Some("Plugin unregistered"));
     let cancel_sent = h
         .workers
         .inner
@@ -500,6 +525,15 @@ async fn unregistering_cancels_live_runs_and_a_late_reply_changes_nothing() {
         .iter()
         .any(|(_, method, params)| method == "cancelJob" && params["runId"] == run.id.to_string());
     assert!(cancel_sent, "the worker was told to cancel");
+}
+
+/// Sets its flag when dropped: shows that a handler's future was dropped, not finished.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 // Manual trigger --------------------------------------------------------------------------
