@@ -101,7 +101,7 @@ impl PluginJobsBuilder {
             .unwrap_or_else(|| Arc::new(InProcessWorkers::new()));
         let scheduler = SchedulerActor::new(
             store.clone(),
-            workers,
+            Arc::clone(&workers),
             self.clock,
             self.config,
             instance_id.clone(),
@@ -112,6 +112,7 @@ impl PluginJobsBuilder {
         PluginJobsHandle {
             scheduler,
             store,
+            workers,
             instance_id,
         }
     }
@@ -128,6 +129,8 @@ fn default_instance_id() -> String {
 pub struct PluginJobsHandle {
     pub scheduler: Addr<SchedulerActor>,
     pub store: Addr<StoreActor>,
+    /// The workers the scheduler calls; the API reads their status.
+    pub workers: Arc<dyn WorkerManager>,
     pub instance_id: String,
 }
 

@@ -283,7 +283,7 @@ impl JobRunActor {
             run_id: self.run.id,
             status,
             error,
-            logs: None,
+            logs: self.deps.workers.take_logs(&self.run.id.to_string()),
             now,
         };
         record_with_retry(store, msg)

@@ -61,10 +61,59 @@ impl WorkerError {
     }
 }
 
+/// What an operator sees of a plugin's worker (`workerStatus` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerStatus {
+    /// Spawned, handshake not finished yet.
+    Starting,
+    /// Takes calls.
+    Running,
+    /// Exited or restarted; waiting out its backoff before the next start.
+    Restarting,
+    /// Crashed too often and given up on, or failed to start; see the host's log.
+    Failed,
+    /// Not started, stopped, or unknown to this manager.
+    Stopped,
+}
+
+impl WorkerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Restarting => "restarting",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The scheduler's view of the workers. Implementations must be cheap to share across actors.
 pub trait WorkerManager: Send + Sync + Debug + 'static {
     /// True when the plugin's worker can take calls now.
     fn is_running(&self, plugin_id: &str) -> bool;
+
+    /// The worker's state for operators. The default derives it from [`Self::is_running`].
+    fn status(&self, plugin_id: &str) -> WorkerStatus {
+        if self.is_running(plugin_id) {
+            WorkerStatus::Running
+        } else {
+            WorkerStatus::Stopped
+        }
+    }
+
+    /// Takes the `log` lines the worker sent for a run, as the JSON array stored in the run's
+    /// `logs`. The default has none.
+    fn take_logs(&self, _run_id: &str) -> Option<Value> {
+        None
+    }
 
     /// Sends a request and resolves with its result. `timeout` is the caller's deadline; the
     /// scheduler enforces it itself, so an implementation may use it only to free resources.
