@@ -149,6 +149,17 @@ impl JobRunActor {
                 self.finish(status, error, ctx);
             }
             Phase::TimedOut => {
+                if let Err(err) = &reply
+                    && err.code == crate::worker::codes::TIMEOUT
+                {
+                    // The worker manager gave up waiting: the job may still run in the worker.
+                    if let Some(timer) = self.timer.take() {
+                        ctx.cancel_future(timer);
+                    }
+                    self.deps.workers.restart(&self.job.plugin_id);
+                    self.unblock_and_stop(ctx);
+                    return;
+                }
                 // The worker answered the timed-out call: the job may run again.
                 log::info!(
                     "run {} of {}/{} answered after its timeout; unblocking the job",

@@ -3,9 +3,15 @@
 //! `cancelJob`, and asks for a restart after a call that never answered.
 //!
 //! [`InProcessWorkers`] runs jobs as async handlers inside the host process (tests, and
-//! applications that embed plugin-jobs with their own Rust jobs).
+//! applications that embed plugin-jobs with their own Rust jobs). [`ProcessWorkers`] runs each
+//! plugin as a child process speaking JSON-RPC over stdio ([`rpc`]), one [`WorkerActor`] per
+//! process. [`sdk`] is the other side: a small library for writing such workers in Rust.
 
+mod connection;
 mod in_process;
+mod process;
+pub mod rpc;
+pub mod sdk;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -14,6 +20,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 pub use in_process::{InProcessWorkers, JobContext, JobHandler};
+pub use process::{PluginProcess, ProcessWorkerConfig, ProcessWorkers, WorkerActor, restart_delay};
 
 /// JSON-RPC error codes of the worker protocol.
 pub mod codes {

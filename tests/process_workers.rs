@@ -1,0 +1,537 @@
+//! Process workers end to end: real child processes speaking JSON-RPC over stdio, driven through
+//! the SchedulerActor, with every worker fault of DESIGN §8. Most workers are the SDK-built
+//! `examples/test_worker.rs`; one is a Python program that writes raw JSON lines.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{TestDb, wait_until};
+use entity::prelude::*;
+use plugin_jobs::config::SchedulerConfig;
+use plugin_jobs::store::{JobDeclaration, JobRef};
+use plugin_jobs::worker::{
+    PluginProcess, ProcessWorkerConfig, ProcessWorkers, WorkerManager, WorkerStatus, codes,
+};
+use plugin_jobs::{Error, PluginJobs, PluginJobsHandle};
+use serde_json::{Value, json};
+
+const PLUGIN: &str = "p";
+
+/// The SDK test worker, built by `cargo test` with the other examples.
+fn test_worker() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_plugin-jobs"));
+    let dir = bin.parent().expect("target folder");
+    dir.join("examples")
+        .join("test_worker")
+        .display()
+        .to_string()
+}
+
+fn raw_worker_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workers")
+}
+
+fn fast_config() -> ProcessWorkerConfig {
+    ProcessWorkerConfig {
+        handshake_timeout: Duration::from_secs(10),
+        shutdown_timeout: Duration::from_secs(5),
+        terminate_timeout: Duration::from_secs(2),
+        restart_backoff: Duration::from_millis(50),
+        max_restart_backoff: Duration::from_millis(200),
+        late_reply_window: Duration::from_secs(5),
+        instance_id: "test-instance".to_owned(),
+        ..ProcessWorkerConfig::default()
+    }
+}
+
+struct Setup {
+    t: TestDb,
+    workers: ProcessWorkers,
+    jobs: PluginJobsHandle,
+}
+
+impl Setup {
+    async fn new(command: Vec<String>, dir: PathBuf, env: &[(&str, &str)]) -> Self {
+        Self::with(command, dir, env, fast_config(), Duration::from_secs(30)).await
+    }
+
+    async fn with(
+        command: Vec<String>,
+        dir: PathBuf,
+        env: &[(&str, &str)],
+        config: ProcessWorkerConfig,
+        cancel_grace: Duration,
+    ) -> Self {
+        let t = TestDb::new().await;
+        let workers = ProcessWorkers::new(config);
+        workers
+            .start(PluginProcess {
+                plugin_id: PLUGIN.to_owned(),
+                command,
+                dir,
+                env: env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+                manifest: json!({"id": PLUGIN}),
+                config: Value::Null,
+            })
+            .expect("start worker");
+        let jobs = PluginJobs::builder(t.db.clone())
+            .workers(workers.clone())
+            .config(SchedulerConfig {
+                cancel_grace,
+                ..SchedulerConfig::default()
+            })
+            .manual_ticks()
+            .start();
+        Self { t, workers, jobs }
+    }
+
+    async fn sdk(env: &[(&str, &str)]) -> Self {
+        Self::new(vec![test_worker()], std::env::temp_dir(), env).await
+    }
+
+    async fn register(&self, jobs: &[(&str, Option<i64>)]) {
+        let declarations = jobs
+            .iter()
+            .map(|(key, timeout_ms)| JobDeclaration {
+                timeout_ms: *timeout_ms,
+                ..JobDeclaration::new(*key, "")
+            })
+            .collect();
+        self.jobs
+            .register(PLUGIN, declarations)
+            .await
+            .expect("register");
+    }
+
+    async fn wait_running(&self) {
+        wait_until("the worker is running", Duration::from_secs(20), || async {
+            self.workers.is_running(PLUGIN)
+        })
+        .await;
+    }
+
+    async fn trigger(&self, job_key: &str) -> Result<uuid::Uuid, Error> {
+        let job = JobRef::Key {
+            plugin_id: PLUGIN.to_owned(),
+            job_key: job_key.to_owned(),
+        };
+        self.jobs
+            .trigger(job, RunTrigger::Manual)
+            .await
+            .map(|run| run.run_id)
+    }
+
+    /// Triggers `job_key` and waits for its run to reach a terminal status.
+    async fn run(&self, job_key: &str) -> PluginJobRunModel {
+        let run_id = self.trigger(job_key).await.expect("trigger");
+        self.finished(run_id).await
+    }
+
+    async fn finished(&self, run_id: uuid::Uuid) -> PluginJobRunModel {
+        wait_until(
+            &format!("run {run_id} finishes"),
+            Duration::from_secs(20),
+            || async { !self.t.run(run_id).await.status.is_live() },
+        )
+        .await;
+        self.t.run(run_id).await
+    }
+}
+
+fn messages(run: &PluginJobRunModel) -> Vec<(String, String)> {
+    run.logs
+        .as_array()
+        .expect("logs are an array")
+        .iter()
+        .map(|entry| {
+            (
+                entry["level"].as_str().unwrap_or_default().to_owned(),
+                entry["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
+    let s = Setup::new(
+        vec!["python3".into(), "./raw_worker.py".into()],
+        raw_worker_dir(),
+        &[],
+    )
+    .await;
+    s.register(&[("ok", None), ("fail", None)]).await;
+    s.wait_running().await;
+
+    let ok = s.run("ok").await;
+    assert_eq!(ok.status, RunStatus::Succeeded, "{:?}", ok.error);
+    assert_eq!(
+        messages(&ok),
+        [("info".to_owned(), "python ran manual".to_owned())]
+    );
+    let fail = s.run("fail").await;
+    assert_eq!(fail.status, RunStatus::Failed);
+    assert_eq!(fail.error.as_deref(), Some("python says no"));
+
+    let ended = s.workers.stop(PLUGIN).await.expect("stopped");
+    assert!(ended.contains("exit status: 0"), "{ended}");
+    assert_eq!(s.workers.status(PLUGIN), WorkerStatus::Stopped);
+}
+
+#[actix_rt::test]
+async fn sdk_runs_succeed_or_fail_with_the_workers_message_and_keep_their_log_lines() {
+    let s = Setup::sdk(&[]).await;
+    s.register(&[("ok", None), ("fail", None), ("missing", None)])
+        .await;
+    s.wait_running().await;
+
+    let ok = s.run("ok").await;
+    assert_eq!(ok.status, RunStatus::Succeeded);
+    assert_eq!(
+        messages(&ok),
+        [
+            ("info".to_owned(), format!("hello from run {}", ok.id)),
+            ("warn".to_owned(), "a warning line".to_owned()),
+        ]
+    );
+    assert!(
+        ok.logs[0]["at"]
+            .as_str()
+            .is_some_and(|at| at.ends_with('Z'))
+    );
+
+    let fail = s.run("fail").await;
+    assert_eq!(
+        (fail.status, fail.error.as_deref()),
+        (RunStatus::Failed, Some("boom: failed on purpose"))
+    );
+    let missing = s.run("missing").await;
+    assert_eq!(missing.status, RunStatus::Failed);
+    assert_eq!(
+        missing.error.as_deref(),
+        Some("this worker has no job \"missing\"")
+    );
+    assert_eq!(s.workers.starts(PLUGIN), 1, "no fault restarted the worker");
+}
+
+#[actix_rt::test]
+async fn a_worker_that_exits_mid_run_fails_the_run_with_its_exit_status_and_stderr_then_restarts() {
+    let s = Setup::sdk(&[]).await;
+    s.register(&[("exit", None), ("ok", None)]).await;
+    s.wait_running().await;
+
+    let run = s.run("exit").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap_or_default();
+    assert!(error.contains("exited (exit status: 3)"), "{error}");
+    assert!(
+        error.contains("stderr: fatal: exiting mid-run on purpose"),
+        "{error}"
+    );
+
+    wait_until("the worker restarted", Duration::from_secs(20), || async {
+        s.workers.starts(PLUGIN) == 2 && s.workers.is_running(PLUGIN)
+    })
+    .await;
+    assert_eq!(s.run("ok").await.status, RunStatus::Succeeded);
+}
+
+#[actix_rt::test]
+async fn a_hung_run_times_out_and_blocks_its_job_until_the_worker_is_restarted_after_the_grace() {
+    let s = Setup::with(
+        vec![test_worker()],
+        std::env::temp_dir(),
+        &[],
+        fast_config(),
+        Duration::from_millis(700),
+    )
+    .await;
+    s.register(&[("hang", Some(200)), ("ok", None)]).await;
+    s.wait_running().await;
+
+    let run_id = s.trigger("hang").await.expect("trigger");
+    let run = s.finished(run_id).await;
+    assert_eq!(
+        (run.status, run.error.as_deref()),
+        (RunStatus::Failed, Some("timed out after 200 ms"))
+    );
+    // The worker still holds the call: the job may not start again yet.
+    if s.workers.starts(PLUGIN) == 1 {
+        let again = s.trigger("hang").await;
+        assert!(
+            matches!(again, Err(Error::AlreadyRunning { .. })),
+            "{again:?}"
+        );
+    }
+    wait_until(
+        "the worker is restarted after the grace",
+        Duration::from_secs(20),
+        || async { s.workers.starts(PLUGIN) == 2 && s.workers.is_running(PLUGIN) },
+    )
+    .await;
+    assert_eq!(s.run("ok").await.status, RunStatus::Succeeded);
+    let rerun = s.trigger("hang").await;
+    assert!(rerun.is_ok(), "the job is unblocked: {rerun:?}");
+}
+
+#[actix_rt::test]
+async fn a_run_that_honours_cancel_job_after_its_timeout_unblocks_the_job_without_a_restart() {
+    let s = Setup::sdk(&[("SLEEP_MS", "60000")]).await;
+    s.register(&[("sleep", Some(200))]).await;
+    s.wait_running().await;
+
+    let run_id = s.trigger("sleep").await.expect("trigger");
+    let run = s.finished(run_id).await;
+    assert_eq!(run.error.as_deref(), Some("timed out after 200 ms"));
+    wait_until("the job can run again", Duration::from_secs(20), || async {
+        s.trigger("sleep").await.is_ok()
+    })
+    .await;
+    assert_eq!(
+        s.workers.starts(PLUGIN),
+        1,
+        "the worker answered, so no restart"
+    );
+    let first = s.t.run(run_id).await;
+    assert_eq!(
+        (first.status, first.error.as_deref()),
+        (RunStatus::Failed, Some("timed out after 200 ms")),
+        "the late answer does not overwrite the outcome"
+    );
+}
+
+#[actix_rt::test]
+async fn garbage_on_stdout_is_dropped_and_calls_in_flight_are_unaffected() {
+    let s = Setup::sdk(&[("SLEEP_MS", "500")]).await;
+    s.register(&[("garbage", None)]).await;
+    s.wait_running().await;
+
+    let beside: Vec<_> = (0..16)
+        .map(|n| {
+            s.workers.call(
+                PLUGIN,
+                "runJob",
+                json!({"job": {"jobKey": "sleep", "runId": format!("beside-{n}")}}),
+                Duration::from_secs(10),
+            )
+        })
+        .collect();
+    let run = s.run("garbage").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    for answer in futures_util::future::join_all(beside).await {
+        assert_eq!(answer, Ok(Value::Null));
+    }
+    assert_eq!(s.workers.starts(PLUGIN), 1);
+    assert!(s.workers.is_running(PLUGIN));
+}
+
+#[actix_rt::test]
+async fn many_calls_are_in_flight_on_one_worker_at_once() {
+    let s = Setup::sdk(&[("SLEEP_MS", "3000")]).await;
+    s.wait_running().await;
+    let calls: Vec<_> = (0..64)
+        .map(|n| {
+            s.workers.call(
+                PLUGIN,
+                "runJob",
+                json!({"job": {"jobKey": "sleep", "runId": format!("r{n}")}}),
+                Duration::from_secs(30),
+            )
+        })
+        .collect();
+    wait_until(
+        "64 calls are in flight",
+        Duration::from_secs(10),
+        || async { s.workers.in_flight(PLUGIN) == 64 },
+    )
+    .await;
+    for answer in futures_util::future::join_all(calls).await {
+        assert_eq!(answer, Ok(Value::Null));
+    }
+    assert_eq!(s.workers.in_flight(PLUGIN), 0);
+}
+
+#[actix_rt::test]
+async fn a_worker_that_never_answers_initialize_is_killed_reported_and_takes_no_runs() {
+    let config = ProcessWorkerConfig {
+        handshake_timeout: Duration::from_millis(300),
+        crash_limit: 1,
+        ..fast_config()
+    };
+    let s = Setup::with(
+        vec![test_worker(), "--no-handshake".into()],
+        std::env::temp_dir(),
+        &[],
+        config,
+        Duration::from_secs(30),
+    )
+    .await;
+    s.register(&[("ok", None)]).await;
+    wait_until(
+        "the worker is given up",
+        Duration::from_secs(20),
+        || async { s.workers.status(PLUGIN) == WorkerStatus::Failed },
+    )
+    .await;
+    assert_eq!(s.workers.starts(PLUGIN), 2);
+    let error = s.workers.last_error(PLUGIN).unwrap_or_default();
+    assert!(
+        error.contains("did not answer initialize within 300 ms"),
+        "{error}"
+    );
+    assert!(error.contains("signal: 9"), "killed: {error}");
+    let refused = s.trigger("ok").await;
+    assert!(
+        matches!(refused, Err(Error::WorkerNotRunning(_))),
+        "{refused:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_worker_that_keeps_crashing_is_given_up_after_more_than_the_crash_limit() {
+    let config = ProcessWorkerConfig {
+        crash_limit: 3,
+        ..fast_config()
+    };
+    let s = Setup::with(
+        vec![test_worker(), "--crash-on-start".into()],
+        std::env::temp_dir(),
+        &[],
+        config,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_until(
+        "the worker is given up",
+        Duration::from_secs(20),
+        || async { s.workers.status(PLUGIN) == WorkerStatus::Failed },
+    )
+    .await;
+    assert_eq!(
+        s.workers.starts(PLUGIN),
+        4,
+        "three crashes restart, the fourth gives up"
+    );
+    let error = s.workers.last_error(PLUGIN).unwrap_or_default();
+    assert!(error.contains("exit status: 2"), "{error}");
+    assert!(error.contains("fatal: cannot start on purpose"), "{error}");
+    let call = s
+        .workers
+        .call(PLUGIN, "runJob", json!({}), Duration::from_secs(1))
+        .await;
+    assert_eq!(call.map_err(|e| e.code), Err(codes::WORKER_UNAVAILABLE));
+}
+
+#[actix_rt::test]
+async fn a_command_that_cannot_start_is_reported_with_its_reason() {
+    let config = ProcessWorkerConfig {
+        crash_limit: 0,
+        ..fast_config()
+    };
+    let s = Setup::with(
+        vec!["./no-such-worker".into()],
+        std::env::temp_dir(),
+        &[],
+        config,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_until(
+        "the worker is given up",
+        Duration::from_secs(20),
+        || async { s.workers.status(PLUGIN) == WorkerStatus::Failed },
+    )
+    .await;
+    let error = s.workers.last_error(PLUGIN).unwrap_or_default();
+    assert!(
+        error.contains("could not start the worker of plugin p")
+            && error.contains("no-such-worker"),
+        "{error}"
+    );
+}
+
+#[actix_rt::test]
+async fn log_lines_beyond_64_kib_are_cut_and_the_cut_is_marked() {
+    let s = Setup::sdk(&[]).await;
+    s.register(&[("chatty", None)]).await;
+    s.wait_running().await;
+    let run = s.run("chatty").await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let logs = run.logs.as_array().expect("array");
+    assert_eq!(logs.len(), 65, "64 lines of 1 KiB, then the marker");
+    let kept: usize = logs[..64]
+        .iter()
+        .map(|e| e["message"].as_str().map_or(0, str::len))
+        .sum();
+    assert_eq!(kept, 64 * 1024);
+    assert_eq!(logs[64]["truncated"], json!(true));
+    assert!(
+        logs[64]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("log truncated")),
+        "{}",
+        logs[64]
+    );
+}
+
+#[actix_rt::test]
+async fn the_worker_sees_only_the_allowlisted_environment() {
+    let s = Setup::sdk(&[("GREETING", "hello")]).await;
+    s.register(&[("env", None)]).await;
+    s.wait_running().await;
+    let run = s.run("env").await;
+    let (_, listing) = messages(&run).pop().expect("one log line");
+    let keys: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(k, _)| k))
+        .collect();
+    let allowed = [
+        "GREETING",
+        "HOME",
+        "PATH",
+        "PLUGIN_JOBS_PLUGIN_ID",
+        "SLEEP_MS",
+        "TZ",
+    ];
+    assert!(
+        keys.iter().all(|k| allowed.contains(k)),
+        "unexpected variables in {keys:?}"
+    );
+    for expected in ["GREETING=hello", "PLUGIN_JOBS_PLUGIN_ID=p", "TZ=UTC"] {
+        assert!(
+            listing.lines().any(|l| l == expected),
+            "{expected} in {listing}"
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn a_worker_that_ignores_shutdown_is_terminated() {
+    let config = ProcessWorkerConfig {
+        handshake_timeout: Duration::from_secs(60),
+        shutdown_timeout: Duration::from_millis(200),
+        ..fast_config()
+    };
+    let s = Setup::with(
+        vec![test_worker(), "--no-handshake".into()],
+        std::env::temp_dir(),
+        &[],
+        config,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_until("the process is up", Duration::from_secs(10), || async {
+        s.workers.pid(PLUGIN).is_some()
+    })
+    .await;
+    let ended = s.workers.stop(PLUGIN).await.expect("stopped");
+    assert!(ended.contains("stopped with SIGTERM"), "{ended}");
+    assert!(ended.contains("signal: 15"), "{ended}");
+    assert_eq!(s.workers.status(PLUGIN), WorkerStatus::Stopped);
+}

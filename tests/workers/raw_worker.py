@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""A worker written without the SDK: raw JSON-RPC lines on stdin/stdout.
+
+Proves the protocol works for any language. Job `ok` succeeds and logs a line, job `fail` fails
+with a message; any other key is an invalid-params error.
+"""
+import json
+import sys
+
+
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+for line in sys.stdin:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        continue
+    method, mid = message.get("method"), message.get("id")
+    if method == "initialize":
+        send({"jsonrpc": "2.0", "id": mid,
+              "result": {"ok": True, "supportedMethods": ["runJob", "shutdown"]}})
+    elif method == "runJob":
+        job = message["params"]["job"]
+        if job["jobKey"] == "ok":
+            send({"jsonrpc": "2.0", "method": "log",
+                  "params": {"runId": job["runId"], "level": "info",
+                             "message": "python ran " + job["trigger"]}})
+            send({"jsonrpc": "2.0", "id": mid, "result": None})
+        elif job["jobKey"] == "fail":
+            send({"jsonrpc": "2.0", "id": mid,
+                  "error": {"code": -32002, "message": "python says no"}})
+        else:
+            send({"jsonrpc": "2.0", "id": mid,
+                  "error": {"code": -32602, "message": "unknown job " + job["jobKey"]}})
+    elif method == "shutdown":
+        send({"jsonrpc": "2.0", "id": mid, "result": None})
+        break
