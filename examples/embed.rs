@@ -1,21 +1,13 @@
 //! plugin-jobs embedded in an actix-web application, with an in-process job.
 //!
 //! `cargo run --example embed` starts an HTTP server on 127.0.0.1:8081 and a job that fires
-//! every 2 seconds; `curl localhost:8081/scheduler` shows the scheduler's diagnostics.
+//! every 2 seconds, with the HTTP API mounted: `curl localhost:8081/api/scheduler` shows the
+//! scheduler's diagnostics, `curl localhost:8081/api/plugins/example/jobs/hello/runs` the runs.
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer};
+use plugin_jobs::PluginJobs;
 use plugin_jobs::store::JobDeclaration;
 use plugin_jobs::worker::InProcessWorkers;
-use plugin_jobs::{PluginJobs, PluginJobsHandle};
-
-async fn diagnostics(jobs: web::Data<PluginJobsHandle>) -> HttpResponse {
-    match jobs.diagnostics().await {
-        Ok(diagnostics) => HttpResponse::Ok().json(diagnostics),
-        Err(err) => {
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({"error": err.to_string()}))
-        }
-    }
-}
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -37,16 +29,13 @@ async fn main() -> std::io::Result<()> {
     .await
     .map_err(std::io::Error::other)?;
 
-    let data = web::Data::new(jobs.clone());
-    log::info!("listening on http://127.0.0.1:8081/scheduler");
-    HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/scheduler", web::get().to(diagnostics))
-    })
-    .bind(("127.0.0.1", 8081))?
-    .run()
-    .await?;
+    log::info!("listening on http://127.0.0.1:8081/api/scheduler");
+    let api = jobs.clone();
+    // Loopback only: this example sets no API token.
+    HttpServer::new(move || App::new().configure(plugin_jobs::http::configure(api.clone(), None)))
+        .bind(("127.0.0.1", 8081))?
+        .run()
+        .await?;
     let report = jobs
         .shutdown(std::time::Duration::from_secs(10))
         .await

@@ -102,7 +102,7 @@ impl PluginJobsBuilder {
         let scheduler = SchedulerActor::new(
             store.clone(),
             Arc::clone(&workers),
-            self.clock,
+            Arc::clone(&self.clock),
             self.config,
             instance_id.clone(),
             self.timers,
@@ -113,6 +113,7 @@ impl PluginJobsBuilder {
             scheduler,
             store,
             workers,
+            clock: self.clock,
             instance_id,
         }
     }
@@ -131,6 +132,8 @@ pub struct PluginJobsHandle {
     pub store: Addr<StoreActor>,
     /// The workers the scheduler calls; the API reads their status.
     pub workers: Arc<dyn WorkerManager>,
+    /// The clock the actors read; the API computes a job's upcoming slots from it.
+    pub clock: Arc<dyn Clock>,
     pub instance_id: String,
 }
 

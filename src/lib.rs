@@ -10,6 +10,7 @@
 //! - [`job_run`] is the `JobRunActor`: one run, its worker call, its timeout and its outcome.
 //! - [`worker`] is the `WorkerManager` seam and the in-process workers.
 //! - [`events`] is the run-event extension point.
+//! - [`http`] is the HTTP API: one `configure` call mounts `/api` and `/healthz` on an App.
 //! - [`error`] is the crate's one error type.
 //!
 //! Embedding applications start everything with [`PluginJobs::builder`].
@@ -21,6 +22,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 mod handle;
+pub mod http;
 pub mod job_run;
 pub mod scheduler;
 pub mod store;

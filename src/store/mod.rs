@@ -7,7 +7,8 @@
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
-//! `PruneRuns`, and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`. Sends nothing.
+//! `PruneRuns`, and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
+//! `Ping`. Sends nothing.
 
 mod jobs;
 mod runs;
@@ -263,6 +264,11 @@ impl ListRuns {
 #[rtype(result = "Result<Option<PluginJobRunModel>>")]
 pub struct GetRun(pub Uuid);
 
+/// Runs `SELECT 1`: answers `Ok` when the database takes a query (the health check).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<()>")]
+pub struct Ping;
+
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
@@ -278,6 +284,12 @@ macro_rules! write_handlers {
             }
         }
     )*};
+}
+
+/// The health check's query; the other reads live beside their table's writes.
+async fn ping(db: &DatabaseConnection, _msg: Ping) -> Result<()> {
+    db.execute_unprepared("SELECT 1").await?;
+    Ok(())
 }
 
 /// Reads run concurrently with everything else.
@@ -314,4 +326,5 @@ read_handlers! {
     GetNextDueAt => jobs::get_next_due_at,
     ListRuns => runs::list_runs,
     GetRun => runs::get_run,
+    Ping => ping,
 }

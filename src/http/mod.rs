@@ -1,0 +1,178 @@
+//! The HTTP API (DESIGN §6) as an actix-web service configuration: `/api/…` for operators and
+//! `/healthz` for probes. Every error, extractor failures and unknown routes included, is
+//! `{"error": "<message>"}` with its status code.
+//!
+//! Mount it with one call, once per App (in `HttpServer::new`'s factory, so each worker builds
+//! its own):
+//!
+//! ```no_run
+//! # fn demo(jobs: plugin_jobs::PluginJobsHandle, token: Option<String>) -> std::io::Result<()> {
+//! use actix_web::{App, HttpServer};
+//!
+//! let server = HttpServer::new(move || {
+//!     App::new().configure(plugin_jobs::http::configure(jobs.clone(), token.clone()))
+//! })
+//! .bind(("127.0.0.1", 8080))?;
+//! # Ok(()) }
+//! ```
+//!
+//! With a token, every `/api` request needs `Authorization: Bearer <token>` (else 401
+//! `{"error":"Unauthorized"}`); `/healthz` stays open.
+
+mod error;
+mod handlers;
+mod views;
+
+use std::rc::Rc;
+
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{HttpRequest, ResponseError};
+
+pub use error::ApiError;
+pub use views::{JobDetailView, JobView, PluginView, RunView};
+
+use crate::PluginJobsHandle;
+use handlers as h;
+
+/// Mounts `/api/…` and `/healthz` for `handle`. With `token` set, `/api` requests must carry
+/// `Authorization: Bearer <token>`. Pass the result to [`actix_web::App::configure`].
+pub fn configure(
+    handle: PluginJobsHandle,
+    token: Option<String>,
+) -> impl FnOnce(&mut ServiceConfig) {
+    move |cfg| {
+        let handle = web::Data::new(handle);
+        // An empty token matches no request (bearer credentials are never empty): a blank
+        // setting locks the API rather than opening it.
+        let token: Option<Rc<[u8]>> = token.map(|token| Rc::from(token.into_bytes()));
+        cfg.service(
+            web::resource("/healthz")
+                .app_data(handle.clone())
+                .route(web::get().to(h::healthz))
+                .default_service(web::to(h::wrong_method)),
+        );
+        cfg.service(
+            web::scope("/api")
+                .app_data(handle)
+                .app_data(web::JsonConfig::default().error_handler(|err, _req| {
+                    ApiError::new(err.status_code(), format!("invalid JSON body: {err}")).into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                    ApiError::new(err.status_code(), format!("invalid query string: {err}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|err, req| {
+                    ApiError::bad_request(format!("invalid path {}: {err}", req.path())).into()
+                }))
+                .wrap(from_fn(move |req, next| {
+                    require_token(token.clone(), req, next)
+                }))
+                .service(resource("/plugins").route(web::get().to(h::list_plugins)))
+                .service(resource("/plugins/{pluginId}/jobs").route(web::get().to(h::list_jobs)))
+                .service(
+                    resource("/plugins/{pluginId}/jobs/{jobId}").route(web::get().to(h::get_job)),
+                )
+                .service(
+                    resource("/plugins/{pluginId}/jobs/{jobId}/runs")
+                        .route(web::get().to(h::list_runs)),
+                )
+                .service(
+                    resource("/plugins/{pluginId}/jobs/{jobId}/trigger")
+                        .route(web::post().to(h::trigger_job)),
+                )
+                .service(
+                    resource("/plugins/{pluginId}/jobs/{jobId}/pause")
+                        .route(web::post().to(h::pause_job)),
+                )
+                .service(
+                    resource("/plugins/{pluginId}/jobs/{jobId}/resume")
+                        .route(web::post().to(h::resume_job)),
+                )
+                .service(resource("/runs/{runId}").route(web::get().to(h::get_run)))
+                .service(resource("/scheduler").route(web::get().to(h::scheduler)))
+                .default_service(web::to(h::no_route)),
+        );
+    }
+}
+
+/// A resource whose wrong-method answer is a JSON 405 like every other error.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(h::wrong_method))
+}
+
+/// Lets the request through when no token is configured or when it carries the right bearer
+/// token; answers 401 otherwise.
+async fn require_token(
+    token: Option<Rc<[u8]>>,
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
+    let allowed = match &token {
+        None => true,
+        Some(token) => {
+            bearer_token(req.request()).is_some_and(|given| constant_time_eq(token, given))
+        }
+    };
+    if allowed {
+        Ok(next.call(req).await?.map_into_left_body())
+    } else {
+        let response = ApiError::unauthorized().to_response();
+        Ok(req.into_response(response).map_into_right_body())
+    }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` header (the scheme is
+/// case-insensitive, as RFC 7235 says).
+fn bearer_token(req: &HttpRequest) -> Option<&[u8]> {
+    let value = req.headers().get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, credentials) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| credentials.trim_ascii())
+        .filter(|credentials| !credentials.is_empty())
+}
+
+/// Compares a secret with a candidate in time that depends only on the secret's length, so the
+/// answer time tells an attacker nothing about how much of a guess was right. Written out rather
+/// than taken from the `subtle` crate: one loop does not justify a dependency.
+fn constant_time_eq(secret: &[u8], candidate: &[u8]) -> bool {
+    let mut diff = u8::from(secret.len() != candidate.len());
+    for (i, byte) in secret.iter().enumerate() {
+        // A short candidate is compared against zeros, so the loop always runs in full.
+        let other = candidate.get(i).copied().unwrap_or(0);
+        diff |= byte ^ other;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_needs_the_same_bytes_and_length() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secre"));
+        assert!(!constant_time_eq(b"secret", b"secret!"));
+        assert!(!constant_time_eq(b"secret", b""));
+        assert!(!constant_time_eq(b"\0", b""));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_credentials() {
+        let req = |value: &str| {
+            actix_web::test::TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value))
+                .to_http_request()
+        };
+        assert_eq!(bearer_token(&req("Bearer abc")), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(&req("bearer abc")), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(&req("Bearer ")), None);
+        assert_eq!(bearer_token(&req("Basic abc")), None);
+        assert_eq!(bearer_token(&req("Bearer")), None);
+    }
+}

@@ -1,0 +1,127 @@
+//! The JSON shapes the API answers with, built from entity rows field by field so the wire format
+//! never follows a change of the entities by accident. Timestamps are ISO 8601 with milliseconds
+//! and `Z`; field names are camelCase.
+
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::time::iso;
+use crate::worker::WorkerStatus;
+
+fn iso_opt(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(iso)
+}
+
+/// One plugin in `GET /api/plugins`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginView {
+    pub id: String,
+    pub worker_status: WorkerStatus,
+    /// Jobs of the plugin in the database, whatever their status.
+    pub job_count: usize,
+}
+
+/// A job object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    pub id: Uuid,
+    pub plugin_id: String,
+    pub job_key: String,
+    pub display_name: String,
+    pub description: String,
+    /// Cron expression; `""` means manual only.
+    pub schedule: String,
+    pub timezone: String,
+    /// `active`, `paused`, `failed` or `retired`.
+    pub status: String,
+    pub timeout_ms: Option<i64>,
+    /// `fire_once` or `skip`.
+    pub misfire: String,
+    pub last_error: Option<String>,
+    /// Set while a timed-out call has not answered: the reason a trigger answers 409.
+    pub blocked_until: Option<String>,
+    pub last_run_at: Option<String>,
+    pub next_run_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&PluginJobModel> for JobView {
+    fn from(job: &PluginJobModel) -> Self {
+        Self {
+            id: job.id,
+            plugin_id: job.plugin_id.clone(),
+            job_key: job.job_key.clone(),
+            display_name: job.display_name.clone(),
+            description: job.description.clone(),
+            schedule: job.schedule.clone(),
+            timezone: job.timezone.clone(),
+            status: job.status.to_string(),
+            timeout_ms: job.timeout_ms,
+            misfire: job.misfire.to_string(),
+            last_error: job.last_error.clone(),
+            blocked_until: iso_opt(job.blocked_until),
+            last_run_at: iso_opt(job.last_run_at),
+            next_run_at: iso_opt(job.next_run_at),
+            created_at: iso(job.created_at),
+            updated_at: iso(job.updated_at),
+        }
+    }
+}
+
+/// A job object with its next slots, as `GET /api/plugins/{pluginId}/jobs/{jobId}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDetailView {
+    #[serde(flatten)]
+    pub job: JobView,
+    /// The next slots after now; empty when the job is not active or has no valid schedule.
+    pub upcoming: Vec<String>,
+}
+
+/// A run object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunView {
+    pub id: Uuid,
+    pub job_id: Uuid,
+    pub plugin_id: String,
+    /// `schedule`, `manual` or `retry`.
+    pub trigger: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    pub scheduled_for: String,
+    /// The scheduler instance that owns the run.
+    pub instance_id: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+    /// The worker's log lines for this run (a JSON array).
+    pub logs: serde_json::Value,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&PluginJobRunModel> for RunView {
+    fn from(run: &PluginJobRunModel) -> Self {
+        Self {
+            id: run.id,
+            job_id: run.job_id,
+            plugin_id: run.plugin_id.clone(),
+            trigger: run.trigger.to_string(),
+            status: run.status.to_string(),
+            scheduled_for: iso(run.scheduled_for),
+            instance_id: run.instance_id.clone(),
+            duration_ms: run.duration_ms,
+            error: run.error.clone(),
+            logs: run.logs.clone(),
+            started_at: iso_opt(run.started_at),
+            finished_at: iso_opt(run.finished_at),
+            created_at: iso(run.created_at),
+        }
+    }
+}
