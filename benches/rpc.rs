@@ -30,7 +30,11 @@ fn serve_worker() {
         .build()
         .expect("worker runtime");
     runtime
-        .block_on(Worker::new().job("noop", |_run| async { Ok(()) }).serve_stdio())
+        .block_on(
+            Worker::new()
+                .job("noop", |_run| async { Ok(()) })
+                .serve_stdio(),
+        )
         .expect("serve");
 }
 

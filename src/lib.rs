@@ -8,8 +8,10 @@
 //! - [`store`] is the `StoreActor`, the only writer to the database.
 //! - [`scheduler`] is the `SchedulerActor`: ticks, claims, the concurrency budget, triggers.
 //! - [`job_run`] is the `JobRunActor`: one run, its worker call, its timeout and its outcome.
-//! - [`worker`] is the `WorkerManager` seam and the in-process workers.
+//! - [`worker`] is the `WorkerManager` seam, the in-process and the stdio process workers, and
+//!   the SDK for writing workers in Rust.
 //! - [`events`] is the run-event extension point.
+//! - [`manifest`] loads the plugins directory; [`server`] is `plugin-jobs serve`.
 //! - [`http`] is the HTTP API: one `configure` call mounts `/api` and `/healthz` on an App.
 //! - [`error`] is the crate's one error type.
 //!
@@ -24,7 +26,9 @@ pub mod events;
 mod handle;
 pub mod http;
 pub mod job_run;
+pub mod manifest;
 pub mod scheduler;
+pub mod server;
 pub mod store;
 pub mod time;
 pub mod worker;

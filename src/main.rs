@@ -1,13 +1,22 @@
-//! The `plugin-jobs` binary. For now it offers `migrate` (apply the schema to a database) and
-//! `cron` (print the next slots of an expression); the server arrives with the HTTP API.
+//! The `plugin-jobs` binary: `serve` (the standalone server), `migrate` (apply the schema),
+//! `cron` (print the next slots of an expression), and the hidden `demo-worker` that backs the
+//! demo plugin.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use plugin_jobs::config::{self, SchedulerConfig, parse_duration};
+use plugin_jobs::server::{self, ServeOptions};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "plugin-jobs",
     version,
-    about = "A durable cron scheduler for plugin jobs"
+    about = "A durable cron scheduler for plugin jobs",
+    long_about = "A durable cron scheduler for plugin jobs. Plugins are programs that declare \
+                  cron jobs in a manifest.json and run them when asked over JSON-RPC on stdio; \
+                  plugin-jobs stores every job and run in SQLite or PostgreSQL."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -16,17 +25,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: the scheduler, one worker per plugin, and the HTTP API.
+    Serve(Serve),
     /// Apply every pending migration to the database.
     Migrate {
         /// Database URL (sqlite://… or postgres://…).
-        #[arg(
-            long,
-            env = "PLUGIN_JOBS_DATABASE_URL",
-            default_value = "sqlite://plugin-jobs.db?mode=rwc"
-        )]
+        #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL)]
         database_url: String,
     },
-    /// Print the next slots of a cron expression.
+    /// Print the next slots of a cron expression, with the DST decisions of its timezone.
     Cron {
         /// The expression, e.g. "0 9 * * 1-5" or "@hourly".
         expression: String,
@@ -37,19 +44,103 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+    /// Serve the demo plugin's worker on stdio (started by the server, not by hand).
+    #[command(hide = true)]
+    DemoWorker,
+}
+
+/// Flags of `serve`; each is also the environment variable `PLUGIN_JOBS_<FLAG>`. Durations take
+/// human forms: 250ms, 30s, 5m, 1h30m.
+#[derive(Debug, Args)]
+struct Serve {
+    /// Database URL: sqlite://path?mode=rwc (default) or postgres://user:pass@host/db.
+    #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// Folder with one sub-folder per plugin, each holding a manifest.json.
+    #[arg(long, env = "PLUGIN_JOBS_PLUGINS", default_value = server::DEFAULT_PLUGINS_DIR)]
+    plugins: PathBuf,
+    /// Address the HTTP API listens on. Without --api-token only loopback addresses are
+    /// allowed; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "PLUGIN_JOBS_BIND", default_value = server::DEFAULT_BIND)]
+    bind: String,
+    /// Bearer token every /api request must carry (Authorization: Bearer <token>).
+    #[arg(long, env = "PLUGIN_JOBS_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Most runs in flight at once on this instance, scheduled and manual together.
+    #[arg(long, env = "PLUGIN_JOBS_MAX_CONCURRENT", default_value_t = config::DEFAULT_MAX_CONCURRENT_RUNS)]
+    max_concurrent: usize,
+    /// Timeout of runs whose job sets no timeoutMs.
+    #[arg(long, env = "PLUGIN_JOBS_JOB_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    job_timeout: Duration,
+    /// Safety-net tick interval; the scheduler also wakes exactly at each next slot.
+    #[arg(long, env = "PLUGIN_JOBS_TICK_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    tick_interval: Duration,
+    /// Age past which a missed slot is a misfire, handled by the job's misfire policy.
+    #[arg(long, env = "PLUGIN_JOBS_MISFIRE_GRACE", default_value = "1m", value_parser = parse_duration)]
+    misfire_grace: Duration,
+    /// How long a timed-out run's worker gets to answer before it is restarted.
+    #[arg(long, env = "PLUGIN_JOBS_CANCEL_GRACE", default_value = "30s", value_parser = parse_duration)]
+    cancel_grace: Duration,
+    /// How often this instance refreshes the heartbeat of its live runs.
+    #[arg(long, env = "PLUGIN_JOBS_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// Heartbeat age past which a live run counts as abandoned and is failed.
+    #[arg(long, env = "PLUGIN_JOBS_RUN_LEASE", default_value = "30s", value_parser = parse_duration)]
+    run_lease: Duration,
+    /// Interval of the maintenance pass (rescue abandoned runs, prune history).
+    #[arg(long, env = "PLUGIN_JOBS_MAINTENANCE_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    maintenance_interval: Duration,
+    /// Runs kept per job; older ones are pruned.
+    #[arg(long, env = "PLUGIN_JOBS_KEEP_RUNS_PER_JOB", default_value_t = config::DEFAULT_KEEP_RUNS_PER_JOB)]
+    keep_runs_per_job: u64,
+    /// Age past which finished runs are pruned.
+    #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    run_retention: Duration,
+    /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.
+    #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+}
+
+impl Serve {
+    fn into_options(self) -> ServeOptions {
+        ServeOptions {
+            database_url: self.database_url,
+            plugins_dir: self.plugins,
+            bind: self.bind,
+            api_token: self.api_token,
+            scheduler: SchedulerConfig {
+                tick_interval: self.tick_interval,
+                max_concurrent_runs: self.max_concurrent,
+                job_timeout: self.job_timeout,
+                misfire_grace: self.misfire_grace,
+                cancel_grace: self.cancel_grace,
+                heartbeat_interval: self.heartbeat_interval,
+                run_lease: self.run_lease,
+                maintenance_interval: self.maintenance_interval,
+                keep_runs_per_job: self.keep_runs_per_job,
+                run_retention: self.run_retention,
+                shutdown_grace: self.shutdown_grace,
+            },
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Migrate { database_url } => actix_rt::System::new().block_on(async move {
-            plugin_jobs::db::connect_and_migrate(&database_url)
-                .await
-                .map(|_| {
-                    println!("database at {database_url} is migrated");
-                })
-        }),
+        Command::DemoWorker => return demo_worker(),
+        Command::Serve(serve) => {
+            init_logger();
+            actix_rt::System::new().block_on(server::serve(serve.into_options()))
+        }
+        Command::Migrate { database_url } => {
+            init_logger();
+            actix_rt::System::new().block_on(async move {
+                plugin_jobs::db::connect_and_migrate(&database_url)
+                    .await
+                    .map(|_| println!("database at {database_url} is migrated"))
+            })
+        }
         Command::Cron {
             expression,
             tz,
@@ -60,6 +151,26 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logger() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
+
+fn demo_worker() -> std::process::ExitCode {
+    let served = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            runtime.block_on(plugin_jobs::worker::demo::demo_worker().serve_stdio())
+        });
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("demo worker: {err}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -8,6 +8,7 @@
 //! process. [`sdk`] is the other side: a small library for writing such workers in Rust.
 
 mod connection;
+pub mod demo;
 mod in_process;
 mod process;
 pub mod rpc;

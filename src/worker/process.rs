@@ -463,6 +463,9 @@ impl WorkerActor {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C meant for the host must not kill the worker under
+            // runs that the host's shutdown lets finish.
+            .process_group(0)
             .kill_on_drop(true);
         if let Some(home) = std::env::var_os("HOME") {
             command.env("HOME", home);
@@ -535,9 +538,9 @@ impl WorkerActor {
             actor.do_send(Exited { generation, status });
         });
         log::info!(
-            "started the worker of plugin {} (pid {:?}): {:?}",
+            "started the worker of plugin {} (pid {}): {:?}",
             self.plugin(),
-            self.pid,
+            self.pid.unwrap_or_default(),
             self.process.command
         );
         let params = json!({

@@ -1,0 +1,291 @@
+//! The plugins directory (DESIGN §7): one folder per plugin holding `manifest.json`. Every
+//! manifest is checked whole; a bad one is reported with its path and the field at fault, and the
+//! other plugins still load.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::cron::Schedule;
+use crate::store::JobDeclaration;
+use crate::worker::PluginProcess;
+
+/// The contents of a `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Program and arguments of the worker.
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Passed to the worker in `initialize`.
+    #[serde(default)]
+    pub config: Value,
+    #[serde(default)]
+    pub jobs: Vec<JobDeclaration>,
+}
+
+/// A plugin ready to start: its manifest, folder and the raw JSON sent in `initialize`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plugin {
+    pub manifest: Manifest,
+    pub dir: PathBuf,
+    pub raw: Value,
+}
+
+impl Plugin {
+    /// How to start this plugin's worker.
+    pub fn process(&self) -> PluginProcess {
+        PluginProcess {
+            plugin_id: self.manifest.id.clone(),
+            command: self.manifest.command.clone(),
+            dir: self.dir.clone(),
+            env: self.manifest.env.clone(),
+            manifest: self.raw.clone(),
+            config: self.manifest.config.clone(),
+        }
+    }
+}
+
+/// A manifest that was rejected: which file and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+/// What a plugins directory holds: the plugins that load, and the manifests that do not.
+#[derive(Debug, Default)]
+pub struct Plugins {
+    pub loaded: Vec<Plugin>,
+    pub rejected: Vec<ManifestError>,
+}
+
+/// Loads every `*/manifest.json` under `dir`, in folder-name order. Folders without a manifest
+/// are skipped; a missing or unreadable `dir` is one rejection.
+pub fn load_dir(dir: &Path) -> Plugins {
+    let mut plugins = Plugins::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            plugins.rejected.push(ManifestError {
+                path: dir.to_owned(),
+                message: format!("cannot read the plugins directory: {err}"),
+            });
+            return plugins;
+        }
+    };
+    let mut folders: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.join("manifest.json").is_file())
+        .collect();
+    folders.sort();
+    let mut ids = HashSet::new();
+    for folder in folders {
+        let path = folder.join("manifest.json");
+        match load(&path) {
+            Ok(plugin) if !ids.insert(plugin.manifest.id.clone()) => {
+                plugins.rejected.push(ManifestError {
+                    path,
+                    message: format!("id: {:?} is used by another plugin", plugin.manifest.id),
+                });
+            }
+            Ok(plugin) => plugins.loaded.push(plugin),
+            Err(err) => plugins.rejected.push(err),
+        }
+    }
+    plugins
+}
+
+/// Loads and checks one manifest file.
+pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
+    let reject = |message: String| ManifestError {
+        path: path.to_owned(),
+        message,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|err| reject(format!("cannot read: {err}")))?;
+    let raw: Value =
+        serde_json::from_str(&text).map_err(|err| reject(format!("invalid JSON: {err}")))?;
+    let manifest: Manifest =
+        serde_json::from_value(raw.clone()).map_err(|err| reject(describe(&raw, &err)))?;
+    let dir = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    check(&manifest, &dir).map_err(reject)?;
+    Ok(Plugin { manifest, dir, raw })
+}
+
+/// serde's message names the field but not where it sits; add the job's index when the error
+/// is inside `jobs`.
+fn describe(raw: &Value, err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    if let Some(jobs) = raw.get("jobs").and_then(Value::as_array) {
+        for (index, job) in jobs.iter().enumerate() {
+            if serde_json::from_value::<JobDeclaration>(job.clone()).is_err() {
+                return format!("jobs[{index}]: {message}");
+            }
+        }
+    }
+    message
+}
+
+fn check(manifest: &Manifest, dir: &Path) -> Result<(), String> {
+    let id = &manifest.id;
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "id: {id:?} must be non-empty and use only letters, digits, '-', '_' and '.'"
+        ));
+    }
+    let Some(program) = manifest.command.first().filter(|p| !p.is_empty()) else {
+        return Err("command: must name a program, e.g. [\"./worker\"]".to_owned());
+    };
+    if program.starts_with("./") && !dir.join(program).is_file() {
+        return Err(format!(
+            "command[0]: {program} does not exist in {}",
+            dir.display()
+        ));
+    }
+    let mut keys = HashSet::new();
+    for (index, job) in manifest.jobs.iter().enumerate() {
+        if job.job_key.is_empty() {
+            return Err(format!("jobs[{index}].jobKey: must not be empty"));
+        }
+        if !keys.insert(&job.job_key) {
+            return Err(format!(
+                "jobs[{index}].jobKey: {:?} is declared twice",
+                job.job_key
+            ));
+        }
+        if !job.schedule.is_empty()
+            && let Err(err) = Schedule::parse(&job.schedule, &job.timezone)
+        {
+            let field = if matches!(err, crate::cron::CronError::UnknownTimezone { .. }) {
+                "timezone"
+            } else {
+                "schedule"
+            };
+            return Err(format!("jobs[{index}].{field}: {err}"));
+        }
+        if job.timeout_ms.is_some_and(|ms| ms <= 0) {
+            return Err(format!("jobs[{index}].timeoutMs: must be positive"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, folder: &str, text: &str) -> PathBuf {
+        let folder = dir.join(folder);
+        std::fs::create_dir_all(&folder).expect("folder");
+        std::fs::write(folder.join("worker"), "").expect("worker");
+        let path = folder.join("manifest.json");
+        std::fs::write(&path, text).expect("manifest");
+        path
+    }
+
+    fn rejection(text: &str) -> String {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = write(dir.path(), "p", text);
+        let err = load(&path).expect_err("rejected");
+        assert_eq!(err.path, path);
+        err.message
+    }
+
+    #[test]
+    fn a_good_manifest_loads_with_its_jobs() {
+        let dir = tempfile::tempdir().expect("temp");
+        write(
+            dir.path(),
+            "demo",
+            r#"{"id":"demo","command":["./worker","--flag"],"env":{"K":"V"},
+               "jobs":[{"jobKey":"a","schedule":"*/10 * * * * *","timeoutMs":3000}]}"#,
+        );
+        let plugins = load_dir(dir.path());
+        assert!(plugins.rejected.is_empty(), "{:?}", plugins.rejected);
+        let plugin = &plugins.loaded[0];
+        assert_eq!(plugin.manifest.id, "demo");
+        assert_eq!(plugin.manifest.jobs[0].timeout_ms, Some(3000));
+        let process = plugin.process();
+        assert_eq!(process.command, ["./worker", "--flag"]);
+        assert_eq!(process.env.get("K").map(String::as_str), Some("V"));
+        assert_eq!(process.manifest["id"], "demo");
+    }
+
+    #[test]
+    fn each_bad_manifest_names_its_field() {
+        assert!(rejection("{not json").starts_with("invalid JSON"));
+        assert!(rejection(r#"{"id":"p"}"#).contains("missing field `command`"));
+        assert!(rejection(r#"{"id":"p","command":[]}"#).starts_with("command:"));
+        assert!(rejection(r#"{"id":"p","command":["./nope"]}"#).starts_with("command[0]: ./nope"));
+        assert!(
+            rejection(r#"{"id":"p","command":["x"],"colour":1}"#)
+                .contains("unknown field `colour`")
+        );
+        let schedule = rejection(
+            r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a"},{"jobKey":"b","schedule":"61 * * * *"}]}"#,
+        );
+        assert!(schedule.starts_with("jobs[1].schedule:"), "{schedule}");
+        let tz = rejection(
+            r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a","schedule":"* * * * *","timezone":"Mars/Base"}]}"#,
+        );
+        assert!(tz.starts_with("jobs[0].timezone:"), "{tz}");
+        let key = rejection(r#"{"id":"p","command":["x"],"jobs":[{"schedule":"* * * * *"}]}"#);
+        assert!(key.starts_with("jobs[0]: missing field `jobKey`"), "{key}");
+        let twice =
+            rejection(r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a"},{"jobKey":"a"}]}"#);
+        assert!(twice.starts_with("jobs[1].jobKey"), "{twice}");
+        assert!(rejection(r#"{"id":"a/b","command":["x"]}"#).starts_with("id:"));
+    }
+
+    #[test]
+    fn a_bad_manifest_does_not_stop_the_others() {
+        let dir = tempfile::tempdir().expect("temp");
+        write(
+            dir.path(),
+            "a-good",
+            r#"{"id":"good","command":["./worker"]}"#,
+        );
+        write(dir.path(), "b-bad", r#"{"id":"bad"}"#);
+        write(
+            dir.path(),
+            "c-twin",
+            r#"{"id":"good","command":["./worker"]}"#,
+        );
+        std::fs::create_dir_all(dir.path().join("no-manifest")).expect("folder");
+        let plugins = load_dir(dir.path());
+        let ids: Vec<_> = plugins
+            .loaded
+            .iter()
+            .map(|p| p.manifest.id.as_str())
+            .collect();
+        assert_eq!(ids, ["good"]);
+        let rejected: Vec<String> = plugins.rejected.iter().map(ToString::to_string).collect();
+        assert_eq!(rejected.len(), 2, "{rejected:?}");
+        assert!(rejected[0].contains("b-bad/manifest.json: missing field `command`"));
+        assert!(rejected[1].contains("c-twin/manifest.json: id: \"good\" is used"));
+    }
+}

@@ -1,0 +1,219 @@
+//! The standalone server (DESIGN §7): migrate, start one worker per plugin of the plugins
+//! directory, register their jobs, serve the HTTP API, and on SIGINT or SIGTERM shut down
+//! gracefully — stop accepting requests, let runs finish within the grace, cancel the rest, and
+//! stop the workers with `shutdown`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::SchedulerConfig;
+use crate::manifest;
+use crate::worker::{ProcessWorkerConfig, ProcessWorkers, WorkerManager};
+use crate::{Error, PluginJobs, Result};
+
+/// Default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://plugin-jobs.db?mode=rwc";
+/// Default plugins directory.
+pub const DEFAULT_PLUGINS_DIR: &str = "./plugins";
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// Everything `plugin-jobs serve` takes.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub database_url: String,
+    pub plugins_dir: PathBuf,
+    pub bind: String,
+    /// Bearer token every `/api` request must carry; without one only loopback addresses are
+    /// allowed.
+    pub api_token: Option<String>,
+    pub scheduler: SchedulerConfig,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            plugins_dir: PathBuf::from(DEFAULT_PLUGINS_DIR),
+            bind: DEFAULT_BIND.to_owned(),
+            api_token: None,
+            scheduler: SchedulerConfig::default(),
+        }
+    }
+}
+
+/// The addresses `bind` resolves to; refused when one is not loopback and there is no token.
+pub fn check_bind(bind: &str, has_token: bool) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = bind
+        .to_socket_addrs()
+        .map_err(|err| Error::InvalidInput(format!("bind: cannot resolve {bind:?}: {err}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "bind: {bind:?} resolves to no address"
+        )));
+    }
+    if !has_token && let Some(open) = addrs.iter().find(|addr| !addr.ip().is_loopback()) {
+        return Err(Error::InvalidInput(format!(
+            "refusing to listen on {open} without an API token: anyone who can reach it could \
+             trigger and pause jobs. Set --api-token (PLUGIN_JOBS_API_TOKEN), or bind to a \
+             loopback address such as 127.0.0.1:8080"
+        )));
+    }
+    Ok(addrs)
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully. Call inside an actix
+/// System. Errors are start-up failures (bad address, database unreachable, port taken).
+pub async fn serve(options: ServeOptions) -> Result<()> {
+    let token = options.api_token.clone().filter(|token| !token.is_empty());
+    let addrs = check_bind(&options.bind, token.is_some())?;
+    let db = crate::db::connect_and_migrate(&options.database_url).await?;
+    log::info!("database {} is migrated", redact(&options.database_url));
+
+    let scheduler = options.scheduler.clone();
+    let workers = ProcessWorkers::new(ProcessWorkerConfig {
+        // Bundled workers (`plugin-jobs demo-worker`) are found by name next to this binary.
+        extra_path: std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from))
+            .into_iter()
+            .collect(),
+        late_reply_window: scheduler.cancel_grace + Duration::from_secs(5),
+        ..ProcessWorkerConfig::default()
+    });
+    let jobs = PluginJobs::builder(db)
+        .workers(workers.clone())
+        .config(scheduler.clone())
+        .start();
+
+    let plugins = manifest::load_dir(&options.plugins_dir);
+    for rejected in &plugins.rejected {
+        log::error!("skipping a plugin: {rejected}");
+    }
+    for plugin in &plugins.loaded {
+        let id = &plugin.manifest.id;
+        if let Err(err) = workers.start(plugin.process()) {
+            log::error!("skipping plugin {id}: {err}");
+            continue;
+        }
+        match jobs
+            .register(id.clone(), plugin.manifest.jobs.clone())
+            .await
+        {
+            Ok(registered) => log::info!("plugin {id}: {} job(s) registered", registered.len()),
+            Err(err) => {
+                log::error!("skipping plugin {id}: registering its jobs failed: {err}");
+                workers.stop(id).await;
+            }
+        }
+    }
+    if plugins.loaded.is_empty() {
+        log::warn!("no plugin loaded from {}", options.plugins_dir.display());
+    }
+
+    let api = jobs.clone();
+    let server = HttpServer::new(move || {
+        App::new().configure(crate::http::configure(api.clone(), token.clone()))
+    })
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(addrs.as_slice())
+    .map_err(|err| {
+        Error::InvalidInput(format!("bind: cannot listen on {}: {err}", options.bind))
+    })?;
+    for addr in server.addrs() {
+        // On stdout, so scripts and tests can read the port chosen for `:0`.
+        println!("plugin-jobs listening on http://{addr}");
+    }
+    let server = server.run();
+    let http = server.handle();
+    let serving = actix_rt::spawn(server);
+
+    wait_for_signal().await;
+    log::info!(
+        "shutting down: no new requests; runs get {:?} to finish",
+        scheduler.shutdown_grace
+    );
+    http.stop(true).await;
+    let report = jobs.shutdown(scheduler.shutdown_grace).await?;
+    log::info!(
+        "{} run(s) finished during the shutdown, {} cancelled",
+        report.finished,
+        report.cancelled
+    );
+    workers.stop_all().await;
+    let _ = serving.await;
+    for plugin in &plugins.loaded {
+        log::debug!(
+            "worker of {} is {}",
+            plugin.manifest.id,
+            workers.status(&plugin.manifest.id)
+        );
+    }
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        log::error!("cannot listen for SIGINT/SIGTERM; stop the server with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => log::info!("SIGINT received"),
+        _ = terminate.recv() => log::info!("SIGTERM received"),
+    }
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_token_only_loopback_addresses_are_allowed() {
+        assert!(check_bind("127.0.0.1:0", false).is_ok());
+        assert!(check_bind("[::1]:0", false).is_ok());
+        let err = check_bind("0.0.0.0:8080", false).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("refusing to listen on 0.0.0.0:8080 without an API token")
+        );
+        assert!(check_bind("0.0.0.0:8080", true).is_ok());
+        let err = check_bind("nonsense", false).expect_err("bad address");
+        assert!(
+            err.to_string()
+                .contains("bind: cannot resolve \"nonsense\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn passwords_are_kept_out_of_logs() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://x.db?mode=rwc"), "sqlite://x.db?mode=rwc");
+    }
+}
