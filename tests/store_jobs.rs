@@ -9,6 +9,7 @@ use plugin_jobs::Error;
 use plugin_jobs::store::{
     GetJob, JobDeclaration, JobRef, ListJobs, SetJobStatus, SyncJobDeclarations,
 };
+use sea_orm::EntityTrait;
 
 fn sync(plugin_id: &str, jobs: Vec<JobDeclaration>, now: &str) -> SyncJobDeclarations {
     SyncJobDeclarations {
@@ -519,4 +520,27 @@ async fn pause_keeps_the_pointer_and_resume_moves_it_to_the_next_slot_after_now(
         .expect("mailbox")
         .expect_err("a retired job cannot be resumed");
     assert!(err.to_string().contains("not active"), "{err}");
+}
+
+#[actix_rt::test]
+async fn several_instances_registering_the_same_plugin_at_once_all_succeed_with_one_set_of_jobs() {
+    let t = TestDb::new().await;
+    let mut stores = vec![t.store()];
+    for _ in 0..3 {
+        stores.push(t.second_store().await);
+    }
+    let declarations: Vec<JobDeclaration> = (0..20)
+        .map(|n| JobDeclaration::new(format!("job-{n}"), "* * * * *"))
+        .collect();
+    let syncs = stores
+        .iter()
+        .map(|store| store.send(sync("fleet", declarations.clone(), "10:00")));
+    for answer in futures_util::future::join_all(syncs).await {
+        let jobs = answer
+            .expect("mailbox")
+            .expect("every registration succeeds");
+        assert_eq!(jobs.len(), 20);
+    }
+    let all = PluginJob::find().all(&t.db).await.expect("jobs");
+    assert_eq!(all.len(), 20, "one row per job key");
 }

@@ -177,6 +177,10 @@ pub(super) async fn sync_job_declarations(
                 created_at: Set(now),
                 updated_at: Set(now),
             })
+            // Another instance may register the same plugin at the same moment: its row wins
+            // and the declarations are the same, so a conflict is not an error.
+            .on_conflict(on_conflict_do_nothing())
+            .try_insert()
             .exec_without_returning(&txn)
             .await?;
             continue;
