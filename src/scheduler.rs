@@ -152,6 +152,8 @@ pub struct SchedulerActor {
     wake: Option<SpawnHandle>,
     /// True when the last claim filled every free slot, so a freed slot should claim again.
     saturated: bool,
+    /// A `ClaimFreedSlots` is on its way.
+    claim_queued: bool,
     /// Told when the last live run finishes (shutdown waits on these).
     drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
@@ -183,6 +185,7 @@ impl SchedulerActor {
             subscribers: Vec::new(),
             wake: None,
             saturated: false,
+            claim_queued: false,
             drain_waiters: Vec::new(),
         }
     }
@@ -487,8 +490,26 @@ impl Handler<RunFinished> for SchedulerActor {
         }
         if !self.queued_manual.is_empty() {
             self.start_queued_manual(ctx);
-        } else if self.saturated {
-            // Due jobs may be waiting for this slot: claim now rather than at the next tick.
+        } else if self.saturated && !self.claim_queued {
+            // Due jobs may be waiting for this slot: claim now rather than at the next tick,
+            // once for all the runs that finish meanwhile rather than once per freed slot.
+            self.claim_queued = true;
+            ctx.notify(ClaimFreedSlots);
+        }
+    }
+}
+
+/// Claims due jobs for the slots that finished runs freed. Sent by the scheduler to itself.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+struct ClaimFreedSlots;
+
+impl Handler<ClaimFreedSlots> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ClaimFreedSlots, ctx: &mut Self::Context) {
+        self.claim_queued = false;
+        if self.running && self.free_slots() > 0 {
             let dispatch = self.dispatch(ctx);
             ctx.wait(dispatch);
         }

@@ -592,3 +592,103 @@ async fn prune_keeps_the_newest_runs_per_job_drops_expired_ones_and_never_live_o
     assert_eq!(newest_kept, Some(now - TimeDelta::hours(4)));
     assert_eq!(runs.iter().filter(|run| run.job_id == b.id).count(), 2);
 }
+
+#[actix_rt::test]
+async fn starts_and_outcomes_sent_together_are_written_in_one_batch_with_each_answer_kept() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let mut runs = Vec::new();
+    for n in 0..40 {
+        let job = t.insert_job(job_row("alpha", &format!("job-{n}"))).await;
+        runs.push(t.insert_run(run_row(&job)).await.expect("insert run"));
+    }
+    // All starts at once: every one lands, the batch is stamped with its newest `now`.
+    let marks = runs.iter().enumerate().map(|(n, run)| {
+        store.send(MarkRunning {
+            run_id: run.id,
+            now: at("10:00") + TimeDelta::milliseconds(n as i64),
+        })
+    });
+    for answer in futures_util::future::join_all(marks).await {
+        assert!(answer.expect("mailbox").expect("mark"));
+    }
+    for run in &runs {
+        let stored = t.run(run.id).await;
+        assert_eq!(stored.status, RunStatus::Running);
+        assert_eq!(
+            stored.started_at,
+            Some(at("10:00") + TimeDelta::milliseconds(39))
+        );
+    }
+
+    // Outcomes at once: two for the same run (the first wins), one for an unknown run, one with
+    // a live status; the others each get their own status and error.
+    let mut outcomes = Vec::new();
+    for (n, run) in runs.iter().enumerate() {
+        let status = if n % 2 == 0 {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        let error = (n % 2 == 1).then(|| format!("error {n}"));
+        outcomes.push(complete(
+            run.id,
+            status,
+            error.as_deref(),
+            "2024-01-15T10:00:01Z",
+        ));
+    }
+    outcomes.push(complete(
+        runs[0].id,
+        RunStatus::Cancelled,
+        Some("late"),
+        "2024-01-15T10:00:01Z",
+    ));
+    outcomes.push(complete(
+        uuid::Uuid::now_v7(),
+        RunStatus::Succeeded,
+        None,
+        "2024-01-15T10:00:01Z",
+    ));
+    outcomes.push(complete(
+        runs[1].id,
+        RunStatus::Running,
+        None,
+        "2024-01-15T10:00:01Z",
+    ));
+    let answers = futures_util::future::join_all(outcomes.into_iter().map(|c| store.send(c))).await;
+    let answers: Vec<_> = answers.into_iter().map(|a| a.expect("mailbox")).collect();
+    for answer in &answers[..40] {
+        assert!(matches!(answer, Ok(true)), "{answer:?}");
+    }
+    assert!(
+        matches!(answers[40], Ok(false)),
+        "the second outcome of a run changes nothing"
+    );
+    assert!(
+        matches!(answers[41], Err(Error::RunNotFound(_))),
+        "{:?}",
+        answers[41]
+    );
+    assert!(
+        matches!(answers[42], Err(Error::InvalidInput(_))),
+        "{:?}",
+        answers[42]
+    );
+    for (n, run) in runs.iter().enumerate() {
+        let stored = t.run(run.id).await;
+        let expected = if n % 2 == 0 {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        assert_eq!(stored.status, expected);
+        assert_eq!(stored.error, (n % 2 == 1).then(|| format!("error {n}")));
+        assert_eq!(stored.finished_at, Some(at("2024-01-15T10:00:01Z")));
+        let started = at("10:00") + TimeDelta::milliseconds(39);
+        assert_eq!(
+            stored.duration_ms,
+            Some((at("2024-01-15T10:00:01Z") - started).num_milliseconds())
+        );
+    }
+}

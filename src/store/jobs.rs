@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -287,6 +287,15 @@ pub struct ClaimOutcome {
     pub skipped: Vec<SkippedSlot>,
 }
 
+/// How a claim moves one job's pointer; jobs with equal moves share one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PointerMove {
+    from: DateTime<Utc>,
+    to: Option<DateTime<Utc>>,
+    /// The slot runs (so `last_run_at` moves too); false when it is skipped.
+    fires: bool,
+}
+
 pub(super) async fn claim_due_jobs(
     db: &DatabaseConnection,
     msg: ClaimDueJobs,
@@ -298,7 +307,7 @@ pub(super) async fn claim_due_jobs(
     let now = to_millis(msg.now);
     let grace = delta(msg.misfire_grace);
     let txn = begin_write(db).await?;
-    let due = PluginJob::find()
+    let mut due_query = PluginJob::find()
         .filter(PluginJobColumn::Status.eq(JobStatus::Active))
         .filter(PluginJobColumn::NextRunAt.lte(now))
         .filter(PluginJobColumn::PluginId.is_in(msg.plugin_ids.iter().cloned()))
@@ -308,32 +317,38 @@ pub(super) async fn claim_due_jobs(
                 .add(PluginJobColumn::BlockedUntil.lte(now)),
         )
         .order_by_asc(PluginJobColumn::NextRunAt)
-        .limit(msg.limit)
-        .all(&txn)
-        .await?;
+        .limit(msg.limit);
+    if super::is_postgres(&txn) {
+        // Other instances skip the rows this claim holds instead of queueing behind it.
+        due_query = due_query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let due = due_query.all(&txn).await?;
     if due.is_empty() {
         txn.commit().await?;
         return Ok(outcome);
     }
     let live: HashSet<Uuid> = runs::live_job_ids(&txn, due.iter().map(|job| job.id)).await?;
 
-    let mut to_insert = Vec::new();
-    let mut fired = Vec::new();
-    for mut job in due {
+    // Decide each job's fate, parsing each distinct schedule once.
+    let mut schedules: HashMap<(String, String), std::result::Result<Schedule, String>> =
+        HashMap::new();
+    let mut decided = Vec::with_capacity(due.len());
+    let mut moves: HashMap<PointerMove, Vec<Uuid>> = HashMap::new();
+    for job in due {
         let Some(slot) = job.next_run_at else {
             continue;
         };
-        let next = match Schedule::parse(&job.schedule, &job.timezone) {
+        let schedule = schedules
+            .entry((job.schedule.clone(), job.timezone.clone()))
+            .or_insert_with(|| {
+                Schedule::parse(&job.schedule, &job.timezone).map_err(|e| e.to_string())
+            });
+        let next = match schedule {
             Ok(schedule) => schedule.next_after(now).map(to_millis),
             Err(err) => {
                 // The row was edited behind our back: never leave a job silently dormant.
-                fail_job(
-                    &txn,
-                    &job,
-                    format!("invalid schedule {:?}: {err}", job.schedule),
-                    now,
-                )
-                .await?;
+                let reason = format!("invalid schedule {:?}: {err}", job.schedule);
+                fail_job(&txn, &job, reason, now).await?;
                 continue;
             }
         };
@@ -344,19 +359,57 @@ pub(super) async fn claim_due_jobs(
         } else {
             None
         };
-        let mut update = PluginJob::update_many()
-            .col_expr(PluginJobColumn::NextRunAt, Expr::value(next))
-            .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
-            .filter(PluginJobColumn::Id.eq(job.id))
-            .filter(PluginJobColumn::NextRunAt.eq(slot));
-        if skip.is_none() {
-            update = update.col_expr(PluginJobColumn::LastRunAt, Expr::value(slot));
+        let pointer = PointerMove {
+            from: slot,
+            to: next,
+            fires: skip.is_none(),
+        };
+        moves.entry(pointer).or_default().push(job.id);
+        decided.push((job, pointer, skip));
+    }
+
+    // Compare-and-set every pointer, one statement per distinct move: a job whose pointer
+    // another instance moved first is theirs.
+    let mut ours = HashSet::with_capacity(decided.len());
+    for (pointer, ids) in &moves {
+        for chunk in ids.chunks(1_000) {
+            let mut update = PluginJob::update_many()
+                .col_expr(PluginJobColumn::NextRunAt, Expr::value(pointer.to))
+                .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+                .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+                .filter(PluginJobColumn::NextRunAt.eq(pointer.from));
+            if pointer.fires {
+                update = update.col_expr(PluginJobColumn::LastRunAt, Expr::value(pointer.from));
+            }
+            let moved = update.exec(&txn).await?.rows_affected;
+            if moved as usize == chunk.len() {
+                ours.extend(chunk.iter().copied());
+            } else {
+                // Some pointers moved under us (possible only without row locks): keep the
+                // rows that now carry our move. The unique index on (job, slot) still stops a
+                // second run of a slot if two instances ever both believe they moved it.
+                let mut query = PluginJob::find()
+                    .select_only()
+                    .column(PluginJobColumn::Id)
+                    .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+                    .filter(PluginJobColumn::UpdatedAt.eq(now));
+                query = match pointer.to {
+                    Some(to) => query.filter(PluginJobColumn::NextRunAt.eq(to)),
+                    None => query.filter(PluginJobColumn::NextRunAt.is_null()),
+                };
+                ours.extend(query.into_tuple::<Uuid>().all(&txn).await?);
+            }
         }
-        if update.exec(&txn).await?.rows_affected == 0 {
-            // Another instance moved the pointer first: the slot is theirs.
+    }
+
+    let mut to_insert = Vec::new();
+    let mut fired = Vec::new();
+    for (mut job, pointer, skip) in decided {
+        if !ours.contains(&job.id) {
             continue;
         }
-        job.next_run_at = next;
+        let slot = pointer.from;
+        job.next_run_at = pointer.to;
         job.updated_at = now;
         if let Some(reason) = skip {
             outcome.skipped.push(SkippedSlot {

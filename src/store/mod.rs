@@ -32,12 +32,29 @@ use crate::Result;
 #[derive(Debug)]
 pub struct StoreActor {
     db: DatabaseConnection,
+    /// Run starts and outcomes waiting for the next group commit.
+    marks: Vec<(MarkRunning, runs::Reply)>,
+    completes: Vec<(CompleteRun, runs::Reply)>,
+    flush_queued: bool,
 }
 
 impl StoreActor {
     /// A store over an already migrated connection.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            marks: Vec::new(),
+            completes: Vec::new(),
+            flush_queued: false,
+        }
+    }
+
+    /// Queues a `Flush` behind the messages already waiting, once per batch.
+    fn queue_flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.flush_queued {
+            self.flush_queued = true;
+            ctx.notify(Flush);
+        }
     }
 
     /// The connection, for reads that do not need the mailbox.
@@ -306,14 +323,56 @@ macro_rules! read_handlers {
     )*};
 }
 
+/// Writes the queued run starts and outcomes (group commit). Sent by the store to itself.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+struct Flush;
+
+impl Handler<Flush> for StoreActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
+        self.flush_queued = false;
+        let marks = std::mem::take(&mut self.marks);
+        let completes = std::mem::take(&mut self.completes);
+        let db = self.db.clone();
+        AtomicResponse::new(Box::pin(
+            async move { runs::apply_batch(&db, marks, completes).await }.into_actor(self),
+        ))
+    }
+}
+
+/// Run starts and outcomes are the bulk of the writes (two per run), so they are not written one
+/// by one: each waits in a batch that the next `Flush` writes in one transaction. Messages that
+/// arrive while a write is in progress join the same batch.
+impl Handler<MarkRunning> for StoreActor {
+    type Result = ResponseFuture<Result<bool>>;
+
+    fn handle(&mut self, msg: MarkRunning, ctx: &mut Self::Context) -> Self::Result {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.marks.push((msg, reply));
+        self.queue_flush(ctx);
+        Box::pin(async move { answer.await.map_err(|_| crate::Error::ShuttingDown)? })
+    }
+}
+
+impl Handler<CompleteRun> for StoreActor {
+    type Result = ResponseFuture<Result<bool>>;
+
+    fn handle(&mut self, msg: CompleteRun, ctx: &mut Self::Context) -> Self::Result {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.completes.push((msg, reply));
+        self.queue_flush(ctx);
+        Box::pin(async move { answer.await.map_err(|_| crate::Error::ShuttingDown)? })
+    }
+}
+
 write_handlers! {
     SyncJobDeclarations => jobs::sync_job_declarations,
     ClaimDueJobs => jobs::claim_due_jobs,
     SetJobStatus => jobs::set_job_status,
     SetJobBlock => jobs::set_job_block,
     CreateRun => runs::create_run,
-    MarkRunning => runs::mark_running,
-    CompleteRun => runs::complete_run,
     Heartbeat => runs::heartbeat,
     RescueStaleRuns => runs::rescue_stale_runs,
     CancelPluginRuns => runs::cancel_plugin_runs,

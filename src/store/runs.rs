@@ -2,7 +2,7 @@
 //! `UPDATE … WHERE status IN (<allowed from>)`, so a terminal run is never written again),
 //! heartbeats, rescue of abandoned runs, pruning, and the run reads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
@@ -170,46 +170,182 @@ pub(super) async fn create_run(
     Ok(run)
 }
 
-pub(super) async fn mark_running(db: &DatabaseConnection, msg: MarkRunning) -> Result<bool> {
-    let now = to_millis(msg.now);
-    let result = PluginJobRun::update_many()
-        .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Running))
-        .col_expr(PluginJobRunColumn::StartedAt, Expr::value(now))
-        .col_expr(PluginJobRunColumn::HeartbeatAt, Expr::value(now))
-        .filter(PluginJobRunColumn::Id.eq(msg.run_id))
-        .filter(PluginJobRunColumn::Status.is_in(RunStatus::Running.allowed_from().to_vec()))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
+/// A reply to one message of a batch.
+pub(super) type Reply = tokio::sync::oneshot::Sender<Result<bool>>;
+
+/// Applies the `MarkRunning` and `CompleteRun` messages that queued up while the store was busy,
+/// in one transaction and a handful of statements: one `UPDATE … WHERE id IN (…)` for all the
+/// starts, one read of the finishing runs, and one `UPDATE` per distinct outcome (status, error,
+/// logs, duration). The batch is stamped with its newest `now`. Each message gets the answer it
+/// would have had alone.
+pub(super) async fn apply_batch(
+    db: &DatabaseConnection,
+    marks: Vec<(MarkRunning, Reply)>,
+    completes: Vec<(CompleteRun, Reply)>,
+) {
+    let answers = match write_batch(db, &marks, &completes).await {
+        Ok(answers) => answers,
+        Err(err) => {
+            // Every message of the batch gets the failure (each sender retries on its own).
+            let message = match &err {
+                Error::Database(db_err) => db_err.to_string(),
+                other => other.to_string(),
+            };
+            (0..marks.len() + completes.len())
+                .map(|_| Err(Error::Database(sea_orm::DbErr::Custom(message.clone()))))
+                .collect()
+        }
+    };
+    let replies = marks.into_iter().map(|(_, reply)| reply);
+    let replies = replies.chain(completes.into_iter().map(|(_, reply)| reply));
+    for (reply, answer) in replies.zip(answers) {
+        // The sender may have stopped waiting; then nobody needs the answer.
+        let _ = reply.send(answer);
+    }
 }
 
-pub(super) async fn complete_run(db: &DatabaseConnection, msg: CompleteRun) -> Result<bool> {
-    if msg.status.is_live() {
-        return Err(Error::InvalidInput(format!(
-            "a run can only be completed as succeeded, failed or cancelled, not {}",
-            msg.status
-        )));
+async fn write_batch(
+    db: &DatabaseConnection,
+    marks: &[(MarkRunning, Reply)],
+    completes: &[(CompleteRun, Reply)],
+) -> Result<Vec<Result<bool>>> {
+    let txn = begin_write(db).await?;
+    let mut answers = mark_all(&txn, marks).await?;
+    answers.extend(complete_all(&txn, completes).await?);
+    txn.commit().await?;
+    Ok(answers)
+}
+
+/// Status and start of the given runs.
+async fn states(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, (RunStatus, Option<DateTime<Utc>>)>> {
+    let mut states = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(BATCH_CHUNK) {
+        let rows: Vec<(Uuid, RunStatus, Option<DateTime<Utc>>)> = PluginJobRun::find()
+            .select_only()
+            .column(PluginJobRunColumn::Id)
+            .column(PluginJobRunColumn::Status)
+            .column(PluginJobRunColumn::StartedAt)
+            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        states.extend(
+            rows.into_iter()
+                .map(|(id, status, started)| (id, (status, started))),
+        );
     }
-    let now = to_millis(msg.now);
-    let run = PluginJobRun::find_by_id(msg.run_id)
-        .one(db)
-        .await?
-        .ok_or(Error::RunNotFound(msg.run_id))?;
-    if !run.status.is_live() {
-        return Ok(false);
+    Ok(states)
+}
+
+/// Most ids in one `IN (…)` list.
+const BATCH_CHUNK: usize = 1_000;
+
+async fn mark_all(
+    db: &impl ConnectionTrait,
+    marks: &[(MarkRunning, Reply)],
+) -> Result<Vec<Result<bool>>> {
+    let Some(now) = marks.iter().map(|(m, _)| to_millis(m.now)).max() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<Uuid> = marks.iter().map(|(m, _)| m.run_id).collect();
+    let before = states(db, ids.clone()).await?;
+    for chunk in ids.chunks(BATCH_CHUNK) {
+        PluginJobRun::update_many()
+            .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Running))
+            .col_expr(PluginJobRunColumn::StartedAt, Expr::value(now))
+            .col_expr(PluginJobRunColumn::HeartbeatAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::Running.allowed_from().to_vec()))
+            .exec(db)
+            .await?;
     }
-    let duration = run.started_at.map(|started| elapsed_ms(started, now));
-    let mut update = PluginJobRun::update_many()
-        .col_expr(PluginJobRunColumn::Status, Expr::value(msg.status))
-        .col_expr(PluginJobRunColumn::Error, Expr::value(msg.error))
-        .col_expr(PluginJobRunColumn::DurationMs, Expr::value(duration))
-        .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
-        .filter(PluginJobRunColumn::Id.eq(msg.run_id))
-        .filter(PluginJobRunColumn::Status.is_in(msg.status.allowed_from().to_vec()));
-    if let Some(logs) = msg.logs {
-        update = update.col_expr(PluginJobRunColumn::Logs, Expr::value(logs));
+    // Inside the write transaction the rows cannot change under us: a run moved if it could.
+    let mut moved = HashSet::new();
+    Ok(marks
+        .iter()
+        .map(|(mark, _)| {
+            let movable = before
+                .get(&mark.run_id)
+                .is_some_and(|(status, _)| RunStatus::Running.allowed_from().contains(status));
+            Ok(movable && moved.insert(mark.run_id))
+        })
+        .collect())
+}
+
+async fn complete_all(
+    db: &impl ConnectionTrait,
+    completes: &[(CompleteRun, Reply)],
+) -> Result<Vec<Result<bool>>> {
+    let Some(now) = completes.iter().map(|(c, _)| to_millis(c.now)).max() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<Uuid> = completes.iter().map(|(c, _)| c.run_id).collect();
+    let before = states(db, ids).await?;
+    let mut finished = HashSet::new();
+    let mut groups: HashMap<Outcome, Vec<Uuid>> = HashMap::new();
+    let answers = completes
+        .iter()
+        .map(|(msg, _)| {
+            if msg.status.is_live() {
+                return Err(Error::InvalidInput(format!(
+                    "a run can only be completed as succeeded, failed or cancelled, not {}",
+                    msg.status
+                )));
+            }
+            let Some((status, started)) = before.get(&msg.run_id) else {
+                return Err(Error::RunNotFound(msg.run_id));
+            };
+            // The first outcome of a run wins, within the batch as in the table.
+            if !msg.status.allowed_from().contains(status) || !finished.insert(msg.run_id) {
+                return Ok(false);
+            }
+            let outcome = Outcome {
+                status: msg.status,
+                error: msg.error.clone(),
+                logs: msg.logs.as_ref().map(ToString::to_string),
+                duration_ms: started.map(|started| elapsed_ms(started, now)),
+            };
+            groups.entry(outcome).or_default().push(msg.run_id);
+            Ok(true)
+        })
+        .collect();
+    for (outcome, ids) in groups {
+        for chunk in ids.chunks(BATCH_CHUNK) {
+            let mut update = PluginJobRun::update_many()
+                .col_expr(PluginJobRunColumn::Status, Expr::value(outcome.status))
+                .col_expr(
+                    PluginJobRunColumn::Error,
+                    Expr::value(outcome.error.clone()),
+                )
+                .col_expr(
+                    PluginJobRunColumn::DurationMs,
+                    Expr::value(outcome.duration_ms),
+                )
+                .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+                .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+                .filter(PluginJobRunColumn::Status.is_in(outcome.status.allowed_from().to_vec()));
+            if let Some(logs) = &outcome.logs {
+                let logs: serde_json::Value = serde_json::from_str(logs)
+                    .map_err(|err| Error::InvalidInput(format!("run logs: {err}")))?;
+                update = update.col_expr(PluginJobRunColumn::Logs, Expr::value(logs));
+            }
+            update.exec(db).await?;
+        }
     }
-    Ok(update.exec(db).await?.rows_affected == 1)
+    Ok(answers)
+}
+
+/// What a finished run is recorded with; runs with equal outcomes share one `UPDATE`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Outcome {
+    status: RunStatus,
+    error: Option<String>,
+    /// The log lines as JSON text (hashable).
+    logs: Option<String>,
+    duration_ms: Option<i64>,
 }
 
 pub(super) async fn heartbeat(db: &DatabaseConnection, msg: Heartbeat) -> Result<u64> {

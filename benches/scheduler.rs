@@ -1,0 +1,500 @@
+//! Scheduler benchmarks: how late runs start, whether every slot runs once, and how many runs per
+//! second plugin-jobs records, on a SQLite file and on PostgreSQL (when `DATABASE_URL` is set).
+//!
+//! Scenarios, each with in-process no-op workers and the real actors:
+//! - `floor`: the database's own rate for inserting and then updating run-shaped rows, one row
+//!   per statement, 1,000 rows per transaction, through sea-orm;
+//! - `steady`: 1,000 jobs on an every-second schedule for 30 s;
+//! - `burst`: 100,000 jobs all due at once, `max_concurrent_runs` 1,000, until all are recorded;
+//! - `scale`: 1,000,000 jobs in the table, 1,000 of them due every second, for 30 s.
+//!
+//! Each scenario runs in a child process of its own, so its CPU time and peak RSS are its own.
+//! One JSON line per scenario. `-- --quick` shrinks everything to run in about a minute;
+//! `-- --only steady,burst` picks scenarios; `-- --sqlite-only` skips PostgreSQL.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use entity::prelude::*;
+use nix::sys::resource::{UsageWho, getrusage};
+use plugin_jobs::config::SchedulerConfig;
+use plugin_jobs::store::JobDeclaration;
+use plugin_jobs::worker::InProcessWorkers;
+use plugin_jobs::{PluginJobs, PluginJobsHandle};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PLUGIN: &str = "bench";
+const SCENARIOS: [&str; 4] = ["floor", "steady", "burst", "scale"];
+
+#[derive(Debug, Clone, Copy)]
+struct Size {
+    floor_rows: usize,
+    steady_jobs: usize,
+    steady_secs: u64,
+    burst_jobs: usize,
+    burst_concurrency: usize,
+    scale_jobs: usize,
+    scale_hot: usize,
+    scale_secs: u64,
+}
+
+const FULL: Size = Size {
+    floor_rows: 20_000,
+    steady_jobs: 1_000,
+    steady_secs: 30,
+    burst_jobs: 100_000,
+    burst_concurrency: 1_000,
+    scale_jobs: 1_000_000,
+    scale_hot: 1_000,
+    scale_secs: 30,
+};
+
+const QUICK: Size = Size {
+    floor_rows: 5_000,
+    steady_jobs: 1_000,
+    steady_secs: 5,
+    burst_jobs: 10_000,
+    burst_concurrency: 1_000,
+    scale_jobs: 100_000,
+    scale_hot: 1_000,
+    scale_secs: 5,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let size = if quick { QUICK } else { FULL };
+    if let Some(at) = args.iter().position(|a| a == "--child") {
+        let scenario = args.get(at + 1).expect("scenario").clone();
+        let backend = args.get(at + 2).expect("backend").clone();
+        let line = actix_rt::System::new().block_on(child(&scenario, &backend, size));
+        println!("{line}");
+        return;
+    }
+    let only: Vec<String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|at| args.get(at + 1))
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .unwrap_or_else(|| SCENARIOS.map(str::to_owned).to_vec());
+    let mut backends = vec!["sqlite"];
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") && !args.iter().any(|a| a == "--sqlite-only") => {
+            backends.push("postgres");
+        }
+        _ => eprintln!("PostgreSQL skipped: set DATABASE_URL=postgres://… to include it"),
+    }
+    let exe = std::env::current_exe().expect("own path");
+    for backend in backends {
+        let mut floor = None;
+        for scenario in SCENARIOS.iter().filter(|s| only.iter().any(|o| o == *s)) {
+            let mut command = Command::new(&exe);
+            command.args(["--child", scenario, backend]);
+            if quick {
+                command.arg("--quick");
+            }
+            let output = command.output().expect("run scenario");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let Some(mut line) = stdout
+                .lines()
+                .rev()
+                .find_map(|l| serde_json::from_str::<Value>(l).ok())
+            else {
+                eprintln!(
+                    "{scenario} on {backend} failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                continue;
+            };
+            let rate = line["runs_per_s"].as_f64().unwrap_or(0.0);
+            if *scenario == "floor" {
+                floor = Some(rate);
+            } else if let Some(floor) = floor.filter(|f| *f > 0.0) {
+                line["floor_ratio"] = json!((rate / floor * 100.0).round() / 100.0);
+            }
+            println!("{line}");
+        }
+    }
+}
+
+/// A fresh database for one scenario: a SQLite file in a temporary folder, or a new schema.
+struct Db {
+    db: DatabaseConnection,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn fresh_db(backend: &str) -> Db {
+    if backend == "sqlite" {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        );
+        let db = plugin_jobs::db::connect_and_migrate(&url)
+            .await
+            .expect("migrate");
+        return Db {
+            db,
+            _dir: Some(dir),
+        };
+    }
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let schema = format!("bench_{}", Uuid::new_v4().simple());
+    let admin = plugin_jobs::db::connect(&base).await.expect("connect");
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options[search_path]={schema}");
+    let db = plugin_jobs::db::connect_and_migrate(&url)
+        .await
+        .expect("migrate");
+    Db { db, _dir: None }
+}
+
+fn usage() -> (f64, u64) {
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    let cpu = seconds(usage.user_time()) + seconds(usage.system_time());
+    // ru_maxrss is in KiB on Linux.
+    (cpu, u64::try_from(usage.max_rss()).unwrap_or(0) / 1024)
+}
+
+async fn child(scenario: &str, backend: &str, size: Size) -> Value {
+    let db = fresh_db(backend).await;
+    let (cpu_before, _) = usage();
+    let mut line = match scenario {
+        "floor" => floor(&db.db, size.floor_rows).await,
+        "steady" => steady(&db.db, size.steady_jobs, 0, size.steady_secs).await,
+        "scale" => {
+            steady(
+                &db.db,
+                size.scale_hot,
+                size.scale_jobs - size.scale_hot,
+                size.scale_secs,
+            )
+            .await
+        }
+        "burst" => burst(&db.db, size.burst_jobs, size.burst_concurrency).await,
+        other => panic!("unknown scenario {other}"),
+    };
+    let (cpu_after, peak_rss_mb) = usage();
+    line["bench"] = json!("scheduler");
+    line["scenario"] = json!(scenario);
+    line["db"] = json!(backend);
+    line["cpu_s"] = json!(((cpu_after - cpu_before) * 100.0).round() / 100.0);
+    line["peak_rss_mb"] = json!(peak_rss_mb);
+    line
+}
+
+fn job_row(
+    key: String,
+    schedule: &str,
+    next_run_at: Option<DateTime<Utc>>,
+) -> PluginJobActiveModel {
+    let now = Utc::now();
+    PluginJobActiveModel {
+        id: Set(Uuid::now_v7()),
+        plugin_id: Set(PLUGIN.to_owned()),
+        job_key: Set(key.clone()),
+        display_name: Set(key),
+        description: Set(String::new()),
+        schedule: Set(schedule.to_owned()),
+        timezone: Set("UTC".to_owned()),
+        status: Set(JobStatus::Active),
+        timeout_ms: Set(None),
+        misfire: Set(MisfirePolicy::FireOnce),
+        last_error: Set(None),
+        blocked_until: Set(None),
+        last_run_at: Set(None),
+        next_run_at: Set(next_run_at),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// Inserts jobs straight into the table, 1,000 rows per statement (set-up, not measured).
+async fn insert_jobs(db: &DatabaseConnection, rows: impl Iterator<Item = PluginJobActiveModel>) {
+    let rows: Vec<_> = rows.collect();
+    for chunk in rows.chunks(1_000) {
+        PluginJob::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await
+            .expect("insert jobs");
+    }
+}
+
+async fn floor(db: &DatabaseConnection, rows: usize) -> Value {
+    let far = Utc::now() + TimeDelta::days(365);
+    insert_jobs(
+        db,
+        (0..rows).map(|n| job_row(format!("floor-{n}"), "0 0 1 1 *", Some(far))),
+    )
+    .await;
+    let jobs: Vec<Uuid> = PluginJob::find()
+        .select_only()
+        .column(PluginJobColumn::Id)
+        .into_tuple()
+        .all(db)
+        .await
+        .expect("job ids");
+    let started = Instant::now();
+    let mut run_ids = Vec::with_capacity(rows);
+    for chunk in jobs.chunks(1_000) {
+        let txn = db.begin().await.expect("begin");
+        for job_id in chunk {
+            let id = Uuid::now_v7();
+            let now = Utc::now();
+            PluginJobRun::insert(PluginJobRunActiveModel {
+                id: Set(id),
+                job_id: Set(*job_id),
+                plugin_id: Set(PLUGIN.to_owned()),
+                trigger: Set(RunTrigger::Schedule),
+                status: Set(RunStatus::Queued),
+                scheduled_for: Set(now),
+                instance_id: Set(Some("floor".to_owned())),
+                heartbeat_at: Set(Some(now)),
+                duration_ms: Set(None),
+                error: Set(None),
+                logs: Set(json!([])),
+                started_at: Set(None),
+                finished_at: Set(None),
+                created_at: Set(now),
+            })
+            .exec_without_returning(&txn)
+            .await
+            .expect("insert run");
+            run_ids.push(id);
+        }
+        txn.commit().await.expect("commit");
+    }
+    for chunk in run_ids.chunks(1_000) {
+        let txn = db.begin().await.expect("begin");
+        for id in chunk {
+            let now = Utc::now();
+            PluginJobRun::update_many()
+                .col_expr(
+                    PluginJobRunColumn::Status,
+                    Expr::value(RunStatus::Succeeded),
+                )
+                .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+                .col_expr(PluginJobRunColumn::DurationMs, Expr::value(1i64))
+                .filter(PluginJobRunColumn::Id.eq(*id))
+                .exec(&txn)
+                .await
+                .expect("update run");
+        }
+        txn.commit().await.expect("commit");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    json!({
+        "rows": rows,
+        "seconds": round3(elapsed),
+        "runs_per_s": (rows as f64 / elapsed).round(),
+    })
+}
+
+fn start(
+    db: &DatabaseConnection,
+    max_concurrent_runs: usize,
+    workers: InProcessWorkers,
+) -> PluginJobsHandle {
+    PluginJobs::builder(db.clone())
+        .workers(workers)
+        .config(SchedulerConfig {
+            max_concurrent_runs,
+            ..SchedulerConfig::default()
+        })
+        .start()
+}
+
+fn noop_workers(keys: impl Iterator<Item = String>) -> InProcessWorkers {
+    let workers = InProcessWorkers::new();
+    for key in keys {
+        workers.register(PLUGIN, &key, |_ctx| std::future::ready(Ok(())));
+    }
+    workers
+}
+
+/// `hot` jobs every second for `secs`, beside `cold` jobs that are not due.
+async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> Value {
+    let keys = (0..hot).map(|n| format!("hot-{n}"));
+    let jobs = start(db, hot.max(10), noop_workers(keys.clone()));
+    let declarations = keys
+        .map(|k| JobDeclaration::new(k, "* * * * * *"))
+        .collect();
+    jobs.register(PLUGIN, declarations).await.expect("register");
+    if cold > 0 {
+        let far = Utc::now() + TimeDelta::days(365);
+        insert_jobs(
+            db,
+            (0..cold).map(|n| job_row(format!("cold-{n}"), "0 0 1 1 *", Some(far))),
+        )
+        .await;
+    }
+    let second = TimeDelta::seconds(1);
+    // Measure whole seconds that start after everything is set up.
+    let first = Utc::now().duration_trunc(second).expect("trunc") + second * 2;
+    let last = first + second * i32::try_from(secs).unwrap_or(30) - second;
+    let until = last + second;
+    while Utc::now() < until {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (claim_ms, plan) = claim_probe(db).await;
+    jobs.shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
+    let runs: Vec<PluginJobRunModel> = PluginJobRun::find()
+        .filter(PluginJobRunColumn::ScheduledFor.gte(first))
+        .filter(PluginJobRunColumn::ScheduledFor.lte(last))
+        .all(db)
+        .await
+        .expect("runs");
+    let expected = hot * usize::try_from(secs).unwrap_or(0);
+    let mut seen: HashMap<(Uuid, DateTime<Utc>), usize> = HashMap::new();
+    for run in &runs {
+        *seen.entry((run.job_id, run.scheduled_for)).or_default() += 1;
+    }
+    let duplicated: usize = seen.values().map(|n| n - 1).sum();
+    let mut line = lateness(&runs);
+    line["jobs_in_table"] = json!(hot + cold);
+    line["due_per_s"] = json!(hot);
+    line["seconds"] = json!(secs);
+    line["slots_expected"] = json!(expected);
+    line["runs_seen"] = json!(runs.len());
+    line["missed"] = json!(expected.saturating_sub(seen.len()));
+    line["duplicated"] = json!(duplicated);
+    line["runs_per_s"] = json!((runs.len() as f64 / secs as f64).round());
+    line["claim_query_ms"] = json!(claim_ms);
+    line["claim_plan"] = json!(plan);
+    line
+}
+
+/// `jobs` jobs all due at the same instant; runs until every one is recorded.
+async fn burst(db: &DatabaseConnection, jobs_n: usize, concurrency: usize) -> Value {
+    let keys = (0..jobs_n).map(|n| format!("burst-{n}"));
+    let jobs = start(db, concurrency, noop_workers(keys.clone()));
+    // Registered with a yearly schedule (set-up, not measured), then all made due at once.
+    let declarations = keys.map(|k| JobDeclaration::new(k, "0 0 1 1 *")).collect();
+    jobs.register(PLUGIN, declarations).await.expect("register");
+    let due = Utc::now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .expect("trunc")
+        + TimeDelta::seconds(2);
+    PluginJob::update_many()
+        .col_expr(PluginJobColumn::NextRunAt, Expr::value(due))
+        .exec(db)
+        .await
+        .expect("make due");
+    while Utc::now() < due {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    loop {
+        let done = PluginJobRun::find()
+            .filter(PluginJobRunColumn::Status.eq(RunStatus::Succeeded))
+            .count(db)
+            .await
+            .expect("count");
+        if done >= jobs_n as u64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "burst did not finish"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    jobs.shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
+    let runs = PluginJobRun::find().all(db).await.expect("runs");
+    let mut line = lateness(&runs);
+    line["jobs"] = json!(jobs_n);
+    line["max_concurrent_runs"] = json!(concurrency);
+    line["runs_seen"] = json!(runs.len());
+    line["seconds"] = json!(round3(elapsed));
+    line["runs_per_s"] = json!((jobs_n as f64 / elapsed).round());
+    line
+}
+
+/// Lateness `started_at − scheduled_for` in milliseconds: p50, p99, max.
+fn lateness(runs: &[PluginJobRunModel]) -> Value {
+    let mut late: Vec<i64> = runs
+        .iter()
+        .filter_map(|r| {
+            r.started_at
+                .map(|s| (s - r.scheduled_for).num_milliseconds())
+        })
+        .collect();
+    late.sort_unstable();
+    let pick = |q: f64| {
+        let at = ((late.len().max(1) - 1) as f64 * q).round() as usize;
+        late.get(at).copied().unwrap_or(0)
+    };
+    json!({
+        "lateness_p50_ms": pick(0.5),
+        "lateness_p99_ms": pick(0.99),
+        "lateness_max_ms": late.last().copied().unwrap_or(0),
+    })
+}
+
+/// Times the claim's due query and shows its plan, to check it uses the index.
+async fn claim_probe(db: &DatabaseConnection) -> (f64, String) {
+    let now = Utc::now();
+    let started = Instant::now();
+    let due = PluginJob::find()
+        .filter(PluginJobColumn::Status.eq(JobStatus::Active))
+        .filter(PluginJobColumn::NextRunAt.lte(now))
+        .filter(PluginJobColumn::PluginId.is_in([PLUGIN]))
+        .limit(1_000)
+        .all(db)
+        .await
+        .expect("due query");
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let _ = due;
+    let sqlite = matches!(db.get_database_backend(), sea_orm::DatabaseBackend::Sqlite);
+    let at = if sqlite {
+        format!("'{}'", now.format("%Y-%m-%d %H:%M:%S%.3f"))
+    } else {
+        format!("'{}'::timestamptz", now.to_rfc3339())
+    };
+    let query = format!(
+        "SELECT * FROM plugin_jobs WHERE status = 'active' AND next_run_at <= {at} \
+         AND plugin_id IN ('{PLUGIN}') ORDER BY next_run_at LIMIT 1000"
+    );
+    let explain = if sqlite {
+        format!("EXPLAIN QUERY PLAN {query}")
+    } else {
+        format!("EXPLAIN {query}")
+    };
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            explain,
+        ))
+        .await
+        .unwrap_or_default();
+    let plan: Vec<String> = rows
+        .iter()
+        .filter_map(|row| {
+            row.try_get::<String>("", if sqlite { "detail" } else { "QUERY PLAN" })
+                .ok()
+        })
+        .collect();
+    (round3(ms), plan.join(" | "))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
