@@ -23,6 +23,9 @@ pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEP_RUNS_PER_JOB: u64 = 1_000;
 /// Default age past which finished runs are pruned.
 pub const DEFAULT_RUN_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Default lead with which slots are claimed before they are due, so their runs are created
+/// and waiting when the slot comes and start within a few milliseconds of it.
+pub const DEFAULT_CLAIM_LOOKAHEAD: Duration = Duration::from_millis(100);
 /// Default time live runs get to finish at shutdown before they are cancelled.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -41,6 +44,9 @@ pub struct SchedulerConfig {
     pub keep_runs_per_job: u64,
     pub run_retention: Duration,
     pub shutdown_grace: Duration,
+    /// How long before its slot a job is claimed; its run then waits `queued` for the slot.
+    /// Zero claims only what is due. Keep it well under `tick_interval`.
+    pub claim_lookahead: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -57,6 +63,7 @@ impl Default for SchedulerConfig {
             keep_runs_per_job: DEFAULT_KEEP_RUNS_PER_JOB,
             run_retention: DEFAULT_RUN_RETENTION,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            claim_lookahead: DEFAULT_CLAIM_LOOKAHEAD,
         }
     }
 }

@@ -333,6 +333,26 @@ impl Actor for JobRunActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // A slot claimed ahead of time (the claim lookahead) starts when it is due, not before.
+        let early = (self.run.trigger == RunTrigger::Schedule)
+            .then(|| {
+                (self.run.scheduled_for - self.deps.clock.now())
+                    .to_std()
+                    .ok()
+            })
+            .flatten()
+            .filter(|wait| !wait.is_zero());
+        match early {
+            Some(wait) => self.timer = Some(ctx.run_later(wait, |act, ctx| act.start(ctx))),
+            None => self.start(ctx),
+        }
+    }
+}
+
+impl JobRunActor {
+    /// Marks the run running and calls the worker.
+    fn start(&mut self, ctx: &mut Context<Self>) {
+        self.timer = None;
         let store = self.deps.store.clone();
         let msg = MarkRunning {
             run_id: self.run.id,

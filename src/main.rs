@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: the scheduler, one worker per plugin, and the HTTP API.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Apply every pending migration to the database.
     Migrate {
         /// Database URL (sqlite://… or postgres://…).
@@ -96,6 +96,9 @@ struct Serve {
     /// Age past which finished runs are pruned.
     #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value = "30d", value_parser = parse_duration)]
     run_retention: Duration,
+    /// How long before its slot a job is claimed, so its run is ready and starts on time.
+    #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value = "100ms", value_parser = parse_duration)]
+    claim_lookahead: Duration,
     /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.
     #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
@@ -120,6 +123,7 @@ impl Serve {
                 keep_runs_per_job: self.keep_runs_per_job,
                 run_retention: self.run_retention,
                 shutdown_grace: self.shutdown_grace,
+                claim_lookahead: self.claim_lookahead,
             },
         }
     }

@@ -255,6 +255,7 @@ impl SchedulerActor {
             plugin_ids: plugin_ids.clone(),
             instance_id: self.instance_id.clone(),
             misfire_grace: self.config.misfire_grace,
+            lookahead: self.config.claim_lookahead,
         };
         let store = self.store.clone();
         let next_due = GetNextDueAt {
@@ -321,9 +322,14 @@ impl SchedulerActor {
         let Some(next) = next else {
             return;
         };
-        // A slot that is already due but was not claimable (no free slot, a blocked job) waits
-        // for a freed slot or the next tick; arming for it would spin.
-        let Ok(delay) = (next - self.clock.now()).to_std() else {
+        // Wake early by the lookahead, so the claim creates the runs ahead of the slot; a slot
+        // already inside the lookahead (its job was still running) is claimed when it is due. A
+        // slot that is already due but was not claimable (no free slot, a blocked job) waits for
+        // a freed slot or the next tick; arming for it would spin.
+        let now = self.clock.now();
+        let early = next - crate::time::delta(self.config.claim_lookahead);
+        let wake_at = if early > now { early } else { next };
+        let Ok(delay) = (wake_at - now).to_std() else {
             return;
         };
         if delay.is_zero() || delay >= self.config.tick_interval {

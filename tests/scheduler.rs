@@ -829,3 +829,35 @@ async fn unregistering_returns_normally_when_recording_fails_and_the_outcome_lan
     assert_eq!(cancelled.error.as_deref(), Some("Plugin unregistered"));
     gate.open();
 }
+
+#[actix_rt::test]
+async fn a_slot_claimed_within_the_lookahead_waits_for_its_slot_before_it_starts() {
+    let h = Harness::with_clock(
+        SchedulerConfig {
+            claim_lookahead: Duration::from_millis(100),
+            ..config(10)
+        },
+        at("2024-01-15T10:29:59.950Z"),
+    )
+    .await;
+    h.workers.inner.register("alpha", "report", ok_handler);
+    let jobs = h
+        .jobs
+        .register("alpha", vec![JobDeclaration::new("report", "*/15 * * * *")])
+        .await
+        .expect("register");
+    h.tick().await;
+    let runs = runs_of(&h, jobs[0].id).await;
+    assert_eq!(runs.len(), 1, "the 10:30 slot is claimed 50 ms early");
+    assert_eq!(runs[0].scheduled_for, at("10:30"));
+    assert_eq!(runs[0].status, RunStatus::Queued);
+    assert!(
+        h.workers.calls().is_empty(),
+        "nothing starts before the slot"
+    );
+
+    h.clock.set(at("10:30"));
+    let run = h.wait_for_run(runs[0].id, RunStatus::Succeeded).await;
+    assert_eq!(run.started_at, Some(at("10:30")));
+    assert_eq!(h.workers.calls().len(), 1);
+}

@@ -18,6 +18,7 @@ fn claim(now: &str, limit: u64, plugins: &[&str]) -> ClaimDueJobs {
         plugin_ids: plugins.iter().map(|p| (*p).to_owned()).collect(),
         instance_id: "instance-a".to_owned(),
         misfire_grace: Duration::from_secs(60),
+        lookahead: Duration::ZERO,
     }
 }
 
@@ -298,4 +299,53 @@ async fn two_stores_claiming_concurrently_never_fire_a_slot_twice() {
         mine.dedup();
         assert!(!mine.is_empty(), "every job fired at least once");
     }
+}
+
+#[actix_rt::test]
+async fn a_slot_inside_the_lookahead_is_claimed_early_unless_its_job_is_still_running() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let idle = t.insert_job(job_row("alpha", "idle")).await;
+    let busy = t.insert_job(job_row("alpha", "busy")).await;
+    let mut live = run_row(&busy);
+    live.status = RunStatus::Running;
+    t.insert_run(live).await.expect("live run");
+    let mut far = job_row("alpha", "far");
+    far.next_run_at = Some(at("10:31"));
+    let far = t.insert_job(far).await;
+
+    let early = ClaimDueJobs {
+        lookahead: Duration::from_millis(100),
+        ..claim("2024-01-15T10:29:59.950Z", 10, &["alpha"])
+    };
+    let outcome = send(&store, early).await;
+    let claimed: Vec<_> = outcome.claimed.iter().map(|c| c.job.id).collect();
+    assert_eq!(
+        claimed,
+        [idle.id],
+        "only the idle job's 10:30 slot is inside the lookahead"
+    );
+    assert!(
+        outcome.skipped.is_empty(),
+        "the busy job's slot is not decided before it is due"
+    );
+    let run = t.run(outcome.claimed[0].run.id).await;
+    assert_eq!(run.scheduled_for, at("10:30"));
+    assert_eq!(
+        t.job(idle.id).await.next_run_at,
+        Some(at("10:45")),
+        "next slot after the claimed one"
+    );
+    assert_eq!(
+        t.job(busy.id).await.next_run_at,
+        Some(at("10:30")),
+        "left for when it is due"
+    );
+    assert_eq!(t.job(far.id).await.next_run_at, Some(at("10:31")));
+
+    // Once due, the busy job's slot is skipped as an overlap.
+    let due = send(&store, claim("10:30", 10, &["alpha"])).await;
+    assert!(due.claimed.is_empty());
+    assert_eq!(due.skipped.len(), 1);
+    assert_eq!(due.skipped[0].job_id, busy.id);
 }

@@ -306,10 +306,11 @@ pub(super) async fn claim_due_jobs(
     }
     let now = to_millis(msg.now);
     let grace = delta(msg.misfire_grace);
+    let horizon = to_millis(now + delta(msg.lookahead));
     let txn = begin_write(db).await?;
     let mut due_query = PluginJob::find()
         .filter(PluginJobColumn::Status.eq(JobStatus::Active))
-        .filter(PluginJobColumn::NextRunAt.lte(now))
+        .filter(PluginJobColumn::NextRunAt.lte(horizon))
         .filter(PluginJobColumn::PluginId.is_in(msg.plugin_ids.iter().cloned()))
         .filter(
             Condition::any()
@@ -338,13 +339,17 @@ pub(super) async fn claim_due_jobs(
         let Some(slot) = job.next_run_at else {
             continue;
         };
+        if slot > now && live.contains(&job.id) {
+            // Not due yet and still running: whether the slot overlaps is decided when it is due.
+            continue;
+        }
         let schedule = schedules
             .entry((job.schedule.clone(), job.timezone.clone()))
             .or_insert_with(|| {
                 Schedule::parse(&job.schedule, &job.timezone).map_err(|e| e.to_string())
             });
         let next = match schedule {
-            Ok(schedule) => schedule.next_after(now).map(to_millis),
+            Ok(schedule) => schedule.next_after(now.max(slot)).map(to_millis),
             Err(err) => {
                 // The row was edited behind our back: never leave a job silently dormant.
                 let reason = format!("invalid schedule {:?}: {err}", job.schedule);

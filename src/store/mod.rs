@@ -120,6 +120,9 @@ pub struct ClaimDueJobs {
     pub instance_id: String,
     /// A slot older than this is a misfire; the job's misfire policy decides.
     pub misfire_grace: Duration,
+    /// Slots up to this far after `now` are claimed too (their runs wait for the slot). A job
+    /// with a live run is left alone until its slot is actually due.
+    pub lookahead: Duration,
 }
 
 /// Creates a `queued` run of an active job that has no live run (manual and retry triggers).
