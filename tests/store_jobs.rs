@@ -544,3 +544,30 @@ async fn several_instances_registering_the_same_plugin_at_once_all_succeed_with_
     let all = PluginJob::find().all(&t.db).await.expect("jobs");
     assert_eq!(all.len(), 20, "one row per job key");
 }
+
+#[actix_rt::test]
+async fn a_plugin_with_more_jobs_than_a_statement_can_bind_registers_and_retires_them() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    // More keys than SQLite binds in one statement (32,766).
+    let many: Vec<JobDeclaration> = (0..33_000)
+        .map(|n| JobDeclaration::new(format!("job-{n}"), ""))
+        .collect();
+    let jobs = store
+        .send(sync("big", many, "10:00"))
+        .await
+        .expect("mailbox")
+        .expect("a large registration");
+    assert_eq!(jobs.len(), 33_000);
+    let jobs = store
+        .send(sync("big", vec![JobDeclaration::new("job-7", "")], "10:01"))
+        .await
+        .expect("mailbox")
+        .expect("a large retirement");
+    let retired = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Retired)
+        .count();
+    assert_eq!(retired, 32_999);
+    assert_eq!(by_key(&jobs, "job-7").status, JobStatus::Active);
+}

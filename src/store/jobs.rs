@@ -225,15 +225,24 @@ pub(super) async fn sync_job_declarations(
             .await?;
     }
 
-    let declared: Vec<&str> = msg.jobs.iter().map(|job| job.job_key.as_str()).collect();
-    PluginJob::update_many()
-        .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
-        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
-        .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
-        .filter(PluginJobColumn::Status.ne(JobStatus::Retired))
-        .filter(PluginJobColumn::JobKey.is_not_in(declared))
-        .exec(&txn)
-        .await?;
+    // Jobs no longer declared retire. Their ids are listed in chunks rather than the declared
+    // keys in one `NOT IN`, so a plugin with tens of thousands of jobs stays under the
+    // databases' limits on bound parameters.
+    let declared: HashSet<&str> = msg.jobs.iter().map(|job| job.job_key.as_str()).collect();
+    let gone: Vec<Uuid> = existing
+        .values()
+        .filter(|job| job.status != JobStatus::Retired && !declared.contains(job.job_key.as_str()))
+        .map(|job| job.id)
+        .collect();
+    for chunk in gone.chunks(1_000) {
+        PluginJob::update_many()
+            .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
+            .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+            .filter(PluginJobColumn::Status.ne(JobStatus::Retired))
+            .exec(&txn)
+            .await?;
+    }
 
     let jobs = PluginJob::find()
         .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
