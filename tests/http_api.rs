@@ -116,6 +116,14 @@ fn post(uri: &str) -> TestRequest {
     TestRequest::post().uri(uri)
 }
 
+/// The `runId` of a 202 trigger reply.
+fn run_id_of(reply: &Reply) -> Uuid {
+    reply.body["runId"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("a run id")
+}
+
 fn keys(value: &Value) -> BTreeSet<String> {
     value
         .as_object()
@@ -545,10 +553,7 @@ async fn a_run_is_shown_with_every_field_and_unknown_or_malformed_ids_are_refuse
     )
     .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
-    let run_id: Uuid = reply.body["runId"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("a run id");
+    let run_id: Uuid = run_id_of(&reply);
     h.wait_for_run(run_id, RunStatus::Succeeded).await;
 
     let reply = call(&app, get(&format!("/api/runs/{run_id}")).to_request()).await;
@@ -619,10 +624,7 @@ async fn trigger_answers_202_then_409_while_the_run_is_live() {
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     assert_eq!(keys(&reply.body), field_set(&["runId", "jobId"]));
     assert_eq!(reply.body["jobId"], invoice.to_string());
-    let run_id: Uuid = reply.body["runId"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("a run id");
+    let run_id: Uuid = run_id_of(&reply);
     let run = h.wait_for_run(run_id, RunStatus::Running).await;
     assert_eq!((run.job_id, run.trigger), (invoice, RunTrigger::Manual));
 
@@ -656,10 +658,7 @@ async fn trigger_answers_202_then_409_while_the_run_is_live() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
-    let retry: Uuid = reply.body["runId"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("a run id");
+    let retry: Uuid = run_id_of(&reply);
     assert_eq!(h.t.run(retry).await.trigger, RunTrigger::Retry);
     h.wait_for_run(retry, RunStatus::Succeeded).await;
 }
@@ -741,10 +740,7 @@ async fn trigger_body_is_optional_but_only_manual_or_retry() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
-    let run_id: Uuid = reply.body["runId"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("a run id");
+    let run_id: Uuid = run_id_of(&reply);
     assert_eq!(h.t.run(run_id).await.trigger, RunTrigger::Manual);
 }
 
@@ -918,10 +914,7 @@ async fn with_a_token_every_api_route_needs_it_and_healthz_stays_open() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
-    let run_id: Uuid = reply.body["runId"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("a run id");
+    let run_id: Uuid = run_id_of(&reply);
     h.wait_for_run(run_id, RunStatus::Succeeded).await;
 
     let reply = call(&app, get("/healthz").to_request()).await;

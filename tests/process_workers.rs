@@ -144,6 +144,20 @@ impl Setup {
     }
 }
 
+/// `n` direct `runJob` calls of the `sleep` job, all in flight at once.
+fn sleep_calls(
+    workers: &ProcessWorkers,
+    n: usize,
+) -> Vec<futures_util::future::BoxFuture<'static, Result<Value, plugin_jobs::worker::WorkerError>>>
+{
+    (0..n)
+        .map(|n| {
+            let params = json!({"job": {"jobKey": "sleep", "runId": format!("direct-{n}")}});
+            workers.call(PLUGIN, "runJob", params, Duration::from_secs(30))
+        })
+        .collect()
+}
+
 fn messages(run: &PluginJobRunModel) -> Vec<(String, String)> {
     run.logs
         .as_array()
@@ -312,16 +326,7 @@ async fn garbage_on_stdout_is_dropped_and_calls_in_flight_are_unaffected() {
     s.register(&[("garbage", None)]).await;
     s.wait_running().await;
 
-    let beside: Vec<_> = (0..16)
-        .map(|n| {
-            s.workers.call(
-                PLUGIN,
-                "runJob",
-                json!({"job": {"jobKey": "sleep", "runId": format!("beside-{n}")}}),
-                Duration::from_secs(10),
-            )
-        })
-        .collect();
+    let beside = sleep_calls(&s.workers, 16);
     let run = s.run("garbage").await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     for answer in futures_util::future::join_all(beside).await {
@@ -335,16 +340,7 @@ async fn garbage_on_stdout_is_dropped_and_calls_in_flight_are_unaffected() {
 async fn many_calls_are_in_flight_on_one_worker_at_once() {
     let s = Setup::sdk(&[("SLEEP_MS", "3000")]).await;
     s.wait_running().await;
-    let calls: Vec<_> = (0..64)
-        .map(|n| {
-            s.workers.call(
-                PLUGIN,
-                "runJob",
-                json!({"job": {"jobKey": "sleep", "runId": format!("r{n}")}}),
-                Duration::from_secs(30),
-            )
-        })
-        .collect();
+    let calls = sleep_calls(&s.workers, 64);
     wait_until(
         "64 calls are in flight",
         Duration::from_secs(10),
