@@ -11,6 +11,7 @@
 //! - [`worker`] is the `WorkerManager` seam, the in-process and the stdio process workers, and
 //!   the SDK for writing workers in Rust.
 //! - [`events`] is the run-event extension point.
+//! - [`describe`] puts common cron expressions into plain words (pure logic).
 //! - [`manifest`] loads the plugins directory; [`server`] is `plugin-jobs serve`.
 //! - [`http`] is the HTTP API: one `configure` call mounts `/api` and `/healthz` on an App.
 //! - [`error`] is the crate's one error type.
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod cron;
 pub mod db;
+pub mod describe;
 pub mod error;
 pub mod events;
 mod handle;
