@@ -192,6 +192,14 @@ pub async fn get_run(handle: Handle, run_id: Path<String>) -> ApiResult {
     Ok(HttpResponse::Ok().json(RunView::from(&run)))
 }
 
+/// `GET /metrics`: every metric in the Prometheus text format.
+pub async fn metrics(handle: Handle) -> ApiResult {
+    let text = handle.metrics().await?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(text))
+}
+
 /// `GET /api/scheduler`: the scheduler's diagnostics.
 pub async fn scheduler(handle: Handle) -> ApiResult {
     Ok(HttpResponse::Ok().json(handle.diagnostics().await?))

@@ -1,5 +1,5 @@
-//! The HTTP API (DESIGN §6) as an actix-web service configuration: `/api/…` for operators and
-//! `/healthz` for probes. Every error, extractor failures and unknown routes included, is
+//! The HTTP API (DESIGN §6) as an actix-web service configuration: `/api/…` for operators,
+//! `/metrics` for Prometheus and `/healthz` for probes. Every error, extractor failures and unknown routes included, is
 //! `{"error": "<message>"}` with its status code.
 //!
 //! Mount it with one call, once per App (in `HttpServer::new`'s factory, so each worker builds
@@ -16,8 +16,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With a token, every `/api` request needs `Authorization: Bearer <token>` (else 401
-//! `{"error":"Unauthorized"}`); `/healthz` stays open.
+//! With a token, every `/api` and `/metrics` request needs `Authorization: Bearer <token>` (else
+//! 401 `{"error":"Unauthorized"}`); `/healthz` stays open.
 
 mod error;
 mod handlers;
@@ -38,8 +38,9 @@ pub use views::{JobDetailView, JobView, PluginView, RunView};
 use crate::PluginJobsHandle;
 use handlers as h;
 
-/// Mounts `/api/…` and `/healthz` for `handle`. With `token` set, `/api` requests must carry
-/// `Authorization: Bearer <token>`. Pass the result to [`actix_web::App::configure`].
+/// Mounts `/api/…`, `/metrics` and `/healthz` for `handle`. With `token` set, `/api` and
+/// `/metrics` requests must carry `Authorization: Bearer <token>`. Pass the result to
+/// [`actix_web::App::configure`].
 pub fn configure(
     handle: PluginJobsHandle,
     token: Option<String>,
@@ -54,6 +55,15 @@ pub fn configure(
                 .app_data(handle.clone())
                 .route(web::get().to(h::healthz))
                 .default_service(web::to(h::wrong_method)),
+        );
+        let metrics_token = token.clone();
+        cfg.service(
+            resource("/metrics")
+                .app_data(handle.clone())
+                .wrap(from_fn(move |req, next| {
+                    require_token(metrics_token.clone(), req, next)
+                }))
+                .route(web::get().to(h::metrics)),
         );
         cfg.service(
             web::scope("/api")
