@@ -33,7 +33,7 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, ResponseError};
 
 pub use error::ApiError;
-pub use views::{JobDetailView, JobView, PluginView, RunView};
+pub use views::{JobDetailView, JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 
 use crate::PluginJobsHandle;
 use handlers as h;
@@ -81,6 +81,8 @@ pub fn configure(
                     require_token(token.clone(), req, next)
                 }))
                 .service(resource("/plugins").route(web::get().to(h::list_plugins)))
+                .service(resource("/jobs").route(web::get().to(h::list_all_jobs)))
+                .service(resource("/runs").route(web::get().to(h::list_recent_runs)))
                 .service(resource("/plugins/{pluginId}/jobs").route(web::get().to(h::list_jobs)))
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}").route(web::get().to(h::get_job)),
