@@ -15,7 +15,7 @@
 //! - [`describe`] puts common cron expressions into plain words (pure logic).
 //! - [`manifest`] loads the plugins directory; [`server`] is `plugin-jobs serve`.
 //! - [`http`] is the HTTP API: one `configure` call mounts `/api`, `/metrics` and `/healthz` on
-//!   an App.
+//!   an App; `dashboard` mounts the operator page.
 //! - [`error`] is the crate's one error type.
 //!
 //! Embedding applications start everything with [`PluginJobs::builder`].

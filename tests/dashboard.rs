@@ -1,17 +1,18 @@
-//! What the dashboard reads, through `actix_web::test` on a real database with a manual clock:
-//! `GET /api/jobs` (every plugin's jobs with the schedule in words, the next slots and the
-//! newest run) and `GET /api/runs` (recent runs across jobs).
+//! The dashboard page and what it reads, through `actix_web::test` on a real database with a
+//! manual clock: the page at `/` and under a scope, `GET /api/jobs` (every plugin's jobs with the
+//! schedule in words, the next slots and the newest run) and `GET /api/runs` (recent runs across
+//! jobs). `tests/dashboard_browser.rs` drives the page in a real browser.
 
 mod common;
 
-use actix_web::App;
 use actix_web::http::{StatusCode, header};
 use actix_web::test::{self, TestRequest};
+use actix_web::{App, web};
 use chrono::TimeDelta;
 use common::{Harness, at, job_row, ok_handler, run_row};
 use entity::prelude::*;
 use plugin_jobs::config::SchedulerConfig;
-use plugin_jobs::http::configure;
+use plugin_jobs::http::{configure, dashboard};
 use plugin_jobs::store::{JobDeclaration, JobRef};
 use serde_json::{Value, json};
 
@@ -276,4 +277,59 @@ async fn recent_runs_refuse_bad_limits_unknown_plugins_and_missing_tokens() {
             "{uri}"
         );
     }
+}
+
+#[actix_rt::test]
+async fn the_page_is_served_at_the_root_and_under_a_scope_and_needs_no_token() {
+    let h = two_plugins().await;
+    let app = test::init_service(
+        App::new()
+            .configure(configure(h.jobs.clone(), Some("s3cret".to_owned())))
+            .configure(dashboard())
+            .service(
+                web::scope("/ops")
+                    .configure(configure(h.jobs.clone(), None))
+                    .configure(dashboard()),
+            ),
+    )
+    .await;
+
+    for uri in ["/", "/ops/"] {
+        let response = test::call_service(&app, TestRequest::get().uri(uri).to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let headers = response.headers().clone();
+        let content_type = headers.get(header::CONTENT_TYPE).expect("a content type");
+        assert_eq!(content_type, "text/html; charset=utf-8", "{uri}");
+        let policy = headers
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+            .expect("a content security policy");
+        assert!(
+            policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"),
+            "{policy}"
+        );
+        let page = String::from_utf8(test::read_body(response).await.to_vec()).expect("UTF-8");
+        assert!(page.starts_with("<!doctype html>"), "{uri}");
+        assert!(page.contains("<title>plugin-jobs</title>"));
+        // Assets are inline and API calls relative to the page: nothing leaves the origin.
+        assert!(page.contains("new URL('api/' + path, document.baseURI)"));
+        assert!(!page.contains("http://") && !page.contains("https://"));
+    }
+
+    // Inside a scope, the bare prefix redirects to the page so relative URLs resolve under it.
+    let response = test::call_service(&app, TestRequest::get().uri("/ops").to_request()).await;
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        response
+            .headers()
+            .get(header::LOCATION)
+            .expect("a location"),
+        "/ops/"
+    );
+    let (status, plugins) = get!(app, "/ops/api/plugins");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(field(&plugins, "id"), ["billing", "ops"]);
+    // The page is open; the API beside it at the root still needs the token.
+    let (status, _) = get!(app, "/api/plugins");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -1,24 +1,29 @@
 //! The HTTP API (DESIGN §6) as an actix-web service configuration: `/api/…` for operators,
-//! `/metrics` for Prometheus and `/healthz` for probes. Every error, extractor failures and unknown routes included, is
-//! `{"error": "<message>"}` with its status code.
+//! `/metrics` for Prometheus and `/healthz` for probes. Every error, extractor failures and
+//! unknown routes included, is `{"error": "<message>"}` with its status code. [`dashboard`] is
+//! the operator page, mounted separately so an application chooses where it lives.
 //!
-//! Mount it with one call, once per App (in `HttpServer::new`'s factory, so each worker builds
-//! its own):
+//! Mount them with one call each, once per App (in `HttpServer::new`'s factory, so each worker
+//! builds its own):
 //!
 //! ```no_run
 //! # fn demo(jobs: plugin_jobs::PluginJobsHandle, token: Option<String>) -> std::io::Result<()> {
 //! use actix_web::{App, HttpServer};
 //!
 //! let server = HttpServer::new(move || {
-//!     App::new().configure(plugin_jobs::http::configure(jobs.clone(), token.clone()))
+//!     App::new()
+//!         .configure(plugin_jobs::http::configure(jobs.clone(), token.clone()))
+//!         .configure(plugin_jobs::http::dashboard())
 //! })
 //! .bind(("127.0.0.1", 8080))?;
 //! # Ok(()) }
 //! ```
 //!
 //! With a token, every `/api` and `/metrics` request needs `Authorization: Bearer <token>` (else
-//! 401 `{"error":"Unauthorized"}`); `/healthz` stays open.
+//! 401 `{"error":"Unauthorized"}`); `/healthz` and the dashboard page itself stay open (the page
+//! holds no data: it asks the API, and prompts for the token when the API answers 401).
 
+mod dashboard;
 mod error;
 mod handlers;
 mod views;
@@ -32,6 +37,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, ResponseError};
 
+pub use dashboard::dashboard;
 pub use error::ApiError;
 pub use views::{JobDetailView, JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 
