@@ -1,21 +1,22 @@
-//! The dashboard in a real browser: the built `plugin-jobs serve` with the SDK test worker, and
-//! headless Chromium driven through chromedriver (W3C WebDriver over loopback HTTP, spoken by a
-//! small client below). The page asks for the API token, runs a job now and shows the run reach
+//! The dashboard in a real browser: the built `plugin-jobs serve` with the SDK test worker
+//! (started by `common::server`), and headless Chromium driven through chromedriver (W3C
+//! WebDriver over loopback HTTP, spoken by a small client below). The page asks for the API token, runs a job now and shows the run reach
 //! `succeeded` with its log lines, pauses the job, and shows the API's 409 and 503 plainly.
 //!
 //! Without `chromium` and `chromedriver` on the PATH the test prints why and passes, unless
 //! `PLUGIN_JOBS_REQUIRE_BROWSER=1` (set by `.ci/run`), which makes their absence a failure.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::server::{Server, test_plugin};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_plugin-jobs");
 const TOKEN: &str = "s3cret";
 /// The W3C WebDriver key under which an element reference comes back.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -121,88 +122,25 @@ fn free_port() -> u16 {
 // ---------------------------------------------------------------------------------------------
 // The server
 
-struct Server {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
+/// `plugin-jobs serve` with the API token and plugins `good` (the SDK test worker: `ok`,
+/// `sleep`, `fail`, all manual) and `down` (a worker that exits at once).
+fn start_server() -> Server {
+    let jobs = json!([
+        {"jobKey": "ok", "displayName": "Say hello", "description": "Logs two lines."},
+        {"jobKey": "sleep", "displayName": "Sleep"},
+        {"jobKey": "fail", "displayName": "Fail"},
+    ]);
+    Server::start(
+        &[
+            test_plugin("good", &[], jobs.clone()),
+            test_plugin("down", &["--crash-on-start"], jobs),
+        ],
+        &["--api-token", TOKEN],
+    )
 }
 
-impl Server {
-    /// `plugin-jobs serve` with the API token and plugins `good` (the test worker: `ok`, `sleep`,
-    /// `fail`, all manual) and `down` (a worker that exits at once).
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let worker = Path::new(BIN)
-            .parent()
-            .expect("target folder")
-            .join("examples/test_worker")
-            .display()
-            .to_string();
-        let plugins = dir.path().join("plugins");
-        for (id, args) in [("good", vec![]), ("down", vec!["--crash-on-start"])] {
-            let folder = plugins.join(id);
-            std::fs::create_dir_all(&folder).expect("plugin folder");
-            let mut command = vec![worker.clone()];
-            command.extend(args.into_iter().map(str::to_owned));
-            let manifest = json!({
-                "id": id,
-                "displayName": id,
-                "command": command,
-                "jobs": [
-                    {"jobKey": "ok", "displayName": "Say hello", "description": "Logs two lines."},
-                    {"jobKey": "sleep", "displayName": "Sleep"},
-                    {"jobKey": "fail", "displayName": "Fail"},
-                ],
-            });
-            std::fs::write(folder.join("manifest.json"), manifest.to_string()).expect("manifest");
-        }
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let db = format!("sqlite://{}?mode=rwc", dir.path().join("jobs.db").display());
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(["--plugins", &plugins.display().to_string()])
-            .args(["--database-url", &db, "--bind", "127.0.0.1:0"])
-            .args(["--api-token", TOKEN])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn the server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("plugin-jobs listening on http://") {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                let log =
-                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-                panic!("the server did not start: {log}")
-            });
-        Self { child, addr, dir }
-    }
-
-    fn api(&self, method: &str, path: &str) -> (u16, Value) {
-        http(&self.addr, method, path, None, Some(TOKEN))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log =
-                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-            eprintln!("--- server log ---\n{log}");
-        }
-    }
+fn api(server: &Server, path: &str) -> (u16, Value) {
+    server.request("GET", path, None, Some(TOKEN))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -435,7 +373,7 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         return;
     };
     let started = Instant::now();
-    let server = Server::start();
+    let server = start_server();
     let browser = Browser::start(&chromium, &chromedriver);
     browser.open(&format!("http://{}/", server.addr));
 
@@ -479,7 +417,7 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         "succeeded",
         |t| t == "succeeded",
     );
-    let (status, run) = server.api("GET", &format!("/api/runs/{run_id}"));
+    let (status, run) = api(&server, &format!("/api/runs/{run_id}"));
     assert_eq!((status, run["status"].as_str()), (200, Some("succeeded")));
     browser.click(&format!("{run_row} button[data-toggle]"));
     let logs = browser.wait_text(
@@ -497,7 +435,7 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
     browser.wait_text(&format!("{OK_ROW} [data-field=status]"), "paused", |t| {
         t == "paused"
     });
-    let (_, job) = server.api("GET", "/api/plugins/good/jobs/ok");
+    let (_, job) = api(&server, "/api/plugins/good/jobs/ok");
     assert_eq!(job["status"], "paused");
     browser.click(&format!(r#"{OK_ROW} button[data-action="trigger"]"#));
     let refused = browser.wait_text(&format!("{OK_ROW} [data-field=message]"), "a 409", |t| {
