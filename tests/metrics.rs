@@ -353,16 +353,21 @@ async fn worker_status_and_restarts_follow_the_worker_manager() {
 async fn a_rescued_run_is_counted_by_plugin() {
     let t = TestDb::new().await;
     let job = t.insert_job(job_row("legacy", "old")).await;
+    // Started and last heartbeated an hour ago: past the lease, within the retention (the same
+    // maintenance pass prunes old history right after the rescue).
+    let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
     let abandoned = PluginJobRunModel {
         status: RunStatus::Running,
-        started_at: Some(at("10:00")),
+        scheduled_for: an_hour_ago,
+        started_at: Some(an_hour_ago),
+        heartbeat_at: Some(an_hour_ago),
+        created_at: an_hour_ago,
         ..run_row(&job)
     };
     t.insert_run(abandoned.clone())
         .await
         .expect("insert the abandoned run");
-    // Real timers and clock: the start-up maintenance pass rescues the run last heartbeated in
-    // 2024.
+    // Real timers and clock: the start-up maintenance pass rescues the run.
     let jobs = PluginJobs::builder(t.db.clone())
         .instance_id("rescuer")
         .start();
