@@ -2,7 +2,8 @@
 //!
 //! `cargo run --example embed` starts an HTTP server on 127.0.0.1:8081 and a job that fires
 //! every 2 seconds, with the HTTP API mounted: `curl localhost:8081/api/scheduler` shows the
-//! scheduler's diagnostics, `curl localhost:8081/api/plugins/example/jobs/hello/runs` the runs.
+//! scheduler's diagnostics, `curl localhost:8081/api/plugins/example/jobs/hello/runs` the runs,
+//! `curl localhost:8081/metrics` the metrics; http://127.0.0.1:8081/ is the dashboard.
 
 use actix_web::{App, HttpServer};
 use plugin_jobs::PluginJobs;
@@ -32,10 +33,14 @@ async fn main() -> std::io::Result<()> {
     log::info!("listening on http://127.0.0.1:8081/api/scheduler");
     let api = jobs.clone();
     // Loopback only: this example sets no API token.
-    HttpServer::new(move || App::new().configure(plugin_jobs::http::configure(api.clone(), None)))
-        .bind(("127.0.0.1", 8081))?
-        .run()
-        .await?;
+    HttpServer::new(move || {
+        App::new()
+            .configure(plugin_jobs::http::configure(api.clone(), None))
+            .configure(plugin_jobs::http::dashboard())
+    })
+    .bind(("127.0.0.1", 8081))?
+    .run()
+    .await?;
     let report = jobs
         .shutdown(std::time::Duration::from_secs(10))
         .await

@@ -1,6 +1,9 @@
 //! Run events: the extension point. Any actor can `Subscribe` to the scheduler's `RunEvent`s;
 //! metrics, notifications or auto-pause are added as new subscribers, not by editing the
-//! scheduler.
+//! scheduler. Events carry the job's key and the run's trigger beside the ids, so a subscriber
+//! can label what it records without reading the database.
+
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -18,6 +21,7 @@ pub enum RunEvent {
         run_id: Uuid,
         job_id: Uuid,
         plugin_id: String,
+        job_key: String,
         trigger: RunTrigger,
         scheduled_for: DateTime<Utc>,
     },
@@ -26,14 +30,18 @@ pub enum RunEvent {
         run_id: Uuid,
         job_id: Uuid,
         plugin_id: String,
+        job_key: String,
+        trigger: RunTrigger,
         scheduled_for: DateTime<Utc>,
         started_at: DateTime<Utc>,
     },
-    /// A run reached a terminal status.
+    /// A run reached a terminal status (a timed-out run as soon as its failure is recorded).
     RunFinished {
         run_id: Uuid,
         job_id: Uuid,
         plugin_id: String,
+        job_key: String,
+        trigger: RunTrigger,
         status: RunStatus,
         duration_ms: i64,
         error: Option<String>,
@@ -42,6 +50,7 @@ pub enum RunEvent {
     SlotSkipped {
         job_id: Uuid,
         plugin_id: String,
+        job_key: String,
         slot: DateTime<Utc>,
         reason: SkipReason,
     },
@@ -52,6 +61,9 @@ pub enum RunEvent {
         plugin_id: String,
         error: String,
     },
+    /// A `Tick` finished: due jobs were claimed and their runs spawned. `duration` is the wall
+    /// time the tick took, the claim's database round trips included.
+    TickFinished { duration: Duration },
 }
 
 /// Subscribes a recipient to every `RunEvent` of the scheduler.

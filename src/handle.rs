@@ -23,6 +23,7 @@ use crate::Result;
 use crate::clock::{Clock, SystemClock};
 use crate::config::SchedulerConfig;
 use crate::events::{RunEvent, Subscribe};
+use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::scheduler::{
     Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob, SchedulerActor, Shutdown,
     ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
@@ -91,8 +92,8 @@ impl PluginJobsBuilder {
         self
     }
 
-    /// Starts the StoreActor and the SchedulerActor in the current actix System, and starts
-    /// ticking.
+    /// Starts the StoreActor, the SchedulerActor and the MetricsActor (subscribed to run
+    /// events) in the current actix System, and starts ticking.
     pub fn start(self) -> PluginJobsHandle {
         let instance_id = self.instance_id.unwrap_or_else(default_instance_id);
         let store = StoreActor::new(self.db).start();
@@ -108,10 +109,14 @@ impl PluginJobsBuilder {
             self.timers,
         )
         .start();
+        let metrics = MetricsActor::new(scheduler.clone(), Arc::clone(&workers)).start();
+        // Subscribed before `Start`, so it sees the first tick's events.
+        scheduler.do_send(Subscribe(metrics.clone().recipient()));
         scheduler.do_send(Start);
         PluginJobsHandle {
             scheduler,
             store,
+            metrics,
             workers,
             clock: self.clock,
             instance_id,
@@ -130,6 +135,8 @@ fn default_instance_id() -> String {
 pub struct PluginJobsHandle {
     pub scheduler: Addr<SchedulerActor>,
     pub store: Addr<StoreActor>,
+    /// Keeps the Prometheus metrics (`GET /metrics`).
+    pub metrics: Addr<MetricsActor>,
     /// The workers the scheduler calls; the API reads their status.
     pub workers: Arc<dyn WorkerManager>,
     /// The clock the actors read; the API computes a job's upcoming slots from it.
@@ -175,6 +182,11 @@ impl PluginJobsHandle {
 
     pub async fn diagnostics(&self) -> Result<Diagnostics> {
         Ok(self.scheduler.send(GetDiagnostics).await?)
+    }
+
+    /// Every metric in the Prometheus text format ([`crate::metrics::CONTENT_TYPE`]).
+    pub async fn metrics(&self) -> Result<String> {
+        self.metrics.send(RenderMetrics).await?
     }
 
     /// Subscribes to run events.

@@ -110,6 +110,8 @@ impl JobRunActor {
             run_id: self.run.id,
             job_id: self.job.id,
             plugin_id: self.job.plugin_id.clone(),
+            job_key: self.job.job_key.clone(),
+            trigger: self.run.trigger,
             scheduled_for: self.run.scheduled_for,
             started_at: now,
         });
@@ -285,6 +287,8 @@ impl JobRunActor {
             run_id: self.run.id,
             job_id: self.job.id,
             plugin_id: self.job.plugin_id.clone(),
+            job_key: self.job.job_key.clone(),
+            trigger: self.run.trigger,
             status,
             duration_ms,
             error: error.clone(),

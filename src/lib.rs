@@ -10,9 +10,12 @@
 //! - [`job_run`] is the `JobRunActor`: one run, its worker call, its timeout and its outcome.
 //! - [`worker`] is the `WorkerManager` seam, the in-process and the stdio process workers, and
 //!   the SDK for writing workers in Rust.
-//! - [`events`] is the run-event extension point.
+//! - [`events`] is the run-event extension point; [`metrics`] is the `MetricsActor`, a
+//!   subscriber that keeps the Prometheus metrics.
+//! - [`describe`] puts common cron expressions into plain words (pure logic).
 //! - [`manifest`] loads the plugins directory; [`server`] is `plugin-jobs serve`.
-//! - [`http`] is the HTTP API: one `configure` call mounts `/api` and `/healthz` on an App.
+//! - [`http`] is the HTTP API: one `configure` call mounts `/api`, `/metrics` and `/healthz` on
+//!   an App; `dashboard` mounts the operator page.
 //! - [`error`] is the crate's one error type.
 //!
 //! Embedding applications start everything with [`PluginJobs::builder`].
@@ -21,12 +24,14 @@ pub mod clock;
 pub mod config;
 pub mod cron;
 pub mod db;
+pub mod describe;
 pub mod error;
 pub mod events;
 mod handle;
 pub mod http;
 pub mod job_run;
 pub mod manifest;
+pub mod metrics;
 pub mod scheduler;
 pub mod server;
 pub mod store;

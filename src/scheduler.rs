@@ -285,6 +285,7 @@ impl SchedulerActor {
                             act.emit(RunEvent::SlotSkipped {
                                 job_id: skipped.job_id,
                                 plugin_id: skipped.plugin_id,
+                                job_key: skipped.job_key,
                                 slot: skipped.slot,
                                 reason: skipped.reason,
                             });
@@ -294,6 +295,7 @@ impl SchedulerActor {
                                 run_id: claimed.run.id,
                                 job_id: claimed.job.id,
                                 plugin_id: claimed.job.plugin_id.clone(),
+                                job_key: claimed.job.job_key.clone(),
                                 trigger: claimed.run.trigger,
                                 scheduled_for: claimed.run.scheduled_for,
                             });
@@ -475,7 +477,13 @@ impl Handler<Tick> for SchedulerActor {
         }
         self.tick_count += 1;
         self.last_tick_at = Some(self.clock.now());
-        AtomicResponse::new(self.dispatch(ctx))
+        // Wall time, not the scheduler's clock: a manual clock does not move during a tick.
+        let started = std::time::Instant::now();
+        AtomicResponse::new(Box::pin(self.dispatch(ctx).map(move |(), act, _ctx| {
+            act.emit(RunEvent::TickFinished {
+                duration: started.elapsed(),
+            });
+        })))
     }
 }
 
@@ -586,6 +594,7 @@ impl Handler<TriggerJob> for SchedulerActor {
                             run_id: run.id,
                             job_id: job.id,
                             plugin_id: job.plugin_id.clone(),
+                            job_key: job.job_key.clone(),
                             trigger: run.trigger,
                             scheduled_for: run.scheduled_for,
                         });

@@ -1,7 +1,7 @@
 //! The standalone server (DESIGN §7): migrate, start one worker per plugin of the plugins
-//! directory, register their jobs, serve the HTTP API, and on SIGINT or SIGTERM shut down
-//! gracefully — stop accepting requests, let runs finish within the grace, cancel the rest, and
-//! stop the workers with `shutdown`.
+//! directory, register their jobs, serve the HTTP API, `/metrics` and the dashboard at `/`, and
+//! on SIGINT or SIGTERM shut down gracefully — stop accepting requests, let runs finish within
+//! the grace, cancel the rest, and stop the workers with `shutdown`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -118,7 +118,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
 
     let api = jobs.clone();
     let server = HttpServer::new(move || {
-        App::new().configure(crate::http::configure(api.clone(), token.clone()))
+        App::new()
+            .configure(crate::http::configure(api.clone(), token.clone()))
+            .configure(crate::http::dashboard())
     })
     .disable_signals()
     .shutdown_timeout(5)

@@ -8,11 +8,12 @@ use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path, Payload, Query};
 use actix_web::{HttpResponse, Responder};
 use entity::prelude::*;
+use futures_util::future::try_join_all;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::views::{JobDetailView, JobView, PluginView, RunView};
+use super::views::{JobDetailView, JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 use crate::PluginJobsHandle;
 use crate::cron::Schedule;
 use crate::store::{GetJob, GetRun, JobRef, ListJobs, ListRuns, Ping, ask};
@@ -85,16 +86,8 @@ pub async fn list_jobs(
         },
     )
     .await?;
-    if jobs.is_empty()
-        && !handle
-            .diagnostics()
-            .await?
-            .registered_plugins
-            .contains(&plugin_id)
-    {
-        return Err(ApiError::not_found(format!(
-            "Plugin not found: {plugin_id}"
-        )));
+    if jobs.is_empty() {
+        ensure_plugin_known(&handle, &plugin_id).await?;
     }
     let views: Vec<JobView> = jobs
         .iter()
@@ -115,9 +108,80 @@ pub async fn get_job(handle: Handle, path: Path<(String, String)>) -> ApiResult 
     }))
 }
 
+/// `GET /api/jobs?status=`: every plugin's jobs, by plugin and key, each with its schedule in
+/// words, its next slots and its newest run (what the dashboard shows).
+pub async fn list_all_jobs(handle: Handle, query: Query<JobsQuery>) -> ApiResult {
+    let status = parse_status(query.status.as_deref())?;
+    let jobs = ask(
+        &handle.store,
+        ListJobs {
+            plugin_id: None,
+            status,
+        },
+    )
+    .await?;
+    // One indexed read per job, run beside each other on the pool's connections.
+    let last_runs = try_join_all(jobs.iter().map(|job| {
+        ask(
+            &handle.store,
+            ListRuns {
+                limit: 1,
+                ..ListRuns::of_job(job.id)
+            },
+        )
+    }))
+    .await?;
+    let views: Vec<JobOverviewView> = jobs
+        .iter()
+        .zip(last_runs)
+        .map(|(job, runs)| JobOverviewView {
+            job: JobView::from(job),
+            schedule_description: crate::describe::describe(&job.schedule),
+            upcoming: upcoming_slots(&handle, job),
+            last_run: runs.first().map(RunSummaryView::from),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct RunsQuery {
     limit: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentRunsQuery {
+    limit: Option<String>,
+    plugin_id: Option<String>,
+}
+
+/// `GET /api/runs?limit=&pluginId=`: the newest runs of every job (or of one plugin), newest
+/// first.
+pub async fn list_recent_runs(handle: Handle, query: Query<RecentRunsQuery>) -> ApiResult {
+    let limit = parse_limit(query.limit.as_deref())?;
+    let plugin_id = query
+        .plugin_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
+    let runs = ask(
+        &handle.store,
+        ListRuns {
+            job_id: None,
+            plugin_id: plugin_id.clone(),
+            limit,
+        },
+    )
+    .await?;
+    if let Some(plugin_id) = plugin_id
+        && runs.is_empty()
+    {
+        ensure_plugin_known(&handle, &plugin_id).await?;
+    }
+    let views: Vec<RunView> = runs.iter().map(RunView::from).collect();
+    Ok(HttpResponse::Ok().json(views))
 }
 
 /// `GET /api/plugins/{pluginId}/jobs/{jobId}/runs?limit=`: the job's runs, newest first.
@@ -192,6 +256,14 @@ pub async fn get_run(handle: Handle, run_id: Path<String>) -> ApiResult {
     Ok(HttpResponse::Ok().json(RunView::from(&run)))
 }
 
+/// `GET /metrics`: every metric in the Prometheus text format.
+pub async fn metrics(handle: Handle) -> ApiResult {
+    let text = handle.metrics().await?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(text))
+}
+
 /// `GET /api/scheduler`: the scheduler's diagnostics.
 pub async fn scheduler(handle: Handle) -> ApiResult {
     Ok(HttpResponse::Ok().json(handle.diagnostics().await?))
@@ -235,6 +307,35 @@ async fn find_job(
     ask(&handle.store, GetJob(by_key))
         .await?
         .ok_or_else(|| crate::Error::JobNotFound(format!("{job_ref} (plugin {plugin_id})")).into())
+}
+
+/// 404 unless the plugin is registered or has jobs in the database (for listings that came back
+/// empty: an empty answer should not hide a misspelt plugin id).
+async fn ensure_plugin_known(handle: &PluginJobsHandle, plugin_id: &str) -> Result<(), ApiError> {
+    let registered = handle
+        .diagnostics()
+        .await?
+        .registered_plugins
+        .iter()
+        .any(|plugin| plugin == plugin_id);
+    let has_jobs = || async {
+        ask(
+            &handle.store,
+            ListJobs {
+                plugin_id: Some(plugin_id.to_owned()),
+                status: None,
+            },
+        )
+        .await
+        .map(|jobs| !jobs.is_empty())
+    };
+    if registered || has_jobs().await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "Plugin not found: {plugin_id}"
+        )))
+    }
 }
 
 /// The job's next slots after now; none unless it is active with a valid schedule.

@@ -1,24 +1,29 @@
-//! The HTTP API (DESIGN §6) as an actix-web service configuration: `/api/…` for operators and
-//! `/healthz` for probes. Every error, extractor failures and unknown routes included, is
-//! `{"error": "<message>"}` with its status code.
+//! The HTTP API (DESIGN §6) as an actix-web service configuration: `/api/…` for operators,
+//! `/metrics` for Prometheus and `/healthz` for probes. Every error, extractor failures and
+//! unknown routes included, is `{"error": "<message>"}` with its status code. [`dashboard`] is
+//! the operator page, mounted separately so an application chooses where it lives.
 //!
-//! Mount it with one call, once per App (in `HttpServer::new`'s factory, so each worker builds
-//! its own):
+//! Mount them with one call each, once per App (in `HttpServer::new`'s factory, so each worker
+//! builds its own):
 //!
 //! ```no_run
 //! # fn demo(jobs: plugin_jobs::PluginJobsHandle, token: Option<String>) -> std::io::Result<()> {
 //! use actix_web::{App, HttpServer};
 //!
 //! let server = HttpServer::new(move || {
-//!     App::new().configure(plugin_jobs::http::configure(jobs.clone(), token.clone()))
+//!     App::new()
+//!         .configure(plugin_jobs::http::configure(jobs.clone(), token.clone()))
+//!         .configure(plugin_jobs::http::dashboard())
 //! })
 //! .bind(("127.0.0.1", 8080))?;
 //! # Ok(()) }
 //! ```
 //!
-//! With a token, every `/api` request needs `Authorization: Bearer <token>` (else 401
-//! `{"error":"Unauthorized"}`); `/healthz` stays open.
+//! With a token, every `/api` and `/metrics` request needs `Authorization: Bearer <token>` (else
+//! 401 `{"error":"Unauthorized"}`); `/healthz` and the dashboard page itself stay open (the page
+//! holds no data: it asks the API, and prompts for the token when the API answers 401).
 
+mod dashboard;
 mod error;
 mod handlers;
 mod views;
@@ -32,14 +37,16 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, ResponseError};
 
+pub use dashboard::dashboard;
 pub use error::ApiError;
-pub use views::{JobDetailView, JobView, PluginView, RunView};
+pub use views::{JobDetailView, JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 
 use crate::PluginJobsHandle;
 use handlers as h;
 
-/// Mounts `/api/…` and `/healthz` for `handle`. With `token` set, `/api` requests must carry
-/// `Authorization: Bearer <token>`. Pass the result to [`actix_web::App::configure`].
+/// Mounts `/api/…`, `/metrics` and `/healthz` for `handle`. With `token` set, `/api` and
+/// `/metrics` requests must carry `Authorization: Bearer <token>`. Pass the result to
+/// [`actix_web::App::configure`].
 pub fn configure(
     handle: PluginJobsHandle,
     token: Option<String>,
@@ -54,6 +61,15 @@ pub fn configure(
                 .app_data(handle.clone())
                 .route(web::get().to(h::healthz))
                 .default_service(web::to(h::wrong_method)),
+        );
+        let metrics_token = token.clone();
+        cfg.service(
+            resource("/metrics")
+                .app_data(handle.clone())
+                .wrap(from_fn(move |req, next| {
+                    require_token(metrics_token.clone(), req, next)
+                }))
+                .route(web::get().to(h::metrics)),
         );
         cfg.service(
             web::scope("/api")
@@ -71,6 +87,8 @@ pub fn configure(
                     require_token(token.clone(), req, next)
                 }))
                 .service(resource("/plugins").route(web::get().to(h::list_plugins)))
+                .service(resource("/jobs").route(web::get().to(h::list_all_jobs)))
+                .service(resource("/runs").route(web::get().to(h::list_recent_runs)))
                 .service(resource("/plugins/{pluginId}/jobs").route(web::get().to(h::list_jobs)))
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}").route(web::get().to(h::get_job)),

@@ -83,6 +83,50 @@ pub struct JobDetailView {
     pub upcoming: Vec<String>,
 }
 
+/// A job of `GET /api/jobs`: the job object, its schedule in words and its next slots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobOverviewView {
+    #[serde(flatten)]
+    pub job: JobView,
+    /// The schedule in plain words ("every day at 09:00"), or the expression itself when it has
+    /// no simple wording; "manual only" for an empty schedule.
+    pub schedule_description: String,
+    /// The next slots after now; empty when the job is not active or has no valid schedule.
+    pub upcoming: Vec<String>,
+    /// The job's newest run of any trigger, without its logs; `null` when it never ran.
+    pub last_run: Option<RunSummaryView>,
+}
+
+/// A run object without its logs and bookkeeping, as a job's `lastRun`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummaryView {
+    pub id: Uuid,
+    pub trigger: String,
+    pub status: String,
+    pub scheduled_for: String,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+impl From<&PluginJobRunModel> for RunSummaryView {
+    fn from(run: &PluginJobRunModel) -> Self {
+        Self {
+            id: run.id,
+            trigger: run.trigger.to_string(),
+            status: run.status.to_string(),
+            scheduled_for: iso(run.scheduled_for),
+            duration_ms: run.duration_ms,
+            error: run.error.clone(),
+            started_at: iso_opt(run.started_at),
+            finished_at: iso_opt(run.finished_at),
+        }
+    }
+}
+
 /// A run object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -211,6 +211,10 @@ impl WorkerManager for InProcessWorkers {
             .push((plugin_id.to_owned(), method.to_owned(), params));
     }
 
+    fn restarts(&self, plugin_id: &str) -> u64 {
+        InProcessWorkers::restarts(self, plugin_id)
+    }
+
     fn restart(&self, plugin_id: &str) {
         let mut state = self.lock();
         // A restart ends every call in flight: their cancellation signals fire.

@@ -117,6 +117,12 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
         }
     }
 
+    /// How many times the plugin's worker was restarted (after a crash, or on request) since it
+    /// was first started: a counter for operators. The default knows of none.
+    fn restarts(&self, _plugin_id: &str) -> u64 {
+        0
+    }
+
     /// Takes the `log` lines the worker sent for a run, as the JSON array stored in the run's
     /// `logs`. The default has none.
     fn take_logs(&self, _run_id: &str) -> Option<Value> {

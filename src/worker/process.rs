@@ -321,6 +321,11 @@ impl WorkerManager for ProcessWorkers {
             .map_or(WorkerStatus::Stopped, |slot| slot.lock().status)
     }
 
+    /// Every process started after the first one is a restart.
+    fn restarts(&self, plugin_id: &str) -> u64 {
+        self.starts(plugin_id).saturating_sub(1)
+    }
+
     fn take_logs(&self, run_id: &str) -> Option<Value> {
         let mut logs = self
             .shared

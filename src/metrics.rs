@@ -1,0 +1,384 @@
+//! The `MetricsActor`: a run-event subscriber that keeps Prometheus metrics (through the
+//! `prometheus-client` crate) and renders them for `GET /metrics`.
+//!
+//! Handles: `RunEvent` (counts and histograms as runs and ticks happen) and `RenderMetrics`
+//! (reads the scheduler's diagnostics and the workers' state at scrape time, then encodes every
+//! metric in the Prometheus text format). Sends: `GetDiagnostics` to the scheduler.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::Result;
+use crate::events::RunEvent;
+use crate::scheduler::{GetDiagnostics, SchedulerActor};
+use crate::worker::{WorkerManager, WorkerStatus};
+
+/// The `Content-Type` of what [`RenderMetrics`] answers: the Prometheus text format 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds (seconds) of the start-lateness buckets: a healthy scheduler starts runs within
+/// milliseconds of their slot; seconds mean a saturated budget or a catch-up after downtime.
+const LATENESS_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Upper bounds (seconds) of the run-duration buckets, from instant jobs to hour-long ones.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// Upper bounds (seconds) of the tick-duration buckets: a tick is one or two statements.
+const TICK_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// Every state a worker can be in, for the one-hot `worker_status` gauge.
+const WORKER_STATUSES: [WorkerStatus; 5] = [
+    WorkerStatus::Starting,
+    WorkerStatus::Running,
+    WorkerStatus::Restarting,
+    WorkerStatus::Failed,
+    WorkerStatus::Stopped,
+];
+
+/// Renders every metric in the Prometheus text format; answers the text.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<String>")]
+pub struct RenderMetrics;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FinishedLabels {
+    plugin: String,
+    job: String,
+    trigger: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct JobTriggerLabels {
+    plugin: String,
+    job: String,
+    trigger: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DurationLabels {
+    plugin: String,
+    job: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SkippedLabels {
+    plugin: String,
+    job: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WorkerStatusLabels {
+    plugin: String,
+    status: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn lateness_histogram() -> Histogram {
+    Histogram::new(LATENESS_BUCKETS)
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// Keeps the metrics of one scheduler instance.
+pub struct MetricsActor {
+    scheduler: Addr<SchedulerActor>,
+    workers: Arc<dyn WorkerManager>,
+    registry: Registry,
+    runs_queued: Family<JobTriggerLabels, Counter>,
+    runs_finished: Family<FinishedLabels, Counter>,
+    start_lateness: HistogramFamily<JobTriggerLabels>,
+    run_duration: HistogramFamily<DurationLabels>,
+    slots_skipped: Family<SkippedLabels, Counter>,
+    runs_rescued: Family<PluginLabels, Counter>,
+    tick_duration: Histogram,
+    runs_live: Gauge,
+    runs_waiting: Gauge,
+    max_concurrent_runs: Gauge,
+    worker_status: Family<WorkerStatusLabels, Gauge>,
+    worker_restarts: Family<PluginLabels, Counter>,
+}
+
+impl std::fmt::Debug for MetricsActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsActor").finish_non_exhaustive()
+    }
+}
+
+impl MetricsActor {
+    /// Metrics for the scheduler at `scheduler`, whose workers are `workers`. Subscribe the
+    /// started actor to the scheduler's run events (the builder does).
+    pub fn new(scheduler: Addr<SchedulerActor>, workers: Arc<dyn WorkerManager>) -> Self {
+        let mut registry = Registry::with_prefix("plugin_jobs");
+        let runs_queued = Family::default();
+        registry.register(
+            "runs_queued",
+            "Runs created queued, by plugin, job and trigger (schedule, manual, retry)",
+            runs_queued.clone(),
+        );
+        let runs_finished = Family::default();
+        registry.register(
+            "runs_finished",
+            "Runs that reached a terminal status, by plugin, job, trigger and status \
+             (succeeded, failed, cancelled)",
+            runs_finished.clone(),
+        );
+        let start_lateness: HistogramFamily<JobTriggerLabels> =
+            Family::new_with_constructor(lateness_histogram);
+        registry.register(
+            "run_start_lateness_seconds",
+            "How long after its scheduled time (the slot, or the request for manual runs) a run \
+             started",
+            start_lateness.clone(),
+        );
+        let run_duration: HistogramFamily<DurationLabels> =
+            Family::new_with_constructor(duration_histogram);
+        registry.register(
+            "run_duration_seconds",
+            "How long runs took from start to outcome, by plugin, job and status",
+            run_duration.clone(),
+        );
+        let slots_skipped = Family::default();
+        registry.register(
+            "slots_skipped",
+            "Due slots that passed without a run, by reason (overlap: the previous run was \
+             still live; misfire: missed by more than the grace under the skip policy)",
+            slots_skipped.clone(),
+        );
+        let runs_rescued = Family::default();
+        registry.register(
+            "runs_rescued",
+            "Live runs failed by a rescue pass because their instance stopped heartbeating them",
+            runs_rescued.clone(),
+        );
+        let tick_duration = Histogram::new(TICK_BUCKETS);
+        registry.register(
+            "tick_duration_seconds",
+            "Wall time of one scheduler tick: claiming due jobs and spawning their runs",
+            tick_duration.clone(),
+        );
+        let runs_live = Gauge::default();
+        registry.register(
+            "runs_live",
+            "Runs of this instance holding a concurrency slot (starting, running, or timed out \
+             and waiting for the worker)",
+            runs_live.clone(),
+        );
+        let runs_waiting = Gauge::default();
+        registry.register(
+            "runs_waiting",
+            "Manual and retry runs queued, waiting for a free concurrency slot",
+            runs_waiting.clone(),
+        );
+        let max_concurrent_runs = Gauge::default();
+        registry.register(
+            "max_concurrent_runs",
+            "The concurrency budget of this instance",
+            max_concurrent_runs.clone(),
+        );
+        let worker_status = Family::default();
+        registry.register(
+            "worker_status",
+            "1 for the state each registered plugin's worker is in (starting, running, \
+             restarting, failed, stopped), 0 for the others",
+            worker_status.clone(),
+        );
+        let worker_restarts = Family::default();
+        registry.register(
+            "worker_restarts",
+            "Restarts of each plugin's worker since it was first started (after crashes, or \
+             after a timed-out run did not answer)",
+            worker_restarts.clone(),
+        );
+        Self {
+            scheduler,
+            workers,
+            registry,
+            runs_queued,
+            runs_finished,
+            start_lateness,
+            run_duration,
+            slots_skipped,
+            runs_rescued,
+            tick_duration,
+            runs_live,
+            runs_waiting,
+            max_concurrent_runs,
+            worker_status,
+            worker_restarts,
+        }
+    }
+
+    /// Sets the scrape-time gauges: live and waiting runs, and each registered plugin's worker.
+    fn observe_state(&self, diagnostics: &crate::scheduler::Diagnostics) {
+        self.runs_live.set(gauge(diagnostics.active_job_count));
+        self.runs_waiting.set(gauge(diagnostics.queued_manual_runs));
+        self.max_concurrent_runs
+            .set(gauge(diagnostics.max_concurrent_runs));
+        // Only the plugins registered now: an unregistered plugin's worker state disappears.
+        self.worker_status.clear();
+        for plugin in &diagnostics.registered_plugins {
+            let current = self.workers.status(plugin);
+            for status in WORKER_STATUSES {
+                self.worker_status
+                    .get_or_create(&WorkerStatusLabels {
+                        plugin: plugin.clone(),
+                        status: status.to_string(),
+                    })
+                    .set(i64::from(status == current));
+            }
+            // The worker manager keeps the total; the counter catches up with it.
+            let restarts = self.workers.restarts(plugin);
+            let counter = self.worker_restarts.get_or_create(&PluginLabels {
+                plugin: plugin.clone(),
+            });
+            let seen = counter.get();
+            if restarts > seen {
+                counter.inc_by(restarts - seen);
+            }
+        }
+    }
+
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
+            .expect("the encoder fails only when its writer does, and a String never does");
+        text
+    }
+}
+
+fn gauge(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn seconds_from_ms(ms: i64) -> f64 {
+    // Whole milliseconds are exact in f64 far beyond any run's length.
+    ms.max(0) as f64 / 1000.0
+}
+
+impl Actor for MetricsActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<RunEvent> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, event: RunEvent, _ctx: &mut Self::Context) {
+        match event {
+            RunEvent::RunQueued {
+                plugin_id,
+                job_key,
+                trigger,
+                ..
+            } => {
+                self.runs_queued
+                    .get_or_create(&JobTriggerLabels {
+                        plugin: plugin_id,
+                        job: job_key,
+                        trigger: trigger.to_string(),
+                    })
+                    .inc();
+            }
+            RunEvent::RunStarted {
+                plugin_id,
+                job_key,
+                trigger,
+                scheduled_for,
+                started_at,
+                ..
+            } => {
+                let late_ms = (started_at - scheduled_for).num_milliseconds();
+                self.start_lateness
+                    .get_or_create(&JobTriggerLabels {
+                        plugin: plugin_id,
+                        job: job_key,
+                        trigger: trigger.to_string(),
+                    })
+                    .observe(seconds_from_ms(late_ms));
+            }
+            RunEvent::RunFinished {
+                plugin_id,
+                job_key,
+                trigger,
+                status,
+                duration_ms,
+                ..
+            } => {
+                self.runs_finished
+                    .get_or_create(&FinishedLabels {
+                        plugin: plugin_id.clone(),
+                        job: job_key.clone(),
+                        trigger: trigger.to_string(),
+                        status: status.to_string(),
+                    })
+                    .inc();
+                self.run_duration
+                    .get_or_create(&DurationLabels {
+                        plugin: plugin_id,
+                        job: job_key,
+                        status: status.to_string(),
+                    })
+                    .observe(seconds_from_ms(duration_ms));
+            }
+            RunEvent::SlotSkipped {
+                plugin_id,
+                job_key,
+                reason,
+                ..
+            } => {
+                self.slots_skipped
+                    .get_or_create(&SkippedLabels {
+                        plugin: plugin_id,
+                        job: job_key,
+                        reason: reason.to_string(),
+                    })
+                    .inc();
+            }
+            RunEvent::RunRescued { plugin_id, .. } => {
+                self.runs_rescued
+                    .get_or_create(&PluginLabels { plugin: plugin_id })
+                    .inc();
+            }
+            RunEvent::TickFinished { duration } => {
+                self.tick_duration.observe(duration.as_secs_f64());
+            }
+        }
+    }
+}
+
+impl Handler<RenderMetrics> for MetricsActor {
+    type Result = ResponseActFuture<Self, Result<String>>;
+
+    fn handle(&mut self, _msg: RenderMetrics, _ctx: &mut Self::Context) -> Self::Result {
+        let scheduler = self.scheduler.clone();
+        Box::pin(
+            async move { scheduler.send(GetDiagnostics).await }
+                .into_actor(self)
+                .map(|diagnostics, act, _ctx| {
+                    act.observe_state(&diagnostics?);
+                    Ok(act.encode())
+                }),
+        )
+    }
+}

@@ -1,0 +1,444 @@
+//! `GET /metrics` through `actix_web::test`, on a real database with a manual clock: after
+//! known runs, skips, rescues and worker restarts, the Prometheus text holds exact counts,
+//! labels, bucket counts and sums; and it follows the API's token rule.
+
+mod common;
+
+use std::time::Duration;
+
+use actix_web::App;
+use actix_web::http::{StatusCode, header};
+use actix_web::test::{self, TestRequest};
+use common::{Gate, TestDb, at, job_row, run_row, wait_until};
+use entity::prelude::*;
+use plugin_jobs::clock::ManualClock;
+use plugin_jobs::config::SchedulerConfig;
+use plugin_jobs::http::configure;
+use plugin_jobs::scheduler::Tick;
+use plugin_jobs::store::{JobDeclaration, JobRef};
+use plugin_jobs::worker::{InProcessWorkers, WorkerManager};
+use plugin_jobs::{PluginJobs, PluginJobsHandle};
+
+/// A started plugin-jobs over in-process workers with a manual clock at 2024-01-15 10:00 UTC.
+struct Setup {
+    t: TestDb,
+    clock: ManualClock,
+    workers: InProcessWorkers,
+    jobs: PluginJobsHandle,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Self::with_config(SchedulerConfig::default()).await
+    }
+
+    async fn with_config(config: SchedulerConfig) -> Self {
+        let t = TestDb::new().await;
+        let clock = ManualClock::new(at("10:00"));
+        let workers = InProcessWorkers::new();
+        let jobs = PluginJobs::builder(t.db.clone())
+            .workers(workers.clone())
+            .clock(clock.clone())
+            .config(config)
+            .instance_id("metrics-test")
+            .manual_ticks()
+            .start();
+        Self {
+            t,
+            clock,
+            workers,
+            jobs,
+        }
+    }
+
+    async fn tick(&self) {
+        self.jobs.scheduler.send(Tick).await.expect("tick");
+    }
+
+    async fn wait_for_run(&self, run_id: uuid::Uuid, status: RunStatus) {
+        wait_until(
+            &format!("run {run_id} is {status}"),
+            Duration::from_secs(10),
+            || async { self.t.run(run_id).await.status == status },
+        )
+        .await;
+    }
+
+    /// The metrics text, as the handle renders it.
+    async fn metrics(&self) -> String {
+        self.jobs.metrics().await.expect("metrics")
+    }
+
+    /// Waits until the metrics hold every line of `lines` (events reach the metrics actor
+    /// asynchronously), then answers the text.
+    async fn wait_for_lines(&self, lines: &[&str]) -> String {
+        let mut last = String::new();
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                last = self.metrics().await;
+                if lines.iter().all(|line| has_line(&last, line)) {
+                    return;
+                }
+                actix_rt::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        if found.is_err() {
+            let missing: Vec<&&str> = lines.iter().filter(|l| !has_line(&last, l)).collect();
+            panic!("metrics never held {missing:?}:\n{last}");
+        }
+        last
+    }
+}
+
+fn key(plugin: &str, job: &str) -> JobRef {
+    JobRef::Key {
+        plugin_id: plugin.to_owned(),
+        job_key: job.to_owned(),
+    }
+}
+
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+/// Every sample line of a metric family (its name followed by `{` or a space), sorted.
+fn samples(text: &str, name: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn lines(expected: &[&str]) -> Vec<String> {
+    let mut lines: Vec<String> = expected.iter().map(|l| (*l).to_owned()).collect();
+    lines.sort();
+    lines
+}
+
+#[actix_rt::test]
+async fn metrics_count_known_runs_with_exact_labels_buckets_and_sums() {
+    let s = Setup::new().await;
+    let gate = Gate::default();
+    s.workers
+        .register("billing", "invoice", gate.handler())
+        .register("billing", "adhoc", |_ctx| async { Ok(()) })
+        .register("billing", "flaky", |_ctx| async {
+            Err("card declined".to_owned())
+        });
+    s.jobs
+        .register(
+            "billing",
+            vec![
+                JobDeclaration::new("invoice", "*/15 * * * *"),
+                JobDeclaration::new("adhoc", ""),
+                JobDeclaration::new("flaky", ""),
+            ],
+        )
+        .await
+        .expect("register");
+
+    // The 10:15 slot starts 250 ms late and is held by the gate.
+    s.clock.set(at("2024-01-15T10:15:00.250Z"));
+    s.tick().await;
+    let invoice = s.t.all_runs().await;
+    assert_eq!(invoice.len(), 1, "{invoice:?}");
+    let invoice = invoice[0].id;
+    s.wait_for_run(invoice, RunStatus::Running).await;
+
+    // Manual runs start at their request time: no lateness, and no time passes in them.
+    let adhoc = s
+        .jobs
+        .trigger(key("billing", "adhoc"), RunTrigger::Manual)
+        .await
+        .expect("trigger adhoc");
+    s.wait_for_run(adhoc.run_id, RunStatus::Succeeded).await;
+    let flaky = s
+        .jobs
+        .trigger(key("billing", "flaky"), RunTrigger::Retry)
+        .await
+        .expect("trigger flaky");
+    s.wait_for_run(flaky.run_id, RunStatus::Failed).await;
+
+    // The 10:30 slot comes due while the 10:15 run is still live: skipped as an overlap.
+    s.clock.set(at("10:30"));
+    s.tick().await;
+    gate.open();
+    s.wait_for_run(invoice, RunStatus::Succeeded).await;
+
+    let text = s
+        .wait_for_lines(&[
+            r#"plugin_jobs_runs_finished_total{plugin="billing",job="invoice",trigger="schedule",status="succeeded"} 1"#,
+            "plugin_jobs_tick_duration_seconds_count 2",
+        ])
+        .await;
+
+    assert_eq!(
+        samples(&text, "plugin_jobs_runs_queued_total"),
+        lines(&[
+            r#"plugin_jobs_runs_queued_total{plugin="billing",job="invoice",trigger="schedule"} 1"#,
+            r#"plugin_jobs_runs_queued_total{plugin="billing",job="adhoc",trigger="manual"} 1"#,
+            r#"plugin_jobs_runs_queued_total{plugin="billing",job="flaky",trigger="retry"} 1"#,
+        ]),
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_runs_finished_total"),
+        lines(&[
+            r#"plugin_jobs_runs_finished_total{plugin="billing",job="invoice",trigger="schedule",status="succeeded"} 1"#,
+            r#"plugin_jobs_runs_finished_total{plugin="billing",job="adhoc",trigger="manual",status="succeeded"} 1"#,
+            r#"plugin_jobs_runs_finished_total{plugin="billing",job="flaky",trigger="retry",status="failed"} 1"#,
+        ]),
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_slots_skipped_total"),
+        lines(&[
+            r#"plugin_jobs_slots_skipped_total{plugin="billing",job="invoice",reason="overlap"} 1"#
+        ]),
+        "{text}"
+    );
+
+    // Lateness: the scheduled run 0.25 s (in the 0.25 bucket, not the 0.1 one), manual runs 0.
+    for line in [
+        r#"plugin_jobs_run_start_lateness_seconds_bucket{plugin="billing",job="invoice",trigger="schedule",le="0.1"} 0"#,
+        r#"plugin_jobs_run_start_lateness_seconds_bucket{plugin="billing",job="invoice",trigger="schedule",le="0.25"} 1"#,
+        r#"plugin_jobs_run_start_lateness_seconds_bucket{plugin="billing",job="invoice",trigger="schedule",le="+Inf"} 1"#,
+        r#"plugin_jobs_run_start_lateness_seconds_sum{plugin="billing",job="invoice",trigger="schedule"} 0.25"#,
+        r#"plugin_jobs_run_start_lateness_seconds_count{plugin="billing",job="invoice",trigger="schedule"} 1"#,
+        r#"plugin_jobs_run_start_lateness_seconds_bucket{plugin="billing",job="adhoc",trigger="manual",le="0.001"} 1"#,
+        r#"plugin_jobs_run_start_lateness_seconds_sum{plugin="billing",job="adhoc",trigger="manual"} 0.0"#,
+        r#"plugin_jobs_run_start_lateness_seconds_count{plugin="billing",job="flaky",trigger="retry"} 1"#,
+    ] {
+        assert!(has_line(&text, line), "missing {line}:\n{text}");
+    }
+    // Duration: the invoice run lasted from 10:15:00.250 to 10:30:00 on the manual clock.
+    for line in [
+        r#"plugin_jobs_run_duration_seconds_bucket{plugin="billing",job="invoice",status="succeeded",le="300"} 0"#,
+        r#"plugin_jobs_run_duration_seconds_bucket{plugin="billing",job="invoice",status="succeeded",le="900"} 1"#,
+        r#"plugin_jobs_run_duration_seconds_sum{plugin="billing",job="invoice",status="succeeded"} 899.75"#,
+        r#"plugin_jobs_run_duration_seconds_count{plugin="billing",job="invoice",status="succeeded"} 1"#,
+        r#"plugin_jobs_run_duration_seconds_bucket{plugin="billing",job="flaky",status="failed",le="0.01"} 1"#,
+        r#"plugin_jobs_run_duration_seconds_count{plugin="billing",job="flaky",status="failed"} 1"#,
+        "# TYPE plugin_jobs_run_duration_seconds histogram",
+        "# TYPE plugin_jobs_runs_finished_total counter",
+    ] {
+        assert!(has_line(&text, line), "missing {line}:\n{text}");
+    }
+
+    // State at scrape time: nothing live, nothing waiting, the worker running.
+    assert_eq!(
+        samples(&text, "plugin_jobs_runs_live"),
+        ["plugin_jobs_runs_live 0"]
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_runs_waiting"),
+        ["plugin_jobs_runs_waiting 0"]
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_max_concurrent_runs"),
+        ["plugin_jobs_max_concurrent_runs 10"]
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_worker_status"),
+        lines(&[
+            r#"plugin_jobs_worker_status{plugin="billing",status="starting"} 0"#,
+            r#"plugin_jobs_worker_status{plugin="billing",status="running"} 1"#,
+            r#"plugin_jobs_worker_status{plugin="billing",status="restarting"} 0"#,
+            r#"plugin_jobs_worker_status{plugin="billing",status="failed"} 0"#,
+            r#"plugin_jobs_worker_status{plugin="billing",status="stopped"} 0"#,
+        ])
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_worker_restarts_total"),
+        [r#"plugin_jobs_worker_restarts_total{plugin="billing"} 0"#]
+    );
+    assert!(samples(&text, "plugin_jobs_runs_rescued_total").is_empty());
+}
+
+#[actix_rt::test]
+async fn live_and_waiting_runs_are_read_at_scrape_time() {
+    // A budget of one: the second manual run waits for the first.
+    let s = Setup::with_config(SchedulerConfig {
+        max_concurrent_runs: 1,
+        ..SchedulerConfig::default()
+    })
+    .await;
+    let gate = Gate::default();
+    s.workers
+        .register("ops", "a", gate.handler())
+        .register("ops", "b", gate.handler());
+    s.jobs
+        .register(
+            "ops",
+            vec![JobDeclaration::new("a", ""), JobDeclaration::new("b", "")],
+        )
+        .await
+        .expect("register");
+    let first = s
+        .jobs
+        .trigger(key("ops", "a"), RunTrigger::Manual)
+        .await
+        .expect("trigger a");
+    s.wait_for_run(first.run_id, RunStatus::Running).await;
+    s.jobs
+        .trigger(key("ops", "b"), RunTrigger::Manual)
+        .await
+        .expect("trigger b");
+    let text = s.metrics().await;
+    assert!(has_line(&text, "plugin_jobs_runs_live 1"), "{text}");
+    assert!(has_line(&text, "plugin_jobs_runs_waiting 1"), "{text}");
+    assert!(
+        has_line(&text, "plugin_jobs_max_concurrent_runs 1"),
+        "{text}"
+    );
+    gate.open();
+    wait_until("both runs finished", Duration::from_secs(10), || async {
+        let text = s.metrics().await;
+        has_line(&text, "plugin_jobs_runs_live 0") && has_line(&text, "plugin_jobs_runs_waiting 0")
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn worker_status_and_restarts_follow_the_worker_manager() {
+    let s = Setup::new().await;
+    s.workers.register("ops", "a", |_ctx| async { Ok(()) });
+    s.jobs
+        .register("ops", vec![JobDeclaration::new("a", "")])
+        .await
+        .expect("register");
+    s.workers.restart("ops");
+    s.workers.restart("ops");
+    s.workers.set_running("ops", false);
+    let text = s.metrics().await;
+    assert_eq!(
+        samples(&text, "plugin_jobs_worker_restarts_total"),
+        [r#"plugin_jobs_worker_restarts_total{plugin="ops"} 2"#]
+    );
+    assert!(
+        has_line(
+            &text,
+            r#"plugin_jobs_worker_status{plugin="ops",status="stopped"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        has_line(
+            &text,
+            r#"plugin_jobs_worker_status{plugin="ops",status="running"} 0"#
+        ),
+        "{text}"
+    );
+    // A counter never goes down, and an unregistered plugin's worker state disappears.
+    s.jobs.unregister("ops").await.expect("unregister");
+    let text = s.metrics().await;
+    assert!(
+        samples(&text, "plugin_jobs_worker_status").is_empty(),
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_worker_restarts_total"),
+        [r#"plugin_jobs_worker_restarts_total{plugin="ops"} 2"#]
+    );
+}
+
+#[actix_rt::test]
+async fn a_rescued_run_is_counted_by_plugin() {
+    let t = TestDb::new().await;
+    let job = t.insert_job(job_row("legacy", "old")).await;
+    // Started and last heartbeated an hour ago: past the lease, within the retention (the same
+    // maintenance pass prunes old history right after the rescue).
+    let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let abandoned = PluginJobRunModel {
+        status: RunStatus::Running,
+        scheduled_for: an_hour_ago,
+        started_at: Some(an_hour_ago),
+        heartbeat_at: Some(an_hour_ago),
+        created_at: an_hour_ago,
+        ..run_row(&job)
+    };
+    t.insert_run(abandoned.clone())
+        .await
+        .expect("insert the abandoned run");
+    // Real timers and clock: the start-up maintenance pass rescues the run.
+    let jobs = PluginJobs::builder(t.db.clone())
+        .instance_id("rescuer")
+        .start();
+    let line = r#"plugin_jobs_runs_rescued_total{plugin="legacy"} 1"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = jobs.metrics().await.expect("metrics");
+        if has_line(&text, line) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never counted the rescue:\n{text}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(t.run(abandoned.id).await.status, RunStatus::Failed);
+    jobs.shutdown(Duration::ZERO).await.expect("shutdown");
+}
+
+#[actix_rt::test]
+async fn metrics_are_prometheus_text_and_need_the_token_when_one_is_set() {
+    let s = Setup::new().await;
+    let app = test::init_service(
+        App::new().configure(configure(s.jobs.clone(), Some("s3cret".to_owned()))),
+    )
+    .await;
+    let refused = test::call_service(&app, TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = test::read_body_json(refused).await;
+    assert_eq!(body, serde_json::json!({"error": "Unauthorized"}));
+    let wrong = TestRequest::get()
+        .uri("/metrics")
+        .insert_header((header::AUTHORIZATION, "Bearer nope"))
+        .to_request();
+    assert_eq!(
+        test::call_service(&app, wrong).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let allowed = TestRequest::get()
+        .uri("/metrics")
+        .insert_header((header::AUTHORIZATION, "Bearer s3cret"))
+        .to_request();
+    let response = test::call_service(&app, allowed).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .expect("a content type"),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = String::from_utf8(test::read_body(response).await.to_vec()).expect("UTF-8");
+    // A family without series yet (no run finished) is left out; the gauges are always there.
+    assert!(
+        has_line(&text, "# TYPE plugin_jobs_tick_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(!text.contains("plugin_jobs_runs_finished_total"), "{text}");
+    assert!(has_line(&text, "plugin_jobs_runs_live 0"), "{text}");
+
+    let post = TestRequest::post()
+        .uri("/metrics")
+        .insert_header((header::AUTHORIZATION, "Bearer s3cret"))
+        .to_request();
+    let response = test::call_service(&app, post).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // Without a token the route is open, like /api.
+    let open = test::init_service(App::new().configure(configure(s.jobs.clone(), None))).await;
+    let response = test::call_service(&open, TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
