@@ -46,6 +46,13 @@ const WORKER_STATUSES: [WorkerStatus; 5] = [
     WorkerStatus::Stopped,
 ];
 
+/// Most jobs that get series of their own. Runs of further jobs are counted under the job label
+/// [`OTHER_JOBS`], so a plugin with a hundred thousand jobs cannot grow the metrics (and every
+/// scrape) without bound.
+pub const MAX_LABELLED_JOBS: usize = 1_000;
+/// The `job` label of jobs past [`MAX_LABELLED_JOBS`].
+pub const OTHER_JOBS: &str = "_other";
+
 /// Renders every metric in the Prometheus text format; answers the text.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Result<String>")]
@@ -118,6 +125,9 @@ pub struct MetricsActor {
     max_concurrent_runs: Gauge,
     worker_status: Family<WorkerStatusLabels, Gauge>,
     worker_restarts: Family<PluginLabels, Counter>,
+    /// Jobs with series of their own, as `plugin` → job keys.
+    labelled_jobs: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    labelled_count: usize,
 }
 
 impl std::fmt::Debug for MetricsActor {
@@ -227,7 +237,33 @@ impl MetricsActor {
             max_concurrent_runs,
             worker_status,
             worker_restarts,
+            labelled_jobs: std::collections::HashMap::new(),
+            labelled_count: 0,
         }
+    }
+
+    /// The `job` label for a job: its key while fewer than [`MAX_LABELLED_JOBS`] jobs have
+    /// series, [`OTHER_JOBS`] after.
+    fn job_label(&mut self, plugin: &str, job: String) -> String {
+        if let Some(jobs) = self.labelled_jobs.get(plugin)
+            && jobs.contains(&job)
+        {
+            return job;
+        }
+        if self.labelled_count >= MAX_LABELLED_JOBS {
+            return OTHER_JOBS.to_owned();
+        }
+        self.labelled_count += 1;
+        if self.labelled_count == MAX_LABELLED_JOBS {
+            log::warn!(
+                "metrics: {MAX_LABELLED_JOBS} jobs have series of their own; runs of further jobs are counted under job=\"{OTHER_JOBS}\""
+            );
+        }
+        self.labelled_jobs
+            .entry(plugin.to_owned())
+            .or_default()
+            .insert(job.clone());
+        job
     }
 
     /// Sets the scrape-time gauges: live and waiting runs, and each registered plugin's worker.
@@ -292,6 +328,7 @@ impl Handler<RunEvent> for MetricsActor {
                 trigger,
                 ..
             } => {
+                let job_key = self.job_label(&plugin_id, job_key);
                 self.runs_queued
                     .get_or_create(&JobTriggerLabels {
                         plugin: plugin_id,
@@ -308,6 +345,7 @@ impl Handler<RunEvent> for MetricsActor {
                 started_at,
                 ..
             } => {
+                let job_key = self.job_label(&plugin_id, job_key);
                 let late_ms = (started_at - scheduled_for).num_milliseconds();
                 self.start_lateness
                     .get_or_create(&JobTriggerLabels {
@@ -325,6 +363,7 @@ impl Handler<RunEvent> for MetricsActor {
                 duration_ms,
                 ..
             } => {
+                let job_key = self.job_label(&plugin_id, job_key);
                 self.runs_finished
                     .get_or_create(&FinishedLabels {
                         plugin: plugin_id.clone(),
@@ -347,6 +386,7 @@ impl Handler<RunEvent> for MetricsActor {
                 reason,
                 ..
             } => {
+                let job_key = self.job_label(&plugin_id, job_key);
                 self.slots_skipped
                     .get_or_create(&SkippedLabels {
                         plugin: plugin_id,

@@ -265,7 +265,15 @@ impl SchedulerActor {
         Box::pin(
             async move {
                 let claimed = crate::store::ask(&store, claim).await;
-                let next = crate::store::ask(&store, next_due).await;
+                // A claim that filled every free slot claims again as soon as a slot frees, so
+                // it needs no wake-up (and skips a query that costs the most under load).
+                let filled =
+                    matches!(&claimed, Ok(outcome) if free > 0 && outcome.claimed.len() >= free);
+                let next = if filled {
+                    Ok(None)
+                } else {
+                    crate::store::ask(&store, next_due).await
+                };
                 (claimed, next)
             }
             .into_actor(self)

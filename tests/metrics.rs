@@ -442,3 +442,44 @@ async fn metrics_are_prometheus_text_and_need_the_token_when_one_is_set() {
     let response = test::call_service(&open, TestRequest::get().uri("/metrics").to_request()).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[actix_rt::test]
+async fn jobs_past_the_label_limit_are_counted_under_one_other_series() {
+    use plugin_jobs::events::RunEvent;
+    use plugin_jobs::metrics::{MAX_LABELLED_JOBS, OTHER_JOBS};
+
+    let s = Setup::new().await;
+    let queued = |n: usize| RunEvent::RunQueued {
+        run_id: uuid::Uuid::now_v7(),
+        job_id: uuid::Uuid::now_v7(),
+        plugin_id: "big".to_owned(),
+        job_key: format!("job-{n}"),
+        trigger: RunTrigger::Schedule,
+        scheduled_for: at("10:00"),
+    };
+    // Every labelled job once, then three runs of jobs past the limit and one of a labelled job.
+    for n in 0..MAX_LABELLED_JOBS + 3 {
+        s.jobs.metrics.send(queued(n)).await.expect("event");
+    }
+    s.jobs.metrics.send(queued(0)).await.expect("event");
+    let text = s.jobs.metrics().await.expect("render");
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("plugin_jobs_runs_queued_total{"))
+        .collect();
+    assert_eq!(
+        series.len(),
+        MAX_LABELLED_JOBS + 1,
+        "one series per labelled job, plus _other"
+    );
+    let other = format!(
+        "plugin_jobs_runs_queued_total{{plugin=\"big\",job=\"{OTHER_JOBS}\",trigger=\"schedule\"}} 3"
+    );
+    assert!(series.contains(&other.as_str()), "{other} in {series:?}");
+    assert!(
+        series.contains(
+            &"plugin_jobs_runs_queued_total{plugin=\"big\",job=\"job-0\",trigger=\"schedule\"} 2"
+        ),
+        "a labelled job keeps its own series"
+    );
+}

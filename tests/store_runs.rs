@@ -692,3 +692,29 @@ async fn starts_and_outcomes_sent_together_are_written_in_one_batch_with_each_an
         );
     }
 }
+
+#[actix_rt::test]
+async fn a_batch_of_starts_answers_false_for_a_run_cancelled_before_it_started() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let queued = t.insert_job(job_row("alpha", "queued")).await;
+    let queued = t.insert_run(run_row(&queued)).await.expect("run");
+    let gone = t.insert_job(job_row("alpha", "gone")).await;
+    let mut cancelled = run_row(&gone);
+    cancelled.status = RunStatus::Cancelled;
+    let cancelled = t.insert_run(cancelled).await.expect("run");
+    let marks = [queued.id, cancelled.id].map(|run_id| {
+        store.send(MarkRunning {
+            run_id,
+            now: at("10:00"),
+        })
+    });
+    let answers: Vec<bool> = futures_util::future::join_all(marks)
+        .await
+        .into_iter()
+        .map(|a| a.expect("mailbox").expect("mark"))
+        .collect();
+    assert_eq!(answers, [true, false]);
+    assert_eq!(t.run(queued.id).await.status, RunStatus::Running);
+    assert_eq!(t.run(cancelled.id).await.status, RunStatus::Cancelled);
+}

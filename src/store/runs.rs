@@ -251,27 +251,35 @@ async fn mark_all(
         return Ok(Vec::new());
     };
     let ids: Vec<Uuid> = marks.iter().map(|(m, _)| m.run_id).collect();
-    let before = states(db, ids.clone()).await?;
+    let distinct: HashSet<Uuid> = ids.iter().copied().collect();
+    let mut moved_rows = 0;
     for chunk in ids.chunks(BATCH_CHUNK) {
-        PluginJobRun::update_many()
+        moved_rows += PluginJobRun::update_many()
             .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Running))
             .col_expr(PluginJobRunColumn::StartedAt, Expr::value(now))
             .col_expr(PluginJobRunColumn::HeartbeatAt, Expr::value(now))
             .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
             .filter(PluginJobRunColumn::Status.is_in(RunStatus::Running.allowed_from().to_vec()))
             .exec(db)
-            .await?;
+            .await?
+            .rows_affected;
     }
-    // Inside the write transaction the rows cannot change under us: a run moved if it could.
-    let mut moved = HashSet::new();
+    // Usually every run was still queued; otherwise (one was cancelled before it started) read
+    // which ones this batch moved. Inside the write transaction nothing else changes them.
+    let moved: HashSet<Uuid> = if moved_rows as usize == distinct.len() {
+        distinct
+    } else {
+        states(db, distinct.into_iter().collect())
+            .await?
+            .into_iter()
+            .filter(|(_, (status, started))| *status == RunStatus::Running && *started == Some(now))
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let mut answered = HashSet::new();
     Ok(marks
         .iter()
-        .map(|(mark, _)| {
-            let movable = before
-                .get(&mark.run_id)
-                .is_some_and(|(status, _)| RunStatus::Running.allowed_from().contains(status));
-            Ok(movable && moved.insert(mark.run_id))
-        })
+        .map(|(mark, _)| Ok(moved.contains(&mark.run_id) && answered.insert(mark.run_id)))
         .collect())
 }
 
