@@ -340,6 +340,12 @@ fn noop_workers(keys: impl Iterator<Item = String>) -> InProcessWorkers {
 async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> Value {
     let keys = (0..hot).map(|n| format!("hot-{n}"));
     let jobs = start(db, hot.max(10), noop_workers(keys.clone()));
+    let ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    jobs.subscribe(
+        TickRecorder(std::sync::Arc::clone(&ticks))
+            .start()
+            .recipient(),
+    );
     let declarations = keys
         .map(|k| JobDeclaration::new(k, "* * * * * *"))
         .collect();
@@ -361,6 +367,7 @@ async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> 
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     let (cpu_before, _) = usage();
+    ticks.lock().expect("ticks").clear();
     while Utc::now() < until {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
@@ -390,6 +397,21 @@ async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> 
     line["missed"] = json!(expected.saturating_sub(seen.len()));
     line["duplicated"] = json!(duplicated);
     line["runs_per_s"] = json!((runs.len() as f64 / secs as f64).round());
+    let mut tick_ms: Vec<f64> = ticks
+        .lock()
+        .expect("ticks")
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    tick_ms.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        let at = ((tick_ms.len().max(1) - 1) as f64 * q).round() as usize;
+        tick_ms.get(at).copied().map_or(0.0, round3)
+    };
+    line["ticks"] = json!(tick_ms.len());
+    line["tick_p50_ms"] = json!(pick(0.5));
+    line["tick_p99_ms"] = json!(pick(0.99));
+    line["tick_max_ms"] = json!(pick(1.0));
     line["claim_query_ms"] = json!(claim_ms);
     line["cpu_s"] = json!(round3(window_cpu));
     line["claim_plan"] = json!(plan);
@@ -459,6 +481,25 @@ async fn burst(db: &DatabaseConnection, jobs_n: usize, concurrency: usize) -> Va
     line["runs_per_s"] = json!((jobs_n as f64 / elapsed).round());
     line["cpu_s"] = json!(round3(window_cpu));
     line
+}
+
+/// Collects tick durations (a tick is a claim plus spawning its runs) from the run events.
+struct TickRecorder(std::sync::Arc<std::sync::Mutex<Vec<Duration>>>);
+
+impl Actor for TickRecorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<RunEvent> for TickRecorder {
+    type Result = ();
+
+    fn handle(&mut self, event: RunEvent, _ctx: &mut Self::Context) {
+        if let RunEvent::TickFinished { duration } = event
+            && let Ok(mut ticks) = self.0.lock()
+        {
+            ticks.push(duration);
+        }
+    }
 }
 
 /// Counts finished runs from the run events.
