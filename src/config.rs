@@ -25,7 +25,7 @@ pub const DEFAULT_KEEP_RUNS_PER_JOB: u64 = 1_000;
 pub const DEFAULT_RUN_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Default lead with which slots are claimed before they are due, so their runs are created
 /// and waiting when the slot comes and start within a few milliseconds of it.
-pub const DEFAULT_CLAIM_LOOKAHEAD: Duration = Duration::from_millis(100);
+pub const DEFAULT_CLAIM_LOOKAHEAD: Duration = Duration::from_millis(250);
 /// Default time live runs get to finish at shutdown before they are cancelled.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 

@@ -97,7 +97,7 @@ struct Serve {
     #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value = "30d", value_parser = parse_duration)]
     run_retention: Duration,
     /// How long before its slot a job is claimed, so its run is ready and starts on time.
-    #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value = "250ms", value_parser = parse_duration)]
     claim_lookahead: Duration,
     /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.
     #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
