@@ -91,6 +91,26 @@ impl Setup {
         Self { t, workers, jobs }
     }
 
+    /// A worker started with `command` and `config` that is expected to be given up on; returns
+    /// once its status is `failed`.
+    async fn given_up(command: Vec<String>, config: ProcessWorkerConfig) -> Self {
+        let s = Self::with(
+            command,
+            std::env::temp_dir(),
+            &[],
+            config,
+            Duration::from_secs(30),
+        )
+        .await;
+        wait_until(
+            "the worker is given up",
+            Duration::from_secs(20),
+            || async { s.workers.status(PLUGIN) == WorkerStatus::Failed },
+        )
+        .await;
+        s
+    }
+
     async fn sdk(env: &[(&str, &str)]) -> Self {
         Self::new(vec![test_worker()], std::env::temp_dir(), env).await
     }
@@ -360,21 +380,8 @@ async fn a_worker_that_never_answers_initialize_is_killed_reported_and_takes_no_
         crash_limit: 1,
         ..fast_config()
     };
-    let s = Setup::with(
-        vec![test_worker(), "--no-handshake".into()],
-        std::env::temp_dir(),
-        &[],
-        config,
-        Duration::from_secs(30),
-    )
-    .await;
+    let s = Setup::given_up(vec![test_worker(), "--no-handshake".into()], config).await;
     s.register(&[("ok", None)]).await;
-    wait_until(
-        "the worker is given up",
-        Duration::from_secs(20),
-        || async { s.workers.status(PLUGIN) == WorkerStatus::Failed },
-    )
-    .await;
     assert_eq!(s.workers.starts(PLUGIN), 2);
     let error = s.workers.last_error(PLUGIN).unwrap_or_default();
     assert!(
@@ -395,20 +402,7 @@ async fn a_worker_that_keeps_crashing_is_given_up_after_more_than_the_crash_limi
         crash_limit: 3,
         ..fast_config()
     };
-    let s = Setup::with(
-        vec![test_worker(), "--crash-on-start".into()],
-        std::env::temp_dir(),
-        &[],
-        config,
-        Duration::from_secs(30),
-    )
-    .await;
-    wait_until(
-        "the worker is given up",
-        Duration::from_secs(20),
-        || async { s.workers.status(PLUGIN) == WorkerStatus::Failed },
-    )
-    .await;
+    let s = Setup::given_up(vec![test_worker(), "--crash-on-start".into()], config).await;
     assert_eq!(
         s.workers.starts(PLUGIN),
         4,
@@ -430,20 +424,7 @@ async fn a_command_that_cannot_start_is_reported_with_its_reason() {
         crash_limit: 0,
         ..fast_config()
     };
-    let s = Setup::with(
-        vec!["./no-such-worker".into()],
-        std::env::temp_dir(),
-        &[],
-        config,
-        Duration::from_secs(30),
-    )
-    .await;
-    wait_until(
-        "the worker is given up",
-        Duration::from_secs(20),
-        || async { s.workers.status(PLUGIN) == WorkerStatus::Failed },
-    )
-    .await;
+    let s = Setup::given_up(vec!["./no-such-worker".into()], config).await;
     let error = s.workers.last_error(PLUGIN).unwrap_or_default();
     assert!(
         error.contains("could not start the worker of plugin p")
