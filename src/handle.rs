@@ -95,7 +95,7 @@ impl PluginJobsBuilder {
     /// Starts the StoreActor, the SchedulerActor and the MetricsActor (subscribed to run
     /// events) in the current actix System, and starts ticking.
     pub fn start(self) -> PluginJobsHandle {
-        let instance_id = self.instance_id.unwrap_or_else(default_instance_id);
+        let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
         let store = StoreActor::new(self.db).start();
         let workers = self
             .workers
@@ -124,7 +124,10 @@ impl PluginJobsBuilder {
     }
 }
 
-fn default_instance_id() -> String {
+/// A fresh instance id: host, process id and a random part, unique per process start. The
+/// builder uses one when given none; pass the same id to anything else that reports it (such as
+/// [`crate::worker::ProcessWorkerConfig::instance_id`]).
+pub fn new_instance_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &random[..8])

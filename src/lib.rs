@@ -39,7 +39,7 @@ pub mod time;
 pub mod worker;
 
 pub use error::{Error, Result};
-pub use handle::{PluginJobs, PluginJobsBuilder, PluginJobsHandle};
+pub use handle::{PluginJobs, PluginJobsBuilder, PluginJobsHandle, new_instance_id};
 
 /// The README's Rust examples, compiled as doctests so the quickstart cannot rot.
 #[doc = include_str!("../README.md")]

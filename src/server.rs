@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::SchedulerConfig;
 use crate::manifest;
-use crate::worker::{ProcessWorkerConfig, ProcessWorkers, WorkerManager};
+use crate::worker::{ProcessWorkerConfig, ProcessWorkers};
 use crate::{Error, PluginJobs, Result};
 
 /// Default database: a SQLite file in the working directory.
@@ -76,6 +76,8 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     log::info!("database {} is migrated", redact(&options.database_url));
 
     let scheduler = options.scheduler.clone();
+    // One id for the runs this instance records and the `initialize` its workers receive.
+    let instance_id = crate::new_instance_id();
     let workers = ProcessWorkers::new(ProcessWorkerConfig {
         // Bundled workers (`plugin-jobs demo-worker`) are found by name next to this binary.
         extra_path: std::env::current_exe()
@@ -84,11 +86,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             .into_iter()
             .collect(),
         late_reply_window: scheduler.cancel_grace + Duration::from_secs(5),
+        instance_id: instance_id.clone(),
         ..ProcessWorkerConfig::default()
     });
     let jobs = PluginJobs::builder(db)
         .workers(workers.clone())
         .config(scheduler.clone())
+        .instance_id(instance_id)
         .start();
 
     let plugins = manifest::load_dir(&options.plugins_dir);
@@ -150,13 +154,6 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     );
     workers.stop_all().await;
     let _ = serving.await;
-    for plugin in &plugins.loaded {
-        log::debug!(
-            "worker of {} is {}",
-            plugin.manifest.id,
-            workers.status(&plugin.manifest.id)
-        );
-    }
     log::info!("stopped");
     Ok(())
 }
