@@ -37,13 +37,6 @@ macro_rules! get {
     }};
 }
 
-fn key(plugin: &str, job: &str) -> JobRef {
-    JobRef::Key {
-        plugin_id: plugin.to_owned(),
-        job_key: job.to_owned(),
-    }
-}
-
 /// Plugins `billing` (`invoice` every 15 minutes, `report` at 09:00 on weekdays in Paris,
 /// `adhoc` manual only, `broken` with an invalid schedule) and `ops` (`cleanup`, manual). The
 /// clock stands at 2024-01-15 10:00 UTC, a Monday.
@@ -93,14 +86,14 @@ async fn all_jobs_come_with_their_schedule_in_words_next_slots_and_newest_run() 
     let app = app!(h);
     let first = h
         .jobs
-        .trigger(key("billing", "adhoc"), RunTrigger::Manual)
+        .trigger(JobRef::key("billing", "adhoc"), RunTrigger::Manual)
         .await
         .expect("trigger adhoc");
     h.wait_for_run(first.run_id, RunStatus::Succeeded).await;
     h.clock.advance(TimeDelta::seconds(30));
     let second = h
         .jobs
-        .trigger(key("billing", "adhoc"), RunTrigger::Retry)
+        .trigger(JobRef::key("billing", "adhoc"), RunTrigger::Retry)
         .await
         .expect("trigger adhoc again");
     h.wait_for_run(second.run_id, RunStatus::Succeeded).await;
@@ -197,7 +190,7 @@ async fn recent_runs_span_every_job_newest_first_and_filter_by_plugin() {
     ] {
         let run = h
             .jobs
-            .trigger(key(plugin, job), RunTrigger::Manual)
+            .trigger(JobRef::key(plugin, job), RunTrigger::Manual)
             .await
             .expect("trigger");
         h.wait_for_run(run.run_id, RunStatus::Succeeded).await;

@@ -24,13 +24,6 @@ use plugin_jobs::{PluginJobs, PluginJobsHandle};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-fn key(plugin: &str, job: &str) -> JobRef {
-    JobRef::Key {
-        plugin_id: plugin.to_owned(),
-        job_key: job.to_owned(),
-    }
-}
-
 async fn live_runs(db: &sea_orm::DatabaseConnection) -> Vec<PluginJobRunModel> {
     PluginJobRun::find()
         .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
@@ -62,7 +55,7 @@ async fn shutdown_lets_runs_finish_within_the_grace_and_cancels_the_rest() {
     for job in ["finishes", "hangs", "waits"] {
         let run = h
             .jobs
-            .trigger(key("p", job), RunTrigger::Manual)
+            .trigger(JobRef::key("p", job), RunTrigger::Manual)
             .await
             .expect("trigger");
         runs.insert(job, run.run_id);

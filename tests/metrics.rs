@@ -91,13 +91,6 @@ impl Setup {
     }
 }
 
-fn key(plugin: &str, job: &str) -> JobRef {
-    JobRef::Key {
-        plugin_id: plugin.to_owned(),
-        job_key: job.to_owned(),
-    }
-}
-
 fn has_line(text: &str, line: &str) -> bool {
     text.lines().any(|l| l == line)
 }
@@ -155,13 +148,13 @@ async fn metrics_count_known_runs_with_exact_labels_buckets_and_sums() {
     // Manual runs start at their request time: no lateness, and no time passes in them.
     let adhoc = s
         .jobs
-        .trigger(key("billing", "adhoc"), RunTrigger::Manual)
+        .trigger(JobRef::key("billing", "adhoc"), RunTrigger::Manual)
         .await
         .expect("trigger adhoc");
     s.wait_for_run(adhoc.run_id, RunStatus::Succeeded).await;
     let flaky = s
         .jobs
-        .trigger(key("billing", "flaky"), RunTrigger::Retry)
+        .trigger(JobRef::key("billing", "flaky"), RunTrigger::Retry)
         .await
         .expect("trigger flaky");
     s.wait_for_run(flaky.run_id, RunStatus::Failed).await;
@@ -283,12 +276,12 @@ async fn live_and_waiting_runs_are_read_at_scrape_time() {
         .expect("register");
     let first = s
         .jobs
-        .trigger(key("ops", "a"), RunTrigger::Manual)
+        .trigger(JobRef::key("ops", "a"), RunTrigger::Manual)
         .await
         .expect("trigger a");
     s.wait_for_run(first.run_id, RunStatus::Running).await;
     s.jobs
-        .trigger(key("ops", "b"), RunTrigger::Manual)
+        .trigger(JobRef::key("ops", "b"), RunTrigger::Manual)
         .await
         .expect("trigger b");
     let text = s.metrics().await;

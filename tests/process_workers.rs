@@ -137,10 +137,7 @@ impl Setup {
     }
 
     async fn trigger(&self, job_key: &str) -> Result<uuid::Uuid, Error> {
-        let job = JobRef::Key {
-            plugin_id: PLUGIN.to_owned(),
-            job_key: job_key.to_owned(),
-        };
+        let job = JobRef::key(PLUGIN, job_key);
         self.jobs
             .trigger(job, RunTrigger::Manual)
             .await

@@ -26,13 +26,6 @@ fn config(max: usize) -> SchedulerConfig {
     }
 }
 
-fn key(plugin: &str, job: &str) -> JobRef {
-    JobRef::Key {
-        plugin_id: plugin.to_owned(),
-        job_key: job.to_owned(),
-    }
-}
-
 async fn runs_of(h: &Harness, job_id: uuid::Uuid) -> Vec<PluginJobRunModel> {
     let mut runs: Vec<_> =
         h.t.all_runs()
@@ -550,7 +543,7 @@ async fn a_trigger_returns_before_a_hanging_run_finishes() {
         .expect("register");
     let triggered = h
         .jobs
-        .trigger(key("alpha", "hang"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "hang"), RunTrigger::Manual)
         .await
         .expect("trigger");
     assert_eq!(triggered.job_id, jobs[0].id);
@@ -603,37 +596,40 @@ async fn trigger_errors_name_the_reason() {
         .register("down", vec![JobDeclaration::new("job", "")])
         .await
         .expect("register");
-    h.jobs.pause(key("alpha", "paused")).await.expect("pause");
+    h.jobs
+        .pause(JobRef::key("alpha", "paused"))
+        .await
+        .expect("pause");
 
     let err = |e: plugin_jobs::Error| e.to_string();
     let missing = h
         .jobs
-        .trigger(key("alpha", "nope"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "nope"), RunTrigger::Manual)
         .await
         .map_err(err)
         .expect_err("unknown");
     assert!(missing.contains("Job not found"), "{missing}");
     let paused = h
         .jobs
-        .trigger(key("alpha", "paused"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "paused"), RunTrigger::Manual)
         .await
         .map_err(err)
         .expect_err("paused");
     assert!(paused.contains("not active"), "{paused}");
     let down = h
         .jobs
-        .trigger(key("down", "job"), RunTrigger::Manual)
+        .trigger(JobRef::key("down", "job"), RunTrigger::Manual)
         .await
         .map_err(err)
         .expect_err("down");
     assert!(down.contains("not running"), "{down}");
     h.jobs
-        .trigger(key("alpha", "busy"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "busy"), RunTrigger::Manual)
         .await
         .expect("first");
     let busy = h
         .jobs
-        .trigger(key("alpha", "busy"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "busy"), RunTrigger::Manual)
         .await
         .map_err(err)
         .expect_err("busy");
@@ -660,7 +656,7 @@ async fn a_live_run_in_the_database_blocks_a_trigger_too() {
     .expect("insert");
     let err = h
         .jobs
-        .trigger(key("alpha", "a"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "a"), RunTrigger::Manual)
         .await
         .expect_err("already running");
     assert!(err.to_string().contains("already running"), "{err}");
@@ -676,8 +672,10 @@ async fn two_triggers_at_the_same_instant_create_exactly_one_run() {
         .await
         .expect("register");
     let (first, second) = futures_util::join!(
-        h.jobs.trigger(key("alpha", "a"), RunTrigger::Manual),
-        h.jobs.trigger(key("alpha", "a"), RunTrigger::Manual)
+        h.jobs
+            .trigger(JobRef::key("alpha", "a"), RunTrigger::Manual),
+        h.jobs
+            .trigger(JobRef::key("alpha", "a"), RunTrigger::Manual)
     );
     assert_eq!(
         [first.is_ok(), second.is_ok()]
@@ -710,18 +708,18 @@ async fn a_manual_run_waits_queued_for_a_free_slot_and_starts_first_in_first_out
         .expect("register");
     let holder = h
         .jobs
-        .trigger(key("alpha", "holder"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "holder"), RunTrigger::Manual)
         .await
         .expect("holder");
     h.wait_for_run(holder.run_id, RunStatus::Running).await;
     let first = h
         .jobs
-        .trigger(key("alpha", "first"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "first"), RunTrigger::Manual)
         .await
         .expect("first");
     let second = h
         .jobs
-        .trigger(key("alpha", "second"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "second"), RunTrigger::Manual)
         .await
         .expect("second");
     assert_eq!(h.t.run(first.run_id).await.status, RunStatus::Queued);
@@ -754,13 +752,13 @@ async fn the_worker_call_gets_the_job_timeout_or_the_default() {
         .expect("register");
     let a = h
         .jobs
-        .trigger(key("alpha", "custom"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "custom"), RunTrigger::Manual)
         .await
         .expect("custom");
     h.wait_for_run(a.run_id, RunStatus::Succeeded).await;
     let b = h
         .jobs
-        .trigger(key("alpha", "default"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "default"), RunTrigger::Manual)
         .await
         .expect("default");
     h.wait_for_run(b.run_id, RunStatus::Succeeded).await;
@@ -807,7 +805,7 @@ async fn unregistering_returns_normally_when_recording_fails_and_the_outcome_lan
         .expect("register");
     let run = h
         .jobs
-        .trigger(key("alpha", "slow"), RunTrigger::Manual)
+        .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)
         .await
         .expect("trigger");
     h.wait_for_run(run.run_id, RunStatus::Running).await;

@@ -21,10 +21,7 @@ fn start(t: &TestDb, workers: &RecordingWorkers, config: SchedulerConfig) -> Plu
 }
 
 fn key(job: &str) -> JobRef {
-    JobRef::Key {
-        plugin_id: "alpha".to_owned(),
-        job_key: job.to_owned(),
-    }
+    JobRef::key("alpha", job)
 }
 
 #[actix_rt::test]

@@ -229,10 +229,7 @@ async fn getting_a_job_by_id_and_by_key_and_none_when_missing() {
         .expect("get");
     assert_eq!(by_id.map(|job| job.job_key), Some("a".to_owned()));
     let by_key = store
-        .send(GetJob(JobRef::Key {
-            plugin_id: "alpha".to_owned(),
-            job_key: "a".to_owned(),
-        }))
+        .send(GetJob(JobRef::key("alpha", "a")))
         .await
         .expect("mailbox")
         .expect("get");
@@ -244,10 +241,7 @@ async fn getting_a_job_by_id_and_by_key_and_none_when_missing() {
         .expect("get");
     assert!(missing_id.is_none());
     let wrong_plugin = store
-        .send(GetJob(JobRef::Key {
-            plugin_id: "beta".to_owned(),
-            job_key: "a".to_owned(),
-        }))
+        .send(GetJob(JobRef::key("beta", "a")))
         .await
         .expect("mailbox")
         .expect("get");

@@ -300,10 +300,7 @@ async fn find_job(
             return Ok(job);
         }
     }
-    let by_key = JobRef::Key {
-        plugin_id: plugin_id.to_owned(),
-        job_key: job_ref.to_owned(),
-    };
+    let by_key = JobRef::key(plugin_id, job_ref);
     ask(&handle.store, GetJob(by_key))
         .await?
         .ok_or_else(|| crate::Error::JobNotFound(format!("{job_ref} (plugin {plugin_id})")).into())

@@ -233,6 +233,16 @@ pub enum JobRef {
     Key { plugin_id: String, job_key: String },
 }
 
+impl JobRef {
+    /// The job `job_key` of plugin `plugin_id`.
+    pub fn key(plugin_id: impl Into<String>, job_key: impl Into<String>) -> Self {
+        Self::Key {
+            plugin_id: plugin_id.into(),
+            job_key: job_key.into(),
+        }
+    }
+}
+
 /// The earliest `next_run_at` after `after` among active jobs of these plugins: what the
 /// scheduler arms its one-shot wake for.
 #[derive(Message, Debug, Clone)]
