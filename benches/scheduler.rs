@@ -372,7 +372,7 @@ async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> 
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     let window_cpu = usage().0 - cpu_before;
-    let (claim_ms, plan) = claim_probe(db).await;
+    let (claim_ms, claim_rows, plan) = claim_probe(db).await;
     jobs.shutdown(Duration::from_secs(10))
         .await
         .expect("shutdown");
@@ -413,6 +413,7 @@ async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> 
     line["tick_p99_ms"] = json!(pick(0.99));
     line["tick_max_ms"] = json!(pick(1.0));
     line["claim_query_ms"] = json!(claim_ms);
+    line["claim_query_rows"] = json!(claim_rows);
     line["cpu_s"] = json!(round3(window_cpu));
     line["claim_plan"] = json!(plan);
     line
@@ -541,19 +542,19 @@ fn lateness(runs: &[PluginJobRunModel]) -> Value {
 }
 
 /// Times the claim's due query and shows its plan, to check it uses the index.
-async fn claim_probe(db: &DatabaseConnection) -> (f64, String) {
+async fn claim_probe(db: &DatabaseConnection) -> (f64, usize, String) {
     let now = Utc::now();
     let started = Instant::now();
-    let due = PluginJob::find()
+    let due_rows = PluginJob::find()
         .filter(PluginJobColumn::Status.eq(JobStatus::Active))
         .filter(PluginJobColumn::NextRunAt.lte(now))
         .filter(PluginJobColumn::PluginId.is_in([PLUGIN]))
         .limit(1_000)
         .all(db)
         .await
-        .expect("due query");
+        .expect("due query")
+        .len();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let _ = due;
     let sqlite = matches!(db.get_database_backend(), sea_orm::DatabaseBackend::Sqlite);
     let at = if sqlite {
         format!("'{}'", now.format("%Y-%m-%d %H:%M:%S%.3f"))
@@ -583,7 +584,7 @@ async fn claim_probe(db: &DatabaseConnection) -> (f64, String) {
                 .ok()
         })
         .collect();
-    (round3(ms), plan.join(" | "))
+    (round3(ms), due_rows, plan.join(" | "))
 }
 
 fn round3(x: f64) -> f64 {

@@ -358,26 +358,25 @@ impl Handler<Flush> for StoreActor {
 /// Run starts and outcomes are the bulk of the writes (two per run), so they are not written one
 /// by one: each waits in a batch that the next `Flush` writes in one transaction. Messages that
 /// arrive while a write is in progress join the same batch.
-impl Handler<MarkRunning> for StoreActor {
-    type Result = ResponseFuture<Result<bool>>;
+macro_rules! batched_handlers {
+    ($($msg:ty => $queue:ident),* $(,)?) => {$(
+        impl Handler<$msg> for StoreActor {
+            type Result = ResponseFuture<Result<bool>>;
 
-    fn handle(&mut self, msg: MarkRunning, ctx: &mut Self::Context) -> Self::Result {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.marks.push((msg, reply));
-        self.queue_flush(ctx);
-        Box::pin(async move { answer.await.map_err(|_| crate::Error::ShuttingDown)? })
-    }
+            fn handle(&mut self, msg: $msg, ctx: &mut Self::Context) -> Self::Result {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                self.$queue.push((msg, reply));
+                self.queue_flush(ctx);
+                // The reply is dropped unanswered only when the store stops before the flush.
+                Box::pin(async move { answer.await.map_err(|_| crate::Error::ShuttingDown)? })
+            }
+        }
+    )*};
 }
 
-impl Handler<CompleteRun> for StoreActor {
-    type Result = ResponseFuture<Result<bool>>;
-
-    fn handle(&mut self, msg: CompleteRun, ctx: &mut Self::Context) -> Self::Result {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.completes.push((msg, reply));
-        self.queue_flush(ctx);
-        Box::pin(async move { answer.await.map_err(|_| crate::Error::ShuttingDown)? })
-    }
+batched_handlers! {
+    MarkRunning => marks,
+    CompleteRun => completes,
 }
 
 write_handlers! {

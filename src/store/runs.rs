@@ -293,7 +293,7 @@ async fn complete_all(
     let ids: Vec<Uuid> = completes.iter().map(|(c, _)| c.run_id).collect();
     let before = states(db, ids).await?;
     let mut finished = HashSet::new();
-    let mut groups: HashMap<Outcome, Vec<Uuid>> = HashMap::new();
+    let mut groups: HashMap<Outcome, (Option<&serde_json::Value>, Vec<Uuid>)> = HashMap::new();
     let answers = completes
         .iter()
         .map(|(msg, _)| {
@@ -316,11 +316,15 @@ async fn complete_all(
                 logs: msg.logs.as_ref().map(ToString::to_string),
                 duration_ms: started.map(|started| elapsed_ms(started, now)),
             };
-            groups.entry(outcome).or_default().push(msg.run_id);
+            groups
+                .entry(outcome)
+                .or_insert_with(|| (msg.logs.as_ref(), Vec::new()))
+                .1
+                .push(msg.run_id);
             Ok(true)
         })
         .collect();
-    for (outcome, ids) in groups {
+    for (outcome, (logs, ids)) in groups {
         for chunk in ids.chunks(BATCH_CHUNK) {
             let mut update = PluginJobRun::update_many()
                 .col_expr(PluginJobRunColumn::Status, Expr::value(outcome.status))
@@ -335,10 +339,8 @@ async fn complete_all(
                 .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
                 .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
                 .filter(PluginJobRunColumn::Status.is_in(outcome.status.allowed_from().to_vec()));
-            if let Some(logs) = &outcome.logs {
-                let logs: serde_json::Value = serde_json::from_str(logs)
-                    .map_err(|err| Error::InvalidInput(format!("run logs: {err}")))?;
-                update = update.col_expr(PluginJobRunColumn::Logs, Expr::value(logs));
+            if let Some(logs) = logs {
+                update = update.col_expr(PluginJobRunColumn::Logs, Expr::value(logs.clone()));
             }
             update.exec(db).await?;
         }
@@ -351,7 +353,7 @@ async fn complete_all(
 struct Outcome {
     status: RunStatus,
     error: Option<String>,
-    /// The log lines as JSON text (hashable).
+    /// The log lines as JSON text: the key only; the update writes the message's own value.
     logs: Option<String>,
     duration_ms: Option<i64>,
 }
