@@ -280,7 +280,7 @@ async fn a_hung_run_times_out_and_blocks_its_job_until_the_worker_is_restarted_a
         std::env::temp_dir(),
         &[],
         fast_config(),
-        Duration::from_millis(700),
+        Duration::from_secs(2),
     )
     .await;
     s.register(&[("hang", Some(200)), ("ok", None)]).await;
@@ -292,14 +292,25 @@ async fn a_hung_run_times_out_and_blocks_its_job_until_the_worker_is_restarted_a
         (run.status, run.error.as_deref()),
         (RunStatus::Failed, Some("timed out after 200 ms"))
     );
-    // The worker still holds the call: the job may not start again yet.
-    if s.workers.starts(PLUGIN) == 1 {
-        let again = s.trigger("hang").await;
-        assert!(
-            matches!(again, Err(Error::AlreadyRunning { .. })),
-            "{again:?}"
-        );
-    }
+    // The worker still holds the call, so within the 2 s grace the job may not start again:
+    // blocked for every instance in the table, and refused here.
+    let job = s.t.job(run.job_id).await;
+    assert!(
+        job.blocked_until
+            .is_some_and(|until| until > run.finished_at.unwrap_or(until)),
+        "blocked past the outcome: {:?}",
+        job.blocked_until
+    );
+    let again = s.trigger("hang").await;
+    assert!(
+        matches!(again, Err(Error::AlreadyRunning { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        s.workers.starts(PLUGIN),
+        1,
+        "not restarted before the grace"
+    );
     wait_until(
         "the worker is restarted after the grace",
         Duration::from_secs(20),
