@@ -349,3 +349,53 @@ async fn a_slot_inside_the_lookahead_is_claimed_early_unless_its_job_is_still_ru
     assert_eq!(due.skipped.len(), 1);
     assert_eq!(due.skipped[0].job_id, busy.id);
 }
+
+#[actix_rt::test]
+async fn a_claim_of_ten_thousand_due_jobs_stays_under_the_bind_limits() {
+    use sea_orm::EntityTrait;
+    let t = TestDb::new().await;
+    let store = t.store();
+    // 10,000 due jobs, inserted in chunks that themselves stay under SQLite's bind limit.
+    let jobs: Vec<PluginJobModel> = (0..10_000)
+        .map(|i| job_row("alpha", &format!("job-{i:05}")))
+        .collect();
+    for chunk in jobs.chunks(1_000) {
+        PluginJob::insert_many(chunk.iter().cloned().map(PluginJobActiveModel::from))
+            .exec_without_returning(&t.db)
+            .await
+            .expect("insert jobs");
+    }
+    let outcome = send(&store, claim("10:30", 10_000, &["alpha"])).await;
+    assert_eq!(outcome.claimed.len(), 10_000);
+    assert!(outcome.skipped.is_empty());
+    let runs = t.all_runs().await;
+    assert_eq!(runs.len(), 10_000);
+    let distinct_jobs: HashSet<_> = runs.iter().map(|run| run.job_id).collect();
+    assert_eq!(distinct_jobs.len(), 10_000, "one run per job");
+    // Every start, heartbeat and outcome of all of them also goes through in chunks.
+    let ids: Vec<_> = runs.iter().map(|run| run.id).collect();
+    let beat = store
+        .send(plugin_jobs::store::Heartbeat {
+            run_ids: ids.clone(),
+            now: at("10:30"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("heartbeat");
+    assert_eq!(beat, 10_000);
+    let marks = futures_util::future::join_all(ids.iter().map(|id| {
+        store.send(plugin_jobs::store::MarkRunning {
+            run_id: *id,
+            now: at("10:30"),
+        })
+    }))
+    .await;
+    assert!(marks.into_iter().all(|mark| matches!(mark, Ok(Ok(true)))));
+    let again = send(&store, claim("10:45", 10_000, &["alpha"])).await;
+    assert_eq!(again.claimed.len(), 0);
+    assert_eq!(
+        again.skipped.len(),
+        10_000,
+        "every slot overlaps a live run"
+    );
+}

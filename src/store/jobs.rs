@@ -234,7 +234,7 @@ pub(super) async fn sync_job_declarations(
         .filter(|job| job.status != JobStatus::Retired && !declared.contains(job.job_key.as_str()))
         .map(|job| job.id)
         .collect();
-    for chunk in gone.chunks(1_000) {
+    for chunk in gone.chunks(super::IDS_PER_STATEMENT) {
         PluginJob::update_many()
             .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
             .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
@@ -386,7 +386,7 @@ pub(super) async fn claim_due_jobs(
     // another instance moved first is theirs.
     let mut ours = HashSet::with_capacity(decided.len());
     for (pointer, ids) in &moves {
-        for chunk in ids.chunks(1_000) {
+        for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
             let mut update = PluginJob::update_many()
                 .col_expr(PluginJobColumn::NextRunAt, Expr::value(pointer.to))
                 .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))

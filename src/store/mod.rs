@@ -91,6 +91,14 @@ where
     store.send(msg).await?
 }
 
+/// Most ids in one `IN (…)` list. With the other values a statement binds, it stays far under
+/// the bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
+pub(crate) const IDS_PER_STATEMENT: usize = 1_000;
+
+/// Most runs in one multi-row insert: a run row binds one value per column (14), so 2,000 rows
+/// bind 28,000 values, under SQLite's 32,766.
+pub(crate) const ROWS_PER_INSERT: usize = 2_000;
+
 fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == sea_orm::DbBackend::Postgres
 }

@@ -89,27 +89,37 @@ pub(super) async fn insert_ignoring_conflicts(
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
-    let inserted = match PluginJobRun::insert_many(runs)
-        .on_conflict(on_conflict_do_nothing())
-        .try_insert()
-        .exec_without_returning(db)
-        .await?
-    {
-        TryInsertResult::Inserted(count) => count,
-        TryInsertResult::Empty | TryInsertResult::Conflicted => 0,
-    };
+    let mut inserted = 0;
+    let mut runs = runs.into_iter().peekable();
+    while runs.peek().is_some() {
+        // Each row binds one value per column: chunk so no statement passes the bind limit.
+        let chunk: Vec<_> = runs.by_ref().take(super::ROWS_PER_INSERT).collect();
+        inserted += match PluginJobRun::insert_many(chunk)
+            .on_conflict(on_conflict_do_nothing())
+            .try_insert()
+            .exec_without_returning(db)
+            .await?
+        {
+            TryInsertResult::Inserted(count) => count,
+            TryInsertResult::Empty | TryInsertResult::Conflicted => 0,
+        };
+    }
     if inserted as usize == ids.len() {
         return Ok(ids.into_iter().collect());
     }
-    Ok(PluginJobRun::find()
-        .select_only()
-        .column(PluginJobRunColumn::Id)
-        .filter(PluginJobRunColumn::Id.is_in(ids))
-        .into_tuple::<Uuid>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect())
+    let mut present = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
+        present.extend(
+            PluginJobRun::find()
+                .select_only()
+                .column(PluginJobRunColumn::Id)
+                .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+                .into_tuple::<Uuid>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(present)
 }
 
 /// Which of these jobs have a live run.
@@ -117,16 +127,21 @@ pub(super) async fn live_job_ids(
     db: &impl ConnectionTrait,
     job_ids: impl IntoIterator<Item = Uuid>,
 ) -> Result<HashSet<Uuid>> {
-    Ok(PluginJobRun::find()
-        .select_only()
-        .column(PluginJobRunColumn::JobId)
-        .filter(PluginJobRunColumn::JobId.is_in(job_ids))
-        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
-        .into_tuple::<Uuid>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect())
+    let job_ids: Vec<Uuid> = job_ids.into_iter().collect();
+    let mut live = HashSet::new();
+    for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+        live.extend(
+            PluginJobRun::find()
+                .select_only()
+                .column(PluginJobRunColumn::JobId)
+                .filter(PluginJobRunColumn::JobId.is_in(chunk.to_vec()))
+                .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+                .into_tuple::<Uuid>()
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(live)
 }
 
 pub(super) async fn create_run(
@@ -222,7 +237,7 @@ async fn states(
     ids: Vec<Uuid>,
 ) -> Result<HashMap<Uuid, (RunStatus, Option<DateTime<Utc>>)>> {
     let mut states = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(BATCH_CHUNK) {
+    for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
         let rows: Vec<(Uuid, RunStatus, Option<DateTime<Utc>>)> = PluginJobRun::find()
             .select_only()
             .column(PluginJobRunColumn::Id)
@@ -240,9 +255,6 @@ async fn states(
     Ok(states)
 }
 
-/// Most ids in one `IN (…)` list.
-const BATCH_CHUNK: usize = 1_000;
-
 async fn mark_all(
     db: &impl ConnectionTrait,
     marks: &[(MarkRunning, Reply)],
@@ -253,7 +265,7 @@ async fn mark_all(
     let ids: Vec<Uuid> = marks.iter().map(|(m, _)| m.run_id).collect();
     let distinct: HashSet<Uuid> = ids.iter().copied().collect();
     let mut moved_rows = 0;
-    for chunk in ids.chunks(BATCH_CHUNK) {
+    for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
         moved_rows += PluginJobRun::update_many()
             .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Running))
             .col_expr(PluginJobRunColumn::StartedAt, Expr::value(now))
@@ -325,7 +337,7 @@ async fn complete_all(
         })
         .collect();
     for (outcome, (logs, ids)) in groups {
-        for chunk in ids.chunks(BATCH_CHUNK) {
+        for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
             let mut update = PluginJobRun::update_many()
                 .col_expr(PluginJobRunColumn::Status, Expr::value(outcome.status))
                 .col_expr(
@@ -359,19 +371,18 @@ struct Outcome {
 }
 
 pub(super) async fn heartbeat(db: &DatabaseConnection, msg: Heartbeat) -> Result<u64> {
-    if msg.run_ids.is_empty() {
-        return Ok(0);
+    let now = to_millis(msg.now);
+    let mut moved = 0;
+    for chunk in msg.run_ids.chunks(super::IDS_PER_STATEMENT) {
+        moved += PluginJobRun::update_many()
+            .col_expr(PluginJobRunColumn::HeartbeatAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+            .exec(db)
+            .await?
+            .rows_affected;
     }
-    let result = PluginJobRun::update_many()
-        .col_expr(
-            PluginJobRunColumn::HeartbeatAt,
-            Expr::value(to_millis(msg.now)),
-        )
-        .filter(PluginJobRunColumn::Id.is_in(msg.run_ids))
-        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
+    Ok(moved)
 }
 
 pub(super) async fn rescue_stale_runs(
