@@ -129,12 +129,27 @@ impl Serve {
     }
 }
 
+/// A panic anywhere in the server (an actor's handler, a task) ends the process with status 70
+/// and a clear log line, rather than leaving it serving with a dead actor. Workers run under
+/// their guards, which kill them when the server is gone.
+fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        log::error!("fatal: {info}; exiting so that a supervisor restarts the server");
+        std::process::exit(70);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    // Started as the guard of a plugin worker (see `plugin_jobs::worker::guard`)?
+    plugin_jobs::worker::guard::run_if_requested();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::DemoWorker => return demo_worker(),
         Command::Serve(serve) => {
             init_logger();
+            exit_on_panic();
             actix_rt::System::new().block_on(server::serve(serve.into_options()))
         }
         Command::Migrate { database_url } => {

@@ -19,6 +19,8 @@ use crate::{Error, PluginJobs, Result};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://plugin-jobs.db?mode=rwc";
 /// Default plugins directory.
 pub const DEFAULT_PLUGINS_DIR: &str = "./plugins";
+/// How long the shutdown waits for cancelled runs to release their jobs once workers stopped.
+const RELEASE_WAIT: Duration = Duration::from_secs(15);
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
@@ -87,6 +89,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             .collect(),
         late_reply_window: scheduler.cancel_grace + Duration::from_secs(5),
         instance_id: instance_id.clone(),
+        // Every worker runs under this binary acting as its guard (`main` checks for it), so
+        // workers die with the server even when it is killed with SIGKILL.
+        guard: std::env::current_exe().ok(),
         ..ProcessWorkerConfig::default()
     });
     let jobs = PluginJobs::builder(db)
@@ -152,7 +157,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         report.finished,
         report.cancelled
     );
+    // Cancelled runs keep their jobs blocked until their workers let go: stop the workers (each
+    // returns once its process group is gone), then wait for the runs to release their jobs.
     workers.stop_all().await;
+    let held = jobs.await_released(RELEASE_WAIT).await?;
+    if held > 0 {
+        log::warn!("{held} job(s) still blocked at exit; their blocks expire on their own");
+    }
     let _ = serving.await;
     log::info!("stopped");
     Ok(())

@@ -215,7 +215,13 @@ impl WorkerManager for InProcessWorkers {
         InProcessWorkers::restarts(self, plugin_id)
     }
 
-    fn restart(&self, plugin_id: &str) {
+    /// A handler is a future the run actor owns: dropping it ends it.
+    fn cancels_on_drop(&self) -> bool {
+        true
+    }
+
+    /// In-process calls end when the run actor drops them, so the restart is over at once.
+    fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()> {
         let mut state = self.lock();
         // A restart ends every call in flight: their cancellation signals fire.
         for (owner, sender) in state.cancels.values() {
@@ -228,5 +234,6 @@ impl WorkerManager for InProcessWorkers {
             .entry(plugin_id.to_owned())
             .or_default()
             .restarts += 1;
+        async {}.boxed()
     }
 }

@@ -9,6 +9,7 @@
 
 mod connection;
 pub mod demo;
+pub mod guard;
 mod in_process;
 mod process;
 pub mod rpc;
@@ -139,10 +140,19 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Value, WorkerError>>;
 
+    /// Whether dropping a call's future ends the call's execution (async handlers in this
+    /// process). A cancelled run of such a worker is over once its call is dropped; for any
+    /// other worker the job stays blocked until the worker answers or is gone.
+    fn cancels_on_drop(&self) -> bool {
+        false
+    }
+
     /// Sends a notification (no answer), such as `cancelJob`.
     fn notify(&self, plugin_id: &str, method: &str, params: Value);
 
-    /// Restarts the plugin's worker: asked for when a timed-out call did not answer within the
-    /// cancel grace, so that the job cannot keep running in the worker beside its next run.
-    fn restart(&self, plugin_id: &str);
+    /// Restarts the plugin's worker: asked for when a timed-out or cancelled call did not end
+    /// within the cancel grace, so that the job cannot keep running in the worker beside its
+    /// next run. Resolves once the old worker is gone (for a process, its whole process group),
+    /// so every call that was in flight on it is over.
+    fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()>;
 }

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use nix::sys::signal::{Signal, kill};
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, BufReader};
@@ -70,6 +71,13 @@ pub struct ProcessWorkerConfig {
     pub extra_path: Vec<PathBuf>,
     /// Sent in `initialize` as `instanceInfo.instanceId`.
     pub instance_id: String,
+    /// A program that acts as the worker guard (see [`super::guard`]) when given
+    /// [`GUARD_ARG`](super::guard::GUARD_ARG) as its first argument: every worker is then
+    /// started under it, so the worker and all it starts die with the host, even on `SIGKILL`.
+    /// `plugin-jobs serve` names its own binary. Without a guard, every signal still goes to the
+    /// worker's whole process group and every exit path kills that group, but a host killed
+    /// with `SIGKILL` leaves the worker to notice its closed stdin by itself.
+    pub guard: Option<PathBuf>,
 }
 
 impl Default for ProcessWorkerConfig {
@@ -87,6 +95,7 @@ impl Default for ProcessWorkerConfig {
             stderr_tail_bytes: 4 * 1024,
             extra_path: Vec::new(),
             instance_id: String::new(),
+            guard: None,
         }
     }
 }
@@ -363,16 +372,23 @@ impl WorkerManager for ProcessWorkers {
         }
     }
 
-    fn restart(&self, plugin_id: &str) {
-        if let Some(actor) = self.shared.actor(plugin_id) {
-            actor.do_send(RestartWorker);
+    fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()> {
+        let actor = self.shared.actor(plugin_id);
+        async move {
+            if let Some(actor) = actor
+                && let Ok(gone) = actor.send(RestartWorker).await
+            {
+                let _ = gone.await;
+            }
         }
+        .boxed()
     }
 }
 
-/// Ends the current process (SIGKILL) and starts a new one at once, without counting a crash.
+/// Ends the current process (SIGKILL to its whole group) and starts a new one at once, without
+/// counting a crash. Answers a receiver that resolves once the old process group is gone.
 #[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
+#[rtype(result = "oneshot::Receiver<()>")]
 struct RestartWorker;
 
 /// Stops the worker for good; answers a receiver that resolves once the process is gone.
@@ -403,6 +419,8 @@ pub struct WorkerActor {
     /// Why the current process is being ended by us, when it is.
     ending: Option<String>,
     restart_requested: bool,
+    /// Told when the current process (and its group) is gone.
+    exit_waiters: Vec<oneshot::Sender<()>>,
     stopping: bool,
     stop_waiters: Vec<oneshot::Sender<String>>,
 }
@@ -420,6 +438,7 @@ impl WorkerActor {
             crashes: VecDeque::new(),
             ending: None,
             restart_requested: false,
+            exit_waiters: Vec::new(),
             stopping: false,
             stop_waiters: Vec::new(),
         }
@@ -456,7 +475,17 @@ impl WorkerActor {
             paths.extend(std::env::split_paths(&path));
         }
         let path = std::env::join_paths(paths).map_err(|err| format!("bad PATH: {err}"))?;
-        let mut command = tokio::process::Command::new(program);
+        let mut command = match &config.guard {
+            Some(guard) => {
+                let mut command = tokio::process::Command::new(guard);
+                command
+                    .arg(super::guard::GUARD_ARG)
+                    .arg(std::process::id().to_string())
+                    .arg(program);
+                command
+            }
+            None => tokio::process::Command::new(program),
+        };
         command
             .args(args)
             .current_dir(&self.process.dir)
@@ -469,9 +498,11 @@ impl WorkerActor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group: a Ctrl-C meant for the host must not kill the worker under
-            // runs that the host's shutdown lets finish.
+            // runs that the host's shutdown lets finish, and every signal of ours reaches all
+            // that the worker started.
             .process_group(0)
-            .kill_on_drop(true);
+            // Killing a guard with SIGKILL would orphan its worker; it is told to end instead.
+            .kill_on_drop(config.guard.is_none());
         if let Some(home) = std::env::var_os("HOME") {
             command.env("HOME", home);
         }
@@ -533,11 +564,17 @@ impl WorkerActor {
         ));
         let generation = self.generation;
         let actor = ctx.address();
+        let group = self.pid.and_then(|pid| i32::try_from(pid).ok());
         actix_rt::spawn(async move {
             let status = match child.wait().await {
                 Ok(status) => status.to_string(),
                 Err(err) => format!("unknown exit status ({err})"),
             };
+            // Whatever the worker left running in its group goes with it (a guard has already
+            // done this for its worker's group; then the guard's own group is empty).
+            if let Some(group) = group {
+                kill_group_and_wait(Pid::from_raw(group)).await;
+            }
             // Let the reader hand over every answer the worker wrote before it exited.
             let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
             actor.do_send(Exited { generation, status });
@@ -601,10 +638,20 @@ impl WorkerActor {
         self.signal(signal);
     }
 
+    /// Signals the current worker's whole process group. Under a guard, `SIGKILL` becomes the
+    /// guard's kill signal (the guard kills the worker's group and exits once it is gone) and
+    /// other signals go to the guard, which forwards them.
     fn signal(&self, signal: Signal) {
-        if let Some(pid) = self.pid.and_then(|pid| i32::try_from(pid).ok())
-            && let Err(err) = kill(Pid::from_raw(pid), signal)
-        {
+        let Some(pid) = self.pid.and_then(|pid| i32::try_from(pid).ok()) else {
+            return;
+        };
+        let pid = Pid::from_raw(pid);
+        let sent = match (&self.shared.config.guard, signal) {
+            (Some(_), Signal::SIGKILL) => kill(pid, super::guard::KILL_SIGNAL),
+            (Some(_), signal) => kill(pid, signal),
+            (None, signal) => killpg(pid, signal),
+        };
+        if let Err(err) = sent {
             log::debug!(
                 "could not send {signal} to the worker of {}: {err}",
                 self.plugin()
@@ -668,7 +715,8 @@ impl Actor for WorkerActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        // The System is going down: the child dies with its handle (`kill_on_drop`).
+        // The System is going down: the worker's group goes with it (a guard is told to kill
+        // it; an unguarded child also dies with its handle, `kill_on_drop`).
         self.signal(Signal::SIGKILL);
     }
 }
@@ -704,6 +752,9 @@ impl Handler<Exited> for WorkerActor {
         if let Some(connection) = self.connection.take() {
             connection.close(WorkerError::new(codes::WORKER_UNAVAILABLE, reason.clone()));
         }
+        for waiter in self.exit_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
         if self.stopping {
             log::info!("{reason}");
             self.finish_stop(&reason);
@@ -718,16 +769,24 @@ impl Handler<Exited> for WorkerActor {
 }
 
 impl Handler<RestartWorker> for WorkerActor {
-    type Result = ();
+    type Result = MessageResult<RestartWorker>;
 
-    fn handle(&mut self, _msg: RestartWorker, _ctx: &mut Self::Context) {
-        if self.stopping || self.pid.is_none() {
-            return;
+    fn handle(&mut self, _msg: RestartWorker, _ctx: &mut Self::Context) -> Self::Result {
+        let (gone, answer) = oneshot::channel();
+        if self.pid.is_none() {
+            let _ = gone.send(());
+            return MessageResult(answer);
+        }
+        self.exit_waiters.push(gone);
+        if self.stopping {
+            // Being stopped already: the stop ends the process; no new one follows.
+            return MessageResult(answer);
         }
         self.restart_requested = true;
         self.set_status(WorkerStatus::Restarting);
         let reason = format!("the worker of plugin {} was restarted", self.plugin());
         self.end_process(reason, Signal::SIGKILL);
+        MessageResult(answer)
     }
 }
 
@@ -777,6 +836,54 @@ impl Handler<StopWorker> for WorkerActor {
         });
         MessageResult(stopped)
     }
+}
+
+/// How long an exit path waits for a worker's process group to be gone.
+const GROUP_EXIT_BOUND: Duration = Duration::from_secs(5);
+
+/// Sends `SIGKILL` to a process group and waits (up to a bound) until no process of it is left.
+async fn kill_group_and_wait(group: Pid) {
+    let deadline = Instant::now() + GROUP_EXIT_BOUND;
+    loop {
+        match killpg(group, Signal::SIGKILL) {
+            Err(Errno::ESRCH) => return,
+            Err(err) => {
+                log::warn!("could not kill process group {group}: {err}");
+                return;
+            }
+            // Killed members that nobody reaps linger as zombies: they run nothing.
+            Ok(()) if !group_has_living_member(group) => return,
+            Ok(()) if Instant::now() >= deadline => {
+                log::error!(
+                    "process group {group} still has members {} s after SIGKILL",
+                    GROUP_EXIT_BOUND.as_secs()
+                );
+                return;
+            }
+            Ok(()) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+/// Whether a process of `group` is still alive (not a zombie). Without `/proc` to look at,
+/// every member counts as alive.
+fn group_has_living_member(group: Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|pgrp| pgrp.parse::<i32>().ok());
+        pgrp == Some(group.as_raw()) && !matches!(state, Some("Z" | "X"))
+    })
 }
 
 async fn read_stdout<R: AsyncBufRead + Unpin>(

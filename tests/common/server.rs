@@ -160,8 +160,10 @@ fn spawn(dir: &Path, plugins: &Path, args: &[&str]) -> Result<(Child, String), S
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(["--plugins", &plugins.display().to_string()])
-        .args(["--database-url", &db, "--bind", "127.0.0.1:0"])
+        .args(["--bind", "127.0.0.1:0"])
         .args(args)
+        // Through the environment, so `args` may name another database with the flag.
+        .env("PLUGIN_JOBS_DATABASE_URL", &db)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(log)
