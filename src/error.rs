@@ -46,3 +46,72 @@ pub enum Error {
     #[error("scheduler is shutting down")]
     ShuttingDown,
 }
+
+impl Error {
+    /// Whether the same write can succeed if tried again later: the connection was lost, the
+    /// pool had no connection in time, the database is starting or shutting down, or a
+    /// transaction lost a serialization or deadlock race. Everything else (a constraint, a value
+    /// the database rejects, a bug) fails the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(err) => db_err_is_transient(err),
+            _ => false,
+        }
+    }
+}
+
+fn db_err_is_transient(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)) => {
+            sqlx_err_is_transient(err)
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_err_is_transient(err: &sea_orm::SqlxError) -> bool {
+    use sea_orm::SqlxError;
+    match err {
+        SqlxError::Io(_)
+        | SqlxError::Tls(_)
+        | SqlxError::Protocol(_)
+        | SqlxError::PoolTimedOut
+        | SqlxError::PoolClosed
+        | SqlxError::WorkerCrashed => true,
+        SqlxError::Database(db) => match db.code() {
+            // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
+            // intervention such as a restart (57P), serialization failure, deadlock, lock timeout.
+            Some(code)
+                if db
+                    .try_downcast_ref::<sea_orm::SqlxPostgresError>()
+                    .is_some() =>
+            {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P")
+                    || matches!(code.as_ref(), "40001" | "40P01" | "55P03")
+            }
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            Some(code) => code
+                .parse::<i32>()
+                .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+            None => text_is_transient(db.message()),
+        },
+        _ => false,
+    }
+}
+
+fn text_is_transient(text: &str) -> bool {
+    const MARKERS: [&str; 6] = [
+        "database is locked",
+        "database is busy",
+        "connection",
+        "pool timed out",
+        "terminating",
+        "the database system is",
+    ];
+    let text = text.to_ascii_lowercase();
+    MARKERS.iter().any(|marker| text.contains(marker))
+}

@@ -25,8 +25,8 @@ use crate::config::SchedulerConfig;
 use crate::events::{RunEvent, Subscribe};
 use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::scheduler::{
-    Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob, SchedulerActor, Shutdown,
-    ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
+    AwaitReleased, Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob,
+    SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
 };
 use crate::store::{JobDeclaration, JobRef, StoreActor};
 use crate::worker::{InProcessWorkers, WorkerManager};
@@ -96,7 +96,9 @@ impl PluginJobsBuilder {
     /// events) in the current actix System, and starts ticking.
     pub fn start(self) -> PluginJobsHandle {
         let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
-        let store = StoreActor::new(self.db).start();
+        let store = StoreActor::new(self.db)
+            .with_clock(Arc::clone(&self.clock))
+            .start();
         let workers = self
             .workers
             .unwrap_or_else(|| Arc::new(InProcessWorkers::new()));
@@ -197,8 +199,29 @@ impl PluginJobsHandle {
         self.scheduler.do_send(Subscribe(recipient));
     }
 
-    /// Stops ticking, lets runs finish within `grace`, cancels the rest.
+    /// Stops ticking, lets runs finish within `grace`, cancels the rest. Answers once every
+    /// outcome is recorded; a cancelled run's job stays blocked until its worker lets go (stop
+    /// the workers, then [`Self::await_released`]).
     pub async fn shutdown(&self, grace: Duration) -> Result<ShutdownReport> {
         Ok(self.scheduler.send(Shutdown { grace }).await?)
+    }
+
+    /// The actors that have stopped (after a panic, for instance). A plugin-jobs with a dead
+    /// actor must not be taken for healthy: `/healthz` answers 503 while this is not empty.
+    pub fn down_actors(&self) -> Vec<&'static str> {
+        [
+            ("StoreActor", self.store.connected()),
+            ("SchedulerActor", self.scheduler.connected()),
+            ("MetricsActor", self.metrics.connected()),
+        ]
+        .into_iter()
+        .filter(|(_, up)| !up)
+        .map(|(name, _)| name)
+        .collect()
+    }
+
+    /// Waits up to `timeout` until no run holds a job any more. Answers how many still do.
+    pub async fn await_released(&self, timeout: Duration) -> Result<usize> {
+        Ok(self.scheduler.send(AwaitReleased { timeout }).await?)
     }
 }

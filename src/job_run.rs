@@ -1,14 +1,16 @@
-//! The `JobRunActor`: one per run. It marks the run running, calls `runJob` on the plugin's
-//! worker, enforces the job's timeout, records the outcome through the `StoreActor`, tells the
-//! `SchedulerActor` `RunFinished`, and stops.
+//! The `JobRunActor`: one per run. It waits for its slot (a run claimed ahead), marks the run
+//! running, calls `runJob` on the plugin's worker, enforces the job's timeout, records the
+//! outcome through the `StoreActor`, tells the `SchedulerActor` `RunFinished`, and stops.
 //!
-//! On timeout the run is recorded `failed` at once, `cancelJob` goes to the worker, and the job is
-//! blocked (`blocked_until`, seen by every instance) until the worker answers the timed-out call
-//! or the cancel grace passes; then the worker is restarted. Only then does the actor report
-//! `RunFinished`, so the scheduler never starts the job again while the worker may still run it.
+//! A job is free again only when its worker is done with it. After a timeout or a `Cancel`
+//! (operator, unregister, shutdown) the outcome is recorded at once together with a block on the
+//! job (`blocked_until`, one transaction, seen by every instance), `cancelJob` goes to the
+//! worker, and the actor keeps waiting: until the worker answers the call, or its process group
+//! is gone (it exited, was stopped, or was restarted after the cancel grace). Only then is the
+//! block cleared (a write retried like an outcome) and `RunFinished` reported.
 //!
-//! Handles: `Cancel`. Sends: `MarkRunning`, `CompleteRun`, `SetJobBlock` (store), `RunFinished`
-//! (scheduler), `RunEvent`s (subscribers).
+//! Handles: `Cancel`. Sends: `MarkRunning`, `CompleteRun`, `SetJobBlock` (store), `RunSettled`
+//! and `RunFinished` (scheduler), `RunEvent`s (subscribers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +26,17 @@ use crate::store::{CompleteRun, MarkRunning, SetJobBlock, StoreActor};
 use crate::time::{delta, elapsed_ms, iso};
 use crate::worker::{WorkerError, WorkerManager};
 
-/// Longest wait between retries of an outcome write while the database is unavailable.
-const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait between retries of a write while the database is unavailable.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What a block lasts beyond the cancel grace: time for the worker's process group to be killed
+/// and reaped (5 s) and for clock skew between instances (5 s). The block is cleared explicitly
+/// as soon as the worker is done; the expiry only matters when this instance dies, and then its
+/// worker dies with it.
+pub const RELEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// How long after asking for a worker restart the actor still waits for it to be done.
+const RESTART_BOUND: Duration = Duration::from_secs(30);
 
 /// Tells the scheduler a run is over and its job and slot are free.
 #[derive(Message, Debug, Clone)]
@@ -35,8 +46,17 @@ pub struct RunFinished {
     pub run_id: uuid::Uuid,
 }
 
-/// Stops a run early: the call in flight is dropped, `cancelJob` goes to the worker, and the run
-/// is recorded `cancelled` with `reason`.
+/// Tells the scheduler a run's outcome is recorded while its worker may still hold the job (a
+/// timed-out or cancelled call): the job stays blocked until `RunFinished`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RunSettled {
+    pub job_id: uuid::Uuid,
+    pub run_id: uuid::Uuid,
+}
+
+/// Stops a run early: `cancelJob` goes to the worker and the run is recorded `cancelled` with
+/// `reason`; the job stays blocked until the worker is done with the run.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Cancel {
@@ -45,10 +65,12 @@ pub struct Cancel {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Claimed ahead of its slot; nothing has reached the worker.
+    Waiting,
     Starting,
     Calling,
-    /// The outcome is recorded; waiting for the timed-out call to answer or the grace to pass.
-    TimedOut,
+    /// The outcome is recorded (or being recorded) with a block; the worker may still run it.
+    Releasing,
     Done,
 }
 
@@ -57,6 +79,7 @@ enum Phase {
 pub struct RunDeps {
     pub store: Addr<StoreActor>,
     pub scheduler: Recipient<RunFinished>,
+    pub settled: Recipient<RunSettled>,
     pub workers: Arc<dyn WorkerManager>,
     pub clock: Arc<dyn Clock>,
     pub events: Vec<Recipient<RunEvent>>,
@@ -64,7 +87,7 @@ pub struct RunDeps {
     pub cancel_grace: Duration,
 }
 
-/// Supervises one run from `queued` to its outcome.
+/// Supervises one run from `queued` to its outcome, and the job until its worker lets go.
 #[derive(Debug)]
 pub struct JobRunActor {
     run: PluginJobRunModel,
@@ -82,7 +105,7 @@ impl JobRunActor {
             run,
             job,
             deps,
-            phase: Phase::Starting,
+            phase: Phase::Waiting,
             started_at: None,
             call: None,
             timer: None,
@@ -96,10 +119,61 @@ impl JobRunActor {
             .map_or(self.deps.default_timeout, Duration::from_millis)
     }
 
+    fn label(&self) -> String {
+        format!(
+            "run {} of {}/{}",
+            self.run.id, self.job.plugin_id, self.job.job_key
+        )
+    }
+
     fn emit(&self, event: RunEvent) {
         for subscriber in &self.deps.events {
             subscriber.do_send(event.clone());
         }
+    }
+
+    fn cancel_timer(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+    }
+
+    /// Marks the run running and calls the worker. A start that fails on a transient database
+    /// error is retried; the run is failed only when the database refuses it for good.
+    fn start(&mut self, ctx: &mut Context<Self>) {
+        self.timer = None;
+        self.phase = Phase::Starting;
+        let store = self.deps.store.clone();
+        let clock = Arc::clone(&self.deps.clock);
+        let run_id = self.run.id;
+        let mark = move || MarkRunning {
+            run_id,
+            now: clock.now(),
+        };
+        ctx.wait(
+            retry_write(store, mark, "marking the run running")
+                .into_actor(self)
+                .map(|marked, act, ctx| match marked {
+                    Ok(true) => act.call_worker(ctx),
+                    Ok(false) => {
+                        // Cancelled (paused, retired, rescued) before it started: nothing to run.
+                        act.phase = Phase::Done;
+                        act.report_finished();
+                        ctx.stop();
+                    }
+                    Err(crate::Error::Mailbox(err)) => {
+                        log::error!("store unavailable; {} not started: {err}", act.label());
+                        act.phase = Phase::Done;
+                        act.report_finished();
+                        ctx.stop();
+                    }
+                    Err(err) => act.finish(
+                        RunStatus::Failed,
+                        Some(format!("could not start the run: {err}")),
+                        ctx,
+                    ),
+                }),
+        );
     }
 
     fn call_worker(&mut self, ctx: &mut Context<Self>) {
@@ -141,40 +215,28 @@ impl JobRunActor {
         self.call = None;
         match self.phase {
             Phase::Calling => {
-                if let Some(timer) = self.timer.take() {
-                    ctx.cancel_future(timer);
-                }
+                self.cancel_timer(ctx);
                 let (status, error) = match reply {
                     Ok(_) => (RunStatus::Succeeded, None),
                     Err(err) => (RunStatus::Failed, Some(err.message)),
                 };
                 self.finish(status, error, ctx);
             }
-            Phase::TimedOut => {
+            Phase::Releasing => {
                 if let Err(err) = &reply
                     && err.code == crate::worker::codes::TIMEOUT
                 {
-                    // The worker manager gave up waiting: the job may still run in the worker.
-                    if let Some(timer) = self.timer.take() {
-                        ctx.cancel_future(timer);
-                    }
-                    self.deps.workers.restart(&self.job.plugin_id);
-                    self.unblock_and_stop(ctx);
+                    // The worker manager stopped waiting, not the worker: it may still run it.
+                    self.restart_worker(ctx);
                     return;
                 }
-                // The worker answered the timed-out call: the job may run again.
                 log::info!(
-                    "run {} of {}/{} answered after its timeout; unblocking the job",
-                    self.run.id,
-                    self.job.plugin_id,
-                    self.job.job_key
+                    "{} ended in its worker after it was given up on; the job is free again",
+                    self.label()
                 );
-                if let Some(timer) = self.timer.take() {
-                    ctx.cancel_future(timer);
-                }
-                self.unblock_and_stop(ctx);
+                self.release(ctx);
             }
-            Phase::Starting | Phase::Done => {}
+            Phase::Waiting | Phase::Starting | Phase::Done => {}
         }
     }
 
@@ -182,78 +244,87 @@ impl JobRunActor {
         if self.phase != Phase::Calling {
             return;
         }
-        self.phase = Phase::TimedOut;
-        let timeout_ms = self.timeout().as_millis();
-        let error = format!("timed out after {timeout_ms} ms");
-        log::warn!(
-            "run {} of {}/{} {error}; sending cancelJob",
-            self.run.id,
-            self.job.plugin_id,
-            self.job.job_key
-        );
+        let error = format!("timed out after {} ms", self.timeout().as_millis());
+        log::warn!("{} {error}; sending cancelJob", self.label());
+        self.give_up(RunStatus::Failed, error, ctx);
+    }
+
+    /// Ends the run while its worker may still be running it: `cancelJob`, then the outcome and
+    /// the job's block in one write, then wait for the worker to let go.
+    fn give_up(&mut self, status: RunStatus, error: String, ctx: &mut Context<Self>) {
+        self.phase = Phase::Releasing;
+        self.cancel_timer(ctx);
         self.deps.workers.notify(
             &self.job.plugin_id,
             "cancelJob",
             json!({"runId": self.run.id.to_string(), "reason": error}),
         );
-        let now = self.deps.clock.now();
-        let block = SetJobBlock {
-            job_id: self.job.id,
-            blocked_until: Some(now + delta(self.deps.cancel_grace)),
-            now,
-        };
-        let store = self.deps.store.clone();
-        ctx.spawn(
-            async move {
-                if let Err(err) = crate::store::ask(&store, block).await {
-                    log::error!("could not block job after a timeout: {err}");
-                }
-            }
-            .into_actor(self),
-        );
-        let record = self.record(RunStatus::Failed, Some(error));
-        ctx.wait(record.into_actor(self));
+        let block_until =
+            self.deps.clock.now() + delta(self.deps.cancel_grace.saturating_add(RELEASE_MARGIN));
+        let record = self.record(status, Some(error), Some(block_until));
+        ctx.wait(record.into_actor(self).map(|(), act, _ctx| {
+            act.deps.settled.do_send(RunSettled {
+                job_id: act.job.id,
+                run_id: act.run.id,
+            });
+        }));
         self.timer = Some(ctx.run_later(self.deps.cancel_grace, |act, ctx| {
-            if act.phase != Phase::TimedOut {
+            if act.phase != Phase::Releasing {
                 return;
             }
             log::warn!(
-                "timed-out run {} of {}/{} did not answer within the cancel grace; restarting the worker",
-                act.run.id,
-                act.job.plugin_id,
-                act.job.job_key
+                "{} did not end in its worker within the cancel grace; restarting the worker",
+                act.label()
             );
-            if let Some(call) = act.call.take() {
-                ctx.cancel_future(call);
-            }
-            act.deps.workers.restart(&act.job.plugin_id);
-            act.unblock_and_stop(ctx);
+            act.restart_worker(ctx);
         }));
     }
 
-    /// Records the outcome, reports `RunFinished`, and stops.
-    fn finish(&mut self, status: RunStatus, error: Option<String>, ctx: &mut Context<Self>) {
-        self.phase = Phase::Done;
-        let record = self.record(status, error);
-        // One future: actix polls the newest `wait` first, so two would run out of order.
-        ctx.wait(record.into_actor(self).map(|(), act, ctx| {
-            act.report_finished();
-            ctx.stop();
+    /// Restarts the worker and releases the job once its old process group is gone.
+    fn restart_worker(&mut self, ctx: &mut Context<Self>) {
+        self.cancel_timer(ctx);
+        let restarted = self.deps.workers.restart(&self.job.plugin_id);
+        ctx.spawn(
+            restarted
+                .into_actor(self)
+                .map(|(), act, ctx| act.release(ctx)),
+        );
+        self.timer = Some(ctx.run_later(RESTART_BOUND, |act, ctx| {
+            log::error!(
+                "the worker of {} did not restart within {} s; releasing the job anyway",
+                act.label(),
+                RESTART_BOUND.as_secs()
+            );
+            act.release(ctx);
         }));
     }
 
-    fn unblock_and_stop(&mut self, ctx: &mut Context<Self>) {
+    /// The worker is done with the run: clear the job's block, report `RunFinished`, stop.
+    fn release(&mut self, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Releasing {
+            return;
+        }
         self.phase = Phase::Done;
+        self.cancel_timer(ctx);
+        if let Some(call) = self.call.take() {
+            ctx.cancel_future(call);
+        }
         let store = self.deps.store.clone();
-        let unblock = SetJobBlock {
-            job_id: self.job.id,
+        let clock = Arc::clone(&self.deps.clock);
+        let job_id = self.job.id;
+        let unblock = move || SetJobBlock {
+            job_id,
             blocked_until: None,
-            now: self.deps.clock.now(),
+            now: clock.now(),
         };
+        let label = self.label();
         ctx.wait(
             async move {
-                if let Err(err) = crate::store::ask(&store, unblock).await {
-                    log::error!("could not unblock job: {err}");
+                if let Err(err) = retry_write(store, unblock, "unblocking the job").await {
+                    log::error!(
+                        "{label}: could not unblock the job ({err}); it is free again when the \
+                         block expires"
+                    );
                 }
             }
             .into_actor(self)
@@ -264,6 +335,17 @@ impl JobRunActor {
         );
     }
 
+    /// Records the outcome, reports `RunFinished`, and stops.
+    fn finish(&mut self, status: RunStatus, error: Option<String>, ctx: &mut Context<Self>) {
+        self.phase = Phase::Done;
+        let record = self.record(status, error, None);
+        // One future: actix polls the newest `wait` first, so two would run out of order.
+        ctx.wait(record.into_actor(self).map(|(), act, ctx| {
+            act.report_finished();
+            ctx.stop();
+        }));
+    }
+
     fn report_finished(&self) {
         self.deps.scheduler.do_send(RunFinished {
             job_id: self.job.id,
@@ -271,13 +353,13 @@ impl JobRunActor {
         });
     }
 
-    /// The write of the outcome, retrying with backoff while the database is unavailable.
-    /// Callers hold the actor on it (`ctx.wait`), so nothing else happens to the run until it is
-    /// recorded.
+    /// The write of the outcome (see [`record_outcome`]). Callers hold the actor on it
+    /// (`ctx.wait`), so nothing else happens to the run until it is recorded.
     fn record(
         &mut self,
         status: RunStatus,
         error: Option<String>,
+        block_until: Option<DateTime<Utc>>,
     ) -> impl std::future::Future<Output = ()> + 'static + use<> {
         let now = self.deps.clock.now();
         let duration_ms = self
@@ -293,43 +375,85 @@ impl JobRunActor {
             duration_ms,
             error: error.clone(),
         });
-        let store = self.deps.store.clone();
         let msg = CompleteRun {
             run_id: self.run.id,
             status,
             error,
             logs: self.deps.workers.take_logs(&self.run.id.to_string()),
+            block_until,
             now,
         };
-        record_with_retry(store, msg)
+        record_outcome(self.deps.store.clone(), msg)
     }
 }
 
-async fn record_with_retry(store: Addr<StoreActor>, msg: CompleteRun) {
+/// Sends a write, retrying with backoff (100 ms doubling to 5 s) while it fails for a reason
+/// that can pass (see [`crate::Error::is_transient`]); answers the first other result.
+async fn retry_write<M, T>(
+    store: Addr<StoreActor>,
+    msg: impl Fn() -> M,
+    what: &str,
+) -> crate::Result<T>
+where
+    M: Message<Result = crate::Result<T>> + Send + 'static,
+    StoreActor: Handler<M>,
+    T: Send + 'static,
+{
     let mut backoff = Duration::from_millis(100);
     loop {
-        match store.send(msg.clone()).await {
-            Ok(Ok(_)) => return,
-            Ok(Err(crate::Error::RunNotFound(id))) => {
-                log::warn!("run {id} vanished before its outcome was recorded");
-                return;
+        match crate::store::ask(&store, msg()).await {
+            Err(err) if err.is_transient() => {
+                log::error!("{what} failed, retrying in {backoff:?}: {err}");
+                actix_rt::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
             }
-            Ok(Err(err)) => {
-                log::error!(
-                    "recording the outcome of run {} failed, retrying in {backoff:?}: {err}",
-                    msg.run_id
-                );
-            }
-            Err(err) => {
-                log::error!(
-                    "store unavailable; outcome of run {} not recorded: {err}",
-                    msg.run_id
-                );
-                return;
-            }
+            result => return result,
         }
-        actix_rt::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
+    }
+}
+
+/// Writes a run's outcome: retried while the database is unavailable; when the database
+/// refuses it for good, a fallback outcome without the worker's text is written instead (the
+/// run still ends), and the failure is logged loudly.
+async fn record_outcome(store: Addr<StoreActor>, msg: CompleteRun) {
+    let run_id = msg.run_id;
+    let first = msg.clone();
+    let err = match retry_write(store.clone(), move || first.clone(), "recording an outcome").await
+    {
+        Ok(_) => return,
+        Err(crate::Error::RunNotFound(id)) => {
+            log::warn!("run {id} vanished before its outcome was recorded");
+            return;
+        }
+        Err(err @ crate::Error::Mailbox(_)) => {
+            log::error!("store unavailable; outcome of run {run_id} not recorded: {err}");
+            return;
+        }
+        Err(err) => err,
+    };
+    log::error!(
+        "the database refused the outcome of run {run_id} ({err}); recording it without the \
+         worker's error text and logs"
+    );
+    let fallback = CompleteRun {
+        error: Some(format!(
+            "the run ended {} but its outcome could not be stored as reported: {err}",
+            msg.status
+        )),
+        logs: None,
+        ..msg
+    };
+    if let Err(err) = retry_write(
+        store,
+        move || fallback.clone(),
+        "recording a fallback outcome",
+    )
+    .await
+    {
+        log::error!(
+            "run {run_id}: even the fallback outcome was refused ({err}); the rescue pass will \
+             fail the run once its heartbeat stops"
+        );
     }
 }
 
@@ -353,76 +477,32 @@ impl Actor for JobRunActor {
     }
 }
 
-impl JobRunActor {
-    /// Marks the run running and calls the worker.
-    fn start(&mut self, ctx: &mut Context<Self>) {
-        self.timer = None;
-        let store = self.deps.store.clone();
-        let msg = MarkRunning {
-            run_id: self.run.id,
-            now: self.deps.clock.now(),
-        };
-        ctx.wait(
-            async move { store.send(msg).await }
-                .into_actor(self)
-                .map(|marked, act, ctx| match marked {
-                    Ok(Ok(true)) => act.call_worker(ctx),
-                    Ok(Ok(false)) => {
-                        // Cancelled (or rescued) before it started: nothing to run.
-                        act.phase = Phase::Done;
-                        act.report_finished();
-                        ctx.stop();
-                    }
-                    Ok(Err(err)) => {
-                        act.finish(
-                            RunStatus::Failed,
-                            Some(format!("could not start the run: {err}")),
-                            ctx,
-                        );
-                    }
-                    Err(err) => {
-                        log::error!("store unavailable; run {} not started: {err}", act.run.id);
-                        act.phase = Phase::Done;
-                        act.report_finished();
-                        ctx.stop();
-                    }
-                }),
-        );
-    }
-}
-
 impl Handler<Cancel> for JobRunActor {
     type Result = ();
 
     fn handle(&mut self, msg: Cancel, ctx: &mut Self::Context) {
         match self.phase {
-            Phase::Starting | Phase::Calling => {
-                if let Some(call) = self.call.take() {
-                    ctx.cancel_future(call);
-                }
-                if let Some(timer) = self.timer.take() {
-                    ctx.cancel_future(timer);
-                }
-                if self.phase == Phase::Calling {
-                    self.deps.workers.notify(
-                        &self.job.plugin_id,
-                        "cancelJob",
-                        json!({"runId": self.run.id.to_string(), "reason": msg.reason}),
-                    );
-                }
+            Phase::Waiting => {
+                // Nothing reached the worker: the run simply ends.
+                self.cancel_timer(ctx);
                 self.finish(RunStatus::Cancelled, Some(msg.reason), ctx);
             }
-            Phase::TimedOut => {
-                // Already recorded as failed; stop waiting for the worker.
+            Phase::Calling if self.deps.workers.cancels_on_drop() => {
+                // Dropping the call ends it: the job is free as soon as the outcome is written.
                 if let Some(call) = self.call.take() {
                     ctx.cancel_future(call);
                 }
-                if let Some(timer) = self.timer.take() {
-                    ctx.cancel_future(timer);
-                }
-                self.unblock_and_stop(ctx);
+                self.cancel_timer(ctx);
+                self.deps.workers.notify(
+                    &self.job.plugin_id,
+                    "cancelJob",
+                    json!({"runId": self.run.id.to_string(), "reason": msg.reason}),
+                );
+                self.finish(RunStatus::Cancelled, Some(msg.reason), ctx);
             }
-            Phase::Done => {}
+            Phase::Calling => self.give_up(RunStatus::Cancelled, msg.reason, ctx),
+            // Starting holds the mailbox until it is done; the others have their outcome.
+            Phase::Starting | Phase::Releasing | Phase::Done => {}
         }
     }
 }

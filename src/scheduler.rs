@@ -23,11 +23,10 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
 use crate::events::{RunEvent, Subscribe};
-use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished};
+use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished, RunSettled};
 use crate::store::{
-    CancelPluginRuns, ClaimDueJobs, CompleteRun, CreateRun, GetJob, GetNextDueAt, Heartbeat,
-    JobDeclaration, JobRef, PruneRuns, RescueStaleRuns, SetJobStatus, StoreActor,
-    SyncJobDeclarations,
+    ClaimDueJobs, CompleteRun, CreateRun, GetJob, GetNextDueAt, Heartbeat, JobDeclaration, JobRef,
+    PruneRuns, RescueStaleRuns, SetJobStatus, StoreActor, SyncJobDeclarations,
 };
 use crate::time::iso;
 use crate::worker::WorkerManager;
@@ -93,6 +92,14 @@ pub struct Shutdown {
     pub grace: Duration,
 }
 
+/// Waits up to `timeout` until no run holds a job (cancelled runs release their jobs once their
+/// workers let go). Answers how many runs still hold one.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "usize")]
+pub struct AwaitReleased {
+    pub timeout: Duration,
+}
+
 /// What a shutdown did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShutdownReport {
@@ -128,6 +135,8 @@ struct LiveRun {
     run_id: Uuid,
     plugin_id: String,
     actor: Addr<JobRunActor>,
+    /// The outcome is recorded; the worker may still hold the job (timed out or cancelled).
+    settled: bool,
 }
 
 /// The scheduler of one instance.
@@ -156,6 +165,8 @@ pub struct SchedulerActor {
     claim_queued: bool,
     /// Told when the last live run finishes (shutdown waits on these).
     drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Told when every live run has its outcome recorded (shutdown waits on these).
+    settle_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SchedulerActor {
@@ -187,6 +198,7 @@ impl SchedulerActor {
             saturated: false,
             claim_queued: false,
             drain_waiters: Vec::new(),
+            settle_waiters: Vec::new(),
         }
     }
 
@@ -206,6 +218,7 @@ impl SchedulerActor {
         let deps = RunDeps {
             store: self.store.clone(),
             scheduler: ctx.address().recipient(),
+            settled: ctx.address().recipient(),
             workers: self.workers.clone(),
             clock: self.clock.clone(),
             events: self.subscribers.clone(),
@@ -222,6 +235,7 @@ impl SchedulerActor {
                 run_id,
                 plugin_id,
                 actor,
+                settled: false,
             },
         );
     }
@@ -365,10 +379,16 @@ impl SchedulerActor {
         });
     }
 
-    /// Refreshes the heartbeat of every live run of this instance in one statement.
-    fn heartbeat(&self) {
+    /// The runs this instance owns: live ones and queued manual ones.
+    fn tracked_run_ids(&self) -> Vec<Uuid> {
         let mut run_ids: Vec<Uuid> = self.live.values().map(|live| live.run_id).collect();
         run_ids.extend(self.queued_manual.iter().map(|(run, _)| run.id));
+        run_ids
+    }
+
+    /// Refreshes the heartbeat of every live run of this instance in one statement.
+    fn heartbeat(&self) {
+        let run_ids = self.tracked_run_ids();
         if run_ids.is_empty() {
             return;
         }
@@ -391,6 +411,7 @@ impl SchedulerActor {
         let rescue = RescueStaleRuns {
             now,
             lease: self.config.run_lease,
+            spare: self.tracked_run_ids(),
         };
         let prune = PruneRuns {
             now,
@@ -449,6 +470,11 @@ impl SchedulerActor {
     fn notify_drained(&mut self) {
         if self.live.is_empty() {
             for waiter in self.drain_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+        if self.live.values().all(|live| live.settled) {
+            for waiter in self.settle_waiters.drain(..) {
                 let _ = waiter.send(());
             }
         }
@@ -518,6 +544,36 @@ impl Handler<RunFinished> for SchedulerActor {
             self.claim_queued = true;
             ctx.notify(ClaimFreedSlots);
         }
+    }
+}
+
+impl Handler<RunSettled> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunSettled, _ctx: &mut Self::Context) {
+        if let Some(live) = self.live.get_mut(&msg.job_id)
+            && live.run_id == msg.run_id
+        {
+            live.settled = true;
+        }
+        self.notify_drained();
+    }
+}
+
+impl Handler<AwaitReleased> for SchedulerActor {
+    type Result = ResponseActFuture<Self, usize>;
+
+    fn handle(&mut self, msg: AwaitReleased, _ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.drain_waiters.push(tx);
+        self.notify_drained();
+        Box::pin(
+            async move {
+                let _ = actix_rt::time::timeout(msg.timeout, rx).await;
+            }
+            .into_actor(self)
+            .map(|(), act, _ctx| act.live.len()),
+        )
     }
 }
 
@@ -644,6 +700,8 @@ impl Handler<RegisterPlugin> for SchedulerActor {
 impl Handler<UnregisterPlugin> for SchedulerActor {
     type Result = ResponseActFuture<Self, Result<()>>;
 
+    /// Answers at once; each live run of the plugin records its cancellation and keeps its job
+    /// until its worker lets go of it.
     fn handle(&mut self, msg: UnregisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
         const REASON: &str = "Plugin unregistered";
         self.plugins.remove(&msg.plugin_id);
@@ -656,32 +714,43 @@ impl Handler<UnregisterPlugin> for SchedulerActor {
                 reason: REASON.to_owned(),
             });
         }
-        // Live runs leave the active set now; their actors' RunFinished finds nothing to remove.
-        self.live.retain(|_, live| live.plugin_id != msg.plugin_id);
-        self.queued_manual
-            .retain(|(run, _)| run.plugin_id != msg.plugin_id);
-        self.notify_drained();
+        let mut queued = Vec::new();
+        self.queued_manual.retain(|(run, _)| {
+            let keep = run.plugin_id != msg.plugin_id;
+            if !keep {
+                queued.push(run.id);
+            }
+            keep
+        });
         let store = self.store.clone();
-        let cancel = CancelPluginRuns {
-            plugin_id: msg.plugin_id.clone(),
-            instance_id: Some(self.instance_id.clone()),
-            reason: REASON.to_owned(),
-            now: self.clock.now(),
-        };
+        let now = self.clock.now();
         Box::pin(
             async move {
-                if let Err(err) = crate::store::ask(&store, cancel).await {
-                    // The runs' own actors record the cancellation too; a failure here is not
-                    // the caller's problem, and a rescue pass catches anything left.
-                    log::error!(
-                        "recording the cancellation of {} runs failed: {err}",
-                        msg.plugin_id
-                    );
-                }
+                cancel_queued(&store, &queued, REASON, now).await;
                 Ok(())
             }
             .into_actor(self),
         )
+    }
+}
+
+/// How long the shutdown waits for cancelled runs to record their outcome.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// Records queued runs that never started as `cancelled`.
+async fn cancel_queued(store: &Addr<StoreActor>, runs: &[Uuid], reason: &str, now: DateTime<Utc>) {
+    for run_id in runs {
+        let cancel = CompleteRun {
+            run_id: *run_id,
+            status: RunStatus::Cancelled,
+            error: Some(reason.to_owned()),
+            logs: None,
+            block_until: None,
+            now,
+        };
+        if let Err(err) = crate::store::ask(store, cancel).await {
+            log::error!("cancelling queued run {run_id} failed: {err}");
+        }
     }
 }
 
@@ -764,6 +833,8 @@ impl Handler<Subscribe> for SchedulerActor {
 impl Handler<Shutdown> for SchedulerActor {
     type Result = ResponseActFuture<Self, ShutdownReport>;
 
+    /// Answers once every run has finished or has its cancellation recorded; a cancelled run's
+    /// job stays blocked until its worker lets go (see [`AwaitReleased`]).
     fn handle(&mut self, msg: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
         let first = !self.stopped;
         self.running = false;
@@ -784,21 +855,10 @@ impl Handler<Shutdown> for SchedulerActor {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.drain_waiters.push(tx);
         self.notify_drained();
-        let queued_reason = "Scheduler shutting down before the run started".to_owned();
         Box::pin(
             async move {
-                for run_id in &queued {
-                    let cancel = CompleteRun {
-                        run_id: *run_id,
-                        status: RunStatus::Cancelled,
-                        error: Some(queued_reason.clone()),
-                        logs: None,
-                        now,
-                    };
-                    if let Err(err) = crate::store::ask(&store, cancel).await {
-                        log::error!("cancelling queued run {run_id} at shutdown failed: {err}");
-                    }
-                }
+                let reason = "Scheduler shutting down before the run started";
+                cancel_queued(&store, &queued, reason, now).await;
                 let drained = actix_rt::time::timeout(msg.grace, rx).await.is_ok();
                 (queued.len(), drained)
             }
@@ -806,22 +866,24 @@ impl Handler<Shutdown> for SchedulerActor {
             .then(move |(queued, drained), act, _ctx| {
                 let mut cancelled = queued;
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                if !drained {
-                    cancelled += act.live.len();
-                    for live in act.live.values() {
+                if drained {
+                    let _ = tx.send(());
+                } else {
+                    let unsettled: Vec<_> =
+                        act.live.values().filter(|live| !live.settled).collect();
+                    cancelled += unsettled.len();
+                    for live in unsettled {
                         live.actor.do_send(Cancel {
                             reason: reason.clone(),
                         });
                     }
-                    act.drain_waiters.push(tx);
+                    act.settle_waiters.push(tx);
                     act.notify_drained();
-                } else {
-                    let _ = tx.send(());
                 }
                 let finished = live_before.saturating_sub(cancelled - queued);
                 async move {
-                    // The cancelled runs record their outcome before they report back.
-                    let _ = actix_rt::time::timeout(Duration::from_secs(10), rx).await;
+                    // The cancelled runs record their outcome before they report settled.
+                    let _ = actix_rt::time::timeout(SETTLE_WAIT, rx).await;
                     ShutdownReport {
                         finished: if first { finished } else { 0 },
                         cancelled,

@@ -307,8 +307,8 @@ async fn worker_status_and_restarts_follow_the_worker_manager() {
         .register("ops", vec![JobDeclaration::new("a", "")])
         .await
         .expect("register");
-    s.workers.restart("ops");
-    s.workers.restart("ops");
+    s.workers.restart("ops").await;
+    s.workers.restart("ops").await;
     s.workers.set_running("ops", false);
     let text = s.metrics().await;
     assert_eq!(

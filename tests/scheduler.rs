@@ -16,7 +16,7 @@ use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::scheduler::{GetDiagnostics, SchedulerActor, Shutdown, Start, Tick};
 use plugin_jobs::store::{JobDeclaration, JobRef, StoreActor};
 use plugin_jobs::worker::InProcessWorkers;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::json;
 
 fn config(max: usize) -> SchedulerConfig {
@@ -491,9 +491,9 @@ async fn unregistering_cancels_live_runs_and_a_late_reply_changes_nothing() {
     let run = runs_of(&h, jobs[0].id).await.remove(0);
     h.wait_for_run(run.id, RunStatus::Running).await;
     h.jobs.unregister("alpha").await.expect("unregister");
-    let d = h.jobs.diagnostics().await.expect("d");
-    assert_eq!(d.active_job_count, 0, "cleared from the active set at once");
     let cancelled = h.wait_for_run(run.id, RunStatus::Cancelled).await;
+    // An in-process call is over once dropped, so the job is free as soon as that is recorded.
+    h.wait_idle().await;
     assert_eq!(cancelled.error.as_deref(), Some("Plugin unregistered"));
     assert!(cancelled.duration_ms.is_some_and(|d| d >= 0));
     // Cancellation is real: the call in flight is dropped, so the handler never gets to reply.
@@ -795,7 +795,7 @@ async fn zero_active_jobs_after_runs_finish() {
 }
 
 #[actix_rt::test]
-async fn unregistering_returns_normally_when_recording_fails_and_the_outcome_lands_later() {
+async fn unregistering_returns_normally_while_the_database_is_locked_and_the_outcome_lands_later() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();
     h.workers.inner.register("alpha", "slow", gate.handler());
@@ -809,22 +809,30 @@ async fn unregistering_returns_normally_when_recording_fails_and_the_outcome_lan
         .await
         .expect("trigger");
     h.wait_for_run(run.run_id, RunStatus::Running).await;
-    h.t.db
-        .execute_unprepared("ALTER TABLE plugin_job_runs RENAME TO plugin_job_runs_away")
+    // Another client holds the write lock on the runs table: every write of ours waits.
+    let lock = h.t.db.begin().await.expect("begin");
+    let statement = if h.t.is_postgres() {
+        "LOCK TABLE plugin_job_runs IN EXCLUSIVE MODE"
+    } else {
+        "UPDATE plugin_job_runs SET plugin_id = plugin_id"
+    };
+    lock.execute_unprepared(statement)
         .await
-        .expect("break the runs table");
+        .expect("lock the runs table");
     h.jobs
         .unregister("alpha")
         .await
-        .expect("unregister succeeds although nothing can be recorded");
-    assert_eq!(h.jobs.diagnostics().await.expect("d").active_job_count, 0);
-    h.t.db
-        .execute_unprepared("ALTER TABLE plugin_job_runs_away RENAME TO plugin_job_runs")
-        .await
-        .expect("restore the runs table");
-    // The run's actor retries its write until the table is back.
+        .expect("unregister answers although nothing can be recorded yet");
+    assert_eq!(
+        h.t.run(run.run_id).await.status,
+        RunStatus::Running,
+        "nothing recorded while the lock is held"
+    );
+    lock.rollback().await.expect("release the lock");
+    // The run's actor records its cancellation as soon as the lock is gone.
     let cancelled = h.wait_for_run(run.run_id, RunStatus::Cancelled).await;
     assert_eq!(cancelled.error.as_deref(), Some("Plugin unregistered"));
+    h.wait_idle().await;
     gate.open();
 }
 

@@ -273,6 +273,7 @@ async fn two_stores_claiming_concurrently_never_fire_a_slot_twice() {
                         status: RunStatus::Succeeded,
                         error: None,
                         logs: None,
+                        block_until: None,
                         now,
                     })
                     .await

@@ -30,6 +30,7 @@ fn complete(run_id: uuid::Uuid, status: RunStatus, error: Option<&str>, now: &st
         status,
         error: error.map(str::to_owned),
         logs: None,
+        block_until: None,
         now: at(now),
     }
 }
@@ -385,6 +386,7 @@ async fn rescue_fails_live_runs_with_stale_heartbeats_and_only_those() {
         .send(RescueStaleRuns {
             now: at("10:01"),
             lease: Duration::from_secs(30),
+            spare: Vec::new(),
         })
         .await
         .expect("mailbox")
@@ -717,4 +719,111 @@ async fn a_batch_of_starts_answers_false_for_a_run_cancelled_before_it_started()
     assert_eq!(answers, [true, false]);
     assert_eq!(t.run(queued.id).await.status, RunStatus::Running);
     assert_eq!(t.run(cancelled.id).await.status, RunStatus::Cancelled);
+}
+
+#[actix_rt::test]
+async fn an_outcome_with_nul_bytes_is_stored_cleaned_and_does_not_fail_its_batch() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let bad_job = t.insert_job(job_row("alpha", "bad")).await;
+    let good_job = t.insert_job(job_row("alpha", "good")).await;
+    let mut runs = Vec::new();
+    for job in [&bad_job, &good_job] {
+        let mut run = run_row(job);
+        run.status = RunStatus::Running;
+        run.started_at = Some(at("10:00"));
+        runs.push(t.insert_run(run).await.expect("insert run"));
+    }
+    let bad = CompleteRun {
+        logs: Some(serde_json::json!([{"level": "info\u{0}", "message": "a\u{0}b", "k\u{0}": 1}])),
+        ..complete(
+            runs[0].id,
+            RunStatus::Failed,
+            Some("worker said \u{0}no"),
+            "10:00",
+        )
+    };
+    let good = complete(runs[1].id, RunStatus::Succeeded, None, "10:00");
+    // Sent together, so they share one group commit.
+    let (bad, good) = futures_util::join!(store.send(bad), store.send(good));
+    assert!(bad.expect("mailbox").expect("bad outcome recorded"));
+    assert!(good.expect("mailbox").expect("good outcome recorded"));
+    let stored = t.run(runs[0].id).await;
+    assert_eq!(stored.status, RunStatus::Failed);
+    assert_eq!(stored.error.as_deref(), Some("worker said \u{FFFD}no"));
+    assert_eq!(
+        stored.logs,
+        serde_json::json!([{"level": "info\u{FFFD}", "message": "a\u{FFFD}b", "k\u{FFFD}": 1}])
+    );
+    assert_eq!(t.run(runs[1].id).await.status, RunStatus::Succeeded);
+}
+
+#[actix_rt::test]
+async fn an_outcome_that_cannot_be_written_fails_alone_and_not_its_batch() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "good")).await;
+    let mut run = run_row(&job);
+    run.status = RunStatus::Running;
+    let run = t.insert_run(run).await.expect("insert run");
+    // A run id that does not exist fails on its own; the real run beside it is recorded.
+    let missing = complete(uuid::Uuid::now_v7(), RunStatus::Failed, None, "10:00");
+    let good = complete(run.id, RunStatus::Succeeded, None, "10:00");
+    let (missing, good) = futures_util::join!(store.send(missing), store.send(good));
+    assert!(matches!(
+        missing.expect("mailbox"),
+        Err(Error::RunNotFound(_))
+    ));
+    assert!(good.expect("mailbox").expect("recorded"));
+    assert_eq!(t.run(run.id).await.status, RunStatus::Succeeded);
+}
+
+#[actix_rt::test]
+async fn rescue_spares_the_runs_its_own_instance_still_tracks() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    let other = t.insert_job(job_row("alpha", "b")).await;
+    let stale = |job: &PluginJobModel| PluginJobRunModel {
+        status: RunStatus::Running,
+        started_at: Some(at("10:00")),
+        ..run_row(job)
+    };
+    let tracked = t.insert_run(stale(&job)).await.expect("insert");
+    let abandoned = t.insert_run(stale(&other)).await.expect("insert");
+    let rescued = store
+        .send(RescueStaleRuns {
+            now: at("10:01"),
+            lease: Duration::from_secs(30),
+            spare: vec![tracked.id],
+        })
+        .await
+        .expect("mailbox")
+        .expect("rescue");
+    assert_eq!(
+        rescued.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        vec![abandoned.id]
+    );
+    assert_eq!(t.run(tracked.id).await.status, RunStatus::Running);
+}
+
+#[actix_rt::test]
+async fn a_store_with_a_clock_stamps_heartbeats_when_it_writes_them() {
+    let t = TestDb::new().await;
+    let clock = plugin_jobs::clock::ManualClock::new(at("10:05"));
+    let store = actix::Actor::start(
+        plugin_jobs::store::StoreActor::new(t.db.clone()).with_clock(std::sync::Arc::new(clock)),
+    );
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    let run = t.insert_run(run_row(&job)).await.expect("insert");
+    store
+        .send(Heartbeat {
+            run_ids: vec![run.id],
+            // Stamped when sent; the write happens later, at 10:05 on the store's clock.
+            now: at("10:00"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("heartbeat");
+    assert_eq!(t.run(run.id).await.heartbeat_at, Some(at("10:05")));
 }

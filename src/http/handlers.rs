@@ -28,8 +28,16 @@ const MAX_TRIGGER_BODY: usize = 16 * 1024;
 type Handle = Data<PluginJobsHandle>;
 type ApiResult = Result<HttpResponse, ApiError>;
 
-/// `GET /healthz`: 200 when the database answers a query, else 503.
+/// `GET /healthz`: 200 when every actor is up and the database answers a query, else 503.
 pub async fn healthz(handle: Handle) -> ApiResult {
+    let down = handle.down_actors();
+    if !down.is_empty() {
+        log::error!("health check failed: {} stopped", down.join(", "));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} not running", down.join(", ")),
+        ));
+    }
     match ask(&handle.store, Ping).await {
         Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))),
         Err(err) => {

@@ -81,12 +81,21 @@ fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>) -> Schedul
         // The timezone still matters for a later schedule, so a bad one is reported anyway.
         return match crate::cron::parse_timezone(timezone) {
             Ok(_) => ScheduleCheck::Manual,
-            Err(err) => ScheduleCheck::Invalid(format!("invalid timezone: {err}")),
+            Err(err) => {
+                let mut reason = format!("invalid timezone: {err}");
+                super::clean_text(&mut reason);
+                ScheduleCheck::Invalid(reason)
+            }
         };
     }
     match Schedule::parse(schedule, timezone) {
         Ok(parsed) => ScheduleCheck::Valid(parsed.next_after(now).map(to_millis)),
-        Err(err) => ScheduleCheck::Invalid(format!("invalid schedule {schedule:?}: {err}")),
+        Err(err) => {
+            // The reason quotes the schedule: it is stored, so what a database refuses goes.
+            let mut reason = format!("invalid schedule {schedule:?}: {err}");
+            super::clean_text(&mut reason);
+            ScheduleCheck::Invalid(reason)
+        }
     }
 }
 
@@ -94,11 +103,21 @@ fn validate_declarations(plugin_id: &str, jobs: &[JobDeclaration]) -> Result<()>
     if plugin_id.trim().is_empty() {
         return Err(Error::InvalidInput("pluginId must not be empty".to_owned()));
     }
+    if plugin_id.contains('\0') {
+        return Err(Error::InvalidInput(
+            "pluginId must not contain a NUL character".to_owned(),
+        ));
+    }
     let mut seen = HashSet::new();
     for (index, job) in jobs.iter().enumerate() {
         if job.job_key.trim().is_empty() {
             return Err(Error::InvalidInput(format!(
                 "jobs[{index}].jobKey must not be empty"
+            )));
+        }
+        if job.job_key.contains('\0') {
+            return Err(Error::InvalidInput(format!(
+                "jobs[{index}].jobKey must not contain a NUL character"
             )));
         }
         if job.job_key.len() > MAX_JOB_KEY_LEN {
@@ -136,6 +155,19 @@ pub(super) async fn sync_job_declarations(
     msg: SyncJobDeclarations,
 ) -> Result<Vec<PluginJobModel>> {
     validate_declarations(&msg.plugin_id, &msg.jobs)?;
+    let mut msg = msg;
+    for decl in &mut msg.jobs {
+        // A schedule or timezone holding such a character is invalid anyway: it fails to
+        // parse, and the job is stored `failed` with the reason.
+        for text in [
+            &mut decl.display_name,
+            &mut decl.description,
+            &mut decl.schedule,
+            &mut decl.timezone,
+        ] {
+            super::clean_text(text);
+        }
+    }
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
     let existing: HashMap<String, PluginJobModel> = PluginJob::find()
@@ -187,6 +219,11 @@ pub(super) async fn sync_job_declarations(
         };
 
         let schedule_changed = job.schedule != decl.schedule || job.timezone != decl.timezone;
+        if schedule_changed {
+            // A run claimed ahead for the old schedule's slot must not start.
+            let reason = "job rescheduled before its slot";
+            runs::cancel_unstarted_runs(&txn, &[job.id], true, reason, now).await?;
+        }
         let (status, last_error, next_run_at) = match check {
             ScheduleCheck::Invalid(reason) => (JobStatus::Failed, Some(reason), None),
             ScheduleCheck::Manual => (redeclared_status(job.status), None, None),
@@ -234,6 +271,8 @@ pub(super) async fn sync_job_declarations(
         .filter(|job| job.status != JobStatus::Retired && !declared.contains(job.job_key.as_str()))
         .map(|job| job.id)
         .collect();
+    let reason = "job retired before its slot";
+    runs::cancel_unstarted_runs(&txn, &gone, false, reason, now).await?;
     for chunk in gone.chunks(super::IDS_PER_STATEMENT) {
         PluginJob::update_many()
             .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
@@ -529,6 +568,11 @@ pub(super) async fn set_job_status(
         .filter(PluginJobColumn::Id.eq(job.id))
         .exec(&txn)
         .await?;
+    if msg.status == JobStatus::Paused {
+        // Once the pause is answered, no run of the job starts: not even one claimed ahead.
+        let reason = "job paused before its slot";
+        runs::cancel_unstarted_runs(&txn, &[job.id], false, reason, now).await?;
+    }
     let job = PluginJob::find_by_id(msg.job_id)
         .one(&txn)
         .await?

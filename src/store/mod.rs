@@ -20,8 +20,11 @@ use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+use crate::clock::Clock;
 
 pub use jobs::{ClaimOutcome, ClaimedRun, JobDeclaration, SkipReason, SkippedSlot};
 pub use runs::RescuedRun;
@@ -36,6 +39,8 @@ pub struct StoreActor {
     marks: Vec<(MarkRunning, runs::Reply)>,
     completes: Vec<(CompleteRun, runs::Reply)>,
     flush_queued: bool,
+    /// Stamps heartbeats when they are written rather than when they were sent.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl StoreActor {
@@ -46,7 +51,15 @@ impl StoreActor {
             marks: Vec::new(),
             completes: Vec::new(),
             flush_queued: false,
+            clock: None,
         }
+    }
+
+    /// Stamps every heartbeat with `clock` at the moment it is written, so a heartbeat that
+    /// waited behind other writes is not already old when it lands.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Queues a `Flush` behind the messages already waiting, once per batch.
@@ -163,7 +176,52 @@ pub struct CompleteRun {
     pub error: Option<String>,
     /// Worker log lines to store with the run, when there are any.
     pub logs: Option<serde_json::Value>,
+    /// Keeps the job blocked until then, in the same transaction: the worker may still be
+    /// running the run (it timed out, or was cancelled), so no instance may start the job
+    /// again until the worker is done with it and the block is cleared.
+    pub block_until: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
+}
+
+impl CompleteRun {
+    /// Replaces what the databases refuse to store in the error and the log lines.
+    fn sanitize(&mut self) {
+        if let Some(error) = &mut self.error {
+            clean_text(error);
+        }
+        if let Some(logs) = &mut self.logs {
+            clean_json(logs);
+        }
+    }
+}
+
+/// Replaces the characters a database refuses in text (PostgreSQL rejects NUL in `text` and
+/// `\u0000` in JSON) with U+FFFD, in place. Every text a worker or a manifest hands the host
+/// passes through here before it is stored.
+pub fn clean_text(text: &mut String) {
+    if text.contains('\0') {
+        *text = text.replace('\0', "\u{FFFD}");
+    }
+}
+
+/// [`clean_text`] for every string and key of a JSON value.
+pub fn clean_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => clean_text(text),
+        Value::Array(items) => items.iter_mut().for_each(clean_json),
+        Value::Object(map) => {
+            if map.keys().any(|key| key.contains('\0')) {
+                let entries = std::mem::take(map);
+                for (mut key, value) in entries {
+                    clean_text(&mut key);
+                    map.insert(key, value);
+                }
+            }
+            map.values_mut().for_each(clean_json);
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 /// Refreshes `heartbeat_at` of the given live runs in one statement. Answers how many rows moved.
@@ -180,6 +238,9 @@ pub struct Heartbeat {
 pub struct RescueStaleRuns {
     pub now: DateTime<Utc>,
     pub lease: Duration,
+    /// Runs the asking instance still tracks as live: never rescued by it, however old their
+    /// heartbeat (it may only be waiting behind other writes).
+    pub spare: Vec<Uuid>,
 }
 
 /// Cancels the live runs of a plugin (of one instance, when `instance_id` is given). Answers the
@@ -344,6 +405,25 @@ macro_rules! read_handlers {
     )*};
 }
 
+impl Handler<Heartbeat> for StoreActor {
+    type Result = AtomicResponse<Self, Result<u64>>;
+
+    fn handle(&mut self, mut msg: Heartbeat, _ctx: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        let clock = self.clock.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                // Atomic handlers run one after another: this is the moment of the write.
+                if let Some(clock) = clock {
+                    msg.now = clock.now();
+                }
+                runs::heartbeat(&db, msg).await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
 /// Writes the queued run starts and outcomes (group commit). Sent by the store to itself.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -393,7 +473,6 @@ write_handlers! {
     SetJobStatus => jobs::set_job_status,
     SetJobBlock => jobs::set_job_block,
     CreateRun => runs::create_run,
-    Heartbeat => runs::heartbeat,
     RescueStaleRuns => runs::rescue_stale_runs,
     CancelPluginRuns => runs::cancel_plugin_runs,
     PruneRuns => runs::prune_runs,

@@ -144,6 +144,35 @@ pub(super) async fn live_job_ids(
     Ok(live)
 }
 
+/// Cancels the runs of these jobs that were created but have not started (a run claimed ahead
+/// of its slot, a queued manual run): pause, retire and a schedule change win over them. With
+/// `only_scheduled`, manual runs are left alone. Answers how many were cancelled.
+pub(super) async fn cancel_unstarted_runs(
+    db: &impl ConnectionTrait,
+    job_ids: &[Uuid],
+    only_scheduled: bool,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut cancelled = 0;
+    for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+        let mut update = PluginJobRun::update_many()
+            .col_expr(
+                PluginJobRunColumn::Status,
+                Expr::value(RunStatus::Cancelled),
+            )
+            .col_expr(PluginJobRunColumn::Error, Expr::value(reason.to_owned()))
+            .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+            .filter(PluginJobRunColumn::JobId.is_in(chunk.to_vec()))
+            .filter(PluginJobRunColumn::Status.eq(RunStatus::Queued));
+        if only_scheduled {
+            update = update.filter(PluginJobRunColumn::Trigger.eq(RunTrigger::Schedule));
+        }
+        cancelled += update.exec(db).await?.rows_affected;
+    }
+    Ok(cancelled)
+}
+
 pub(super) async fn create_run(
     db: &DatabaseConnection,
     msg: CreateRun,
@@ -190,39 +219,59 @@ pub(super) type Reply = tokio::sync::oneshot::Sender<Result<bool>>;
 
 /// Applies the `MarkRunning` and `CompleteRun` messages that queued up while the store was busy,
 /// in one transaction and a handful of statements: one `UPDATE … WHERE id IN (…)` for all the
-/// starts, one read of the finishing runs, and one `UPDATE` per distinct outcome (status, error,
-/// logs, duration). The batch is stamped with its newest `now`. Each message gets the answer it
-/// would have had alone.
+/// starts, one read of the finishing runs, one `UPDATE` per distinct outcome (status, error,
+/// logs, duration), and one for the jobs that stay blocked. The batch is stamped with its newest
+/// `now`. Each message gets the answer it would have had alone: when the batch fails, each
+/// message is written again in a transaction of its own, so one bad message never fails another.
 pub(super) async fn apply_batch(
     db: &DatabaseConnection,
     marks: Vec<(MarkRunning, Reply)>,
     completes: Vec<(CompleteRun, Reply)>,
 ) {
+    let (marks, mark_replies): (Vec<_>, Vec<_>) = marks.into_iter().unzip();
+    let (mut completes, complete_replies): (Vec<_>, Vec<_>) = completes.into_iter().unzip();
+    for complete in &mut completes {
+        complete.sanitize();
+    }
     let answers = match write_batch(db, &marks, &completes).await {
         Ok(answers) => answers,
+        Err(err) if marks.len() + completes.len() == 1 => vec![Err(err)],
         Err(err) => {
-            // Every message of the batch gets the failure (each sender retries on its own).
-            let message = match &err {
-                Error::Database(db_err) => db_err.to_string(),
-                other => other.to_string(),
-            };
-            (0..marks.len() + completes.len())
-                .map(|_| Err(Error::Database(sea_orm::DbErr::Custom(message.clone()))))
-                .collect()
+            log::warn!(
+                "a batch of {} run writes failed ({err}); writing them one by one",
+                marks.len() + completes.len()
+            );
+            let mut answers = Vec::with_capacity(marks.len() + completes.len());
+            for mark in &marks {
+                answers.push(write_one(
+                    write_batch(db, std::slice::from_ref(mark), &[]).await,
+                ));
+            }
+            for complete in &completes {
+                let alone = write_batch(db, &[], std::slice::from_ref(complete)).await;
+                answers.push(write_one(alone));
+            }
+            answers
         }
     };
-    let replies = marks.into_iter().map(|(_, reply)| reply);
-    let replies = replies.chain(completes.into_iter().map(|(_, reply)| reply));
-    for (reply, answer) in replies.zip(answers) {
+    for (reply, answer) in mark_replies
+        .into_iter()
+        .chain(complete_replies)
+        .zip(answers)
+    {
         // The sender may have stopped waiting; then nobody needs the answer.
         let _ = reply.send(answer);
     }
 }
 
+fn write_one(written: Result<Vec<Result<bool>>>) -> Result<bool> {
+    written.and_then(|mut answers| answers.pop().unwrap_or(Ok(false)))
+}
+
 async fn write_batch(
     db: &DatabaseConnection,
-    marks: &[(MarkRunning, Reply)],
-    completes: &[(CompleteRun, Reply)],
+    marks: &[MarkRunning],
+    completes: &[CompleteRun],
 ) -> Result<Vec<Result<bool>>> {
     let txn = begin_write(db).await?;
     let mut answers = mark_all(&txn, marks).await?;
@@ -231,38 +280,46 @@ async fn write_batch(
     Ok(answers)
 }
 
-/// Status and start of the given runs.
-async fn states(
-    db: &impl ConnectionTrait,
-    ids: Vec<Uuid>,
-) -> Result<HashMap<Uuid, (RunStatus, Option<DateTime<Utc>>)>> {
+/// Job, status and start of the given runs.
+async fn states(db: &impl ConnectionTrait, ids: Vec<Uuid>) -> Result<HashMap<Uuid, RunState>> {
     let mut states = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
-        let rows: Vec<(Uuid, RunStatus, Option<DateTime<Utc>>)> = PluginJobRun::find()
+        let rows: Vec<(Uuid, Uuid, RunStatus, Option<DateTime<Utc>>)> = PluginJobRun::find()
             .select_only()
             .column(PluginJobRunColumn::Id)
+            .column(PluginJobRunColumn::JobId)
             .column(PluginJobRunColumn::Status)
             .column(PluginJobRunColumn::StartedAt)
             .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
             .into_tuple()
             .all(db)
             .await?;
-        states.extend(
-            rows.into_iter()
-                .map(|(id, status, started)| (id, (status, started))),
-        );
+        states.extend(rows.into_iter().map(|(id, job_id, status, started)| {
+            (
+                id,
+                RunState {
+                    job_id,
+                    status,
+                    started,
+                },
+            )
+        }));
     }
     Ok(states)
 }
 
-async fn mark_all(
-    db: &impl ConnectionTrait,
-    marks: &[(MarkRunning, Reply)],
-) -> Result<Vec<Result<bool>>> {
-    let Some(now) = marks.iter().map(|(m, _)| to_millis(m.now)).max() else {
+#[derive(Debug, Clone, Copy)]
+struct RunState {
+    job_id: Uuid,
+    status: RunStatus,
+    started: Option<DateTime<Utc>>,
+}
+
+async fn mark_all(db: &impl ConnectionTrait, marks: &[MarkRunning]) -> Result<Vec<Result<bool>>> {
+    let Some(now) = marks.iter().map(|m| to_millis(m.now)).max() else {
         return Ok(Vec::new());
     };
-    let ids: Vec<Uuid> = marks.iter().map(|(m, _)| m.run_id).collect();
+    let ids: Vec<Uuid> = marks.iter().map(|m| m.run_id).collect();
     let distinct: HashSet<Uuid> = ids.iter().copied().collect();
     let mut moved_rows = 0;
     for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
@@ -284,49 +341,58 @@ async fn mark_all(
         states(db, distinct.into_iter().collect())
             .await?
             .into_iter()
-            .filter(|(_, (status, started))| *status == RunStatus::Running && *started == Some(now))
+            .filter(|(_, state)| state.status == RunStatus::Running && state.started == Some(now))
             .map(|(id, _)| id)
             .collect()
     };
     let mut answered = HashSet::new();
     Ok(marks
         .iter()
-        .map(|(mark, _)| Ok(moved.contains(&mark.run_id) && answered.insert(mark.run_id)))
+        .map(|mark| Ok(moved.contains(&mark.run_id) && answered.insert(mark.run_id)))
         .collect())
 }
 
 async fn complete_all(
     db: &impl ConnectionTrait,
-    completes: &[(CompleteRun, Reply)],
+    completes: &[CompleteRun],
 ) -> Result<Vec<Result<bool>>> {
-    let Some(now) = completes.iter().map(|(c, _)| to_millis(c.now)).max() else {
+    let Some(now) = completes.iter().map(|c| to_millis(c.now)).max() else {
         return Ok(Vec::new());
     };
-    let ids: Vec<Uuid> = completes.iter().map(|(c, _)| c.run_id).collect();
+    let ids: Vec<Uuid> = completes.iter().map(|c| c.run_id).collect();
     let before = states(db, ids).await?;
     let mut finished = HashSet::new();
     let mut groups: HashMap<Outcome, (Option<&serde_json::Value>, Vec<Uuid>)> = HashMap::new();
+    let mut blocks: HashMap<DateTime<Utc>, Vec<Uuid>> = HashMap::new();
     let answers = completes
         .iter()
-        .map(|(msg, _)| {
+        .map(|msg| {
             if msg.status.is_live() {
                 return Err(Error::InvalidInput(format!(
                     "a run can only be completed as succeeded, failed or cancelled, not {}",
                     msg.status
                 )));
             }
-            let Some((status, started)) = before.get(&msg.run_id) else {
+            let Some(state) = before.get(&msg.run_id) else {
                 return Err(Error::RunNotFound(msg.run_id));
             };
+            // The job stays blocked while its worker may still run it, even when another
+            // outcome of the run won: the block is about the worker, not the row.
+            if let Some(until) = msg.block_until {
+                blocks
+                    .entry(to_millis(until))
+                    .or_default()
+                    .push(state.job_id);
+            }
             // The first outcome of a run wins, within the batch as in the table.
-            if !msg.status.allowed_from().contains(status) || !finished.insert(msg.run_id) {
+            if !msg.status.allowed_from().contains(&state.status) || !finished.insert(msg.run_id) {
                 return Ok(false);
             }
             let outcome = Outcome {
                 status: msg.status,
                 error: msg.error.clone(),
                 logs: msg.logs.as_ref().map(ToString::to_string),
-                duration_ms: started.map(|started| elapsed_ms(started, now)),
+                duration_ms: state.started.map(|started| elapsed_ms(started, now)),
             };
             groups
                 .entry(outcome)
@@ -355,6 +421,16 @@ async fn complete_all(
                 update = update.col_expr(PluginJobRunColumn::Logs, Expr::value(logs.clone()));
             }
             update.exec(db).await?;
+        }
+    }
+    for (until, job_ids) in blocks {
+        for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+            PluginJob::update_many()
+                .col_expr(PluginJobColumn::BlockedUntil, Expr::value(until))
+                .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+                .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+                .exec(db)
+                .await?;
         }
     }
     Ok(answers)
@@ -392,11 +468,15 @@ pub(super) async fn rescue_stale_runs(
     let now = to_millis(msg.now);
     let cutoff = now - delta(msg.lease);
     let txn = begin_write(db).await?;
-    let stale = PluginJobRun::find()
+    let spare: HashSet<Uuid> = msg.spare.iter().copied().collect();
+    let stale: Vec<_> = PluginJobRun::find()
         .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
         .filter(PluginJobRunColumn::HeartbeatAt.lt(cutoff))
         .all(&txn)
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|run| !spare.contains(&run.id))
+        .collect();
     let mut rescued = Vec::with_capacity(stale.len());
     for run in stale {
         let instance = run.instance_id.as_deref().unwrap_or("an unknown instance");

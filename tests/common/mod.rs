@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod server;
 
 use std::future::Future;
@@ -256,8 +257,12 @@ impl WorkerManager for RecordingWorkers {
         self.inner.notify(plugin_id, method, params);
     }
 
-    fn restart(&self, plugin_id: &str) {
-        self.inner.restart(plugin_id);
+    fn cancels_on_drop(&self) -> bool {
+        self.inner.cancels_on_drop()
+    }
+
+    fn restart(&self, plugin_id: &str) -> futures_util::future::BoxFuture<'static, ()> {
+        self.inner.restart(plugin_id)
     }
 }
 
