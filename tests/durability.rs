@@ -5,15 +5,13 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use common::postgres::Cluster;
 use common::{Gate, Harness, TestDb, wait_until};
 use entity::prelude::*;
 use plugin_jobs::config::SchedulerConfig;
@@ -340,94 +338,6 @@ async fn three_instances_on_one_postgresql_run_every_slot_exactly_once_without_o
 }
 
 // A PostgreSQL outage ----------------------------------------------------------------------------
-
-/// A private PostgreSQL cluster (the test stops and restarts it, so it cannot be the shared one).
-struct Cluster {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Cluster {
-    fn start() -> Option<Self> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
-            .filter(|bin| bin.join("pg_ctl").is_file())
-            .max()?;
-        let dir = tempfile::tempdir().ok()?;
-        Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(dir.path())
-            .status()
-            .ok()?
-            .success()
-            .then_some(())?;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let cluster = Self { bin, dir, port };
-        cluster
-            .as_postgres(
-                "initdb",
-                &["-D", &cluster.data(), "-A", "trust", "-U", "postgres"],
-            )
-            .then_some(())?;
-        cluster.up().then_some(cluster)
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn as_postgres(&self, tool: &str, args: &[&str]) -> bool {
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join(tool))
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn up(&self) -> bool {
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("log").display().to_string();
-        self.as_postgres(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data(),
-                "-l",
-                &log,
-                "-w",
-                "-o",
-                &options,
-                "start",
-            ],
-        )
-    }
-
-    fn down(&self) -> bool {
-        self.as_postgres("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"])
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.as_postgres("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
-    }
-}
 
 #[derive(Default)]
 struct Finished(Mutex<Vec<(Uuid, Instant)>>);
