@@ -1,5 +1,7 @@
-//! Pause wins over the claim lookahead: a slot claimed up to 250 ms ahead never starts once
-//! `pause` has answered. Real clock and timers: each trial pauses 5–215 ms before a slot.
+//! Pause, retire and reschedule win over the claim lookahead: a slot claimed up to 250 ms ahead
+//! never starts once `pause` has answered (real clock and timers: each trial pauses 0–245 ms
+//! before a slot), and retiring a job or changing its schedule cancels its runs that were
+//! claimed but have not started.
 
 mod common;
 
@@ -10,7 +12,9 @@ use common::{TestDb, wait_until};
 use entity::prelude::*;
 use plugin_jobs::PluginJobs;
 use plugin_jobs::config::SchedulerConfig;
-use plugin_jobs::store::{JobDeclaration, JobRef};
+use plugin_jobs::store::{
+    ClaimDueJobs, JobDeclaration, JobRef, MarkRunning, StoreActor, SyncJobDeclarations,
+};
 use plugin_jobs::worker::InProcessWorkers;
 
 /// Sleeps until the wall clock reads `at` (positioning a trial in time, not waiting for a
@@ -39,7 +43,7 @@ async fn no_run_starts_after_a_pause_has_answered_even_when_its_slot_was_claimed
     let job = JobRef::key("p", "tick");
     let mut windows = Vec::new();
     for trial in 0..8_i64 {
-        let lead = TimeDelta::milliseconds(5 + trial * 30);
+        let lead = TimeDelta::milliseconds(trial * 35);
         let slot = Utc::now().trunc_subsecs(0) + TimeDelta::seconds(2);
         sleep_until(slot - lead).await;
         jobs.pause(job.clone()).await.expect("pause");
@@ -91,4 +95,80 @@ async fn no_run_starts_after_a_pause_has_answered_even_when_its_slot_was_claimed
         stopped_ahead > 0,
         "at least one trial paused a slot that was already claimed"
     );
+}
+
+/// Claims the job's slot at 10:00 one second ahead, then syncs `jobs`; answers whether the
+/// claimed run could still start, and the run as stored.
+async fn claim_ahead_then_sync(jobs: Vec<JobDeclaration>) -> (bool, PluginJobRunModel) {
+    let t = TestDb::new().await;
+    let store = actix::Actor::start(StoreActor::new(t.db.clone()));
+    let sync = |jobs, now: &str| SyncJobDeclarations {
+        plugin_id: "p".to_owned(),
+        jobs,
+        now: common::at(now),
+    };
+    store
+        .send(sync(
+            vec![JobDeclaration::new("tick", "0 * * * *")],
+            "09:30",
+        ))
+        .await
+        .expect("mailbox")
+        .expect("register");
+    let claimed = store
+        .send(ClaimDueJobs {
+            now: common::at("09:59"),
+            limit: 10,
+            plugin_ids: vec!["p".to_owned()],
+            instance_id: "a".to_owned(),
+            misfire_grace: Duration::from_secs(60),
+            lookahead: Duration::from_secs(60),
+        })
+        .await
+        .expect("mailbox")
+        .expect("claim");
+    let run = claimed.claimed[0].run.clone();
+    assert_eq!(run.scheduled_for, common::at("10:00"), "claimed ahead");
+    store
+        .send(sync(jobs, "09:59"))
+        .await
+        .expect("mailbox")
+        .expect("sync");
+    let started = store
+        .send(MarkRunning {
+            run_id: run.id,
+            now: common::at("10:00"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("mark running");
+    (started, t.run(run.id).await)
+}
+
+#[actix_rt::test]
+async fn a_schedule_change_cancels_the_old_schedules_slot_claimed_ahead() {
+    let (started, run) =
+        claim_ahead_then_sync(vec![JobDeclaration::new("tick", "30 * * * *")]).await;
+    assert!(!started, "the old slot does not start");
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("job rescheduled before its slot")
+    );
+}
+
+#[actix_rt::test]
+async fn retiring_a_job_cancels_its_slot_claimed_ahead() {
+    let (started, run) = claim_ahead_then_sync(Vec::new()).await;
+    assert!(!started, "a retired job's slot does not start");
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert_eq!(run.error.as_deref(), Some("job retired before its slot"));
+}
+
+#[actix_rt::test]
+async fn an_unchanged_declaration_keeps_the_slot_claimed_ahead() {
+    let (started, run) =
+        claim_ahead_then_sync(vec![JobDeclaration::new("tick", "0 * * * *")]).await;
+    assert!(started, "nothing changed: the slot runs");
+    assert_eq!(run.status, RunStatus::Running);
 }

@@ -867,3 +867,31 @@ async fn a_slot_claimed_within_the_lookahead_waits_for_its_slot_before_it_starts
     assert_eq!(run.started_at, Some(at("10:30")));
     assert_eq!(h.workers.calls().len(), 1);
 }
+
+#[actix_rt::test]
+async fn a_worker_error_holding_nul_fails_its_run_and_leaves_a_concurrent_job_unaffected() {
+    let h = Harness::new(config(10)).await;
+    h.workers.inner.register("alpha", "bad", |_ctx| async {
+        Err("broke at byte \u{0} here".to_owned())
+    });
+    h.workers.inner.register("alpha", "good", ok_handler);
+    let jobs = h
+        .jobs
+        .register(
+            "alpha",
+            vec![
+                JobDeclaration::new("bad", "0 * * * *"),
+                JobDeclaration::new("good", "0 * * * *"),
+            ],
+        )
+        .await
+        .expect("register");
+    h.clock.set(at("11:00"));
+    h.tick().await;
+    h.wait_idle().await;
+    let bad = runs_of(&h, jobs[0].id).await.remove(0);
+    let good = runs_of(&h, jobs[1].id).await.remove(0);
+    assert_eq!(bad.status, RunStatus::Failed);
+    assert_eq!(bad.error.as_deref(), Some("broke at byte \u{FFFD} here"));
+    assert_eq!(good.status, RunStatus::Succeeded);
+}
