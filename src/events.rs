@@ -1,16 +1,62 @@
-//! Run events: the extension point. Any actor can `Subscribe` to the scheduler's `RunEvent`s;
-//! metrics, notifications or auto-pause are added as new subscribers, not by editing the
-//! scheduler. Events carry the job's key and the run's trigger beside the ids, so a subscriber
-//! can label what it records without reading the database.
+//! Run events: the extension point. Any actor can subscribe to the `RunEvent`s on the
+//! [`EventBus`]; metrics, notifications or auto-pause are added as new subscribers, not by
+//! editing the scheduler. Events carry the job's key and the run's trigger beside the ids, so a
+//! subscriber can label what it records without reading the database.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use entity::prelude::{RunStatus, RunTrigger};
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::store::SkipReason;
+/// Every subscriber of one plugin-jobs instance. Clones share the subscribers: the scheduler,
+/// the run actors and the maintenance actor all publish on the same bus. Events are sent with
+/// `do_send` and never wait on a subscriber.
+#[derive(Debug, Clone, Default)]
+pub struct EventBus {
+    subscribers: Arc<RwLock<Vec<Recipient<RunEvent>>>>,
+}
+
+impl EventBus {
+    pub fn subscribe(&self, recipient: Recipient<RunEvent>) {
+        self.subscribers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(recipient);
+    }
+
+    pub fn emit(&self, event: RunEvent) {
+        let subscribers = self
+            .subscribers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for subscriber in subscribers.iter() {
+            subscriber.do_send(event.clone());
+        }
+    }
+}
+
+/// Why a due slot passed without a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The job's previous run was still live.
+    Overlap,
+    /// The slot was older than the misfire grace and the job's policy is `skip`.
+    Misfire,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SkipReason::Overlap => "overlap",
+            SkipReason::Misfire => "misfire",
+        })
+    }
+}
 
 /// Something that happened to a run or a slot.
 #[derive(Message, Debug, Clone, PartialEq)]
@@ -66,7 +112,7 @@ pub enum RunEvent {
     TickFinished { duration: Duration },
 }
 
-/// Subscribes a recipient to every `RunEvent` of the scheduler.
+/// Subscribes a recipient to every `RunEvent` (sent to the scheduler, which owns the bus).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct Subscribe(pub Recipient<RunEvent>);

@@ -22,7 +22,8 @@ use sea_orm::DatabaseConnection;
 use crate::Result;
 use crate::clock::{Clock, SystemClock};
 use crate::config::SchedulerConfig;
-use crate::events::{RunEvent, Subscribe};
+use crate::events::{EventBus, RunEvent};
+use crate::maintenance::{MaintenanceActor, StartMaintenance};
 use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::scheduler::{
     AwaitReleased, Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob,
@@ -102,21 +103,36 @@ impl PluginJobsBuilder {
         let workers = self
             .workers
             .unwrap_or_else(|| Arc::new(InProcessWorkers::new()));
+        let events = EventBus::default();
         let scheduler = SchedulerActor::new(
             store.clone(),
             Arc::clone(&workers),
             Arc::clone(&self.clock),
-            self.config,
+            self.config.clone(),
             instance_id.clone(),
             self.timers,
+            events.clone(),
+        )
+        .start();
+        let maintenance = MaintenanceActor::new(
+            store.clone(),
+            scheduler.clone().recipient(),
+            Arc::clone(&self.clock),
+            self.config,
+            events.clone(),
         )
         .start();
         let metrics = MetricsActor::new(scheduler.clone(), Arc::clone(&workers)).start();
         // Subscribed before `Start`, so it sees the first tick's events.
-        scheduler.do_send(Subscribe(metrics.clone().recipient()));
+        events.subscribe(metrics.clone().recipient());
         scheduler.do_send(Start);
+        if self.timers {
+            maintenance.do_send(StartMaintenance);
+        }
         PluginJobsHandle {
             scheduler,
+            maintenance,
+            events,
             store,
             metrics,
             workers,
@@ -139,6 +155,10 @@ pub fn new_instance_id() -> String {
 #[derive(Debug, Clone)]
 pub struct PluginJobsHandle {
     pub scheduler: Addr<SchedulerActor>,
+    /// Heartbeats, rescue and pruning; tests send it one pass at a time.
+    pub maintenance: Addr<MaintenanceActor>,
+    /// The run events of this instance: subscribe new actors here.
+    pub events: EventBus,
     pub store: Addr<StoreActor>,
     /// Keeps the Prometheus metrics (`GET /metrics`).
     pub metrics: Addr<MetricsActor>,
@@ -196,7 +216,7 @@ impl PluginJobsHandle {
 
     /// Subscribes to run events.
     pub fn subscribe(&self, recipient: Recipient<RunEvent>) {
-        self.scheduler.do_send(Subscribe(recipient));
+        self.events.subscribe(recipient);
     }
 
     /// Stops ticking, lets runs finish within `grace`, cancels the rest. Answers once every

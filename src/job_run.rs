@@ -21,7 +21,7 @@ use entity::prelude::*;
 use serde_json::json;
 
 use crate::clock::Clock;
-use crate::events::RunEvent;
+use crate::events::{EventBus, RunEvent};
 use crate::store::{CompleteRun, MarkRunning, SetJobBlock, StoreActor};
 use crate::time::{delta, elapsed_ms, iso};
 use crate::worker::{WorkerError, WorkerManager};
@@ -82,7 +82,7 @@ pub struct RunDeps {
     pub settled: Recipient<RunSettled>,
     pub workers: Arc<dyn WorkerManager>,
     pub clock: Arc<dyn Clock>,
-    pub events: Vec<Recipient<RunEvent>>,
+    pub events: EventBus,
     pub default_timeout: Duration,
     pub cancel_grace: Duration,
 }
@@ -127,9 +127,7 @@ impl JobRunActor {
     }
 
     fn emit(&self, event: RunEvent) {
-        for subscriber in &self.deps.events {
-            subscriber.do_send(event.clone());
-        }
+        self.deps.events.emit(event);
     }
 
     fn cancel_timer(&mut self, ctx: &mut Context<Self>) {

@@ -6,11 +6,13 @@
 //! - [`clock`] gives every actor "now": the system clock, or a manual one for tests.
 //! - [`db`] connects to SQLite or PostgreSQL with the right pool settings and runs migrations.
 //! - [`store`] is the `StoreActor`, the only writer to the database.
-//! - [`scheduler`] is the `SchedulerActor`: ticks, claims, the concurrency budget, triggers.
+//! - [`scheduler`] is the `SchedulerActor`: ticks, claims, spawning runs, triggers, shutdown;
+//!   [`run_table`] is its table of live and queued runs and the concurrency budget (plain data).
+//! - [`maintenance`] is the `MaintenanceActor`: heartbeats, rescue of abandoned runs, pruning.
 //! - [`job_run`] is the `JobRunActor`: one run, its worker call, its timeout and its outcome.
 //! - [`worker`] is the `WorkerManager` seam, the in-process and the stdio process workers, and
 //!   the SDK for writing workers in Rust.
-//! - [`events`] is the run-event extension point; [`metrics`] is the `MetricsActor`, a
+//! - [`events`] is the run-event extension point (the `EventBus`); [`metrics`] is the `MetricsActor`, a
 //!   subscriber that keeps the Prometheus metrics.
 //! - [`describe`] puts common cron expressions into plain words (pure logic).
 //! - [`manifest`] loads the plugins directory; [`server`] is `plugin-jobs serve`.
@@ -30,8 +32,10 @@ pub mod events;
 mod handle;
 pub mod http;
 pub mod job_run;
+pub mod maintenance;
 pub mod manifest;
 pub mod metrics;
+pub mod run_table;
 pub mod scheduler;
 pub mod server;
 pub mod store;

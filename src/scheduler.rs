@@ -1,5 +1,6 @@
-//! The `SchedulerActor`: owns the run table (job id → its `JobRunActor`), the concurrency
-//! budget, the tick counters and the plugin registry.
+//! The `SchedulerActor`: dispatch. It owns the run table (job id → its `JobRunActor`, the manual
+//! queue and the concurrency budget, see [`crate::run_table`]), the tick counters, the plugin
+//! registry and the event bus; heartbeats, rescue and pruning are the `MaintenanceActor`'s.
 //!
 //! A `Tick` claims as many due jobs as there are free slots (for plugins whose worker is
 //! running), spawns one `JobRunActor` per claimed run, re-arms a one-shot wake for the earliest
@@ -7,10 +8,11 @@
 //! hands it to the oldest queued manual run, or to a due job.
 //!
 //! Handles: `Start`, `Tick`, `TriggerJob`, `RegisterPlugin`, `UnregisterPlugin`, `PauseJob`,
-//! `ResumeJob`, `RunFinished`, `GetDiagnostics`, `Subscribe`, `Shutdown`. Sends: store messages,
-//! `Cancel` to its `JobRunActor`s, `RunEvent`s to subscribers.
+//! `ResumeJob`, `RunFinished`, `RunSettled`, `GetTrackedRuns`, `GetDiagnostics`, `Subscribe`,
+//! `Shutdown`, `AwaitReleased`. Sends: store messages, `Cancel` to its `JobRunActor`s,
+//! `RunEvent`s on the bus.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,18 +24,19 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
-use crate::events::{RunEvent, Subscribe};
+use crate::events::{EventBus, RunEvent, Subscribe};
 use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished, RunSettled};
+use crate::maintenance::GetTrackedRuns;
+use crate::run_table::{LiveRun, RunTable};
 use crate::store::{
-    ClaimDueJobs, CompleteRun, CreateRun, GetJob, GetNextDueAt, Heartbeat, JobDeclaration, JobRef,
-    PruneRuns, RescueStaleRuns, SetJobStatus, StoreActor, SyncJobDeclarations,
+    ClaimDueJobs, CompleteRun, CreateRun, GetJob, GetNextDueAt, JobDeclaration, JobRef,
+    SetJobStatus, StoreActor, SyncJobDeclarations,
 };
 use crate::time::iso;
 use crate::worker::WorkerManager;
 use crate::{Error, Result};
 
-/// Starts the timers (tick, heartbeat, maintenance) and runs a rescue pass. A second `Start` is
-/// a no-op.
+/// Starts ticking (the timer, unless ticks are manual). A second `Start` is a no-op.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Start;
@@ -130,14 +133,8 @@ pub struct Diagnostics {
     pub skipped_slots: u64,
 }
 
-#[derive(Debug)]
-struct LiveRun {
-    run_id: Uuid,
-    plugin_id: String,
-    actor: Addr<JobRunActor>,
-    /// The outcome is recorded; the worker may still hold the job (timed out or cancelled).
-    settled: bool,
-}
+/// A manual run waiting for a free slot.
+type QueuedRun = (PluginJobRunModel, PluginJobModel);
 
 /// The scheduler of one instance.
 #[derive(Debug)]
@@ -155,18 +152,13 @@ pub struct SchedulerActor {
     last_tick_at: Option<DateTime<Utc>>,
     skipped_slots: u64,
     plugins: HashSet<String>,
-    live: HashMap<Uuid, LiveRun>,
-    queued_manual: VecDeque<(PluginJobRunModel, PluginJobModel)>,
-    subscribers: Vec<Recipient<RunEvent>>,
+    runs: RunTable<Addr<JobRunActor>, QueuedRun>,
+    events: EventBus,
     wake: Option<SpawnHandle>,
     /// True when the last claim filled every free slot, so a freed slot should claim again.
     saturated: bool,
     /// A `ClaimFreedSlots` is on its way.
     claim_queued: bool,
-    /// Told when the last live run finishes (shutdown waits on these).
-    drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
-    /// Told when every live run has its outcome recorded (shutdown waits on these).
-    settle_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SchedulerActor {
@@ -177,8 +169,10 @@ impl SchedulerActor {
         config: SchedulerConfig,
         instance_id: String,
         timers: bool,
+        events: EventBus,
     ) -> Self {
         Self {
+            runs: RunTable::new(config.max_concurrent_runs),
             store,
             workers,
             clock,
@@ -191,27 +185,19 @@ impl SchedulerActor {
             last_tick_at: None,
             skipped_slots: 0,
             plugins: HashSet::new(),
-            live: HashMap::new(),
-            queued_manual: VecDeque::new(),
-            subscribers: Vec::new(),
+            events,
             wake: None,
             saturated: false,
             claim_queued: false,
-            drain_waiters: Vec::new(),
-            settle_waiters: Vec::new(),
         }
     }
 
     fn free_slots(&self) -> usize {
-        self.config
-            .max_concurrent_runs
-            .saturating_sub(self.live.len())
+        self.runs.free_slots()
     }
 
     fn emit(&self, event: RunEvent) {
-        for subscriber in &self.subscribers {
-            subscriber.do_send(event.clone());
-        }
+        self.events.emit(event);
     }
 
     fn spawn_run(&mut self, run: PluginJobRunModel, job: PluginJobModel, ctx: &mut Context<Self>) {
@@ -221,20 +207,20 @@ impl SchedulerActor {
             settled: ctx.address().recipient(),
             workers: self.workers.clone(),
             clock: self.clock.clone(),
-            events: self.subscribers.clone(),
+            events: self.events.clone(),
             default_timeout: self.config.job_timeout,
             cancel_grace: self.config.cancel_grace,
         };
         let job_id = job.id;
         let plugin_id = job.plugin_id.clone();
         let run_id = run.id;
-        let actor = JobRunActor::new(run, job, deps).start();
-        self.live.insert(
+        let handle = JobRunActor::new(run, job, deps).start();
+        self.runs.insert(
             job_id,
             LiveRun {
                 run_id,
                 plugin_id,
-                actor,
+                handle,
                 settled: false,
             },
         );
@@ -242,10 +228,7 @@ impl SchedulerActor {
 
     /// Starts queued manual runs, oldest first, while there are free slots.
     fn start_queued_manual(&mut self, ctx: &mut Context<Self>) {
-        while self.free_slots() > 0 {
-            let Some((run, job)) = self.queued_manual.pop_front() else {
-                break;
-            };
+        while let Some((run, job)) = self.runs.pop_startable() {
             self.spawn_run(run, job, ctx);
         }
     }
@@ -371,83 +354,6 @@ impl SchedulerActor {
                 ctx.notify(Tick);
             }
         });
-        ctx.run_interval(self.config.heartbeat_interval, |act, _ctx| act.heartbeat());
-        ctx.run_interval(self.config.maintenance_interval, |act, _ctx| {
-            if act.running {
-                act.maintain();
-            }
-        });
-    }
-
-    /// The runs this instance owns: live ones and queued manual ones.
-    fn tracked_run_ids(&self) -> Vec<Uuid> {
-        let mut run_ids: Vec<Uuid> = self.live.values().map(|live| live.run_id).collect();
-        run_ids.extend(self.queued_manual.iter().map(|(run, _)| run.id));
-        run_ids
-    }
-
-    /// Refreshes the heartbeat of every live run of this instance in one statement.
-    fn heartbeat(&self) {
-        let run_ids = self.tracked_run_ids();
-        if run_ids.is_empty() {
-            return;
-        }
-        let store = self.store.clone();
-        let msg = Heartbeat {
-            run_ids,
-            now: self.clock.now(),
-        };
-        actix::spawn(async move {
-            if let Err(err) = crate::store::ask(&store, msg).await {
-                log::error!("heartbeat failed: {err}");
-            }
-        });
-    }
-
-    /// One maintenance pass: rescue abandoned runs, then prune history.
-    fn maintain(&self) {
-        let store = self.store.clone();
-        let now = self.clock.now();
-        let rescue = RescueStaleRuns {
-            now,
-            lease: self.config.run_lease,
-            spare: self.tracked_run_ids(),
-        };
-        let prune = PruneRuns {
-            now,
-            keep_per_job: self.config.keep_runs_per_job,
-            retention: self.config.run_retention,
-        };
-        let subscribers = self.subscribers.clone();
-        actix::spawn(async move {
-            match crate::store::ask(&store, rescue).await {
-                Ok(rescued) => {
-                    for run in rescued {
-                        log::warn!(
-                            "run {} of plugin {} {}",
-                            run.run_id,
-                            run.plugin_id,
-                            run.error
-                        );
-                        let event = RunEvent::RunRescued {
-                            run_id: run.run_id,
-                            job_id: run.job_id,
-                            plugin_id: run.plugin_id,
-                            error: run.error,
-                        };
-                        for subscriber in &subscribers {
-                            subscriber.do_send(event.clone());
-                        }
-                    }
-                }
-                Err(err) => log::error!("rescue pass failed: {err}"),
-            }
-            match crate::store::ask(&store, prune).await {
-                Ok(0) => {}
-                Ok(pruned) => log::info!("pruned {pruned} runs"),
-                Err(err) => log::error!("prune pass failed: {err}"),
-            }
-        });
     }
 
     fn job_lookup(
@@ -466,19 +372,6 @@ impl SchedulerActor {
                 .ok_or(Error::JobNotFound(label))
         }
     }
-
-    fn notify_drained(&mut self) {
-        if self.live.is_empty() {
-            for waiter in self.drain_waiters.drain(..) {
-                let _ = waiter.send(());
-            }
-        }
-        if self.live.values().all(|live| live.settled) {
-            for waiter in self.settle_waiters.drain(..) {
-                let _ = waiter.send(());
-            }
-        }
-    }
 }
 
 impl Actor for SchedulerActor {
@@ -495,7 +388,6 @@ impl Handler<Start> for SchedulerActor {
         self.running = true;
         if self.timers {
             self.start_timers(ctx);
-            self.maintain();
             ctx.notify(Tick);
         }
     }
@@ -525,18 +417,11 @@ impl Handler<RunFinished> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, msg: RunFinished, ctx: &mut Self::Context) {
-        if self
-            .live
-            .get(&msg.job_id)
-            .is_some_and(|live| live.run_id == msg.run_id)
-        {
-            self.live.remove(&msg.job_id);
-        }
-        self.notify_drained();
+        self.runs.finish(msg.job_id, msg.run_id);
         if !self.running {
             return;
         }
-        if !self.queued_manual.is_empty() {
+        if self.runs.queued_count() > 0 {
             self.start_queued_manual(ctx);
         } else if self.saturated && !self.claim_queued {
             // Due jobs may be waiting for this slot: claim now rather than at the next tick,
@@ -551,12 +436,15 @@ impl Handler<RunSettled> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, msg: RunSettled, _ctx: &mut Self::Context) {
-        if let Some(live) = self.live.get_mut(&msg.job_id)
-            && live.run_id == msg.run_id
-        {
-            live.settled = true;
-        }
-        self.notify_drained();
+        self.runs.settle(msg.job_id, msg.run_id);
+    }
+}
+
+impl Handler<GetTrackedRuns> for SchedulerActor {
+    type Result = MessageResult<GetTrackedRuns>;
+
+    fn handle(&mut self, _msg: GetTrackedRuns, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.runs.tracked_run_ids())
     }
 }
 
@@ -564,15 +452,13 @@ impl Handler<AwaitReleased> for SchedulerActor {
     type Result = ResponseActFuture<Self, usize>;
 
     fn handle(&mut self, msg: AwaitReleased, _ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.drain_waiters.push(tx);
-        self.notify_drained();
+        let drained = self.runs.wait_drained();
         Box::pin(
             async move {
-                let _ = actix_rt::time::timeout(msg.timeout, rx).await;
+                let _ = actix_rt::time::timeout(msg.timeout, drained).await;
             }
             .into_actor(self)
-            .map(|(), act, _ctx| act.live.len()),
+            .map(|(), act, _ctx| act.runs.live_count()),
         )
     }
 }
@@ -617,12 +503,7 @@ impl Handler<TriggerJob> for SchedulerActor {
                                 status: job.status.to_string(),
                             });
                         }
-                        if act.live.contains_key(&job.id)
-                            || act
-                                .queued_manual
-                                .iter()
-                                .any(|(_, queued)| queued.id == job.id)
-                        {
+                        if act.runs.holds(job.id) {
                             return Err(Error::AlreadyRunning {
                                 job: job.job_key,
                                 detail: String::new(),
@@ -663,7 +544,8 @@ impl Handler<TriggerJob> for SchedulerActor {
                             scheduled_for: run.scheduled_for,
                         });
                         // First in, first out: a new manual run never overtakes a queued one.
-                        act.queued_manual.push_back((run, job));
+                        act.runs
+                            .push_manual(job.id, run.id, job.plugin_id.clone(), (run, job));
                         act.start_queued_manual(ctx);
                         Ok(triggered)
                     },
@@ -705,23 +587,12 @@ impl Handler<UnregisterPlugin> for SchedulerActor {
     fn handle(&mut self, msg: UnregisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
         const REASON: &str = "Plugin unregistered";
         self.plugins.remove(&msg.plugin_id);
-        for live in self
-            .live
-            .values()
-            .filter(|live| live.plugin_id == msg.plugin_id)
-        {
-            live.actor.do_send(Cancel {
+        for live in self.runs.unsettled(Some(&msg.plugin_id)) {
+            live.handle.do_send(Cancel {
                 reason: REASON.to_owned(),
             });
         }
-        let mut queued = Vec::new();
-        self.queued_manual.retain(|(run, _)| {
-            let keep = run.plugin_id != msg.plugin_id;
-            if !keep {
-                queued.push(run.id);
-            }
-            keep
-        });
+        let queued = self.runs.drain_queued(Some(&msg.plugin_id));
         let store = self.store.clone();
         let now = self.clock.now();
         Box::pin(
@@ -803,19 +674,18 @@ impl Handler<GetDiagnostics> for SchedulerActor {
     type Result = MessageResult<GetDiagnostics>;
 
     fn handle(&mut self, _msg: GetDiagnostics, _ctx: &mut Self::Context) -> Self::Result {
-        let mut active_job_ids: Vec<Uuid> = self.live.keys().copied().collect();
-        active_job_ids.sort();
+        let active_job_ids = self.runs.live_job_ids();
         let mut registered_plugins: Vec<String> = self.plugins.iter().cloned().collect();
         registered_plugins.sort();
         MessageResult(Diagnostics {
             running: self.running,
             active_job_count: active_job_ids.len(),
             active_job_ids,
-            queued_manual_runs: self.queued_manual.len(),
+            queued_manual_runs: self.runs.queued_count(),
             tick_count: self.tick_count,
             last_tick_at: self.last_tick_at.map(iso),
             instance_id: self.instance_id.clone(),
-            max_concurrent_runs: self.config.max_concurrent_runs,
+            max_concurrent_runs: self.runs.max_concurrent(),
             registered_plugins,
             skipped_slots: self.skipped_slots,
         })
@@ -826,7 +696,7 @@ impl Handler<Subscribe> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
-        self.subscribers.push(msg.0);
+        self.events.subscribe(msg.0);
     }
 }
 
@@ -844,46 +714,34 @@ impl Handler<Shutdown> for SchedulerActor {
             msg.grace.as_millis()
         );
         // Queued manual runs never started: cancel them at once.
-        let queued: Vec<_> = self
-            .queued_manual
-            .drain(..)
-            .map(|(run, _)| run.id)
-            .collect();
+        let queued = self.runs.drain_queued(None);
         let store = self.store.clone();
         let now = self.clock.now();
-        let live_before = self.live.len();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.drain_waiters.push(tx);
-        self.notify_drained();
+        let live_before = self.runs.live_count();
+        let drained = self.runs.wait_drained();
         Box::pin(
             async move {
                 let reason = "Scheduler shutting down before the run started";
                 cancel_queued(&store, &queued, reason, now).await;
-                let drained = actix_rt::time::timeout(msg.grace, rx).await.is_ok();
+                let drained = actix_rt::time::timeout(msg.grace, drained).await.is_ok();
                 (queued.len(), drained)
             }
             .into_actor(self)
             .then(move |(queued, drained), act, _ctx| {
                 let mut cancelled = queued;
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                if drained {
-                    let _ = tx.send(());
-                } else {
-                    let unsettled: Vec<_> =
-                        act.live.values().filter(|live| !live.settled).collect();
-                    cancelled += unsettled.len();
-                    for live in unsettled {
-                        live.actor.do_send(Cancel {
+                if !drained {
+                    for live in act.runs.unsettled(None) {
+                        cancelled += 1;
+                        live.handle.do_send(Cancel {
                             reason: reason.clone(),
                         });
                     }
-                    act.settle_waiters.push(tx);
-                    act.notify_drained();
                 }
+                let settled = act.runs.wait_settled();
                 let finished = live_before.saturating_sub(cancelled - queued);
                 async move {
                     // The cancelled runs record their outcome before they report settled.
-                    let _ = actix_rt::time::timeout(SETTLE_WAIT, rx).await;
+                    let _ = actix_rt::time::timeout(SETTLE_WAIT, settled).await;
                     ShutdownReport {
                         finished: if first { finished } else { 0 },
                         cancelled,

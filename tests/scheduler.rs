@@ -50,6 +50,7 @@ async fn diagnostics_start_empty_and_start_and_stop_are_safe_in_any_order() {
         SchedulerConfig::default(),
         "i".to_owned(),
         false,
+        plugin_jobs::events::EventBus::default(),
     )
     .start();
     let d = scheduler.send(GetDiagnostics).await.expect("diagnostics");

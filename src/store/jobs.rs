@@ -18,6 +18,7 @@ use super::{
     SyncJobDeclarations, begin_write, runs,
 };
 use crate::cron::Schedule;
+use crate::events::SkipReason;
 use crate::time::{delta, to_millis};
 use crate::{Error, Result};
 
@@ -297,25 +298,6 @@ pub(super) async fn sync_job_declarations(
 pub struct ClaimedRun {
     pub run: PluginJobRunModel,
     pub job: PluginJobModel,
-}
-
-/// Why a due slot passed without a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    /// The job's previous run was still live.
-    Overlap,
-    /// The slot was older than the misfire grace and the job's policy is `skip`.
-    Misfire,
-}
-
-impl std::fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SkipReason::Overlap => "overlap",
-            SkipReason::Misfire => "misfire",
-        })
-    }
 }
 
 /// A due slot that was passed over, and why.

@@ -26,7 +26,8 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 
-pub use jobs::{ClaimOutcome, ClaimedRun, JobDeclaration, SkipReason, SkippedSlot};
+pub use crate::events::SkipReason;
+pub use jobs::{ClaimOutcome, ClaimedRun, JobDeclaration, SkippedSlot};
 pub use runs::RescuedRun;
 
 use crate::Result;
