@@ -4,7 +4,7 @@
 mod cron_support;
 
 use cron_support::{assert_mentions, on_jan_15, rejection, schedule, utc, zoned};
-use plugin_jobs::cron::{CronError, Schedule, parse_timezone};
+use plugin_jobs::cron::{CronError, CronField, Schedule, parse_timezone};
 
 // --- Parsing, as the sorted set of values per field ---
 
@@ -156,6 +156,63 @@ fn errors_in_other_fields_name_those_fields() {
     assert_mentions(&rejection("0 0 0 1 1 * 1969"), &["year", "\"1969\""]);
     assert_mentions(&rejection("* 5L * * *"), &["hour", "\"5L\""]);
     assert_mentions(&rejection("* * * * 5#6"), &["day-of-week", "\"5#6\""]);
+}
+
+#[test]
+fn a_misplaced_l_is_explained_for_the_field_it_is_in() {
+    assert_mentions(
+        &rejection("L-2 * * * *"),
+        &[
+            "minute token \"L-2\"",
+            "only allowed in day-of-month or day-of-week",
+        ],
+    );
+    let message = rejection("0 0 L-2 * *");
+    assert_mentions(
+        &message,
+        &["day-of-month token \"L-2\"", "offsets such as L-2"],
+    );
+    assert!(!message.contains("not in day-of-month"), "{message}");
+    assert_mentions(
+        &rejection("0 0 5L * *"),
+        &["day-of-month", "only allowed in day-of-week"],
+    );
+    assert_mentions(
+        &rejection("0 0 * * 15W"),
+        &["day-of-week", "only allowed in day-of-month"],
+    );
+}
+
+#[test]
+fn a_step_larger_than_its_field_is_rejected_deliberately() {
+    // Vixie cron reads */90 as minute 0 alone; here it is an error that says why.
+    assert_mentions(
+        &rejection("*/90 * * * *"),
+        &["minute", "\"*/90\"", "larger than the field's span of 60"],
+    );
+    assert_mentions(&rejection("0 */25 * * *"), &["hour", "span of 24"]);
+}
+
+#[test]
+fn every_field_error_says_which_field() {
+    for (expr, field) in [
+        ("x * * * * *", CronField::Second),
+        ("* x * * *", CronField::Hour),
+        ("* * x * *", CronField::DayOfMonth),
+        ("* * * x *", CronField::Month),
+        ("* * * * x", CronField::DayOfWeek),
+        ("0 0 0 1 1 * x", CronField::Year),
+    ] {
+        let error = Schedule::parse(expr, "UTC").expect_err("rejected");
+        assert_eq!(error.field(), Some(field), "{expr}");
+        assert!(error.to_string().starts_with(field.name()), "{error}");
+    }
+    assert_eq!(
+        Schedule::parse("* * *", "UTC")
+            .err()
+            .and_then(|e| e.field()),
+        None
+    );
 }
 
 #[test]

@@ -256,6 +256,70 @@ fn a_star_day_field_leaves_the_other_to_restrict() {
     );
 }
 
+/// The days of December 2026 on which `expr` fires (the 1st is a Tuesday; Mondays are the 7th,
+/// 14th, 21st and 28th, Fridays the 4th, 11th, 18th and 25th, Sundays the 6th, 13th, 20th and
+/// 27th).
+fn december_2026_days(expr: &str) -> Vec<u32> {
+    use chrono::Datelike;
+    schedule(expr)
+        .upcoming(utc("2026-11-30T12:00:00Z"), 40)
+        .into_iter()
+        .take_while(|slot| slot.month() == 12)
+        .map(|slot| slot.day())
+        .collect()
+}
+
+/// crontab(5): "If both fields are restricted (i.e., do not start with *), the command will be
+/// run when either field matches the current time. For example, "30 4 1,15 * 5" would cause a
+/// command to be run at 4:30 am on the 1st and 15th of each month, plus every Friday." A field
+/// that starts with `*` (`*/2` included) restricts together with the other.
+#[test]
+fn day_fields_combine_as_crontab_5_says() {
+    let rows: &[(&str, &[u32])] = &[
+        // crontab(5)'s own example: either field.
+        ("30 4 1,15 * 5", &[1, 4, 11, 15, 18, 25]),
+        ("0 0 1-7 * 1", &[1, 2, 3, 4, 5, 6, 7, 14, 21, 28]),
+        // A field starting with `*`: both must match.
+        ("0 0 */2 * 1", &[7, 21]),
+        ("0 0 */1 * 5", &[4, 11, 18, 25]),
+        ("0 0 1-10 * */7", &[6]),
+        ("0 0 * * 1", &[7, 14, 21, 28]),
+        ("0 0 13 * *", &[13]),
+        // `?` is `*`.
+        ("0 0 ? * 1", &[7, 14, 21, 28]),
+        ("0 0 13 * ?", &[13]),
+        // `L`, `W` and `#` restrict their field like any value.
+        ("0 0 L * 5", &[4, 11, 18, 25, 31]),
+        ("0 0 15W * 1", &[7, 14, 15, 21, 28]),
+        ("0 0 */2 * 5#2", &[11]),
+        ("0 0 * * 5L", &[25]),
+        // A range ending in SUN: through Sunday after another weekday, else Sunday alone.
+        (
+            "0 0 * * FRI-SUN",
+            &[4, 5, 6, 11, 12, 13, 18, 19, 20, 25, 26, 27],
+        ),
+        ("0 0 * * SUN-SUN", &[6, 13, 20, 27]),
+        ("0 0 * * 0-SUN", &[6, 13, 20, 27]),
+    ];
+    for (expr, days) in rows {
+        assert_eq!(december_2026_days(expr), *days, "{expr}");
+    }
+}
+
+#[test]
+fn odd_days_and_mondays_means_mondays_on_odd_days() {
+    // The issue's case: not "odd days, or Mondays".
+    assert_eq!(
+        upcoming(&schedule("0 0 */2 * 1"), "2026-11-30T12:00:00Z", 4),
+        [
+            "2026-12-07T00:00:00Z",
+            "2026-12-21T00:00:00Z",
+            "2027-01-11T00:00:00Z",
+            "2027-01-25T00:00:00Z"
+        ]
+    );
+}
+
 // --- Year field ---
 
 #[test]
@@ -280,6 +344,27 @@ fn a_year_range_fires_until_it_is_exhausted() {
 #[test]
 fn a_year_in_the_past_never_fires() {
     assert_eq!(next("0 0 0 1 1 * 2020", "2024-01-15T00:00:00Z"), None);
+}
+
+#[test]
+fn nothing_fires_after_the_year_9999() {
+    assert_eq!(next("@yearly", "9999-06-01T00:00:00Z"), None);
+    assert_eq!(
+        next("0 0 0 31 12 * 9999", "2024-01-01T00:00:00Z"),
+        Some(utc("9999-12-31T00:00:00Z"))
+    );
+    // 23:00 on the last day of 9999 in New York is already 10000 in UTC.
+    let late = zoned("0 0 23 31 12 * 9999", "America/New_York");
+    assert_eq!(late.next_after(utc("2024-01-01T00:00:00Z")), None);
+    // East of UTC the new year of 10000 comes first on the wall clock.
+    let tokyo = zoned("@yearly", "Asia/Tokyo");
+    assert_eq!(tokyo.next_after(utc("9999-06-01T00:00:00Z")), None);
+    assert!(
+        schedule("* * * * * *")
+            .upcoming(utc("9999-12-31T23:59:58Z"), 5)
+            .len()
+            == 1
+    );
 }
 
 // --- Impossible expressions ---
