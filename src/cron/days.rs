@@ -35,6 +35,9 @@ pub(super) struct DayRule {
     dow_mask: u8,
     dom_specials: Vec<DomSpecial>,
     dow_specials: Vec<DowSpecial>,
+    /// The field is `*` or `?`: every day matches it, so it need not be asked.
+    dom_any: bool,
+    dow_any: bool,
     /// crontab(5): "If both fields are restricted (i.e., do not start with *), the command will
     /// be run when either field matches the current time." Otherwise both must match, so a
     /// field such as `*/2` restricts together with the other.
@@ -58,21 +61,26 @@ impl DayRule {
             dow_mask: u8::try_from(mask(&dow.values)).unwrap_or(u8::MAX),
             dom_specials: dom.dom_specials.clone(),
             dow_specials: dow.dow_specials.clone(),
+            dom_any: dom.star,
+            dow_any: dow.star,
             either: !unrestricted(dom_token) && !unrestricted(dow_token),
         }
     }
 
     pub(super) fn matches(&self, date: NaiveDate) -> bool {
-        let dom = self.dom_mask & (1 << date.day()) != 0
-            || self.dom_specials.iter().any(|s| s.matches(date));
-        if self.either && dom {
-            return true;
+        let dom = || {
+            self.dom_mask & (1 << date.day()) != 0
+                || self.dom_specials.iter().any(|s| s.matches(date))
+        };
+        let dow = || {
+            self.dow_mask & (1 << date.weekday().num_days_from_sunday()) != 0
+                || self.dow_specials.iter().any(|s| s.matches(date))
+        };
+        if self.either {
+            dom() || dow()
+        } else {
+            (self.dom_any || dom()) && (self.dow_any || dow())
         }
-        if !self.either && !dom {
-            return false;
-        }
-        self.dow_mask & (1 << date.weekday().num_days_from_sunday()) != 0
-            || self.dow_specials.iter().any(|s| s.matches(date))
     }
 }
 

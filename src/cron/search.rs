@@ -24,6 +24,9 @@ pub(super) const MAX_CANDIDATES: usize = 200_000;
 /// so that the second pass of a repeated hour is not missed.
 const MAX_FOLD: TimeDelta = TimeDelta::hours(4);
 
+/// 10000-01-01T00:00:00Z: no slot is at or after it, so every slot prints as RFC 3339.
+const END_OF_YEAR_MAX: i64 = 253_402_300_800;
+
 /// Longest spring-forward gap searched for its end (Pacific/Apia skipped a whole day in 2011).
 const MAX_GAP_SECONDS: i64 = 4 * 86_400;
 
@@ -164,7 +167,7 @@ impl Schedule {
             };
             cursor = next_cursor;
         }
-        let mut found = best.filter(|found| found.at.year() <= to_year(YEAR_MAX))?;
+        let mut found = best.filter(|found| found.at.timestamp() < END_OF_YEAR_MAX)?;
         found.skipped = skipped.filter(|(_, end)| *end <= found.at);
         Some(found)
     }
