@@ -1,7 +1,11 @@
 //! Plain-language descriptions of common cron shapes, for operators ("every 15 minutes",
-//! "at 09:00 on weekdays"). Pure logic. Shapes it does not know, or cannot put into words
-//! exactly (`L`, `W`, `#`, uneven steps, both day fields restricted), come back as the
-//! expression itself: a description is never a guess.
+//! "at 09:00 on weekdays"). Pure logic. It reads expressions through the cron module's grammar
+//! and parser, so it describes exactly what the scheduler runs. Shapes it does not know, or
+//! cannot put into words exactly (`L`, `W`, `#`, uneven steps, both day fields restricted),
+//! come back as the expression itself: a description is never a guess.
+
+use crate::cron::Schedule;
+use crate::cron::grammar::{self, CronField, MONTH_NAMES, WEEKDAY_NAMES};
 
 /// Describes a cron expression in words; `""` is "manual only". Falls back to the expression.
 pub fn describe(expr: &str) -> String {
@@ -9,44 +13,8 @@ pub fn describe(expr: &str) -> String {
     if expr.is_empty() {
         return "manual only".to_owned();
     }
-    describe_fields(expand_macro(expr)).unwrap_or_else(|| expr.to_owned())
+    describe_fields(expr).unwrap_or_else(|| expr.to_owned())
 }
-
-fn expand_macro(expr: &str) -> &str {
-    match expr.to_ascii_lowercase().as_str() {
-        "@yearly" | "@annually" => "0 0 1 1 *",
-        "@monthly" => "0 0 1 * *",
-        "@weekly" => "0 0 * * 0",
-        "@daily" | "@midnight" => "0 0 * * *",
-        "@hourly" => "0 * * * *",
-        _ => expr,
-    }
-}
-
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-/// Weekday names by cron number (0 = Sunday).
-const WEEKDAYS: [&str; 7] = [
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-];
 
 /// The shapes of one field that have words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,30 +30,8 @@ enum Field {
     List(Vec<u32>),
 }
 
-/// How a field's names are spelled: `JAN`–`DEC` (from 1) or `SUN`–`SAT` (from 0).
-#[derive(Debug, Clone, Copy)]
-enum Names {
-    None,
-    Months,
-    Weekdays,
-}
-
-fn value(token: &str, names: Names) -> Option<u32> {
-    if let Ok(number) = token.parse::<u32>() {
-        return Some(number);
-    }
-    let (table, first): (&[&str], u32) = match names {
-        Names::None => return None,
-        Names::Months => (&MONTHS, 1),
-        Names::Weekdays => (&WEEKDAYS, 0),
-    };
-    let index = table
-        .iter()
-        .position(|name| name[..3].eq_ignore_ascii_case(token))?;
-    Some(first + u32::try_from(index).ok()?)
-}
-
-fn field(token: &str, names: Names) -> Option<Field> {
+fn field(token: &str, of: CronField) -> Option<Field> {
+    let value = |text: &str| grammar::value(of, text);
     if token == "*" || token == "?" {
         return Some(Field::Any);
     }
@@ -97,13 +43,13 @@ fn field(token: &str, names: Names) -> Option<Field> {
         };
     }
     if token.contains(',') {
-        let values: Option<Vec<u32>> = token.split(',').map(|part| value(part, names)).collect();
+        let values: Option<Vec<u32>> = token.split(',').map(value).collect();
         return values.map(Field::List);
     }
     if let Some((from, to)) = token.split_once('-') {
-        return Some(Field::Range(value(from, names)?, value(to, names)?));
+        return Some(Field::Range(value(from)?, value(to)?));
     }
-    value(token, names).map(Field::Value)
+    value(token).map(Field::Value)
 }
 
 /// When in the day, as a repetition ("every 5 minutes") or as times of day ("at 09:00").
@@ -124,25 +70,22 @@ enum Days {
 }
 
 fn describe_fields(expr: &str) -> Option<String> {
-    let tokens: Vec<&str> = expr.split_whitespace().collect();
-    let (second, rest) = match tokens.len() {
-        5 => ("0", &tokens[..]),
-        6 => (tokens[0], &tokens[1..]),
-        7 if matches!(tokens[6], "*" | "?") => (tokens[0], &tokens[1..6]),
-        _ => return None,
-    };
-    let [minute, hour, day, month, weekday] = rest else {
+    // Only what the scheduler accepts gets words; its weekday set settles names and ranges.
+    let schedule = Schedule::parse(expr, "UTC").ok()?;
+    let tokens = grammar::split(expr).ok()?;
+    if tokens.year.is_some_and(|year| !matches!(year, "*" | "?")) {
         return None;
-    };
+    }
     let time = time(
-        &field(second, Names::None)?,
-        &field(minute, Names::None)?,
-        &field(hour, Names::None)?,
+        &field(tokens.second.unwrap_or("0"), CronField::Second)?,
+        &field(tokens.minute, CronField::Minute)?,
+        &field(tokens.hour, CronField::Hour)?,
     )?;
     let days = days(
-        &field(day, Names::None)?,
-        &field(month, Names::Months)?,
-        &field(weekday, Names::Weekdays)?,
+        &field(tokens.day_of_month, CronField::DayOfMonth)?,
+        &field(tokens.month, CronField::Month)?,
+        tokens.day_of_week,
+        &schedule.fields().days_of_week,
     )?;
     Some(match (time, days) {
         (Time::Every(every), Days::Every) => every,
@@ -158,15 +101,12 @@ fn plural(count: u32, unit: &str) -> String {
     format!("every {count} {unit}s")
 }
 
-fn clock(hour: u32, minute: u32, second: u32) -> Option<String> {
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    Some(if second == 0 {
+fn clock(hour: u32, minute: u32, second: u32) -> String {
+    if second == 0 {
         format!("{hour:02}:{minute:02}")
     } else {
         format!("{hour:02}:{minute:02}:{second:02}")
-    })
+    }
 }
 
 /// "a, b and c".
@@ -186,15 +126,15 @@ fn time(second: &Field, minute: &Field, hour: &Field) -> Option<Time> {
         (Any, Any, Any) => Time::Every("every second".to_owned()),
         (Any, Any, Step(s)) if even(*s, 60) => Time::Every(plural(*s, "second")),
         (Any, Any, Value(0)) => Time::Every("every minute".to_owned()),
-        (Any, Any, Value(s)) if *s < 60 => Time::Every(format!("every minute at second {s}")),
+        (Any, Any, Value(s)) => Time::Every(format!("every minute at second {s}")),
         (Any, Step(m), Value(0)) if even(*m, 60) => Time::Every(plural(*m, "minute")),
         (Any, Value(0), Value(0)) => Time::Every("every hour".to_owned()),
-        (Any, Value(m), Value(0)) if *m < 60 => Time::Every(format!("every hour at minute {m}")),
-        (Any, List(ms), Value(0)) if ms.iter().all(|m| *m < 60) => {
+        (Any, Value(m), Value(0)) => Time::Every(format!("every hour at minute {m}")),
+        (Any, List(ms), Value(0)) => {
             let ms: Vec<String> = ms.iter().map(u32::to_string).collect();
             Time::Every(format!("every hour at minutes {}", join(&ms)))
         }
-        (Step(h), Value(m), Value(0)) if even(*h, 24) && *m < 60 => {
+        (Step(h), Value(m), Value(0)) if even(*h, 24) => {
             let every = plural(*h, "hour");
             Time::Every(if *m == 0 {
                 every
@@ -204,13 +144,13 @@ fn time(second: &Field, minute: &Field, hour: &Field) -> Option<Time> {
         }
         (Range(from, to), Value(m), Value(0)) if from < to => Time::Every(format!(
             "every hour from {} to {}",
-            clock(*from, *m, 0)?,
-            clock(*to, *m, 0)?
+            clock(*from, *m, 0),
+            clock(*to, *m, 0)
         )),
-        (Value(h), Value(m), Value(s)) => Time::At(format!("at {}", clock(*h, *m, *s)?)),
+        (Value(h), Value(m), Value(s)) => Time::At(format!("at {}", clock(*h, *m, *s))),
         (List(hs), Value(m), Value(0)) => {
-            let times: Option<Vec<String>> = hs.iter().map(|h| clock(*h, *m, 0)).collect();
-            Time::At(format!("at {}", join(&times?)))
+            let times: Vec<String> = hs.iter().map(|h| clock(*h, *m, 0)).collect();
+            Time::At(format!("at {}", join(&times)))
         }
         _ => return None,
     })
@@ -227,25 +167,32 @@ fn ordinal(n: u32) -> String {
     format!("{n}{suffix}")
 }
 
-fn days(day: &Field, month: &Field, weekday: &Field) -> Option<Days> {
+/// The days, by crontab(5)'s rule: a day field that starts with `*` leaves the choice to the
+/// other, and when both are restricted either may match (which has no short wording here).
+fn days(day: &Field, month: &Field, weekday_token: &str, weekdays: &[u32]) -> Option<Days> {
     use Field::{Any, List, Value};
-    let valid_day = |d: &u32| (1..=31).contains(d);
-    match (month, day, weekday) {
-        (Any, Any, Any) => Some(Days::Every),
-        (Any, Any, weekday) => weekdays(weekday).map(Days::Weekdays),
-        (Any, Value(d), Any) if valid_day(d) => Some(Days::Monthly(format!(
+    if weekday_token.contains(['L', 'l', '#']) {
+        return None;
+    }
+    let weekday_restricted = !(weekday_token.starts_with('*') || weekday_token == "?");
+    let every_weekday = weekdays.len() == 7;
+    match (month, day) {
+        (Any, Any) if every_weekday => Some(Days::Every),
+        (Any, Any) => weekday_words(weekday_token, weekdays).map(Days::Weekdays),
+        _ if weekday_restricted || !every_weekday => None,
+        (Any, Value(d)) => Some(Days::Monthly(format!(
             "on the {} of every month",
             ordinal(*d)
         ))),
-        (Any, List(ds), Any) if ds.iter().all(valid_day) => {
+        (Any, List(ds)) => {
             let ds: Vec<String> = ds.iter().copied().map(ordinal).collect();
             Some(Days::Monthly(format!(
                 "on the {} of every month",
                 join(&ds)
             )))
         }
-        (Value(m), Value(d), Any) if valid_day(d) => {
-            let name = MONTHS.get(usize::try_from(m.checked_sub(1)?).ok()?)?;
+        (Value(m), Value(d)) => {
+            let name = MONTH_NAMES.get(usize::try_from(m.checked_sub(1)?).ok()?)?;
             Some(Days::Yearly(format!("on {name} {d}")))
         }
         _ => None,
@@ -254,31 +201,31 @@ fn days(day: &Field, month: &Field, weekday: &Field) -> Option<Days> {
 
 fn weekday_name(day: u32) -> Option<&'static str> {
     // 7 is Sunday too.
-    WEEKDAYS.get(usize::try_from(day % 7).ok()?).copied()
+    WEEKDAY_NAMES.get(usize::try_from(day % 7).ok()?).copied()
 }
 
-fn weekdays(field: &Field) -> Option<String> {
-    let mut set: Vec<u32> = match field {
-        Field::Value(d) if *d <= 7 => vec![d % 7],
-        Field::Range(from, to) if from < to && *to <= 7 => (*from..=*to).map(|d| d % 7).collect(),
-        Field::List(ds) if ds.iter().all(|d| *d <= 7) => ds.iter().map(|d| d % 7).collect(),
-        _ => return None,
-    };
+/// Words for a set of weekdays (0 = Sunday), as the field spells them: "on weekdays",
+/// "on Mondays", "from Friday to Sunday", "on Monday, Wednesday and Friday".
+fn weekday_words(token: &str, weekdays: &[u32]) -> Option<String> {
+    let mut set = weekdays.to_vec();
     // Monday first, Sunday last, as a week reads.
     set.sort_by_key(|d| (d + 6) % 7);
-    set.dedup();
     Some(match set.as_slice() {
         [1, 2, 3, 4, 5] => "on weekdays".to_owned(),
         [6, 0] => "on weekends".to_owned(),
         [one] => format!("on {}s", weekday_name(*one)?),
         _ => {
-            if let Field::Range(from, to) = field
-                && to - from >= 2
+            // A single range of three days or more reads as one, in the field's own order.
+            if set.len() >= 3
+                && !token.contains([',', '/'])
+                && let Some((from, to)) = token.split_once('-')
             {
+                let from = grammar::value(CronField::DayOfWeek, from)?;
+                let to = grammar::value(CronField::DayOfWeek, to)?;
                 return Some(format!(
                     "from {} to {}",
-                    weekday_name(*from)?,
-                    weekday_name(*to)?
+                    weekday_name(from)?,
+                    weekday_name(to)?
                 ));
             }
             let names: Option<Vec<String>> = set
@@ -328,6 +275,12 @@ mod tests {
             ("0 0 * * 7", "at 00:00 on Sundays"),
             ("0 8 * * 1,3,5", "at 08:00 on Monday, Wednesday and Friday"),
             ("0 8 * * 1-4", "at 08:00 from Monday to Thursday"),
+            ("0 8 * * FRI-SUN", "at 08:00 from Friday to Sunday"),
+            ("0 8 * * SUN-SUN", "at 08:00 on Sundays"),
+            ("0 8 * * 0-SUN", "at 08:00 on Sundays"),
+            ("0 8 * * 0-7", "every day at 08:00"),
+            ("0 8 * * MON-SUN", "every day at 08:00"),
+            ("0 8 1 * */1", "at 08:00 on the 1st of every month"),
             ("*/10 * * * 1-5", "every 10 minutes on weekdays"),
             ("0 0 1 * *", "at 00:00 on the 1st of every month"),
             ("@monthly", "at 00:00 on the 1st of every month"),
@@ -358,6 +311,10 @@ mod tests {
             "0 */5 * * *",
             "10/10 * * * *",
             "0 0 1 * 1",
+            "30 4 1,15 * 5",
+            "0 0 */2 * 1",
+            "0 0 1 * 0-7",
+            "0 0 1 * */2",
             "0 0 * 1-6 *",
             "0 0 9 * * * 2030",
             "1-5 * * * *",

@@ -33,16 +33,23 @@ enum Command {
         #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL)]
         database_url: String,
     },
-    /// Print the next slots of a cron expression, with the DST decisions of its timezone.
+    /// Print the next slots of a cron expression: each in UTC and in local time with its offset,
+    /// with a note where daylight saving decided something.
     Cron {
         /// The expression, e.g. "0 9 * * 1-5" or "@hourly".
         expression: String,
         /// IANA timezone the expression is evaluated in.
         #[arg(long, default_value = "UTC")]
         tz: String,
-        /// How many slots to print.
-        #[arg(long, default_value_t = 5)]
-        count: usize,
+        /// How many slots to print (1 to 10000).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        count: u32,
+        /// Start after this instant (RFC 3339, e.g. 2027-03-14T06:00:00Z) instead of now.
+        #[arg(long, value_parser = parse_instant)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print a JSON array of {utc, local, zone, note} objects instead of lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the demo plugin's worker on stdio (started by the server, not by hand).
     #[command(hide = true)]
@@ -164,7 +171,15 @@ fn main() -> std::process::ExitCode {
             expression,
             tz,
             count,
-        } => print_slots(&expression, &tz, count),
+            from,
+            json,
+        } => print_slots(
+            &expression,
+            &tz,
+            from.unwrap_or_else(chrono::Utc::now),
+            usize::try_from(count).unwrap_or(usize::MAX),
+            json,
+        ),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -195,20 +210,34 @@ fn demo_worker() -> std::process::ExitCode {
     }
 }
 
-fn print_slots(expression: &str, tz: &str, count: usize) -> plugin_jobs::Result<()> {
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.to_utc())
+        .map_err(|err| format!("{err}: expected an RFC 3339 instant such as 2027-03-14T06:00:00Z"))
+}
+
+/// `plugin-jobs cron`: the next slots after `from`, one a line or as a JSON array.
+fn print_slots(
+    expression: &str,
+    tz: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    count: usize,
+    json: bool,
+) -> plugin_jobs::Result<()> {
     let schedule = plugin_jobs::cron::Schedule::parse(expression, tz)?;
-    let zone = schedule.timezone();
-    let slots = schedule.upcoming(chrono::Utc::now(), count);
-    if slots.is_empty() {
-        println!("{expression:?} never fires again");
+    let slots = schedule.upcoming_slots(from, count);
+    if json {
+        let text = serde_json::to_string_pretty(&slots)
+            .expect("a slot serialises as four strings, which cannot fail");
+        println!("{text}");
+        return Ok(());
     }
-    for slot in slots {
-        println!(
-            "{}  ({} {})",
-            plugin_jobs::time::iso(slot),
-            slot.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z"),
-            tz
-        );
+    for slot in &slots {
+        println!("{slot}");
+    }
+    if slots.len() < count {
+        let after = slots.last().map_or(from, |slot| slot.at);
+        println!("no next slot after {}", plugin_jobs::time::iso(after));
     }
     Ok(())
 }

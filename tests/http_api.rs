@@ -138,6 +138,12 @@ fn field_set(fields: &[&str]) -> BTreeSet<String> {
 }
 
 /// ISO 8601 in UTC with exactly three fractional digits and `Z`.
+/// The `utc` of each slot of a job's `upcoming`.
+fn utc_of(upcoming: &Value) -> Value {
+    let slots = upcoming.as_array().expect("upcoming is an array");
+    slots.iter().map(|slot| slot["utc"].clone()).collect()
+}
+
 fn assert_iso_millis(value: &Value) {
     let text = value
         .as_str()
@@ -369,7 +375,7 @@ async fn a_job_is_found_by_id_and_by_key_with_its_next_five_slots() {
     assert_eq!(keys(&by_key.body), expected);
     assert_eq!(by_key.body["id"], invoice.to_string());
     assert_eq!(
-        by_key.body["upcoming"],
+        utc_of(&by_key.body["upcoming"]),
         json!([
             "2024-01-15T10:15:00.000Z",
             "2024-01-15T10:30:00.000Z",
@@ -378,11 +384,20 @@ async fn a_job_is_found_by_id_and_by_key_with_its_next_five_slots() {
             "2024-01-15T11:15:00.000Z",
         ])
     );
+    assert_eq!(
+        by_key.body["upcoming"][0],
+        json!({
+            "utc": "2024-01-15T10:15:00.000Z",
+            "local": "2024-01-15T10:15:00+00:00",
+            "zone": "UTC",
+            "note": null,
+        })
+    );
 
     // 09:00 in Paris is 08:00 UTC in winter; Monday's slot has passed at 11:00 Paris time.
     let report = call(&app, get("/api/plugins/billing/jobs/report").to_request()).await;
     assert_eq!(
-        report.body["upcoming"],
+        utc_of(&report.body["upcoming"]),
         json!([
             "2024-01-16T08:00:00.000Z",
             "2024-01-17T08:00:00.000Z",
@@ -413,6 +428,37 @@ async fn upcoming_is_empty_for_paused_manual_only_and_failed_jobs() {
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.body["upcoming"], json!([]), "{key}");
     }
+}
+
+#[actix_rt::test]
+async fn upcoming_slots_carry_the_daylight_saving_notes() {
+    let (h, _gate) = billing().await;
+    // Europe/Paris springs forward at 02:00 CET on 2024-03-31, which no billing job minds:
+    // declare the plugin anew with one nightly job at 02:30.
+    h.jobs
+        .register(
+            "billing",
+            vec![JobDeclaration {
+                timezone: "Europe/Paris".to_owned(),
+                ..JobDeclaration::new("nightly", "30 2 * * *")
+            }],
+        )
+        .await
+        .expect("register nightly");
+    h.clock.set(at("2024-03-30T12:00:00Z"));
+    let app = app!(h);
+    let reply = call(&app, get("/api/plugins/billing/jobs/nightly").to_request()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.body["upcoming"][0],
+        json!({
+            "utc": "2024-03-31T01:00:00.000Z",
+            "local": "2024-03-31T03:00:00+02:00",
+            "zone": "CEST",
+            "note": "02:30 does not exist on 2024-03-31: runs at 03:00 CEST",
+        })
+    );
+    assert_eq!(reply.body["upcoming"][1]["note"], Value::Null);
 }
 
 #[actix_rt::test]

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::views::{JobDetailView, JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 use crate::PluginJobsHandle;
-use crate::cron::Schedule;
+use crate::cron::{Schedule, Slot};
 use crate::store::{GetJob, GetRun, JobRef, ListJobs, ListRuns, Ping, ask};
 
 /// How many slots a job's detail shows.
@@ -343,17 +343,14 @@ async fn ensure_plugin_known(handle: &PluginJobsHandle, plugin_id: &str) -> Resu
     }
 }
 
-/// The job's next slots after now; none unless it is active with a valid schedule.
-fn upcoming_slots(handle: &PluginJobsHandle, job: &PluginJobModel) -> Vec<String> {
+/// The job's next slots after now, with their DST notes; none unless it is active with a valid
+/// schedule.
+fn upcoming_slots(handle: &PluginJobsHandle, job: &PluginJobModel) -> Vec<Slot> {
     if job.status != JobStatus::Active {
         return Vec::new();
     }
     match Schedule::parse(&job.schedule, &job.timezone) {
-        Ok(schedule) => schedule
-            .upcoming(handle.clock.now(), UPCOMING_SLOTS)
-            .into_iter()
-            .map(crate::time::iso)
-            .collect(),
+        Ok(schedule) => schedule.upcoming_slots(handle.clock.now(), UPCOMING_SLOTS),
         Err(_) => Vec::new(),
     }
 }

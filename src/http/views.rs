@@ -7,6 +7,7 @@ use entity::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::cron::Slot;
 use crate::time::iso;
 use crate::worker::WorkerStatus;
 
@@ -79,8 +80,9 @@ impl From<&PluginJobModel> for JobView {
 pub struct JobDetailView {
     #[serde(flatten)]
     pub job: JobView,
-    /// The next slots after now; empty when the job is not active or has no valid schedule.
-    pub upcoming: Vec<String>,
+    /// The next slots after now, each `{utc, local, zone, note}` with the daylight-saving
+    /// decision behind it; empty when the job is not active or has no valid schedule.
+    pub upcoming: Vec<Slot>,
 }
 
 /// A job of `GET /api/jobs`: the job object, its schedule in words and its next slots.
@@ -92,8 +94,8 @@ pub struct JobOverviewView {
     /// The schedule in plain words ("every day at 09:00"), or the expression itself when it has
     /// no simple wording; "manual only" for an empty schedule.
     pub schedule_description: String,
-    /// The next slots after now; empty when the job is not active or has no valid schedule.
-    pub upcoming: Vec<String>,
+    /// The next slots after now, as in the job detail.
+    pub upcoming: Vec<Slot>,
     /// The job's newest run of any trigger, without its logs; `null` when it never ran.
     pub last_run: Option<RunSummaryView>,
 }
