@@ -117,9 +117,9 @@ async fn all_jobs_come_with_their_schedule_in_words_next_slots_and_newest_run() 
     );
     let invoice = &jobs[2];
     assert_eq!(
-        invoice["upcoming"]
+        invoice["upcomingSlots"]
             .as_array()
-            .expect("upcoming is an array")
+            .expect("upcomingSlots is an array")
             .iter()
             .map(|slot| slot["utc"].clone())
             .collect::<Value>(),
@@ -133,7 +133,11 @@ async fn all_jobs_come_with_their_schedule_in_words_next_slots_and_newest_run() 
     );
     assert_eq!(invoice["lastRun"], Value::Null, "never ran");
     // 09:00 in Paris is 08:00 UTC in winter; the clock is past it on Monday, so Tuesday.
-    assert_eq!(jobs[3]["upcoming"][0]["utc"], "2024-01-16T08:00:00.000Z");
+    assert_eq!(jobs[3]["upcoming"][0], "2024-01-16T08:00:00.000Z");
+    assert_eq!(
+        jobs[3]["upcomingSlots"][0]["utc"],
+        "2024-01-16T08:00:00.000Z"
+    );
     assert_eq!(jobs[1]["status"], "failed");
     assert_eq!(jobs[1]["upcoming"], json!([]));
 
@@ -164,6 +168,7 @@ async fn all_jobs_come_with_their_schedule_in_words_next_slots_and_newest_run() 
         "status",
         "nextRunAt",
         "upcoming",
+        "upcomingSlots",
         "scheduleDescription",
         "lastRun",
     ] {

@@ -138,10 +138,14 @@ fn field_set(fields: &[&str]) -> BTreeSet<String> {
 }
 
 /// ISO 8601 in UTC with exactly three fractional digits and `Z`.
-/// The `utc` of each slot of a job's `upcoming`.
-fn utc_of(upcoming: &Value) -> Value {
-    let slots = upcoming.as_array().expect("upcoming is an array");
-    slots.iter().map(|slot| slot["utc"].clone()).collect()
+/// The `utc` of each slot of a job's `upcomingSlots`; checks `upcoming` lists the same.
+fn utc_of(job: &Value) -> Value {
+    let slots = job["upcomingSlots"]
+        .as_array()
+        .expect("upcomingSlots is an array");
+    let utc: Value = slots.iter().map(|slot| slot["utc"].clone()).collect();
+    assert_eq!(job["upcoming"], utc, "upcoming lists the slots' instants");
+    utc
 }
 
 fn assert_iso_millis(value: &Value) {
@@ -372,10 +376,11 @@ async fn a_job_is_found_by_id_and_by_key_with_its_next_five_slots() {
     assert_eq!(by_key.body, by_id.body);
     let mut expected = field_set(JOB_FIELDS);
     expected.insert("upcoming".to_owned());
+    expected.insert("upcomingSlots".to_owned());
     assert_eq!(keys(&by_key.body), expected);
     assert_eq!(by_key.body["id"], invoice.to_string());
     assert_eq!(
-        utc_of(&by_key.body["upcoming"]),
+        utc_of(&by_key.body),
         json!([
             "2024-01-15T10:15:00.000Z",
             "2024-01-15T10:30:00.000Z",
@@ -385,7 +390,7 @@ async fn a_job_is_found_by_id_and_by_key_with_its_next_five_slots() {
         ])
     );
     assert_eq!(
-        by_key.body["upcoming"][0],
+        by_key.body["upcomingSlots"][0],
         json!({
             "utc": "2024-01-15T10:15:00.000Z",
             "local": "2024-01-15T10:15:00+00:00",
@@ -397,7 +402,7 @@ async fn a_job_is_found_by_id_and_by_key_with_its_next_five_slots() {
     // 09:00 in Paris is 08:00 UTC in winter; Monday's slot has passed at 11:00 Paris time.
     let report = call(&app, get("/api/plugins/billing/jobs/report").to_request()).await;
     assert_eq!(
-        utc_of(&report.body["upcoming"]),
+        utc_of(&report.body),
         json!([
             "2024-01-16T08:00:00.000Z",
             "2024-01-17T08:00:00.000Z",
@@ -450,7 +455,7 @@ async fn upcoming_slots_carry_the_daylight_saving_notes() {
     let reply = call(&app, get("/api/plugins/billing/jobs/nightly").to_request()).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
-        reply.body["upcoming"][0],
+        reply.body["upcomingSlots"][0],
         json!({
             "utc": "2024-03-31T01:00:00.000Z",
             "local": "2024-03-31T03:00:00+02:00",
@@ -458,7 +463,7 @@ async fn upcoming_slots_carry_the_daylight_saving_notes() {
             "note": "02:30 does not exist on 2024-03-31: runs at 03:00 CEST",
         })
     );
-    assert_eq!(reply.body["upcoming"][1]["note"], Value::Null);
+    assert_eq!(reply.body["upcomingSlots"][1]["note"], Value::Null);
 }
 
 #[actix_rt::test]

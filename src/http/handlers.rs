@@ -109,10 +109,11 @@ pub async fn list_jobs(
 pub async fn get_job(handle: Handle, path: Path<(String, String)>) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
-    let upcoming = upcoming_slots(&handle, &job);
+    let upcoming_slots = upcoming_slots(&handle, &job);
     Ok(HttpResponse::Ok().json(JobDetailView {
         job: JobView::from(&job),
-        upcoming,
+        upcoming: slot_instants(&upcoming_slots),
+        upcoming_slots,
     }))
 }
 
@@ -142,11 +143,15 @@ pub async fn list_all_jobs(handle: Handle, query: Query<JobsQuery>) -> ApiResult
     let views: Vec<JobOverviewView> = jobs
         .iter()
         .zip(last_runs)
-        .map(|(job, runs)| JobOverviewView {
-            job: JobView::from(job),
-            schedule_description: crate::describe::describe(&job.schedule),
-            upcoming: upcoming_slots(&handle, job),
-            last_run: runs.first().map(RunSummaryView::from),
+        .map(|(job, runs)| {
+            let upcoming_slots = upcoming_slots(&handle, job);
+            JobOverviewView {
+                job: JobView::from(job),
+                schedule_description: crate::describe::describe(&job.schedule),
+                upcoming: slot_instants(&upcoming_slots),
+                upcoming_slots,
+                last_run: runs.first().map(RunSummaryView::from),
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(views))
@@ -353,6 +358,11 @@ fn upcoming_slots(handle: &PluginJobsHandle, job: &PluginJobModel) -> Vec<Slot> 
         Ok(schedule) => schedule.upcoming_slots(handle.clock.now(), UPCOMING_SLOTS),
         Err(_) => Vec::new(),
     }
+}
+
+/// The UTC instants of `slots`, as `upcoming` lists them.
+fn slot_instants(slots: &[Slot]) -> Vec<String> {
+    slots.iter().map(|slot| crate::time::iso(slot.at)).collect()
 }
 
 /// `status` of a job listing; absent or empty means every status.

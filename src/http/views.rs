@@ -80,9 +80,12 @@ impl From<&PluginJobModel> for JobView {
 pub struct JobDetailView {
     #[serde(flatten)]
     pub job: JobView,
-    /// The next slots after now, each `{utc, local, zone, note}` with the daylight-saving
-    /// decision behind it; empty when the job is not active or has no valid schedule.
-    pub upcoming: Vec<Slot>,
+    /// The next slots after now (UTC instants); empty when the job is not active or has no
+    /// valid schedule.
+    pub upcoming: Vec<String>,
+    /// The same slots, each `{utc, local, zone, note}` with the daylight-saving decision
+    /// behind it.
+    pub upcoming_slots: Vec<Slot>,
 }
 
 /// A job of `GET /api/jobs`: the job object, its schedule in words and its next slots.
@@ -95,7 +98,8 @@ pub struct JobOverviewView {
     /// no simple wording; "manual only" for an empty schedule.
     pub schedule_description: String,
     /// The next slots after now, as in the job detail.
-    pub upcoming: Vec<Slot>,
+    pub upcoming: Vec<String>,
+    pub upcoming_slots: Vec<Slot>,
     /// The job's newest run of any trigger, without its logs; `null` when it never ran.
     pub last_run: Option<RunSummaryView>,
 }
