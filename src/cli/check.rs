@@ -22,11 +22,13 @@ pub struct CheckArgs {
     pub plugins: PathBuf,
 }
 
-/// What `check` prints: the listing (stdout), the problems (stderr), and whether it passed.
+/// What `check` prints: the table of jobs (stdout), the problems (stderr), then a summary
+/// line (stdout).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Report {
     pub listing: String,
     pub problems: Vec<String>,
+    pub summary: String,
 }
 
 /// Loads and reports; exits 1 when any manifest was rejected.
@@ -37,9 +39,12 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         Utc::now(),
     );
     print!("{}", report.listing);
+    // Flushed first so that a terminal shows the table, the problems and the summary in order.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     for problem in &report.problems {
         eprintln!("error: {problem}");
     }
+    print!("{}", report.summary);
     if report.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -75,7 +80,7 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
             ]);
         }
     }
-    let mut listing = if table.is_empty() {
+    let listing = if table.is_empty() {
         String::new()
     } else {
         table.render()
@@ -88,11 +93,11 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
         jobs,
         problems.len()
     );
-    if !listing.is_empty() {
-        listing.push('\n');
+    Report {
+        listing,
+        problems,
+        summary,
     }
-    listing.push_str(&summary);
-    Report { listing, problems }
 }
 
 /// The next slot after `now` in the job's timezone, as local time with its zone and how far
@@ -156,10 +161,10 @@ mod tests {
         );
         assert!(
             report
-                .listing
-                .ends_with("1 plugin(s) with 2 job(s) load, 1 problem(s)\n"),
+                .summary
+                .ends_with(": 1 plugin(s) with 2 job(s) load, 1 problem(s)\n"),
             "{}",
-            report.listing
+            report.summary
         );
         assert_eq!(report.problems.len(), 1);
         assert!(

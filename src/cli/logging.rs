@@ -3,12 +3,14 @@
 //! `message`, plus every key-value pair the record carries (such as `plugin`, `job` and `run`,
 //! written `log::info!(plugin = id, run = run_id; "…")`). `RUST_LOG` filters either way.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use log::kv::{Error as KvError, Key, Value as KvValue, VisitSource};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 /// How log records are written to stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
@@ -30,28 +32,41 @@ pub fn init(format: LogFormat) {
     builder.init();
 }
 
-/// The JSON object of one record.
-pub fn json_line(record: &log::Record<'_>, now: DateTime<Utc>) -> Value {
-    let mut line = Map::new();
-    line.insert("time".into(), plugin_jobs::time::iso(now).into());
-    line.insert(
-        "level".into(),
-        record.level().as_str().to_ascii_lowercase().into(),
-    );
-    line.insert("target".into(), record.target().into());
-    line.insert("message".into(), record.args().to_string().into());
-    let mut pairs = Pairs(&mut line);
-    // Visiting an in-memory source only fails if the visitor does, and ours never does.
-    let _ = record.key_values().visit(&mut pairs);
-    Value::Object(line)
+/// One log line: the four fixed fields first, in this order, then the record's key-value pairs.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    time: String,
+    level: String,
+    target: &'a str,
+    message: String,
+    #[serde(flatten)]
+    fields: BTreeMap<String, Value>,
 }
 
-/// Adds a record's key-value pairs to the line; a key that would overwrite one of the four
-/// fixed fields is dropped.
-struct Pairs<'a>(&'a mut Map<String, Value>);
+/// The JSON line of one record, without its newline.
+pub fn json_line(record: &log::Record<'_>, now: DateTime<Utc>) -> String {
+    let mut pairs = Pairs(BTreeMap::new());
+    // Visiting an in-memory source only fails if the visitor does, and ours never does.
+    let _ = record.key_values().visit(&mut pairs);
+    let line = Line {
+        time: plugin_jobs::time::iso(now),
+        level: record.level().as_str().to_ascii_lowercase(),
+        target: record.target(),
+        message: record.args().to_string(),
+        fields: pairs.0,
+    };
+    // Strings, and maps with string keys, always serialise.
+    serde_json::to_string(&line).unwrap_or_else(|err| format!(r#"{{"error":"{err}"}}"#))
+}
 
-impl<'kvs> VisitSource<'kvs> for Pairs<'_> {
+/// Collects a record's key-value pairs; one named like a fixed field is dropped.
+struct Pairs(BTreeMap<String, Value>);
+
+impl<'kvs> VisitSource<'kvs> for Pairs {
     fn visit_pair(&mut self, key: Key<'kvs>, value: KvValue<'kvs>) -> Result<(), KvError> {
+        if ["time", "level", "target", "message"].contains(&key.as_str()) {
+            return Ok(());
+        }
         let value = if let Some(number) = value.to_i64() {
             Value::from(number)
         } else if let Some(number) = value.to_u64() {
@@ -61,7 +76,7 @@ impl<'kvs> VisitSource<'kvs> for Pairs<'_> {
         } else {
             Value::from(value.to_string())
         };
-        self.0.entry(key.as_str().to_owned()).or_insert(value);
+        self.0.insert(key.as_str().to_owned(), value);
         Ok(())
     }
 }
@@ -89,6 +104,11 @@ mod tests {
                 .build(),
             now,
         );
+        assert!(
+            line.starts_with(r#"{"time":"2026-03-01T12:00:00.500Z","level":"warn","target":"#),
+            "the fixed fields come first: {line}"
+        );
+        let line: Value = serde_json::from_str(&line).expect("JSON");
         assert_eq!(
             line,
             json!({
@@ -110,6 +130,9 @@ mod tests {
                 .build(),
             now,
         );
-        assert_eq!(line.as_object().map(|o| o.len()), Some(4), "{line}");
+        assert_eq!(
+            line,
+            r#"{"time":"2026-03-01T12:00:00.000Z","level":"info","target":"t","message":"hello"}"#
+        );
     }
 }
