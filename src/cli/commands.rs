@@ -6,19 +6,16 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::Args;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::client::{ApiClient, BaseUrl, ClientError, segment};
-use super::format::{Table, clean, duration_ms, fields, instant, relative, truncate};
+use super::views::{Job, Run, Triggered, render_job_state, render_jobs, render_run, render_runs};
 
 /// Default address of the server, as `serve` binds it by default.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
-/// Longest error shown in a table cell; `plugin-jobs run` shows it whole.
-const ERROR_WIDTH: usize = 60;
 /// The most runs a listing may ask for (the API's bound).
 const MAX_LIMIT: u64 = 500;
 
@@ -201,75 +198,6 @@ pub fn run(command: ClientCommand) -> ExitCode {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The API's shapes, as far as the tables read them
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Job {
-    id: String,
-    plugin_id: String,
-    job_key: String,
-    schedule: String,
-    timezone: String,
-    status: String,
-    last_error: Option<String>,
-    blocked_until: Option<DateTime<Utc>>,
-    next_run_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    last_run: Option<RunSummary>,
-}
-
-impl Job {
-    fn name(&self) -> String {
-        format!("{}/{}", self.plugin_id, self.job_key)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RunSummary {
-    status: String,
-    scheduled_for: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Run {
-    id: String,
-    job_id: String,
-    plugin_id: String,
-    trigger: String,
-    status: String,
-    scheduled_for: DateTime<Utc>,
-    #[serde(default)]
-    instance_id: Option<String>,
-    duration_ms: Option<i64>,
-    error: Option<String>,
-    #[serde(default)]
-    logs: Vec<LogLine>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct LogLine {
-    #[serde(default)]
-    at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    level: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Triggered {
-    run_id: String,
-}
-
 fn decode<T: DeserializeOwned>(path: &str, value: &Value) -> Result<T, ClientError> {
     T::deserialize(value).map_err(|err| ClientError::bad_shape(path, &err))
 }
@@ -399,153 +327,12 @@ async fn set_state(
         return Ok(pretty(&answer));
     }
     let job: Job = decode(&path, &answer)?;
-    let next = match job.next_run_at {
-        Some(next) if job.status == "active" => {
-            format!("; next slot {}", instant(Some(next), Utc::now()))
-        }
-        _ => String::new(),
-    };
-    Ok(format!("{} is {}{next}\n", job.name(), job.status))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Rendering
-
-fn render_jobs(jobs: &[Job], now: DateTime<Utc>) -> String {
-    if jobs.is_empty() {
-        return "No jobs.\n".to_owned();
-    }
-    let mut table = Table::new(&[
-        "JOB", "STATUS", "SCHEDULE", "TZ", "NEXT", "LAST RUN", "NOTE",
-    ]);
-    for job in jobs {
-        let schedule = if job.schedule.is_empty() {
-            "manual".to_owned()
-        } else {
-            job.schedule.clone()
-        };
-        let next = match job.next_run_at {
-            Some(next) if job.status == "active" && !job.schedule.is_empty() => relative(next, now),
-            _ => "-".to_owned(),
-        };
-        let last = job.last_run.as_ref().map_or_else(
-            || "-".to_owned(),
-            |run| {
-                let when = run
-                    .finished_at
-                    .or(run.started_at)
-                    .unwrap_or(run.scheduled_for);
-                format!("{} {}", run.status, relative(when, now))
-            },
-        );
-        let note = match (&job.last_error, job.blocked_until) {
-            (Some(error), _) if job.status == "failed" => truncate(&clean(error), ERROR_WIDTH),
-            (_, Some(until)) if until > now => {
-                format!("blocked until {} (timed-out run)", relative(until, now))
-            }
-            _ => String::new(),
-        };
-        table.row(vec![
-            job.name(),
-            job.status.clone(),
-            schedule,
-            job.timezone.clone(),
-            next,
-            last,
-            note,
-        ]);
-    }
-    table.render()
-}
-
-fn render_runs(runs: &[Run], names: &HashMap<String, String>, now: DateTime<Utc>) -> String {
-    if runs.is_empty() {
-        return "No runs.\n".to_owned();
-    }
-    let mut table = Table::new(&[
-        "RUN",
-        "JOB",
-        "TRIGGER",
-        "STATUS",
-        "SCHEDULED",
-        "DURATION",
-        "ERROR",
-    ]);
-    for run in runs {
-        let name = names
-            .get(&run.job_id)
-            .cloned()
-            .unwrap_or_else(|| format!("{}/{}", run.plugin_id, run.job_id));
-        table.row(vec![
-            run.id.clone(),
-            name,
-            run.trigger.clone(),
-            run.status.clone(),
-            relative(run.scheduled_for, now),
-            run.duration_ms.map_or_else(|| "-".to_owned(), duration_ms),
-            run.error
-                .as_deref()
-                .map(|error| truncate(&clean(error), ERROR_WIDTH))
-                .unwrap_or_default(),
-        ]);
-    }
-    table.render()
-}
-
-fn render_run(run: &Run, name: &str, now: DateTime<Utc>) -> String {
-    let late = match (run.trigger.as_str(), run.started_at) {
-        ("schedule", Some(started)) => {
-            let ms = started
-                .signed_duration_since(run.scheduled_for)
-                .num_milliseconds();
-            format!(", {} after its slot", duration_ms(ms))
-        }
-        _ => String::new(),
-    };
-    let mut out = fields(&[
-        ("Run", run.id.clone()),
-        ("Job", name.to_owned()),
-        ("Status", run.status.clone()),
-        ("Trigger", run.trigger.clone()),
-        ("Scheduled", instant(Some(run.scheduled_for), now)),
-        ("Started", format!("{}{late}", instant(run.started_at, now))),
-        ("Finished", instant(run.finished_at, now)),
-        (
-            "Duration",
-            run.duration_ms.map_or_else(|| "-".to_owned(), duration_ms),
-        ),
-        (
-            "Instance",
-            run.instance_id.clone().unwrap_or_else(|| "-".to_owned()),
-        ),
-        ("Error", run.error.clone().unwrap_or_else(|| "-".to_owned())),
-    ]);
-    if run.logs.is_empty() {
-        out.push_str("\nNo log lines.\n");
-        return out;
-    }
-    out.push_str(&format!("\nLogs ({}):\n", run.logs.len()));
-    let mut logs = Table::new(&["TIME", "LEVEL", "MESSAGE"]);
-    for line in &run.logs {
-        logs.row(vec![
-            line.at
-                .map_or_else(|| "-".to_owned(), plugin_jobs::time::iso),
-            line.level.clone().unwrap_or_default(),
-            line.message.clone().unwrap_or_default(),
-        ]);
-    }
-    out.push_str(&logs.render());
-    out
+    Ok(render_job_state(&job, Utc::now()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn now() -> DateTime<Utc> {
-        "2026-03-01T12:00:00Z".parse().expect("instant")
-    }
 
     #[test]
     fn job_paths_and_targets_need_both_halves() {
@@ -564,59 +351,6 @@ mod tests {
         assert_eq!(
             JobPath::parse("demo/a b").map(|p| p.api()),
             Ok("/api/plugins/demo/jobs/a%20b".to_owned())
-        );
-    }
-
-    #[test]
-    fn the_jobs_table_shows_next_slot_last_run_and_why_a_job_failed() {
-        let jobs: Vec<Job> = serde_json::from_value(json!([
-            {"id": "1", "pluginId": "demo", "jobKey": "heartbeat", "schedule": "*/5 * * * * *",
-             "timezone": "UTC", "status": "active", "lastError": null, "blockedUntil": null,
-             "nextRunAt": "2026-03-01T12:00:03.000Z",
-             "lastRun": {"status": "succeeded", "scheduledFor": "2026-03-01T11:59:58.000Z",
-                         "startedAt": "2026-03-01T11:59:58.001Z",
-                         "finishedAt": "2026-03-01T11:59:58.002Z"}},
-            {"id": "2", "pluginId": "demo", "jobKey": "broken", "schedule": "99 * * * *",
-             "timezone": "Europe/Paris", "status": "failed",
-             "lastError": "minute value 99 out of range", "blockedUntil": null,
-             "nextRunAt": null, "lastRun": null}
-        ]))
-        .expect("jobs");
-        assert_eq!(
-            render_jobs(&jobs, now()),
-            "JOB             STATUS  SCHEDULE       TZ            NEXT   LAST RUN          NOTE\n\
-             demo/heartbeat  active  */5 * * * * *  UTC           in 3s  succeeded 1s ago\n\
-             demo/broken     failed  99 * * * *     Europe/Paris  -      -                 \
-             minute value 99 out of range\n"
-        );
-    }
-
-    #[test]
-    fn a_run_shows_its_lateness_error_and_logs() {
-        let run: Run = serde_json::from_value(json!({
-            "id": "r1", "jobId": "j1", "pluginId": "demo", "trigger": "schedule",
-            "status": "failed", "scheduledFor": "2026-03-01T11:59:00.000Z",
-            "instanceId": "host-1", "durationMs": 1500, "error": "boom",
-            "logs": [{"at": "2026-03-01T11:59:00.010Z", "level": "info", "message": "start"}],
-            "startedAt": "2026-03-01T11:59:00.004Z", "finishedAt": "2026-03-01T11:59:01.504Z",
-            "createdAt": "2026-03-01T11:58:59.750Z"
-        }))
-        .expect("run");
-        let text = render_run(&run, "demo/report", now());
-        assert!(
-            text.starts_with("Run:        r1\nJob:        demo/report\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("Started:    2026-03-01T11:59:00.004Z (59s ago), 4ms after its slot\n"),
-            "{text}"
-        );
-        assert!(text.contains("Duration:   1.5s\n"), "{text}");
-        assert!(text.contains("Error:      boom\n"), "{text}");
-        assert!(text.contains("Logs (1):\nTIME"), "{text}");
-        assert!(
-            text.contains("2026-03-01T11:59:00.010Z  info   start\n"),
-            "{text}"
         );
     }
 }
