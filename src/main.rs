@@ -23,7 +23,11 @@ use plugin_jobs::server::{self, ServeOptions};
     about = "A durable cron scheduler for plugin jobs",
     long_about = "A durable cron scheduler for plugin jobs. Plugins are programs that declare \
                   cron jobs in a manifest.json and run them when asked over JSON-RPC on stdio; \
-                  plugin-jobs stores every job and run in SQLite or PostgreSQL."
+                  plugin-jobs stores every job and run in SQLite or PostgreSQL.",
+    after_long_help = "Exit codes of the client commands (jobs, runs, run, trigger, pause, \
+                       resume): 0 done, 1 any other error (400, 503, 500, an unexpected answer), \
+                       2 bad usage, 3 not found (404), 4 conflict (409), 5 unauthorized (401), \
+                       6 server unreachable. check exits 1 when a manifest is rejected."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,11 +60,7 @@ enum Command {
     /// Lists every plugin and job with its next slot, reports every bad manifest with its path
     /// and field, and exits 1 if there is any.
     Check(cli::check::CheckArgs),
-    /// List jobs with their status, schedule, next slot and last run.
-    ///
-    /// This and the commands below are clients of a running server's HTTP API. Exit codes: 0
-    /// done, 1 other error, 2 bad usage, 3 not found (404), 4 conflict (409), 5 unauthorized
-    /// (401), 6 server unreachable.
+    /// List jobs with their status, schedule, next slot and last run (from a running server).
     Jobs(JobsArgs),
     /// List the newest runs of every job, of one plugin, or of one job.
     Runs(RunsArgs),

@@ -65,6 +65,12 @@ fn completions_for_each_shell_know_every_subcommand() {
 fn the_man_pages_cover_every_subcommand() {
     let page = stdout_of(&["man"]);
     assert!(page.contains(".TH plugin-jobs 1"), "{page}");
+    assert!(
+        page.contains(
+            "3 not found (404), 4 conflict (409), 5 unauthorized (401), 6 server unreachable"
+        ),
+        "the exit codes are documented: {page}"
+    );
     for command in COMMANDS {
         assert!(
             page.contains(&format!("plugin\\-jobs\\-{command}(1)")),
