@@ -1,11 +1,17 @@
 //! The `plugin-jobs` binary: `serve` (the standalone server), `migrate` (apply the schema),
-//! `cron` (print the next slots of an expression), and the hidden `demo-worker` that backs the
-//! demo plugin.
+//! `cron` (print the next slots of an expression), `check` (validate the plugins directory), the
+//! HTTP client commands (`jobs`, `runs`, `run`, `trigger`, `pause`, `resume`; see [`cli`]),
+//! `completions` and `man` (generated from these clap definitions), and the hidden
+//! `demo-worker` that backs the demo plugin.
+
+mod cli;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use cli::commands::{ClientCommand, JobArgs, JobsArgs, RunArgs, RunsArgs, TriggerArgs};
+use cli::logging::LogFormat;
 use plugin_jobs::config::{self, SchedulerConfig, parse_duration};
 use plugin_jobs::server::{self, ServeOptions};
 
@@ -13,10 +19,15 @@ use plugin_jobs::server::{self, ServeOptions};
 #[command(
     name = "plugin-jobs",
     version,
+    propagate_version = true,
     about = "A durable cron scheduler for plugin jobs",
     long_about = "A durable cron scheduler for plugin jobs. Plugins are programs that declare \
                   cron jobs in a manifest.json and run them when asked over JSON-RPC on stdio; \
-                  plugin-jobs stores every job and run in SQLite or PostgreSQL."
+                  plugin-jobs stores every job and run in SQLite or PostgreSQL.",
+    after_long_help = "Exit codes of the client commands (jobs, runs, run, trigger, pause, \
+                       resume): 0 done, 1 any other error (400, 503, 500, an unexpected answer), \
+                       2 bad usage, 3 not found (404), 4 conflict (409), 5 unauthorized (401), \
+                       6 server unreachable. check exits 1 when a manifest is rejected."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +62,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the plugins directory as `serve` would load it (no database, no workers).
+    ///
+    /// Lists every plugin and job with its next slot, reports every bad manifest with its path
+    /// and field, and exits 1 if there is any.
+    Check(cli::check::CheckArgs),
+    /// List jobs with their status, schedule, next slot and last run (from a running server).
+    Jobs(JobsArgs),
+    /// List the newest runs of every job, of one plugin, or of one job.
+    Runs(RunsArgs),
+    /// Show one run with its error and log lines.
+    Run(RunArgs),
+    /// Queue a manual run of a job now.
+    Trigger(TriggerArgs),
+    /// Pause a job: its slots pass without runs until it is resumed.
+    Pause(JobArgs),
+    /// Resume a paused job from its next slot.
+    Resume(JobArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of plugin-jobs or of one command, or write them all to a folder.
+    Man(cli::packaging::ManArgs),
     /// Serve the demo plugin's worker on stdio (started by the server, not by hand).
     #[command(hide = true)]
     DemoWorker,
@@ -109,6 +144,9 @@ struct Serve {
     /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.
     #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// Log lines on stderr: text for people, or json (one object per line) for log shippers.
+    #[arg(long, env = "PLUGIN_JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 impl Serve {
@@ -154,13 +192,24 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::DemoWorker => return demo_worker(),
+        Command::Check(args) => return cli::check::run(&args),
+        Command::Jobs(args) => return cli::commands::run(ClientCommand::Jobs(args)),
+        Command::Runs(args) => return cli::commands::run(ClientCommand::Runs(args)),
+        Command::Run(args) => return cli::commands::run(ClientCommand::Run(args)),
+        Command::Trigger(args) => return cli::commands::run(ClientCommand::Trigger(args)),
+        Command::Pause(args) => return cli::commands::run(ClientCommand::Pause(args)),
+        Command::Resume(args) => return cli::commands::run(ClientCommand::Resume(args)),
+        Command::Completions { shell } => {
+            return cli::packaging::completions(shell, Cli::command());
+        }
+        Command::Man(args) => return cli::packaging::man(&args, Cli::command()),
         Command::Serve(serve) => {
-            init_logger();
+            cli::logging::init(serve.log_format);
             exit_on_panic();
             actix_rt::System::new().block_on(server::serve(serve.into_options()))
         }
         Command::Migrate { database_url } => {
-            init_logger();
+            cli::logging::init(LogFormat::Text);
             actix_rt::System::new().block_on(async move {
                 plugin_jobs::db::connect_and_migrate(&database_url)
                     .await
@@ -188,10 +237,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn init_logger() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 }
 
 fn demo_worker() -> std::process::ExitCode {

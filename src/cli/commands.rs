@@ -1,0 +1,356 @@
+//! The client subcommands over the HTTP API: `jobs`, `runs`, `run`, `trigger`, `pause` and
+//! `resume`. Each asks the API, then prints an aligned table (or a detail block) for people, or
+//! with `--json` the API's JSON unchanged (filtered where the command filters). Failures go to
+//! stderr with an exit code that follows the HTTP status (see [`ClientError::exit_code`]).
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::Args;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::client::{ApiClient, BaseUrl, ClientError, segment};
+use super::views::{Job, Run, Triggered, render_job_state, render_jobs, render_run, render_runs};
+
+/// Default address of the server, as `serve` binds it by default.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+/// The most runs a listing may ask for (the API's bound).
+const MAX_LIMIT: u64 = 500;
+
+/// Where the server is, how to authenticate, and how to print: shared by every client command.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Base URL of the server (http://host:port, plus a path prefix when the API is mounted
+    /// under one).
+    #[arg(long, env = "PLUGIN_JOBS_URL", default_value = DEFAULT_URL, value_parser = BaseUrl::parse)]
+    pub url: BaseUrl,
+    /// API token, sent as `Authorization: Bearer <token>`.
+    #[arg(long, env = "PLUGIN_JOBS_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `plugin-jobs jobs`: every job, with its status, schedule, next slot and last run.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only the jobs of this plugin.
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// Only jobs with this status.
+    #[arg(long, value_parser = ["active", "paused", "failed", "retired"])]
+    pub status: Option<String>,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// `plugin-jobs runs`: the newest runs of every job, of one plugin, or of one job.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// PLUGIN or PLUGIN/JOB (the job's key or id); all plugins when absent.
+    #[arg(value_parser = Target::parse)]
+    pub target: Option<Target>,
+    /// Only runs with this status (looked for among the newest 500).
+    #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
+    pub status: Option<String>,
+    /// How many runs to show, newest first (1 to 500).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=500))]
+    pub limit: u64,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// `plugin-jobs run`: one run with its logs.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The run's id, as `runs` and `trigger` print it.
+    pub run_id: String,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// `plugin-jobs trigger`: queue a manual run.
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// PLUGIN/JOB (the job's key or id).
+    #[arg(value_parser = JobPath::parse)]
+    pub job: JobPath,
+    /// JSON sent to the run as its payload (the body is {"payload": <JSON>}).
+    #[arg(long, value_parser = parse_json)]
+    pub payload: Option<Value>,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// `plugin-jobs pause` and `plugin-jobs resume`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// PLUGIN/JOB (the job's key or id).
+    #[arg(value_parser = JobPath::parse)]
+    pub job: JobPath,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+/// A client command, as `main` hands it over.
+#[derive(Debug)]
+pub enum ClientCommand {
+    Jobs(JobsArgs),
+    Runs(RunsArgs),
+    Run(RunArgs),
+    Trigger(TriggerArgs),
+    Pause(JobArgs),
+    Resume(JobArgs),
+}
+
+/// `PLUGIN/JOB`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobPath {
+    pub plugin: String,
+    pub job: String,
+}
+
+impl JobPath {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.split_once('/') {
+            Some((plugin, job)) if !plugin.is_empty() && !job.is_empty() => Ok(Self {
+                plugin: plugin.to_owned(),
+                job: job.to_owned(),
+            }),
+            _ => Err(format!(
+                "{text:?}: expected PLUGIN/JOB, e.g. demo/heartbeat"
+            )),
+        }
+    }
+
+    /// `/api/plugins/{plugin}/jobs/{job}`.
+    fn api(&self) -> String {
+        format!(
+            "/api/plugins/{}/jobs/{}",
+            segment(&self.plugin),
+            segment(&self.job)
+        )
+    }
+}
+
+impl std::fmt::Display for JobPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.plugin, self.job)
+    }
+}
+
+/// What `runs` lists: one plugin's runs, or one job's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Plugin(String),
+    Job(JobPath),
+}
+
+impl Target {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.contains('/') {
+            JobPath::parse(text).map(Self::Job)
+        } else if text.is_empty() {
+            Err("expected PLUGIN or PLUGIN/JOB".to_owned())
+        } else {
+            Ok(Self::Plugin(text.to_owned()))
+        }
+    }
+}
+
+fn parse_json(text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|err| format!("not valid JSON: {err}"))
+}
+
+/// Runs one client command in its own actix System; prints its answer or its error.
+pub fn run(command: ClientCommand) -> ExitCode {
+    let conn = match &command {
+        ClientCommand::Jobs(args) => &args.conn,
+        ClientCommand::Runs(args) => &args.conn,
+        ClientCommand::Run(args) => &args.conn,
+        ClientCommand::Trigger(args) => &args.conn,
+        ClientCommand::Pause(args) | ClientCommand::Resume(args) => &args.conn,
+    };
+    let (url, token, json) = (conn.url.clone(), conn.token.clone(), conn.json);
+    let answered = actix_rt::System::new().block_on(async move {
+        let api = ApiClient::new(url, token);
+        match &command {
+            ClientCommand::Jobs(args) => jobs(&api, args, json).await,
+            ClientCommand::Runs(args) => runs(&api, args, json).await,
+            ClientCommand::Run(args) => run_detail(&api, args, json).await,
+            ClientCommand::Trigger(args) => trigger(&api, args, json).await,
+            ClientCommand::Pause(args) => set_state(&api, args, "pause", json).await,
+            ClientCommand::Resume(args) => set_state(&api, args, "resume", json).await,
+        }
+    });
+    match answered {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(path: &str, value: &Value) -> Result<T, ClientError> {
+    T::deserialize(value).map_err(|err| ClientError::bad_shape(path, &err))
+}
+
+fn pretty(value: &Value) -> String {
+    // Serialising a Value cannot fail: its keys are strings.
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    text.push('\n');
+    text
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+async fn jobs(api: &ApiClient, args: &JobsArgs, json: bool) -> Result<String, ClientError> {
+    let path = match &args.status {
+        Some(status) => format!("/api/jobs?status={status}"),
+        None => "/api/jobs".to_owned(),
+    };
+    let mut listed = api.get(&path).await?;
+    if let (Some(plugin), Value::Array(items)) = (&args.plugin, &mut listed) {
+        items.retain(|job| job["pluginId"] == plugin.as_str());
+        if items.is_empty() {
+            // Tell an unknown plugin (404, exit 3) from one without such jobs.
+            api.get(&format!("/api/plugins/{}/jobs", segment(plugin)))
+                .await?;
+        }
+    }
+    if json {
+        return Ok(pretty(&listed));
+    }
+    let jobs: Vec<Job> = decode(&path, &listed)?;
+    Ok(render_jobs(&jobs, Utc::now()))
+}
+
+async fn runs(api: &ApiClient, args: &RunsArgs, json: bool) -> Result<String, ClientError> {
+    // A status filter looks among the newest runs the API gives, then keeps `limit` of them.
+    let fetch = if args.status.is_some() {
+        MAX_LIMIT
+    } else {
+        args.limit
+    };
+    let path = match &args.target {
+        None => format!("/api/runs?limit={fetch}"),
+        Some(Target::Plugin(plugin)) => {
+            format!("/api/runs?limit={fetch}&pluginId={}", segment(plugin))
+        }
+        Some(Target::Job(job)) => format!("{}/runs?limit={fetch}", job.api()),
+    };
+    let mut listed = api.get(&path).await?;
+    if let Value::Array(items) = &mut listed {
+        if let Some(status) = &args.status {
+            items.retain(|run| run["status"] == status.as_str());
+        }
+        items.truncate(usize::try_from(args.limit).unwrap_or(usize::MAX));
+    }
+    if json {
+        return Ok(pretty(&listed));
+    }
+    let runs: Vec<Run> = decode(&path, &listed)?;
+    let names = match &args.target {
+        Some(Target::Job(job)) => runs
+            .iter()
+            .map(|run| (run.job_id.clone(), job.to_string()))
+            .collect(),
+        _ if runs.is_empty() => HashMap::new(),
+        _ => job_names(api).await?,
+    };
+    Ok(render_runs(&runs, &names, Utc::now()))
+}
+
+/// Job id → `plugin/key`, for listings whose runs name their job by id only.
+async fn job_names(api: &ApiClient) -> Result<HashMap<String, String>, ClientError> {
+    let jobs: Vec<Job> = decode("/api/jobs", &api.get("/api/jobs").await?)?;
+    Ok(jobs
+        .into_iter()
+        .map(|job| (job.id.clone(), job.name()))
+        .collect())
+}
+
+async fn run_detail(api: &ApiClient, args: &RunArgs, json: bool) -> Result<String, ClientError> {
+    let path = format!("/api/runs/{}", segment(&args.run_id));
+    let found = api.get(&path).await?;
+    if json {
+        return Ok(pretty(&found));
+    }
+    let run: Run = decode(&path, &found)?;
+    let job_path = format!(
+        "/api/plugins/{}/jobs/{}",
+        segment(&run.plugin_id),
+        segment(&run.job_id)
+    );
+    // The run names its job by id; the key reads better. A job pruned since shows as its id.
+    let name = match api.get(&job_path).await {
+        Ok(job) => decode::<Job>(&job_path, &job).map_or_else(|_| run.job_id.clone(), |j| j.name()),
+        Err(_) => format!("{}/{}", run.plugin_id, run.job_id),
+    };
+    Ok(render_run(&run, &name, Utc::now()))
+}
+
+async fn trigger(api: &ApiClient, args: &TriggerArgs, json: bool) -> Result<String, ClientError> {
+    let path = format!("{}/trigger", args.job.api());
+    let body = args
+        .payload
+        .as_ref()
+        .map(|payload| serde_json::json!({ "payload": payload }));
+    let answer = api.post(&path, body.as_ref()).await?;
+    if json {
+        return Ok(pretty(&answer));
+    }
+    let triggered: Triggered = decode(&path, &answer)?;
+    Ok(format!(
+        "{} triggered: run {} is queued (follow it with `plugin-jobs run {}`)\n",
+        args.job, triggered.run_id, triggered.run_id
+    ))
+}
+
+async fn set_state(
+    api: &ApiClient,
+    args: &JobArgs,
+    action: &str,
+    json: bool,
+) -> Result<String, ClientError> {
+    let path = format!("{}/{action}", args.job.api());
+    let answer = api.post(&path, None).await?;
+    if json {
+        return Ok(pretty(&answer));
+    }
+    let job: Job = decode(&path, &answer)?;
+    Ok(render_job_state(&job, Utc::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_paths_and_targets_need_both_halves() {
+        assert_eq!(
+            JobPath::parse("demo/a/b"),
+            Ok(JobPath {
+                plugin: "demo".into(),
+                job: "a/b".into()
+            })
+        );
+        for bad in ["demo", "/x", "demo/", ""] {
+            assert!(JobPath::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Target::parse("demo"), Ok(Target::Plugin("demo".into())));
+        assert!(matches!(Target::parse("demo/x"), Ok(Target::Job(_))));
+        assert_eq!(
+            JobPath::parse("demo/a b").map(|p| p.api()),
+            Ok("/api/plugins/demo/jobs/a%20b".to_owned())
+        );
+    }
+}
