@@ -342,9 +342,7 @@ async fn ensure_plugin_known(handle: &PluginJobsHandle, plugin_id: &str) -> Resu
     if registered || has_jobs().await? {
         Ok(())
     } else {
-        Err(ApiError::not_found(format!(
-            "Plugin not found: {plugin_id}"
-        )))
+        Err(crate::Error::PluginNotFound(plugin_id.to_owned()).into())
     }
 }
 

@@ -70,11 +70,6 @@ impl StoreActor {
             ctx.notify(Flush);
         }
     }
-
-    /// The connection, for reads that do not need the mailbox.
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
-    }
 }
 
 impl Actor for StoreActor {
