@@ -22,7 +22,10 @@ async fn main() -> std::io::Result<()> {
         log::info!("hello from run {} (slot {})", ctx.run_id, ctx.scheduled_at);
         Ok(())
     });
-    let jobs = PluginJobs::builder(db).workers(workers).start();
+    let jobs = PluginJobs::builder(db)
+        .workers(workers)
+        .start()
+        .map_err(std::io::Error::other)?;
     jobs.register(
         "example",
         vec![JobDeclaration::new("hello", "*/2 * * * * *")],

@@ -7,7 +7,7 @@
 //!
 //! let workers = InProcessWorkers::new();
 //! workers.register("billing", "invoice", |_ctx| async { Ok(()) });
-//! let jobs = PluginJobs::builder(db).workers(workers).start();
+//! let jobs = PluginJobs::builder(db).workers(workers).start()?;
 //! jobs.register("billing", vec![JobDeclaration::new("invoice", "0 * * * *")]).await?;
 //! # Ok(()) }
 //! ```
@@ -67,7 +67,8 @@ impl PluginJobsBuilder {
         self
     }
 
-    /// Scheduler settings (default: [`SchedulerConfig::default`]).
+    /// Scheduler settings (default: [`SchedulerConfig::default`]); [`Self::start`] checks them
+    /// with [`SchedulerConfig::validate`].
     pub fn config(mut self, config: SchedulerConfig) -> Self {
         self.config = config;
         self
@@ -93,8 +94,10 @@ impl PluginJobsBuilder {
     }
 
     /// Starts the StoreActor, the SchedulerActor and the MetricsActor (subscribed to run
-    /// events) in the current actix System, and starts ticking.
-    pub fn start(self) -> PluginJobsHandle {
+    /// events) in the current actix System, and starts ticking. A setting that breaks a rule of
+    /// [`SchedulerConfig::validate`] is [`crate::Error::Config`], and nothing is started.
+    pub fn start(self) -> Result<PluginJobsHandle> {
+        self.config.validate()?;
         let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
         let store = StoreActor::new(self.db).start();
         let workers = self
@@ -113,14 +116,14 @@ impl PluginJobsBuilder {
         // Subscribed before `Start`, so it sees the first tick's events.
         scheduler.do_send(Subscribe(metrics.clone().recipient()));
         scheduler.do_send(Start);
-        PluginJobsHandle {
+        Ok(PluginJobsHandle {
             scheduler,
             store,
             metrics,
             workers,
             clock: self.clock,
             instance_id,
-        }
+        })
     }
 }
 

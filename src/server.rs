@@ -93,7 +93,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         .workers(workers.clone())
         .config(scheduler.clone())
         .instance_id(instance_id)
-        .start();
+        .start()?;
 
     let plugins = manifest::load_dir(&options.plugins_dir);
     for rejected in &plugins.rejected {

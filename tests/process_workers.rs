@@ -87,7 +87,8 @@ impl Setup {
                 ..SchedulerConfig::default()
             })
             .manual_ticks()
-            .start();
+            .start()
+            .expect("valid settings");
         Self { t, workers, jobs }
     }
 

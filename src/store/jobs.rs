@@ -18,7 +18,7 @@ use super::{
     SyncJobDeclarations, begin_write, runs,
 };
 use crate::cron::Schedule;
-use crate::time::{delta, to_millis};
+use crate::time::{delta, plus, to_millis};
 use crate::{Error, Result};
 
 /// Longest accepted job key.
@@ -315,7 +315,7 @@ pub(super) async fn claim_due_jobs(
     }
     let now = to_millis(msg.now);
     let grace = delta(msg.misfire_grace);
-    let horizon = to_millis(now + delta(msg.lookahead));
+    let horizon = to_millis(plus(now, msg.lookahead));
     let txn = begin_write(db).await?;
     let mut due_query = PluginJob::find()
         .filter(PluginJobColumn::Status.eq(JobStatus::Active))
