@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    ClaimDueJobs, GetJob, GetNextDueAt, JobRef, ListJobs, SetJobBlock, SetJobStatus,
-    SyncJobDeclarations, begin_write, runs,
+    ClaimDueJobs, GetJob, GetNextDueAt, JobRef, ListJobs, RetirePluginJobs, SetJobBlock,
+    SetJobStatus, SyncJobDeclarations, begin_write, runs,
 };
 use crate::cron::Schedule;
 use crate::time::{delta, plus, to_millis};
@@ -81,11 +81,14 @@ fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>) -> Schedul
         // The timezone still matters for a later schedule, so a bad one is reported anyway.
         return match crate::cron::parse_timezone(timezone) {
             Ok(_) => ScheduleCheck::Manual,
-            Err(err) => ScheduleCheck::Invalid(format!("invalid timezone: {err}")),
+            Err(err) => ScheduleCheck::Invalid(format!("invalid timezone {timezone:?}: {err}")),
         };
     }
     match Schedule::parse(schedule, timezone) {
         Ok(parsed) => ScheduleCheck::Valid(parsed.next_after(now).map(to_millis)),
+        Err(err @ crate::cron::CronError::UnknownTimezone { .. }) => {
+            ScheduleCheck::Invalid(format!("invalid timezone {timezone:?}: {err}"))
+        }
         Err(err) => ScheduleCheck::Invalid(format!("invalid schedule {schedule:?}: {err}")),
     }
 }
@@ -535,6 +538,27 @@ pub(super) async fn set_job_status(
         .ok_or_else(|| Error::JobNotFound(msg.job_id.to_string()))?;
     txn.commit().await?;
     Ok(job)
+}
+
+pub(super) async fn retire_plugin_jobs(
+    db: &DatabaseConnection,
+    msg: RetirePluginJobs,
+) -> Result<u64> {
+    let result = PluginJob::update_many()
+        .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
+        .col_expr(PluginJobColumn::LastError, Expr::value(msg.reason.clone()))
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(to_millis(msg.now)))
+        .filter(PluginJobColumn::PluginId.eq(msg.plugin_id))
+        // Already retired with this very reason: nothing to write (every start checks again).
+        .filter(
+            Condition::any()
+                .add(PluginJobColumn::Status.ne(JobStatus::Retired))
+                .add(PluginJobColumn::LastError.is_null())
+                .add(PluginJobColumn::LastError.ne(msg.reason.clone())),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 pub(super) async fn set_job_block(db: &DatabaseConnection, msg: SetJobBlock) -> Result<()> {
