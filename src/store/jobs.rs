@@ -141,13 +141,18 @@ pub(super) async fn sync_job_declarations(
     validate_declarations(&msg.plugin_id, &msg.jobs)?;
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
-    let existing: HashMap<String, PluginJobModel> = PluginJob::find()
-        .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|job| (job.job_key.clone(), job))
-        .collect();
+    // Status and pointer are written from what is read here, so the rows stay locked until the
+    // commit: a pause by another instance waits for this sync, or this sync for the pause, and
+    // neither overwrites the other. (SQLite writers are serialised by `BEGIN IMMEDIATE`.)
+    let existing: HashMap<String, PluginJobModel> = lock_rows(
+        &txn,
+        PluginJob::find().filter(PluginJobColumn::PluginId.eq(&msg.plugin_id)),
+    )
+    .all(&txn)
+    .await?
+    .into_iter()
+    .map(|job| (job.job_key.clone(), job))
+    .collect();
 
     for decl in &msg.jobs {
         let display_name = if decl.display_name.is_empty() {
@@ -489,7 +494,8 @@ pub(super) async fn set_job_status(
 ) -> Result<PluginJobModel> {
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
-    let job = PluginJob::find_by_id(msg.job_id)
+    // Locked until the commit, like the rows of a sync (see there).
+    let job = lock_rows(&txn, PluginJob::find_by_id(msg.job_id))
         .one(&txn)
         .await?
         .ok_or_else(|| Error::JobNotFound(msg.job_id.to_string()))?;
@@ -627,6 +633,18 @@ pub(super) async fn get_next_due_at(
         .one(db)
         .await?
         .flatten())
+}
+
+/// On PostgreSQL, reads the rows `FOR UPDATE`: they stay locked until the transaction ends.
+fn lock_rows(
+    txn: &impl ConnectionTrait,
+    query: sea_orm::Select<PluginJob>,
+) -> sea_orm::Select<PluginJob> {
+    if super::is_postgres(txn) {
+        query.lock(LockType::Update)
+    } else {
+        query
+    }
 }
 
 /// `ON CONFLICT DO NOTHING` with no target: it covers the partial unique indexes too.
