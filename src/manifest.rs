@@ -131,7 +131,7 @@ pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
         serde_json::from_str(&text).map_err(|err| reject(format!("invalid JSON: {err}"), None))?;
     let id = raw.get("id").and_then(Value::as_str);
     let manifest: Manifest =
-        serde_json::from_value(raw.clone()).map_err(|err| reject(describe(&raw, &err), id))?;
+        serde_path_to_error::deserialize(raw.clone()).map_err(|err| reject(describe(&err), id))?;
     let dir = path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -139,18 +139,15 @@ pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
     Ok(Plugin { manifest, dir, raw })
 }
 
-/// serde's message names the field but not where it sits; add the job's index when the error
-/// is inside `jobs`.
-fn describe(raw: &Value, err: &serde_json::Error) -> String {
-    let message = err.to_string();
-    if let Some(jobs) = raw.get("jobs").and_then(Value::as_array) {
-        for (index, job) in jobs.iter().enumerate() {
-            if serde_json::from_value::<JobDeclaration>(job.clone()).is_err() {
-                return format!("jobs[{index}]: {message}");
-            }
-        }
+/// serde's own message does not always name the field (`invalid type: null, expected a
+/// string`); put its path in front (`id: invalid type: …`, `jobs[1].timeoutMs: …`).
+fn describe(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = err.path().to_string();
+    if path == "." {
+        err.inner().to_string()
+    } else {
+        format!("{path}: {}", err.inner())
     }
-    message
 }
 
 fn check(manifest: &Manifest, dir: &Path) -> Result<(), String> {
