@@ -326,6 +326,7 @@ fn start(
             ..SchedulerConfig::default()
         })
         .start()
+        .expect("valid settings")
 }
 
 fn noop_workers(keys: impl Iterator<Item = String>) -> InProcessWorkers {

@@ -22,7 +22,10 @@ async fn main() -> std::io::Result<()> {
         log::info!("hello from run {} (slot {})", ctx.run_id, ctx.scheduled_at);
         Ok(())
     });
-    let jobs = PluginJobs::builder(db).workers(workers).start();
+    let jobs = PluginJobs::builder(db)
+        .workers(workers)
+        .start()
+        .map_err(std::io::Error::other)?;
     jobs.register(
         "example",
         vec![JobDeclaration::new("hello", "*/2 * * * * *")],
@@ -32,7 +35,10 @@ async fn main() -> std::io::Result<()> {
 
     log::info!("listening on http://127.0.0.1:8081/api/scheduler");
     let api = jobs.clone();
-    // Loopback only: this example sets no API token.
+    // Loopback only: this example sets no API token, so the API refuses requests a foreign web
+    // page could make (a foreign Host or Origin, a form post). Behind a local reverse proxy,
+    // name it with `configure_with(api, ApiOptions { allowed_hosts: vec!["jobs.internal".into()],
+    // ..ApiOptions::default() })`.
     HttpServer::new(move || {
         App::new()
             .configure(plugin_jobs::http::configure(api.clone(), None))

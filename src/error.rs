@@ -4,6 +4,7 @@
 use sea_orm::DbErr;
 use uuid::Uuid;
 
+use crate::config::ConfigError;
 use crate::cron::CronError;
 
 /// Result with the crate's [`Error`].
@@ -42,6 +43,9 @@ pub enum Error {
     /// A cron expression or timezone was rejected.
     #[error(transparent)]
     Cron(#[from] CronError),
+    /// A scheduler setting breaks a rule; the message names the setting and the rule.
+    #[error("invalid setting {0}")]
+    Config(#[from] ConfigError),
     /// The scheduler is shutting down and takes no new work.
     #[error("scheduler is shutting down")]
     ShuttingDown,

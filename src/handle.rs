@@ -7,7 +7,7 @@
 //!
 //! let workers = InProcessWorkers::new();
 //! workers.register("billing", "invoice", |_ctx| async { Ok(()) });
-//! let jobs = PluginJobs::builder(db).workers(workers).start();
+//! let jobs = PluginJobs::builder(db).workers(workers).start()?;
 //! jobs.register("billing", vec![JobDeclaration::new("invoice", "0 * * * *")]).await?;
 //! # Ok(()) }
 //! ```
@@ -68,7 +68,8 @@ impl PluginJobsBuilder {
         self
     }
 
-    /// Scheduler settings (default: [`SchedulerConfig::default`]).
+    /// Scheduler settings (default: [`SchedulerConfig::default`]); [`Self::start`] checks them
+    /// with [`SchedulerConfig::validate`].
     pub fn config(mut self, config: SchedulerConfig) -> Self {
         self.config = config;
         self
@@ -94,8 +95,10 @@ impl PluginJobsBuilder {
     }
 
     /// Starts the StoreActor, the SchedulerActor and the MetricsActor (subscribed to run
-    /// events) in the current actix System, and starts ticking.
-    pub fn start(self) -> PluginJobsHandle {
+    /// events) in the current actix System, and starts ticking. A setting that breaks a rule of
+    /// [`SchedulerConfig::validate`] is [`crate::Error::Config`], and nothing is started.
+    pub fn start(self) -> Result<PluginJobsHandle> {
+        self.config.validate()?;
         let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
         let store = StoreActor::new(self.db)
             .with_clock(Arc::clone(&self.clock))
@@ -129,7 +132,7 @@ impl PluginJobsBuilder {
         if self.timers {
             maintenance.do_send(StartMaintenance);
         }
-        PluginJobsHandle {
+        Ok(PluginJobsHandle {
             scheduler,
             maintenance,
             events,
@@ -138,7 +141,7 @@ impl PluginJobsBuilder {
             workers,
             clock: self.clock,
             instance_id,
-        }
+        })
     }
 }
 

@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::clock::Clock;
 use crate::events::{EventBus, RunEvent};
 use crate::store::{CompleteRun, MarkRunning, SetJobBlock, StoreActor};
-use crate::time::{delta, elapsed_ms, iso};
+use crate::time::{elapsed_ms, iso, plus};
 use crate::worker::{WorkerError, WorkerManager};
 
 /// Longest wait between retries of a write while the database is unavailable.
@@ -257,8 +257,10 @@ impl JobRunActor {
             "cancelJob",
             json!({"runId": self.run.id.to_string(), "reason": error}),
         );
-        let block_until =
-            self.deps.clock.now() + delta(self.deps.cancel_grace.saturating_add(RELEASE_MARGIN));
+        let block_until = plus(
+            self.deps.clock.now(),
+            self.deps.cancel_grace.saturating_add(RELEASE_MARGIN),
+        );
         let record = self.record(status, Some(error), Some(block_until));
         ctx.wait(record.into_actor(self).map(|(), act, _ctx| {
             act.deps.settled.do_send(RunSettled {

@@ -7,12 +7,11 @@
 mod cli;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use cli::commands::{ClientCommand, JobArgs, JobsArgs, RunArgs, RunsArgs, TriggerArgs};
 use cli::logging::LogFormat;
-use plugin_jobs::config::{self, SchedulerConfig, parse_duration};
+use plugin_jobs::config::{self, HumanDuration, SchedulerConfig};
 use plugin_jobs::server::{self, ServeOptions};
 
 #[derive(Debug, Parser)]
@@ -112,63 +111,78 @@ struct Serve {
     #[arg(long, env = "PLUGIN_JOBS_MAX_CONCURRENT", default_value_t = config::DEFAULT_MAX_CONCURRENT_RUNS)]
     max_concurrent: usize,
     /// Timeout of runs whose job sets no timeoutMs.
-    #[arg(long, env = "PLUGIN_JOBS_JOB_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
-    job_timeout: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_JOB_TIMEOUT", default_value_t = HumanDuration(config::DEFAULT_JOB_TIMEOUT))]
+    job_timeout: HumanDuration,
     /// Safety-net tick interval; the scheduler also wakes exactly at each next slot.
-    #[arg(long, env = "PLUGIN_JOBS_TICK_INTERVAL", default_value = "1s", value_parser = parse_duration)]
-    tick_interval: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_TICK_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_TICK_INTERVAL))]
+    tick_interval: HumanDuration,
     /// Age past which a missed slot is a misfire, handled by the job's misfire policy.
-    #[arg(long, env = "PLUGIN_JOBS_MISFIRE_GRACE", default_value = "1m", value_parser = parse_duration)]
-    misfire_grace: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_MISFIRE_GRACE", default_value_t = HumanDuration(config::DEFAULT_MISFIRE_GRACE))]
+    misfire_grace: HumanDuration,
     /// How long a timed-out run's worker gets to answer before it is restarted.
-    #[arg(long, env = "PLUGIN_JOBS_CANCEL_GRACE", default_value = "30s", value_parser = parse_duration)]
-    cancel_grace: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_CANCEL_GRACE", default_value_t = HumanDuration(config::DEFAULT_CANCEL_GRACE))]
+    cancel_grace: HumanDuration,
     /// How often this instance refreshes the heartbeat of its live runs.
-    #[arg(long, env = "PLUGIN_JOBS_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
-    heartbeat_interval: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_HEARTBEAT_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_HEARTBEAT_INTERVAL))]
+    heartbeat_interval: HumanDuration,
     /// Heartbeat age past which a live run counts as abandoned and is failed.
-    #[arg(long, env = "PLUGIN_JOBS_RUN_LEASE", default_value = "30s", value_parser = parse_duration)]
-    run_lease: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_RUN_LEASE", default_value_t = HumanDuration(config::DEFAULT_RUN_LEASE))]
+    run_lease: HumanDuration,
     /// Interval of the maintenance pass (rescue abandoned runs, prune history).
-    #[arg(long, env = "PLUGIN_JOBS_MAINTENANCE_INTERVAL", default_value = "10s", value_parser = parse_duration)]
-    maintenance_interval: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_MAINTENANCE_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_MAINTENANCE_INTERVAL))]
+    maintenance_interval: HumanDuration,
     /// Runs kept per job; older ones are pruned.
     #[arg(long, env = "PLUGIN_JOBS_KEEP_RUNS_PER_JOB", default_value_t = config::DEFAULT_KEEP_RUNS_PER_JOB)]
     keep_runs_per_job: u64,
     /// Age past which finished runs are pruned.
-    #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value = "30d", value_parser = parse_duration)]
-    run_retention: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value_t = HumanDuration(config::DEFAULT_RUN_RETENTION))]
+    run_retention: HumanDuration,
     /// How long before its slot a job is claimed, so its run is ready and starts on time.
-    #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value = "250ms", value_parser = parse_duration)]
-    claim_lookahead: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value_t = HumanDuration(config::DEFAULT_CLAIM_LOOKAHEAD))]
+    claim_lookahead: HumanDuration,
     /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.
-    #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
-    shutdown_grace: Duration,
+    #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value_t = HumanDuration(config::DEFAULT_SHUTDOWN_GRACE))]
+    shutdown_grace: HumanDuration,
     /// Log lines on stderr: text for people, or json (one object per line) for log shippers.
     #[arg(long, env = "PLUGIN_JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
 impl Serve {
+    /// The server's options, with the scheduler settings checked by
+    /// [`SchedulerConfig::validate`]; a broken rule is reported like any bad flag (exit code 2).
     fn into_options(self) -> ServeOptions {
+        let options = self.unchecked_options();
+        if let Err(err) = options.scheduler.validate() {
+            Serve::augment_args(clap::Command::new("plugin-jobs serve"))
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("invalid value for {err}"),
+                )
+                .exit();
+        }
+        options
+    }
+
+    fn unchecked_options(self) -> ServeOptions {
         ServeOptions {
             database_url: self.database_url,
             plugins_dir: self.plugins,
             bind: self.bind,
             api_token: self.api_token,
             scheduler: SchedulerConfig {
-                tick_interval: self.tick_interval,
+                tick_interval: self.tick_interval.0,
                 max_concurrent_runs: self.max_concurrent,
-                job_timeout: self.job_timeout,
-                misfire_grace: self.misfire_grace,
-                cancel_grace: self.cancel_grace,
-                heartbeat_interval: self.heartbeat_interval,
-                run_lease: self.run_lease,
-                maintenance_interval: self.maintenance_interval,
+                job_timeout: self.job_timeout.0,
+                misfire_grace: self.misfire_grace.0,
+                cancel_grace: self.cancel_grace.0,
+                heartbeat_interval: self.heartbeat_interval.0,
+                run_lease: self.run_lease.0,
+                maintenance_interval: self.maintenance_interval.0,
                 keep_runs_per_job: self.keep_runs_per_job,
-                run_retention: self.run_retention,
-                shutdown_grace: self.shutdown_grace,
-                claim_lookahead: self.claim_lookahead,
+                run_retention: self.run_retention.0,
+                shutdown_grace: self.shutdown_grace.0,
+                claim_lookahead: self.claim_lookahead.0,
             },
         }
     }

@@ -1,6 +1,7 @@
 //! The plugins directory (DESIGN §7): one folder per plugin holding `manifest.json`. Every
 //! manifest is checked whole; a bad one is reported with its path and the field at fault, and the
-//! other plugins still load.
+//! other plugins still load. A job's schedule and timezone are not checked here: a bad one fails
+//! only that job when it is registered (DESIGN §4), and the plugin's other jobs run.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -9,7 +10,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::cron::Schedule;
 use crate::store::JobDeclaration;
 use crate::worker::PluginProcess;
 
@@ -60,6 +60,8 @@ impl Plugin {
 pub struct ManifestError {
     pub path: PathBuf,
     pub message: String,
+    /// The plugin's id, when the file names one: its jobs are retired with this error.
+    pub plugin_id: Option<String>,
 }
 
 impl fmt::Display for ManifestError {
@@ -87,6 +89,7 @@ pub fn load_dir(dir: &Path) -> Plugins {
             plugins.rejected.push(ManifestError {
                 path: dir.to_owned(),
                 message: format!("cannot read the plugins directory: {err}"),
+                plugin_id: None,
             });
             return plugins;
         }
@@ -104,6 +107,8 @@ pub fn load_dir(dir: &Path) -> Plugins {
                 plugins.rejected.push(ManifestError {
                     path,
                     message: format!("id: {:?} is used by another plugin", plugin.manifest.id),
+                    // The id belongs to the plugin that loaded first.
+                    plugin_id: None,
                 });
             }
             Ok(plugin) => plugins.loaded.push(plugin),
@@ -115,35 +120,34 @@ pub fn load_dir(dir: &Path) -> Plugins {
 
 /// Loads and checks one manifest file.
 pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
-    let reject = |message: String| ManifestError {
+    let reject = |message: String, plugin_id: Option<&str>| ManifestError {
         path: path.to_owned(),
         message,
+        plugin_id: plugin_id.map(str::to_owned),
     };
     let text =
-        std::fs::read_to_string(path).map_err(|err| reject(format!("cannot read: {err}")))?;
+        std::fs::read_to_string(path).map_err(|err| reject(format!("cannot read: {err}"), None))?;
     let raw: Value =
-        serde_json::from_str(&text).map_err(|err| reject(format!("invalid JSON: {err}")))?;
+        serde_json::from_str(&text).map_err(|err| reject(format!("invalid JSON: {err}"), None))?;
+    let id = raw.get("id").and_then(Value::as_str);
     let manifest: Manifest =
-        serde_json::from_value(raw.clone()).map_err(|err| reject(describe(&raw, &err)))?;
+        serde_path_to_error::deserialize(raw.clone()).map_err(|err| reject(describe(&err), id))?;
     let dir = path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    check(&manifest, &dir).map_err(reject)?;
+    check(&manifest, &dir).map_err(|message| reject(message, id))?;
     Ok(Plugin { manifest, dir, raw })
 }
 
-/// serde's message names the field but not where it sits; add the job's index when the error
-/// is inside `jobs`.
-fn describe(raw: &Value, err: &serde_json::Error) -> String {
-    let message = err.to_string();
-    if let Some(jobs) = raw.get("jobs").and_then(Value::as_array) {
-        for (index, job) in jobs.iter().enumerate() {
-            if serde_json::from_value::<JobDeclaration>(job.clone()).is_err() {
-                return format!("jobs[{index}]: {message}");
-            }
-        }
+/// serde's own message does not always name the field (`invalid type: null, expected a
+/// string`); put its path in front (`id: invalid type: …`, `jobs[1].timeoutMs: …`).
+fn describe(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = err.path().to_string();
+    if path == "." {
+        err.inner().to_string()
+    } else {
+        format!("{path}: {}", err.inner())
     }
-    message
 }
 
 fn check(manifest: &Manifest, dir: &Path) -> Result<(), String> {
@@ -176,16 +180,6 @@ fn check(manifest: &Manifest, dir: &Path) -> Result<(), String> {
                 "jobs[{index}].jobKey: {:?} is declared twice",
                 job.job_key
             ));
-        }
-        if !job.schedule.is_empty()
-            && let Err(err) = Schedule::parse(&job.schedule, &job.timezone)
-        {
-            let field = if matches!(err, crate::cron::CronError::UnknownTimezone { .. }) {
-                "timezone"
-            } else {
-                "schedule"
-            };
-            return Err(format!("jobs[{index}].{field}: {err}"));
         }
         if job.timeout_ms.is_some_and(|ms| ms <= 0) {
             return Err(format!("jobs[{index}].timeoutMs: must be positive"));
@@ -245,20 +239,38 @@ mod tests {
             rejection(r#"{"id":"p","command":["x"],"colour":1}"#)
                 .contains("unknown field `colour`")
         );
-        let schedule = rejection(
-            r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a"},{"jobKey":"b","schedule":"61 * * * *"}]}"#,
-        );
-        assert!(schedule.starts_with("jobs[1].schedule:"), "{schedule}");
-        let tz = rejection(
-            r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a","schedule":"* * * * *","timezone":"Mars/Base"}]}"#,
-        );
-        assert!(tz.starts_with("jobs[0].timezone:"), "{tz}");
         let key = rejection(r#"{"id":"p","command":["x"],"jobs":[{"schedule":"* * * * *"}]}"#);
         assert!(key.starts_with("jobs[0]: missing field `jobKey`"), "{key}");
         let twice =
             rejection(r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a"},{"jobKey":"a"}]}"#);
         assert!(twice.starts_with("jobs[1].jobKey"), "{twice}");
         assert!(rejection(r#"{"id":"a/b","command":["x"]}"#).starts_with("id:"));
+    }
+
+    #[test]
+    fn a_bad_schedule_or_timezone_is_left_to_fail_only_its_job() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = write(
+            dir.path(),
+            "p",
+            r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a","schedule":"* * * * *"},
+               {"jobKey":"b","schedule":"61 * * * *"},
+               {"jobKey":"c","schedule":"* * * * *","timezone":"Mars/Base"}]}"#,
+        );
+        let plugin = load(&path).expect("the plugin loads");
+        assert_eq!(plugin.manifest.jobs.len(), 3);
+    }
+
+    #[test]
+    fn a_rejected_manifest_names_its_plugin_when_it_can() {
+        let dir = tempfile::tempdir().expect("temp");
+        let named = write(dir.path(), "a", r#"{"id":"named","command":[]}"#);
+        assert_eq!(
+            load(&named).expect_err("rejected").plugin_id.as_deref(),
+            Some("named")
+        );
+        let broken = write(dir.path(), "b", "{not json");
+        assert_eq!(load(&broken).expect_err("rejected").plugin_id, None);
     }
 
     #[test]

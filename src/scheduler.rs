@@ -334,7 +334,7 @@ impl SchedulerActor {
         // slot that is already due but was not claimable (no free slot, a blocked job) waits for
         // a freed slot or the next tick; arming for it would spin.
         let now = self.clock.now();
-        let early = next - crate::time::delta(self.config.claim_lookahead);
+        let early = crate::time::minus(next, self.config.claim_lookahead);
         let wake_at = if early > now { early } else { next };
         let Ok(delay) = (wake_at - now).to_std() else {
             return;

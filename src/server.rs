@@ -3,8 +3,9 @@
 //! on SIGINT or SIGTERM shut down gracefully — stop accepting requests, let runs finish within
 //! the grace, cancel the rest, and stop the workers with `shutdown`.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
@@ -12,8 +13,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::SchedulerConfig;
 use crate::manifest;
+use crate::store::{ListJobs, RetirePluginJobs, ask};
 use crate::worker::{ProcessWorkerConfig, ProcessWorkers};
-use crate::{Error, PluginJobs, Result};
+use crate::{Error, PluginJobs, PluginJobsHandle, Result};
+use entity::prelude::JobStatus;
 
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://plugin-jobs.db?mode=rwc";
@@ -98,25 +101,40 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         .workers(workers.clone())
         .config(scheduler.clone())
         .instance_id(instance_id)
-        .start();
+        .start()?;
 
     let plugins = manifest::load_dir(&options.plugins_dir);
+    // Why each plugin that did not start did not; their jobs in the database are retired.
+    let mut not_started: HashMap<String, String> = HashMap::new();
     for rejected in &plugins.rejected {
         log::error!("skipping a plugin: {rejected}");
+        if let Some(id) = &rejected.plugin_id {
+            not_started.insert(id.clone(), format!("manifest rejected: {rejected}"));
+        }
     }
+    let mut started = HashSet::new();
     for plugin in &plugins.loaded {
         let id = &plugin.manifest.id;
         if let Err(err) = workers.start(plugin.process()) {
             log::error!("skipping plugin {id}: {err}");
+            not_started.insert(id.clone(), format!("the worker could not start: {err}"));
             continue;
         }
         match jobs
             .register(id.clone(), plugin.manifest.jobs.clone())
             .await
         {
-            Ok(registered) => log::info!("plugin {id}: {} job(s) registered", registered.len()),
+            Ok(registered) => {
+                log::info!("plugin {id}: {} job(s) registered", registered.len());
+                for job in registered.iter().filter(|j| j.status == JobStatus::Failed) {
+                    let reason = job.last_error.as_deref().unwrap_or("invalid");
+                    log::error!("plugin {id}: job {} is failed: {reason}", job.job_key);
+                }
+                started.insert(id.clone());
+            }
             Err(err) => {
                 log::error!("skipping plugin {id}: registering its jobs failed: {err}");
+                not_started.insert(id.clone(), format!("registering its jobs failed: {err}"));
                 workers.stop(id).await;
             }
         }
@@ -124,6 +142,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     if plugins.loaded.is_empty() {
         log::warn!("no plugin loaded from {}", options.plugins_dir.display());
     }
+    retire_unloaded_plugins(&jobs, &started, &not_started, &options.plugins_dir).await?;
 
     let api = jobs.clone();
     let server = HttpServer::new(move || {
@@ -166,6 +185,44 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     }
     let _ = serving.await;
     log::info!("stopped");
+    Ok(())
+}
+
+/// Retires the jobs of every plugin the database knows that did not start now (its folder is
+/// gone, its manifest is broken, its worker or registration failed), with the reason as their
+/// `last_error`, so none stays `active` with a stale pointer. They come back `active` when the
+/// plugin loads again.
+async fn retire_unloaded_plugins(
+    jobs: &PluginJobsHandle,
+    started: &HashSet<String>,
+    not_started: &HashMap<String, String>,
+    plugins_dir: &Path,
+) -> Result<()> {
+    let known: BTreeSet<String> = ask(&jobs.store, ListJobs::default())
+        .await?
+        .into_iter()
+        .map(|job| job.plugin_id)
+        .collect();
+    for plugin_id in known.difference(&started.iter().cloned().collect()) {
+        let reason = not_started.get(plugin_id).cloned().unwrap_or_else(|| {
+            format!(
+                "plugin {plugin_id} is no longer in the plugins directory {}",
+                plugins_dir.display()
+            )
+        });
+        let retired = ask(
+            &jobs.store,
+            RetirePluginJobs {
+                plugin_id: plugin_id.clone(),
+                reason: reason.clone(),
+                now: jobs.clock.now(),
+            },
+        )
+        .await?;
+        if retired > 0 {
+            log::warn!("plugin {plugin_id}: {retired} job(s) retired: {reason}");
+        }
+    }
     Ok(())
 }
 

@@ -205,7 +205,8 @@ fn fleet_instance(
                     maintenance_interval: Duration::from_secs(2),
                     ..SchedulerConfig::default()
                 })
-                .start();
+                .start()
+                .expect("valid settings");
             jobs.subscribe(SkipRecorder(skips).start().recipient());
             let declarations = (0..FLEET_JOBS)
                 .map(|n| JobDeclaration::new(format!("job-{n}"), "* * * * * *"))
@@ -379,7 +380,8 @@ async fn a_postgresql_outage_loses_no_outcome_and_ticks_resume() {
             maintenance_interval: Duration::from_secs(1),
             ..SchedulerConfig::default()
         })
-        .start();
+        .start()
+        .expect("valid settings");
     let declarations = vec![
         JobDeclaration::new("quick", "* * * * * *"),
         JobDeclaration::new("slow", "* * * * * *"),

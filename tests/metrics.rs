@@ -42,7 +42,8 @@ impl Setup {
             .config(config)
             .instance_id("metrics-test")
             .manual_ticks()
-            .start();
+            .start()
+            .expect("valid settings");
         Self {
             t,
             clock,
@@ -363,7 +364,8 @@ async fn a_rescued_run_is_counted_by_plugin() {
     // Real timers and clock: the start-up maintenance pass rescues the run.
     let jobs = PluginJobs::builder(t.db.clone())
         .instance_id("rescuer")
-        .start();
+        .start()
+        .expect("valid settings");
     let line = r#"plugin_jobs_runs_rescued_total{plugin="legacy"} 1"#;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

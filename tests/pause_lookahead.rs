@@ -36,7 +36,8 @@ async fn no_run_starts_after_a_pause_has_answered_even_when_its_slot_was_claimed
             claim_lookahead: Duration::from_millis(250),
             ..SchedulerConfig::default()
         })
-        .start();
+        .start()
+        .expect("start");
     jobs.register("p", vec![JobDeclaration::new("tick", "* * * * * *")])
         .await
         .expect("register");

@@ -87,7 +87,8 @@ impl Setup {
                 ..SchedulerConfig::default()
             })
             .manual_ticks()
-            .start();
+            .start()
+            .expect("valid settings");
         Self { t, workers, jobs }
     }
 
@@ -449,20 +450,52 @@ async fn log_lines_beyond_64_kib_are_cut_and_the_cut_is_marked() {
     let run = s.run("chatty").await;
     assert_eq!(run.status, RunStatus::Succeeded);
     let logs = run.logs.as_array().expect("array");
-    assert_eq!(logs.len(), 65, "64 lines of 1 KiB, then the marker");
-    let kept: usize = logs[..64]
-        .iter()
-        .map(|e| e["message"].as_str().map_or(0, str::len))
-        .sum();
-    assert_eq!(kept, 64 * 1024);
-    assert_eq!(logs[64]["truncated"], json!(true));
+    // Every entry counts as stored (timestamp, level and punctuation too): about 60 lines of
+    // 1 KiB, then the marker, all within 64 KiB.
     assert!(
-        logs[64]["message"]
+        run.logs.to_string().len() <= 64 * 1024,
+        "{}",
+        run.logs.to_string().len()
+    );
+    assert!((55..64).contains(&(logs.len() - 1)), "{} lines", logs.len());
+    let last = logs.last().expect("the marker");
+    assert!(
+        logs[..logs.len() - 1]
+            .iter()
+            .all(|e| e["truncated"].is_null())
+    );
+    assert_eq!(last["truncated"], json!(true));
+    assert!(
+        last["message"]
             .as_str()
             .is_some_and(|m| m.contains("log truncated")),
-        "{}",
-        logs[64]
+        "{last}"
     );
+}
+
+#[actix_rt::test]
+async fn a_flood_of_empty_lines_and_a_huge_level_stay_within_the_cap() {
+    let s = Setup::new(
+        vec!["python3".into(), "./raw_worker.py".into()],
+        raw_worker_dir(),
+        &[],
+    )
+    .await;
+    s.register(&[("flood", None)]).await;
+    s.wait_running().await;
+    let run = s.run("flood").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let stored = run.logs.to_string().len();
+    assert!(stored <= 64 * 1024, "{stored} bytes stored");
+    let logs = run.logs.as_array().expect("array");
+    assert!(logs.len() > 100, "empty lines are kept up to the cap");
+    assert_eq!(
+        logs.iter()
+            .filter(|e| e["truncated"] == json!(true))
+            .count(),
+        1
+    );
+    assert!(logs.iter().all(|e| e["message"] != "huge level"));
 }
 
 #[actix_rt::test]

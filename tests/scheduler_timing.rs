@@ -18,6 +18,7 @@ fn start(t: &TestDb, workers: &RecordingWorkers, config: SchedulerConfig) -> Plu
         .config(config)
         .instance_id("timing")
         .start()
+        .expect("valid settings")
 }
 
 fn key(job: &str) -> JobRef {

@@ -565,3 +565,46 @@ async fn a_plugin_with_more_jobs_than_a_statement_can_bind_registers_and_retires
     assert_eq!(retired, 32_999);
     assert_eq!(by_key(&jobs, "job-7").status, JobStatus::Active);
 }
+
+#[actix_rt::test]
+async fn a_pause_during_another_instances_registration_holds() {
+    let t = TestDb::new().await;
+    let registrar = t.store();
+    let operator = t.second_store().await;
+    // Many jobs make each registration long enough for pauses to land in the middle of it.
+    let declarations: Vec<JobDeclaration> = (0..300)
+        .map(|n| JobDeclaration::new(format!("job-{n}"), "* * * * *"))
+        .collect();
+    let jobs = registrar
+        .send(sync("fleet", declarations.clone(), "10:00"))
+        .await
+        .expect("mailbox")
+        .expect("register");
+    let target = by_key(&jobs, "job-150").id;
+    for round in 0..20 {
+        let registration = registrar.send(sync("fleet", declarations.clone(), "10:00"));
+        let pause = operator.send(SetJobStatus {
+            job_id: target,
+            status: JobStatus::Paused,
+            now: at("10:00"),
+        });
+        let (registered, paused) = futures_util::join!(registration, pause);
+        registered.expect("mailbox").expect("registration");
+        let paused = paused.expect("mailbox").expect("pause");
+        assert_eq!(paused.status, JobStatus::Paused);
+        assert_eq!(
+            t.job(target).await.status,
+            JobStatus::Paused,
+            "round {round}: the pause answered, so it must hold"
+        );
+        operator
+            .send(SetJobStatus {
+                job_id: target,
+                status: JobStatus::Active,
+                now: at("10:00"),
+            })
+            .await
+            .expect("mailbox")
+            .expect("resume");
+    }
+}

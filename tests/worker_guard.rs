@@ -96,7 +96,8 @@ async fn instance(
             ..SchedulerConfig::default()
         })
         .manual_ticks()
-        .start();
+        .start()
+        .expect("start");
     wait_until("the worker is running", Duration::from_secs(20), || async {
         workers.is_running(PLUGIN)
     })

@@ -76,7 +76,7 @@ impl From<Error> for ApiError {
             Error::Mailbox(_) | Error::Database(DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Database(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if matches!(err, Error::Database(_) | Error::Mailbox(_)) {
             log::error!("API request failed: {err}");

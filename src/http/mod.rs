@@ -21,53 +21,74 @@
 //!
 //! With a token, every `/api` and `/metrics` request needs `Authorization: Bearer <token>` (else
 //! 401 `{"error":"Unauthorized"}`); `/healthz` and the dashboard page itself stay open (the page
-//! holds no data: it asks the API, and prompts for the token when the API answers 401).
+//! holds no data: it asks the API, and prompts for the token when the API answers 401). Without
+//! a token, requests that a foreign web page could have made (a foreign `Host` or `Origin`, a
+//! form's content type) are refused with 403; see [`ApiOptions`]. No CORS header is ever sent.
 
 mod dashboard;
 mod error;
+mod guard;
 mod handlers;
 mod views;
 
 use std::rc::Rc;
 
-use actix_web::body::{BoxBody, EitherBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, ResponseError};
 
 pub use dashboard::dashboard;
 pub use error::ApiError;
+pub use guard::ApiOptions;
 pub use views::{JobDetailView, JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 
 use crate::PluginJobsHandle;
+use guard::Access;
 use handlers as h;
 
 /// Mounts `/api/…`, `/metrics` and `/healthz` for `handle`. With `token` set, `/api` and
-/// `/metrics` requests must carry `Authorization: Bearer <token>`. Pass the result to
+/// `/metrics` requests must carry `Authorization: Bearer <token>`; without one, requests a
+/// foreign web page could make are refused (see [`ApiOptions`]). Pass the result to
 /// [`actix_web::App::configure`].
 pub fn configure(
     handle: PluginJobsHandle,
     token: Option<String>,
 ) -> impl FnOnce(&mut ServiceConfig) {
+    configure_with(
+        handle,
+        ApiOptions {
+            token,
+            ..ApiOptions::default()
+        },
+    )
+}
+
+/// [`configure`] with every option: the token, and the further `Host` names accepted without
+/// one.
+pub fn configure_with(
+    handle: PluginJobsHandle,
+    options: ApiOptions,
+) -> impl FnOnce(&mut ServiceConfig) {
     move |cfg| {
         let handle = web::Data::new(handle);
-        // An empty token matches no request (bearer credentials are never empty): a blank
-        // setting locks the API rather than opening it.
-        let token: Option<Rc<[u8]>> = token.map(|token| Rc::from(token.into_bytes()));
+        let access = Rc::new(Access::new(options));
+        let healthz_access = Rc::clone(&access);
         cfg.service(
             web::resource("/healthz")
                 .app_data(handle.clone())
+                .wrap(from_fn(move |req, next| {
+                    guard::guard(Rc::clone(&healthz_access), false, req, next)
+                }))
                 .route(web::get().to(h::healthz))
                 .default_service(web::to(h::wrong_method)),
         );
-        let metrics_token = token.clone();
+        let metrics_access = Rc::clone(&access);
         cfg.service(
             resource("/metrics")
                 .app_data(handle.clone())
                 .wrap(from_fn(move |req, next| {
-                    require_token(metrics_token.clone(), req, next)
+                    guard::guard(Rc::clone(&metrics_access), true, req, next)
                 }))
                 .route(web::get().to(h::metrics)),
         );
@@ -84,7 +105,7 @@ pub fn configure(
                     ApiError::bad_request(format!("invalid path {}: {err}", req.path())).into()
                 }))
                 .wrap(from_fn(move |req, next| {
-                    require_token(token.clone(), req, next)
+                    guard::guard(Rc::clone(&access), true, req, next)
                 }))
                 .service(resource("/plugins").route(web::get().to(h::list_plugins)))
                 .service(resource("/jobs").route(web::get().to(h::list_all_jobs)))
@@ -121,30 +142,9 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(h::wrong_method))
 }
 
-/// Lets the request through when no token is configured or when it carries the right bearer
-/// token; answers 401 otherwise.
-async fn require_token(
-    token: Option<Rc<[u8]>>,
-    req: ServiceRequest,
-    next: Next<BoxBody>,
-) -> Result<ServiceResponse<EitherBody<BoxBody>>, actix_web::Error> {
-    let allowed = match &token {
-        None => true,
-        Some(token) => {
-            bearer_token(req.request()).is_some_and(|given| constant_time_eq(token, given))
-        }
-    };
-    if allowed {
-        Ok(next.call(req).await?.map_into_left_body())
-    } else {
-        let response = ApiError::unauthorized().to_response();
-        Ok(req.into_response(response).map_into_right_body())
-    }
-}
-
 /// The credentials of an `Authorization: Bearer <token>` header (the scheme is
 /// case-insensitive, as RFC 7235 says).
-fn bearer_token(req: &HttpRequest) -> Option<&[u8]> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<&[u8]> {
     let value = req.headers().get(header::AUTHORIZATION)?.as_bytes();
     let (scheme, credentials) = value.split_at_checked(7)?;
     scheme
@@ -156,7 +156,7 @@ fn bearer_token(req: &HttpRequest) -> Option<&[u8]> {
 /// Compares a secret with a candidate in time that depends only on the secret's length, so the
 /// answer time tells an attacker nothing about how much of a guess was right. Written out rather
 /// than taken from the `subtle` crate: one loop does not justify a dependency.
-fn constant_time_eq(secret: &[u8], candidate: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(secret: &[u8], candidate: &[u8]) -> bool {
     let mut diff = u8::from(secret.len() != candidate.len());
     for (i, byte) in secret.iter().enumerate() {
         // A short candidate is compared against zeros, so the loop always runs in full.

@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    ClaimDueJobs, GetJob, GetNextDueAt, JobRef, ListJobs, SetJobBlock, SetJobStatus,
-    SyncJobDeclarations, begin_write, runs,
+    ClaimDueJobs, GetJob, GetNextDueAt, JobRef, ListJobs, RetirePluginJobs, SetJobBlock,
+    SetJobStatus, SyncJobDeclarations, begin_write, runs,
 };
 use crate::cron::Schedule;
 use crate::events::SkipReason;
-use crate::time::{delta, to_millis};
+use crate::time::{delta, plus, to_millis};
 use crate::{Error, Result};
 
 /// Longest accepted job key.
@@ -77,26 +77,26 @@ enum ScheduleCheck {
     Invalid(String),
 }
 
+/// A stored reason quotes what it rejects: what a database refuses goes.
+fn invalid(mut reason: String) -> ScheduleCheck {
+    super::clean_text(&mut reason);
+    ScheduleCheck::Invalid(reason)
+}
+
 fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>) -> ScheduleCheck {
     if schedule.trim().is_empty() {
         // The timezone still matters for a later schedule, so a bad one is reported anyway.
         return match crate::cron::parse_timezone(timezone) {
             Ok(_) => ScheduleCheck::Manual,
-            Err(err) => {
-                let mut reason = format!("invalid timezone: {err}");
-                super::clean_text(&mut reason);
-                ScheduleCheck::Invalid(reason)
-            }
+            Err(err) => invalid(format!("invalid timezone {timezone:?}: {err}")),
         };
     }
     match Schedule::parse(schedule, timezone) {
         Ok(parsed) => ScheduleCheck::Valid(parsed.next_after(now).map(to_millis)),
-        Err(err) => {
-            // The reason quotes the schedule: it is stored, so what a database refuses goes.
-            let mut reason = format!("invalid schedule {schedule:?}: {err}");
-            super::clean_text(&mut reason);
-            ScheduleCheck::Invalid(reason)
+        Err(err @ crate::cron::CronError::UnknownTimezone { .. }) => {
+            invalid(format!("invalid timezone {timezone:?}: {err}"))
         }
+        Err(err) => invalid(format!("invalid schedule {schedule:?}: {err}")),
     }
 }
 
@@ -171,13 +171,18 @@ pub(super) async fn sync_job_declarations(
     }
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
-    let existing: HashMap<String, PluginJobModel> = PluginJob::find()
-        .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|job| (job.job_key.clone(), job))
-        .collect();
+    // Status and pointer are written from what is read here, so the rows stay locked until the
+    // commit: a pause by another instance waits for this sync, or this sync for the pause, and
+    // neither overwrites the other. (SQLite writers are serialised by `BEGIN IMMEDIATE`.)
+    let existing: HashMap<String, PluginJobModel> = lock_rows(
+        &txn,
+        PluginJob::find().filter(PluginJobColumn::PluginId.eq(&msg.plugin_id)),
+    )
+    .all(&txn)
+    .await?
+    .into_iter()
+    .map(|job| (job.job_key.clone(), job))
+    .collect();
 
     for decl in &msg.jobs {
         let display_name = if decl.display_name.is_empty() {
@@ -336,7 +341,7 @@ pub(super) async fn claim_due_jobs(
     }
     let now = to_millis(msg.now);
     let grace = delta(msg.misfire_grace);
-    let horizon = to_millis(now + delta(msg.lookahead));
+    let horizon = to_millis(plus(now, msg.lookahead));
     let txn = begin_write(db).await?;
     let mut due_query = PluginJob::find()
         .filter(PluginJobColumn::Status.eq(JobStatus::Active))
@@ -507,7 +512,8 @@ pub(super) async fn set_job_status(
 ) -> Result<PluginJobModel> {
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
-    let job = PluginJob::find_by_id(msg.job_id)
+    // Locked until the commit, like the rows of a sync (see there).
+    let job = lock_rows(&txn, PluginJob::find_by_id(msg.job_id))
         .one(&txn)
         .await?
         .ok_or_else(|| Error::JobNotFound(msg.job_id.to_string()))?;
@@ -561,6 +567,27 @@ pub(super) async fn set_job_status(
         .ok_or_else(|| Error::JobNotFound(msg.job_id.to_string()))?;
     txn.commit().await?;
     Ok(job)
+}
+
+pub(super) async fn retire_plugin_jobs(
+    db: &DatabaseConnection,
+    msg: RetirePluginJobs,
+) -> Result<u64> {
+    let result = PluginJob::update_many()
+        .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
+        .col_expr(PluginJobColumn::LastError, Expr::value(msg.reason.clone()))
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(to_millis(msg.now)))
+        .filter(PluginJobColumn::PluginId.eq(msg.plugin_id))
+        // Already retired with this very reason: nothing to write (every start checks again).
+        .filter(
+            Condition::any()
+                .add(PluginJobColumn::Status.ne(JobStatus::Retired))
+                .add(PluginJobColumn::LastError.is_null())
+                .add(PluginJobColumn::LastError.ne(msg.reason.clone())),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 pub(super) async fn set_job_block(db: &DatabaseConnection, msg: SetJobBlock) -> Result<()> {
@@ -629,6 +656,18 @@ pub(super) async fn get_next_due_at(
         .one(db)
         .await?
         .flatten())
+}
+
+/// On PostgreSQL, reads the rows `FOR UPDATE`: they stay locked until the transaction ends.
+fn lock_rows(
+    txn: &impl ConnectionTrait,
+    query: sea_orm::Select<PluginJob>,
+) -> sea_orm::Select<PluginJob> {
+    if super::is_postgres(txn) {
+        query.lock(LockType::Update)
+    } else {
+        query
+    }
 }
 
 /// `ON CONFLICT DO NOTHING` with no target: it covers the partial unique indexes too.

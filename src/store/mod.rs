@@ -7,7 +7,7 @@
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
-//! `PruneRuns`, and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
+//! `RetirePluginJobs`, `PruneRuns`, and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`. Sends nothing.
 
 mod jobs;
@@ -260,6 +260,18 @@ pub struct SetJobStatus {
     pub now: DateTime<Utc>,
 }
 
+/// Retires every job of a plugin that could not be loaded (its folder is gone, or its manifest
+/// is now broken), with `reason` as their `last_error`. Declaring the jobs again brings them
+/// back `active`. Answers how many jobs it changed (none when all were retired with this
+/// reason already).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<u64>")]
+pub struct RetirePluginJobs {
+    pub plugin_id: String,
+    pub reason: String,
+    pub now: DateTime<Utc>,
+}
+
 /// Sets or clears `blocked_until`: while it is in the future no instance claims or triggers the
 /// job (a timed-out call has not answered yet).
 #[derive(Message, Debug, Clone)]
@@ -468,6 +480,7 @@ write_handlers! {
     ClaimDueJobs => jobs::claim_due_jobs,
     SetJobStatus => jobs::set_job_status,
     SetJobBlock => jobs::set_job_block,
+    RetirePluginJobs => jobs::retire_plugin_jobs,
     CreateRun => runs::create_run,
     RescueStaleRuns => runs::rescue_stale_runs,
     CancelPluginRuns => runs::cancel_plugin_runs,

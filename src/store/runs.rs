@@ -18,7 +18,7 @@ use super::{
     CancelPluginRuns, CompleteRun, CreateRun, GetRun, Heartbeat, ListRuns, MarkRunning, PruneRuns,
     RescueStaleRuns, begin_write,
 };
-use crate::time::{delta, elapsed_ms, to_millis};
+use crate::time::{elapsed_ms, minus, to_millis};
 use crate::{Error, Result};
 
 /// A live run that was failed because its instance stopped heartbeating it.
@@ -466,7 +466,7 @@ pub(super) async fn rescue_stale_runs(
     msg: RescueStaleRuns,
 ) -> Result<Vec<RescuedRun>> {
     let now = to_millis(msg.now);
-    let cutoff = now - delta(msg.lease);
+    let cutoff = minus(now, msg.lease);
     let txn = begin_write(db).await?;
     let spare: HashSet<Uuid> = msg.spare.iter().copied().collect();
     let stale: Vec<_> = PluginJobRun::find()
@@ -559,7 +559,7 @@ pub(super) async fn prune_runs(db: &DatabaseConnection, msg: PruneRuns) -> Resul
     .to_vec();
     let expired = PluginJobRun::delete_many()
         .filter(PluginJobRunColumn::Status.is_in(finished))
-        .filter(PluginJobRunColumn::CreatedAt.lt(now - delta(msg.retention)))
+        .filter(PluginJobRunColumn::CreatedAt.lt(minus(now, msg.retention)))
         .exec(&txn)
         .await?
         .rows_affected;

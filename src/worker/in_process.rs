@@ -1,7 +1,9 @@
 //! Workers inside the host process: async handlers registered per plugin and job key. A run's
-//! handler gets a [`JobContext`] whose cancellation signal fires on `cancelJob`.
+//! handler gets a [`JobContext`] whose cancellation signal fires on `cancelJob`. What is kept per
+//! call is released when the call ends or is dropped, and only the latest notifications are
+//! remembered, so a long-running host holds a bounded amount.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -65,8 +67,12 @@ struct State {
     plugins: HashMap<String, Plugin>,
     /// Cancellation senders of calls in flight, by run id, with their plugin.
     cancels: HashMap<String, (String, watch::Sender<Option<String>>)>,
-    notifications: Vec<(String, String, Value)>,
+    /// The latest notifications, oldest first, at most [`KEPT_NOTIFICATIONS`].
+    notifications: VecDeque<(String, String, Value)>,
 }
+
+/// How many notifications [`InProcessWorkers::notifications`] remembers.
+pub const KEPT_NOTIFICATIONS: usize = 1_000;
 
 /// In-process workers. Clones share the same registry.
 #[derive(Clone, Default)]
@@ -116,9 +122,15 @@ impl InProcessWorkers {
         self.lock().plugins.get(plugin_id).map_or(0, |p| p.restarts)
     }
 
-    /// Every notification sent so far, as `(plugin_id, method, params)`.
+    /// The latest notifications (at most [`KEPT_NOTIFICATIONS`]), oldest first, as
+    /// `(plugin_id, method, params)`.
     pub fn notifications(&self) -> Vec<(String, String, Value)> {
-        self.lock().notifications.clone()
+        self.lock().notifications.iter().cloned().collect()
+    }
+
+    /// How many calls are in flight (their cancellation signals are held).
+    pub fn in_flight(&self) -> usize {
+        self.lock().cancels.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -186,10 +198,14 @@ impl WorkerManager for InProcessWorkers {
             params,
             cancelled: cancel_rx,
         };
-        let workers = self.clone();
+        // Released when the call ends, and also when the caller drops it (a timeout).
+        let release = ReleaseCancel {
+            workers: self.clone(),
+            run_id,
+        };
         async move {
+            let _release = release;
             let outcome = handler(ctx).await;
-            workers.lock().cancels.remove(&run_id);
             outcome
                 .map(|()| Value::Null)
                 .map_err(WorkerError::job_failed)
@@ -206,9 +222,12 @@ impl WorkerManager for InProcessWorkers {
             let reason = params["reason"].as_str().unwrap_or("cancelled").to_owned();
             sender.send_replace(Some(reason));
         }
+        if state.notifications.len() >= KEPT_NOTIFICATIONS {
+            state.notifications.pop_front();
+        }
         state
             .notifications
-            .push((plugin_id.to_owned(), method.to_owned(), params));
+            .push_back((plugin_id.to_owned(), method.to_owned(), params));
     }
 
     fn restarts(&self, plugin_id: &str) -> u64 {
@@ -235,5 +254,52 @@ impl WorkerManager for InProcessWorkers {
             .or_default()
             .restarts += 1;
         async {}.boxed()
+    }
+}
+
+/// Forgets a call's cancellation signal when the call ends or is dropped.
+struct ReleaseCancel {
+    workers: InProcessWorkers,
+    run_id: String,
+}
+
+impl Drop for ReleaseCancel {
+    fn drop(&mut self) {
+        self.workers.lock().cancels.remove(&self.run_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_job(run_id: &str) -> Value {
+        serde_json::json!({"job": {"jobKey": "hang", "runId": run_id}})
+    }
+
+    #[tokio::test]
+    async fn a_dropped_call_releases_its_cancellation_signal() {
+        let workers = InProcessWorkers::new();
+        workers.register("p", "hang", |_ctx| std::future::pending());
+        let call = workers.call("p", "runJob", run_job("r"), Duration::from_secs(1));
+        assert_eq!(workers.in_flight(), 1);
+        let timed_out = tokio::time::timeout(Duration::from_millis(10), call).await;
+        assert!(timed_out.is_err(), "the handler never answers");
+        assert_eq!(workers.in_flight(), 0);
+    }
+
+    #[test]
+    fn only_the_latest_notifications_are_kept() {
+        let workers = InProcessWorkers::new();
+        for n in 0..KEPT_NOTIFICATIONS + 500 {
+            workers.notify(
+                "p",
+                "cancelJob",
+                serde_json::json!({"runId": n.to_string()}),
+            );
+        }
+        let kept = workers.notifications();
+        assert_eq!(kept.len(), KEPT_NOTIFICATIONS);
+        assert_eq!(kept[0].2["runId"], "500");
     }
 }

@@ -23,10 +23,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use super::connection::{Connection, write_lines};
+use super::connection::{Connection, RunLogs, write_lines};
 use super::rpc::{self, Line, Message};
 use super::{WorkerError, WorkerManager, WorkerStatus, codes};
-use crate::time::iso;
 
 /// How to start one plugin's worker: its manifest's `command`, `env` and folder.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +61,8 @@ pub struct ProcessWorkerConfig {
     /// How long past its timeout a call still waits for a late answer before it is given up
     /// (the scheduler restarts the worker after its cancel grace, which should be shorter).
     pub late_reply_window: Duration,
-    /// Cap on the `log` lines kept per run, in bytes of message text.
+    /// Cap on the `log` lines kept per run, in bytes as stored (every entry's timestamp, level,
+    /// message and JSON punctuation count).
     pub log_cap_bytes: usize,
     /// How much of the end of stderr is kept for error messages.
     pub stderr_tail_bytes: usize,
@@ -110,13 +110,6 @@ pub fn restart_delay(base: Duration, max: Duration, crashes: usize, jitter: f64)
     delay.mul_f64(1.0 + 0.25 * jitter.clamp(-1.0, 1.0))
 }
 
-#[derive(Debug, Default)]
-struct RunLog {
-    entries: Vec<Value>,
-    bytes: usize,
-    truncated: bool,
-}
-
 #[derive(Debug)]
 struct SlotState {
     status: WorkerStatus,
@@ -147,7 +140,7 @@ type Registered = (Arc<Slot>, Addr<WorkerActor>);
 struct Shared {
     config: ProcessWorkerConfig,
     workers: RwLock<HashMap<String, Registered>>,
-    logs: Mutex<HashMap<String, RunLog>>,
+    logs: Arc<RunLogs>,
 }
 
 impl Shared {
@@ -174,35 +167,6 @@ impl Shared {
             .then(|| state.connection.clone())
             .flatten()
     }
-
-    /// Keeps a `log` line of a run in flight, up to the cap; marks the log once it is cut.
-    fn keep_log(&self, run_id: &str, level: &str, message: &str) {
-        let mut logs = self
-            .logs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let log = logs.entry(run_id.to_owned()).or_default();
-        if log.truncated {
-            return;
-        }
-        let now = iso(chrono::Utc::now());
-        if log.bytes + message.len() > self.config.log_cap_bytes {
-            log.truncated = true;
-            log.entries.push(json!({
-                "at": now,
-                "level": "warn",
-                "message": format!(
-                    "log truncated: this run logged more than {} bytes",
-                    self.config.log_cap_bytes
-                ),
-                "truncated": true,
-            }));
-            return;
-        }
-        log.bytes += message.len();
-        log.entries
-            .push(json!({"at": now, "level": level, "message": message}));
-    }
 }
 
 /// Process workers: one child process per plugin. Clones share the same workers.
@@ -226,11 +190,12 @@ impl fmt::Debug for ProcessWorkers {
 
 impl ProcessWorkers {
     pub fn new(config: ProcessWorkerConfig) -> Self {
+        let logs = Arc::new(RunLogs::new(config.log_cap_bytes));
         Self {
             shared: Arc::new(Shared {
                 config,
                 workers: RwLock::new(HashMap::new()),
-                logs: Mutex::new(HashMap::new()),
+                logs,
             }),
         }
     }
@@ -336,12 +301,7 @@ impl WorkerManager for ProcessWorkers {
     }
 
     fn take_logs(&self, run_id: &str) -> Option<Value> {
-        let mut logs = self
-            .shared
-            .logs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        logs.remove(run_id).map(|log| Value::Array(log.entries))
+        self.shared.logs.take(run_id)
     }
 
     fn call(
@@ -535,7 +495,11 @@ impl WorkerActor {
             return;
         };
         let (lines, queued) = mpsc::unbounded_channel();
-        let connection = Arc::new(Connection::new(self.plugin(), lines));
+        let connection = Arc::new(Connection::new(
+            self.plugin(),
+            lines,
+            Arc::clone(&self.shared.logs),
+        ));
         self.connection = Some(Arc::clone(&connection));
         self.pid = child.id();
         {
@@ -965,7 +929,7 @@ fn worker_log(plugin: &str, params: &Value, connection: &Connection, shared: &Sh
     if let Some(run_id) = run_id
         && connection.run_in_flight(run_id)
     {
-        shared.keep_log(run_id, level, message);
+        shared.logs.keep(run_id, level, message);
     }
 }
 

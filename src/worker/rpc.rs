@@ -73,7 +73,7 @@ pub fn parse(line: &str) -> Result<Message, Malformed> {
     }
     let Some(id) = id else {
         return Err(Malformed::invalid(
-            "neither a request, a notification nor a response",
+            "neither \"method\" nor \"id\": not a request, a notification or a response",
             None,
         ));
     };

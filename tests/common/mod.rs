@@ -290,7 +290,8 @@ impl Harness {
             .config(config)
             .instance_id("test-instance")
             .manual_ticks()
-            .start();
+            .start()
+            .expect("valid settings");
         Self {
             t,
             clock,

@@ -2,7 +2,8 @@
 """A worker written without the SDK: raw JSON-RPC lines on stdin/stdout.
 
 Proves the protocol works for any language. Job `ok` succeeds and logs a line, job `fail` fails
-with a message; any other key is an invalid-params error.
+with a message, job `flood` sends 100,000 empty log lines and one with a level of almost 1 MiB
+before it succeeds; any other key is an invalid-params error.
 """
 import json
 import sys
@@ -28,6 +29,15 @@ for line in sys.stdin:
             send({"jsonrpc": "2.0", "method": "log",
                   "params": {"runId": job["runId"], "level": "info",
                              "message": "python ran " + job["trigger"]}})
+            send({"jsonrpc": "2.0", "id": mid, "result": None})
+        elif job["jobKey"] == "flood":
+            empty = json.dumps({"jsonrpc": "2.0", "method": "log",
+                                "params": {"runId": job["runId"], "level": "info",
+                                           "message": ""}}) + "\n"
+            sys.stdout.write(empty * 100000)
+            send({"jsonrpc": "2.0", "method": "log",
+                  "params": {"runId": job["runId"], "level": "x" * ((1 << 20) - 200),
+                             "message": "huge level"}})
             send({"jsonrpc": "2.0", "id": mid, "result": None})
         elif job["jobKey"] == "fail":
             send({"jsonrpc": "2.0", "id": mid,

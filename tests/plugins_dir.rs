@@ -1,0 +1,109 @@
+//! What the plugins directory does to jobs at `plugin-jobs serve` start: a job with a bad
+//! schedule or timezone is `failed` alone while its plugin's other jobs run, and a plugin whose
+//! folder disappeared or whose manifest broke has its jobs retired with the reason, until it is
+//! back.
+
+mod common;
+
+use std::time::Duration;
+
+use common::server::{Server, test_plugin, wait_until_sync as wait_until};
+use serde_json::{Value, json};
+
+fn job(server: &Server, plugin: &str, key: &str) -> Value {
+    let (status, job) = server.get(&format!("/api/plugins/{plugin}/jobs/{key}"));
+    assert_eq!(status, 200, "{job}");
+    job
+}
+
+#[test]
+fn a_bad_schedule_or_timezone_fails_only_its_job_and_the_others_run() {
+    let plugin = test_plugin(
+        "mixed",
+        &[],
+        json!([
+            {"jobKey": "ok", "schedule": "* * * * * *"},
+            {"jobKey": "bad-cron", "schedule": "61 * * * *"},
+            {"jobKey": "bad-tz", "schedule": "* * * * *", "timezone": "Mars/Base"},
+        ]),
+    );
+    let server = Server::start(&[plugin], &[]);
+    server.wait_worker("mixed", "running");
+    wait_until("the valid job ran", Duration::from_secs(20), || {
+        server
+            .runs("mixed", "ok")
+            .iter()
+            .any(|run| run["status"] == "succeeded")
+    });
+    let bad_cron = job(&server, "mixed", "bad-cron");
+    assert_eq!(bad_cron["status"], "failed");
+    let reason = bad_cron["lastError"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("schedule") && reason.contains("minute") && reason.contains("61"),
+        "{reason}"
+    );
+    let bad_tz = job(&server, "mixed", "bad-tz");
+    assert_eq!(bad_tz["status"], "failed");
+    let reason = bad_tz["lastError"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("timezone") && reason.contains("Mars/Base"),
+        "{reason}"
+    );
+    assert!(
+        server.log().contains("job bad-cron is failed"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_plugin_that_is_gone_or_broken_at_start_has_its_jobs_retired_until_it_is_back() {
+    let (folder, manifest) = test_plugin(
+        "keeper",
+        &[],
+        json!([{"jobKey": "a", "schedule": "0 0 1 1 *"}, {"jobKey": "b"}]),
+    );
+    let mut server = Server::start(&[(folder.clone(), manifest.clone())], &[]);
+    server.wait_worker("keeper", "running");
+    assert_eq!(job(&server, "keeper", "a")["status"], "active");
+    let plugin_dir = server.dir.path().join("plugins").join(&folder);
+
+    // The folder is removed: at the next start its jobs are retired and say why.
+    std::fs::remove_dir_all(&plugin_dir).expect("remove the plugin");
+    assert!(server.signal("-TERM").success());
+    server.relaunch(&[]);
+    for key in ["a", "b"] {
+        let job = job(&server, "keeper", key);
+        assert_eq!(job["status"], "retired", "{job}");
+        let reason = job["lastError"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("no longer in the plugins directory"),
+            "{reason}"
+        );
+    }
+
+    // Back, but with a broken manifest: still retired, now with the manifest's error.
+    std::fs::create_dir_all(&plugin_dir).expect("folder");
+    let broken = manifest.replacen("\"command\"", "\"colour\":1,\"command\"", 1);
+    std::fs::write(plugin_dir.join("manifest.json"), broken).expect("manifest");
+    assert!(server.signal("-TERM").success());
+    server.relaunch(&[]);
+    let job_a = job(&server, "keeper", "a");
+    assert_eq!(job_a["status"], "retired");
+    let reason = job_a["lastError"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("manifest rejected") && reason.contains("colour"),
+        "{reason}"
+    );
+
+    // Fixed: the jobs are active again, with the error cleared.
+    std::fs::write(plugin_dir.join("manifest.json"), &manifest).expect("manifest");
+    assert!(server.signal("-TERM").success());
+    server.relaunch(&[]);
+    server.wait_worker("keeper", "running");
+    for key in ["a", "b"] {
+        let job = job(&server, "keeper", key);
+        assert_eq!(job["status"], "active", "{job}");
+        assert_eq!(job["lastError"], Value::Null);
+    }
+}
