@@ -6,7 +6,10 @@
 //!   per statement, 1,000 rows per transaction, through sea-orm;
 //! - `steady`: 1,000 jobs on an every-second schedule for 30 s;
 //! - `burst`: 100,000 jobs all due at once, `max_concurrent_runs` 1,000, until all are recorded;
-//! - `scale`: 1,000,000 jobs in the table, 1,000 of them due every second, for 30 s.
+//! - `scale`: 1,000,000 jobs in the table, 1,000 of them due every second, for 30 s;
+//! - `history`: `steady` with 1,000,000 finished runs already stored (1,000 per job, the number
+//!   kept), maintenance every 5 s so the prune is active, and 10 long manual runs whose heartbeat
+//!   age is sampled (`heartbeat_age_max_ms`, against half the 30 s lease).
 //!
 //! Each scenario runs in a child process of its own, so its CPU time and peak RSS are its own.
 //! `cpu_s` is the process's CPU time during the measured window only (set-up excluded); with
@@ -36,7 +39,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const PLUGIN: &str = "bench";
-const SCENARIOS: [&str; 4] = ["floor", "steady", "burst", "scale"];
+const SCENARIOS: [&str; 5] = ["floor", "steady", "burst", "scale", "history"];
 
 #[derive(Debug, Clone, Copy)]
 struct Size {
@@ -48,6 +51,7 @@ struct Size {
     scale_jobs: usize,
     scale_hot: usize,
     scale_secs: u64,
+    history_per_job: usize,
 }
 
 const FULL: Size = Size {
@@ -59,6 +63,7 @@ const FULL: Size = Size {
     scale_jobs: 1_000_000,
     scale_hot: 1_000,
     scale_secs: 30,
+    history_per_job: 1_000,
 };
 
 const QUICK: Size = Size {
@@ -70,6 +75,7 @@ const QUICK: Size = Size {
     scale_jobs: 100_000,
     scale_hot: 1_000,
     scale_secs: 5,
+    history_per_job: 100,
 };
 
 fn main() {
@@ -178,13 +184,24 @@ async fn child(scenario: &str, backend: &str, size: Size) -> Value {
     let (cpu_before, _) = usage();
     let mut line = match scenario {
         "floor" => floor(&db.db, size.floor_rows).await,
-        "steady" => steady(&db.db, size.steady_jobs, 0, size.steady_secs).await,
+        "steady" => steady(&db.db, size.steady_jobs, 0, size.steady_secs, 0).await,
+        "history" => {
+            steady(
+                &db.db,
+                size.steady_jobs,
+                0,
+                size.steady_secs,
+                size.history_per_job,
+            )
+            .await
+        }
         "scale" => {
             steady(
                 &db.db,
                 size.scale_hot,
                 size.scale_jobs - size.scale_hot,
                 size.scale_secs,
+                0,
             )
             .await
         }
@@ -319,12 +336,24 @@ fn start(
     max_concurrent_runs: usize,
     workers: InProcessWorkers,
 ) -> PluginJobsHandle {
-    PluginJobs::builder(db.clone())
-        .workers(workers)
-        .config(SchedulerConfig {
+    start_with(
+        db,
+        SchedulerConfig {
             max_concurrent_runs,
             ..SchedulerConfig::default()
-        })
+        },
+        workers,
+    )
+}
+
+fn start_with(
+    db: &DatabaseConnection,
+    config: SchedulerConfig,
+    workers: InProcessWorkers,
+) -> PluginJobsHandle {
+    PluginJobs::builder(db.clone())
+        .workers(workers)
+        .config(config)
         .start()
         .expect("valid settings")
 }
@@ -337,20 +366,51 @@ fn noop_workers(keys: impl Iterator<Item = String>) -> InProcessWorkers {
     workers
 }
 
-/// `hot` jobs every second for `secs`, beside `cold` jobs that are not due.
-async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> Value {
+/// `hot` jobs every second for `secs`, beside `cold` jobs that are not due; with `history`, each
+/// hot job starts with that many finished runs, the prune runs every 5 s, and 10 long manual
+/// runs are heartbeated.
+async fn steady(
+    db: &DatabaseConnection,
+    hot: usize,
+    cold: usize,
+    secs: u64,
+    history: usize,
+) -> Value {
+    const SLOW: usize = 10;
     let keys = (0..hot).map(|n| format!("hot-{n}"));
-    let jobs = start(db, hot.max(10), noop_workers(keys.clone()));
+    let workers = noop_workers(keys.clone());
+    let slow_keys: Vec<String> = (0..SLOW).map(|n| format!("slow-{n}")).collect();
+    let hold = Duration::from_secs(secs + 10);
+    for key in &slow_keys {
+        workers.register(PLUGIN, key, move |_ctx| async move {
+            actix_rt::time::sleep(hold).await;
+            Ok(())
+        });
+    }
+    let mut config = SchedulerConfig {
+        max_concurrent_runs: hot.max(10) + SLOW,
+        ..SchedulerConfig::default()
+    };
+    if history > 0 {
+        config.maintenance_interval = Duration::from_secs(5);
+    }
+    let jobs = start_with(db, config, workers);
     let ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     jobs.subscribe(
         TickRecorder(std::sync::Arc::clone(&ticks))
             .start()
             .recipient(),
     );
-    let declarations = keys
+    let mut declarations: Vec<JobDeclaration> = keys
         .map(|k| JobDeclaration::new(k, "* * * * * *"))
         .collect();
-    jobs.register(PLUGIN, declarations).await.expect("register");
+    if history > 0 {
+        declarations.extend(slow_keys.iter().map(|k| JobDeclaration::new(k.clone(), "")));
+    }
+    let registered = jobs.register(PLUGIN, declarations).await.expect("register");
+    if history > 0 {
+        insert_history(db, &registered, history).await;
+    }
     if cold > 0 {
         let far = Utc::now() + TimeDelta::days(365);
         insert_jobs(
@@ -369,8 +429,34 @@ async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> 
     }
     let (cpu_before, _) = usage();
     ticks.lock().expect("ticks").clear();
+    if history > 0 {
+        for key in &slow_keys {
+            jobs.trigger(
+                plugin_jobs::store::JobRef::key(PLUGIN, key.clone()),
+                RunTrigger::Manual,
+            )
+            .await
+            .expect("trigger a long run");
+        }
+    }
+    let mut heartbeat_age_max = 0_i64;
     while Utc::now() < until {
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        if history > 0 {
+            let beats: Vec<Option<DateTime<Utc>>> = PluginJobRun::find()
+                .select_only()
+                .column(PluginJobRunColumn::HeartbeatAt)
+                .filter(PluginJobRunColumn::Trigger.eq(RunTrigger::Manual))
+                .filter(PluginJobRunColumn::Status.eq(RunStatus::Running))
+                .into_tuple()
+                .all(db)
+                .await
+                .expect("heartbeats");
+            let now = Utc::now();
+            for beat in beats.into_iter().flatten() {
+                heartbeat_age_max = heartbeat_age_max.max((now - beat).num_milliseconds());
+            }
+        }
     }
     let window_cpu = usage().0 - cpu_before;
     let (claim_ms, claim_rows, plan) = claim_probe(db).await;
@@ -378,6 +464,7 @@ async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> 
         .await
         .expect("shutdown");
     let runs: Vec<PluginJobRunModel> = PluginJobRun::find()
+        .filter(PluginJobRunColumn::Trigger.eq(RunTrigger::Schedule))
         .filter(PluginJobRunColumn::ScheduledFor.gte(first))
         .filter(PluginJobRunColumn::ScheduledFor.lte(last))
         .all(db)
@@ -417,7 +504,55 @@ async fn steady(db: &DatabaseConnection, hot: usize, cold: usize, secs: u64) -> 
     line["claim_query_rows"] = json!(claim_rows);
     line["cpu_s"] = json!(round3(window_cpu));
     line["claim_plan"] = json!(plan);
+    if history > 0 {
+        line["history_runs_per_job"] = json!(history);
+        line["heartbeat_age_max_ms"] = json!(heartbeat_age_max);
+        line["half_lease_ms"] = json!(SchedulerConfig::default().run_lease.as_millis() / 2);
+    }
     line
+}
+
+/// `per_job` finished runs of each scheduled job, an hour old and older, 1,000 rows per
+/// statement (set-up, not measured).
+async fn insert_history(db: &DatabaseConnection, jobs: &[PluginJobModel], per_job: usize) {
+    let base = Utc::now() - TimeDelta::hours(1);
+    let mut batch = Vec::with_capacity(1_000);
+    for job in jobs.iter().filter(|job| !job.schedule.is_empty()) {
+        for n in 0..per_job {
+            let at = base - TimeDelta::seconds(i64::try_from(n).unwrap_or(0));
+            batch.push(PluginJobRunActiveModel {
+                id: Set(Uuid::now_v7()),
+                job_id: Set(job.id),
+                plugin_id: Set(PLUGIN.to_owned()),
+                trigger: Set(RunTrigger::Schedule),
+                status: Set(RunStatus::Succeeded),
+                scheduled_for: Set(at),
+                instance_id: Set(Some("history".to_owned())),
+                heartbeat_at: Set(Some(at)),
+                duration_ms: Set(Some(1)),
+                error: Set(None),
+                logs: Set(json!([])),
+                started_at: Set(Some(at)),
+                finished_at: Set(Some(at)),
+                created_at: Set(at),
+            });
+            if batch.len() == 1_000 {
+                PluginJobRun::insert_many(std::mem::take(&mut batch))
+                    .exec_without_returning(db)
+                    .await
+                    .expect("insert history");
+            }
+        }
+    }
+    if !batch.is_empty() {
+        PluginJobRun::insert_many(batch)
+            .exec_without_returning(db)
+            .await
+            .expect("insert history");
+    }
+    db.execute_unprepared("ANALYZE plugin_job_runs")
+        .await
+        .expect("analyze");
 }
 
 /// `jobs` jobs all due at the same instant; runs until every one is recorded.

@@ -73,7 +73,9 @@ fn the_demo_plugins_pass_with_every_job_and_its_next_slot() {
     // `report` runs in Europe/Paris: its slot is shown in Paris time.
     let report = row("report");
     assert!(
-        report.contains(" CET (in ") || report.contains(" CEST (in "),
+        [" CET (in ", " CEST (in ", " CET (now)", " CEST (now)"]
+            .iter()
+            .any(|shown| report.contains(shown)),
         "{report}"
     );
     assert!(row("cleanup").contains(" manual "), "{}", row("cleanup"));
@@ -127,14 +129,17 @@ fn a_broken_folder_names_each_path_and_field_and_exits_1() {
     }
     assert_eq!(output.stderr.lines().count(), 4, "{}", output.stderr);
     assert!(
-        output.stdout.contains("good    ok   @daily"),
+        output
+            .stdout
+            .lines()
+            .any(|line| line.split_whitespace().take(3).eq(["good", "ok", "@daily"])),
         "the good plugin is still listed: {}",
         output.stdout
     );
     assert!(
         output
             .stdout
-            .ends_with("1 plugin(s) with 1 job(s) load, 4 problem(s)\n"),
+            .ends_with("3 plugin(s) with 4 job(s) load, 4 problem(s)\n"),
         "{}",
         output.stdout
     );

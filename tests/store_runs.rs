@@ -827,3 +827,42 @@ async fn a_store_with_a_clock_stamps_heartbeats_when_it_writes_them() {
         .expect("heartbeat");
     assert_eq!(t.run(run.id).await.heartbeat_at, Some(at("10:05")));
 }
+
+#[actix_rt::test]
+async fn prune_works_through_more_rows_than_one_batch_and_two_stores_prune_each_row_once() {
+    use sea_orm::EntityTrait;
+    let t = TestDb::new().await;
+    let (first, second) = (t.store(), t.second_store().await);
+    let job = t.insert_job(job_row("alpha", "a")).await;
+    let now = at("2024-03-01T00:00:00Z");
+    // 2,500 expired runs and 1,500 recent ones, of which 10 are kept.
+    let runs: Vec<PluginJobRunModel> = (0..4_000)
+        .map(|i: i64| PluginJobRunModel {
+            status: RunStatus::Succeeded,
+            created_at: if i < 2_500 {
+                now - TimeDelta::days(40) - TimeDelta::seconds(i)
+            } else {
+                now - TimeDelta::seconds(i)
+            },
+            ..run_row(&job)
+        })
+        .collect();
+    for chunk in runs.chunks(1_000) {
+        PluginJobRun::insert_many(chunk.iter().cloned().map(PluginJobRunActiveModel::from))
+            .exec_without_returning(&t.db)
+            .await
+            .expect("insert runs");
+    }
+    let prune = || PruneRuns {
+        now,
+        keep_per_job: 10,
+        retention: Duration::from_secs(30 * 86_400),
+    };
+    let (a, b) = futures_util::join!(first.send(prune()), second.send(prune()));
+    let pruned = a.expect("mailbox").expect("prune") + b.expect("mailbox").expect("prune");
+    // Whatever one store left to the other (PostgreSQL lets one prune at a time), a last pass
+    // finishes it, and no row is counted twice.
+    let last = first.send(prune()).await.expect("mailbox").expect("prune");
+    assert_eq!(pruned + last, 3_990);
+    assert_eq!(t.all_runs().await.len(), 10);
+}

@@ -1,6 +1,7 @@
 //! `plugin-jobs check`: loads the plugins directory with the loader `serve` uses
 //! ([`plugin_jobs::manifest::load_dir`]), lists each plugin and job with its next slot in the
-//! job's timezone, and reports every rejected manifest with its path and field. No database and
+//! job's timezone, and reports every rejected manifest, and every job whose schedule or timezone
+//! `serve` would store as `failed`, with its path and field. No database and
 //! no worker is touched, so it runs in CI and pre-commit hooks in milliseconds.
 
 use std::path::PathBuf;
@@ -85,7 +86,17 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
     } else {
         table.render()
     };
-    let problems: Vec<String> = plugins.rejected.iter().map(ToString::to_string).collect();
+    let mut problems: Vec<String> = plugins.rejected.iter().map(ToString::to_string).collect();
+    // A bad schedule or timezone does not reject the manifest (`serve` stores that job
+    // `failed` and runs the others), but it is a problem to fix before a deploy.
+    for plugin in &plugins.loaded {
+        let path = plugin.dir.join("manifest.json");
+        for (index, job) in plugin.manifest.jobs.iter().enumerate() {
+            if let Some((field, err)) = job_problem(&job.schedule, &job.timezone) {
+                problems.push(format!("{}: jobs[{index}].{field}: {err}", path.display()));
+            }
+        }
+    }
     let summary = format!(
         "{}: {} plugin(s) with {} job(s) load, {} problem(s)\n",
         dir.display(),
@@ -100,11 +111,26 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
     }
 }
 
+/// The field of a job that `serve` would reject, and why.
+fn job_problem(schedule: &str, timezone: &str) -> Option<(&'static str, String)> {
+    if schedule.trim().is_empty() {
+        return plugin_jobs::cron::parse_timezone(timezone)
+            .err()
+            .map(|err| ("timezone", err.to_string()));
+    }
+    match Schedule::parse(schedule, timezone) {
+        Ok(_) => None,
+        Err(err @ plugin_jobs::cron::CronError::UnknownTimezone { .. }) => {
+            Some(("timezone", err.to_string()))
+        }
+        Err(err) => Some(("schedule", err.to_string())),
+    }
+}
+
 /// The next slot after `now` in the job's timezone, as local time with its zone and how far
 /// off it is; "never" for an expression that cannot fire again.
 fn next_slot(expression: &str, timezone: &str, now: DateTime<Utc>) -> String {
-    // The loader has already parsed the schedule; an error here would be a loader bug, and is
-    // shown rather than hidden.
+    // A bad schedule is listed as a problem too; the table says why it has no next slot.
     match Schedule::parse(expression, timezone) {
         Ok(schedule) => match schedule.next_after(now) {
             Some(slot) => format!(
@@ -162,7 +188,7 @@ mod tests {
         assert!(
             report
                 .summary
-                .ends_with(": 1 plugin(s) with 2 job(s) load, 1 problem(s)\n"),
+                .ends_with(": 2 plugin(s) with 3 job(s) load, 1 problem(s)\n"),
             "{}",
             report.summary
         );

@@ -484,10 +484,12 @@ write_handlers! {
     CreateRun => runs::create_run,
     RescueStaleRuns => runs::rescue_stale_runs,
     CancelPluginRuns => runs::cancel_plugin_runs,
-    PruneRuns => runs::prune_runs,
 }
 
 read_handlers! {
+    // The prune deletes only finished runs, which nothing writes again: it runs in short
+    // batches beside the writes instead of holding the write queue for a whole pass.
+    PruneRuns => runs::prune_runs,
     ListJobs => jobs::list_jobs,
     GetJob => jobs::get_job,
     GetNextDueAt => jobs::get_next_due_at,

@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TryInsertResult,
+    QueryOrder, QuerySelect, Statement, TransactionTrait, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -548,39 +548,114 @@ pub(super) async fn cancel_plugin_runs(
     Ok(cancelled)
 }
 
+/// Most rows one prune statement deletes.
+const PRUNE_BATCH: u64 = 1_000;
+
+/// Most jobs read per page while pruning each job's surplus.
+const PRUNE_JOB_PAGE: u64 = 500;
+
+/// Prunes history in bounded batches, each its own short transaction run beside the store's
+/// writes (finished runs are never written again, so nothing else touches these rows): first
+/// the finished runs past the retention, oldest first from the `created_at` index; then, job by
+/// job, the finished runs beyond the newest `keep_per_job`, from the `(job_id, created_at)`
+/// index. On PostgreSQL each batch takes a transaction-level advisory lock, so one instance
+/// prunes at a time; an instance that finds it taken leaves the pass to the other.
 pub(super) async fn prune_runs(db: &DatabaseConnection, msg: PruneRuns) -> Result<u64> {
     let now = to_millis(msg.now);
-    let txn = begin_write(db).await?;
-    let finished: Vec<RunStatus> = [
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ]
-    .to_vec();
-    let expired = PluginJobRun::delete_many()
-        .filter(PluginJobRunColumn::Status.is_in(finished))
-        .filter(PluginJobRunColumn::CreatedAt.lt(minus(now, msg.retention)))
+    let cutoff = minus(now, msg.retention);
+    let finished = || {
+        [
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ]
+        .to_vec()
+    };
+    let mut pruned = 0;
+    loop {
+        let oldest = Query::select()
+            .column(PluginJobRunColumn::Id)
+            .from(PluginJobRun)
+            .and_where(PluginJobRunColumn::CreatedAt.lt(cutoff))
+            .and_where(PluginJobRunColumn::Status.is_in(finished()))
+            .order_by(PluginJobRunColumn::CreatedAt, Order::Asc)
+            .limit(PRUNE_BATCH)
+            .to_owned();
+        let Some(deleted) = delete_batch(db, oldest).await? else {
+            return Ok(pruned);
+        };
+        pruned += deleted;
+        if deleted < PRUNE_BATCH {
+            break;
+        }
+    }
+    let mut after: Option<Uuid> = None;
+    loop {
+        let mut page = PluginJob::find()
+            .select_only()
+            .column(PluginJobColumn::Id)
+            .order_by_asc(PluginJobColumn::Id)
+            .limit(PRUNE_JOB_PAGE);
+        if let Some(after) = after {
+            page = page.filter(PluginJobColumn::Id.gt(after));
+        }
+        let jobs: Vec<Uuid> = page.into_tuple().all(db).await?;
+        for job_id in &jobs {
+            loop {
+                let surplus = Query::select()
+                    .column(PluginJobRunColumn::Id)
+                    .from(PluginJobRun)
+                    .and_where(PluginJobRunColumn::JobId.eq(*job_id))
+                    .and_where(PluginJobRunColumn::Status.is_in(finished()))
+                    .order_by(PluginJobRunColumn::CreatedAt, Order::Desc)
+                    .order_by(PluginJobRunColumn::Id, Order::Desc)
+                    .limit(PRUNE_BATCH)
+                    .offset(msg.keep_per_job)
+                    .to_owned();
+                let Some(deleted) = delete_batch(db, surplus).await? else {
+                    return Ok(pruned);
+                };
+                pruned += deleted;
+                if deleted < PRUNE_BATCH {
+                    break;
+                }
+            }
+        }
+        if (jobs.len() as u64) < PRUNE_JOB_PAGE {
+            return Ok(pruned);
+        }
+        after = jobs.last().copied();
+    }
+}
+
+/// Deletes the runs `ids` selects, in a transaction of its own. Answers `None` when another
+/// instance holds the prune lock (PostgreSQL).
+async fn delete_batch(db: &DatabaseConnection, ids: SelectStatement) -> Result<Option<u64>> {
+    /// The advisory lock key of the prune: "plugin-jobs prune" folded into 63 bits.
+    const PRUNE_LOCK: i64 = 0x706a_5f70_7275_6e65;
+    let txn = db.begin().await?;
+    if super::is_postgres(&txn) {
+        let locked = txn
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!("SELECT pg_try_advisory_xact_lock({PRUNE_LOCK}) AS locked"),
+            ))
+            .await?
+            .map(|row| row.try_get::<bool>("", "locked"))
+            .transpose()?
+            .unwrap_or(false);
+        if !locked {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+    }
+    let deleted = PluginJobRun::delete_many()
+        .filter(PluginJobRunColumn::Id.in_subquery(ids))
         .exec(&txn)
         .await?
         .rows_affected;
-    // Rank each job's finished runs newest first and drop those past the limit. The limit is a
-    // number we format ourselves, so the statement is the same text on both databases.
-    let sql = format!(
-        "DELETE FROM plugin_job_runs WHERE id IN ( \
-           SELECT id FROM ( \
-             SELECT id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY created_at DESC, id DESC) AS rank \
-             FROM plugin_job_runs WHERE status NOT IN ('queued', 'running') \
-           ) ranked WHERE ranked.rank > {} \
-         )",
-        msg.keep_per_job
-    );
-    let backend = txn.get_database_backend();
-    let surplus = txn
-        .execute_raw(Statement::from_string(backend, sql))
-        .await?
-        .rows_affected();
     txn.commit().await?;
-    Ok(expired + surplus)
+    Ok(Some(deleted))
 }
 
 pub(super) async fn list_runs(
