@@ -297,6 +297,7 @@ async fn floor(db: &DatabaseConnection, rows: usize) -> Value {
                 started_at: Set(None),
                 finished_at: Set(None),
                 created_at: Set(now),
+                traceparent: Set(None),
             })
             .exec_without_returning(&txn)
             .await
@@ -535,6 +536,7 @@ async fn insert_history(db: &DatabaseConnection, jobs: &[PluginJobModel], per_jo
                 started_at: Set(Some(at)),
                 finished_at: Set(Some(at)),
                 created_at: Set(at),
+                traceparent: Set(None),
             });
             if batch.len() == 1_000 {
                 PluginJobRun::insert_many(std::mem::take(&mut batch))

@@ -193,6 +193,7 @@ impl JobRunActor {
                 "runId": self.run.id.to_string(),
                 "trigger": self.run.trigger.to_string(),
                 "scheduledAt": iso(self.run.scheduled_for),
+                "traceparent": self.run.traceparent,
             }
         });
         let timeout = self.timeout();
@@ -229,6 +230,9 @@ impl JobRunActor {
                     return;
                 }
                 log::info!(
+                    plugin = self.job.plugin_id.as_str(),
+                    job = self.job.job_key.as_str(),
+                    run:% = self.run.id;
                     "{} ended in its worker after it was given up on; the job is free again",
                     self.label()
                 );
@@ -243,7 +247,13 @@ impl JobRunActor {
             return;
         }
         let error = format!("timed out after {} ms", self.timeout().as_millis());
-        log::warn!("{} {error}; sending cancelJob", self.label());
+        log::warn!(
+            plugin = self.job.plugin_id.as_str(),
+            job = self.job.job_key.as_str(),
+            run:% = self.run.id;
+            "{} {error}; sending cancelJob",
+            self.label()
+        );
         self.give_up(RunStatus::Failed, error, ctx);
     }
 
@@ -273,6 +283,9 @@ impl JobRunActor {
                 return;
             }
             log::warn!(
+                plugin = act.job.plugin_id.as_str(),
+                job = act.job.job_key.as_str(),
+                run:% = act.run.id;
                 "{} did not end in its worker within the cancel grace; restarting the worker",
                 act.label()
             );

@@ -75,6 +75,7 @@ pub fn check_bind(bind: &str, has_token: bool) -> Result<Vec<SocketAddr>> {
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully. Call inside an actix
 /// System. Errors are start-up failures (bad address, database unreachable, port taken).
 pub async fn serve(options: ServeOptions) -> Result<()> {
+    let stop = shutdown_signal();
     let token = options.api_token.clone().filter(|token| !token.is_empty());
     let addrs = check_bind(&options.bind, token.is_some())?;
     let db = crate::db::connect_and_migrate(&options.database_url).await?;
@@ -97,7 +98,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         guard: std::env::current_exe().ok(),
         ..ProcessWorkerConfig::default()
     });
-    let jobs = PluginJobs::builder(db)
+    let jobs = PluginJobs::builder(db.clone())
         .workers(workers.clone())
         .config(scheduler.clone())
         .instance_id(instance_id)
@@ -164,7 +165,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let http = server.handle();
     let serving = actix_rt::spawn(server);
 
-    wait_for_signal().await;
+    stop.await;
     log::info!(
         "shutting down: no new requests; runs get {:?} to finish",
         scheduler.shutdown_grace
@@ -184,6 +185,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         log::warn!("{held} job(s) still blocked at exit; their blocks expire on their own");
     }
     let _ = serving.await;
+    // Close the pool while the runtime still runs: it waits for in-flight statements (a prune
+    // batch, say) to give their connections back, which they cannot do once it is gone.
+    db.close_by_ref().await.ok();
     log::info!("stopped");
     Ok(())
 }
@@ -226,19 +230,24 @@ async fn retire_unloaded_plugins(
     Ok(())
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+/// Resolves on the first SIGINT or SIGTERM received from the moment it is called.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    // Installed now, not when first polled: a signal that arrives while the server starts is
+    // kept, and handled once it is up, instead of killing the process.
+    let streams = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        log::error!("cannot listen for SIGINT/SIGTERM; stop the server with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => log::info!("SIGINT received"),
-        _ = terminate.recv() => log::info!("SIGTERM received"),
+    );
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = streams else {
+            log::error!("cannot listen for SIGINT/SIGTERM; stop the server with SIGKILL");
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => log::info!("SIGINT received"),
+            _ = terminate.recv() => log::info!("SIGTERM received"),
+        }
     }
 }
 

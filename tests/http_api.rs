@@ -54,6 +54,7 @@ const RUN_FIELDS: &[&str] = &[
     "startedAt",
     "finishedAt",
     "createdAt",
+    "traceparent",
 ];
 
 /// Builds the service for a harness, with an optional API token.
@@ -611,6 +612,7 @@ async fn a_run_is_shown_with_every_field_and_unknown_or_malformed_ids_are_refuse
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(keys(&reply.body), field_set(RUN_FIELDS));
     let job = job_id(&h, "report").await;
+    let traceparent = h.t.run(run_id).await.traceparent.expect("a trace context");
     assert_eq!(
         reply.body,
         json!({
@@ -627,6 +629,7 @@ async fn a_run_is_shown_with_every_field_and_unknown_or_malformed_ids_are_refuse
             "startedAt": "2024-01-15T10:00:00.000Z",
             "finishedAt": "2024-01-15T10:00:00.000Z",
             "createdAt": "2024-01-15T10:00:00.000Z",
+            "traceparent": traceparent,
         })
     );
 

@@ -70,7 +70,8 @@ fn a_plugin_that_is_gone_or_broken_at_start_has_its_jobs_retired_until_it_is_bac
 
     // The folder is removed: at the next start its jobs are retired and say why.
     std::fs::remove_dir_all(&plugin_dir).expect("remove the plugin");
-    assert!(server.signal("-TERM").success());
+    let status = server.signal("-TERM");
+    assert!(status.success(), "{status:?}: {}", server.log());
     server.relaunch(&[]);
     for key in ["a", "b"] {
         let job = job(&server, "keeper", key);
@@ -86,7 +87,8 @@ fn a_plugin_that_is_gone_or_broken_at_start_has_its_jobs_retired_until_it_is_bac
     std::fs::create_dir_all(&plugin_dir).expect("folder");
     let broken = manifest.replacen("\"command\"", "\"colour\":1,\"command\"", 1);
     std::fs::write(plugin_dir.join("manifest.json"), broken).expect("manifest");
-    assert!(server.signal("-TERM").success());
+    let status = server.signal("-TERM");
+    assert!(status.success(), "{status:?}: {}", server.log());
     server.relaunch(&[]);
     let job_a = job(&server, "keeper", "a");
     assert_eq!(job_a["status"], "retired");
@@ -98,7 +100,8 @@ fn a_plugin_that_is_gone_or_broken_at_start_has_its_jobs_retired_until_it_is_bac
 
     // Fixed: the jobs are active again, with the error cleared.
     std::fs::write(plugin_dir.join("manifest.json"), &manifest).expect("manifest");
-    assert!(server.signal("-TERM").success());
+    let status = server.signal("-TERM");
+    assert!(status.success(), "{status:?}: {}", server.log());
     server.relaunch(&[]);
     server.wait_worker("keeper", "running");
     for key in ["a", "b"] {

@@ -142,6 +142,7 @@ async fn a_due_job_runs_with_the_exact_payload_and_its_pointer_moves() {
             "runId": run.id.to_string(),
             "trigger": "schedule",
             "scheduledAt": "2025-01-15T10:30:00.000Z",
+            "traceparent": run.traceparent.clone().expect("a trace context"),
         }})
     );
     assert_eq!(
@@ -895,4 +896,42 @@ async fn a_worker_error_holding_nul_fails_its_run_and_leaves_a_concurrent_job_un
     assert_eq!(bad.status, RunStatus::Failed);
     assert_eq!(bad.error.as_deref(), Some("broke at byte \u{FFFD} here"));
     assert_eq!(good.status, RunStatus::Succeeded);
+}
+
+#[actix_rt::test]
+async fn each_run_gets_a_w3c_traceparent_that_its_worker_receives() {
+    let h = Harness::new(config(10)).await;
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let record = seen.clone();
+    h.workers.inner.register("alpha", "traced", move |ctx| {
+        *record.lock().expect("lock") = ctx.traceparent.clone();
+        async { Ok(()) }
+    });
+    h.jobs
+        .register("alpha", vec![JobDeclaration::new("traced", "")])
+        .await
+        .expect("register");
+    let run = h
+        .jobs
+        .trigger(JobRef::key("alpha", "traced"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    let stored = h.wait_for_run(run.run_id, RunStatus::Succeeded).await;
+    let traceparent = stored.traceparent.expect("stored with the run");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(parts[0], "00");
+    assert_eq!(
+        parts[1],
+        run.run_id.simple().to_string(),
+        "the trace id is the run id"
+    );
+    assert_eq!(parts[2].len(), 16);
+    assert!(parts[2].chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(parts[3], "01");
+    assert_eq!(
+        seen.lock().expect("lock").as_deref(),
+        Some(traceparent.as_str()),
+        "the worker got the same context in runJob"
+    );
 }

@@ -28,6 +28,9 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// The run's W3C trace context (`00-<trace id>-<span id>-01`), sent to the worker in
+    /// `runJob` so its logs and spans can be correlated with the host's.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -154,6 +154,8 @@ pub struct RunView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub created_at: String,
+    /// The run's W3C trace context, as sent to the worker in `runJob`.
+    pub traceparent: Option<String>,
 }
 
 impl From<&PluginJobRunModel> for RunView {
@@ -172,6 +174,7 @@ impl From<&PluginJobRunModel> for RunView {
             started_at: iso_opt(run.started_at),
             finished_at: iso_opt(run.finished_at),
             created_at: iso(run.created_at),
+            traceparent: run.traceparent.clone(),
         }
     }
 }

@@ -104,9 +104,9 @@ where
 /// the bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
 pub(crate) const IDS_PER_STATEMENT: usize = 1_000;
 
-/// Most runs in one multi-row insert: a run row binds one value per column (14), so 2,000 rows
-/// bind 28,000 values, under SQLite's 32,766.
-pub(crate) const ROWS_PER_INSERT: usize = 2_000;
+/// Most runs in one multi-row insert: a run row binds one value per column (15 today), so 1,500
+/// rows stay under SQLite's 32,766 bound values with room for a few more columns.
+pub(crate) const ROWS_PER_INSERT: usize = 1_500;
 
 fn is_postgres(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == sea_orm::DbBackend::Postgres

@@ -39,8 +39,9 @@ pub(super) fn new_run(
     instance_id: &str,
     now: DateTime<Utc>,
 ) -> PluginJobRunModel {
+    let id = Uuid::now_v7();
     PluginJobRunModel {
-        id: Uuid::now_v7(),
+        id,
         job_id: job.id,
         plugin_id: job.plugin_id.clone(),
         trigger,
@@ -54,7 +55,15 @@ pub(super) fn new_run(
         started_at: None,
         finished_at: None,
         created_at: now,
+        traceparent: Some(traceparent(id)),
     }
+}
+
+/// A W3C `traceparent` for a run: the run id is the trace id (unique, and findable from either
+/// side), with a random span id, sampled.
+fn traceparent(run_id: Uuid) -> String {
+    let span = Uuid::new_v4().as_u128() as u64;
+    format!("00-{}-{span:016x}-01", run_id.simple())
 }
 
 pub(super) fn active_model(run: PluginJobRunModel) -> PluginJobRunActiveModel {
@@ -73,6 +82,7 @@ pub(super) fn active_model(run: PluginJobRunModel) -> PluginJobRunActiveModel {
         started_at: Set(run.started_at),
         finished_at: Set(run.finished_at),
         created_at: Set(run.created_at),
+        traceparent: Set(run.traceparent),
     }
 }
 

@@ -24,6 +24,8 @@ pub struct JobContext {
     pub trigger: String,
     /// The slot (scheduled runs) or the request time, as ISO 8601 with milliseconds and `Z`.
     pub scheduled_at: String,
+    /// The run's W3C trace context, when it has one.
+    pub traceparent: Option<String>,
     /// The whole `runJob` params, as a process worker would receive them.
     pub params: Value,
     cancelled: watch::Receiver<Option<String>>,
@@ -195,6 +197,7 @@ impl WorkerManager for InProcessWorkers {
             run_id: run_id.clone(),
             trigger: text(&params, "trigger"),
             scheduled_at: text(&params, "scheduledAt"),
+            traceparent: Some(text(&params, "traceparent")).filter(|t| !t.is_empty()),
             params,
             cancelled: cancel_rx,
         };

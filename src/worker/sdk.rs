@@ -45,6 +45,8 @@ pub struct Run {
     pub trigger: String,
     /// The slot, or the time of the request, as ISO 8601.
     pub scheduled_at: String,
+    /// The run's W3C trace context (`00-<trace id>-<span id>-01`), for the worker's own traces.
+    pub traceparent: Option<String>,
     cancelled: watch::Receiver<Option<String>>,
     out: mpsc::UnboundedSender<String>,
 }
@@ -238,6 +240,7 @@ impl Worker {
             run_id: run_id.clone(),
             trigger: field("trigger").unwrap_or_default(),
             scheduled_at: field("scheduledAt").unwrap_or_default(),
+            traceparent: field("traceparent"),
             cancelled,
             out: out.clone(),
         };

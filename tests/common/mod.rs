@@ -177,6 +177,7 @@ pub fn run_row(job: &PluginJobModel) -> PluginJobRunModel {
         started_at: None,
         finished_at: None,
         created_at: at("10:00"),
+        traceparent: None,
     }
 }
 
