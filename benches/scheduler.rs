@@ -225,6 +225,7 @@ fn job_row(
         next_run_at: Set(next_run_at),
         created_at: Set(now),
         updated_at: Set(now),
+        ..Default::default()
     }
 }
 

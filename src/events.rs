@@ -107,6 +107,25 @@ pub enum RunEvent {
         plugin_id: String,
         error: String,
     },
+    /// A job was paused automatically after `failures` consecutive failed runs (by the
+    /// `JobHealthActor`); `reason` is its `pausedReason`.
+    JobPaused {
+        job_id: Uuid,
+        plugin_id: String,
+        job_key: String,
+        run_id: Uuid,
+        failures: i32,
+        reason: String,
+        error: Option<String>,
+    },
+    /// A job's run succeeded after `failures` consecutive failed runs.
+    JobRecovered {
+        job_id: Uuid,
+        plugin_id: String,
+        job_key: String,
+        run_id: Uuid,
+        failures: i32,
+    },
     /// A `Tick` finished: due jobs were claimed and their runs spawned. `duration` is the wall
     /// time the tick took, the claim's database round trips included.
     TickFinished { duration: Duration },

@@ -23,6 +23,7 @@ use crate::Result;
 use crate::clock::{Clock, SystemClock};
 use crate::config::SchedulerConfig;
 use crate::events::{EventBus, RunEvent};
+use crate::job_health::JobHealthActor;
 use crate::maintenance::{MaintenanceActor, StartMaintenance};
 use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::scheduler::{
@@ -46,6 +47,7 @@ impl PluginJobs {
             clock: Arc::new(SystemClock),
             instance_id: None,
             timers: true,
+            pause_after_failures: None,
         }
     }
 }
@@ -59,6 +61,7 @@ pub struct PluginJobsBuilder {
     clock: Arc<dyn Clock>,
     instance_id: Option<String>,
     timers: bool,
+    pause_after_failures: Option<u32>,
 }
 
 impl PluginJobsBuilder {
@@ -93,8 +96,16 @@ impl PluginJobsBuilder {
         self
     }
 
-    /// Starts the StoreActor, the SchedulerActor and the MetricsActor (subscribed to run
-    /// events) in the current actix System, and starts ticking.
+    /// Pauses a job after this many consecutive failed runs when it declares no
+    /// `pauseAfterFailures` of its own (default: never).
+    pub fn pause_after_failures(mut self, failures: Option<u32>) -> Self {
+        self.pause_after_failures = failures.filter(|failures| *failures > 0);
+        self
+    }
+
+    /// Starts the StoreActor, the SchedulerActor, the MaintenanceActor, and the subscribers of
+    /// run events (MetricsActor, JobHealthActor) in the current actix System, and starts
+    /// ticking.
     pub fn start(self) -> PluginJobsHandle {
         let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
         let store = StoreActor::new(self.db)
@@ -122,9 +133,18 @@ impl PluginJobsBuilder {
             events.clone(),
         )
         .start();
-        let metrics = MetricsActor::new(scheduler.clone(), Arc::clone(&workers)).start();
-        // Subscribed before `Start`, so it sees the first tick's events.
+        let metrics =
+            MetricsActor::new(scheduler.clone(), store.clone(), Arc::clone(&workers)).start();
+        let health = JobHealthActor::new(
+            store.clone(),
+            Arc::clone(&self.clock),
+            events.clone(),
+            self.pause_after_failures,
+        )
+        .start();
+        // Subscribed before `Start`, so they see the first tick's events.
         events.subscribe(metrics.clone().recipient());
+        events.subscribe(health.clone().recipient());
         scheduler.do_send(Start);
         if self.timers {
             maintenance.do_send(StartMaintenance);
@@ -135,6 +155,7 @@ impl PluginJobsBuilder {
             events,
             store,
             metrics,
+            health,
             workers,
             clock: self.clock,
             instance_id,
@@ -162,6 +183,8 @@ pub struct PluginJobsHandle {
     pub store: Addr<StoreActor>,
     /// Keeps the Prometheus metrics (`GET /metrics`).
     pub metrics: Addr<MetricsActor>,
+    /// Keeps each job's failure streak and last success; pauses jobs that fail too often.
+    pub health: Addr<JobHealthActor>,
     /// The workers the scheduler calls; the API reads their status.
     pub workers: Arc<dyn WorkerManager>,
     /// The clock the actors read; the API computes a job's upcoming slots from it.
@@ -233,6 +256,7 @@ impl PluginJobsHandle {
             ("StoreActor", self.store.connected()),
             ("SchedulerActor", self.scheduler.connected()),
             ("MetricsActor", self.metrics.connected()),
+            ("JobHealthActor", self.health.connected()),
         ]
         .into_iter()
         .filter(|(_, up)| !up)

@@ -144,6 +144,10 @@ struct Serve {
     /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.
     #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// Pause a job after this many consecutive failed runs, unless its manifest sets
+    /// `pauseAfterFailures` (default: never pause).
+    #[arg(long, env = "PLUGIN_JOBS_PAUSE_AFTER_FAILURES", value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+    pause_after_failures: Option<u32>,
     /// Log lines on stderr: text for people, or json (one object per line) for log shippers.
     #[arg(long, env = "PLUGIN_JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -156,6 +160,7 @@ impl Serve {
             plugins_dir: self.plugins,
             bind: self.bind,
             api_token: self.api_token,
+            pause_after_failures: self.pause_after_failures,
             scheduler: SchedulerConfig {
                 tick_interval: self.tick_interval,
                 max_concurrent_runs: self.max_concurrent,

@@ -33,6 +33,8 @@ pub struct ServeOptions {
     /// Bearer token every `/api` request must carry; without one only loopback addresses are
     /// allowed.
     pub api_token: Option<String>,
+    /// Pause jobs that declare no `pauseAfterFailures` after this many consecutive failures.
+    pub pause_after_failures: Option<u32>,
     pub scheduler: SchedulerConfig,
 }
 
@@ -43,6 +45,7 @@ impl Default for ServeOptions {
             plugins_dir: PathBuf::from(DEFAULT_PLUGINS_DIR),
             bind: DEFAULT_BIND.to_owned(),
             api_token: None,
+            pause_after_failures: None,
             scheduler: SchedulerConfig::default(),
         }
     }
@@ -98,6 +101,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         .workers(workers.clone())
         .config(scheduler.clone())
         .instance_id(instance_id)
+        .pause_after_failures(options.pause_after_failures)
         .start();
 
     let plugins = manifest::load_dir(&options.plugins_dir);

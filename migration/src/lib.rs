@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_plugin_jobs;
 mod m20261128_000002_create_plugin_job_runs;
+mod m20261130_000003_job_health;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_plugin_jobs::Migration),
             Box::new(m20261128_000002_create_plugin_job_runs::Migration),
+            Box::new(m20261130_000003_job_health::Migration),
         ]
     }
 }

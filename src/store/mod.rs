@@ -7,9 +7,10 @@
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
-//! `PruneRuns`, and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
+//! `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`. Sends nothing.
 
+mod health;
 mod jobs;
 mod runs;
 
@@ -27,6 +28,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 
 pub use crate::events::SkipReason;
+pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
 pub use jobs::{ClaimOutcome, ClaimedRun, JobDeclaration, SkippedSlot};
 pub use runs::RescuedRun;
 
