@@ -126,6 +126,12 @@ pub enum RunEvent {
         run_id: Uuid,
         failures: i32,
     },
+    /// A webhook delivery attempt ended (`delivered`, `failed` and retried later, `gave_up`) or
+    /// an event was `dropped` because the outbox was full (by the `NotifierActor`).
+    NotificationSent {
+        event_type: String,
+        outcome: &'static str,
+    },
     /// A `Tick` finished: due jobs were claimed and their runs spawned. `duration` is the wall
     /// time the tick took, the claim's database round trips included.
     TickFinished { duration: Duration },

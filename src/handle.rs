@@ -26,6 +26,7 @@ use crate::events::{EventBus, RunEvent};
 use crate::job_health::JobHealthActor;
 use crate::maintenance::{MaintenanceActor, StartMaintenance};
 use crate::metrics::{MetricsActor, RenderMetrics};
+use crate::notifier::{NotifierActor, NotifierConfig};
 use crate::scheduler::{
     AwaitReleased, Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob,
     SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
@@ -48,6 +49,7 @@ impl PluginJobs {
             instance_id: None,
             timers: true,
             pause_after_failures: None,
+            notifier: None,
         }
     }
 }
@@ -62,6 +64,7 @@ pub struct PluginJobsBuilder {
     instance_id: Option<String>,
     timers: bool,
     pause_after_failures: Option<u32>,
+    notifier: Option<NotifierConfig>,
 }
 
 impl PluginJobsBuilder {
@@ -103,8 +106,14 @@ impl PluginJobsBuilder {
         self
     }
 
+    /// Posts webhooks for run events (default: none). See [`crate::notifier`].
+    pub fn notifier(mut self, config: NotifierConfig) -> Self {
+        self.notifier = Some(config);
+        self
+    }
+
     /// Starts the StoreActor, the SchedulerActor, the MaintenanceActor, and the subscribers of
-    /// run events (MetricsActor, JobHealthActor) in the current actix System, and starts
+    /// run events (MetricsActor, JobHealthActor, and the NotifierActor when configured) in the current actix System, and starts
     /// ticking.
     pub fn start(self) -> PluginJobsHandle {
         let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
@@ -145,6 +154,20 @@ impl PluginJobsBuilder {
         // Subscribed before `Start`, so they see the first tick's events.
         events.subscribe(metrics.clone().recipient());
         events.subscribe(health.clone().recipient());
+        let notifier = self.notifier.map(|config| {
+            let notifier = NotifierActor::new(
+                store.clone(),
+                scheduler.clone(),
+                Arc::clone(&workers),
+                Arc::clone(&self.clock),
+                events.clone(),
+                config,
+                instance_id.clone(),
+            )
+            .start();
+            events.subscribe(notifier.clone().recipient());
+            notifier
+        });
         scheduler.do_send(Start);
         if self.timers {
             maintenance.do_send(StartMaintenance);
@@ -156,6 +179,7 @@ impl PluginJobsBuilder {
             store,
             metrics,
             health,
+            notifier,
             workers,
             clock: self.clock,
             instance_id,
@@ -185,6 +209,8 @@ pub struct PluginJobsHandle {
     pub metrics: Addr<MetricsActor>,
     /// Keeps each job's failure streak and last success; pauses jobs that fail too often.
     pub health: Addr<JobHealthActor>,
+    /// Posts webhooks, when the builder was given a [`NotifierConfig`].
+    pub notifier: Option<Addr<NotifierActor>>,
     /// The workers the scheduler calls; the API reads their status.
     pub workers: Arc<dyn WorkerManager>,
     /// The clock the actors read; the API computes a job's upcoming slots from it.
@@ -252,7 +278,9 @@ impl PluginJobsHandle {
     /// The actors that have stopped (after a panic, for instance). A plugin-jobs with a dead
     /// actor must not be taken for healthy: `/healthz` answers 503 while this is not empty.
     pub fn down_actors(&self) -> Vec<&'static str> {
+        let notifier = self.notifier.as_ref().is_none_or(Addr::connected);
         [
+            ("NotifierActor", notifier),
             ("StoreActor", self.store.connected()),
             ("SchedulerActor", self.scheduler.connected()),
             ("MetricsActor", self.metrics.connected()),

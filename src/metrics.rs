@@ -102,6 +102,12 @@ struct JobLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NotificationLabels {
+    event: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PluginLabels {
     plugin: String,
 }
@@ -144,6 +150,7 @@ pub struct MetricsActor {
     job_consecutive_failures: Family<JobLabels, Gauge>,
     job_next_run: Family<JobLabels, Gauge<f64, AtomicU64>>,
     job_interval: Family<JobLabels, Gauge<f64, AtomicU64>>,
+    notifications: Family<NotificationLabels, Counter>,
     /// Jobs with series of their own, as `plugin` → job keys.
     labelled_jobs: std::collections::HashMap<String, std::collections::HashSet<String>>,
     labelled_count: usize,
@@ -270,6 +277,13 @@ impl MetricsActor {
              interval, for alerts such as 'no success in 2 x the interval'",
             job_interval.clone(),
         );
+        let notifications = Family::default();
+        registry.register(
+            "notifications",
+            "Webhook deliveries by event type and outcome: delivered, failed (retried later), \
+             gave_up (failed past the give-up time), dropped (the outbox was full)",
+            notifications.clone(),
+        );
         Self {
             scheduler,
             store,
@@ -291,6 +305,7 @@ impl MetricsActor {
             job_consecutive_failures,
             job_next_run,
             job_interval,
+            notifications,
             labelled_jobs: std::collections::HashMap::new(),
             labelled_count: 0,
         }
@@ -509,6 +524,17 @@ impl Handler<RunEvent> for MetricsActor {
             }
             // The job gauges read these from the database at scrape time.
             RunEvent::JobPaused { .. } | RunEvent::JobRecovered { .. } => {}
+            RunEvent::NotificationSent {
+                event_type,
+                outcome,
+            } => {
+                self.notifications
+                    .get_or_create(&NotificationLabels {
+                        event: event_type,
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc();
+            }
         }
     }
 }

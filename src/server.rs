@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::SchedulerConfig;
 use crate::manifest;
+use crate::notifier::NotifierConfig;
 use crate::worker::{ProcessWorkerConfig, ProcessWorkers};
 use crate::{Error, PluginJobs, Result};
 
@@ -35,6 +36,8 @@ pub struct ServeOptions {
     pub api_token: Option<String>,
     /// Pause jobs that declare no `pauseAfterFailures` after this many consecutive failures.
     pub pause_after_failures: Option<u32>,
+    /// Posts webhooks when set (`--webhook-url`).
+    pub notifier: Option<NotifierConfig>,
     pub scheduler: SchedulerConfig,
 }
 
@@ -46,6 +49,7 @@ impl Default for ServeOptions {
             bind: DEFAULT_BIND.to_owned(),
             api_token: None,
             pause_after_failures: None,
+            notifier: None,
             scheduler: SchedulerConfig::default(),
         }
     }
@@ -97,12 +101,31 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         guard: std::env::current_exe().ok(),
         ..ProcessWorkerConfig::default()
     });
-    let jobs = PluginJobs::builder(db)
+    let mut builder = PluginJobs::builder(db)
         .workers(workers.clone())
         .config(scheduler.clone())
         .instance_id(instance_id)
-        .pause_after_failures(options.pause_after_failures)
-        .start();
+        .pause_after_failures(options.pause_after_failures);
+    if let Some(notifier) = options.notifier.clone() {
+        notifier.validate()?;
+        log::info!(
+            "webhooks: {} to {} destination(s){}",
+            notifier
+                .events
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            notifier.urls.len(),
+            if notifier.secret.is_some() {
+                ", signed"
+            } else {
+                ", unsigned"
+            }
+        );
+        builder = builder.notifier(notifier);
+    }
+    let jobs = builder.start();
 
     let plugins = manifest::load_dir(&options.plugins_dir);
     for rejected in &plugins.rejected {

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_plugin_jobs;
 mod m20261128_000002_create_plugin_job_runs;
 mod m20261130_000003_job_health;
+mod m20261130_000004_notification_outbox;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_plugin_jobs::Migration),
             Box::new(m20261128_000002_create_plugin_job_runs::Migration),
             Box::new(m20261130_000003_job_health::Migration),
+            Box::new(m20261130_000004_notification_outbox::Migration),
         ]
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
-//! `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
+//! `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), the outbox messages (in `outbox.rs`), and
+//! the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`. Sends nothing.
 
 mod health;
@@ -489,3 +490,10 @@ read_handlers! {
     GetRun => runs::get_run,
     Ping => ping,
 }
+
+// The outbox uses the handler macros above, so it is declared after them.
+mod outbox;
+pub use outbox::{
+    ClaimNotifications, CountNotifications, DeliveryResult, EnqueueNotifications,
+    FinishNotification, NewNotification,
+};
