@@ -75,9 +75,13 @@ pub(super) async fn record_run_outcomes(
     let default_pause_after = msg
         .default_pause_after
         .and_then(|failures| i32::try_from(failures).ok());
+    // Rows are locked in job order, so two instances' batches cannot deadlock; the sort is
+    // stable, so one job's outcomes keep their order.
+    let mut outcomes = msg.outcomes;
+    outcomes.sort_by_key(|outcome| outcome.job_id);
     let txn = begin_write(db).await?;
     let mut changes = Vec::new();
-    for outcome in msg.outcomes {
+    for outcome in outcomes {
         let mut query = PluginJob::find_by_id(outcome.job_id);
         if super::is_postgres(&txn) {
             // Two instances finishing runs of one job (a manual run beside a scheduled one)
