@@ -242,6 +242,7 @@ fn job_row(
         next_run_at: Set(next_run_at),
         created_at: Set(now),
         updated_at: Set(now),
+        ..Default::default()
     }
 }
 

@@ -81,7 +81,8 @@ pub enum RunEvent {
         scheduled_for: DateTime<Utc>,
         started_at: DateTime<Utc>,
     },
-    /// A run reached a terminal status (a timed-out run as soon as its failure is recorded).
+    /// A run reached a terminal status, sent once the outcome is in the database (a timed-out
+    /// or cancelled run as soon as its outcome is recorded, before its worker lets go).
     RunFinished {
         run_id: Uuid,
         job_id: Uuid,
@@ -106,6 +107,31 @@ pub enum RunEvent {
         job_id: Uuid,
         plugin_id: String,
         error: String,
+    },
+    /// A job was paused automatically after `failures` consecutive failed runs (by the
+    /// `JobHealthActor`); `reason` is its `pausedReason`.
+    JobPaused {
+        job_id: Uuid,
+        plugin_id: String,
+        job_key: String,
+        run_id: Uuid,
+        failures: i32,
+        reason: String,
+        error: Option<String>,
+    },
+    /// A job's run succeeded after `failures` consecutive failed runs.
+    JobRecovered {
+        job_id: Uuid,
+        plugin_id: String,
+        job_key: String,
+        run_id: Uuid,
+        failures: i32,
+    },
+    /// A webhook delivery attempt ended (`delivered`, `failed` and retried later, `gave_up`) or
+    /// an event was `dropped` because the outbox was full (by the `NotifierActor`).
+    NotificationSent {
+        event_type: String,
+        outcome: &'static str,
     },
     /// A `Tick` finished: due jobs were claimed and their runs spawned. `duration` is the wall
     /// time the tick took, the claim's database round trips included.

@@ -23,8 +23,10 @@ use crate::Result;
 use crate::clock::{Clock, SystemClock};
 use crate::config::SchedulerConfig;
 use crate::events::{EventBus, RunEvent};
+use crate::job_health::JobHealthActor;
 use crate::maintenance::{MaintenanceActor, StartMaintenance};
 use crate::metrics::{MetricsActor, RenderMetrics};
+use crate::notifier::{NotifierActor, NotifierConfig};
 use crate::scheduler::{
     AwaitReleased, Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob,
     SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
@@ -46,6 +48,8 @@ impl PluginJobs {
             clock: Arc::new(SystemClock),
             instance_id: None,
             timers: true,
+            pause_after_failures: None,
+            notifier: None,
         }
     }
 }
@@ -59,6 +63,8 @@ pub struct PluginJobsBuilder {
     clock: Arc<dyn Clock>,
     instance_id: Option<String>,
     timers: bool,
+    pause_after_failures: Option<u32>,
+    notifier: Option<NotifierConfig>,
 }
 
 impl PluginJobsBuilder {
@@ -94,8 +100,22 @@ impl PluginJobsBuilder {
         self
     }
 
-    /// Starts the StoreActor, the SchedulerActor and the MetricsActor (subscribed to run
-    /// events) in the current actix System, and starts ticking. A setting that breaks a rule of
+    /// Pauses a job after this many consecutive failed runs when it declares no
+    /// `pauseAfterFailures` of its own (default: never).
+    pub fn pause_after_failures(mut self, failures: Option<u32>) -> Self {
+        self.pause_after_failures = failures.filter(|failures| *failures > 0);
+        self
+    }
+
+    /// Posts webhooks for run events (default: none). See [`crate::notifier`].
+    pub fn notifier(mut self, config: NotifierConfig) -> Self {
+        self.notifier = Some(config);
+        self
+    }
+
+    /// Starts the StoreActor, the SchedulerActor, the MaintenanceActor, and the subscribers of
+    /// run events (MetricsActor, JobHealthActor, and the NotifierActor when configured) in the
+    /// current actix System, and starts ticking. A setting that breaks a rule of
     /// [`SchedulerConfig::validate`] is [`crate::Error::Config`], and nothing is started.
     pub fn start(self) -> Result<PluginJobsHandle> {
         self.config.validate()?;
@@ -125,9 +145,32 @@ impl PluginJobsBuilder {
             events.clone(),
         )
         .start();
-        let metrics = MetricsActor::new(scheduler.clone(), Arc::clone(&workers)).start();
-        // Subscribed before `Start`, so it sees the first tick's events.
+        let metrics =
+            MetricsActor::new(scheduler.clone(), store.clone(), Arc::clone(&workers)).start();
+        let health = JobHealthActor::new(
+            store.clone(),
+            Arc::clone(&self.clock),
+            events.clone(),
+            self.pause_after_failures,
+        )
+        .start();
+        // Subscribed before `Start`, so they see the first tick's events.
         events.subscribe(metrics.clone().recipient());
+        events.subscribe(health.clone().recipient());
+        let notifier = self.notifier.map(|config| {
+            let notifier = NotifierActor::new(
+                store.clone(),
+                scheduler.clone(),
+                Arc::clone(&workers),
+                Arc::clone(&self.clock),
+                events.clone(),
+                config,
+                instance_id.clone(),
+            )
+            .start();
+            events.subscribe(notifier.clone().recipient());
+            notifier
+        });
         scheduler.do_send(Start);
         if self.timers {
             maintenance.do_send(StartMaintenance);
@@ -138,6 +181,8 @@ impl PluginJobsBuilder {
             events,
             store,
             metrics,
+            health,
+            notifier,
             workers,
             clock: self.clock,
             instance_id,
@@ -165,6 +210,10 @@ pub struct PluginJobsHandle {
     pub store: Addr<StoreActor>,
     /// Keeps the Prometheus metrics (`GET /metrics`).
     pub metrics: Addr<MetricsActor>,
+    /// Keeps each job's failure streak and last success; pauses jobs that fail too often.
+    pub health: Addr<JobHealthActor>,
+    /// Posts webhooks, when the builder was given a [`NotifierConfig`].
+    pub notifier: Option<Addr<NotifierActor>>,
     /// The workers the scheduler calls; the API reads their status.
     pub workers: Arc<dyn WorkerManager>,
     /// The clock the actors read; the API computes a job's upcoming slots from it.
@@ -232,10 +281,13 @@ impl PluginJobsHandle {
     /// The actors that have stopped (after a panic, for instance). A plugin-jobs with a dead
     /// actor must not be taken for healthy: `/healthz` answers 503 while this is not empty.
     pub fn down_actors(&self) -> Vec<&'static str> {
+        let notifier = self.notifier.as_ref().is_none_or(Addr::connected);
         [
+            ("NotifierActor", notifier),
             ("StoreActor", self.store.connected()),
             ("SchedulerActor", self.scheduler.connected()),
             ("MetricsActor", self.metrics.connected()),
+            ("JobHealthActor", self.health.connected()),
         ]
         .into_iter()
         .filter(|(_, up)| !up)

@@ -378,7 +378,7 @@ impl JobRunActor {
         let duration_ms = self
             .started_at
             .map_or(0, |started| elapsed_ms(started, now));
-        self.emit(RunEvent::RunFinished {
+        let finished = RunEvent::RunFinished {
             run_id: self.run.id,
             job_id: self.job.id,
             plugin_id: self.job.plugin_id.clone(),
@@ -387,7 +387,7 @@ impl JobRunActor {
             status,
             duration_ms,
             error: error.clone(),
-        });
+        };
         let msg = CompleteRun {
             run_id: self.run.id,
             status,
@@ -396,7 +396,12 @@ impl JobRunActor {
             block_until,
             now,
         };
-        record_outcome(self.deps.store.clone(), msg)
+        let (store, events) = (self.deps.store.clone(), self.deps.events.clone());
+        async move {
+            record_outcome(store, msg).await;
+            // Subscribers hear of the outcome once it is in the database.
+            events.emit(finished);
+        }
     }
 }
 

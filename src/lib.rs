@@ -13,7 +13,10 @@
 //! - [`worker`] is the `WorkerManager` seam, the in-process and the stdio process workers, and
 //!   the SDK for writing workers in Rust.
 //! - [`events`] is the run-event extension point (the `EventBus`); [`metrics`] is the `MetricsActor`, a
-//!   subscriber that keeps the Prometheus metrics.
+//!   subscriber that keeps the Prometheus metrics; [`job_health`] is the `JobHealthActor`, a
+//!   subscriber that keeps each job's failure streak and pauses jobs that keep failing;
+//!   [`notifier`] is the `NotifierActor`, a subscriber that posts signed webhooks through a
+//!   durable outbox.
 //! - [`describe`] puts common cron expressions into plain words (pure logic).
 //! - [`manifest`] loads the plugins directory; [`server`] is `plugin-jobs serve`.
 //! - [`http`] is the HTTP API: one `configure` call mounts `/api`, `/metrics` and `/healthz` on
@@ -31,10 +34,12 @@ pub mod error;
 pub mod events;
 mod handle;
 pub mod http;
+pub mod job_health;
 pub mod job_run;
 pub mod maintenance;
 pub mod manifest;
 pub mod metrics;
+pub mod notifier;
 pub mod run_table;
 pub mod scheduler;
 pub mod server;

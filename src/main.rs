@@ -12,6 +12,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use cli::commands::{ClientCommand, JobArgs, JobsArgs, RunArgs, RunsArgs, TriggerArgs};
 use cli::logging::LogFormat;
 use plugin_jobs::config::{self, HumanDuration, SchedulerConfig};
+use plugin_jobs::notifier::{NotificationEvent, NotifierConfig};
 use plugin_jobs::server::{self, ServeOptions};
 
 #[derive(Debug, Parser)]
@@ -143,9 +144,34 @@ struct Serve {
     /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.
     #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value_t = HumanDuration(config::DEFAULT_SHUTDOWN_GRACE))]
     shutdown_grace: HumanDuration,
+    /// Pause a job after this many consecutive failed runs, unless its manifest sets
+    /// `pauseAfterFailures` (default: never pause).
+    #[arg(long, env = "PLUGIN_JOBS_PAUSE_AFTER_FAILURES", value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+    pause_after_failures: Option<u32>,
+    /// POST run events to this URL (repeat the flag, or separate with commas, for several).
+    #[arg(
+        long = "webhook-url",
+        env = "PLUGIN_JOBS_WEBHOOK_URL",
+        value_delimiter = ','
+    )]
+    webhook_urls: Vec<String>,
+    /// Sign every webhook with HMAC-SHA256 under this secret (header X-Plugin-Jobs-Signature).
+    #[arg(long, env = "PLUGIN_JOBS_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// The events that are posted: run.failed, run.succeeded, job.paused, job.recovered,
+    /// slot.missed, worker.failed.
+    #[arg(long, env = "PLUGIN_JOBS_WEBHOOK_EVENTS", value_delimiter = ',',
+          default_value = "run.failed,job.paused,worker.failed,slot.missed,job.recovered",
+          value_parser = parse_webhook_event)]
+    webhook_events: Vec<NotificationEvent>,
     /// Log lines on stderr: text for people, or json (one object per line) for log shippers.
     #[arg(long, env = "PLUGIN_JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+fn parse_webhook_event(text: &str) -> Result<NotificationEvent, String> {
+    text.parse()
+        .map_err(|err: plugin_jobs::Error| err.to_string())
 }
 
 impl Serve {
@@ -170,6 +196,12 @@ impl Serve {
             plugins_dir: self.plugins,
             bind: self.bind,
             api_token: self.api_token,
+            pause_after_failures: self.pause_after_failures,
+            notifier: (!self.webhook_urls.is_empty()).then(|| NotifierConfig {
+                secret: self.webhook_secret.filter(|secret| !secret.is_empty()),
+                events: self.webhook_events,
+                ..NotifierConfig::new(self.webhook_urls)
+            }),
             scheduler: SchedulerConfig {
                 tick_interval: self.tick_interval.0,
                 max_concurrent_runs: self.max_concurrent,

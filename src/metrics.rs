@@ -2,12 +2,19 @@
 //! `prometheus-client` crate) and renders them for `GET /metrics`.
 //!
 //! Handles: `RunEvent` (counts and histograms as runs and ticks happen) and `RenderMetrics`
-//! (reads the scheduler's diagnostics and the workers' state at scrape time, then encodes every
-//! metric in the Prometheus text format). Sends: `GetDiagnostics` to the scheduler.
+//! (reads the scheduler's diagnostics, the workers' state and every job's health from the
+//! database at scrape time, then encodes every metric in the Prometheus text format). Sends:
+//! `GetDiagnostics` to the scheduler, `ListJobs` to the store.
+//!
+//! The per-job gauges (last success, failure streak, next run) come from the database, not from
+//! this instance's events: every instance of a cluster reports the same values for a job, and
+//! they survive restarts.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use actix::prelude::*;
+use entity::prelude::{JobStatus, PluginJobModel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,6 +25,7 @@ use prometheus_client::registry::Registry;
 use crate::Result;
 use crate::events::RunEvent;
 use crate::scheduler::{GetDiagnostics, SchedulerActor};
+use crate::store::{ListJobs, StoreActor};
 use crate::worker::{WorkerManager, WorkerStatus};
 
 /// The `Content-Type` of what [`RenderMetrics`] answers: the Prometheus text format 0.0.4.
@@ -88,6 +96,18 @@ struct SkippedLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct JobLabels {
+    plugin: String,
+    job: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct NotificationLabels {
+    event: String,
+    outcome: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PluginLabels {
     plugin: String,
 }
@@ -111,6 +131,7 @@ fn duration_histogram() -> Histogram {
 /// Keeps the metrics of one scheduler instance.
 pub struct MetricsActor {
     scheduler: Addr<SchedulerActor>,
+    store: Addr<StoreActor>,
     workers: Arc<dyn WorkerManager>,
     registry: Registry,
     runs_queued: Family<JobTriggerLabels, Counter>,
@@ -125,6 +146,11 @@ pub struct MetricsActor {
     max_concurrent_runs: Gauge,
     worker_status: Family<WorkerStatusLabels, Gauge>,
     worker_restarts: Family<PluginLabels, Counter>,
+    job_last_success: Family<JobLabels, Gauge<f64, AtomicU64>>,
+    job_consecutive_failures: Family<JobLabels, Gauge>,
+    job_next_run: Family<JobLabels, Gauge<f64, AtomicU64>>,
+    job_interval: Family<JobLabels, Gauge<f64, AtomicU64>>,
+    notifications: Family<NotificationLabels, Counter>,
     /// Jobs with series of their own, as `plugin` → job keys.
     labelled_jobs: std::collections::HashMap<String, std::collections::HashSet<String>>,
     labelled_count: usize,
@@ -137,9 +163,13 @@ impl std::fmt::Debug for MetricsActor {
 }
 
 impl MetricsActor {
-    /// Metrics for the scheduler at `scheduler`, whose workers are `workers`. Subscribe the
-    /// started actor to the scheduler's run events (the builder does).
-    pub fn new(scheduler: Addr<SchedulerActor>, workers: Arc<dyn WorkerManager>) -> Self {
+    /// Metrics for the scheduler at `scheduler` over `store`, whose workers are `workers`.
+    /// Subscribe the started actor to the scheduler's run events (the builder does).
+    pub fn new(
+        scheduler: Addr<SchedulerActor>,
+        store: Addr<StoreActor>,
+        workers: Arc<dyn WorkerManager>,
+    ) -> Self {
         let mut registry = Registry::with_prefix("plugin_jobs");
         let runs_queued = Family::default();
         registry.register(
@@ -221,8 +251,42 @@ impl MetricsActor {
              after a timed-out run did not answer)",
             worker_restarts.clone(),
         );
+        let job_last_success = Family::default();
+        registry.register(
+            "job_last_success_timestamp_seconds",
+            "When a run of the job last succeeded (Unix seconds); absent until one has",
+            job_last_success.clone(),
+        );
+        let job_consecutive_failures = Family::default();
+        registry.register(
+            "job_consecutive_failures",
+            "Failed runs of the job since it last succeeded (or was resumed)",
+            job_consecutive_failures.clone(),
+        );
+        let job_next_run = Family::default();
+        registry.register(
+            "job_next_run_timestamp_seconds",
+            "The next slot of an active scheduled job (Unix seconds); absent for paused, \
+             failed, retired and manual-only jobs",
+            job_next_run.clone(),
+        );
+        let job_interval = Family::default();
+        registry.register(
+            "job_interval_seconds",
+            "Seconds from the next slot of an active scheduled job to the one after: its \
+             interval, for alerts such as 'no success in 2 x the interval'",
+            job_interval.clone(),
+        );
+        let notifications = Family::default();
+        registry.register(
+            "notifications",
+            "Webhook deliveries by event type and outcome: delivered, failed (retried later), \
+             gave_up (failed past the give-up time), dropped (the outbox was full)",
+            notifications.clone(),
+        );
         Self {
             scheduler,
+            store,
             workers,
             registry,
             runs_queued,
@@ -237,6 +301,11 @@ impl MetricsActor {
             max_concurrent_runs,
             worker_status,
             worker_restarts,
+            job_last_success,
+            job_consecutive_failures,
+            job_next_run,
+            job_interval,
+            notifications,
             labelled_jobs: std::collections::HashMap::new(),
             labelled_count: 0,
         }
@@ -296,6 +365,51 @@ impl MetricsActor {
         }
     }
 
+    /// Sets the per-job gauges from the jobs as the database holds them. Retired jobs have
+    /// none; jobs past the series cap neither (a gauge cannot be summed under `_other`).
+    fn observe_jobs(&mut self, jobs: Vec<PluginJobModel>) {
+        self.job_last_success.clear();
+        self.job_consecutive_failures.clear();
+        self.job_next_run.clear();
+        self.job_interval.clear();
+        for job in jobs {
+            if job.status == JobStatus::Retired {
+                continue;
+            }
+            let key = self.job_label(&job.plugin_id, job.job_key);
+            if key == OTHER_JOBS {
+                continue;
+            }
+            let labels = JobLabels {
+                plugin: job.plugin_id,
+                job: key,
+            };
+            if let Some(at) = job.last_success_at {
+                self.job_last_success
+                    .get_or_create(&labels)
+                    .set(unix_seconds(at));
+            }
+            self.job_consecutive_failures
+                .get_or_create(&labels)
+                .set(i64::from(job.consecutive_failures));
+            if job.status == JobStatus::Active
+                && let Some(at) = job.next_run_at
+            {
+                self.job_next_run
+                    .get_or_create(&labels)
+                    .set(unix_seconds(at));
+                let after = crate::cron::Schedule::parse(&job.schedule, &job.timezone)
+                    .ok()
+                    .and_then(|schedule| schedule.next_after(at));
+                if let Some(after) = after {
+                    self.job_interval
+                        .get_or_create(&labels)
+                        .set(seconds_from_ms((after - at).num_milliseconds()));
+                }
+            }
+        }
+    }
+
     fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
@@ -306,6 +420,11 @@ impl MetricsActor {
 
 fn gauge(value: usize) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn unix_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
+    // Stored timestamps are whole milliseconds: exact in f64 for millennia.
+    at.timestamp_millis() as f64 / 1000.0
 }
 
 fn seconds_from_ms(ms: i64) -> f64 {
@@ -403,6 +522,19 @@ impl Handler<RunEvent> for MetricsActor {
             RunEvent::TickFinished { duration } => {
                 self.tick_duration.observe(duration.as_secs_f64());
             }
+            // The job gauges read these from the database at scrape time.
+            RunEvent::JobPaused { .. } | RunEvent::JobRecovered { .. } => {}
+            RunEvent::NotificationSent {
+                event_type,
+                outcome,
+            } => {
+                self.notifications
+                    .get_or_create(&NotificationLabels {
+                        event: event_type,
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc();
+            }
         }
     }
 }
@@ -411,14 +543,20 @@ impl Handler<RenderMetrics> for MetricsActor {
     type Result = ResponseActFuture<Self, Result<String>>;
 
     fn handle(&mut self, _msg: RenderMetrics, _ctx: &mut Self::Context) -> Self::Result {
-        let scheduler = self.scheduler.clone();
+        let (scheduler, store) = (self.scheduler.clone(), self.store.clone());
         Box::pin(
-            async move { scheduler.send(GetDiagnostics).await }
-                .into_actor(self)
-                .map(|diagnostics, act, _ctx| {
-                    act.observe_state(&diagnostics?);
-                    Ok(act.encode())
-                }),
+            async move {
+                let diagnostics = scheduler.send(GetDiagnostics).await?;
+                let jobs = crate::store::ask(&store, ListJobs::default()).await?;
+                Ok::<_, crate::Error>((diagnostics, jobs))
+            }
+            .into_actor(self)
+            .map(|read, act, _ctx| {
+                let (diagnostics, jobs) = read?;
+                act.observe_state(&diagnostics);
+                act.observe_jobs(jobs);
+                Ok(act.encode())
+            }),
         )
     }
 }

@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::SchedulerConfig;
 use crate::manifest;
+use crate::notifier::NotifierConfig;
 use crate::store::{ListJobs, RetirePluginJobs, ask};
 use crate::worker::{ProcessWorkerConfig, ProcessWorkers};
 use crate::{Error, PluginJobs, PluginJobsHandle, Result};
@@ -36,6 +37,10 @@ pub struct ServeOptions {
     /// Bearer token every `/api` request must carry; without one only loopback addresses are
     /// allowed.
     pub api_token: Option<String>,
+    /// Pause jobs that declare no `pauseAfterFailures` after this many consecutive failures.
+    pub pause_after_failures: Option<u32>,
+    /// Posts webhooks when set (`--webhook-url`).
+    pub notifier: Option<NotifierConfig>,
     pub scheduler: SchedulerConfig,
 }
 
@@ -46,6 +51,8 @@ impl Default for ServeOptions {
             plugins_dir: PathBuf::from(DEFAULT_PLUGINS_DIR),
             bind: DEFAULT_BIND.to_owned(),
             api_token: None,
+            pause_after_failures: None,
+            notifier: None,
             scheduler: SchedulerConfig::default(),
         }
     }
@@ -98,11 +105,31 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         guard: std::env::current_exe().ok(),
         ..ProcessWorkerConfig::default()
     });
-    let jobs = PluginJobs::builder(db.clone())
+    let mut builder = PluginJobs::builder(db.clone())
         .workers(workers.clone())
         .config(scheduler.clone())
         .instance_id(instance_id)
-        .start()?;
+        .pause_after_failures(options.pause_after_failures);
+    if let Some(notifier) = options.notifier.clone() {
+        notifier.validate()?;
+        log::info!(
+            "webhooks: {} to {} destination(s){}",
+            notifier
+                .events
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            notifier.urls.len(),
+            if notifier.secret.is_some() {
+                ", signed"
+            } else {
+                ", unsigned"
+            }
+        );
+        builder = builder.notifier(notifier);
+    }
+    let jobs = builder.start()?;
 
     let plugins = manifest::load_dir(&options.plugins_dir);
     // Why each plugin that did not start did not; their jobs in the database are retired.

@@ -36,6 +36,10 @@ const JOB_FIELDS: &[&str] = &[
     "blockedUntil",
     "lastRunAt",
     "nextRunAt",
+    "pauseAfterFailures",
+    "consecutiveFailures",
+    "lastSuccessAt",
+    "pausedReason",
     "createdAt",
     "updatedAt",
 ];
@@ -272,6 +276,10 @@ async fn jobs_list_every_field_in_camel_case_with_iso_millisecond_timestamps() {
             "blockedUntil": null,
             "lastRunAt": null,
             "nextRunAt": "2024-01-15T10:15:00.000Z",
+            "pauseAfterFailures": null,
+            "consecutiveFailures": 0,
+            "lastSuccessAt": null,
+            "pausedReason": null,
             "createdAt": "2024-01-15T10:00:00.000Z",
             "updatedAt": "2024-01-15T10:00:00.000Z",
         })

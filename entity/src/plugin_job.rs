@@ -30,6 +30,14 @@ pub struct Model {
     pub last_run_at: Option<DateTimeUtc>,
     /// Next slot to fire.
     pub next_run_at: Option<DateTimeUtc>,
+    /// Pause the job after this many consecutive failed runs; `None` means the server default.
+    pub pause_after_failures: Option<i32>,
+    /// Failed runs since the job last succeeded (reset by a success or a resume).
+    pub consecutive_failures: i32,
+    /// When a run of the job last succeeded.
+    pub last_success_at: Option<DateTimeUtc>,
+    /// Why the job was paused automatically; cleared on resume.
+    pub paused_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -4,6 +4,10 @@ pub use super::plugin_job::{
     ActiveModel as PluginJobActiveModel, Column as PluginJobColumn, Entity as PluginJob,
     Model as PluginJobModel,
 };
+pub use super::plugin_job_notification::{
+    ActiveModel as NotificationActiveModel, Column as NotificationColumn, Entity as Notification,
+    Model as NotificationModel,
+};
 pub use super::plugin_job_run::{
     ActiveModel as PluginJobRunActiveModel, Column as PluginJobRunColumn, Entity as PluginJobRun,
     Model as PluginJobRunModel,

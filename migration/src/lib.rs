@@ -6,8 +6,10 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_plugin_jobs;
 mod m20261128_000002_create_plugin_job_runs;
-mod m20261130_000003_index_runs_by_age;
-mod m20261130_000010_add_run_traceparent;
+mod m20261130_000003_job_health;
+mod m20261130_000004_notification_outbox;
+mod m20261130_000005_index_runs_by_age;
+mod m20261130_000006_add_run_traceparent;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -23,8 +25,10 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_plugin_jobs::Migration),
             Box::new(m20261128_000002_create_plugin_job_runs::Migration),
-            Box::new(m20261130_000003_index_runs_by_age::Migration),
-            Box::new(m20261130_000010_add_run_traceparent::Migration),
+            Box::new(m20261130_000003_job_health::Migration),
+            Box::new(m20261130_000004_notification_outbox::Migration),
+            Box::new(m20261130_000005_index_runs_by_age::Migration),
+            Box::new(m20261130_000006_add_run_traceparent::Migration),
         ]
     }
 }

@@ -47,6 +47,14 @@ pub struct JobView {
     pub blocked_until: Option<String>,
     pub last_run_at: Option<String>,
     pub next_run_at: Option<String>,
+    /// The declared auto-pause threshold; `null` means the server default.
+    pub pause_after_failures: Option<i32>,
+    /// Failed runs since the job last succeeded (or was resumed).
+    pub consecutive_failures: i32,
+    pub last_success_at: Option<String>,
+    /// Why the job was paused automatically ("paused after 5 consecutive failures; last error:
+    /// …"); `null` otherwise, and cleared on resume.
+    pub paused_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -68,6 +76,10 @@ impl From<&PluginJobModel> for JobView {
             blocked_until: iso_opt(job.blocked_until),
             last_run_at: iso_opt(job.last_run_at),
             next_run_at: iso_opt(job.next_run_at),
+            pause_after_failures: job.pause_after_failures,
+            consecutive_failures: job.consecutive_failures,
+            last_success_at: iso_opt(job.last_success_at),
+            paused_reason: job.paused_reason.clone(),
             created_at: iso(job.created_at),
             updated_at: iso(job.updated_at),
         }

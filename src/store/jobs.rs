@@ -46,6 +46,10 @@ pub struct JobDeclaration {
     pub timeout_ms: Option<i64>,
     #[serde(default)]
     pub misfire: MisfirePolicy,
+    /// Pause the job after this many consecutive failed runs; `None` means the server default
+    /// (`--pause-after-failures`, off unless set).
+    #[serde(default)]
+    pub pause_after_failures: Option<u32>,
 }
 
 fn default_timezone() -> String {
@@ -63,6 +67,7 @@ impl JobDeclaration {
             timezone: default_timezone(),
             timeout_ms: None,
             misfire: MisfirePolicy::default(),
+            pause_after_failures: None,
         }
     }
 }
@@ -139,8 +144,22 @@ fn validate_declarations(plugin_id: &str, jobs: &[JobDeclaration]) -> Result<()>
                 "jobs[{index}].timeoutMs must be positive (got {timeout})"
             )));
         }
+        if let Some(failures) = job.pause_after_failures
+            && (failures == 0 || i32::try_from(failures).is_err())
+        {
+            return Err(Error::InvalidInput(format!(
+                "jobs[{index}].pauseAfterFailures must be between 1 and {} (got {failures})",
+                i32::MAX
+            )));
+        }
     }
     Ok(())
+}
+
+/// The declared auto-pause threshold as stored (validated to fit).
+fn pause_after(decl: &JobDeclaration) -> Option<i32> {
+    decl.pause_after_failures
+        .and_then(|failures| i32::try_from(failures).ok())
 }
 
 /// An operator's pause survives a re-declaration; every other status becomes active.
@@ -214,6 +233,9 @@ pub(super) async fn sync_job_declarations(
                 next_run_at: Set(next_run_at),
                 created_at: Set(now),
                 updated_at: Set(now),
+                pause_after_failures: Set(pause_after(decl)),
+                // The failure streak, last success and pause reason start empty.
+                ..Default::default()
             })
             // Another instance may register the same plugin at the same moment: its row wins
             // and the declarations are the same, so a conflict is not an error.
@@ -260,6 +282,10 @@ pub(super) async fn sync_job_declarations(
             .col_expr(PluginJobColumn::Status, Expr::value(status))
             .col_expr(PluginJobColumn::TimeoutMs, Expr::value(decl.timeout_ms))
             .col_expr(PluginJobColumn::Misfire, Expr::value(decl.misfire))
+            .col_expr(
+                PluginJobColumn::PauseAfterFailures,
+                Expr::value(pause_after(decl)),
+            )
             .col_expr(PluginJobColumn::LastError, Expr::value(last_error))
             .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
             .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
@@ -549,10 +575,17 @@ pub(super) async fn set_job_status(
             )));
         }
     };
-    PluginJob::update_many()
+    let mut update = PluginJob::update_many()
         .col_expr(PluginJobColumn::Status, Expr::value(msg.status))
         .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
-        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now));
+    if msg.status == JobStatus::Active {
+        // A resume clears an automatic pause: its reason, and the streak that caused it.
+        update = update
+            .col_expr(PluginJobColumn::PausedReason, Expr::value(None::<String>))
+            .col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(0));
+    }
+    update
         .filter(PluginJobColumn::Id.eq(job.id))
         .exec(&txn)
         .await?;

@@ -7,9 +7,11 @@
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
-//! `RetirePluginJobs`, `PruneRuns`, and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
+//! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), the outbox messages
+//! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`. Sends nothing.
 
+mod health;
 mod jobs;
 mod runs;
 
@@ -27,6 +29,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 
 pub use crate::events::SkipReason;
+pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
 pub use jobs::{ClaimOutcome, ClaimedRun, JobDeclaration, SkippedSlot};
 pub use runs::RescuedRun;
 
@@ -497,3 +500,10 @@ read_handlers! {
     GetRun => runs::get_run,
     Ping => ping,
 }
+
+// The outbox uses the handler macros above, so it is declared after them.
+mod outbox;
+pub use outbox::{
+    ClaimNotifications, CountNotifications, DeliveryResult, EnqueueNotifications,
+    FinishNotification, NewNotification,
+};

@@ -155,6 +155,10 @@ pub fn job_row(plugin_id: &str, job_key: &str) -> PluginJobModel {
         blocked_until: None,
         last_run_at: None,
         next_run_at: Some(at("10:30")),
+        pause_after_failures: None,
+        consecutive_failures: 0,
+        last_success_at: None,
+        paused_reason: None,
         created_at: at("2024-01-15T00:00:00Z"),
         updated_at: at("2024-01-15T00:00:00Z"),
     }

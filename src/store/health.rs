@@ -1,0 +1,150 @@
+//! Each job's failure bookkeeping: the streak of failed runs since its last success, when it last
+//! succeeded, and the automatic pause once the streak reaches the job's threshold. Written by
+//! the `JobHealthActor` (a run-event subscriber) after the run's own outcome is recorded; read
+//! by the metrics at scrape time.
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use sea_orm::sea_query::{Expr, LockType};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use super::{StoreActor, begin_write, runs};
+use crate::Result;
+use crate::time::to_millis;
+
+/// The outcome of one finished run, as the job's health counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub job_id: Uuid,
+    pub run_id: Uuid,
+    /// `true` for a success; `false` for a failure (a timeout and a rescue are failures).
+    pub succeeded: bool,
+    pub error: Option<String>,
+    /// When the run finished.
+    pub at: DateTime<Utc>,
+}
+
+/// Records run outcomes on their jobs, in order and in one transaction: a success resets the
+/// streak and stamps `last_success_at`; a failure extends the streak and pauses an active job
+/// whose streak reaches its `pause_after_failures` (or `default_pause_after`). Answers the jobs
+/// that were paused or recovered by these outcomes.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<HealthChange>>")]
+pub struct RecordRunOutcomes {
+    pub outcomes: Vec<RunOutcome>,
+    /// The threshold of jobs that declare none; `None` never pauses them.
+    pub default_pause_after: Option<u32>,
+    pub now: DateTime<Utc>,
+}
+
+/// What an outcome changed beyond the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthChangeKind {
+    /// The job was paused; `reason` is its `paused_reason`.
+    Paused { reason: String },
+    /// The job succeeded after `failures` consecutive failed runs.
+    Recovered { failures: i32 },
+}
+
+/// A job paused or recovered by an outcome, with the job as it is afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthChange {
+    pub job: PluginJobModel,
+    pub run_id: Uuid,
+    pub error: Option<String>,
+    pub kind: HealthChangeKind,
+}
+
+/// The `paused_reason` of a job paused after `failures` failed runs.
+pub fn pause_reason(failures: i32, error: Option<&str>) -> String {
+    let mut reason = format!(
+        "paused after {failures} consecutive failures; last error: {}",
+        error.unwrap_or("(none given)")
+    );
+    super::clean_text(&mut reason);
+    reason
+}
+
+pub(super) async fn record_run_outcomes(
+    db: &DatabaseConnection,
+    msg: RecordRunOutcomes,
+) -> Result<Vec<HealthChange>> {
+    let now = to_millis(msg.now);
+    let default_pause_after = msg
+        .default_pause_after
+        .and_then(|failures| i32::try_from(failures).ok());
+    // Rows are locked in job order, so two instances' batches cannot deadlock; the sort is
+    // stable, so one job's outcomes keep their order.
+    let mut outcomes = msg.outcomes;
+    outcomes.sort_by_key(|outcome| outcome.job_id);
+    let txn = begin_write(db).await?;
+    let mut changes = Vec::new();
+    for outcome in outcomes {
+        let mut query = PluginJob::find_by_id(outcome.job_id);
+        if super::is_postgres(&txn) {
+            // Two instances finishing runs of one job (a manual run beside a scheduled one)
+            // extend the streak one after the other.
+            query = query.lock(LockType::Update);
+        }
+        let Some(job) = query.one(&txn).await? else {
+            continue;
+        };
+        let at = to_millis(outcome.at);
+        let mut update = PluginJob::update_many().filter(PluginJobColumn::Id.eq(job.id));
+        let kind = if outcome.succeeded {
+            let last_success = job.last_success_at.map_or(at, |last| last.max(at));
+            update = update
+                .col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(0))
+                .col_expr(PluginJobColumn::LastSuccessAt, Expr::value(last_success));
+            (job.consecutive_failures > 0).then_some(HealthChangeKind::Recovered {
+                failures: job.consecutive_failures,
+            })
+        } else {
+            let streak = job.consecutive_failures.saturating_add(1);
+            update = update.col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(streak));
+            let threshold = job.pause_after_failures.or(default_pause_after);
+            if job.status == JobStatus::Active && threshold.is_some_and(|limit| streak >= limit) {
+                let reason = pause_reason(streak, outcome.error.as_deref());
+                update = update
+                    .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Paused))
+                    .col_expr(PluginJobColumn::PausedReason, Expr::value(reason.clone()))
+                    .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now));
+                Some(HealthChangeKind::Paused { reason })
+            } else {
+                None
+            }
+        };
+        update.exec(&txn).await?;
+        let Some(kind) = kind else {
+            continue;
+        };
+        if matches!(kind, HealthChangeKind::Paused { .. }) {
+            // As an operator's pause: no run of the job starts once it is paused.
+            let reason = "job paused after consecutive failures";
+            runs::cancel_unstarted_runs(&txn, &[job.id], false, reason, now).await?;
+        }
+        if let Some(job) = PluginJob::find_by_id(job.id).one(&txn).await? {
+            changes.push(HealthChange {
+                job,
+                run_id: outcome.run_id,
+                error: outcome.error,
+                kind,
+            });
+        }
+    }
+    txn.commit().await?;
+    Ok(changes)
+}
+
+impl Handler<RecordRunOutcomes> for StoreActor {
+    type Result = AtomicResponse<Self, Result<Vec<HealthChange>>>;
+
+    fn handle(&mut self, msg: RecordRunOutcomes, _ctx: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        AtomicResponse::new(Box::pin(
+            async move { record_run_outcomes(&db, msg).await }.into_actor(self),
+        ))
+    }
+}

@@ -1,0 +1,383 @@
+//! Job health on a real database with a manual clock: the per-job gauges of `/metrics` (last
+//! success, failure streak, next run) with exact values, and the automatic pause after N
+//! consecutive failures (per job and the server default), its reason in the job object, the
+//! `JobPaused` / `JobRecovered` events, and a resume that clears it.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use common::{TestDb, at, wait_until};
+use entity::prelude::*;
+use plugin_jobs::clock::ManualClock;
+use plugin_jobs::events::RunEvent;
+use plugin_jobs::http::JobView;
+use plugin_jobs::scheduler::Tick;
+use plugin_jobs::store::{JobDeclaration, JobRef};
+use plugin_jobs::worker::InProcessWorkers;
+use plugin_jobs::{PluginJobs, PluginJobsHandle};
+
+/// Keeps the `JobPaused` and `JobRecovered` events it hears.
+#[derive(Debug, Default)]
+struct HealthEvents(Arc<Mutex<Vec<RunEvent>>>);
+
+impl Actor for HealthEvents {
+    type Context = Context<Self>;
+}
+
+impl Handler<RunEvent> for HealthEvents {
+    type Result = ();
+
+    fn handle(&mut self, event: RunEvent, _ctx: &mut Self::Context) {
+        if matches!(
+            event,
+            RunEvent::JobPaused { .. } | RunEvent::JobRecovered { .. }
+        ) {
+            self.0.lock().expect("events").push(event);
+        }
+    }
+}
+
+struct Setup {
+    t: TestDb,
+    clock: ManualClock,
+    jobs: PluginJobsHandle,
+    /// While set, the `nightly` and `hourly` jobs fail with "boom".
+    failing: Arc<AtomicBool>,
+    events: Arc<Mutex<Vec<RunEvent>>>,
+}
+
+impl Setup {
+    /// `nightly` (every 15 minutes, `pause_after` of its own) and `hourly` (every 15 minutes,
+    /// under the server default `default_pause_after`), both failing while `failing` is set,
+    /// and a manual-only `adhoc`.
+    async fn new(pause_after: Option<u32>, default_pause_after: Option<u32>) -> Self {
+        let t = TestDb::new().await;
+        let clock = ManualClock::new(at("10:00"));
+        let workers = InProcessWorkers::new();
+        let failing = Arc::new(AtomicBool::new(true));
+        for key in ["nightly", "hourly"] {
+            let failing = Arc::clone(&failing);
+            workers.register("billing", key, move |_ctx| {
+                let fail = failing.load(Ordering::SeqCst);
+                async move { if fail { Err("boom".to_owned()) } else { Ok(()) } }
+            });
+        }
+        workers.register("billing", "adhoc", |_ctx| async { Ok(()) });
+        let jobs = PluginJobs::builder(t.db.clone())
+            .workers(workers)
+            .clock(clock.clone())
+            .instance_id("health-test")
+            .pause_after_failures(default_pause_after)
+            .manual_ticks()
+            .start()
+            .expect("start");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        jobs.subscribe(HealthEvents(Arc::clone(&events)).start().recipient());
+        let mut nightly = JobDeclaration::new("nightly", "*/15 * * * *");
+        nightly.pause_after_failures = pause_after;
+        jobs.register(
+            "billing",
+            vec![
+                nightly,
+                JobDeclaration::new("hourly", "*/15 * * * *"),
+                JobDeclaration::new("adhoc", ""),
+            ],
+        )
+        .await
+        .expect("register");
+        Self {
+            t,
+            clock,
+            jobs,
+            failing,
+            events,
+        }
+    }
+
+    async fn job(&self, key: &str) -> PluginJobModel {
+        self.t.job(job_id(&self.t, key).await).await
+    }
+
+    /// Moves the clock to `time`, ticks, and waits until every run is over and its outcome is
+    /// counted by the job health: the streaks of `nightly` and `hourly` are then `streaks`.
+    async fn slot(&self, time: &str, streaks: (i32, i32)) {
+        let before = self.t.all_runs().await.len();
+        self.clock.set(at(time));
+        self.jobs.scheduler.send(Tick).await.expect("tick");
+        wait_until(
+            &format!("the runs of {time} are over and counted"),
+            Duration::from_secs(10),
+            || async {
+                let runs = self.t.all_runs().await;
+                runs.len() > before
+                    && runs.iter().all(|run| {
+                        matches!(
+                            run.status,
+                            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+                        )
+                    })
+                    && (
+                        self.job("nightly").await.consecutive_failures,
+                        self.job("hourly").await.consecutive_failures,
+                    ) == streaks
+            },
+        )
+        .await;
+    }
+
+    fn events(&self) -> Vec<RunEvent> {
+        self.events.lock().expect("events").clone()
+    }
+}
+
+/// The id of the job `key` of plugin `billing`.
+async fn job_id(t: &TestDb, key: &str) -> uuid::Uuid {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    PluginJob::find()
+        .filter(PluginJobColumn::PluginId.eq("billing"))
+        .filter(PluginJobColumn::JobKey.eq(key))
+        .one(&t.db)
+        .await
+        .expect("query")
+        .unwrap_or_else(|| panic!("job {key}"))
+        .id
+}
+
+/// The sample lines of a metric family, sorted.
+fn samples(text: &str, name: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn sorted(expected: &[&str]) -> Vec<String> {
+    let mut lines: Vec<String> = expected.iter().map(|l| (*l).to_owned()).collect();
+    lines.sort();
+    lines
+}
+
+/// 2024-01-15 at `hh:mm` UTC in Unix seconds, as the gauges print it.
+fn unix(time: &str) -> String {
+    format!("{}.0", at(time).timestamp())
+}
+
+#[actix_rt::test]
+async fn job_gauges_hold_the_last_success_the_failure_streak_and_the_next_slot() {
+    let s = Setup::new(None, None).await;
+
+    let text = s.jobs.metrics().await.expect("metrics");
+    assert!(samples(&text, "plugin_jobs_job_last_success_timestamp_seconds").is_empty());
+    assert_eq!(
+        samples(&text, "plugin_jobs_job_next_run_timestamp_seconds"),
+        sorted(&[
+            &format!(
+                r#"plugin_jobs_job_next_run_timestamp_seconds{{plugin="billing",job="nightly"}} {}"#,
+                unix("10:15")
+            ),
+            &format!(
+                r#"plugin_jobs_job_next_run_timestamp_seconds{{plugin="billing",job="hourly"}} {}"#,
+                unix("10:15")
+            ),
+        ]),
+        "{text}"
+    );
+
+    // Two failed slots, then a success.
+    s.slot("10:15", (1, 1)).await;
+    s.slot("10:30", (2, 2)).await;
+    let text = s.jobs.metrics().await.expect("metrics");
+    assert_eq!(
+        samples(&text, "plugin_jobs_job_consecutive_failures"),
+        sorted(&[
+            r#"plugin_jobs_job_consecutive_failures{plugin="billing",job="nightly"} 2"#,
+            r#"plugin_jobs_job_consecutive_failures{plugin="billing",job="hourly"} 2"#,
+            r#"plugin_jobs_job_consecutive_failures{plugin="billing",job="adhoc"} 0"#,
+        ]),
+        "{text}"
+    );
+    assert!(
+        samples(&text, "plugin_jobs_job_last_success_timestamp_seconds").is_empty(),
+        "{text}"
+    );
+
+    s.failing.store(false, Ordering::SeqCst);
+    s.slot("10:45", (0, 0)).await;
+    let adhoc = s
+        .jobs
+        .trigger(JobRef::key("billing", "adhoc"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    wait_until(
+        "adhoc succeeded and counted",
+        Duration::from_secs(10),
+        || async {
+            s.t.run(adhoc.run_id).await.status == RunStatus::Succeeded
+                && s.job("adhoc").await.last_success_at.is_some()
+        },
+    )
+    .await;
+    s.jobs
+        .pause(JobRef::key("billing", "hourly"))
+        .await
+        .expect("pause");
+
+    let text = s.jobs.metrics().await.expect("metrics");
+    assert_eq!(
+        samples(&text, "plugin_jobs_job_last_success_timestamp_seconds"),
+        sorted(&[
+            &format!(
+                r#"plugin_jobs_job_last_success_timestamp_seconds{{plugin="billing",job="nightly"}} {}"#,
+                unix("10:45")
+            ),
+            &format!(
+                r#"plugin_jobs_job_last_success_timestamp_seconds{{plugin="billing",job="hourly"}} {}"#,
+                unix("10:45")
+            ),
+            &format!(
+                r#"plugin_jobs_job_last_success_timestamp_seconds{{plugin="billing",job="adhoc"}} {}"#,
+                unix("10:45")
+            ),
+        ]),
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_job_consecutive_failures"),
+        sorted(&[
+            r#"plugin_jobs_job_consecutive_failures{plugin="billing",job="nightly"} 0"#,
+            r#"plugin_jobs_job_consecutive_failures{plugin="billing",job="hourly"} 0"#,
+            r#"plugin_jobs_job_consecutive_failures{plugin="billing",job="adhoc"} 0"#,
+        ]),
+        "{text}"
+    );
+    // The paused job has no next run; the manual-only one never has.
+    assert_eq!(
+        samples(&text, "plugin_jobs_job_next_run_timestamp_seconds"),
+        [format!(
+            r#"plugin_jobs_job_next_run_timestamp_seconds{{plugin="billing",job="nightly"}} {}"#,
+            unix("11:00")
+        )],
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "plugin_jobs_job_interval_seconds"),
+        [r#"plugin_jobs_job_interval_seconds{plugin="billing",job="nightly"} 900.0"#],
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE plugin_jobs_job_consecutive_failures gauge"),
+        "{text}"
+    );
+
+    // Both failing jobs recovered at 10:45, after two failures each.
+    let mut recovered: Vec<(String, i32)> = s
+        .events()
+        .into_iter()
+        .filter_map(|event| match event {
+            RunEvent::JobRecovered {
+                job_key, failures, ..
+            } => Some((job_key, failures)),
+            _ => None,
+        })
+        .collect();
+    recovered.sort();
+    assert_eq!(
+        recovered,
+        [("hourly".to_owned(), 2), ("nightly".to_owned(), 2)]
+    );
+}
+
+#[actix_rt::test]
+async fn a_job_is_paused_after_n_consecutive_failures_and_resume_clears_it() {
+    // `nightly` pauses after 3 failures of its own; `hourly` never (no server default).
+    let s = Setup::new(Some(3), None).await;
+    s.slot("10:15", (1, 1)).await;
+    s.slot("10:30", (2, 2)).await;
+    assert_eq!(s.job("nightly").await.status, JobStatus::Active);
+    s.slot("10:45", (3, 3)).await;
+
+    let nightly = s.job("nightly").await;
+    assert_eq!(nightly.status, JobStatus::Paused);
+    let reason = "paused after 3 consecutive failures; last error: boom";
+    assert_eq!(nightly.paused_reason.as_deref(), Some(reason));
+    let view = serde_json::to_value(JobView::from(&nightly)).expect("json");
+    assert_eq!(view["pausedReason"], reason);
+    assert_eq!(view["consecutiveFailures"], 3);
+    assert_eq!(view["pauseAfterFailures"], 3);
+    let hourly = s.job("hourly").await;
+    assert_eq!(
+        (hourly.status, hourly.consecutive_failures),
+        (JobStatus::Active, 3)
+    );
+    wait_until("JobPaused is emitted", Duration::from_secs(10), || async {
+        s.events()
+            .iter()
+            .any(|event| matches!(event, RunEvent::JobPaused { job_key, failures: 3, reason: r, .. } if job_key == "nightly" && r == reason))
+    })
+    .await;
+
+    // The paused job's slot passes without a run; the other job runs.
+    let before = s.t.all_runs().await;
+    s.slot("11:00", (3, 4)).await;
+    let after = s.t.all_runs().await;
+    assert_eq!(after.len(), before.len() + 1, "only hourly ran: {after:?}");
+    assert_eq!(s.job("hourly").await.consecutive_failures, 4);
+
+    // Resume clears the reason and the streak; the job fires again from its next slot.
+    let resumed = s
+        .jobs
+        .resume(JobRef::key("billing", "nightly"))
+        .await
+        .expect("resume");
+    assert_eq!(resumed.status, JobStatus::Active);
+    assert_eq!(resumed.paused_reason, None);
+    assert_eq!(resumed.consecutive_failures, 0);
+    assert_eq!(resumed.next_run_at, Some(at("11:15")));
+    s.slot("11:15", (1, 5)).await;
+    assert_eq!(s.job("nightly").await.status, JobStatus::Active);
+}
+
+#[actix_rt::test]
+async fn the_server_default_pauses_jobs_that_declare_no_threshold() {
+    // `hourly` declares nothing and takes the default of 2; `nightly` declares 3 and keeps it.
+    let s = Setup::new(Some(3), Some(2)).await;
+    s.slot("10:15", (1, 1)).await;
+    s.slot("10:30", (2, 2)).await;
+    let hourly = s.job("hourly").await;
+    assert_eq!(hourly.status, JobStatus::Paused);
+    assert_eq!(
+        hourly.paused_reason.as_deref(),
+        Some("paused after 2 consecutive failures; last error: boom")
+    );
+    assert_eq!(s.job("nightly").await.status, JobStatus::Active);
+}
+
+#[actix_rt::test]
+async fn a_zero_threshold_is_refused_with_a_clear_error() {
+    let t = TestDb::new().await;
+    let jobs = PluginJobs::builder(t.db.clone())
+        .manual_ticks()
+        .start()
+        .expect("start");
+    let mut job = JobDeclaration::new("nightly", "0 3 * * *");
+    job.pause_after_failures = Some(0);
+    let err = jobs
+        .register("billing", vec![job])
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("jobs[0].pauseAfterFailures must be between 1 and"),
+        "{err}"
+    );
+}

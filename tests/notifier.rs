@@ -1,0 +1,420 @@
+//! Webhooks end to end: a real actix-web receiver on 127.0.0.1 gets the events of real runs,
+//! signed (the test checks the HMAC itself), with the documented payload; a receiver answering
+//! 500 gets the same event again after the backoff until it takes it; and with two instances
+//! on one database every outbox row is delivered exactly once.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use common::{TestDb, wait_until};
+use entity::prelude::*;
+use hmac::{Hmac, KeyInit, Mac};
+use plugin_jobs::notifier::{NotificationEvent, NotifierConfig};
+use plugin_jobs::store::{
+    CountNotifications, EnqueueNotifications, JobDeclaration, JobRef, NewNotification,
+};
+use plugin_jobs::worker::InProcessWorkers;
+use plugin_jobs::{PluginJobs, PluginJobsHandle};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const SECRET: &str = "whsec_test";
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Delivery {
+    body: String,
+    event: String,
+    delivery: String,
+    signature: Option<String>,
+}
+
+impl Delivery {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+/// A webhook receiver: records every request; answers 500 to the first `failures` of them.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Delivery>>>,
+    failures: Arc<AtomicUsize>,
+    /// How long each answer takes, so that two instances deliver side by side.
+    delay: Duration,
+}
+
+impl Receiver {
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.got.lock().expect("deliveries").clone()
+    }
+
+    fn of_type(&self, event: &str) -> Vec<Delivery> {
+        self.deliveries()
+            .into_iter()
+            .filter(|d| d.event == event)
+            .collect()
+    }
+}
+
+async fn hook(request: HttpRequest, body: String, receiver: web::Data<Receiver>) -> HttpResponse {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    receiver.got.lock().expect("deliveries").push(Delivery {
+        body,
+        event: header("X-Plugin-Jobs-Event").unwrap_or_default(),
+        delivery: header("X-Plugin-Jobs-Delivery").unwrap_or_default(),
+        signature: header("X-Plugin-Jobs-Signature"),
+    });
+    if !receiver.delay.is_zero() {
+        actix_rt::time::sleep(receiver.delay).await;
+    }
+    let fail = receiver
+        .failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if fail {
+        HttpResponse::InternalServerError().body("try later")
+    } else {
+        HttpResponse::NoContent().finish()
+    }
+}
+
+/// Starts the receiver on a free loopback port; answers its URL.
+fn start_receiver(receiver: &Receiver) -> String {
+    let data = web::Data::new(receiver.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/hook", web::post().to(hook))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .expect("bind the receiver");
+    let addr = server.addrs()[0];
+    actix_rt::spawn(server.run());
+    format!("http://{addr}/hook")
+}
+
+/// Checks the signature header the way a receiver should: recompute HMAC-SHA256 over
+/// `"{t}.{body}"` and compare, and refuse a timestamp more than 5 minutes away.
+fn verify(delivery: &Delivery, secret: &str) {
+    let header = delivery.signature.as_deref().expect("a signature header");
+    let parts: HashMap<&str, &str> = header
+        .split(',')
+        .filter_map(|part| part.split_once('='))
+        .collect();
+    let t: i64 = parts["t"].parse().expect("a numeric t");
+    assert!(
+        (chrono::Utc::now().timestamp() - t).abs() < 300,
+        "stale t={t}"
+    );
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{t}.{}", delivery.body).as_bytes());
+    let expected = hex::encode(mac.finalize().into_bytes());
+    assert_eq!(parts["v1"], expected, "signature of {}", delivery.body);
+}
+
+fn config(url: &str, events: &[NotificationEvent]) -> NotifierConfig {
+    NotifierConfig {
+        secret: Some(SECRET.to_owned()),
+        events: events.to_vec(),
+        poll_interval: Duration::from_millis(50),
+        first_backoff: Duration::from_millis(100),
+        request_timeout: Duration::from_secs(5),
+        ..NotifierConfig::new(vec![url.to_owned()])
+    }
+}
+
+fn start(
+    db: sea_orm::DatabaseConnection,
+    workers: &InProcessWorkers,
+    config: NotifierConfig,
+    id: &str,
+) -> PluginJobsHandle {
+    PluginJobs::builder(db)
+        .workers(workers.clone())
+        .instance_id(id)
+        .notifier(config)
+        .manual_ticks()
+        .start()
+        .expect("start")
+}
+
+async fn outbox_len(jobs: &PluginJobsHandle) -> u64 {
+    jobs.store
+        .send(CountNotifications)
+        .await
+        .expect("mailbox")
+        .expect("count")
+}
+
+#[actix_rt::test]
+async fn failures_successes_and_recoveries_are_posted_signed_with_the_documented_payload() {
+    let t = TestDb::new().await;
+    let receiver = Receiver::default();
+    let url = start_receiver(&receiver);
+    let workers = InProcessWorkers::new();
+    let failing = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&failing);
+    workers.register("billing", "flaky", move |_ctx| {
+        let fail = flag.load(Ordering::SeqCst);
+        async move {
+            if fail {
+                Err("card declined".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let jobs = start(
+        t.db.clone(),
+        &workers,
+        config(&url, &NotificationEvent::ALL),
+        "hooks-1",
+    );
+    jobs.register("billing", vec![JobDeclaration::new("flaky", "")])
+        .await
+        .expect("register");
+
+    let failed = jobs
+        .trigger(JobRef::key("billing", "flaky"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    wait_until(
+        "run.failed is delivered",
+        Duration::from_secs(10),
+        || async { !receiver.of_type("run.failed").is_empty() },
+    )
+    .await;
+    let delivery = &receiver.of_type("run.failed")[0];
+    verify(delivery, SECRET);
+    let body = delivery.json();
+    assert_eq!(delivery.delivery, body["id"].as_str().expect("an id"));
+    assert!(
+        body["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
+    let job_id = failed.job_id.to_string();
+    let run_id = failed.run_id.to_string();
+    let mut fixed = body.clone();
+    for volatile in ["id", "time"] {
+        fixed[volatile] = Value::Null;
+    }
+    assert_eq!(
+        fixed,
+        json!({
+            "id": null, "type": "run.failed", "time": null, "instance": "hooks-1",
+            "plugin": "billing", "job": "flaky", "jobId": job_id, "run": run_id, "attempt": 1,
+            "error": "card declined", "link": format!("/api/runs/{run_id}"), "status": "failed",
+            "reason": null, "failures": null, "slot": null,
+        })
+    );
+
+    // The first success after the failure: run.succeeded and job.recovered.
+    wait_until(
+        "the failure is counted",
+        Duration::from_secs(10),
+        || async { t.job(failed.job_id).await.consecutive_failures == 1 },
+    )
+    .await;
+    failing.store(false, Ordering::SeqCst);
+    let ok = jobs
+        .trigger(JobRef::key("billing", "flaky"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    wait_until(
+        "job.recovered is delivered",
+        Duration::from_secs(10),
+        || async {
+            !receiver.of_type("job.recovered").is_empty()
+                && !receiver.of_type("run.succeeded").is_empty()
+        },
+    )
+    .await;
+    let recovered = receiver.of_type("job.recovered")[0].clone();
+    verify(&recovered, SECRET);
+    let recovered = recovered.json();
+    assert_eq!(recovered["failures"], 1);
+    assert_eq!(recovered["run"], ok.run_id.to_string());
+    assert_eq!(
+        receiver.of_type("run.succeeded")[0].json()["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        receiver.deliveries().len(),
+        3,
+        "{:?}",
+        receiver.deliveries()
+    );
+
+    wait_until("the outbox is empty", Duration::from_secs(10), || async {
+        outbox_len(&jobs).await == 0
+    })
+    .await;
+    let metrics = jobs.metrics().await.expect("metrics");
+    assert!(
+        metrics.contains(
+            r#"plugin_jobs_notifications_total{event="run.failed",outcome="delivered"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_receiver_answering_500_gets_the_same_event_again_until_it_takes_it() {
+    let t = TestDb::new().await;
+    let receiver = Receiver {
+        failures: Arc::new(AtomicUsize::new(2)),
+        ..Receiver::default()
+    };
+    let url = start_receiver(&receiver);
+    let workers = InProcessWorkers::new();
+    workers.register("billing", "broken", |_ctx| async { Err("boom".to_owned()) });
+    let jobs = start(
+        t.db.clone(),
+        &workers,
+        config(&url, &[NotificationEvent::RunFailed]),
+        "hooks-1",
+    );
+    jobs.register("billing", vec![JobDeclaration::new("broken", "")])
+        .await
+        .expect("register");
+    jobs.trigger(JobRef::key("billing", "broken"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+
+    wait_until(
+        "the third attempt is taken",
+        Duration::from_secs(10),
+        || async { receiver.deliveries().len() == 3 && outbox_len(&jobs).await == 0 },
+    )
+    .await;
+    let deliveries = receiver.deliveries();
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.delivery.as_str()).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one event: {ids:?}");
+    assert!(deliveries.iter().all(|d| d.body == deliveries[0].body));
+    for delivery in &deliveries {
+        verify(delivery, SECRET);
+    }
+    let metrics = jobs.metrics().await.expect("metrics");
+    for line in [
+        r#"plugin_jobs_notifications_total{event="run.failed",outcome="failed"} 2"#,
+        r#"plugin_jobs_notifications_total{event="run.failed",outcome="delivered"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line}:\n{metrics}"
+        );
+    }
+    // Nothing more arrives once it was taken.
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.deliveries().len(), 3);
+}
+
+#[actix_rt::test]
+async fn two_instances_deliver_every_outbox_row_exactly_once() {
+    let t = TestDb::new().await;
+    let receiver = Receiver {
+        delay: Duration::from_millis(10),
+        ..Receiver::default()
+    };
+    let url = start_receiver(&receiver);
+    // Sixty events wait in the outbox before either instance starts, so both compete for them.
+    let store = t.store();
+    let rows: Vec<NewNotification> = (0..60)
+        .map(|n| {
+            let event_id = uuid::Uuid::now_v7();
+            NewNotification {
+                event_id,
+                event_type: "run.failed".to_owned(),
+                url: url.clone(),
+                body: json!({"id": event_id, "n": n}).to_string(),
+            }
+        })
+        .collect();
+    let added = store
+        .send(EnqueueNotifications {
+            rows,
+            max_rows: 10_000,
+            now: chrono::Utc::now(),
+        })
+        .await
+        .expect("mailbox")
+        .expect("enqueue");
+    assert_eq!(added, 60);
+
+    let workers = InProcessWorkers::new();
+    let mut small_batches = config(&url, &[NotificationEvent::RunFailed]);
+    small_batches.batch = 5;
+    let first = start(t.db.clone(), &workers, small_batches.clone(), "hooks-1");
+    let second_db = plugin_jobs::db::connect(&t.url).await.expect("second pool");
+    let second = start(second_db, &workers, small_batches, "hooks-2");
+
+    wait_until(
+        "every row is delivered",
+        Duration::from_secs(30),
+        || async { outbox_len(&first).await == 0 && receiver.deliveries().len() >= 60 },
+    )
+    .await;
+    // Give a duplicate the chance to show up.
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let deliveries = receiver.deliveries();
+    let mut ids: Vec<&str> = deliveries.iter().map(|d| d.delivery.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 60);
+    assert_eq!(deliveries.len(), 60, "a row was delivered twice");
+
+    let delivered = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"plugin_jobs_notifications_total{event="run.failed",outcome="delivered"} "#,
+                )
+            })
+            .map_or(0, |n| n.parse().expect("a count"))
+    };
+    let by_first = delivered(&first.metrics().await.expect("metrics"));
+    let by_second = delivered(&second.metrics().await.expect("metrics"));
+    assert_eq!(by_first + by_second, 60, "{by_first} + {by_second}");
+    eprintln!("instance 1 delivered {by_first}, instance 2 delivered {by_second}");
+}
+
+#[actix_rt::test]
+async fn unknown_events_and_bad_urls_are_refused_by_name() {
+    let err = "run.exploded"
+        .parse::<NotificationEvent>()
+        .expect_err("unknown");
+    assert!(
+        err.to_string()
+            .contains("unknown webhook event \"run.exploded\""),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("run.failed, run.succeeded"),
+        "{err}"
+    );
+    let err = NotifierConfig::new(vec!["ftp://example.com/hook".to_owned()])
+        .validate()
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("\"ftp://example.com/hook\" must be an absolute http"),
+        "{err}"
+    );
+    NotifierConfig::new(vec!["https://hooks.example.com/x".to_owned()])
+        .validate()
+        .expect("https is fine");
+}
