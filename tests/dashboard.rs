@@ -1,7 +1,8 @@
 //! The dashboard page and what it reads, through `actix_web::test` on a real database with a
 //! manual clock: the page at `/` and under a scope, `GET /api/jobs` (every plugin's jobs with the
 //! schedule in words, the next slots and the newest run) and `GET /api/runs` (recent runs across
-//! jobs). `tests/dashboard_browser.rs` drives the page in a real browser.
+//! jobs), and the `/metrics` the page charts. `tests/dashboard_browser.rs` drives the page in a
+//! real browser.
 
 mod common;
 
@@ -315,7 +316,9 @@ async fn the_page_is_served_at_the_root_and_under_a_scope_and_needs_no_token() {
         assert!(page.starts_with("<!doctype html>"), "{uri}");
         assert!(page.contains("<title>plugin-jobs</title>"));
         // Assets are inline and API calls relative to the page: nothing leaves the origin.
-        assert!(page.contains("new URL('api/' + path, document.baseURI)"));
+        assert!(page.contains("new URL(path, document.baseURI)"));
+        assert!(page.contains("request(method, 'api/' + path"));
+        assert!(page.contains("request('GET', 'metrics'"));
         assert!(!page.contains("http://") && !page.contains("https://"));
     }
 
@@ -332,6 +335,16 @@ async fn the_page_is_served_at_the_root_and_under_a_scope_and_needs_no_token() {
     let (status, plugins) = get!(app, "/ops/api/plugins");
     assert_eq!(status, StatusCode::OK);
     assert_eq!(field(&plugins, "id"), ["billing", "ops"]);
+    // The metrics the page charts are beside it too, relative to it.
+    let response =
+        test::call_service(&app, TestRequest::get().uri("/ops/metrics").to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let metrics = String::from_utf8(test::read_body(response).await.to_vec()).expect("UTF-8");
+    // (The lateness histogram the page also charts appears with the first run.)
+    assert!(
+        metrics.contains("\nplugin_jobs_tick_duration_seconds_count "),
+        "{metrics}"
+    );
     // The page is open; the API beside it at the root still needs the token.
     let (status, _) = get!(app, "/api/plugins");
     assert_eq!(status, StatusCode::UNAUTHORIZED);
