@@ -740,17 +740,27 @@ fn start_demo_server() -> Server {
 }
 
 /// Writes `docs/dashboard.png` (1280 × 900), `docs/dashboard-detail.png` (the same with a run's
-/// detail open) and `docs/dashboard-narrow.png` (390 × 844) after about two minutes of demo runs.
+/// detail open) and `docs/dashboard-narrow.png` (390 × 844) after two and a half minutes of demo
+/// runs.
 #[test]
-#[ignore = "takes two minutes; run it to refresh the screenshots in docs/"]
+#[ignore = "takes three minutes; run it to refresh the screenshots in docs/"]
 fn screenshots_of_the_demo() {
     let Some((chromium, chromedriver)) = browser_tools() else {
         return;
     };
     let server = start_demo_server();
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    // The page is open from the start, so its charts hold the whole run of the demo.
+    let browser = Browser::start(&chromium, &chromedriver);
+    browser.viewport(1280, 900);
+    browser.open(&format!("http://{}/", server.addr));
+    wait_for("the token prompt", Duration::from_secs(20), || {
+        browser.visible("#token").then_some(())
+    });
+    browser.type_into("#token", TOKEN);
+    browser.click("#auth-form button[type=submit]");
     // Real runs: the schedules fire, and cleanup is run now a few times.
-    let end = Instant::now() + Duration::from_secs(110);
+    let end = Instant::now() + Duration::from_secs(150);
     let mut next_cleanup = Instant::now();
     while Instant::now() < end {
         if Instant::now() >= next_cleanup {
@@ -764,14 +774,6 @@ fn screenshots_of_the_demo() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    let browser = Browser::start(&chromium, &chromedriver);
-    browser.viewport(1280, 900);
-    browser.open(&format!("http://{}/", server.addr));
-    wait_for("the token prompt", Duration::from_secs(20), || {
-        browser.visible("#token").then_some(())
-    });
-    browser.type_into("#token", TOKEN);
-    browser.click("#auth-form button[type=submit]");
     wait_for("the strips on screen", Duration::from_secs(30), || {
         (browser.count(r#"tr[data-job="demo/heartbeat"] .strip button.cell"#) >= 10
             && browser.count(r#"tr[data-job="etl/fail"] .strip button.cell"#) > 0)
@@ -797,8 +799,8 @@ fn screenshots_of_the_demo() {
 
     let report = r#"tr[data-job="demo/report"] .strip button[data-open-run]:last-child"#;
     browser.click(report);
-    browser.wait_text("#detail [data-field=logs]", "the report's logs", |t| {
-        !t.is_empty()
+    wait_for("the report's logs", Duration::from_secs(20), || {
+        (browser.count("#detail ol.loglines li") > 0).then_some(())
     });
     browser.screenshot(&docs.join("dashboard-detail.png"));
     browser.press(ESCAPE);
@@ -813,4 +815,90 @@ fn screenshots_of_the_demo() {
         (browser.script("return window.innerWidth;", json!([])) == json!(390)).then_some(())
     });
     browser.screenshot(&docs.join("dashboard-narrow.png"));
+}
+
+/// With more jobs than fit on the screen, strips are fetched for the rows on screen (and a
+/// margin), not for every job: scrolling to the end fetches the last rows' strips, not the ones
+/// scrolled past.
+#[test]
+fn strips_are_fetched_only_for_the_rows_on_screen() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    const JOBS: usize = 120;
+    let jobs: Vec<Value> = (0..JOBS)
+        .map(|i| json!({"jobKey": format!("job-{i:03}")}))
+        .collect();
+    let server = Server::start(
+        &[test_plugin("many", &[], Value::Array(jobs))],
+        &["--api-token", TOKEN],
+    );
+    // One run of each job (the test worker knows none of these keys, so each fails at once).
+    for i in 0..JOBS {
+        let (status, body) = server.request(
+            "POST",
+            &format!("/api/plugins/many/jobs/job-{i:03}/trigger"),
+            None,
+            Some(TOKEN),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    wait_for("every job to have run", Duration::from_secs(60), || {
+        let (_, jobs) = api(&server, "/api/jobs");
+        jobs.as_array()
+            .is_some_and(|jobs| {
+                jobs.len() == JOBS && jobs.iter().all(|job| job["lastRun"]["status"] == "failed")
+            })
+            .then_some(())
+    });
+
+    let browser = Browser::start(&chromium, &chromedriver);
+    browser.open(&format!("http://{}/", server.addr));
+    wait_for("the token prompt", Duration::from_secs(20), || {
+        browser.visible("#token").then_some(())
+    });
+    browser.type_into("#token", TOKEN);
+    browser.click("#auth-form button[type=submit]");
+    let first = r#"tr[data-job="many/job-000"] .strip button.cell"#;
+    wait_for("the first row's strip", Duration::from_secs(20), || {
+        (browser.count(first) == 1).then_some(())
+    });
+    let loaded = |browser: &Browser| {
+        browser
+            .script("return state.strips.size;", json!([]))
+            .as_u64()
+            .expect("a count")
+    };
+    // Two refreshes later, still only the rows near the top.
+    let refreshes = |browser: &Browser| {
+        browser
+            .script("return state.refreshes;", json!([]))
+            .as_u64()
+            .expect("a count")
+    };
+    let since = refreshes(&browser);
+    wait_for("two more refreshes", Duration::from_secs(20), || {
+        (refreshes(&browser) >= since + 2).then_some(())
+    });
+    let on_screen = loaded(&browser);
+    assert!(
+        (1..40).contains(&on_screen),
+        "{on_screen} strips fetched for {JOBS} jobs with a dozen rows on screen"
+    );
+
+    let last_row = format!(r#"tr[data-job="many/job-{:03}"]"#, JOBS - 1);
+    browser.script(
+        "document.querySelector(arguments[0]).scrollIntoView();",
+        json!([last_row]),
+    );
+    let last = format!("{last_row} .strip button.cell");
+    wait_for("the last row's strip", Duration::from_secs(20), || {
+        (browser.count(&last) == 1).then_some(())
+    });
+    let after = loaded(&browser);
+    assert!(
+        after > on_screen && after < JOBS as u64,
+        "{after} strips after the jump to the end ({on_screen} before, {JOBS} jobs)"
+    );
+    eprintln!("strips fetched: {on_screen} at the top, {after} after the jump, of {JOBS} jobs");
 }
