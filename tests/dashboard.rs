@@ -1,7 +1,8 @@
 //! The dashboard page and what it reads, through `actix_web::test` on a real database with a
 //! manual clock: the page at `/` and under a scope, `GET /api/jobs` (every plugin's jobs with the
-//! schedule in words, the next slots and the newest run) and `GET /api/runs` (recent runs across
-//! jobs). `tests/dashboard_browser.rs` drives the page in a real browser.
+//! schedule in words, the next slots and the newest run), `GET /api/runs` (recent runs across
+//! jobs; `view=summary` leaves the logs out), and the `/metrics` the page charts.
+//! `tests/dashboard_browser.rs` drives the page in a real browser.
 
 mod common;
 
@@ -221,6 +222,30 @@ async fn recent_runs_span_every_job_newest_first_and_filter_by_plugin() {
     let (_, ops) = get!(app, "/api/runs?pluginId=ops");
     assert_eq!(field(&ops, "id"), [newest_first[1]]);
 
+    // `view=summary`: the same run objects without their logs, for strips and filtered scans.
+    let (status, summary) = get!(app, "/api/runs?view=summary");
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(field(&summary, "id"), newest_first);
+    assert_eq!(field(&summary, "status"), ["succeeded"; 3]);
+    for run in summary.as_array().expect("an array") {
+        let run = run.as_object().expect("a run object");
+        assert!(!run.contains_key("logs"), "{run:?}");
+        assert!(run.contains_key("instanceId") && run.contains_key("createdAt"));
+    }
+    let (status, strip) = get!(
+        app,
+        "/api/plugins/billing/jobs/invoice/runs?limit=50&view=summary"
+    );
+    assert_eq!(status, StatusCode::OK, "{strip}");
+    assert_eq!(field(&strip, "id"), [newest_first[0]]);
+    assert_eq!(strip[0].get("logs"), None);
+    let (status, bad) = get!(app, "/api/runs?view=brief");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad["error"],
+        r#"invalid view "brief": expected "full" or "summary""#
+    );
+
     // A plugin known only from its rows in the database has an empty but valid listing.
     h.t.insert_job(job_row("legacy", "old")).await;
     let (status, legacy) = get!(app, "/api/runs?pluginId=legacy");
@@ -315,7 +340,9 @@ async fn the_page_is_served_at_the_root_and_under_a_scope_and_needs_no_token() {
         assert!(page.starts_with("<!doctype html>"), "{uri}");
         assert!(page.contains("<title>plugin-jobs</title>"));
         // Assets are inline and API calls relative to the page: nothing leaves the origin.
-        assert!(page.contains("new URL('api/' + path, document.baseURI)"));
+        assert!(page.contains("new URL(path, document.baseURI)"));
+        assert!(page.contains("request(method, 'api/' + path"));
+        assert!(page.contains("request('GET', 'metrics'"));
         assert!(!page.contains("http://") && !page.contains("https://"));
     }
 
@@ -332,6 +359,16 @@ async fn the_page_is_served_at_the_root_and_under_a_scope_and_needs_no_token() {
     let (status, plugins) = get!(app, "/ops/api/plugins");
     assert_eq!(status, StatusCode::OK);
     assert_eq!(field(&plugins, "id"), ["billing", "ops"]);
+    // The metrics the page charts are beside it too, relative to it.
+    let response =
+        test::call_service(&app, TestRequest::get().uri("/ops/metrics").to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let metrics = String::from_utf8(test::read_body(response).await.to_vec()).expect("UTF-8");
+    // (The lateness histogram the page also charts appears with the first run.)
+    assert!(
+        metrics.contains("\nplugin_jobs_tick_duration_seconds_count "),
+        "{metrics}"
+    );
     // The page is open; the API beside it at the root still needs the token.
     let (status, _) = get!(app, "/api/plugins");
     assert_eq!(status, StatusCode::UNAUTHORIZED);

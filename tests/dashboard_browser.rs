@@ -1,7 +1,14 @@
 //! The dashboard in a real browser: the built `plugin-jobs serve` with the SDK test worker
 //! (started by `common::server`), and headless Chromium driven through chromedriver (W3C
-//! WebDriver over loopback HTTP, spoken by a small client below). The page asks for the API token, runs a job now and shows the run reach
-//! `succeeded` with its log lines, pauses the job, and shows the API's 409 and 503 plainly.
+//! WebDriver over loopback HTTP, spoken by a small client below). The page asks for the API
+//! token, runs a job now and shows the run reach `succeeded` with its log lines, shows each job's
+//! last runs as a strip whose cells open the run's detail (by mouse and by keyboard; Escape
+//! closes it), filters to failed jobs and runs and to one plugin, shows upcoming slots with their
+//! DST notes and the scheduler's figures of the last ten minutes, fits a phone's width, pauses
+//! the job, and shows the API's 409 and 503 plainly.
+//!
+//! `screenshots_of_the_demo` (ignored; run it with `--ignored`) writes `docs/dashboard.png` and
+//! `docs/dashboard-narrow.png` from a server running the demo plugin.
 //!
 //! Without `chromium` and `chromedriver` on the PATH the test prints why and passes, unless
 //! `PLUGIN_JOBS_REQUIRE_BROWSER=1` (set by `.ci/run`), which makes their absence a failure.
@@ -14,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::{Server, test_plugin};
+use base64::Engine as _;
+use common::server::{BIN, Server, test_plugin};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "s3cret";
@@ -129,6 +137,9 @@ fn start_server() -> Server {
         {"jobKey": "ok", "displayName": "Say hello", "description": "Logs two lines."},
         {"jobKey": "sleep", "displayName": "Sleep"},
         {"jobKey": "fail", "displayName": "Fail"},
+        // Once a year, and in 2027 at a time that New York skips: its first slot has a DST note.
+        {"jobKey": "spring", "displayName": "Spring forward", "schedule": "30 2 14 3 *",
+         "timezone": "America/New_York"},
     ]);
     Server::start(
         &[
@@ -314,6 +325,56 @@ impl Browser {
         );
     }
 
+    /// Presses and releases one key (a WebDriver key code such as [`ESCAPE`]) in the focused
+    /// element.
+    fn press(&self, key: &str) {
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key},
+        ]}]});
+        self.command("POST", "/actions", Some(actions));
+    }
+
+    /// How many elements match `css`.
+    fn count(&self, css: &str) -> u64 {
+        self.script(
+            "return document.querySelectorAll(arguments[0]).length;",
+            json!([css]),
+        )
+        .as_u64()
+        .unwrap_or(0)
+    }
+
+    /// Resizes the window so the page's viewport is `width` × `height` CSS pixels.
+    fn viewport(&self, width: i64, height: i64) {
+        self.command(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+        // The window's frame takes some of it: grow the window by what the viewport lacks.
+        let inner = self.script("return [window.innerWidth, window.innerHeight];", json!([]));
+        let (w, h) = (
+            inner[0].as_i64().unwrap_or(width),
+            inner[1].as_i64().unwrap_or(height),
+        );
+        if (w, h) != (width, height) {
+            self.command(
+                "POST",
+                "/window/rect",
+                Some(json!({"width": 2 * width - w, "height": 2 * height - h})),
+            );
+        }
+    }
+
+    /// A PNG of the viewport, written to `path`.
+    fn screenshot(&self, path: &Path) {
+        let encoded = self.command("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().expect("a base64 screenshot"))
+            .expect("valid base64");
+        std::fs::write(path, png).unwrap_or_else(|err| panic!("write {}: {err}", path.display()));
+    }
+
     /// Waits until the text of `css` satisfies `check`; answers it.
     fn wait_text(&self, css: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
         wait_for(
@@ -366,6 +427,10 @@ fn browser_tools() -> Option<(PathBuf, PathBuf)> {
 // ---------------------------------------------------------------------------------------------
 
 const OK_ROW: &str = r#"tr[data-job="good/ok"]"#;
+const FAIL_ROW: &str = r#"tr[data-job="good/fail"]"#;
+/// The WebDriver key codes of Escape and Enter.
+const ESCAPE: &str = "\u{E00C}";
+const ENTER: &str = "\u{E007}";
 
 #[test]
 fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
@@ -430,6 +495,192 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         "{logs}"
     );
 
+    // The job's strip: the run as a green cell that opens the run's detail, with the logs, the
+    // trigger, the lateness and the instance that ran it.
+    let (_, scheduler) = api(&server, "/api/scheduler");
+    let instance = scheduler["instanceId"].as_str().expect("an instance id");
+    let cell = format!(r#"{OK_ROW} .strip button[data-open-run="{run_id}"]"#);
+    wait_for(
+        "the run in the job's strip",
+        Duration::from_secs(20),
+        || browser.visible(&cell).then_some(()),
+    );
+    assert_eq!(
+        browser.attribute(&cell, "data-status").as_deref(),
+        Some("succeeded")
+    );
+    assert!(browser.visible(&format!("{OK_ROW} svg.spark")));
+    browser.click(&cell);
+    let detail = format!(r#"#detail [data-run-detail="{run_id}"]"#);
+    let detail_logs = browser.wait_text(
+        &format!("{detail} [data-field=logs]"),
+        "the run's logs",
+        |t| t.contains("hello from run"),
+    );
+    assert!(detail_logs.contains("a warning line"), "{detail_logs}");
+    assert_eq!(
+        browser
+            .text(&format!("{detail} [data-field=trigger]"))
+            .as_deref(),
+        Some("manual")
+    );
+    assert_eq!(
+        browser
+            .text(&format!("{detail} [data-field=instance]"))
+            .as_deref(),
+        Some(instance)
+    );
+    let late = browser
+        .text(&format!("{detail} [data-field=lateness]"))
+        .expect("the lateness");
+    assert!(late.ends_with("ms") || late.ends_with(" s"), "{late}");
+    // Escape closes the panel and gives the focus back to the cell that opened it.
+    browser.press(ESCAPE);
+    wait_for("the detail to close", Duration::from_secs(10), || {
+        (!browser.visible("#detail")).then_some(())
+    });
+    let focused = browser.script(
+        "return document.activeElement && document.activeElement.dataset.openRun;",
+        json!([]),
+    );
+    assert_eq!(
+        focused,
+        json!(run_id),
+        "the focus is back on the strip cell"
+    );
+
+    // A failed run, reached by keyboard: its cell is the strip's tab stop, Enter opens it.
+    let (status, failed) = server.request(
+        "POST",
+        "/api/plugins/good/jobs/fail/trigger",
+        None,
+        Some(TOKEN),
+    );
+    assert_eq!(status, 202, "{failed}");
+    let failed_id = failed["runId"].as_str().expect("a run id").to_owned();
+    let failed_cell = format!(r#"{FAIL_ROW} .strip button[data-open-run="{failed_id}"]"#);
+    wait_for(
+        "the failed run in its strip",
+        Duration::from_secs(20),
+        || {
+            (browser.attribute(&failed_cell, "data-status").as_deref() == Some("failed"))
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        browser.attribute(&failed_cell, "tabindex").as_deref(),
+        Some("0")
+    );
+    browser.script(
+        "document.querySelector(arguments[0]).focus();",
+        json!([failed_cell]),
+    );
+    browser.press(ENTER);
+    let error = browser.wait_text(
+        &format!(r#"#detail [data-run-detail="{failed_id}"] [data-field=error]"#),
+        "the run's error",
+        |t| !t.is_empty(),
+    );
+    assert!(error.contains("boom: failed on purpose"), "{error}");
+    browser.click("#detail-close");
+    wait_for("the detail to close", Duration::from_secs(10), || {
+        (!browser.visible("#detail")).then_some(())
+    });
+
+    // Failed only: the failing job stays, the healthy one goes, and the runs are failed ones.
+    browser.click("#failed-only");
+    wait_for("the failed-only jobs", Duration::from_secs(20), || {
+        (!browser.visible(OK_ROW) && browser.visible(FAIL_ROW)).then_some(())
+    });
+    wait_for("only failed runs", Duration::from_secs(20), || {
+        let runs = browser.count("#runs tr[data-run-id]");
+        let failed = browser.count("#runs tr[data-run-id] .pill.bad[data-field=status]");
+        (runs > 0
+            && runs == failed
+            && browser.visible(&format!(r#"#runs tr[data-run-id="{failed_id}"]"#)))
+        .then_some(())
+    });
+    browser.click("#failed-only");
+    wait_for("every job again", Duration::from_secs(20), || {
+        browser.visible(OK_ROW).then_some(())
+    });
+
+    // One plugin: the other plugin's jobs and runs go.
+    browser.click(r#"#plugin-filter option[value="down"]"#);
+    wait_for(
+        "the down plugin's jobs only",
+        Duration::from_secs(20),
+        || {
+            (!browser.visible(OK_ROW)
+                && browser.visible(r#"tr[data-job="down/ok"]"#)
+                && browser.count(&format!(r#"#runs tr[data-run-id="{run_id}"]"#)) == 0)
+                .then_some(())
+        },
+    );
+    assert!(
+        browser
+            .text("#job-count")
+            .is_some_and(|t| t.contains(" of "))
+    );
+    browser.click(r#"#plugin-filter option[value=""]"#);
+    wait_for("every plugin again", Duration::from_secs(20), || {
+        browser.visible(OK_ROW).then_some(())
+    });
+
+    // The upcoming slots of a scheduled job, with what daylight saving decided.
+    let spring = r#"tr[data-job="good/spring"]"#;
+    assert!(
+        browser
+            .text(&format!("{spring} button[data-toggle]"))
+            .is_some_and(|t| t.contains("show next 5") && t.contains("DST")),
+        "the slots toggle says a slot has a DST note"
+    );
+    browser.click(&format!("{spring} button[data-toggle]"));
+    let note = browser.wait_text(
+        &format!("{spring} [data-field=dst-note]"),
+        "the DST note",
+        |t| !t.is_empty(),
+    );
+    assert!(
+        note.contains("02:30 does not exist on 2027-03-14"),
+        "{note}"
+    );
+    assert_eq!(browser.count(&format!("{spring} ol.slots li")), 5);
+
+    // The scheduler's figures: sampled from /metrics, charted over the last ten minutes.
+    let ticks = browser.wait_text("#chart-tick [data-field=figure]", "a tick figure", |t| {
+        t.starts_with("mean")
+    });
+    assert!(ticks.contains("ticks in"), "{ticks}");
+    assert!(browser.count("#chart-tick svg polyline") > 0, "a tick line");
+    let late = browser.wait_text(
+        "#chart-lateness [data-field=figure]",
+        "a lateness figure",
+        |t| t.starts_with("mean"),
+    );
+    assert!(late.contains("runs in"), "{late}");
+
+    // On a phone's width nothing is wider than the screen, and the detail takes all of it.
+    browser.viewport(390, 844);
+    wait_for("the narrow layout", Duration::from_secs(10), || {
+        let widths = browser.script(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            json!([]),
+        );
+        let (page, window) = (widths[0].as_i64(), widths[1].as_i64());
+        (window == Some(390) && page.is_some_and(|page| page <= 390)).then_some(())
+    });
+    browser.click(&cell);
+    wait_for("the detail on a phone", Duration::from_secs(10), || {
+        let width = browser.script(
+            "return Math.round(document.getElementById('detail').getBoundingClientRect().width);",
+            json!([]),
+        );
+        (width == json!(390)).then_some(())
+    });
+    browser.press(ESCAPE);
+    browser.viewport(1280, 1000);
+
     // Pause: the job shows paused, and run now then shows the API's 409 plainly.
     browser.click(&format!(r#"{OK_ROW} button[data-action="pause"]"#));
     browser.wait_text(&format!("{OK_ROW} [data-field=status]"), "paused", |t| {
@@ -459,4 +710,195 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         "{unavailable}"
     );
     eprintln!("browser test took {:?}", started.elapsed());
+}
+
+/// The demo plugin (`plugin-jobs demo-worker`) beside a plugin of the SDK test worker whose jobs
+/// run every few seconds, one of them failing, and a yearly job with a DST note.
+fn start_demo_server() -> Server {
+    let demo = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/plugins/demo/manifest.json"),
+    )
+    .expect("the demo manifest");
+    let mut demo: Value = serde_json::from_str(&demo).expect("the demo manifest is JSON");
+    demo["command"] = json!([BIN, "demo-worker"]);
+    let etl = json!([
+        {"jobKey": "ok", "displayName": "Sync accounts", "description": "Copies new accounts.",
+         "schedule": "*/4 * * * * *"},
+        {"jobKey": "sleep", "displayName": "Rebuild index", "schedule": "*/10 * * * * *"},
+        {"jobKey": "fail", "displayName": "Export to warehouse", "description": "The warehouse is down.",
+         "schedule": "*/20 * * * * *"},
+        {"jobKey": "spring", "displayName": "Spring report", "schedule": "30 2 14 3 *",
+         "timezone": "America/New_York"},
+    ]);
+    Server::start(
+        &[
+            ("demo".to_owned(), demo.to_string()),
+            test_plugin("etl", &[], etl),
+        ],
+        &["--api-token", TOKEN],
+    )
+}
+
+/// Writes `docs/dashboard.png` (1280 × 900), `docs/dashboard-detail.png` (the same with a run's
+/// detail open) and `docs/dashboard-narrow.png` (390 × 844) after two and a half minutes of demo
+/// runs.
+#[test]
+#[ignore = "takes three minutes; run it to refresh the screenshots in docs/"]
+fn screenshots_of_the_demo() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let server = start_demo_server();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    // The page is open from the start, so its charts hold the whole run of the demo.
+    let browser = Browser::start(&chromium, &chromedriver);
+    browser.viewport(1280, 900);
+    browser.open(&format!("http://{}/", server.addr));
+    wait_for("the token prompt", Duration::from_secs(20), || {
+        browser.visible("#token").then_some(())
+    });
+    browser.type_into("#token", TOKEN);
+    browser.click("#auth-form button[type=submit]");
+    // Real runs: the schedules fire, and cleanup is run now a few times.
+    let end = Instant::now() + Duration::from_secs(150);
+    let mut next_cleanup = Instant::now();
+    while Instant::now() < end {
+        if Instant::now() >= next_cleanup {
+            server.request(
+                "POST",
+                "/api/plugins/demo/jobs/cleanup/trigger",
+                None,
+                Some(TOKEN),
+            );
+            next_cleanup += Duration::from_secs(25);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_for("the strips on screen", Duration::from_secs(30), || {
+        (browser.count(r#"tr[data-job="demo/heartbeat"] .strip button.cell"#) >= 10
+            && browser.count(r#"tr[data-job="etl/fail"] .strip button.cell"#) > 0)
+            .then_some(())
+    });
+    browser.click(r#"tr[data-job="etl/spring"] button[data-toggle]"#);
+    // A minute of samples, so the charts have a line.
+    wait_for(
+        "a minute of scheduler figures",
+        Duration::from_secs(90),
+        || {
+            (browser.count("#chart-tick svg polyline") > 0
+                && browser.count("#chart-lateness svg polyline") > 0
+                && browser
+                    .script("return state.samples.length;", json!([]))
+                    .as_u64()
+                    .is_some_and(|n| n >= 12))
+            .then_some(())
+        },
+    );
+    browser.script("window.scrollTo(0, 0);", json!([]));
+    browser.screenshot(&docs.join("dashboard.png"));
+
+    let report = r#"tr[data-job="demo/report"] .strip button[data-open-run]:last-child"#;
+    browser.click(report);
+    wait_for("the report's logs", Duration::from_secs(20), || {
+        (browser.count("#detail ol.loglines li") > 0).then_some(())
+    });
+    browser.screenshot(&docs.join("dashboard-detail.png"));
+    browser.press(ESCAPE);
+
+    browser.viewport(390, 844);
+    // The jobs, the heart of it, at the top of the phone's screen.
+    browser.script(
+        "document.getElementById('jobs').closest('section').scrollIntoView();",
+        json!([]),
+    );
+    wait_for("the narrow layout", Duration::from_secs(10), || {
+        (browser.script("return window.innerWidth;", json!([])) == json!(390)).then_some(())
+    });
+    browser.screenshot(&docs.join("dashboard-narrow.png"));
+}
+
+/// With more jobs than fit on the screen, strips are fetched for the rows on screen (and a
+/// margin), not for every job: scrolling to the end fetches the last rows' strips, not the ones
+/// scrolled past.
+#[test]
+fn strips_are_fetched_only_for_the_rows_on_screen() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    const JOBS: usize = 120;
+    let jobs: Vec<Value> = (0..JOBS)
+        .map(|i| json!({"jobKey": format!("job-{i:03}")}))
+        .collect();
+    let server = Server::start(
+        &[test_plugin("many", &[], Value::Array(jobs))],
+        &["--api-token", TOKEN],
+    );
+    // One run of each job (the test worker knows none of these keys, so each fails at once).
+    for i in 0..JOBS {
+        let (status, body) = server.request(
+            "POST",
+            &format!("/api/plugins/many/jobs/job-{i:03}/trigger"),
+            None,
+            Some(TOKEN),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    wait_for("every job to have run", Duration::from_secs(60), || {
+        let (_, jobs) = api(&server, "/api/jobs");
+        jobs.as_array()
+            .is_some_and(|jobs| {
+                jobs.len() == JOBS && jobs.iter().all(|job| job["lastRun"]["status"] == "failed")
+            })
+            .then_some(())
+    });
+
+    let browser = Browser::start(&chromium, &chromedriver);
+    browser.open(&format!("http://{}/", server.addr));
+    wait_for("the token prompt", Duration::from_secs(20), || {
+        browser.visible("#token").then_some(())
+    });
+    browser.type_into("#token", TOKEN);
+    browser.click("#auth-form button[type=submit]");
+    let first = r#"tr[data-job="many/job-000"] .strip button.cell"#;
+    wait_for("the first row's strip", Duration::from_secs(20), || {
+        (browser.count(first) == 1).then_some(())
+    });
+    let loaded = |browser: &Browser| {
+        browser
+            .script("return state.strips.size;", json!([]))
+            .as_u64()
+            .expect("a count")
+    };
+    // Two refreshes later, still only the rows near the top.
+    let refreshes = |browser: &Browser| {
+        browser
+            .script("return state.refreshes;", json!([]))
+            .as_u64()
+            .expect("a count")
+    };
+    let since = refreshes(&browser);
+    wait_for("two more refreshes", Duration::from_secs(20), || {
+        (refreshes(&browser) >= since + 2).then_some(())
+    });
+    let on_screen = loaded(&browser);
+    assert!(
+        (1..40).contains(&on_screen),
+        "{on_screen} strips fetched for {JOBS} jobs with a dozen rows on screen"
+    );
+
+    let last_row = format!(r#"tr[data-job="many/job-{:03}"]"#, JOBS - 1);
+    browser.script(
+        "document.querySelector(arguments[0]).scrollIntoView();",
+        json!([last_row]),
+    );
+    let last = format!("{last_row} .strip button.cell");
+    wait_for("the last row's strip", Duration::from_secs(20), || {
+        (browser.count(&last) == 1).then_some(())
+    });
+    let after = loaded(&browser);
+    assert!(
+        after > on_screen && after < JOBS as u64,
+        "{after} strips after the jump to the end ({on_screen} before, {JOBS} jobs)"
+    );
+    eprintln!("strips fetched: {on_screen} at the top, {after} after the jump, of {JOBS} jobs");
 }

@@ -1,7 +1,8 @@
 //! The operator dashboard: one HTML page with inline CSS and JavaScript, embedded in the binary
 //! (no CDN, no build step). It holds no data itself: it polls the API beside it (`api/…`,
-//! relative to the page, so it also works under a scope) every two seconds, and asks for the
-//! API token when the API answers 401.
+//! relative to the page, so it also works under a scope) every two seconds, fetches each job's
+//! last runs only for the rows on screen, samples `metrics` every five seconds for its ten-minute
+//! charts, and asks for the API token when the API answers 401.
 
 use actix_web::http::header;
 use actix_web::web::{self, ServiceConfig};

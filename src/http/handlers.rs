@@ -162,6 +162,7 @@ pub async fn list_all_jobs(handle: Handle, query: Query<JobsQuery>) -> ApiResult
 #[derive(Debug, Deserialize)]
 pub struct RunsQuery {
     limit: Option<String>,
+    view: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,12 +170,34 @@ pub struct RunsQuery {
 pub struct RecentRunsQuery {
     limit: Option<String>,
     plugin_id: Option<String>,
+    view: Option<String>,
 }
 
-/// `GET /api/runs?limit=&pluginId=`: the newest runs of every job (or of one plugin), newest
-/// first.
+/// How much of each run a listing answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunsView {
+    /// Run objects, logs included (the default).
+    Full,
+    /// Run objects without `logs`: what a status strip or a filtered scan needs, a fraction of
+    /// the bytes when workers log much.
+    Summary,
+}
+
+impl RunsView {
+    fn respond(self, runs: &[PluginJobRunModel]) -> HttpResponse {
+        let views: Vec<RunView> = match self {
+            Self::Full => runs.iter().map(RunView::from).collect(),
+            Self::Summary => runs.iter().map(RunView::without_logs).collect(),
+        };
+        HttpResponse::Ok().json(views)
+    }
+}
+
+/// `GET /api/runs?limit=&pluginId=&view=`: the newest runs of every job (or of one plugin),
+/// newest first.
 pub async fn list_recent_runs(handle: Handle, query: Query<RecentRunsQuery>) -> ApiResult {
     let limit = parse_limit(query.limit.as_deref())?;
+    let view = parse_view(query.view.as_deref())?;
     let plugin_id = query
         .plugin_id
         .as_deref()
@@ -195,11 +218,10 @@ pub async fn list_recent_runs(handle: Handle, query: Query<RecentRunsQuery>) -> 
     {
         ensure_plugin_known(&handle, &plugin_id).await?;
     }
-    let views: Vec<RunView> = runs.iter().map(RunView::from).collect();
-    Ok(HttpResponse::Ok().json(views))
+    Ok(view.respond(&runs))
 }
 
-/// `GET /api/plugins/{pluginId}/jobs/{jobId}/runs?limit=`: the job's runs, newest first.
+/// `GET /api/plugins/{pluginId}/jobs/{jobId}/runs?limit=&view=`: the job's runs, newest first.
 pub async fn list_runs(
     handle: Handle,
     path: Path<(String, String)>,
@@ -207,6 +229,7 @@ pub async fn list_runs(
 ) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let limit = parse_limit(query.limit.as_deref())?;
+    let view = parse_view(query.view.as_deref())?;
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
     let runs = ask(
         &handle.store,
@@ -216,8 +239,7 @@ pub async fn list_runs(
         },
     )
     .await?;
-    let views: Vec<RunView> = runs.iter().map(RunView::from).collect();
-    Ok(HttpResponse::Ok().json(views))
+    Ok(view.respond(&runs))
 }
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/trigger`: 202 with the queued run.
@@ -389,6 +411,18 @@ fn parse_limit(raw: Option<&str>) -> Result<u64, ApiError> {
     }
 }
 
+/// `view` of a run listing: `full` (run objects) or `summary` (run objects without `logs`);
+/// absent or empty means full.
+fn parse_view(raw: Option<&str>) -> Result<RunsView, ApiError> {
+    match raw.map(str::trim).filter(|text| !text.is_empty()) {
+        None | Some("full") => Ok(RunsView::Full),
+        Some("summary") => Ok(RunsView::Summary),
+        Some(other) => Err(ApiError::bad_request(format!(
+            r#"invalid view {other:?}: expected "full" or "summary""#
+        ))),
+    }
+}
+
 /// The optional trigger body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -443,6 +477,17 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn view_is_full_by_default_or_summary() {
+        assert_eq!(parse_view(None), Ok(RunsView::Full));
+        assert_eq!(parse_view(Some(" ")), Ok(RunsView::Full));
+        assert_eq!(parse_view(Some("full")), Ok(RunsView::Full));
+        assert_eq!(parse_view(Some("summary")), Ok(RunsView::Summary));
+        let err = parse_view(Some("brief")).expect_err("brief is no view");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.contains("\"brief\"") && err.message.contains("summary"));
     }
 
     #[test]

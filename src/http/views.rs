@@ -161,13 +161,25 @@ pub struct RunView {
     pub instance_id: Option<String>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
-    /// The worker's log lines for this run (a JSON array).
-    pub logs: serde_json::Value,
+    /// The worker's log lines for this run (a JSON array); left out of listings asked with
+    /// `view=summary`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<serde_json::Value>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub created_at: String,
     /// The run's W3C trace context, as sent to the worker in `runJob`.
     pub traceparent: Option<String>,
+}
+
+impl RunView {
+    /// The run object without its logs.
+    pub fn without_logs(run: &PluginJobRunModel) -> Self {
+        Self {
+            logs: None,
+            ..Self::from(run)
+        }
+    }
 }
 
 impl From<&PluginJobRunModel> for RunView {
@@ -182,7 +194,7 @@ impl From<&PluginJobRunModel> for RunView {
             instance_id: run.instance_id.clone(),
             duration_ms: run.duration_ms,
             error: run.error.clone(),
-            logs: run.logs.clone(),
+            logs: Some(run.logs.clone()),
             started_at: iso_opt(run.started_at),
             finished_at: iso_opt(run.finished_at),
             created_at: iso(run.created_at),
