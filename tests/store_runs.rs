@@ -866,3 +866,40 @@ async fn prune_works_through_more_rows_than_one_batch_and_two_stores_prune_each_
     assert_eq!(pruned + last, 3_990);
     assert_eq!(t.all_runs().await.len(), 10);
 }
+
+#[actix_rt::test]
+async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there() {
+    use sea_orm::EntityTrait;
+    let t = TestDb::new().await;
+    let store = t.store();
+    let now = at("2024-03-01T00:00:00Z");
+    let mut runs = Vec::new();
+    for n in 0..150 {
+        let job = t.insert_job(job_row("alpha", &format!("job-{n:03}"))).await;
+        for i in 0..3 {
+            runs.push(PluginJobRunModel {
+                status: RunStatus::Succeeded,
+                created_at: now - TimeDelta::seconds(i + 1),
+                ..run_row(&job)
+            });
+        }
+    }
+    for chunk in runs.chunks(300) {
+        PluginJobRun::insert_many(chunk.iter().cloned().map(PluginJobRunActiveModel::from))
+            .exec_without_returning(&t.db)
+            .await
+            .expect("insert runs");
+    }
+    let prune = || PruneRuns {
+        now,
+        keep_per_job: 1,
+        retention: Duration::from_secs(30 * 86_400),
+    };
+    let first = store.send(prune()).await.expect("mailbox").expect("prune");
+    assert_eq!(first, 200, "two surplus runs of each of the first 100 jobs");
+    let second = store.send(prune()).await.expect("mailbox").expect("prune");
+    assert_eq!(second, 100, "the other 50 jobs");
+    assert_eq!(t.all_runs().await.len(), 150);
+    let third = store.send(prune()).await.expect("mailbox").expect("prune");
+    assert_eq!(third, 0, "round again from the first job: nothing left");
+}

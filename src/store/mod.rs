@@ -45,6 +45,8 @@ pub struct StoreActor {
     flush_queued: bool,
     /// Stamps heartbeats when they are written rather than when they were sent.
     clock: Option<Arc<dyn Clock>>,
+    /// The last job whose surplus runs a prune pass trimmed: the next pass goes on from there.
+    prune_cursor: Arc<std::sync::Mutex<Option<Uuid>>>,
 }
 
 impl StoreActor {
@@ -56,6 +58,7 @@ impl StoreActor {
             completes: Vec::new(),
             flush_queued: false,
             clock: None,
+            prune_cursor: Arc::default(),
         }
     }
 
@@ -489,10 +492,19 @@ write_handlers! {
     CancelPluginRuns => runs::cancel_plugin_runs,
 }
 
+/// The prune deletes only finished runs, which nothing writes again: it runs in short batches
+/// beside the writes instead of holding the write queue for a whole pass.
+impl Handler<PruneRuns> for StoreActor {
+    type Result = ResponseFuture<Result<u64>>;
+
+    fn handle(&mut self, msg: PruneRuns, _ctx: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        let cursor = Arc::clone(&self.prune_cursor);
+        Box::pin(async move { runs::prune_runs(&db, msg, &cursor).await })
+    }
+}
+
 read_handlers! {
-    // The prune deletes only finished runs, which nothing writes again: it runs in short
-    // batches beside the writes instead of holding the write queue for a whole pass.
-    PruneRuns => runs::prune_runs,
     ListJobs => jobs::list_jobs,
     GetJob => jobs::get_job,
     GetNextDueAt => jobs::get_next_due_at,

@@ -561,16 +561,22 @@ pub(super) async fn cancel_plugin_runs(
 /// Most rows one prune statement deletes.
 const PRUNE_BATCH: u64 = 1_000;
 
-/// Most jobs read per page while pruning each job's surplus.
-const PRUNE_JOB_PAGE: u64 = 500;
+/// Most jobs whose surplus one prune pass trims; the next pass goes on after the last one, so
+/// with many jobs each is trimmed every few passes and no pass scans every job's history.
+const PRUNE_JOBS_PER_PASS: u64 = 100;
 
 /// Prunes history in bounded batches, each its own short transaction run beside the store's
 /// writes (finished runs are never written again, so nothing else touches these rows): first
-/// the finished runs past the retention, oldest first from the `created_at` index; then, job by
-/// job, the finished runs beyond the newest `keep_per_job`, from the `(job_id, created_at)`
-/// index. On PostgreSQL each batch takes a transaction-level advisory lock, so one instance
-/// prunes at a time; an instance that finds it taken leaves the pass to the other.
-pub(super) async fn prune_runs(db: &DatabaseConnection, msg: PruneRuns) -> Result<u64> {
+/// the finished runs past the retention, oldest first from the `created_at` index; then, for up
+/// to 100 jobs after `cursor` (wrapping around), the finished runs beyond the newest
+/// `keep_per_job`, from the `(job_id, created_at)` index. On PostgreSQL each batch takes a
+/// transaction-level advisory lock, so one instance prunes at a time; an instance that finds it
+/// taken leaves the pass to the other.
+pub(super) async fn prune_runs(
+    db: &DatabaseConnection,
+    msg: PruneRuns,
+    cursor: &std::sync::Mutex<Option<Uuid>>,
+) -> Result<u64> {
     let now = to_millis(msg.now);
     let cutoff = minus(now, msg.retention);
     let finished = || {
@@ -599,56 +605,66 @@ pub(super) async fn prune_runs(db: &DatabaseConnection, msg: PruneRuns) -> Resul
             break;
         }
     }
-    let mut after: Option<Uuid> = None;
-    loop {
-        let mut page = PluginJob::find()
-            .select_only()
-            .column(PluginJobColumn::Id)
-            .order_by_asc(PluginJobColumn::Id)
-            .limit(PRUNE_JOB_PAGE);
-        if let Some(after) = after {
-            page = page.filter(PluginJobColumn::Id.gt(after));
-        }
-        let jobs: Vec<Uuid> = page.into_tuple().all(db).await?;
-        for job_id in &jobs {
-            loop {
-                let surplus = Query::select()
-                    .column(PluginJobRunColumn::Id)
-                    .from(PluginJobRun)
-                    .and_where(PluginJobRunColumn::JobId.eq(*job_id))
-                    .and_where(PluginJobRunColumn::Status.is_in(finished()))
-                    .order_by(PluginJobRunColumn::CreatedAt, Order::Desc)
-                    .order_by(PluginJobRunColumn::Id, Order::Desc)
-                    .limit(PRUNE_BATCH)
-                    .offset(msg.keep_per_job)
-                    .to_owned();
-                let Some(deleted) = delete_batch(db, surplus).await? else {
-                    return Ok(pruned);
-                };
-                pruned += deleted;
-                if deleted < PRUNE_BATCH {
-                    break;
-                }
+    let after = *cursor
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut page = PluginJob::find()
+        .select_only()
+        .column(PluginJobColumn::Id)
+        .order_by_asc(PluginJobColumn::Id)
+        .limit(PRUNE_JOBS_PER_PASS);
+    if let Some(after) = after {
+        page = page.filter(PluginJobColumn::Id.gt(after));
+    }
+    let jobs: Vec<Uuid> = page.into_tuple().all(db).await?;
+    for job_id in &jobs {
+        loop {
+            let surplus = Query::select()
+                .column(PluginJobRunColumn::Id)
+                .from(PluginJobRun)
+                .and_where(PluginJobRunColumn::JobId.eq(*job_id))
+                .and_where(PluginJobRunColumn::Status.is_in(finished()))
+                .order_by(PluginJobRunColumn::CreatedAt, Order::Desc)
+                .order_by(PluginJobRunColumn::Id, Order::Desc)
+                .limit(PRUNE_BATCH)
+                .offset(msg.keep_per_job)
+                .to_owned();
+            let Some(deleted) = delete_batch(db, surplus).await? else {
+                return Ok(pruned);
+            };
+            pruned += deleted;
+            if deleted < PRUNE_BATCH {
+                break;
             }
         }
-        if (jobs.len() as u64) < PRUNE_JOB_PAGE {
-            return Ok(pruned);
-        }
-        after = jobs.last().copied();
+        *cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(*job_id);
     }
+    if (jobs.len() as u64) < PRUNE_JOBS_PER_PASS {
+        // The end of the table: the next pass starts from the first job again.
+        *cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+    Ok(pruned)
 }
 
 /// Deletes the runs `ids` selects, in a transaction of its own. Answers `None` when another
 /// instance holds the prune lock (PostgreSQL).
 async fn delete_batch(db: &DatabaseConnection, ids: SelectStatement) -> Result<Option<u64>> {
-    /// The advisory lock key of the prune: "plugin-jobs prune" folded into 63 bits.
-    const PRUNE_LOCK: i64 = 0x706a_5f70_7275_6e65;
+    /// The advisory lock class of the prune ("pjpr"); the other key is the schema, so
+    /// plugin-jobs installations in different schemas of one database prune independently.
+    const PRUNE_LOCK: i32 = 0x706a_7072;
     let txn = db.begin().await?;
     if super::is_postgres(&txn) {
         let locked = txn
             .query_one_raw(Statement::from_string(
                 sea_orm::DbBackend::Postgres,
-                format!("SELECT pg_try_advisory_xact_lock({PRUNE_LOCK}) AS locked"),
+                format!(
+                    "SELECT pg_try_advisory_xact_lock({PRUNE_LOCK}, hashtext(current_schema())) \
+                     AS locked"
+                ),
             ))
             .await?
             .map(|row| row.try_get::<bool>("", "locked"))
