@@ -388,8 +388,13 @@ async fn a_slow_run_does_not_delay_another_jobs_slot() {
         },
     )
     .await;
-    let d = h.jobs.diagnostics().await.expect("d");
-    assert_eq!(d.active_job_count, 1, "the slow run is still in flight");
+    // The fast run's outcome is written before its actor reports back to the scheduler.
+    wait_until(
+        "only the slow run is in flight",
+        Duration::from_secs(10),
+        || async { h.jobs.diagnostics().await.expect("d").active_job_count == 1 },
+    )
+    .await;
     gate.open();
     h.wait_idle().await;
 }
