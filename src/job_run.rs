@@ -262,11 +262,7 @@ impl JobRunActor {
     fn give_up(&mut self, status: RunStatus, error: String, ctx: &mut Context<Self>) {
         self.phase = Phase::Releasing;
         self.cancel_timer(ctx);
-        self.deps.workers.notify(
-            &self.job.plugin_id,
-            "cancelJob",
-            json!({"runId": self.run.id.to_string(), "reason": error}),
-        );
+        self.send_cancel(&error);
         let block_until = plus(
             self.deps.clock.now(),
             self.deps.cancel_grace.saturating_add(RELEASE_MARGIN),
@@ -291,6 +287,15 @@ impl JobRunActor {
             );
             act.restart_worker(ctx);
         }));
+    }
+
+    /// Asks the worker to stop the run (`cancelJob`); it may or may not listen.
+    fn send_cancel(&self, reason: &str) {
+        self.deps.workers.notify(
+            &self.job.plugin_id,
+            "cancelJob",
+            json!({"runId": self.run.id.to_string(), "reason": reason}),
+        );
     }
 
     /// Restarts the worker and releases the job once its old process group is gone.
@@ -511,11 +516,7 @@ impl Handler<Cancel> for JobRunActor {
                     ctx.cancel_future(call);
                 }
                 self.cancel_timer(ctx);
-                self.deps.workers.notify(
-                    &self.job.plugin_id,
-                    "cancelJob",
-                    json!({"runId": self.run.id.to_string(), "reason": msg.reason}),
-                );
+                self.send_cancel(&msg.reason);
                 self.finish(RunStatus::Cancelled, Some(msg.reason), ctx);
             }
             Phase::Calling => self.give_up(RunStatus::Cancelled, msg.reason, ctx),
