@@ -299,6 +299,8 @@ async fn floor(db: &DatabaseConnection, rows: usize) -> Value {
                 finished_at: Set(None),
                 created_at: Set(now),
                 traceparent: Set(None),
+                attempt: Set(1),
+                retry_of: Set(None),
             })
             .exec_without_returning(&txn)
             .await
@@ -538,6 +540,8 @@ async fn insert_history(db: &DatabaseConnection, jobs: &[PluginJobModel], per_jo
                 finished_at: Set(Some(at)),
                 created_at: Set(at),
                 traceparent: Set(None),
+                attempt: Set(1),
+                retry_of: Set(None),
             });
             if batch.len() == 1_000 {
                 PluginJobRun::insert_many(std::mem::take(&mut batch))

@@ -89,6 +89,8 @@ pub enum RunEvent {
         plugin_id: String,
         job_key: String,
         trigger: RunTrigger,
+        /// 1 for the first run of a slot, 2 for its first retry, …
+        attempt: i32,
         status: RunStatus,
         duration_ms: i64,
         error: Option<String>,
@@ -106,7 +108,22 @@ pub enum RunEvent {
         run_id: Uuid,
         job_id: Uuid,
         plugin_id: String,
+        attempt: i32,
         error: String,
+    },
+    /// A failed run's retry was dropped: `superseded` when the job's next slot came before it
+    /// could start (the slot's last attempt has then failed), otherwise cancelled because the
+    /// job stopped being active (by the `RetryActor`).
+    RetryDropped {
+        job_id: Uuid,
+        plugin_id: String,
+        job_key: String,
+        /// The failed run the retry was for.
+        run_id: Uuid,
+        attempt: i32,
+        superseded: bool,
+        reason: String,
+        error: Option<String>,
     },
     /// A job was paused automatically after `failures` consecutive failed runs (by the
     /// `JobHealthActor`); `reason` is its `pausedReason`.

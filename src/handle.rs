@@ -27,6 +27,7 @@ use crate::job_health::JobHealthActor;
 use crate::maintenance::{MaintenanceActor, StartMaintenance};
 use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::notifier::{NotifierActor, NotifierConfig};
+use crate::retry::{RetryActor, StartRetries};
 use crate::scheduler::{
     AwaitReleased, Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob,
     SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
@@ -114,12 +115,14 @@ impl PluginJobsBuilder {
     }
 
     /// Starts the StoreActor, the SchedulerActor, the MaintenanceActor, and the subscribers of
-    /// run events (MetricsActor, JobHealthActor, and the NotifierActor when configured) in the
+    /// run events (MetricsActor, JobHealthActor, RetryActor, and the NotifierActor when
+    /// configured) in the
     /// current actix System, and starts ticking. A setting that breaks a rule of
     /// [`SchedulerConfig::validate`] is [`crate::Error::Config`], and nothing is started.
     pub fn start(self) -> Result<PluginJobsHandle> {
         self.config.validate()?;
         let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
+        let retry_poll = self.config.tick_interval;
         let store = StoreActor::new(self.db)
             .with_clock(Arc::clone(&self.clock))
             .start();
@@ -147,6 +150,14 @@ impl PluginJobsBuilder {
         .start();
         let metrics =
             MetricsActor::new(scheduler.clone(), store.clone(), Arc::clone(&workers)).start();
+        let retries = RetryActor::new(
+            store.clone(),
+            scheduler.clone(),
+            Arc::clone(&self.clock),
+            events.clone(),
+            retry_poll,
+        )
+        .start();
         let health = JobHealthActor::new(
             store.clone(),
             Arc::clone(&self.clock),
@@ -157,6 +168,7 @@ impl PluginJobsBuilder {
         // Subscribed before `Start`, so they see the first tick's events.
         events.subscribe(metrics.clone().recipient());
         events.subscribe(health.clone().recipient());
+        events.subscribe(retries.clone().recipient());
         let notifier = self.notifier.map(|config| {
             let notifier = NotifierActor::new(
                 store.clone(),
@@ -174,6 +186,7 @@ impl PluginJobsBuilder {
         scheduler.do_send(Start);
         if self.timers {
             maintenance.do_send(StartMaintenance);
+            retries.do_send(StartRetries);
         }
         Ok(PluginJobsHandle {
             scheduler,
@@ -182,6 +195,7 @@ impl PluginJobsBuilder {
             store,
             metrics,
             health,
+            retries,
             notifier,
             workers,
             clock: self.clock,
@@ -212,6 +226,8 @@ pub struct PluginJobsHandle {
     pub metrics: Addr<MetricsActor>,
     /// Keeps each job's failure streak and last success; pauses jobs that fail too often.
     pub health: Addr<JobHealthActor>,
+    /// Starts the retries failed runs asked for; tests send it one pass at a time.
+    pub retries: Addr<RetryActor>,
     /// Posts webhooks, when the builder was given a [`NotifierConfig`].
     pub notifier: Option<Addr<NotifierActor>>,
     /// The workers the scheduler calls; the API reads their status.
@@ -288,6 +304,7 @@ impl PluginJobsHandle {
             ("SchedulerActor", self.scheduler.connected()),
             ("MetricsActor", self.metrics.connected()),
             ("JobHealthActor", self.health.connected()),
+            ("RetryActor", self.retries.connected()),
         ]
         .into_iter()
         .filter(|(_, up)| !up)

@@ -183,6 +183,20 @@ impl Handler<RunEvent> for JobHealthActor {
                 error: Some(error),
                 at: self.clock.now(),
             },
+            // The slot's last attempt failed when its retry was superseded.
+            RunEvent::RetryDropped {
+                run_id,
+                job_id,
+                superseded: true,
+                error,
+                ..
+            } => RunOutcome {
+                job_id,
+                run_id,
+                succeeded: false,
+                error,
+                at: self.clock.now(),
+            },
             _ => return,
         };
         self.push(outcome, ctx);

@@ -194,6 +194,8 @@ impl JobRunActor {
                 "trigger": self.run.trigger.to_string(),
                 "scheduledAt": iso(self.run.scheduled_for),
                 "traceparent": self.run.traceparent,
+                "attempt": self.run.attempt,
+                "retryOf": self.run.retry_of.map(|id| id.to_string()),
             }
         });
         let timeout = self.timeout();
@@ -389,6 +391,7 @@ impl JobRunActor {
             plugin_id: self.job.plugin_id.clone(),
             job_key: self.job.job_key.clone(),
             trigger: self.run.trigger,
+            attempt: self.run.attempt,
             status,
             duration_ms,
             error: error.clone(),

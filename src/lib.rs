@@ -4,6 +4,8 @@
 //! - [`cron`] parses cron expressions and finds their next slot in a timezone (pure logic).
 //! - [`config`] holds the scheduler's settings with their named defaults and parses durations.
 //! - [`clock`] gives every actor "now": the system clock, or a manual one for tests.
+//! - [`declaration`] is what a job is as a plugin declares it, with its retry policy and the
+//!   rules the manifest loader and the store both check (pure data).
 //! - [`db`] connects to SQLite or PostgreSQL with the right pool settings and runs migrations.
 //! - [`store`] is the `StoreActor`, the only writer to the database.
 //! - [`scheduler`] is the `SchedulerActor`: ticks, claims, spawning runs, triggers, shutdown;
@@ -16,7 +18,8 @@
 //!   subscriber that keeps the Prometheus metrics; [`job_health`] is the `JobHealthActor`, a
 //!   subscriber that keeps each job's failure streak and pauses jobs that keep failing;
 //!   [`notifier`] is the `NotifierActor`, a subscriber that posts signed webhooks through a
-//!   durable outbox.
+//!   durable outbox; [`retry`] is the `RetryActor`, which starts the retries failed runs asked
+//!   for when they come due.
 //! - [`describe`] puts common cron expressions into plain words (pure logic).
 //! - [`manifest`] loads the plugins directory; [`server`] is `plugin-jobs serve`.
 //! - [`http`] is the HTTP API: one `configure` call mounts `/api`, `/metrics` and `/healthz` on
@@ -29,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod cron;
 pub mod db;
+pub mod declaration;
 pub mod describe;
 pub mod error;
 pub mod events;
@@ -40,6 +44,7 @@ pub mod maintenance;
 pub mod manifest;
 pub mod metrics;
 pub mod notifier;
+pub mod retry;
 pub mod run_table;
 pub mod scheduler;
 pub mod server;

@@ -159,6 +159,7 @@ impl Handler<RescuePass> for MaintenanceActor {
                     run_id: run.run_id,
                     job_id: run.job_id,
                     plugin_id: run.plugin_id.clone(),
+                    attempt: run.attempt,
                     error: run.error.clone(),
                 });
             }

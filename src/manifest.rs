@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::store::JobDeclaration;
+use crate::declaration::JobDeclaration;
 use crate::worker::PluginProcess;
 
 /// The contents of a `manifest.json`.
@@ -170,22 +170,7 @@ fn check(manifest: &Manifest, dir: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
-    let mut keys = HashSet::new();
-    for (index, job) in manifest.jobs.iter().enumerate() {
-        if job.job_key.is_empty() {
-            return Err(format!("jobs[{index}].jobKey: must not be empty"));
-        }
-        if !keys.insert(&job.job_key) {
-            return Err(format!(
-                "jobs[{index}].jobKey: {:?} is declared twice",
-                job.job_key
-            ));
-        }
-        if job.timeout_ms.is_some_and(|ms| ms <= 0) {
-            return Err(format!("jobs[{index}].timeoutMs: must be positive"));
-        }
-    }
-    Ok(())
+    crate::declaration::check_jobs(&manifest.jobs)
 }
 
 #[cfg(test)]

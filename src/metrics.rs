@@ -523,7 +523,9 @@ impl Handler<RunEvent> for MetricsActor {
                 self.tick_duration.observe(duration.as_secs_f64());
             }
             // The job gauges read these from the database at scrape time.
-            RunEvent::JobPaused { .. } | RunEvent::JobRecovered { .. } => {}
+            RunEvent::JobPaused { .. }
+            | RunEvent::JobRecovered { .. }
+            | RunEvent::RetryDropped { .. } => {}
             RunEvent::NotificationSent {
                 event_type,
                 outcome,

@@ -197,7 +197,7 @@ pub struct NotificationPayload {
     pub job: Option<String>,
     pub job_id: Option<Uuid>,
     pub run: Option<Uuid>,
-    /// The run's attempt (1 until retries exist).
+    /// The run's attempt: 1 for the first run of a slot, 2 for its first retry, …
     pub attempt: Option<u32>,
     pub error: Option<String>,
     /// API path of the run (or of the job, or of the plugins for a worker event).
@@ -481,6 +481,7 @@ impl Handler<RunEvent> for NotifierActor {
                 job_key,
                 status,
                 error,
+                attempt,
                 ..
             } => {
                 let kind = match status {
@@ -497,12 +498,14 @@ impl Handler<RunEvent> for NotifierActor {
                         .with_run(run_id);
                 payload.status = Some(status.to_string());
                 payload.error = error;
+                payload.attempt = u32::try_from(attempt).ok();
                 payload
             }
             RunEvent::RunRescued {
                 run_id,
                 job_id,
                 plugin_id,
+                attempt,
                 error,
             } => {
                 if !self.wants(NotificationEvent::RunFailed) {
@@ -519,6 +522,7 @@ impl Handler<RunEvent> for NotifierActor {
                 .with_run(run_id);
                 payload.status = Some(RunStatus::Failed.to_string());
                 payload.error = Some(error);
+                payload.attempt = u32::try_from(attempt).ok();
                 let store = self.store.clone();
                 async move { crate::store::ask(&store, GetJob(JobRef::Id(job_id))).await }
                     .into_actor(self)
@@ -601,6 +605,7 @@ impl Handler<RunEvent> for NotifierActor {
             RunEvent::RunQueued { .. }
             | RunEvent::RunStarted { .. }
             | RunEvent::TickFinished { .. }
+            | RunEvent::RetryDropped { .. }
             | RunEvent::NotificationSent { .. } => return,
         };
         self.enqueue(payload, ctx);

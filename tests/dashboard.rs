@@ -156,6 +156,8 @@ async fn all_jobs_come_with_their_schedule_in_words_next_slots_and_newest_run() 
             "error": null,
             "startedAt": "2024-01-15T10:00:30.000Z",
             "finishedAt": plugin_jobs::time::iso(second_run.finished_at.expect("finished")),
+            "attempt": 1,
+            "retryOf": null,
         })
     );
     // The job object's own fields are all there beside the three added ones.

@@ -40,6 +40,7 @@ const JOB_FIELDS: &[&str] = &[
     "consecutiveFailures",
     "lastSuccessAt",
     "pausedReason",
+    "retry",
     "createdAt",
     "updatedAt",
 ];
@@ -59,6 +60,8 @@ const RUN_FIELDS: &[&str] = &[
     "finishedAt",
     "createdAt",
     "traceparent",
+    "attempt",
+    "retryOf",
 ];
 
 /// Builds the service for a harness, with an optional API token.
@@ -280,6 +283,7 @@ async fn jobs_list_every_field_in_camel_case_with_iso_millisecond_timestamps() {
             "consecutiveFailures": 0,
             "lastSuccessAt": null,
             "pausedReason": null,
+            "retry": {"maxAttempts": 1, "backoffMs": 10000, "maxBackoffMs": 300000},
             "createdAt": "2024-01-15T10:00:00.000Z",
             "updatedAt": "2024-01-15T10:00:00.000Z",
         })
@@ -638,6 +642,8 @@ async fn a_run_is_shown_with_every_field_and_unknown_or_malformed_ids_are_refuse
             "finishedAt": "2024-01-15T10:00:00.000Z",
             "createdAt": "2024-01-15T10:00:00.000Z",
             "traceparent": traceparent,
+            "attempt": 1,
+            "retryOf": null,
         })
     );
 

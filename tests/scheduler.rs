@@ -143,6 +143,8 @@ async fn a_due_job_runs_with_the_exact_payload_and_its_pointer_moves() {
             "trigger": "schedule",
             "scheduledAt": "2025-01-15T10:30:00.000Z",
             "traceparent": run.traceparent.clone().expect("a trace context"),
+            "attempt": 1,
+            "retryOf": null,
         }})
     );
     assert_eq!(

@@ -46,6 +46,48 @@ fn the_demo_plugin_runs_on_schedule_and_its_runs_are_listed() {
 }
 
 #[test]
+fn a_manifest_retry_policy_retries_a_failed_run_through_a_process_worker() {
+    let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workers/raw_worker.py");
+    let manifest = json!({
+        "id": "py",
+        "command": ["python3", worker.display().to_string()],
+        "jobs": [{"jobKey": "flaky", "retry": {"maxAttempts": 3, "backoff": "200ms"}}]
+    });
+    let server = Server::start(&[("py".to_owned(), manifest.to_string())], &[]);
+    server.wait_worker("py", "running");
+    let (status, job) = server.get("/api/plugins/py/jobs/flaky");
+    assert_eq!(status, 200);
+    assert_eq!(
+        job["retry"],
+        json!({"maxAttempts": 3, "backoffMs": 200, "maxBackoffMs": 300_000})
+    );
+    let (status, triggered) = server.post("/api/plugins/py/jobs/flaky/trigger");
+    assert_eq!(status, 202, "{triggered}");
+    let first = triggered["runId"].as_str().expect("run id").to_owned();
+    wait_until("the retry succeeded", Duration::from_secs(30), || {
+        server
+            .runs("py", "flaky")
+            .iter()
+            .any(|run| run["status"] == "succeeded")
+    });
+    let runs = server.runs("py", "flaky");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let (retry, failed) = (&runs[0], &runs[1]);
+    assert_eq!(failed["id"], json!(first));
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["attempt"], 1);
+    assert_eq!(failed["retryOf"], serde_json::Value::Null);
+    assert_eq!(retry["trigger"], "retry");
+    assert_eq!(retry["attempt"], 2);
+    assert_eq!(retry["retryOf"], json!(first));
+    assert_eq!(retry["scheduledFor"], failed["scheduledFor"]);
+    assert_eq!(
+        retry["logs"][0]["message"],
+        json!(format!("attempt 2 retryOf {first}"))
+    );
+}
+
+#[test]
 fn trigger_pause_resume_and_every_error_status_over_http() {
     let good = test_plugin(
         "good",

@@ -40,6 +40,12 @@ pub struct Model {
     pub paused_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Attempts per slot, the first included (1: no retry).
+    pub retry_max_attempts: i32,
+    /// Wait before the first retry, doubled per attempt; `None` means the default (10 s).
+    pub retry_backoff_ms: Option<i64>,
+    /// The longest wait between attempts; `None` means the default (5 min).
+    pub retry_max_backoff_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

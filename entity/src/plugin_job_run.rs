@@ -31,6 +31,10 @@ pub struct Model {
     /// The run's W3C trace context (`00-<trace id>-<span id>-01`), sent to the worker in
     /// `runJob` so its logs and spans can be correlated with the host's.
     pub traceparent: Option<String>,
+    /// 1 for the first run of a slot, 2 for its first retry, …
+    pub attempt: i32,
+    /// The first run of the slot, for a retry.
+    pub retry_of: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

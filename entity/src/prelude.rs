@@ -8,8 +8,13 @@ pub use super::plugin_job_notification::{
     ActiveModel as NotificationActiveModel, Column as NotificationColumn, Entity as Notification,
     Model as NotificationModel,
 };
+pub use super::plugin_job_retry::{
+    ActiveModel as RetryActiveModel, Column as RetryColumn, Entity as Retry, Model as RetryModel,
+};
 pub use super::plugin_job_run::{
     ActiveModel as PluginJobRunActiveModel, Column as PluginJobRunColumn, Entity as PluginJobRun,
     Model as PluginJobRunModel,
 };
-pub use super::sea_orm_active_enums::{JobStatus, MisfirePolicy, RunStatus, RunTrigger};
+pub use super::sea_orm_active_enums::{
+    JobStatus, MisfirePolicy, RetryStatus, RunStatus, RunTrigger,
+};

@@ -82,6 +82,27 @@ pub enum RunTrigger {
 }
 
 /// What to do with a slot missed by more than the misfire grace.
+/// Where a retry of a failed run stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum RetryStatus {
+    /// Waiting for its due time.
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// Its run was created.
+    #[sea_orm(string_value = "started")]
+    Started,
+    /// Dropped: the job's next slot came first.
+    #[sea_orm(string_value = "superseded")]
+    Superseded,
+    /// Dropped: the job was paused, retired or unloaded first.
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}
+
 #[derive(
     Debug,
     Clone,
@@ -136,4 +157,4 @@ macro_rules! text_enum {
     )*};
 }
 
-text_enum!(JobStatus: "job status", RunStatus: "run status", RunTrigger: "trigger", MisfirePolicy: "misfire policy");
+text_enum!(JobStatus: "job status", RunStatus: "run status", RetryStatus: "retry status", RunTrigger: "trigger", MisfirePolicy: "misfire policy");

@@ -55,8 +55,35 @@ pub struct JobView {
     /// Why the job was paused automatically ("paused after 5 consecutive failures; last error:
     /// …"); `null` otherwise, and cleared on resume.
     pub paused_reason: Option<String>,
+    /// The retry policy: `{maxAttempts, backoffMs, maxBackoffMs}` (attempts per slot, the first
+    /// included; 1 means no retry).
+    pub retry: RetryView,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A job's retry policy, with the defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryView {
+    pub max_attempts: i32,
+    pub backoff_ms: i64,
+    pub max_backoff_ms: i64,
+}
+
+impl From<&PluginJobModel> for RetryView {
+    fn from(job: &PluginJobModel) -> Self {
+        let millis = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            max_attempts: job.retry_max_attempts,
+            backoff_ms: job
+                .retry_backoff_ms
+                .unwrap_or_else(|| millis(crate::declaration::DEFAULT_BACKOFF)),
+            max_backoff_ms: job
+                .retry_max_backoff_ms
+                .unwrap_or_else(|| millis(crate::declaration::DEFAULT_MAX_BACKOFF)),
+        }
+    }
 }
 
 impl From<&PluginJobModel> for JobView {
@@ -80,6 +107,7 @@ impl From<&PluginJobModel> for JobView {
             consecutive_failures: job.consecutive_failures,
             last_success_at: iso_opt(job.last_success_at),
             paused_reason: job.paused_reason.clone(),
+            retry: RetryView::from(job),
             created_at: iso(job.created_at),
             updated_at: iso(job.updated_at),
         }
@@ -128,6 +156,8 @@ pub struct RunSummaryView {
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    pub attempt: i32,
+    pub retry_of: Option<Uuid>,
 }
 
 impl From<&PluginJobRunModel> for RunSummaryView {
@@ -141,6 +171,8 @@ impl From<&PluginJobRunModel> for RunSummaryView {
             error: run.error.clone(),
             started_at: iso_opt(run.started_at),
             finished_at: iso_opt(run.finished_at),
+            attempt: run.attempt,
+            retry_of: run.retry_of,
         }
     }
 }
@@ -170,6 +202,10 @@ pub struct RunView {
     pub created_at: String,
     /// The run's W3C trace context, as sent to the worker in `runJob`.
     pub traceparent: Option<String>,
+    /// 1 for the first run of a slot, 2 for its first retry, …
+    pub attempt: i32,
+    /// For a retry: the first run of its slot.
+    pub retry_of: Option<Uuid>,
 }
 
 impl RunView {
@@ -199,6 +235,8 @@ impl From<&PluginJobRunModel> for RunView {
             finished_at: iso_opt(run.finished_at),
             created_at: iso(run.created_at),
             traceparent: run.traceparent.clone(),
+            attempt: run.attempt,
+            retry_of: run.retry_of,
         }
     }
 }

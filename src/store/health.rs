@@ -10,7 +10,7 @@ use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use super::{StoreActor, begin_write, runs};
+use super::{StoreActor, begin_write, retries, runs};
 use crate::Result;
 use crate::time::to_millis;
 
@@ -91,6 +91,11 @@ pub(super) async fn record_run_outcomes(
         let Some(job) = query.one(&txn).await? else {
             continue;
         };
+        // A failure with a retry to come is not the slot's last attempt: it counts only if
+        // the retry is superseded (and then it is reported again).
+        if !outcome.succeeded && retries::retry_follows(&txn, outcome.run_id).await? {
+            continue;
+        }
         let at = to_millis(outcome.at);
         let mut update = PluginJob::update_many().filter(PluginJobColumn::Id.eq(job.id));
         let kind = if outcome.succeeded {

@@ -10,7 +10,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
 };
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
@@ -18,59 +17,10 @@ use super::{
     SetJobStatus, SyncJobDeclarations, begin_write, runs,
 };
 use crate::cron::Schedule;
+pub use crate::declaration::JobDeclaration;
 use crate::events::SkipReason;
 use crate::time::{delta, plus, to_millis};
 use crate::{Error, Result};
-
-/// Longest accepted job key.
-const MAX_JOB_KEY_LEN: usize = 200;
-
-/// One job as a plugin declares it (in its manifest, or through `RegisterPlugin`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JobDeclaration {
-    /// Stable key of the job within its plugin.
-    pub job_key: String,
-    #[serde(default)]
-    pub display_name: String,
-    #[serde(default)]
-    pub description: String,
-    /// Cron expression; empty (the default) means the job only runs when triggered.
-    #[serde(default)]
-    pub schedule: String,
-    /// IANA timezone the schedule is evaluated in.
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
-    /// Per-job timeout; `None` means the scheduler default.
-    #[serde(default)]
-    pub timeout_ms: Option<i64>,
-    #[serde(default)]
-    pub misfire: MisfirePolicy,
-    /// Pause the job after this many consecutive failed runs; `None` means the server default
-    /// (`--pause-after-failures`, off unless set).
-    #[serde(default)]
-    pub pause_after_failures: Option<u32>,
-}
-
-fn default_timezone() -> String {
-    "UTC".to_owned()
-}
-
-impl JobDeclaration {
-    /// A declaration with every optional field at its default.
-    pub fn new(job_key: impl Into<String>, schedule: impl Into<String>) -> Self {
-        Self {
-            job_key: job_key.into(),
-            display_name: String::new(),
-            description: String::new(),
-            schedule: schedule.into(),
-            timezone: default_timezone(),
-            timeout_ms: None,
-            misfire: MisfirePolicy::default(),
-            pause_after_failures: None,
-        }
-    }
-}
 
 /// What a declaration's schedule says about the job's pointer.
 enum ScheduleCheck {
@@ -105,63 +55,6 @@ fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>) -> Schedul
     }
 }
 
-fn validate_declarations(plugin_id: &str, jobs: &[JobDeclaration]) -> Result<()> {
-    if plugin_id.trim().is_empty() {
-        return Err(Error::InvalidInput("pluginId must not be empty".to_owned()));
-    }
-    if plugin_id.contains('\0') {
-        return Err(Error::InvalidInput(
-            "pluginId must not contain a NUL character".to_owned(),
-        ));
-    }
-    let mut seen = HashSet::new();
-    for (index, job) in jobs.iter().enumerate() {
-        if job.job_key.trim().is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "jobs[{index}].jobKey must not be empty"
-            )));
-        }
-        if job.job_key.contains('\0') {
-            return Err(Error::InvalidInput(format!(
-                "jobs[{index}].jobKey must not contain a NUL character"
-            )));
-        }
-        if job.job_key.len() > MAX_JOB_KEY_LEN {
-            return Err(Error::InvalidInput(format!(
-                "jobs[{index}].jobKey is longer than {MAX_JOB_KEY_LEN} characters"
-            )));
-        }
-        if !seen.insert(job.job_key.as_str()) {
-            return Err(Error::InvalidInput(format!(
-                "jobs[{index}].jobKey {:?} is declared twice",
-                job.job_key
-            )));
-        }
-        if let Some(timeout) = job.timeout_ms
-            && timeout <= 0
-        {
-            return Err(Error::InvalidInput(format!(
-                "jobs[{index}].timeoutMs must be positive (got {timeout})"
-            )));
-        }
-        if let Some(failures) = job.pause_after_failures
-            && (failures == 0 || i32::try_from(failures).is_err())
-        {
-            return Err(Error::InvalidInput(format!(
-                "jobs[{index}].pauseAfterFailures must be between 1 and {} (got {failures})",
-                i32::MAX
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The declared auto-pause threshold as stored (validated to fit).
-fn pause_after(decl: &JobDeclaration) -> Option<i32> {
-    decl.pause_after_failures
-        .and_then(|failures| i32::try_from(failures).ok())
-}
-
 /// An operator's pause survives a re-declaration; every other status becomes active.
 fn redeclared_status(current: JobStatus) -> JobStatus {
     match current {
@@ -174,7 +67,7 @@ pub(super) async fn sync_job_declarations(
     db: &DatabaseConnection,
     msg: SyncJobDeclarations,
 ) -> Result<Vec<PluginJobModel>> {
-    validate_declarations(&msg.plugin_id, &msg.jobs)?;
+    crate::declaration::validate(&msg.plugin_id, &msg.jobs)?;
     let mut msg = msg;
     for decl in &mut msg.jobs {
         // A schedule or timezone holding such a character is invalid anyway: it fails to
@@ -210,6 +103,7 @@ pub(super) async fn sync_job_declarations(
             decl.display_name.clone()
         };
         let check = check_schedule(&decl.schedule, &decl.timezone, now);
+        let retry = decl.stored_retry();
         let Some(job) = existing.get(&decl.job_key) else {
             let (status, last_error, next_run_at) = match check {
                 ScheduleCheck::Manual => (JobStatus::Active, None, None),
@@ -233,7 +127,10 @@ pub(super) async fn sync_job_declarations(
                 next_run_at: Set(next_run_at),
                 created_at: Set(now),
                 updated_at: Set(now),
-                pause_after_failures: Set(pause_after(decl)),
+                pause_after_failures: Set(decl.pause_after()),
+                retry_max_attempts: Set(retry.0),
+                retry_backoff_ms: Set(retry.1),
+                retry_max_backoff_ms: Set(retry.2),
                 // The failure streak, last success and pause reason start empty.
                 ..Default::default()
             })
@@ -284,8 +181,11 @@ pub(super) async fn sync_job_declarations(
             .col_expr(PluginJobColumn::Misfire, Expr::value(decl.misfire))
             .col_expr(
                 PluginJobColumn::PauseAfterFailures,
-                Expr::value(pause_after(decl)),
+                Expr::value(decl.pause_after()),
             )
+            .col_expr(PluginJobColumn::RetryMaxAttempts, Expr::value(retry.0))
+            .col_expr(PluginJobColumn::RetryBackoffMs, Expr::value(retry.1))
+            .col_expr(PluginJobColumn::RetryMaxBackoffMs, Expr::value(retry.2))
             .col_expr(PluginJobColumn::LastError, Expr::value(last_error))
             .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
             .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))

@@ -7,12 +7,14 @@
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
-//! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), the outbox messages
+//! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
+//! `ListDueRetries` and `GetRetryOf` (in `retries.rs`), the outbox messages
 //! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`. Sends nothing.
 
 mod health;
 mod jobs;
+mod retries;
 mod runs;
 
 use actix::prelude::*;
@@ -31,6 +33,7 @@ use crate::clock::Clock;
 pub use crate::events::SkipReason;
 pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
 pub use jobs::{ClaimOutcome, ClaimedRun, JobDeclaration, SkippedSlot};
+pub use retries::{DueRetries, GetRetryOf, ListDueRetries, RetryStart, StartRetry, backoff};
 pub use runs::RescuedRun;
 
 use crate::Result;
@@ -490,6 +493,7 @@ write_handlers! {
     CreateRun => runs::create_run,
     RescueStaleRuns => runs::rescue_stale_runs,
     CancelPluginRuns => runs::cancel_plugin_runs,
+    StartRetry => retries::start_retry,
 }
 
 /// The prune deletes only finished runs, which nothing writes again: it runs in short batches
@@ -510,6 +514,8 @@ read_handlers! {
     GetNextDueAt => jobs::get_next_due_at,
     ListRuns => runs::list_runs,
     GetRun => runs::get_run,
+    ListDueRetries => retries::list_due_retries,
+    GetRetryOf => retries::get_retry_of,
     Ping => ping,
 }
 

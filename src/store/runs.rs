@@ -14,6 +14,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::jobs::on_conflict_do_nothing;
+use super::retries;
 use super::{
     CancelPluginRuns, CompleteRun, CreateRun, GetRun, Heartbeat, ListRuns, MarkRunning, PruneRuns,
     RescueStaleRuns, begin_write,
@@ -28,6 +29,7 @@ pub struct RescuedRun {
     pub job_id: Uuid,
     pub plugin_id: String,
     pub instance_id: Option<String>,
+    pub attempt: i32,
     pub error: String,
 }
 
@@ -56,12 +58,14 @@ pub(super) fn new_run(
         finished_at: None,
         created_at: now,
         traceparent: Some(traceparent(id)),
+        attempt: 1,
+        retry_of: None,
     }
 }
 
 /// A W3C `traceparent` for a run: the run id is the trace id (unique, and findable from either
 /// side), with a random span id, sampled.
-fn traceparent(run_id: Uuid) -> String {
+pub(super) fn traceparent(run_id: Uuid) -> String {
     let span = Uuid::new_v4().as_u128() as u64;
     format!("00-{}-{span:016x}-01", run_id.simple())
 }
@@ -83,6 +87,8 @@ pub(super) fn active_model(run: PluginJobRunModel) -> PluginJobRunActiveModel {
         finished_at: Set(run.finished_at),
         created_at: Set(run.created_at),
         traceparent: Set(run.traceparent),
+        attempt: Set(run.attempt),
+        retry_of: Set(run.retry_of),
     }
 }
 
@@ -412,6 +418,11 @@ async fn complete_all(
             Ok(true)
         })
         .collect();
+    let failed: Vec<Uuid> = groups
+        .iter()
+        .filter(|(outcome, _)| outcome.status == RunStatus::Failed)
+        .flat_map(|(_, (_, ids))| ids.iter().copied())
+        .collect();
     for (outcome, (logs, ids)) in groups {
         for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
             let mut update = PluginJobRun::update_many()
@@ -443,6 +454,7 @@ async fn complete_all(
                 .await?;
         }
     }
+    retries::schedule_after_failures(db, &failed, now).await?;
     Ok(answers)
 }
 
@@ -514,10 +526,13 @@ pub(super) async fn rescue_stale_runs(
                 job_id: run.job_id,
                 plugin_id: run.plugin_id,
                 instance_id: run.instance_id,
+                attempt: run.attempt,
                 error,
             });
         }
     }
+    let failed: Vec<Uuid> = rescued.iter().map(|run| run.run_id).collect();
+    retries::schedule_after_failures(&txn, &failed, now).await?;
     txn.commit().await?;
     Ok(rescued)
 }

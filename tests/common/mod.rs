@@ -161,6 +161,9 @@ pub fn job_row(plugin_id: &str, job_key: &str) -> PluginJobModel {
         paused_reason: None,
         created_at: at("2024-01-15T00:00:00Z"),
         updated_at: at("2024-01-15T00:00:00Z"),
+        retry_max_attempts: 1,
+        retry_backoff_ms: None,
+        retry_max_backoff_ms: None,
     }
 }
 
@@ -182,6 +185,8 @@ pub fn run_row(job: &PluginJobModel) -> PluginJobRunModel {
         finished_at: None,
         created_at: at("10:00"),
         traceparent: None,
+        attempt: 1,
+        retry_of: None,
     }
 }
 

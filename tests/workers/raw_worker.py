@@ -2,7 +2,8 @@
 """A worker written without the SDK: raw JSON-RPC lines on stdin/stdout.
 
 Proves the protocol works for any language. Job `ok` succeeds and logs a line, job `fail` fails
-with a message, job `flood` sends 100,000 empty log lines and one with a level of almost 1 MiB
+with a message, job `flaky` fails its first attempt and succeeds on a retry (logging the attempt
+and the run it retries), job `flood` sends 100,000 empty log lines and one with a level of almost 1 MiB
 before it succeeds; any other key is an invalid-params error.
 """
 import json
@@ -39,6 +40,16 @@ for line in sys.stdin:
                   "params": {"runId": job["runId"], "level": "x" * ((1 << 20) - 200),
                              "message": "huge level"}})
             send({"jsonrpc": "2.0", "id": mid, "result": None})
+        elif job["jobKey"] == "flaky":
+            send({"jsonrpc": "2.0", "method": "log",
+                  "params": {"runId": job["runId"], "level": "info",
+                             "message": "attempt %s retryOf %s" % (job.get("attempt"),
+                                                                   job.get("retryOf"))}})
+            if job.get("attempt", 1) == 1:
+                send({"jsonrpc": "2.0", "id": mid,
+                      "error": {"code": -32002, "message": "first attempts fail"}})
+            else:
+                send({"jsonrpc": "2.0", "id": mid, "result": None})
         elif job["jobKey"] == "fail":
             send({"jsonrpc": "2.0", "id": mid,
                   "error": {"code": -32002, "message": "python says no"}})

@@ -8,13 +8,16 @@
 //! hands it to the oldest queued manual run, or to a due job.
 //!
 //! Handles: `Start`, `Tick`, `TriggerJob`, `RegisterPlugin`, `UnregisterPlugin`, `PauseJob`,
-//! `ResumeJob`, `RunFinished`, `RunSettled`, `GetTrackedRuns`, `GetDiagnostics`, `Subscribe`,
+//! `ResumeJob`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`, `GetDiagnostics`, `Subscribe`,
 //! `Shutdown`, `AwaitReleased`. Sends: store messages, `Cancel` to its `JobRunActor`s,
 //! `RunEvent`s on the bus.
+//!
+//! Rooms: this file is dispatch (the actor, ticks and wakes, claims, spawning runs, the run
+//! lifecycle messages); `commands.rs` the operator and plugin commands (trigger, retry,
+//! register, unregister, pause, resume); `shutdown.rs` the shutdown and `AwaitReleased`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -25,16 +28,20 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
 use crate::events::{EventBus, RunEvent, Subscribe};
-use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished, RunSettled};
+use crate::job_run::{JobRunActor, RunDeps, RunFinished, RunSettled};
 use crate::maintenance::GetTrackedRuns;
 use crate::run_table::{LiveRun, RunTable};
-use crate::store::{
-    ClaimDueJobs, CompleteRun, CreateRun, GetJob, GetNextDueAt, JobDeclaration, JobRef,
-    SetJobStatus, StoreActor, SyncJobDeclarations,
-};
+use crate::store::{ClaimDueJobs, GetNextDueAt, StoreActor};
 use crate::time::iso;
 use crate::worker::WorkerManager;
-use crate::{Error, Result};
+
+mod commands;
+mod shutdown;
+
+pub use commands::{
+    PauseJob, RegisterPlugin, ResumeJob, RunRetry, TriggerJob, TriggeredRun, UnregisterPlugin,
+};
+pub use shutdown::{AwaitReleased, Shutdown, ShutdownReport};
 
 /// Starts ticking (the timer, unless ticks are manual). A second `Start` is a no-op.
 #[derive(Message, Debug, Clone, Copy)]
@@ -45,72 +52,6 @@ pub struct Start;
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Tick;
-
-/// Runs a job now. Answers as soon as the run is created `queued`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<TriggeredRun>")]
-pub struct TriggerJob {
-    pub job: JobRef,
-    /// `Manual` or `Retry`.
-    pub trigger: RunTrigger,
-}
-
-/// The run a trigger created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TriggeredRun {
-    pub run_id: Uuid,
-    pub job_id: Uuid,
-}
-
-/// Registers a plugin and syncs the jobs it declares. Answers the plugin's jobs.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<Vec<PluginJobModel>>")]
-pub struct RegisterPlugin {
-    pub plugin_id: String,
-    pub jobs: Vec<JobDeclaration>,
-}
-
-/// Forgets a plugin and cancels its live runs (`Plugin unregistered`).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<()>")]
-pub struct UnregisterPlugin {
-    pub plugin_id: String,
-}
-
-/// Pauses a job: it is never claimed until resumed.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<PluginJobModel>")]
-pub struct PauseJob(pub JobRef);
-
-/// Resumes a paused job from the next slot after now.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<PluginJobModel>")]
-pub struct ResumeJob(pub JobRef);
-
-/// Stops ticking, lets live runs finish within `grace`, then cancels the rest.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "ShutdownReport")]
-pub struct Shutdown {
-    pub grace: Duration,
-}
-
-/// Waits up to `timeout` until no run holds a job (cancelled runs release their jobs once their
-/// workers let go). Answers how many runs still hold one.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "usize")]
-pub struct AwaitReleased {
-    pub timeout: Duration,
-}
-
-/// What a shutdown did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ShutdownReport {
-    /// Runs that finished on their own within the grace.
-    pub finished: usize,
-    /// Runs that were cancelled when the grace ran out (queued manual runs included).
-    pub cancelled: usize,
-}
 
 /// Asks for the scheduler's state.
 #[derive(Message, Debug, Clone, Copy)]
@@ -136,6 +77,17 @@ pub struct Diagnostics {
 /// A manual run waiting for a free slot.
 type QueuedRun = (PluginJobRunModel, PluginJobModel);
 
+/// Where the scheduler is in its life: created, ticking, or stopped for good (a shutdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// Built, not yet sent `Start`: no tick claims anything.
+    Created,
+    /// Ticking (on its timers, or on the `Tick`s a test sends).
+    Running,
+    /// Shut down: no tick, trigger or retry is taken any more.
+    Stopped,
+}
+
 /// The scheduler of one instance.
 #[derive(Debug)]
 pub struct SchedulerActor {
@@ -146,8 +98,7 @@ pub struct SchedulerActor {
     instance_id: String,
     /// Timers run only when true; tests with a manual clock send `Tick` themselves.
     timers: bool,
-    running: bool,
-    stopped: bool,
+    lifecycle: Lifecycle,
     tick_count: u64,
     last_tick_at: Option<DateTime<Utc>>,
     skipped_slots: u64,
@@ -179,8 +130,7 @@ impl SchedulerActor {
             config,
             instance_id,
             timers,
-            running: false,
-            stopped: false,
+            lifecycle: Lifecycle::Created,
             tick_count: 0,
             last_tick_at: None,
             skipped_slots: 0,
@@ -190,6 +140,10 @@ impl SchedulerActor {
             saturated: false,
             claim_queued: false,
         }
+    }
+
+    fn is_running(&self) -> bool {
+        self.lifecycle == Lifecycle::Running
     }
 
     fn free_slots(&self) -> usize {
@@ -320,7 +274,7 @@ impl SchedulerActor {
     /// Arms a one-shot `Tick` for the earliest slot, so runs start within milliseconds of it
     /// however long the tick interval is.
     fn arm_wake(&mut self, next: Option<DateTime<Utc>>, ctx: &mut Context<Self>) {
-        if !self.timers || !self.running {
+        if !self.timers || !self.is_running() {
             return;
         }
         if let Some(handle) = self.wake.take() {
@@ -350,27 +304,10 @@ impl SchedulerActor {
 
     fn start_timers(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.config.tick_interval, |act, ctx| {
-            if act.running {
+            if act.is_running() {
                 ctx.notify(Tick);
             }
         });
-    }
-
-    fn job_lookup(
-        &self,
-        job: JobRef,
-    ) -> impl std::future::Future<Output = Result<PluginJobModel>> + 'static {
-        let store = self.store.clone();
-        async move {
-            let label = match &job {
-                JobRef::Id(id) => id.to_string(),
-                JobRef::Key { plugin_id, job_key } => format!("{plugin_id}/{job_key}"),
-            };
-            store
-                .send(GetJob(job))
-                .await??
-                .ok_or(Error::JobNotFound(label))
-        }
     }
 }
 
@@ -382,10 +319,10 @@ impl Handler<Start> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, _msg: Start, ctx: &mut Self::Context) {
-        if self.running || self.stopped {
+        if self.lifecycle != Lifecycle::Created {
             return;
         }
-        self.running = true;
+        self.lifecycle = Lifecycle::Running;
         if self.timers {
             self.start_timers(ctx);
             ctx.notify(Tick);
@@ -398,7 +335,7 @@ impl Handler<Tick> for SchedulerActor {
 
     /// Answers once the claim is done and its runs are spawned (not finished).
     fn handle(&mut self, _msg: Tick, ctx: &mut Self::Context) -> Self::Result {
-        if !self.running {
+        if !self.is_running() {
             return AtomicResponse::new(Box::pin(fut::ready(())));
         }
         self.tick_count += 1;
@@ -418,7 +355,7 @@ impl Handler<RunFinished> for SchedulerActor {
 
     fn handle(&mut self, msg: RunFinished, ctx: &mut Self::Context) {
         self.runs.finish(msg.job_id, msg.run_id);
-        if !self.running {
+        if !self.is_running() {
             return;
         }
         if self.runs.queued_count() > 0 {
@@ -448,21 +385,6 @@ impl Handler<GetTrackedRuns> for SchedulerActor {
     }
 }
 
-impl Handler<AwaitReleased> for SchedulerActor {
-    type Result = ResponseActFuture<Self, usize>;
-
-    fn handle(&mut self, msg: AwaitReleased, _ctx: &mut Self::Context) -> Self::Result {
-        let drained = self.runs.wait_drained();
-        Box::pin(
-            async move {
-                let _ = actix_rt::time::timeout(msg.timeout, drained).await;
-            }
-            .into_actor(self)
-            .map(|(), act, _ctx| act.runs.live_count()),
-        )
-    }
-}
-
 /// Claims due jobs for the slots that finished runs freed. Sent by the scheduler to itself.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -473,200 +395,10 @@ impl Handler<ClaimFreedSlots> for SchedulerActor {
 
     fn handle(&mut self, _msg: ClaimFreedSlots, ctx: &mut Self::Context) {
         self.claim_queued = false;
-        if self.running && self.free_slots() > 0 {
+        if self.is_running() && self.free_slots() > 0 {
             let dispatch = self.dispatch(ctx);
             ctx.wait(dispatch);
         }
-    }
-}
-
-impl Handler<TriggerJob> for SchedulerActor {
-    type Result = ResponseActFuture<Self, Result<TriggeredRun>>;
-
-    fn handle(&mut self, msg: TriggerJob, _ctx: &mut Self::Context) -> Self::Result {
-        if !self.running && self.stopped {
-            return Box::pin(fut::ready(Err(Error::ShuttingDown)));
-        }
-        let lookup = self.job_lookup(msg.job);
-        let store = self.store.clone();
-        let instance_id = self.instance_id.clone();
-        let now = self.clock.now();
-        let trigger = msg.trigger;
-        Box::pin(
-            lookup
-                .into_actor(self)
-                .then(move |job, act, _ctx| {
-                    let checked = job.and_then(|job| {
-                        if job.status != JobStatus::Active {
-                            return Err(Error::JobNotActive {
-                                job: job.job_key,
-                                status: job.status.to_string(),
-                            });
-                        }
-                        if act.runs.holds(job.id) {
-                            return Err(Error::AlreadyRunning {
-                                job: job.job_key,
-                                detail: String::new(),
-                            });
-                        }
-                        if !act.workers.is_running(&job.plugin_id) {
-                            return Err(Error::WorkerNotRunning(job.plugin_id));
-                        }
-                        Ok(job)
-                    });
-                    async move {
-                        let job = checked?;
-                        let run = store
-                            .send(CreateRun {
-                                job_id: job.id,
-                                trigger,
-                                instance_id,
-                                now,
-                            })
-                            .await??;
-                        Ok((run, job))
-                    }
-                    .into_actor(act)
-                })
-                .map(
-                    |created: Result<(PluginJobRunModel, PluginJobModel)>, act, ctx| {
-                        let (run, job) = created?;
-                        let triggered = TriggeredRun {
-                            run_id: run.id,
-                            job_id: job.id,
-                        };
-                        act.emit(RunEvent::RunQueued {
-                            run_id: run.id,
-                            job_id: job.id,
-                            plugin_id: job.plugin_id.clone(),
-                            job_key: job.job_key.clone(),
-                            trigger: run.trigger,
-                            scheduled_for: run.scheduled_for,
-                        });
-                        // First in, first out: a new manual run never overtakes a queued one.
-                        act.runs
-                            .push_manual(job.id, run.id, job.plugin_id.clone(), (run, job));
-                        act.start_queued_manual(ctx);
-                        Ok(triggered)
-                    },
-                ),
-        )
-    }
-}
-
-impl Handler<RegisterPlugin> for SchedulerActor {
-    type Result = ResponseActFuture<Self, Result<Vec<PluginJobModel>>>;
-
-    fn handle(&mut self, msg: RegisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
-        let store = self.store.clone();
-        let sync = SyncJobDeclarations {
-            plugin_id: msg.plugin_id.clone(),
-            jobs: msg.jobs,
-            now: self.clock.now(),
-        };
-        let plugin_id = msg.plugin_id;
-        Box::pin(async move { store.send(sync).await? }.into_actor(self).map(
-            move |jobs, act, ctx| {
-                let jobs = jobs?;
-                act.plugins.insert(plugin_id);
-                if act.running && act.timers {
-                    // A new job may be due sooner than anything the wake was armed for.
-                    ctx.notify(Tick);
-                }
-                Ok(jobs)
-            },
-        ))
-    }
-}
-
-impl Handler<UnregisterPlugin> for SchedulerActor {
-    type Result = ResponseActFuture<Self, Result<()>>;
-
-    /// Answers at once; each live run of the plugin records its cancellation and keeps its job
-    /// until its worker lets go of it.
-    fn handle(&mut self, msg: UnregisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
-        const REASON: &str = "Plugin unregistered";
-        self.plugins.remove(&msg.plugin_id);
-        for live in self.runs.unsettled(Some(&msg.plugin_id)) {
-            live.handle.do_send(Cancel {
-                reason: REASON.to_owned(),
-            });
-        }
-        let queued = self.runs.drain_queued(Some(&msg.plugin_id));
-        let store = self.store.clone();
-        let now = self.clock.now();
-        Box::pin(
-            async move {
-                cancel_queued(&store, &queued, REASON, now).await;
-                Ok(())
-            }
-            .into_actor(self),
-        )
-    }
-}
-
-/// How long the shutdown waits for cancelled runs to record their outcome.
-const SETTLE_WAIT: Duration = Duration::from_secs(10);
-
-/// Records queued runs that never started as `cancelled`.
-async fn cancel_queued(store: &Addr<StoreActor>, runs: &[Uuid], reason: &str, now: DateTime<Utc>) {
-    for run_id in runs {
-        let cancel = CompleteRun {
-            run_id: *run_id,
-            status: RunStatus::Cancelled,
-            error: Some(reason.to_owned()),
-            logs: None,
-            block_until: None,
-            now,
-        };
-        if let Err(err) = crate::store::ask(store, cancel).await {
-            log::error!("cancelling queued run {run_id} failed: {err}");
-        }
-    }
-}
-
-fn set_status(
-    act: &SchedulerActor,
-    job: JobRef,
-    status: JobStatus,
-) -> ResponseActFuture<SchedulerActor, Result<PluginJobModel>> {
-    let lookup = act.job_lookup(job);
-    let store = act.store.clone();
-    let now = act.clock.now();
-    Box::pin(
-        async move {
-            let job = lookup.await?;
-            store
-                .send(SetJobStatus {
-                    job_id: job.id,
-                    status,
-                    now,
-                })
-                .await?
-        }
-        .into_actor(act)
-        .map(move |job, act, ctx| {
-            if job.is_ok() && status == JobStatus::Active && act.running && act.timers {
-                ctx.notify(Tick);
-            }
-            job
-        }),
-    )
-}
-
-impl Handler<PauseJob> for SchedulerActor {
-    type Result = ResponseActFuture<Self, Result<PluginJobModel>>;
-
-    fn handle(&mut self, msg: PauseJob, _ctx: &mut Self::Context) -> Self::Result {
-        set_status(self, msg.0, JobStatus::Paused)
-    }
-}
-
-impl Handler<ResumeJob> for SchedulerActor {
-    type Result = ResponseActFuture<Self, Result<PluginJobModel>>;
-
-    fn handle(&mut self, msg: ResumeJob, _ctx: &mut Self::Context) -> Self::Result {
-        set_status(self, msg.0, JobStatus::Active)
     }
 }
 
@@ -678,7 +410,7 @@ impl Handler<GetDiagnostics> for SchedulerActor {
         let mut registered_plugins: Vec<String> = self.plugins.iter().cloned().collect();
         registered_plugins.sort();
         MessageResult(Diagnostics {
-            running: self.running,
+            running: self.is_running(),
             active_job_count: active_job_ids.len(),
             active_job_ids,
             queued_manual_runs: self.runs.queued_count(),
@@ -697,58 +429,5 @@ impl Handler<Subscribe> for SchedulerActor {
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
         self.events.subscribe(msg.0);
-    }
-}
-
-impl Handler<Shutdown> for SchedulerActor {
-    type Result = ResponseActFuture<Self, ShutdownReport>;
-
-    /// Answers once every run has finished or has its cancellation recorded; a cancelled run's
-    /// job stays blocked until its worker lets go (see [`AwaitReleased`]).
-    fn handle(&mut self, msg: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
-        let first = !self.stopped;
-        self.running = false;
-        self.stopped = true;
-        let reason = format!(
-            "Scheduler shutting down: run did not finish within the {} ms shutdown grace",
-            msg.grace.as_millis()
-        );
-        // Queued manual runs never started: cancel them at once.
-        let queued = self.runs.drain_queued(None);
-        let store = self.store.clone();
-        let now = self.clock.now();
-        let live_before = self.runs.live_count();
-        let drained = self.runs.wait_drained();
-        Box::pin(
-            async move {
-                let reason = "Scheduler shutting down before the run started";
-                cancel_queued(&store, &queued, reason, now).await;
-                let drained = actix_rt::time::timeout(msg.grace, drained).await.is_ok();
-                (queued.len(), drained)
-            }
-            .into_actor(self)
-            .then(move |(queued, drained), act, _ctx| {
-                let mut cancelled = queued;
-                if !drained {
-                    for live in act.runs.unsettled(None) {
-                        cancelled += 1;
-                        live.handle.do_send(Cancel {
-                            reason: reason.clone(),
-                        });
-                    }
-                }
-                let settled = act.runs.wait_settled();
-                let finished = live_before.saturating_sub(cancelled - queued);
-                async move {
-                    // The cancelled runs record their outcome before they report settled.
-                    let _ = actix_rt::time::timeout(SETTLE_WAIT, settled).await;
-                    ShutdownReport {
-                        finished: if first { finished } else { 0 },
-                        cancelled,
-                    }
-                }
-                .into_actor(act)
-            }),
-        )
     }
 }

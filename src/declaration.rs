@@ -1,0 +1,321 @@
+//! What a job is, as a plugin declares it: [`JobDeclaration`] (a manifest's job, or a job given
+//! to `RegisterPlugin` by an embedding application), its [`RetryPolicy`], and the rules both
+//! the manifest loader and the store check before anything is stored. Pure data and validation:
+//! no actor, no database.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use entity::prelude::MisfirePolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::config::parse_duration;
+use crate::{Error, Result};
+
+/// Longest accepted job key.
+pub const MAX_JOB_KEY_LEN: usize = 200;
+/// Most attempts a retry policy may ask for (the first included).
+pub const MAX_ATTEMPTS: u32 = 100;
+/// The wait before the first retry when a policy names none.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
+/// The longest wait between attempts when a policy names none.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+/// The longest backoff a policy may name: a week.
+const MAX_BACKOFF_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One job as a plugin declares it (in its manifest, or through `RegisterPlugin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobDeclaration {
+    /// Stable key of the job within its plugin.
+    pub job_key: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Cron expression; empty (the default) means the job only runs when triggered.
+    #[serde(default)]
+    pub schedule: String,
+    /// IANA timezone the schedule is evaluated in.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Per-job timeout; `None` means the scheduler default.
+    #[serde(default)]
+    pub timeout_ms: Option<i64>,
+    #[serde(default)]
+    pub misfire: MisfirePolicy,
+    /// Pause the job after this many consecutive failed slots; `None` means the server default
+    /// (`--pause-after-failures`, off unless set).
+    #[serde(default)]
+    pub pause_after_failures: Option<u32>,
+    /// Retry a failed or abandoned run with backoff; `None` means no retry.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
+}
+
+/// `"retry": {"maxAttempts": 3, "backoff": "10s", "maxBackoff": "5m"}`: how often a failed or
+/// abandoned run of a slot is tried again, and how long to wait in between (`backoff` doubled
+/// per attempt up to `maxBackoff`, each wait jittered by ±25 %). A cancelled run is not retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Attempts per slot, the first included: 1 means no retry.
+    #[serde(default = "one")]
+    pub max_attempts: u32,
+    /// Wait before the first retry (`30s`, `5m`, `1h30m`, `250ms`); default 10 s.
+    #[serde(default)]
+    pub backoff: Option<String>,
+    /// The longest wait between two attempts; default 5 min.
+    #[serde(default)]
+    pub max_backoff: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+impl JobDeclaration {
+    /// A declaration with every optional field at its default.
+    pub fn new(job_key: impl Into<String>, schedule: impl Into<String>) -> Self {
+        Self {
+            job_key: job_key.into(),
+            display_name: String::new(),
+            description: String::new(),
+            schedule: schedule.into(),
+            timezone: default_timezone(),
+            timeout_ms: None,
+            misfire: MisfirePolicy::default(),
+            pause_after_failures: None,
+            retry: None,
+        }
+    }
+
+    /// The declared auto-pause threshold as stored (validated to fit).
+    pub fn pause_after(&self) -> Option<i32> {
+        self.pause_after_failures
+            .and_then(|failures| i32::try_from(failures).ok())
+    }
+
+    /// The retry policy as stored: attempts, backoff and longest backoff in milliseconds.
+    pub fn stored_retry(&self) -> (i32, Option<i64>, Option<i64>) {
+        let Some(retry) = &self.retry else {
+            return (1, None, None);
+        };
+        let millis = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|text| parse_duration(text).ok())
+                .and_then(|d| i64::try_from(d.as_millis()).ok())
+        };
+        (
+            i32::try_from(retry.max_attempts).unwrap_or(1),
+            millis(&retry.backoff),
+            millis(&retry.max_backoff),
+        )
+    }
+}
+
+impl RetryPolicy {
+    /// A policy of `max_attempts` attempts with the default backoff.
+    pub fn attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts,
+            backoff: None,
+            max_backoff: None,
+        }
+    }
+
+    /// The same policy with these waits.
+    pub fn backoff(mut self, backoff: Duration, max_backoff: Duration) -> Self {
+        self.backoff = Some(crate::config::format_duration(backoff));
+        self.max_backoff = Some(crate::config::format_duration(max_backoff));
+        self
+    }
+
+    fn check(&self, field: &str) -> std::result::Result<(), String> {
+        if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
+            return Err(format!(
+                "{field}.maxAttempts must be between 1 and {MAX_ATTEMPTS} (got {})",
+                self.max_attempts
+            ));
+        }
+        let mut waits = [DEFAULT_BACKOFF, DEFAULT_MAX_BACKOFF];
+        for (slot, (name, text)) in waits.iter_mut().zip([
+            ("backoff", &self.backoff),
+            ("maxBackoff", &self.max_backoff),
+        ]) {
+            let Some(text) = text else { continue };
+            let wait = parse_duration(text).map_err(|err| format!("{field}.{name}: {err}"))?;
+            if wait.is_zero() || wait > MAX_BACKOFF_LIMIT {
+                return Err(format!(
+                    "{field}.{name} must be more than 0 and at most 7d (got {text:?})"
+                ));
+            }
+            *slot = wait;
+        }
+        let [backoff, max_backoff] = waits;
+        if self.max_backoff.is_some() && max_backoff < backoff {
+            return Err(format!(
+                "{field}.maxBackoff ({}) must not be shorter than {field}.backoff ({})",
+                crate::config::format_duration(max_backoff),
+                crate::config::format_duration(backoff)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a plugin id and its declarations: non-empty, NUL-free keys of bounded length, each
+/// declared once, positive timeouts, thresholds and retry policies in range. The first broken
+/// rule is [`Error::InvalidInput`] naming the field (`jobs[2].retry.backoff`). Schedules and
+/// timezones are not checked here: a bad one fails only its own job, with the reason stored.
+pub fn validate(plugin_id: &str, jobs: &[JobDeclaration]) -> Result<()> {
+    if plugin_id.trim().is_empty() {
+        return Err(Error::InvalidInput("pluginId must not be empty".to_owned()));
+    }
+    if plugin_id.contains('\0') {
+        return Err(Error::InvalidInput(
+            "pluginId must not contain a NUL character".to_owned(),
+        ));
+    }
+    check_jobs(jobs).map_err(Error::InvalidInput)
+}
+
+/// The rules of [`validate`] for the jobs alone; the message names the field.
+pub fn check_jobs(jobs: &[JobDeclaration]) -> std::result::Result<(), String> {
+    let mut seen = HashSet::new();
+    for (index, job) in jobs.iter().enumerate() {
+        check_job(index, job, &mut seen)?;
+    }
+    Ok(())
+}
+
+fn check_job<'a>(
+    index: usize,
+    job: &'a JobDeclaration,
+    seen: &mut HashSet<&'a str>,
+) -> std::result::Result<(), String> {
+    if job.job_key.trim().is_empty() {
+        return Err(format!("jobs[{index}].jobKey must not be empty"));
+    }
+    if job.job_key.contains('\0') {
+        return Err(format!(
+            "jobs[{index}].jobKey must not contain a NUL character"
+        ));
+    }
+    if job.job_key.len() > MAX_JOB_KEY_LEN {
+        return Err(format!(
+            "jobs[{index}].jobKey is longer than {MAX_JOB_KEY_LEN} characters"
+        ));
+    }
+    if !seen.insert(job.job_key.as_str()) {
+        return Err(format!(
+            "jobs[{index}].jobKey {:?} is declared twice",
+            job.job_key
+        ));
+    }
+    if let Some(timeout) = job.timeout_ms
+        && timeout <= 0
+    {
+        return Err(format!(
+            "jobs[{index}].timeoutMs must be positive (got {timeout})"
+        ));
+    }
+    if let Some(failures) = job.pause_after_failures
+        && (failures == 0 || i32::try_from(failures).is_err())
+    {
+        return Err(format!(
+            "jobs[{index}].pauseAfterFailures must be between 1 and {} (got {failures})",
+            i32::MAX
+        ));
+    }
+    if let Some(retry) = &job.retry {
+        retry.check(&format!("jobs[{index}].retry"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_retry(retry: RetryPolicy) -> Vec<JobDeclaration> {
+        let mut job = JobDeclaration::new("sync", "* * * * *");
+        job.retry = Some(retry);
+        vec![job]
+    }
+
+    fn rejection(jobs: &[JobDeclaration]) -> String {
+        validate("demo", jobs).expect_err("rejected").to_string()
+    }
+
+    #[test]
+    fn a_retry_policy_in_range_is_stored_in_milliseconds() {
+        let jobs = with_retry(
+            RetryPolicy::attempts(3).backoff(Duration::from_secs(10), Duration::from_secs(300)),
+        );
+        validate("demo", &jobs).expect("valid");
+        assert_eq!(jobs[0].stored_retry(), (3, Some(10_000), Some(300_000)));
+        assert_eq!(JobDeclaration::new("a", "").stored_retry(), (1, None, None));
+    }
+
+    #[test]
+    fn each_bad_retry_policy_names_its_field() {
+        let cases = [
+            (RetryPolicy::attempts(0), "jobs[0].retry.maxAttempts"),
+            (RetryPolicy::attempts(101), "jobs[0].retry.maxAttempts"),
+            (
+                RetryPolicy {
+                    backoff: Some("soon".to_owned()),
+                    ..RetryPolicy::attempts(3)
+                },
+                "jobs[0].retry.backoff",
+            ),
+            (
+                RetryPolicy {
+                    backoff: Some("0s".to_owned()),
+                    ..RetryPolicy::attempts(3)
+                },
+                "jobs[0].retry.backoff",
+            ),
+            (
+                RetryPolicy {
+                    max_backoff: Some("30d".to_owned()),
+                    ..RetryPolicy::attempts(3)
+                },
+                "jobs[0].retry.maxBackoff",
+            ),
+            (
+                RetryPolicy::attempts(3).backoff(Duration::from_secs(60), Duration::from_secs(5)),
+                "jobs[0].retry.maxBackoff",
+            ),
+        ];
+        for (policy, field) in cases {
+            let message = rejection(&with_retry(policy.clone()));
+            assert!(message.contains(field), "{policy:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_retry_reads_from_camel_case_json() {
+        let job: JobDeclaration = serde_json::from_str(
+            r#"{"jobKey":"a","retry":{"maxAttempts":3,"backoff":"10s","maxBackoff":"5m"}}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            job.retry,
+            Some(RetryPolicy {
+                max_attempts: 3,
+                backoff: Some("10s".to_owned()),
+                max_backoff: Some("5m".to_owned()),
+            })
+        );
+        let unknown =
+            serde_json::from_str::<JobDeclaration>(r#"{"jobKey":"a","retry":{"maxAttempt":3}}"#)
+                .expect_err("unknown field");
+        assert!(unknown.to_string().contains("maxAttempt"), "{unknown}");
+    }
+}

@@ -1,0 +1,296 @@
+//! The `SchedulerActor`'s commands: run a job now (`TriggerJob`), start a due retry
+//! (`RunRetry`), register and unregister a plugin, pause and resume a job. Each checks what this
+//! instance knows (the job is not held here, its worker runs), then lets the store decide
+//! atomically.
+
+use actix::prelude::*;
+use entity::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::events::RunEvent;
+use crate::job_run::Cancel;
+use crate::store::{
+    CreateRun, GetJob, JobDeclaration, JobRef, RetryStart, SetJobStatus, StartRetry,
+    SyncJobDeclarations,
+};
+use crate::{Error, Result};
+
+use super::shutdown::cancel_queued;
+use super::{Lifecycle, SchedulerActor, Tick};
+
+/// Runs a job now. Answers as soon as the run is created `queued`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<TriggeredRun>")]
+pub struct TriggerJob {
+    pub job: JobRef,
+    /// `Manual` or `Retry`.
+    pub trigger: RunTrigger,
+}
+
+/// Starts a due retry on this instance, if it can run the job now. Sent by the `RetryActor`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<RetryStart>")]
+pub struct RunRetry(pub RetryModel);
+
+/// The run a trigger created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggeredRun {
+    pub run_id: Uuid,
+    pub job_id: Uuid,
+}
+
+/// Registers a plugin and syncs the jobs it declares. Answers the plugin's jobs.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<PluginJobModel>>")]
+pub struct RegisterPlugin {
+    pub plugin_id: String,
+    pub jobs: Vec<JobDeclaration>,
+}
+
+/// Forgets a plugin and cancels its live runs (`Plugin unregistered`).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<()>")]
+pub struct UnregisterPlugin {
+    pub plugin_id: String,
+}
+
+/// Pauses a job: it is never claimed until resumed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<PluginJobModel>")]
+pub struct PauseJob(pub JobRef);
+
+/// Resumes a paused job from the next slot after now.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<PluginJobModel>")]
+pub struct ResumeJob(pub JobRef);
+
+impl SchedulerActor {
+    fn job_lookup(
+        &self,
+        job: JobRef,
+    ) -> impl std::future::Future<Output = Result<PluginJobModel>> + 'static {
+        let store = self.store.clone();
+        async move {
+            let label = match &job {
+                JobRef::Id(id) => id.to_string(),
+                JobRef::Key { plugin_id, job_key } => format!("{plugin_id}/{job_key}"),
+            };
+            store
+                .send(GetJob(job))
+                .await??
+                .ok_or(Error::JobNotFound(label))
+        }
+    }
+}
+
+impl Handler<TriggerJob> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<TriggeredRun>>;
+
+    fn handle(&mut self, msg: TriggerJob, _ctx: &mut Self::Context) -> Self::Result {
+        if self.lifecycle == Lifecycle::Stopped {
+            return Box::pin(fut::ready(Err(Error::ShuttingDown)));
+        }
+        let lookup = self.job_lookup(msg.job);
+        let store = self.store.clone();
+        let instance_id = self.instance_id.clone();
+        let now = self.clock.now();
+        let trigger = msg.trigger;
+        Box::pin(
+            lookup
+                .into_actor(self)
+                .then(move |job, act, _ctx| {
+                    let checked = job.and_then(|job| {
+                        if job.status != JobStatus::Active {
+                            return Err(Error::JobNotActive {
+                                job: job.job_key,
+                                status: job.status.to_string(),
+                            });
+                        }
+                        if act.runs.holds(job.id) {
+                            return Err(Error::AlreadyRunning {
+                                job: job.job_key,
+                                detail: String::new(),
+                            });
+                        }
+                        if !act.workers.is_running(&job.plugin_id) {
+                            return Err(Error::WorkerNotRunning(job.plugin_id));
+                        }
+                        Ok(job)
+                    });
+                    async move {
+                        let job = checked?;
+                        let run = store
+                            .send(CreateRun {
+                                job_id: job.id,
+                                trigger,
+                                instance_id,
+                                now,
+                            })
+                            .await??;
+                        Ok((run, job))
+                    }
+                    .into_actor(act)
+                })
+                .map(
+                    |created: Result<(PluginJobRunModel, PluginJobModel)>, act, ctx| {
+                        let (run, job) = created?;
+                        let triggered = TriggeredRun {
+                            run_id: run.id,
+                            job_id: job.id,
+                        };
+                        act.queue_run(run, job, ctx);
+                        Ok(triggered)
+                    },
+                ),
+        )
+    }
+}
+
+impl SchedulerActor {
+    /// Queues a created manual or retry run behind the ones already waiting (first in, first
+    /// out: a new run never overtakes a queued one) and starts what the budget allows.
+    fn queue_run(&mut self, run: PluginJobRunModel, job: PluginJobModel, ctx: &mut Context<Self>) {
+        self.emit(RunEvent::RunQueued {
+            run_id: run.id,
+            job_id: job.id,
+            plugin_id: job.plugin_id.clone(),
+            job_key: job.job_key.clone(),
+            trigger: run.trigger,
+            scheduled_for: run.scheduled_for,
+        });
+        self.runs
+            .push_manual(job.id, run.id, job.plugin_id.clone(), (run, job));
+        self.start_queued_manual(ctx);
+    }
+}
+
+impl Handler<RunRetry> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<RetryStart>>;
+
+    fn handle(&mut self, msg: RunRetry, _ctx: &mut Self::Context) -> Self::Result {
+        let retry = msg.0;
+        // This instance leaves it to another (or to a later pass) when it is stopping, when it
+        // already runs the job, or when the plugin's worker is not running here.
+        if self.lifecycle == Lifecycle::Stopped
+            || self.runs.holds(retry.job_id)
+            || !self.workers.is_running(&retry.plugin_id)
+        {
+            return Box::pin(fut::ready(Ok(RetryStart::Busy)));
+        }
+        let start = StartRetry {
+            retry_id: retry.id,
+            instance_id: self.instance_id.clone(),
+            now: self.clock.now(),
+        };
+        let store = self.store.clone();
+        Box::pin(
+            async move { crate::store::ask(&store, start).await }
+                .into_actor(self)
+                .map(|started, act, ctx| {
+                    let started = started?;
+                    if let RetryStart::Started { run, job } = &started {
+                        act.queue_run(run.clone(), job.clone(), ctx);
+                    }
+                    Ok(started)
+                }),
+        )
+    }
+}
+
+impl Handler<RegisterPlugin> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<Vec<PluginJobModel>>>;
+
+    fn handle(&mut self, msg: RegisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let sync = SyncJobDeclarations {
+            plugin_id: msg.plugin_id.clone(),
+            jobs: msg.jobs,
+            now: self.clock.now(),
+        };
+        let plugin_id = msg.plugin_id;
+        Box::pin(async move { store.send(sync).await? }.into_actor(self).map(
+            move |jobs, act, ctx| {
+                let jobs = jobs?;
+                act.plugins.insert(plugin_id);
+                if act.is_running() && act.timers {
+                    // A new job may be due sooner than anything the wake was armed for.
+                    ctx.notify(Tick);
+                }
+                Ok(jobs)
+            },
+        ))
+    }
+}
+
+impl Handler<UnregisterPlugin> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<()>>;
+
+    /// Answers at once; each live run of the plugin records its cancellation and keeps its job
+    /// until its worker lets go of it.
+    fn handle(&mut self, msg: UnregisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
+        const REASON: &str = "Plugin unregistered";
+        self.plugins.remove(&msg.plugin_id);
+        for live in self.runs.unsettled(Some(&msg.plugin_id)) {
+            live.handle.do_send(Cancel {
+                reason: REASON.to_owned(),
+            });
+        }
+        let queued = self.runs.drain_queued(Some(&msg.plugin_id));
+        let store = self.store.clone();
+        let now = self.clock.now();
+        Box::pin(
+            async move {
+                cancel_queued(&store, &queued, REASON, now).await;
+                Ok(())
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+fn set_status(
+    act: &SchedulerActor,
+    job: JobRef,
+    status: JobStatus,
+) -> ResponseActFuture<SchedulerActor, Result<PluginJobModel>> {
+    let lookup = act.job_lookup(job);
+    let store = act.store.clone();
+    let now = act.clock.now();
+    Box::pin(
+        async move {
+            let job = lookup.await?;
+            store
+                .send(SetJobStatus {
+                    job_id: job.id,
+                    status,
+                    now,
+                })
+                .await?
+        }
+        .into_actor(act)
+        .map(move |job, act, ctx| {
+            if job.is_ok() && status == JobStatus::Active && act.is_running() && act.timers {
+                ctx.notify(Tick);
+            }
+            job
+        }),
+    )
+}
+
+impl Handler<PauseJob> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<PluginJobModel>>;
+
+    fn handle(&mut self, msg: PauseJob, _ctx: &mut Self::Context) -> Self::Result {
+        set_status(self, msg.0, JobStatus::Paused)
+    }
+}
+
+impl Handler<ResumeJob> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<PluginJobModel>>;
+
+    fn handle(&mut self, msg: ResumeJob, _ctx: &mut Self::Context) -> Self::Result {
+        set_status(self, msg.0, JobStatus::Active)
+    }
+}
