@@ -11,11 +11,19 @@
 //! `ListDueRetries` and `GetRetryOf` (in `retries.rs`), the outbox messages
 //! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`. Sends nothing.
+//!
+//! This file is over 500 lines on purpose: every message of the store is declared here, beside
+//! the handler lists, so it reads as the store's whole API; the statements live in one file per
+//! table or concern (`jobs`, `claim`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
+//! `outbox`).
 
+mod claim;
 mod health;
 mod jobs;
+mod outcomes;
 mod retries;
 mod runs;
+mod upkeep;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -31,10 +39,11 @@ use uuid::Uuid;
 use crate::clock::Clock;
 
 pub use crate::events::SkipReason;
+pub use claim::{ClaimOutcome, ClaimedRun, SkippedSlot};
 pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
-pub use jobs::{ClaimOutcome, ClaimedRun, JobDeclaration, SkippedSlot};
+pub use jobs::JobDeclaration;
 pub use retries::{DueRetries, GetRetryOf, ListDueRetries, RetryStart, StartRetry, backoff};
-pub use runs::RescuedRun;
+pub use upkeep::RescuedRun;
 
 use crate::Result;
 
@@ -43,8 +52,8 @@ use crate::Result;
 pub struct StoreActor {
     db: DatabaseConnection,
     /// Run starts and outcomes waiting for the next group commit.
-    marks: Vec<(MarkRunning, runs::Reply)>,
-    completes: Vec<(CompleteRun, runs::Reply)>,
+    marks: Vec<(MarkRunning, outcomes::Reply)>,
+    completes: Vec<(CompleteRun, outcomes::Reply)>,
     flush_queued: bool,
     /// Stamps heartbeats when they are written rather than when they were sent.
     clock: Option<Arc<dyn Clock>>,
@@ -198,6 +207,13 @@ impl CompleteRun {
             clean_json(logs);
         }
     }
+}
+
+/// `ON CONFLICT DO NOTHING` with no target: it covers the partial unique indexes too.
+fn on_conflict_do_nothing() -> sea_orm::sea_query::OnConflict {
+    sea_orm::sea_query::OnConflict::new()
+        .do_nothing()
+        .to_owned()
 }
 
 /// Replaces the characters a database refuses in text (PostgreSQL rejects NUL in `text` and
@@ -434,7 +450,7 @@ impl Handler<Heartbeat> for StoreActor {
                 if let Some(clock) = clock {
                     msg.now = clock.now();
                 }
-                runs::heartbeat(&db, msg).await
+                upkeep::heartbeat(&db, msg).await
             }
             .into_actor(self),
         ))
@@ -455,7 +471,7 @@ impl Handler<Flush> for StoreActor {
         let completes = std::mem::take(&mut self.completes);
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
-            async move { runs::apply_batch(&db, marks, completes).await }.into_actor(self),
+            async move { outcomes::apply_batch(&db, marks, completes).await }.into_actor(self),
         ))
     }
 }
@@ -486,13 +502,13 @@ batched_handlers! {
 
 write_handlers! {
     SyncJobDeclarations => jobs::sync_job_declarations,
-    ClaimDueJobs => jobs::claim_due_jobs,
+    ClaimDueJobs => claim::claim_due_jobs,
     SetJobStatus => jobs::set_job_status,
     SetJobBlock => jobs::set_job_block,
     RetirePluginJobs => jobs::retire_plugin_jobs,
     CreateRun => runs::create_run,
-    RescueStaleRuns => runs::rescue_stale_runs,
-    CancelPluginRuns => runs::cancel_plugin_runs,
+    RescueStaleRuns => upkeep::rescue_stale_runs,
+    CancelPluginRuns => upkeep::cancel_plugin_runs,
     StartRetry => retries::start_retry,
 }
 
@@ -504,7 +520,7 @@ impl Handler<PruneRuns> for StoreActor {
     fn handle(&mut self, msg: PruneRuns, _ctx: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
         let cursor = Arc::clone(&self.prune_cursor);
-        Box::pin(async move { runs::prune_runs(&db, msg, &cursor).await })
+        Box::pin(async move { upkeep::prune_runs(&db, msg, &cursor).await })
     }
 }
 

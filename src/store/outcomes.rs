@@ -1,0 +1,257 @@
+//! The outcome writer of `plugin_job_runs`: the `MarkRunning` and `CompleteRun` messages that
+//! queued up while the store was busy, applied in one transaction (group commit). Each state
+//! transition is an `UPDATE … WHERE status IN (<allowed from>)`, so a terminal run is never
+//! written again. A failed outcome asks for its retry in the same transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::prelude::*;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::retries;
+use super::{CompleteRun, MarkRunning, begin_write};
+use crate::time::{elapsed_ms, to_millis};
+use crate::{Error, Result};
+
+/// A reply to one message of a batch.
+pub(super) type Reply = tokio::sync::oneshot::Sender<Result<bool>>;
+
+/// Applies the `MarkRunning` and `CompleteRun` messages that queued up while the store was busy,
+/// in one transaction and a handful of statements: one `UPDATE … WHERE id IN (…)` for all the
+/// starts, one read of the finishing runs, one `UPDATE` per distinct outcome (status, error,
+/// logs, duration), and one for the jobs that stay blocked. The batch is stamped with its newest
+/// `now`. Each message gets the answer it would have had alone: when the batch fails, each
+/// message is written again in a transaction of its own, so one bad message never fails another.
+pub(super) async fn apply_batch(
+    db: &DatabaseConnection,
+    marks: Vec<(MarkRunning, Reply)>,
+    completes: Vec<(CompleteRun, Reply)>,
+) {
+    let (marks, mark_replies): (Vec<_>, Vec<_>) = marks.into_iter().unzip();
+    let (mut completes, complete_replies): (Vec<_>, Vec<_>) = completes.into_iter().unzip();
+    for complete in &mut completes {
+        complete.sanitize();
+    }
+    let answers = match write_batch(db, &marks, &completes).await {
+        Ok(answers) => answers,
+        Err(err) if marks.len() + completes.len() == 1 => vec![Err(err)],
+        Err(err) => {
+            log::warn!(
+                "a batch of {} run writes failed ({err}); writing them one by one",
+                marks.len() + completes.len()
+            );
+            let mut answers = Vec::with_capacity(marks.len() + completes.len());
+            for mark in &marks {
+                answers.push(write_one(
+                    write_batch(db, std::slice::from_ref(mark), &[]).await,
+                ));
+            }
+            for complete in &completes {
+                let alone = write_batch(db, &[], std::slice::from_ref(complete)).await;
+                answers.push(write_one(alone));
+            }
+            answers
+        }
+    };
+    for (reply, answer) in mark_replies
+        .into_iter()
+        .chain(complete_replies)
+        .zip(answers)
+    {
+        // The sender may have stopped waiting; then nobody needs the answer.
+        let _ = reply.send(answer);
+    }
+}
+
+fn write_one(written: Result<Vec<Result<bool>>>) -> Result<bool> {
+    written.and_then(|mut answers| answers.pop().unwrap_or(Ok(false)))
+}
+
+async fn write_batch(
+    db: &DatabaseConnection,
+    marks: &[MarkRunning],
+    completes: &[CompleteRun],
+) -> Result<Vec<Result<bool>>> {
+    let txn = begin_write(db).await?;
+    let mut answers = mark_all(&txn, marks).await?;
+    answers.extend(complete_all(&txn, completes).await?);
+    txn.commit().await?;
+    Ok(answers)
+}
+
+/// Job, status and start of the given runs.
+async fn states(db: &impl ConnectionTrait, ids: Vec<Uuid>) -> Result<HashMap<Uuid, RunState>> {
+    let mut states = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
+        let rows: Vec<(Uuid, Uuid, RunStatus, Option<DateTime<Utc>>)> = PluginJobRun::find()
+            .select_only()
+            .column(PluginJobRunColumn::Id)
+            .column(PluginJobRunColumn::JobId)
+            .column(PluginJobRunColumn::Status)
+            .column(PluginJobRunColumn::StartedAt)
+            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        states.extend(rows.into_iter().map(|(id, job_id, status, started)| {
+            (
+                id,
+                RunState {
+                    job_id,
+                    status,
+                    started,
+                },
+            )
+        }));
+    }
+    Ok(states)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RunState {
+    job_id: Uuid,
+    status: RunStatus,
+    started: Option<DateTime<Utc>>,
+}
+
+async fn mark_all(db: &impl ConnectionTrait, marks: &[MarkRunning]) -> Result<Vec<Result<bool>>> {
+    let Some(now) = marks.iter().map(|m| to_millis(m.now)).max() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<Uuid> = marks.iter().map(|m| m.run_id).collect();
+    let distinct: HashSet<Uuid> = ids.iter().copied().collect();
+    let mut moved_rows = 0;
+    for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
+        moved_rows += PluginJobRun::update_many()
+            .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Running))
+            .col_expr(PluginJobRunColumn::StartedAt, Expr::value(now))
+            .col_expr(PluginJobRunColumn::HeartbeatAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::Running.allowed_from().to_vec()))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    // Usually every run was still queued; otherwise (one was cancelled before it started) read
+    // which ones this batch moved. Inside the write transaction nothing else changes them.
+    let moved: HashSet<Uuid> = if moved_rows as usize == distinct.len() {
+        distinct
+    } else {
+        states(db, distinct.into_iter().collect())
+            .await?
+            .into_iter()
+            .filter(|(_, state)| state.status == RunStatus::Running && state.started == Some(now))
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let mut answered = HashSet::new();
+    Ok(marks
+        .iter()
+        .map(|mark| Ok(moved.contains(&mark.run_id) && answered.insert(mark.run_id)))
+        .collect())
+}
+
+async fn complete_all(
+    db: &impl ConnectionTrait,
+    completes: &[CompleteRun],
+) -> Result<Vec<Result<bool>>> {
+    let Some(now) = completes.iter().map(|c| to_millis(c.now)).max() else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<Uuid> = completes.iter().map(|c| c.run_id).collect();
+    let before = states(db, ids).await?;
+    let mut finished = HashSet::new();
+    let mut groups: HashMap<Outcome, (Option<&serde_json::Value>, Vec<Uuid>)> = HashMap::new();
+    let mut blocks: HashMap<DateTime<Utc>, Vec<Uuid>> = HashMap::new();
+    let answers = completes
+        .iter()
+        .map(|msg| {
+            if msg.status.is_live() {
+                return Err(Error::InvalidInput(format!(
+                    "a run can only be completed as succeeded, failed or cancelled, not {}",
+                    msg.status
+                )));
+            }
+            let Some(state) = before.get(&msg.run_id) else {
+                return Err(Error::RunNotFound(msg.run_id));
+            };
+            // The job stays blocked while its worker may still run it, even when another
+            // outcome of the run won: the block is about the worker, not the row.
+            if let Some(until) = msg.block_until {
+                blocks
+                    .entry(to_millis(until))
+                    .or_default()
+                    .push(state.job_id);
+            }
+            // The first outcome of a run wins, within the batch as in the table.
+            if !msg.status.allowed_from().contains(&state.status) || !finished.insert(msg.run_id) {
+                return Ok(false);
+            }
+            let outcome = Outcome {
+                status: msg.status,
+                error: msg.error.clone(),
+                logs: msg.logs.as_ref().map(ToString::to_string),
+                duration_ms: state.started.map(|started| elapsed_ms(started, now)),
+            };
+            groups
+                .entry(outcome)
+                .or_insert_with(|| (msg.logs.as_ref(), Vec::new()))
+                .1
+                .push(msg.run_id);
+            Ok(true)
+        })
+        .collect();
+    let failed: Vec<Uuid> = groups
+        .iter()
+        .filter(|(outcome, _)| outcome.status == RunStatus::Failed)
+        .flat_map(|(_, (_, ids))| ids.iter().copied())
+        .collect();
+    for (outcome, (logs, ids)) in groups {
+        for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
+            let mut update = PluginJobRun::update_many()
+                .col_expr(PluginJobRunColumn::Status, Expr::value(outcome.status))
+                .col_expr(
+                    PluginJobRunColumn::Error,
+                    Expr::value(outcome.error.clone()),
+                )
+                .col_expr(
+                    PluginJobRunColumn::DurationMs,
+                    Expr::value(outcome.duration_ms),
+                )
+                .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+                .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+                .filter(PluginJobRunColumn::Status.is_in(outcome.status.allowed_from().to_vec()));
+            if let Some(logs) = logs {
+                update = update.col_expr(PluginJobRunColumn::Logs, Expr::value(logs.clone()));
+            }
+            update.exec(db).await?;
+        }
+    }
+    for (until, job_ids) in blocks {
+        for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+            PluginJob::update_many()
+                .col_expr(PluginJobColumn::BlockedUntil, Expr::value(until))
+                .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+                .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+                .exec(db)
+                .await?;
+        }
+    }
+    retries::schedule_after_failures(db, &failed, now).await?;
+    Ok(answers)
+}
+
+/// What a finished run is recorded with; runs with equal outcomes share one `UPDATE`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Outcome {
+    status: RunStatus,
+    error: Option<String>,
+    /// The log lines as JSON text: the key only; the update writes the message's own value.
+    logs: Option<String>,
+    duration_ms: Option<i64>,
+}

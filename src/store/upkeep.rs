@@ -1,0 +1,260 @@
+//! The maintenance statements of `plugin_job_runs`: heartbeats of live runs, rescue of runs whose
+//! instance stopped heartbeating them (a failure, so it may ask for a retry), cancelling a
+//! plugin's runs, and pruning finished history in bounded batches.
+
+use std::collections::HashSet;
+
+use entity::prelude::*;
+use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::retries;
+use super::{CancelPluginRuns, Heartbeat, PruneRuns, RescueStaleRuns, begin_write};
+use crate::Result;
+use crate::time::{elapsed_ms, minus, to_millis};
+
+/// A live run that was failed because its instance stopped heartbeating it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RescuedRun {
+    pub run_id: Uuid,
+    pub job_id: Uuid,
+    pub plugin_id: String,
+    pub instance_id: Option<String>,
+    pub attempt: i32,
+    pub error: String,
+}
+
+pub(super) async fn heartbeat(db: &DatabaseConnection, msg: Heartbeat) -> Result<u64> {
+    let now = to_millis(msg.now);
+    let mut moved = 0;
+    for chunk in msg.run_ids.chunks(super::IDS_PER_STATEMENT) {
+        moved += PluginJobRun::update_many()
+            .col_expr(PluginJobRunColumn::HeartbeatAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(moved)
+}
+
+pub(super) async fn rescue_stale_runs(
+    db: &DatabaseConnection,
+    msg: RescueStaleRuns,
+) -> Result<Vec<RescuedRun>> {
+    let now = to_millis(msg.now);
+    let cutoff = minus(now, msg.lease);
+    let txn = begin_write(db).await?;
+    let spare: HashSet<Uuid> = msg.spare.iter().copied().collect();
+    let stale: Vec<_> = PluginJobRun::find()
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+        .filter(PluginJobRunColumn::HeartbeatAt.lt(cutoff))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .filter(|run| !spare.contains(&run.id))
+        .collect();
+    let mut rescued = Vec::with_capacity(stale.len());
+    for run in stale {
+        let instance = run.instance_id.as_deref().unwrap_or("an unknown instance");
+        let last_beat = run
+            .heartbeat_at
+            .map_or_else(|| "never".to_owned(), crate::time::iso);
+        let error = format!(
+            "abandoned: instance {instance} stopped heartbeating this run (last heartbeat {last_beat}, run lease {} s)",
+            msg.lease.as_secs()
+        );
+        let duration = run.started_at.map(|started| elapsed_ms(started, now));
+        let result = PluginJobRun::update_many()
+            .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Failed))
+            .col_expr(PluginJobRunColumn::Error, Expr::value(error.clone()))
+            .col_expr(PluginJobRunColumn::DurationMs, Expr::value(duration))
+            .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.eq(run.id))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+            .filter(PluginJobRunColumn::HeartbeatAt.lt(cutoff))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 1 {
+            rescued.push(RescuedRun {
+                run_id: run.id,
+                job_id: run.job_id,
+                plugin_id: run.plugin_id,
+                instance_id: run.instance_id,
+                attempt: run.attempt,
+                error,
+            });
+        }
+    }
+    let failed: Vec<Uuid> = rescued.iter().map(|run| run.run_id).collect();
+    retries::schedule_after_failures(&txn, &failed, now).await?;
+    txn.commit().await?;
+    Ok(rescued)
+}
+
+pub(super) async fn cancel_plugin_runs(
+    db: &DatabaseConnection,
+    msg: CancelPluginRuns,
+) -> Result<Vec<Uuid>> {
+    let now = to_millis(msg.now);
+    let txn = begin_write(db).await?;
+    let mut query = PluginJobRun::find()
+        .filter(PluginJobRunColumn::PluginId.eq(&msg.plugin_id))
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE));
+    if let Some(instance_id) = &msg.instance_id {
+        query = query.filter(PluginJobRunColumn::InstanceId.eq(instance_id));
+    }
+    let live = query.all(&txn).await?;
+    let mut cancelled = Vec::with_capacity(live.len());
+    for run in live {
+        let duration = run.started_at.map(|started| elapsed_ms(started, now));
+        let result = PluginJobRun::update_many()
+            .col_expr(
+                PluginJobRunColumn::Status,
+                Expr::value(RunStatus::Cancelled),
+            )
+            .col_expr(PluginJobRunColumn::Error, Expr::value(msg.reason.clone()))
+            .col_expr(PluginJobRunColumn::DurationMs, Expr::value(duration))
+            .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.eq(run.id))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 1 {
+            cancelled.push(run.id);
+        }
+    }
+    txn.commit().await?;
+    Ok(cancelled)
+}
+
+/// Most rows one prune statement deletes.
+const PRUNE_BATCH: u64 = 1_000;
+
+/// Most jobs whose surplus one prune pass trims; the next pass goes on after the last one, so
+/// with many jobs each is trimmed every few passes and no pass scans every job's history.
+const PRUNE_JOBS_PER_PASS: u64 = 100;
+
+/// Prunes history in bounded batches, each its own short transaction run beside the store's
+/// writes (finished runs are never written again, so nothing else touches these rows): first
+/// the finished runs past the retention, oldest first from the `created_at` index; then, for up
+/// to 100 jobs after `cursor` (wrapping around), the finished runs beyond the newest
+/// `keep_per_job`, from the `(job_id, created_at)` index. On PostgreSQL each batch takes a
+/// transaction-level advisory lock, so one instance prunes at a time; an instance that finds it
+/// taken leaves the pass to the other.
+pub(super) async fn prune_runs(
+    db: &DatabaseConnection,
+    msg: PruneRuns,
+    cursor: &std::sync::Mutex<Option<Uuid>>,
+) -> Result<u64> {
+    let now = to_millis(msg.now);
+    let cutoff = minus(now, msg.retention);
+    let finished = || {
+        [
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ]
+        .to_vec()
+    };
+    let mut pruned = 0;
+    loop {
+        let oldest = Query::select()
+            .column(PluginJobRunColumn::Id)
+            .from(PluginJobRun)
+            .and_where(PluginJobRunColumn::CreatedAt.lt(cutoff))
+            .and_where(PluginJobRunColumn::Status.is_in(finished()))
+            .order_by(PluginJobRunColumn::CreatedAt, Order::Asc)
+            .limit(PRUNE_BATCH)
+            .to_owned();
+        let Some(deleted) = delete_batch(db, oldest).await? else {
+            return Ok(pruned);
+        };
+        pruned += deleted;
+        if deleted < PRUNE_BATCH {
+            break;
+        }
+    }
+    let after = *cursor
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut page = PluginJob::find()
+        .select_only()
+        .column(PluginJobColumn::Id)
+        .order_by_asc(PluginJobColumn::Id)
+        .limit(PRUNE_JOBS_PER_PASS);
+    if let Some(after) = after {
+        page = page.filter(PluginJobColumn::Id.gt(after));
+    }
+    let jobs: Vec<Uuid> = page.into_tuple().all(db).await?;
+    for job_id in &jobs {
+        loop {
+            let surplus = Query::select()
+                .column(PluginJobRunColumn::Id)
+                .from(PluginJobRun)
+                .and_where(PluginJobRunColumn::JobId.eq(*job_id))
+                .and_where(PluginJobRunColumn::Status.is_in(finished()))
+                .order_by(PluginJobRunColumn::CreatedAt, Order::Desc)
+                .order_by(PluginJobRunColumn::Id, Order::Desc)
+                .limit(PRUNE_BATCH)
+                .offset(msg.keep_per_job)
+                .to_owned();
+            let Some(deleted) = delete_batch(db, surplus).await? else {
+                return Ok(pruned);
+            };
+            pruned += deleted;
+            if deleted < PRUNE_BATCH {
+                break;
+            }
+        }
+        *cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(*job_id);
+    }
+    if (jobs.len() as u64) < PRUNE_JOBS_PER_PASS {
+        // The end of the table: the next pass starts from the first job again.
+        *cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+    Ok(pruned)
+}
+
+/// Deletes the runs `ids` selects, in a transaction of its own. Answers `None` when another
+/// instance holds the prune lock (PostgreSQL).
+async fn delete_batch(db: &DatabaseConnection, ids: SelectStatement) -> Result<Option<u64>> {
+    /// The advisory lock class of the prune ("pjpr"); the other key is the schema, so
+    /// plugin-jobs installations in different schemas of one database prune independently.
+    const PRUNE_LOCK: i32 = 0x706a_7072;
+    let txn = db.begin().await?;
+    if super::is_postgres(&txn) {
+        let locked = txn
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT pg_try_advisory_xact_lock({PRUNE_LOCK}, hashtext(current_schema())) \
+                     AS locked"
+                ),
+            ))
+            .await?
+            .map(|row| row.try_get::<bool>("", "locked"))
+            .transpose()?
+            .unwrap_or(false);
+        if !locked {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+    }
+    let deleted = PluginJobRun::delete_many()
+        .filter(PluginJobRunColumn::Id.in_subquery(ids))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    txn.commit().await?;
+    Ok(Some(deleted))
+}
