@@ -301,6 +301,7 @@ async fn floor(db: &DatabaseConnection, rows: usize) -> Value {
                 traceparent: Set(None),
                 attempt: Set(1),
                 retry_of: Set(None),
+                payload: Set(None),
             })
             .exec_without_returning(&txn)
             .await
@@ -542,6 +543,7 @@ async fn insert_history(db: &DatabaseConnection, jobs: &[PluginJobModel], per_jo
                 traceparent: Set(None),
                 attempt: Set(1),
                 retry_of: Set(None),
+                payload: Set(None),
             });
             if batch.len() == 1_000 {
                 PluginJobRun::insert_many(std::mem::take(&mut batch))

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use entity::prelude::MisfirePolicy;
+use entity::prelude::{MisfirePolicy, OverlapPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::config::parse_duration;
@@ -20,6 +20,10 @@ pub const MAX_ATTEMPTS: u32 = 100;
 pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
 /// The longest wait between attempts when a policy names none.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+/// The largest payload, as JSON text.
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+/// The longest jitter or misfire grace a job may declare: a day.
+pub const MAX_JOB_WINDOW_MS: u64 = 24 * 3600 * 1000;
 /// The longest backoff a policy may name: a week.
 const MAX_BACKOFF_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -51,6 +55,18 @@ pub struct JobDeclaration {
     /// Retry a failed or abandoned run with backoff; `None` means no retry.
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
+    /// JSON handed to every run in `runJob` (`payload`), at most 16 KiB as JSON text.
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
+    /// What a due slot does while the previous run is still live (default `skip`).
+    #[serde(default)]
+    pub overlap: OverlapPolicy,
+    /// Spread each slot's start by a deterministic offset in `[0, jitterMs)`.
+    #[serde(default)]
+    pub jitter_ms: Option<u64>,
+    /// The job's own misfire grace; `None` means the server's `--misfire-grace`.
+    #[serde(default)]
+    pub misfire_grace_ms: Option<u64>,
 }
 
 /// `"retry": {"maxAttempts": 3, "backoff": "10s", "maxBackoff": "5m"}`: how often a failed or
@@ -91,6 +107,10 @@ impl JobDeclaration {
             misfire: MisfirePolicy::default(),
             pause_after_failures: None,
             retry: None,
+            payload: None,
+            overlap: OverlapPolicy::default(),
+            jitter_ms: None,
+            misfire_grace_ms: None,
         }
     }
 
@@ -234,6 +254,32 @@ fn check_job<'a>(
     }
     if let Some(retry) = &job.retry {
         retry.check(&format!("jobs[{index}].retry"))?;
+    }
+    if let Some(payload) = &job.payload {
+        check_payload(payload).map_err(|err| format!("jobs[{index}].payload {err}"))?;
+    }
+    for (name, value) in [
+        ("jitterMs", job.jitter_ms),
+        ("misfireGraceMs", job.misfire_grace_ms),
+    ] {
+        if let Some(ms) = value
+            && ms > MAX_JOB_WINDOW_MS
+        {
+            return Err(format!(
+                "jobs[{index}].{name} must be at most {MAX_JOB_WINDOW_MS} (a day; got {ms})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A payload's rule: at most [`MAX_PAYLOAD_BYTES`] as JSON text. The message completes "payload …".
+pub fn check_payload(payload: &serde_json::Value) -> std::result::Result<(), String> {
+    let size = payload.to_string().len();
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(format!(
+            "is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES} (16 KiB)"
+        ));
     }
     Ok(())
 }

@@ -196,6 +196,7 @@ impl JobRunActor {
                 "traceparent": self.run.traceparent,
                 "attempt": self.run.attempt,
                 "retryOf": self.run.retry_of.map(|id| id.to_string()),
+                "payload": self.run.payload,
             }
         });
         let timeout = self.timeout();

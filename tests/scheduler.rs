@@ -145,6 +145,7 @@ async fn a_due_job_runs_with_the_exact_payload_and_its_pointer_moves() {
             "traceparent": run.traceparent.clone().expect("a trace context"),
             "attempt": 1,
             "retryOf": null,
+            "payload": null,
         }})
     );
     assert_eq!(

@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::sea_orm_active_enums::{JobStatus, MisfirePolicy};
+use crate::sea_orm_active_enums::{JobOrigin, JobStatus, MisfirePolicy, OverlapPolicy};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "plugin_jobs")]
@@ -46,6 +46,16 @@ pub struct Model {
     pub retry_backoff_ms: Option<i64>,
     /// The longest wait between attempts; `None` means the default (5 min).
     pub retry_max_backoff_ms: Option<i64>,
+    /// `manifest` (declared by its plugin) or `api` (created through the HTTP API or the handle).
+    pub origin: JobOrigin,
+    /// JSON handed to every run of the job in `runJob` (at most 16 KiB).
+    pub payload: Option<Json>,
+    /// What a due slot does while the previous run is still live.
+    pub overlap: OverlapPolicy,
+    /// Each slot starts this deterministic offset in `[0, jitter_ms)` after it.
+    pub jitter_ms: Option<i64>,
+    /// The job's own misfire grace; `None` means the server's.
+    pub misfire_grace_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -35,6 +35,8 @@ pub struct Model {
     pub attempt: i32,
     /// The first run of the slot, for a retry.
     pub retry_of: Option<Uuid>,
+    /// The payload the run was started with: its job's, or a trigger's one-off payload.
+    pub payload: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,5 +16,5 @@ pub use super::plugin_job_run::{
     Model as PluginJobRunModel,
 };
 pub use super::sea_orm_active_enums::{
-    JobStatus, MisfirePolicy, RetryStatus, RunStatus, RunTrigger,
+    JobOrigin, JobStatus, MisfirePolicy, OverlapPolicy, RetryStatus, RunStatus, RunTrigger,
 };

@@ -82,6 +82,61 @@ pub enum RunTrigger {
 }
 
 /// What to do with a slot missed by more than the misfire grace.
+/// Where a job comes from.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum JobOrigin {
+    /// Declared by its plugin (manifest or `RegisterPlugin`); synced with it.
+    #[default]
+    #[sea_orm(string_value = "manifest")]
+    Manifest,
+    /// Created through the HTTP API or the embedding handle; manifest syncs leave it alone.
+    #[sea_orm(string_value = "api")]
+    Api,
+}
+
+/// What a due slot does while the job's previous run is still live.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// The slot is skipped (recorded as `overlap`).
+    #[default]
+    #[sea_orm(string_value = "skip")]
+    Skip,
+    /// At most one slot waits for the live run, then starts with its own `scheduledFor`.
+    #[sea_orm(string_value = "queue_one")]
+    QueueOne,
+    /// The live run is cancelled; the slot starts once its worker is done with it.
+    #[sea_orm(string_value = "cancel_previous")]
+    CancelPrevious,
+}
+
 /// Where a retry of a failed run stands.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
@@ -157,4 +212,4 @@ macro_rules! text_enum {
     )*};
 }
 
-text_enum!(JobStatus: "job status", RunStatus: "run status", RetryStatus: "retry status", RunTrigger: "trigger", MisfirePolicy: "misfire policy");
+text_enum!(JobStatus: "job status", RunStatus: "run status", RetryStatus: "retry status", JobOrigin: "job origin", OverlapPolicy: "overlap policy", RunTrigger: "trigger", MisfirePolicy: "misfire policy");

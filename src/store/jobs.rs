@@ -96,101 +96,19 @@ pub(super) async fn sync_job_declarations(
     .collect();
 
     for decl in &msg.jobs {
-        let display_name = if decl.display_name.is_empty() {
-            decl.job_key.clone()
-        } else {
-            decl.display_name.clone()
-        };
-        let check = check_schedule(&decl.schedule, &decl.timezone, now);
-        let retry = decl.stored_retry();
-        let Some(job) = existing.get(&decl.job_key) else {
-            let (status, last_error, next_run_at) = match check {
-                ScheduleCheck::Manual => (JobStatus::Active, None, None),
-                ScheduleCheck::Valid(next) => (JobStatus::Active, None, next),
-                ScheduleCheck::Invalid(reason) => (JobStatus::Failed, Some(reason), None),
-            };
-            PluginJob::insert(PluginJobActiveModel {
-                id: Set(Uuid::now_v7()),
-                plugin_id: Set(msg.plugin_id.clone()),
-                job_key: Set(decl.job_key.clone()),
-                display_name: Set(display_name),
-                description: Set(decl.description.clone()),
-                schedule: Set(decl.schedule.clone()),
-                timezone: Set(decl.timezone.clone()),
-                status: Set(status),
-                timeout_ms: Set(decl.timeout_ms),
-                misfire: Set(decl.misfire),
-                last_error: Set(last_error),
-                blocked_until: Set(None),
-                last_run_at: Set(None),
-                next_run_at: Set(next_run_at),
-                created_at: Set(now),
-                updated_at: Set(now),
-                pause_after_failures: Set(decl.pause_after()),
-                retry_max_attempts: Set(retry.0),
-                retry_backoff_ms: Set(retry.1),
-                retry_max_backoff_ms: Set(retry.2),
-                // The failure streak, last success and pause reason start empty.
-                ..Default::default()
-            })
-            // Another instance may register the same plugin at the same moment: its row wins
-            // and the declarations are the same, so a conflict is not an error.
-            .on_conflict(super::on_conflict_do_nothing())
-            .try_insert()
-            .exec_without_returning(&txn)
-            .await?;
+        let job = existing.get(&decl.job_key);
+        if let Some(job) = job.filter(|job| job.origin == JobOrigin::Api) {
+            // A job created through the API keeps its key; the manifest cannot take it over.
+            log::warn!(
+                "plugin {}: the manifest declares job {:?}, which was created through the API \
+                 (id {}); the API job is kept and the declaration ignored",
+                msg.plugin_id,
+                decl.job_key,
+                job.id
+            );
             continue;
-        };
-
-        let schedule_changed = job.schedule != decl.schedule || job.timezone != decl.timezone;
-        if schedule_changed {
-            // A run claimed ahead for the old schedule's slot must not start.
-            let reason = "job rescheduled before its slot";
-            runs::cancel_unstarted_runs(&txn, &[job.id], true, reason, now).await?;
         }
-        let (status, last_error, next_run_at) = match check {
-            ScheduleCheck::Invalid(reason) => (JobStatus::Failed, Some(reason), None),
-            ScheduleCheck::Manual => (redeclared_status(job.status), None, None),
-            ScheduleCheck::Valid(next) => {
-                // A past pointer of an unchanged schedule is kept on purpose: the misfire policy
-                // decides at the next tick what to do with slots missed while we were down.
-                let recompute = schedule_changed
-                    || job.next_run_at.is_none()
-                    || matches!(job.status, JobStatus::Retired | JobStatus::Failed);
-                let pointer = if recompute { next } else { job.next_run_at };
-                (redeclared_status(job.status), None, pointer)
-            }
-        };
-        PluginJob::update_many()
-            .col_expr(PluginJobColumn::DisplayName, Expr::value(display_name))
-            .col_expr(
-                PluginJobColumn::Description,
-                Expr::value(decl.description.clone()),
-            )
-            .col_expr(
-                PluginJobColumn::Schedule,
-                Expr::value(decl.schedule.clone()),
-            )
-            .col_expr(
-                PluginJobColumn::Timezone,
-                Expr::value(decl.timezone.clone()),
-            )
-            .col_expr(PluginJobColumn::Status, Expr::value(status))
-            .col_expr(PluginJobColumn::TimeoutMs, Expr::value(decl.timeout_ms))
-            .col_expr(PluginJobColumn::Misfire, Expr::value(decl.misfire))
-            .col_expr(
-                PluginJobColumn::PauseAfterFailures,
-                Expr::value(decl.pause_after()),
-            )
-            .col_expr(PluginJobColumn::RetryMaxAttempts, Expr::value(retry.0))
-            .col_expr(PluginJobColumn::RetryBackoffMs, Expr::value(retry.1))
-            .col_expr(PluginJobColumn::RetryMaxBackoffMs, Expr::value(retry.2))
-            .col_expr(PluginJobColumn::LastError, Expr::value(last_error))
-            .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
-            .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
-            .filter(PluginJobColumn::Id.eq(job.id))
-            .exec(&txn)
-            .await?;
+        upsert_declaration(&txn, &msg.plugin_id, decl, job, JobOrigin::Manifest, now).await?;
     }
 
     // Jobs no longer declared retire. Their ids are listed in chunks rather than the declared
@@ -199,7 +117,11 @@ pub(super) async fn sync_job_declarations(
     let declared: HashSet<&str> = msg.jobs.iter().map(|job| job.job_key.as_str()).collect();
     let gone: Vec<Uuid> = existing
         .values()
-        .filter(|job| job.status != JobStatus::Retired && !declared.contains(job.job_key.as_str()))
+        .filter(|job| {
+            job.origin == JobOrigin::Manifest
+                && job.status != JobStatus::Retired
+                && !declared.contains(job.job_key.as_str())
+        })
         .map(|job| job.id)
         .collect();
     let reason = "job retired before its slot";
@@ -241,6 +163,136 @@ pub(super) async fn fail_job(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Writes one declaration: inserts the job (`origin`) when `existing` is `None`, else updates
+/// it in place. A changed schedule cancels runs claimed ahead for the old one; an unchanged
+/// schedule keeps its pointer, so missed slots meet the misfire policy. Called inside the
+/// caller's write transaction, with the job's row locked.
+pub(super) async fn upsert_declaration(
+    txn: &impl ConnectionTrait,
+    plugin_id: &str,
+    decl: &JobDeclaration,
+    existing: Option<&PluginJobModel>,
+    origin: JobOrigin,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let display_name = if decl.display_name.is_empty() {
+        decl.job_key.clone()
+    } else {
+        decl.display_name.clone()
+    };
+    let check = check_schedule(&decl.schedule, &decl.timezone, now);
+    let retry = decl.stored_retry();
+    let Some(job) = existing else {
+        let (status, last_error, next_run_at) = match check {
+            ScheduleCheck::Manual => (JobStatus::Active, None, None),
+            ScheduleCheck::Valid(next) => (JobStatus::Active, None, next),
+            ScheduleCheck::Invalid(reason) => (JobStatus::Failed, Some(reason), None),
+        };
+        PluginJob::insert(PluginJobActiveModel {
+            id: Set(Uuid::now_v7()),
+            plugin_id: Set(plugin_id.to_owned()),
+            job_key: Set(decl.job_key.clone()),
+            display_name: Set(display_name),
+            description: Set(decl.description.clone()),
+            schedule: Set(decl.schedule.clone()),
+            timezone: Set(decl.timezone.clone()),
+            status: Set(status),
+            timeout_ms: Set(decl.timeout_ms),
+            misfire: Set(decl.misfire),
+            last_error: Set(last_error),
+            blocked_until: Set(None),
+            last_run_at: Set(None),
+            next_run_at: Set(next_run_at),
+            created_at: Set(now),
+            updated_at: Set(now),
+            pause_after_failures: Set(decl.pause_after()),
+            retry_max_attempts: Set(retry.0),
+            retry_backoff_ms: Set(retry.1),
+            retry_max_backoff_ms: Set(retry.2),
+            origin: Set(origin),
+            payload: Set(decl.payload.clone()),
+            overlap: Set(decl.overlap),
+            jitter_ms: Set(as_ms(decl.jitter_ms)),
+            misfire_grace_ms: Set(as_ms(decl.misfire_grace_ms)),
+            // The failure streak, last success and pause reason start empty.
+            ..Default::default()
+        })
+        // Another instance may register the same plugin at the same moment: its row wins
+        // and the declarations are the same, so a conflict is not an error.
+        .on_conflict(super::on_conflict_do_nothing())
+        .try_insert()
+        .exec_without_returning(txn)
+        .await?;
+        return Ok(());
+    };
+
+    let schedule_changed = job.schedule != decl.schedule || job.timezone != decl.timezone;
+    if schedule_changed {
+        // A run claimed ahead for the old schedule's slot must not start.
+        let reason = "job rescheduled before its slot";
+        runs::cancel_unstarted_runs(txn, &[job.id], true, reason, now).await?;
+    }
+    let (status, last_error, next_run_at) = match check {
+        ScheduleCheck::Invalid(reason) => (JobStatus::Failed, Some(reason), None),
+        ScheduleCheck::Manual => (redeclared_status(job.status), None, None),
+        ScheduleCheck::Valid(next) => {
+            // A past pointer of an unchanged schedule is kept on purpose: the misfire policy
+            // decides at the next tick what to do with slots missed while we were down.
+            let recompute = schedule_changed
+                || job.next_run_at.is_none()
+                || matches!(job.status, JobStatus::Retired | JobStatus::Failed);
+            let pointer = if recompute { next } else { job.next_run_at };
+            (redeclared_status(job.status), None, pointer)
+        }
+    };
+    PluginJob::update_many()
+        .col_expr(PluginJobColumn::DisplayName, Expr::value(display_name))
+        .col_expr(
+            PluginJobColumn::Description,
+            Expr::value(decl.description.clone()),
+        )
+        .col_expr(
+            PluginJobColumn::Schedule,
+            Expr::value(decl.schedule.clone()),
+        )
+        .col_expr(
+            PluginJobColumn::Timezone,
+            Expr::value(decl.timezone.clone()),
+        )
+        .col_expr(PluginJobColumn::Status, Expr::value(status))
+        .col_expr(PluginJobColumn::TimeoutMs, Expr::value(decl.timeout_ms))
+        .col_expr(PluginJobColumn::Misfire, Expr::value(decl.misfire))
+        .col_expr(
+            PluginJobColumn::PauseAfterFailures,
+            Expr::value(decl.pause_after()),
+        )
+        .col_expr(PluginJobColumn::RetryMaxAttempts, Expr::value(retry.0))
+        .col_expr(PluginJobColumn::RetryBackoffMs, Expr::value(retry.1))
+        .col_expr(PluginJobColumn::RetryMaxBackoffMs, Expr::value(retry.2))
+        .col_expr(PluginJobColumn::Payload, Expr::value(decl.payload.clone()))
+        .col_expr(PluginJobColumn::Overlap, Expr::value(decl.overlap))
+        .col_expr(
+            PluginJobColumn::JitterMs,
+            Expr::value(as_ms(decl.jitter_ms)),
+        )
+        .col_expr(
+            PluginJobColumn::MisfireGraceMs,
+            Expr::value(as_ms(decl.misfire_grace_ms)),
+        )
+        .col_expr(PluginJobColumn::LastError, Expr::value(last_error))
+        .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+        .filter(PluginJobColumn::Id.eq(job.id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// A stored millisecond count (validated to fit).
+fn as_ms(ms: Option<u64>) -> Option<i64> {
+    ms.and_then(|ms| i64::try_from(ms).ok())
 }
 
 pub(super) async fn set_job_status(

@@ -264,6 +264,11 @@ pub(super) async fn start_retry(db: &DatabaseConnection, msg: StartRetry) -> Res
     run.traceparent = Some(runs::traceparent(run.id));
     run.attempt = attempt;
     run.retry_of = Some(retry.retry_of);
+    // The retry runs with what the failed attempt ran with (a trigger's one-off payload too).
+    run.payload = PluginJobRun::find_by_id(retry.failed_run_id)
+        .one(&txn)
+        .await?
+        .map_or(run.payload, |failed| failed.payload);
     let inserted =
         runs::insert_ignoring_conflicts(&txn, vec![runs::active_model(run.clone())]).await?;
     if !inserted.contains(&run.id) {
@@ -391,6 +396,11 @@ mod tests {
             retry_max_attempts: 5,
             retry_backoff_ms: backoff_ms,
             retry_max_backoff_ms: max_ms,
+            origin: JobOrigin::Manifest,
+            payload: None,
+            overlap: OverlapPolicy::Skip,
+            jitter_ms: None,
+            misfire_grace_ms: None,
         }
     }
 

@@ -45,6 +45,7 @@ pub(super) fn new_run(
         traceparent: Some(traceparent(id)),
         attempt: 1,
         retry_of: None,
+        payload: job.payload.clone(),
     }
 }
 
@@ -74,6 +75,7 @@ pub(super) fn active_model(run: PluginJobRunModel) -> PluginJobRunActiveModel {
         traceparent: Set(run.traceparent),
         attempt: Set(run.attempt),
         retry_of: Set(run.retry_of),
+        payload: Set(run.payload),
     }
 }
 

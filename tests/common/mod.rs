@@ -164,6 +164,11 @@ pub fn job_row(plugin_id: &str, job_key: &str) -> PluginJobModel {
         retry_max_attempts: 1,
         retry_backoff_ms: None,
         retry_max_backoff_ms: None,
+        origin: JobOrigin::Manifest,
+        payload: None,
+        overlap: OverlapPolicy::Skip,
+        jitter_ms: None,
+        misfire_grace_ms: None,
     }
 }
 
@@ -187,6 +192,7 @@ pub fn run_row(job: &PluginJobModel) -> PluginJobRunModel {
         traceparent: None,
         attempt: 1,
         retry_of: None,
+        payload: None,
     }
 }
 
