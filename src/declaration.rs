@@ -138,6 +138,93 @@ impl JobDeclaration {
     }
 }
 
+impl JobDeclaration {
+    /// The declaration a stored job answers to: what a change through the API starts from.
+    pub fn of_job(job: &entity::prelude::PluginJobModel) -> Self {
+        let millis = |ms: Option<i64>| {
+            ms.and_then(|ms| u64::try_from(ms).ok())
+                .map(|ms| crate::config::format_duration(Duration::from_millis(ms)))
+        };
+        let retry = (job.retry_max_attempts > 1
+            || job.retry_backoff_ms.is_some()
+            || job.retry_max_backoff_ms.is_some())
+        .then(|| RetryPolicy {
+            max_attempts: u32::try_from(job.retry_max_attempts).unwrap_or(1),
+            backoff: millis(job.retry_backoff_ms),
+            max_backoff: millis(job.retry_max_backoff_ms),
+        });
+        let as_u64 = |ms: Option<i64>| ms.and_then(|ms| u64::try_from(ms).ok());
+        Self {
+            job_key: job.job_key.clone(),
+            display_name: job.display_name.clone(),
+            description: job.description.clone(),
+            schedule: job.schedule.clone(),
+            timezone: job.timezone.clone(),
+            timeout_ms: job.timeout_ms,
+            misfire: job.misfire,
+            pause_after_failures: job
+                .pause_after_failures
+                .and_then(|failures| u32::try_from(failures).ok()),
+            retry,
+            payload: job.payload.clone(),
+            overlap: job.overlap,
+            jitter_ms: as_u64(job.jitter_ms),
+            misfire_grace_ms: as_u64(job.misfire_grace_ms),
+        }
+    }
+
+    /// This declaration changed by a JSON merge patch (RFC 7396: a member set to `null` goes
+    /// back to its default; an object member such as `retry` is merged member by member). The
+    /// result is checked like a manifest's job; every refusal names the field.
+    pub fn patched(&self, patch: &serde_json::Value) -> std::result::Result<Self, String> {
+        let serde_json::Value::Object(members) = patch else {
+            return Err("the body must be a JSON object of the fields to change".to_owned());
+        };
+        if let Some(key) = members.get("jobKey")
+            && key.as_str() != Some(self.job_key.as_str())
+        {
+            return Err(format!(
+                "jobKey cannot be changed (the job is {:?}); create a new job instead",
+                self.job_key
+            ));
+        }
+        let mut value = serde_json::to_value(self).map_err(|err| err.to_string())?;
+        merge_patch(&mut value, patch);
+        let patched: Self = serde_path_to_error::deserialize(value).map_err(|err| {
+            let path = err.path().to_string();
+            format!("{path}: {}", err.inner())
+        })?;
+        check_jobs(std::slice::from_ref(&patched))
+            .map_err(|err| err.replacen("jobs[0].", "", 1))?;
+        Ok(patched)
+    }
+}
+
+/// RFC 7396 JSON merge patch of `target` by `patch`.
+fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(members) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let serde_json::Value::Object(fields) = target {
+        for (name, value) in members {
+            if value.is_null() {
+                fields.remove(name);
+            } else {
+                merge_patch(
+                    fields
+                        .entry(name.clone())
+                        .or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
+    }
+}
+
 impl RetryPolicy {
     /// A policy of `max_attempts` attempts with the default backoff.
     pub fn attempts(max_attempts: u32) -> Self {

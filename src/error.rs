@@ -35,6 +35,18 @@ pub enum Error {
     #[error("Job {job} is already running{detail}")]
     AlreadyRunning { job: String, detail: String },
     /// The plugin's worker is not running, so its jobs cannot be dispatched.
+    #[error("Job {job} of plugin {plugin_id} already exists (origin: {origin})")]
+    JobExists {
+        plugin_id: String,
+        job: String,
+        origin: String,
+    },
+
+    #[error(
+        "Job {job} is declared in the manifest of plugin {plugin_id}: change or remove it there"
+    )]
+    DeclaredByManifest { plugin_id: String, job: String },
+
     #[error("Worker for plugin {0} is not running")]
     WorkerNotRunning(String),
     /// A job declaration or another input was rejected; the message names the field.

@@ -29,10 +29,10 @@ use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::notifier::{NotifierActor, NotifierConfig};
 use crate::retry::{RetryActor, StartRetries};
 use crate::scheduler::{
-    AwaitReleased, Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob,
+    AwaitReleased, Diagnostics, GetDiagnostics, JobsChanged, PauseJob, RegisterPlugin, ResumeJob,
     SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
 };
-use crate::store::{JobDeclaration, JobRef, StoreActor};
+use crate::store::{CreateJob, DeleteJob, GetJob, JobDeclaration, JobRef, StoreActor, UpdateJob};
 use crate::worker::{InProcessWorkers, WorkerManager};
 
 /// Entry point of the embedding API.
@@ -240,7 +240,86 @@ pub struct PluginJobsHandle {
 impl PluginJobsHandle {
     /// Runs a job now (`Manual` or `Retry`); answers once the run is queued.
     pub async fn trigger(&self, job: JobRef, trigger: RunTrigger) -> Result<TriggeredRun> {
-        self.scheduler.send(TriggerJob { job, trigger }).await?
+        self.trigger_with_payload(job, trigger, None).await
+    }
+
+    /// Runs a job now with a one-off `payload` in place of the job's (`None`: the job's).
+    pub async fn trigger_with_payload(
+        &self,
+        job: JobRef,
+        trigger: RunTrigger,
+        payload: Option<serde_json::Value>,
+    ) -> Result<TriggeredRun> {
+        self.scheduler
+            .send(TriggerJob {
+                job,
+                trigger,
+                payload,
+            })
+            .await?
+    }
+
+    /// Creates a job of `plugin_id` (`origin: api`): validated like a manifest's job, it
+    /// survives manifest syncs and takes effect at once.
+    pub async fn create_job(
+        &self,
+        plugin_id: impl Into<String>,
+        job: JobDeclaration,
+    ) -> Result<PluginJobModel> {
+        let msg = CreateJob {
+            plugin_id: plugin_id.into(),
+            job,
+            now: self.clock.now(),
+        };
+        self.changed(crate::store::ask(&self.store, msg).await)
+    }
+
+    /// Changes a job created through the API by a JSON merge patch of its declaration, e.g.
+    /// `{"schedule": "*/5 * * * *", "payload": {"region": "eu"}}`; `null` resets a field.
+    pub async fn update_job(
+        &self,
+        job: JobRef,
+        patch: serde_json::Value,
+    ) -> Result<PluginJobModel> {
+        let job_id = self.job_id(job).await?;
+        let msg = UpdateJob {
+            job_id,
+            patch,
+            now: self.clock.now(),
+        };
+        self.changed(crate::store::ask(&self.store, msg).await)
+    }
+
+    /// Retires a job created through the API; its history stays.
+    pub async fn delete_job(&self, job: JobRef) -> Result<PluginJobModel> {
+        let job_id = self.job_id(job).await?;
+        let msg = DeleteJob {
+            job_id,
+            now: self.clock.now(),
+        };
+        self.changed(crate::store::ask(&self.store, msg).await)
+    }
+
+    async fn job_id(&self, job: JobRef) -> Result<uuid::Uuid> {
+        if let JobRef::Id(id) = job {
+            return Ok(id);
+        }
+        let label = match &job {
+            JobRef::Id(id) => id.to_string(),
+            JobRef::Key { plugin_id, job_key } => format!("{plugin_id}/{job_key}"),
+        };
+        crate::store::ask(&self.store, GetJob(job))
+            .await?
+            .map(|job| job.id)
+            .ok_or(crate::Error::JobNotFound(label))
+    }
+
+    /// Tells the scheduler when a change landed, so it claims without waiting for a tick.
+    fn changed(&self, result: Result<PluginJobModel>) -> Result<PluginJobModel> {
+        if result.is_ok() {
+            self.scheduler.do_send(JobsChanged);
+        }
+        result
     }
 
     pub async fn pause(&self, job: JobRef) -> Result<PluginJobModel> {

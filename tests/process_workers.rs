@@ -191,6 +191,61 @@ fn messages(run: &PluginJobRunModel) -> Vec<(String, String)> {
 }
 
 #[actix_rt::test]
+async fn a_payload_reaches_a_process_worker_from_the_job_and_from_a_trigger() {
+    let s = Setup::new(
+        vec!["python3".into(), "./raw_worker.py".into()],
+        raw_worker_dir(),
+        &[],
+    )
+    .await;
+    s.register(&[]).await;
+    s.wait_running().await;
+    // A job created through the API, carrying a payload.
+    let mut echo = JobDeclaration::new("echo", "");
+    echo.payload = Some(json!({"region": "eu", "batch": [1, 2], "note": "caf\u{e9}"}));
+    let job = s.jobs.create_job(PLUGIN, echo).await.expect("create");
+    assert_eq!(job.origin, JobOrigin::Api);
+
+    let run = s.run("echo").await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.payload,
+        Some(json!({"region": "eu", "batch": [1, 2], "note": "café"}))
+    );
+    assert_eq!(
+        messages(&run),
+        [(
+            "info".to_owned(),
+            r#"{"batch": [1, 2], "note": "caf\u00e9", "region": "eu"}"#.to_owned()
+        )]
+    );
+
+    // A trigger's one-off payload replaces the job's for that run only.
+    let one_off = s
+        .jobs
+        .trigger_with_payload(
+            JobRef::key(PLUGIN, "echo"),
+            RunTrigger::Manual,
+            Some(json!([true, null])),
+        )
+        .await
+        .expect("trigger");
+    let run = s.finished(one_off.run_id).await;
+    assert_eq!(messages(&run)[0].1, "[true, null]");
+    let again = s.run("echo").await;
+    assert_eq!(again.payload, job.payload, "the job's payload is unchanged");
+
+    // Too large a payload is refused, naming the limit.
+    let huge = json!({"blob": "x".repeat(17 * 1024)});
+    let refused = s
+        .jobs
+        .trigger_with_payload(JobRef::key(PLUGIN, "echo"), RunTrigger::Manual, Some(huge))
+        .await
+        .expect_err("too large");
+    assert!(refused.to_string().contains("16 KiB"), "{refused}");
+}
+
+#[actix_rt::test]
 async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
     let s = Setup::new(
         vec!["python3".into(), "./raw_worker.py".into()],

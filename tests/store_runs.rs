@@ -19,6 +19,7 @@ fn create(job: &PluginJobModel, trigger: RunTrigger, now: &str) -> CreateRun {
     CreateRun {
         job_id: job.id,
         trigger,
+        payload: None,
         instance_id: "instance-a".to_owned(),
         now: at(now),
     }

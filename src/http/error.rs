@@ -68,7 +68,10 @@ impl From<Error> for ApiError {
             Error::JobNotFound(_) | Error::RunNotFound(_) | Error::PluginNotFound(_) => {
                 StatusCode::NOT_FOUND
             }
-            Error::JobNotActive { .. } | Error::AlreadyRunning { .. } => StatusCode::CONFLICT,
+            Error::JobNotActive { .. }
+            | Error::AlreadyRunning { .. }
+            | Error::JobExists { .. }
+            | Error::DeclaredByManifest { .. } => StatusCode::CONFLICT,
             Error::WorkerNotRunning(_) | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::InvalidInput(_) | Error::Cron(_) => StatusCode::BAD_REQUEST,
             // A stopped actor, or a database that cannot be reached, is a service that is not

@@ -26,6 +26,8 @@ pub struct TriggerJob {
     pub job: JobRef,
     /// `Manual` or `Retry`.
     pub trigger: RunTrigger,
+    /// A one-off payload for this run instead of the job's (at most 16 KiB as JSON).
+    pub payload: Option<serde_json::Value>,
 }
 
 /// Starts a due retry on this instance, if it can run the job now. Sent by the `RetryActor`.
@@ -97,6 +99,7 @@ impl Handler<TriggerJob> for SchedulerActor {
         let instance_id = self.instance_id.clone();
         let now = self.clock.now();
         let trigger = msg.trigger;
+        let payload = msg.payload;
         Box::pin(
             lookup
                 .into_actor(self)
@@ -125,6 +128,7 @@ impl Handler<TriggerJob> for SchedulerActor {
                             .send(CreateRun {
                                 job_id: job.id,
                                 trigger,
+                                payload,
                                 instance_id,
                                 now,
                             })

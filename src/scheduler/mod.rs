@@ -53,6 +53,12 @@ pub struct Start;
 #[rtype(result = "()")]
 pub struct Tick;
 
+/// Jobs changed in the database (created, changed or retired through the API): a running
+/// scheduler with timers claims at once, so the change takes effect without waiting for a tick.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct JobsChanged;
+
 /// Asks for the scheduler's state.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Diagnostics")]
@@ -421,6 +427,16 @@ impl Handler<GetDiagnostics> for SchedulerActor {
             registered_plugins,
             skipped_slots: self.skipped_slots,
         })
+    }
+}
+
+impl Handler<JobsChanged> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: JobsChanged, ctx: &mut Self::Context) {
+        if self.is_running() && self.timers {
+            ctx.notify(Tick);
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use crate::time::to_millis;
 use crate::{Error, Result};
 
 /// What a declaration's schedule says about the job's pointer.
-enum ScheduleCheck {
+pub(super) enum ScheduleCheck {
     /// Empty schedule: manual only, no pointer.
     Manual,
     /// Valid: the first slot after now (`None` when it can never fire again).
@@ -37,7 +37,7 @@ fn invalid(mut reason: String) -> ScheduleCheck {
     ScheduleCheck::Invalid(reason)
 }
 
-fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>) -> ScheduleCheck {
+pub(super) fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>) -> ScheduleCheck {
     if schedule.trim().is_empty() {
         // The timezone still matters for a later schedule, so a bad one is reported anyway.
         return match crate::cron::parse_timezone(timezone) {
@@ -68,18 +68,7 @@ pub(super) async fn sync_job_declarations(
 ) -> Result<Vec<PluginJobModel>> {
     crate::declaration::validate(&msg.plugin_id, &msg.jobs)?;
     let mut msg = msg;
-    for decl in &mut msg.jobs {
-        // A schedule or timezone holding such a character is invalid anyway: it fails to
-        // parse, and the job is stored `failed` with the reason.
-        for text in [
-            &mut decl.display_name,
-            &mut decl.description,
-            &mut decl.schedule,
-            &mut decl.timezone,
-        ] {
-            super::clean_text(text);
-        }
-    }
+    msg.jobs.iter_mut().for_each(clean_declaration);
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
     // Status and pointer are written from what is read here, so the rows stay locked until the
@@ -163,6 +152,23 @@ pub(super) async fn fail_job(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Replaces what the databases refuse in a declaration's text and payload. A schedule or
+/// timezone holding such a character is invalid anyway: it fails to parse, and the job is
+/// stored `failed` with the reason.
+pub(super) fn clean_declaration(decl: &mut JobDeclaration) {
+    for text in [
+        &mut decl.display_name,
+        &mut decl.description,
+        &mut decl.schedule,
+        &mut decl.timezone,
+    ] {
+        super::clean_text(text);
+    }
+    if let Some(payload) = &mut decl.payload {
+        super::clean_json(payload);
+    }
 }
 
 /// Writes one declaration: inserts the job (`origin`) when `existing` is `None`, else updates
@@ -271,6 +277,7 @@ pub(super) async fn upsert_declaration(
         .col_expr(PluginJobColumn::RetryMaxAttempts, Expr::value(retry.0))
         .col_expr(PluginJobColumn::RetryBackoffMs, Expr::value(retry.1))
         .col_expr(PluginJobColumn::RetryMaxBackoffMs, Expr::value(retry.2))
+        .col_expr(PluginJobColumn::Origin, Expr::value(origin))
         .col_expr(PluginJobColumn::Payload, Expr::value(decl.payload.clone()))
         .col_expr(PluginJobColumn::Overlap, Expr::value(decl.overlap))
         .col_expr(

@@ -8,17 +8,19 @@
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
-//! `ListDueRetries` and `GetRetryOf` (in `retries.rs`), the outbox messages
+//! `ListDueRetries` and `GetRetryOf` (in `retries.rs`), `CreateJob`, `UpdateJob` and
+//! `DeleteJob` (in `job_admin.rs`), the outbox messages
 //! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`. Sends nothing.
 //!
 //! This file is over 500 lines on purpose: every message of the store is declared here, beside
 //! the handler lists, so it reads as the store's whole API; the statements live in one file per
-//! table or concern (`jobs`, `claim`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
+//! table or concern (`jobs`, `job_admin`, `claim`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
 //! `outbox`).
 
 mod claim;
 mod health;
+mod job_admin;
 mod jobs;
 mod outcomes;
 mod retries;
@@ -41,6 +43,7 @@ use crate::clock::Clock;
 pub use crate::events::SkipReason;
 pub use claim::{ClaimOutcome, ClaimedRun, SkippedSlot};
 pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
+pub use job_admin::{CreateJob, DeleteJob, UpdateJob};
 pub use jobs::JobDeclaration;
 pub use retries::{DueRetries, GetRetryOf, ListDueRetries, RetryStart, StartRetry, backoff};
 pub use upkeep::RescuedRun;
@@ -166,6 +169,8 @@ pub struct ClaimDueJobs {
 pub struct CreateRun {
     pub job_id: Uuid,
     pub trigger: RunTrigger,
+    /// A one-off payload for this run instead of the job's.
+    pub payload: Option<serde_json::Value>,
     pub instance_id: String,
     pub now: DateTime<Utc>,
 }
@@ -510,6 +515,9 @@ write_handlers! {
     RescueStaleRuns => upkeep::rescue_stale_runs,
     CancelPluginRuns => upkeep::cancel_plugin_runs,
     StartRetry => retries::start_retry,
+    CreateJob => job_admin::create_job,
+    UpdateJob => job_admin::update_job,
+    DeleteJob => job_admin::delete_job,
 }
 
 /// The prune deletes only finished runs, which nothing writes again: it runs in short batches

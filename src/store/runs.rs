@@ -208,7 +208,13 @@ pub(super) async fn create_run(
     if !live_job_ids(&txn, [job.id]).await?.is_empty() {
         return Err(already_running());
     }
-    let run = new_run(&job, msg.trigger, now, &msg.instance_id, now);
+    let mut run = new_run(&job, msg.trigger, now, &msg.instance_id, now);
+    if let Some(mut payload) = msg.payload {
+        crate::declaration::check_payload(&payload)
+            .map_err(|err| Error::InvalidInput(format!("payload {err}")))?;
+        super::clean_json(&mut payload);
+        run.payload = Some(payload);
+    }
     let inserted = insert_ignoring_conflicts(&txn, vec![active_model(run.clone())]).await?;
     if !inserted.contains(&run.id) {
         return Err(already_running());

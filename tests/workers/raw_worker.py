@@ -2,7 +2,7 @@
 """A worker written without the SDK: raw JSON-RPC lines on stdin/stdout.
 
 Proves the protocol works for any language. Job `ok` succeeds and logs a line, job `fail` fails
-with a message, job `flaky` fails its first attempt and succeeds on a retry (logging the attempt
+with a message, job `echo` logs the payload it was given (as sorted JSON), job `flaky` fails its first attempt and succeeds on a retry (logging the attempt
 and the run it retries), job `flood` sends 100,000 empty log lines and one with a level of almost 1 MiB
 before it succeeds; any other key is an invalid-params error.
 """
@@ -39,6 +39,11 @@ for line in sys.stdin:
             send({"jsonrpc": "2.0", "method": "log",
                   "params": {"runId": job["runId"], "level": "x" * ((1 << 20) - 200),
                              "message": "huge level"}})
+            send({"jsonrpc": "2.0", "id": mid, "result": None})
+        elif job["jobKey"] == "echo":
+            send({"jsonrpc": "2.0", "method": "log",
+                  "params": {"runId": job["runId"], "level": "info",
+                             "message": json.dumps(job.get("payload"), sort_keys=True)}})
             send({"jsonrpc": "2.0", "id": mid, "result": None})
         elif job["jobKey"] == "flaky":
             send({"jsonrpc": "2.0", "method": "log",
