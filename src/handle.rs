@@ -27,12 +27,15 @@ use crate::job_health::JobHealthActor;
 use crate::maintenance::{MaintenanceActor, StartMaintenance};
 use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::notifier::{NotifierActor, NotifierConfig};
-use crate::retry::{RetryActor, StartRetries};
+use crate::retry::{PendingWorkAdded, RetryActor, StartRetries};
 use crate::scheduler::{
     AwaitReleased, Diagnostics, GetDiagnostics, JobsChanged, PauseJob, RegisterPlugin, ResumeJob,
     SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
 };
-use crate::store::{CreateJob, DeleteJob, GetJob, JobDeclaration, JobRef, StoreActor, UpdateJob};
+use crate::store::{
+    BackfillRequested, CancelBackfill, CreateJob, DeleteJob, GetJob, JobDeclaration, JobRef,
+    RequestBackfill, StoreActor, UpdateJob,
+};
 use crate::worker::{InProcessWorkers, WorkerManager};
 
 /// Entry point of the embedding API.
@@ -298,6 +301,37 @@ impl PluginJobsHandle {
             now: self.clock.now(),
         };
         self.changed(crate::store::ask(&self.store, msg).await)
+    }
+
+    /// Replays every slot of the job in `[from, to)` that has no run yet (at most
+    /// [`crate::store::MAX_BACKFILL_SLOTS`]): oldest first, one run at a time, under the
+    /// concurrency caps, with `trigger: backfill`.
+    pub async fn backfill(
+        &self,
+        job: JobRef,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<BackfillRequested> {
+        let job_id = self.job_id(job).await?;
+        let msg = RequestBackfill {
+            job_id,
+            from,
+            to,
+            now: self.clock.now(),
+        };
+        let requested = crate::store::ask(&self.store, msg).await?;
+        self.retries.do_send(PendingWorkAdded);
+        Ok(requested)
+    }
+
+    /// Cancels the job's backfilled slots that have not started. Answers how many.
+    pub async fn cancel_backfill(&self, job: JobRef) -> Result<u64> {
+        let job_id = self.job_id(job).await?;
+        let msg = CancelBackfill {
+            job_id,
+            now: self.clock.now(),
+        };
+        crate::store::ask(&self.store, msg).await
     }
 
     async fn job_id(&self, job: JobRef) -> Result<uuid::Uuid> {

@@ -1,5 +1,11 @@
-//! The `RetryActor`: carries out the retries that failed runs asked for. A subscriber of run
+//! The `RetryActor`: carries out the runs that wait in the database for their turn — the retries
+//! failed runs asked for, and the past slots an operator asked to backfill. A subscriber of run
 //! events, started by the builder like the other subscribers.
+//!
+//! Backfilled slots (`store/backfills.rs`) take the same path as retries: each pass hands the
+//! oldest pending slot of each job to the scheduler (`RunBackfill`), which starts it under the
+//! concurrency budget; the next slot of the job follows once that run has finished (the pass
+//! that `RunFinished` of a backfill run arms).
 //!
 //! Why a policy the store applies plus an actor, rather than an actor alone: a retry must
 //! survive a crash between the failure and the retry, so it is asked for in the transaction
@@ -12,21 +18,22 @@
 //! instances on one PostgreSQL each retry runs exactly once; the partial unique index on live
 //! runs keeps a retry from overlapping any other run of its job.
 //!
-//! Handles: `StartRetries`, `RetryPass`, `RunEvent` (a failure arms a pass). Sends:
-//! `ListDueRetries` (store), `RunRetry` (scheduler), `RetryDropped` events.
+//! Handles: `StartRetries`, `RetryPass`, `PendingWorkAdded`, `RunEvent` (a failure, or the end of a backfill run,
+//! arms a pass). Sends: `ListDueRetries`, `ListPendingBackfills` (store), `RunRetry`,
+//! `RunBackfill` (scheduler), `RetryDropped` events.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use entity::prelude::RunStatus;
+use entity::prelude::{RunStatus, RunTrigger};
 
 use crate::Result;
 use crate::clock::Clock;
 use crate::events::{EventBus, RunEvent};
-use crate::scheduler::{RunRetry, SchedulerActor};
-use crate::store::{ListDueRetries, RetryStart, StoreActor};
+use crate::scheduler::{RunBackfill, RunRetry, SchedulerActor};
+use crate::store::{BackfillStart, ListDueRetries, ListPendingBackfills, RetryStart, StoreActor};
 
 /// Most retries one pass hands to the scheduler.
 const RETRIES_PER_PASS: u64 = 500;
@@ -35,6 +42,11 @@ const RETRIES_PER_PASS: u64 = 500;
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct StartRetries;
+
+/// New pending work was stored (a backfill request): a pass follows at once (with timers).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct PendingWorkAdded;
 
 /// Hands every due retry to the scheduler. Answers what became of them.
 #[derive(Message, Debug, Clone, Copy)]
@@ -54,6 +66,12 @@ pub struct RetryPassReport {
     pub waiting: usize,
     /// When the next pending retry comes due.
     pub next_due_at: Option<DateTime<Utc>>,
+    /// Backfilled slots whose run was created.
+    pub backfills_started: usize,
+    /// Backfilled slots dropped (the job is no longer active, or the slot ran meanwhile).
+    pub backfills_cancelled: usize,
+    /// Backfilled slots left pending (another run of the job is live, or not here).
+    pub backfills_waiting: usize,
 }
 
 /// Starts the retries of one instance.
@@ -139,6 +157,18 @@ impl Handler<StartRetries> for RetryActor {
     }
 }
 
+impl Handler<PendingWorkAdded> for RetryActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: PendingWorkAdded, ctx: &mut Self::Context) {
+        if self.passing {
+            self.again = true;
+        } else {
+            self.arm(Duration::ZERO, ctx);
+        }
+    }
+}
+
 impl Handler<RetryPass> for RetryActor {
     type Result = ResponseActFuture<Self, Result<RetryPassReport>>;
 
@@ -206,6 +236,25 @@ impl Handler<RetryPass> for RetryActor {
                     }
                 }
             }
+            let pending = ListPendingBackfills {
+                limit: RETRIES_PER_PASS,
+            };
+            for slot in crate::store::ask(&store, pending).await? {
+                let slot_id = slot.id;
+                match scheduler.send(RunBackfill(slot)).await? {
+                    Ok(BackfillStart::Started { .. }) => report.backfills_started += 1,
+                    Ok(BackfillStart::Cancelled { reason }) => {
+                        log::info!("backfill {slot_id} dropped: {reason}");
+                        report.backfills_cancelled += 1;
+                    }
+                    Ok(BackfillStart::Busy) => report.backfills_waiting += 1,
+                    Ok(BackfillStart::Taken) => {}
+                    Err(err) => {
+                        log::warn!("backfill {slot_id}: starting it failed, trying again: {err}");
+                        report.backfills_waiting += 1;
+                    }
+                }
+            }
             Ok(report)
         };
         Box::pin(pass.into_actor(self).map(|report, act, ctx| {
@@ -231,10 +280,14 @@ impl Handler<RunEvent> for RetryActor {
     fn handle(&mut self, event: RunEvent, ctx: &mut Self::Context) {
         // A failure this instance recorded may have asked for a retry: a pass now reads when it
         // comes due and arms the timer for it.
+        // A backfill run that ended lets the job's next backfilled slot start.
         let failed = matches!(
             event,
             RunEvent::RunFinished {
                 status: RunStatus::Failed,
+                ..
+            } | RunEvent::RunFinished {
+                trigger: RunTrigger::Backfill,
                 ..
             } | RunEvent::RunRescued { .. }
         );

@@ -3,6 +3,7 @@
 //! deliveries, the `plugin_job_retries` a failed run asked for, with the enums their text columns hold.
 
 pub mod plugin_job;
+pub mod plugin_job_backfill;
 pub mod plugin_job_notification;
 pub mod plugin_job_retry;
 pub mod plugin_job_run;

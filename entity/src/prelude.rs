@@ -4,6 +4,10 @@ pub use super::plugin_job::{
     ActiveModel as PluginJobActiveModel, Column as PluginJobColumn, Entity as PluginJob,
     Model as PluginJobModel,
 };
+pub use super::plugin_job_backfill::{
+    ActiveModel as BackfillActiveModel, Column as BackfillColumn, Entity as Backfill,
+    Model as BackfillModel,
+};
 pub use super::plugin_job_notification::{
     ActiveModel as NotificationActiveModel, Column as NotificationColumn, Entity as Notification,
     Model as NotificationModel,
@@ -16,5 +20,6 @@ pub use super::plugin_job_run::{
     Model as PluginJobRunModel,
 };
 pub use super::sea_orm_active_enums::{
-    JobOrigin, JobStatus, MisfirePolicy, OverlapPolicy, RetryStatus, RunStatus, RunTrigger,
+    BackfillStatus, JobOrigin, JobStatus, MisfirePolicy, OverlapPolicy, RetryStatus, RunStatus,
+    RunTrigger,
 };

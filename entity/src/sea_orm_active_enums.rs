@@ -79,6 +79,9 @@ pub enum RunTrigger {
     /// A manual re-run after a failure.
     #[sea_orm(string_value = "retry")]
     Retry,
+    /// A past slot replayed on an operator's request.
+    #[sea_orm(string_value = "backfill")]
+    Backfill,
 }
 
 /// What to do with a slot missed by more than the misfire grace.
@@ -135,6 +138,24 @@ pub enum OverlapPolicy {
     /// The live run is cancelled; the slot starts once its worker is done with it.
     #[sea_orm(string_value = "cancel_previous")]
     CancelPrevious,
+}
+
+/// Where a backfilled slot stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillStatus {
+    /// Waiting for its turn (oldest slot first, one run of the job at a time).
+    #[sea_orm(string_value = "pending")]
+    Pending,
+    /// Its run was created.
+    #[sea_orm(string_value = "started")]
+    Started,
+    /// Cancelled before it started (by the operator, or the job is no longer active).
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
 }
 
 /// Where a retry of a failed run stands.
@@ -212,4 +233,4 @@ macro_rules! text_enum {
     )*};
 }
 
-text_enum!(JobStatus: "job status", RunStatus: "run status", RetryStatus: "retry status", JobOrigin: "job origin", OverlapPolicy: "overlap policy", RunTrigger: "trigger", MisfirePolicy: "misfire policy");
+text_enum!(JobStatus: "job status", RunStatus: "run status", RetryStatus: "retry status", BackfillStatus: "backfill status", JobOrigin: "job origin", OverlapPolicy: "overlap policy", RunTrigger: "trigger", MisfirePolicy: "misfire policy");

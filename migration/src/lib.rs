@@ -12,6 +12,7 @@ mod m20261130_000005_index_runs_by_age;
 mod m20261130_000006_add_run_traceparent;
 mod m20261130_000007_retries;
 mod m20261130_000009_job_policies;
+mod m20261130_000010_backfills;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_add_run_traceparent::Migration),
             Box::new(m20261130_000007_retries::Migration),
             Box::new(m20261130_000009_job_policies::Migration),
+            Box::new(m20261130_000010_backfills::Migration),
         ]
     }
 }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::events::RunEvent;
 use crate::job_run::Cancel;
 use crate::store::{
-    CreateRun, GetJob, JobDeclaration, JobRef, RetryStart, SetJobStatus, StartRetry,
-    SyncJobDeclarations,
+    BackfillStart, CreateRun, GetJob, JobDeclaration, JobRef, RetryStart, SetJobStatus,
+    StartBackfill, StartRetry, StoreActor, SyncJobDeclarations,
 };
 use crate::{Error, Result};
 
@@ -34,6 +34,12 @@ pub struct TriggerJob {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<RetryStart>")]
 pub struct RunRetry(pub RetryModel);
+
+/// Starts a pending backfilled slot on this instance, if it can run the job now. Sent by the
+/// `RetryActor`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<BackfillStart>")]
+pub struct RunBackfill(pub BackfillModel);
 
 /// The run a trigger created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -175,26 +181,87 @@ impl Handler<RunRetry> for SchedulerActor {
 
     fn handle(&mut self, msg: RunRetry, _ctx: &mut Self::Context) -> Self::Result {
         let retry = msg.0;
-        // This instance leaves it to another (or to a later pass) when it is stopping, when it
-        // already runs the job, or when the plugin's worker is not running here.
-        if self.lifecycle == Lifecycle::Stopped
-            || self.runs.holds(retry.job_id)
-            || !self.workers.is_running(&retry.plugin_id)
-        {
-            return Box::pin(fut::ready(Ok(RetryStart::Busy)));
-        }
         let start = StartRetry {
             retry_id: retry.id,
             instance_id: self.instance_id.clone(),
             now: self.clock.now(),
         };
+        self.start_pending(retry.job_id, &retry.plugin_id, start)
+    }
+}
+
+impl Handler<RunBackfill> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<BackfillStart>>;
+
+    fn handle(&mut self, msg: RunBackfill, _ctx: &mut Self::Context) -> Self::Result {
+        let slot = msg.0;
+        let start = StartBackfill {
+            backfill_id: slot.id,
+            instance_id: self.instance_id.clone(),
+            now: self.clock.now(),
+        };
+        self.start_pending(slot.job_id, &slot.plugin_id, start)
+    }
+}
+
+/// A store's answer to starting a pending run (a retry, a backfilled slot).
+trait PendingStart: Send + 'static {
+    /// The answer when this instance leaves the start to another, or to a later pass.
+    const NOT_HERE: Self;
+    /// The run and its job, when the run was created.
+    fn created(&self) -> Option<(&PluginJobRunModel, &PluginJobModel)>;
+}
+
+impl PendingStart for RetryStart {
+    const NOT_HERE: Self = RetryStart::Busy;
+
+    fn created(&self) -> Option<(&PluginJobRunModel, &PluginJobModel)> {
+        match self {
+            RetryStart::Started { run, job } => Some((run, job)),
+            _ => None,
+        }
+    }
+}
+
+impl PendingStart for BackfillStart {
+    const NOT_HERE: Self = BackfillStart::Busy;
+
+    fn created(&self) -> Option<(&PluginJobRunModel, &PluginJobModel)> {
+        match self {
+            BackfillStart::Started { run, job } => Some((run.as_ref(), job.as_ref())),
+            _ => None,
+        }
+    }
+}
+
+impl SchedulerActor {
+    /// Lets the store start a pending run of `job_id` and queues the run it created. This
+    /// instance leaves it to another (or to a later pass) when it is stopping, when it already
+    /// runs the job, or when the plugin's worker is not running here.
+    fn start_pending<M, A>(
+        &mut self,
+        job_id: Uuid,
+        plugin_id: &str,
+        start: M,
+    ) -> ResponseActFuture<Self, Result<A>>
+    where
+        M: Message<Result = Result<A>> + Send + 'static,
+        StoreActor: Handler<M>,
+        A: PendingStart,
+    {
+        if self.lifecycle == Lifecycle::Stopped
+            || self.runs.holds(job_id)
+            || !self.workers.is_running(plugin_id)
+        {
+            return Box::pin(fut::ready(Ok(A::NOT_HERE)));
+        }
         let store = self.store.clone();
         Box::pin(
             async move { crate::store::ask(&store, start).await }
                 .into_actor(self)
                 .map(|started, act, ctx| {
                     let started = started?;
-                    if let RetryStart::Started { run, job } = &started {
+                    if let Some((run, job)) = started.created() {
                         act.queue_run(run.clone(), job.clone(), ctx);
                     }
                     Ok(started)

@@ -39,7 +39,8 @@ mod commands;
 mod shutdown;
 
 pub use commands::{
-    PauseJob, RegisterPlugin, ResumeJob, RunRetry, TriggerJob, TriggeredRun, UnregisterPlugin,
+    PauseJob, RegisterPlugin, ResumeJob, RunBackfill, RunRetry, TriggerJob, TriggeredRun,
+    UnregisterPlugin,
 };
 pub use shutdown::{AwaitReleased, Shutdown, ShutdownReport};
 

@@ -9,15 +9,17 @@
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
 //! `ListDueRetries` and `GetRetryOf` (in `retries.rs`), `CreateJob`, `UpdateJob` and
-//! `DeleteJob` (in `job_admin.rs`), the outbox messages
+//! `DeleteJob` (in `job_admin.rs`), `RequestBackfill`, `CancelBackfill`, `StartBackfill` and
+//! `ListPendingBackfills` (in `backfills.rs`), the outbox messages
 //! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`. Sends nothing.
 //!
 //! This file is over 500 lines on purpose: every message of the store is declared here, beside
 //! the handler lists, so it reads as the store's whole API; the statements live in one file per
-//! table or concern (`jobs`, `job_admin`, `claim`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
+//! table or concern (`jobs`, `job_admin`, `backfills`, `claim`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
 //! `outbox`).
 
+mod backfills;
 mod claim;
 mod health;
 mod job_admin;
@@ -41,6 +43,10 @@ use uuid::Uuid;
 use crate::clock::Clock;
 
 pub use crate::events::SkipReason;
+pub use backfills::{
+    BackfillRequested, BackfillStart, CancelBackfill, ListPendingBackfills, MAX_BACKFILL_SLOTS,
+    RequestBackfill, StartBackfill,
+};
 pub use claim::{ClaimOutcome, ClaimedRun, SkippedSlot};
 pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
 pub use job_admin::{CreateJob, DeleteJob, UpdateJob};
@@ -518,6 +524,9 @@ write_handlers! {
     CreateJob => job_admin::create_job,
     UpdateJob => job_admin::update_job,
     DeleteJob => job_admin::delete_job,
+    RequestBackfill => backfills::request_backfill,
+    CancelBackfill => backfills::cancel_backfill,
+    StartBackfill => backfills::start_backfill,
 }
 
 /// The prune deletes only finished runs, which nothing writes again: it runs in short batches
@@ -540,6 +549,7 @@ read_handlers! {
     GetRun => runs::get_run,
     ListDueRetries => retries::list_due_retries,
     GetRetryOf => retries::get_retry_of,
+    ListPendingBackfills => backfills::list_pending_backfills,
     Ping => ping,
 }
 

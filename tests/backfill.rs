@@ -1,0 +1,261 @@
+//! Backfill on a real database with a manual clock: the slots of `[from, to)` without a run are
+//! replayed with `trigger: backfill`, oldest first and one at a time; a slot that already ran is
+//! never replayed; the request is bounded and checked; it can be cancelled; and two instances
+//! passing at once replay each slot exactly once.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Harness, TestDb, at, wait_until};
+use entity::prelude::*;
+use plugin_jobs::clock::ManualClock;
+use plugin_jobs::config::SchedulerConfig;
+use plugin_jobs::retry::{RetryPass, RetryPassReport};
+use plugin_jobs::store::{JobDeclaration, JobRef};
+use plugin_jobs::worker::InProcessWorkers;
+use plugin_jobs::{Error, PluginJobs, PluginJobsHandle};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+const PLUGIN: &str = "billing";
+
+/// Records the slot of every call the `report` job gets.
+fn recording(workers: &InProcessWorkers, slots: &Arc<Mutex<Vec<String>>>) {
+    let slots = Arc::clone(slots);
+    workers.register(PLUGIN, "report", move |ctx| {
+        slots.lock().expect("slots").push(ctx.scheduled_at.clone());
+        async { Ok(()) }
+    });
+}
+
+async fn pass(jobs: &PluginJobsHandle) -> RetryPassReport {
+    jobs.retries
+        .send(RetryPass)
+        .await
+        .expect("actor")
+        .expect("pass")
+}
+
+async fn backfill_runs(t: &TestDb) -> Vec<PluginJobRunModel> {
+    PluginJobRun::find()
+        .filter(PluginJobRunColumn::Trigger.eq(RunTrigger::Backfill))
+        .order_by_asc(PluginJobRunColumn::CreatedAt)
+        .order_by_asc(PluginJobRunColumn::ScheduledFor)
+        .all(&t.db)
+        .await
+        .expect("runs")
+}
+
+/// Passes until `expected` backfill runs have finished (each pass starts at most one run of the
+/// job: the next slot waits while a run is live), then checks nothing is left.
+async fn drain(h: &Harness, expected: usize) {
+    wait_until("the backfill runs finished", Duration::from_secs(20), || async {
+        let report = pass(&h.jobs).await;
+        assert!(report.backfills_started <= 1, "{report:?}");
+        let runs = backfill_runs(&h.t).await;
+        runs.len() == expected && runs.iter().all(|run| !run.status.is_live())
+    })
+    .await;
+    assert_eq!(pass(&h.jobs).await, RetryPassReport::default());
+}
+
+async fn harness() -> (Harness, Arc<Mutex<Vec<String>>>, uuid::Uuid) {
+    let h = Harness::new(SchedulerConfig::default()).await;
+    let slots = Arc::new(Mutex::new(Vec::new()));
+    recording(&h.workers.inner, &slots);
+    let job = h
+        .jobs
+        .register(PLUGIN, vec![JobDeclaration::new("report", "*/15 * * * *")])
+        .await
+        .expect("register")[0]
+        .id;
+    (h, slots, job)
+}
+
+#[actix_rt::test]
+async fn the_slots_without_a_run_are_replayed_oldest_first_one_at_a_time() {
+    let (h, slots, job) = harness().await;
+    // The 10:15 slot ran on schedule.
+    h.clock.set(at("10:15"));
+    h.tick().await;
+    h.wait_idle().await;
+    h.clock.set(at("12:00"));
+
+    let requested = h
+        .jobs
+        .backfill(JobRef::Id(job), at("10:00"), at("11:00"))
+        .await
+        .expect("backfill");
+    assert_eq!(
+        requested.queued,
+        [
+            "2024-01-15T10:00:00.000Z",
+            "2024-01-15T10:30:00.000Z",
+            "2024-01-15T10:45:00.000Z"
+        ]
+    );
+    assert_eq!(requested.already_covered, 1, "10:15 ran");
+    drain(&h, 3).await;
+
+    let runs = backfill_runs(&h.t).await;
+    let replayed: Vec<_> = runs.iter().map(|run| run.scheduled_for).collect();
+    assert_eq!(replayed, [at("10:00"), at("10:30"), at("10:45")]);
+    assert!(runs.iter().all(|run| run.status == RunStatus::Succeeded));
+    // No two runs of the job were live together.
+    for pair in runs.windows(2) {
+        assert!(pair[1].started_at >= pair[0].finished_at, "{pair:?}");
+    }
+    assert_eq!(
+        *slots.lock().expect("slots"),
+        [
+            "2024-01-15T10:15:00.000Z",
+            "2024-01-15T10:00:00.000Z",
+            "2024-01-15T10:30:00.000Z",
+            "2024-01-15T10:45:00.000Z"
+        ]
+    );
+
+    // Asking again replays nothing: every slot has its run.
+    let again = h
+        .jobs
+        .backfill(JobRef::Id(job), at("10:00"), at("11:00"))
+        .await
+        .expect("backfill");
+    assert!(again.queued.is_empty(), "{again:?}");
+    assert_eq!(again.already_covered, 4);
+}
+
+#[actix_rt::test]
+async fn a_request_is_bounded_and_checked_and_each_refusal_says_why() {
+    let (h, _slots, job) = harness().await;
+    h.clock.set(at("2024-03-01T00:00:00Z"));
+    let manual = h
+        .jobs
+        .register(
+            PLUGIN,
+            vec![
+                JobDeclaration::new("report", "*/15 * * * *"),
+                JobDeclaration::new("adhoc", ""),
+            ],
+        )
+        .await
+        .expect("register")
+        .into_iter()
+        .find(|job| job.job_key == "adhoc")
+        .expect("adhoc")
+        .id;
+    let cases = [
+        (
+            job,
+            at("10:00"),
+            at("2024-01-30T00:00:00Z"),
+            "more than 1000 slots",
+        ),
+        (job, at("11:00"), at("10:00"), "must be before"),
+        (
+            job,
+            at("10:00"),
+            at("2024-03-02T00:00:00Z"),
+            "in the future",
+        ),
+        (manual, at("10:00"), at("11:00"), "has no schedule"),
+    ];
+    for (job_id, from, to, why) in cases {
+        let err = h
+            .jobs
+            .backfill(JobRef::Id(job_id), from, to)
+            .await
+            .expect_err(why);
+        assert!(matches!(err, Error::InvalidInput(_)), "{why}: {err}");
+        assert!(err.to_string().contains(why), "{why}: {err}");
+    }
+    assert!(backfill_runs(&h.t).await.is_empty());
+}
+
+#[actix_rt::test]
+async fn a_backfill_can_be_cancelled_before_its_slots_start() {
+    let (h, _slots, job) = harness().await;
+    h.clock.set(at("12:00"));
+    let requested = h
+        .jobs
+        .backfill(JobRef::Id(job), at("10:00"), at("11:00"))
+        .await
+        .expect("backfill");
+    assert_eq!(requested.queued.len(), 4);
+    assert_eq!(pass(&h.jobs).await.backfills_started, 1);
+    assert_eq!(
+        h.jobs
+            .cancel_backfill(JobRef::Id(job))
+            .await
+            .expect("cancel"),
+        3
+    );
+    h.wait_idle().await;
+    assert_eq!(pass(&h.jobs).await, RetryPassReport::default());
+    assert_eq!(backfill_runs(&h.t).await.len(), 1);
+}
+
+fn instance(
+    db: sea_orm::DatabaseConnection,
+    clock: &ManualClock,
+    slots: &Arc<Mutex<Vec<String>>>,
+) -> PluginJobsHandle {
+    let workers = InProcessWorkers::new();
+    recording(&workers, slots);
+    PluginJobs::builder(db)
+        .workers(workers)
+        .clock(clock.clone())
+        .manual_ticks()
+        .start()
+        .expect("start")
+}
+
+#[actix_rt::test]
+async fn two_instances_replay_each_slot_exactly_once() {
+    let t = TestDb::new().await;
+    let clock = ManualClock::new(at("10:00"));
+    let slots = Arc::new(Mutex::new(Vec::new()));
+    let a = instance(t.db.clone(), &clock, &slots);
+    let b = instance(
+        plugin_jobs::db::connect(&t.url)
+            .await
+            .expect("connect again"),
+        &clock,
+        &slots,
+    );
+    let mut job = None;
+    for handle in [&a, &b] {
+        job = Some(
+            handle
+                .register(PLUGIN, vec![JobDeclaration::new("report", "*/15 * * * *")])
+                .await
+                .expect("register")[0]
+                .id,
+        );
+    }
+    let job = job.expect("job");
+    clock.set(at("13:00"));
+    a.backfill(JobRef::Id(job), at("10:00"), at("12:00"))
+        .await
+        .expect("backfill");
+    wait_until("eight slots replayed", Duration::from_secs(30), || async {
+        let (from_a, from_b) = futures_util::join!(pass(&a), pass(&b));
+        let _ = (from_a, from_b);
+        let runs = backfill_runs(&t).await;
+        runs.len() == 8 && runs.iter().all(|run| !run.status.is_live())
+    })
+    .await;
+    let mut replayed = slots.lock().expect("slots").clone();
+    replayed.sort();
+    let mut expected: Vec<String> = (0..8)
+        .map(|n| format!("2024-01-15T{:02}:{:02}:00.000Z", 10 + n / 4, (n % 4) * 15))
+        .collect();
+    expected.sort();
+    assert_eq!(replayed, expected, "each slot once");
+    // Both instances keep passing: nothing more starts.
+    assert_eq!(
+        pass(&a).await.backfills_started + pass(&b).await.backfills_started,
+        0
+    );
+}
