@@ -50,12 +50,16 @@ async fn backfill_runs(t: &TestDb) -> Vec<PluginJobRunModel> {
 /// Passes until `expected` backfill runs have finished (each pass starts at most one run of the
 /// job: the next slot waits while a run is live), then checks nothing is left.
 async fn drain(h: &Harness, expected: usize) {
-    wait_until("the backfill runs finished", Duration::from_secs(20), || async {
-        let report = pass(&h.jobs).await;
-        assert!(report.backfills_started <= 1, "{report:?}");
-        let runs = backfill_runs(&h.t).await;
-        runs.len() == expected && runs.iter().all(|run| !run.status.is_live())
-    })
+    wait_until(
+        "the backfill runs finished",
+        Duration::from_secs(20),
+        || async {
+            let report = pass(&h.jobs).await;
+            assert!(report.backfills_started <= 1, "{report:?}");
+            let runs = backfill_runs(&h.t).await;
+            runs.len() == expected && runs.iter().all(|run| !run.status.is_live())
+        },
+    )
     .await;
     assert_eq!(pass(&h.jobs).await, RetryPassReport::default());
 }

@@ -41,6 +41,11 @@ const JOB_FIELDS: &[&str] = &[
     "lastSuccessAt",
     "pausedReason",
     "retry",
+    "origin",
+    "payload",
+    "overlap",
+    "jitterMs",
+    "misfireGraceMs",
     "createdAt",
     "updatedAt",
 ];
@@ -62,6 +67,7 @@ const RUN_FIELDS: &[&str] = &[
     "traceparent",
     "attempt",
     "retryOf",
+    "payload",
 ];
 
 /// Builds the service for a harness, with an optional API token.
@@ -284,6 +290,11 @@ async fn jobs_list_every_field_in_camel_case_with_iso_millisecond_timestamps() {
             "lastSuccessAt": null,
             "pausedReason": null,
             "retry": {"maxAttempts": 1, "backoffMs": 10000, "maxBackoffMs": 300000},
+            "origin": "manifest",
+            "payload": null,
+            "overlap": "skip",
+            "jitterMs": null,
+            "misfireGraceMs": null,
             "createdAt": "2024-01-15T10:00:00.000Z",
             "updatedAt": "2024-01-15T10:00:00.000Z",
         })
@@ -644,6 +655,7 @@ async fn a_run_is_shown_with_every_field_and_unknown_or_malformed_ids_are_refuse
             "traceparent": traceparent,
             "attempt": 1,
             "retryOf": null,
+            "payload": null,
         })
     );
 

@@ -58,6 +58,17 @@ pub struct JobView {
     /// The retry policy: `{maxAttempts, backoffMs, maxBackoffMs}` (attempts per slot, the first
     /// included; 1 means no retry).
     pub retry: RetryView,
+    /// `manifest` (declared by its plugin) or `api` (created through the API).
+    pub origin: String,
+    /// The JSON every run of the job gets in `runJob`; `null` for none.
+    pub payload: Option<serde_json::Value>,
+    /// What a due slot does while the previous run is live: `skip`, `queue_one` or
+    /// `cancel_previous`.
+    pub overlap: String,
+    /// Each slot starts a deterministic offset in `[0, jitterMs)` after it; `null` for none.
+    pub jitter_ms: Option<i64>,
+    /// The job's own misfire grace; `null` means the server's.
+    pub misfire_grace_ms: Option<i64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -108,6 +119,11 @@ impl From<&PluginJobModel> for JobView {
             last_success_at: iso_opt(job.last_success_at),
             paused_reason: job.paused_reason.clone(),
             retry: RetryView::from(job),
+            origin: job.origin.to_string(),
+            payload: job.payload.clone(),
+            overlap: job.overlap.to_string(),
+            jitter_ms: job.jitter_ms,
+            misfire_grace_ms: job.misfire_grace_ms,
             created_at: iso(job.created_at),
             updated_at: iso(job.updated_at),
         }
@@ -206,6 +222,8 @@ pub struct RunView {
     pub attempt: i32,
     /// For a retry: the first run of its slot.
     pub retry_of: Option<Uuid>,
+    /// The payload the run was started with (its job's, or a trigger's one-off payload).
+    pub payload: Option<serde_json::Value>,
 }
 
 impl RunView {
@@ -237,6 +255,7 @@ impl From<&PluginJobRunModel> for RunView {
             traceparent: run.traceparent.clone(),
             attempt: run.attempt,
             retry_of: run.retry_of,
+            payload: run.payload.clone(),
         }
     }
 }
