@@ -259,9 +259,11 @@ pub async fn trigger_job(handle: Handle, path: Path<(String, String)>, body: Pay
             ));
         }
     };
-    let trigger = parse_trigger(&body)?;
+    let (trigger, payload) = parse_trigger(&body)?;
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
-    let run = handle.trigger(JobRef::Id(job.id), trigger).await?;
+    let run = handle
+        .trigger_with_payload(JobRef::Id(job.id), trigger, payload)
+        .await?;
     Ok(HttpResponse::Accepted().json(run))
 }
 
@@ -326,7 +328,7 @@ pub async fn wrong_method() -> impl Responder {
 /// Finds a job of `plugin_id` named by its id or by its key. A job of another plugin is not
 /// found. An id is tried first; text that is no job's id is then tried as a key, so a key that
 /// happens to look like a UUID still works.
-async fn find_job(
+pub(super) async fn find_job(
     handle: &PluginJobsHandle,
     plugin_id: &str,
     job_ref: &str,
@@ -345,7 +347,10 @@ async fn find_job(
 
 /// 404 unless the plugin is registered or has jobs in the database (for listings that came back
 /// empty: an empty answer should not hide a misspelt plugin id).
-async fn ensure_plugin_known(handle: &PluginJobsHandle, plugin_id: &str) -> Result<(), ApiError> {
+pub(super) async fn ensure_plugin_known(
+    handle: &PluginJobsHandle,
+    plugin_id: &str,
+) -> Result<(), ApiError> {
     let registered = handle
         .diagnostics()
         .await?
@@ -424,29 +429,36 @@ fn parse_view(raw: Option<&str>) -> Result<RunsView, ApiError> {
 }
 
 /// The optional trigger body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TriggerBody {
     trigger: Option<String>,
+    /// A one-off payload for this run instead of the job's.
+    payload: Option<serde_json::Value>,
 }
 
-/// `{"trigger": "manual" | "retry"}`; no body, an empty one, `null` or `{}` mean manual.
-fn parse_trigger(body: &[u8]) -> Result<RunTrigger, ApiError> {
+/// `{"trigger": "manual" | "retry", "payload": <JSON>}`, both optional; no body, an empty one,
+/// `null` or `{}` mean a manual run with the job's payload.
+fn parse_trigger(body: &[u8]) -> Result<(RunTrigger, Option<serde_json::Value>), ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RunTrigger::Manual);
+        return Ok((RunTrigger::Manual, None));
     }
     let parsed: Option<TriggerBody> = serde_json::from_slice(body).map_err(|err| {
         ApiError::bad_request(format!(
-            r#"invalid JSON body (expected {{"trigger": "manual" | "retry"}}): {err}"#
+            r#"invalid JSON body (expected {{"trigger": "manual" | "retry", "payload": …}}): {err}"#
         ))
     })?;
-    match parsed.and_then(|body| body.trigger).as_deref() {
-        None | Some("manual") => Ok(RunTrigger::Manual),
-        Some("retry") => Ok(RunTrigger::Retry),
-        Some(other) => Err(ApiError::bad_request(format!(
-            r#"invalid trigger {other:?}: expected "manual" or "retry""#
-        ))),
-    }
+    let TriggerBody { trigger, payload } = parsed.unwrap_or_default();
+    let trigger = match trigger.as_deref() {
+        None | Some("manual") => RunTrigger::Manual,
+        Some("retry") => RunTrigger::Retry,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                r#"invalid trigger {other:?}: expected "manual" or "retry""#
+            )));
+        }
+    };
+    Ok((trigger, payload))
 }
 
 #[cfg(test)]
@@ -493,11 +505,15 @@ mod tests {
     #[test]
     fn trigger_body_is_optional_and_only_manual_or_retry() {
         for manual in [&b""[..], b"  ", b"null", b"{}", br#"{"trigger":"manual"}"#] {
-            assert_eq!(parse_trigger(manual), Ok(RunTrigger::Manual));
+            assert_eq!(parse_trigger(manual), Ok((RunTrigger::Manual, None)));
         }
         assert_eq!(
             parse_trigger(br#"{"trigger":"retry"}"#),
-            Ok(RunTrigger::Retry)
+            Ok((RunTrigger::Retry, None))
+        );
+        assert_eq!(
+            parse_trigger(br#"{"payload":{"invoice":42}}"#),
+            Ok((RunTrigger::Manual, Some(serde_json::json!({"invoice": 42}))))
         );
         for bad in [
             &br#"{"trigger":"schedule"}"#[..],

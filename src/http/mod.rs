@@ -29,6 +29,7 @@ mod dashboard;
 mod error;
 mod guard;
 mod handlers;
+mod manage;
 mod views;
 
 use std::rc::Rc;
@@ -110,9 +111,21 @@ pub fn configure_with(
                 .service(resource("/plugins").route(web::get().to(h::list_plugins)))
                 .service(resource("/jobs").route(web::get().to(h::list_all_jobs)))
                 .service(resource("/runs").route(web::get().to(h::list_recent_runs)))
-                .service(resource("/plugins/{pluginId}/jobs").route(web::get().to(h::list_jobs)))
                 .service(
-                    resource("/plugins/{pluginId}/jobs/{jobId}").route(web::get().to(h::get_job)),
+                    resource("/plugins/{pluginId}/jobs")
+                        .route(web::get().to(h::list_jobs))
+                        .route(web::post().to(manage::create_job)),
+                )
+                .service(
+                    resource("/plugins/{pluginId}/jobs/{jobId}")
+                        .route(web::get().to(h::get_job))
+                        .route(web::patch().to(manage::update_job))
+                        .route(web::delete().to(manage::delete_job)),
+                )
+                .service(
+                    resource("/plugins/{pluginId}/jobs/{jobId}/backfill")
+                        .route(web::post().to(manage::backfill))
+                        .route(web::delete().to(manage::cancel_backfill)),
                 )
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}/runs")

@@ -1,0 +1,122 @@
+//! The routes that change jobs at runtime: create (`POST /api/plugins/{pluginId}/jobs`), change
+//! (`PATCH …/jobs/{jobId}`, a JSON merge patch) and retire (`DELETE …/jobs/{jobId}`) jobs with
+//! `origin: api`, and backfill a job's past slots (`POST` / `DELETE …/jobs/{jobId}/backfill`).
+//! Each parses its body, sends one message through the handle, and maps the answer.
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use actix_web::web::{Bytes, Data, Path};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::views::JobView;
+use crate::PluginJobsHandle;
+use crate::declaration::JobDeclaration;
+use crate::store::JobRef;
+
+type Handle = Data<PluginJobsHandle>;
+type ApiResult = Result<HttpResponse, ApiError>;
+
+/// `POST /api/plugins/{pluginId}/jobs`: 201 with the job object (`origin: api`).
+pub async fn create_job(handle: Handle, path: Path<String>, body: Bytes) -> ApiResult {
+    let plugin_id = path.into_inner();
+    super::handlers::ensure_plugin_known(&handle, &plugin_id).await?;
+    let job: JobDeclaration = parse_body(&body, "a job: {\"jobKey\": …, \"schedule\": …}")?;
+    let job = handle.create_job(plugin_id, job).await?;
+    let location = format!(
+        "/api/plugins/{}/jobs/{}",
+        percent_encoding::utf8_percent_encode(&job.plugin_id, percent_encoding::NON_ALPHANUMERIC),
+        job.id
+    );
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(JobView::from(&job)))
+}
+
+/// `PATCH /api/plugins/{pluginId}/jobs/{jobId}`: the job object after the change.
+pub async fn update_job(handle: Handle, path: Path<(String, String)>, body: Bytes) -> ApiResult {
+    let (plugin_id, job_ref) = path.into_inner();
+    let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
+    let patch: serde_json::Value = parse_body(&body, "a JSON object of the fields to change")?;
+    let job = handle.update_job(JobRef::Id(job.id), patch).await?;
+    Ok(HttpResponse::Ok().json(JobView::from(&job)))
+}
+
+/// `DELETE /api/plugins/{pluginId}/jobs/{jobId}`: 204; the job is retired, its history kept.
+pub async fn delete_job(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+    let (plugin_id, job_ref) = path.into_inner();
+    let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
+    handle.delete_job(JobRef::Id(job.id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The body of a backfill request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackfillBody {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+/// `POST /api/plugins/{pluginId}/jobs/{jobId}/backfill` `{"from": …, "to": …}`: 202 with the
+/// slots that will be replayed.
+pub async fn backfill(handle: Handle, path: Path<(String, String)>, body: Bytes) -> ApiResult {
+    let (plugin_id, job_ref) = path.into_inner();
+    let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
+    let range: BackfillBody = parse_body(
+        &body,
+        r#"{"from": "2026-11-30T00:00:00Z", "to": "2026-11-30T06:00:00Z"}"#,
+    )?;
+    let requested = handle
+        .backfill(JobRef::Id(job.id), range.from, range.to)
+        .await?;
+    Ok(HttpResponse::Accepted().json(requested))
+}
+
+/// `DELETE /api/plugins/{pluginId}/jobs/{jobId}/backfill`: cancels the slots not started yet.
+pub async fn cancel_backfill(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+    let (plugin_id, job_ref) = path.into_inner();
+    let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
+    let cancelled = handle.cancel_backfill(JobRef::Id(job.id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "cancelled": cancelled })))
+}
+
+/// A JSON body, or 400 naming the field that is wrong (`retry.maxAttempts: invalid type …`).
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(format!(
+            "the body is empty: expected {expected}"
+        )));
+    }
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut reader).map_err(|err| {
+        let path = err.path().to_string();
+        let place = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        ApiError::bad_request(format!("invalid body: {place}{}", err.inner()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_body_names_the_field() {
+        let err = parse_body::<JobDeclaration>(
+            br#"{"jobKey": "a", "retry": {"maxAttempts": "three"}}"#,
+            "a job",
+        )
+        .expect_err("bad type");
+        assert!(err.message.contains("retry.maxAttempts"), "{}", err.message);
+        let err = parse_body::<JobDeclaration>(br#"{"jobKey": "a", "shedule": ""}"#, "a job")
+            .expect_err("unknown field");
+        assert!(err.message.contains("shedule"), "{}", err.message);
+        let err = parse_body::<JobDeclaration>(b"  ", "a job").expect_err("empty");
+        assert!(err.message.contains("empty"), "{}", err.message);
+    }
+}
