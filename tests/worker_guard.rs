@@ -57,7 +57,6 @@ fn guarded_config() -> ProcessWorkerConfig {
         shutdown_timeout: Duration::from_secs(1),
         terminate_timeout: Duration::from_secs(1),
         restart_backoff: Duration::from_millis(50),
-        late_reply_window: Duration::from_secs(30),
         instance_id: "test-instance".to_owned(),
         guard: Some(PathBuf::from(common::server::BIN)),
         ..ProcessWorkerConfig::default()

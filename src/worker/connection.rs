@@ -7,13 +7,13 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{WorkerError, codes, rpc};
+use super::WorkerError;
+use super::rpc::{self, RunJob};
 use crate::time::iso;
 
 type Reply = oneshot::Sender<Result<Value, WorkerError>>;
@@ -68,20 +68,34 @@ impl Connection {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends a request; the future resolves with its answer, with the close error when the
-    /// process goes away first, or with a timeout error after `deadline`. Dropping the future
-    /// forgets the call, so a late answer is dropped as an unknown id.
+    /// Sends a request; the future resolves with its answer, or with the close error when the
+    /// process goes away first. It has no deadline of its own: a caller that wants one wraps it
+    /// (the handshake does; a run's timeout is its `JobRunActor`'s). Dropping the future forgets
+    /// the call, so a late answer is dropped as an unknown id.
     pub(super) fn call(
         self: &Arc<Self>,
         method: &str,
         params: &Value,
-        deadline: Duration,
+    ) -> impl Future<Output = Result<Value, WorkerError>> + Send + 'static + use<> {
+        self.send(method, params, None)
+    }
+
+    /// Sends `runJob`; while it is in flight the run's `log` lines are kept in [`RunLogs`].
+    pub(super) fn run_job(
+        self: &Arc<Self>,
+        job: &RunJob,
+    ) -> impl Future<Output = Result<Value, WorkerError>> + Send + 'static + use<> {
+        self.send(rpc::RUN_JOB, &job.to_params(), Some(job.run_id.clone()))
+    }
+
+    fn send(
+        self: &Arc<Self>,
+        method: &str,
+        params: &Value,
+        run_id: Option<String>,
     ) -> impl Future<Output = Result<Value, WorkerError>> + Send + 'static + use<> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
-        let run_id = (method == "runJob")
-            .then(|| params["job"]["runId"].as_str().map(str::to_owned))
-            .flatten();
         let refused = {
             let mut calls = self.lock();
             match &calls.closed {
@@ -102,20 +116,12 @@ impl Connection {
             id,
         };
         let unavailable = refused.unwrap_or_else(|| WorkerError::unavailable(&self.plugin_id));
-        let method = method.to_owned();
         async move {
             let _guard = guard;
             if !sent {
                 return Err(unavailable);
             }
-            match tokio::time::timeout(deadline, answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(unavailable),
-                Err(_) => Err(WorkerError::new(
-                    codes::TIMEOUT,
-                    format!("no answer to {method} within {} ms", deadline.as_millis()),
-                )),
-            }
+            answer.await.unwrap_or(Err(unavailable))
         }
     }
 
@@ -390,8 +396,8 @@ mod tests {
         (Arc::new(Connection::new("p", writer, logs)), lines)
     }
 
-    fn run_job(run_id: &str) -> Value {
-        json!({"job": {"jobKey": "k", "runId": run_id}})
+    fn run_job(run_id: &str) -> RunJob {
+        RunJob::new("k", run_id, "manual", "")
     }
 
     /// The stored size of taken logs, asserting they end with exactly one truncation marker.
@@ -466,7 +472,7 @@ mod tests {
     #[tokio::test]
     async fn an_answered_call_hands_its_lines_over_once_and_keeps_nothing_after() {
         let (connection, mut lines) = connection();
-        let call = connection.call("runJob", &run_job("r"), Duration::from_secs(5));
+        let call = connection.run_job(&run_job("r"));
         connection.logs.keep("r", "info", "during");
         assert!(lines.recv().await.is_some(), "the request was written");
         assert!(connection.resolve(&json!(1), Ok(Value::Null)));
@@ -480,7 +486,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_given_up_on_releases_its_buffer() {
         let (connection, _lines) = connection();
-        let call = connection.call("runJob", &run_job("r"), Duration::from_secs(5));
+        let call = connection.run_job(&run_job("r"));
         connection.logs.keep("r", "info", "before the timeout");
         // The scheduler's timeout: the outcome is recorded with the lines so far while the
         // call still waits for a late answer; lines after that are dropped.
@@ -498,8 +504,8 @@ mod tests {
     #[tokio::test]
     async fn a_closed_connection_releases_the_buffers_of_its_calls() {
         let (connection, _lines) = connection();
-        let first = connection.call("runJob", &run_job("a"), Duration::from_secs(5));
-        let second = connection.call("runJob", &run_job("b"), Duration::from_secs(5));
+        let first = connection.run_job(&run_job("a"));
+        let second = connection.run_job(&run_job("b"));
         connection.logs.keep("a", "info", "a line");
         connection.close(WorkerError::unavailable("p"));
         assert!(first.await.is_err());

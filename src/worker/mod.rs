@@ -1,6 +1,8 @@
 //! How the scheduler reaches the programs that run jobs. [`WorkerManager`] is the seam: the
-//! scheduler asks whether a plugin's worker is running, calls `runJob` with a timeout, sends
-//! `cancelJob`, and asks for a restart after a call that never answered.
+//! scheduler asks whether a plugin's worker is running, sends a typed [`RunJob`] and gets back a
+//! [`RunCall`] that resolves with the [`RunOutcome`] (the answer and the run's log lines), sends
+//! [`CancelJob`], and asks for a restart after a call that did not end in time. The timeout is the
+//! caller's: no manager ends a call on its own clock.
 //!
 //! [`InProcessWorkers`] runs jobs as async handlers inside the host process (tests, and
 //! applications that embed plugin-jobs with their own Rust jobs). [`ProcessWorkers`] runs each
@@ -15,14 +17,18 @@ mod process;
 pub mod rpc;
 pub mod sdk;
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 pub use in_process::{InProcessWorkers, JobContext, JobHandler};
 pub use process::{PluginProcess, ProcessWorkerConfig, ProcessWorkers, WorkerActor, restart_delay};
+pub use rpc::{CancelJob, RunJob, RunOutcome};
 
 /// JSON-RPC error codes of the worker protocol.
 pub mod codes {
@@ -124,21 +130,10 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
         0
     }
 
-    /// Takes the `log` lines the worker sent for a run, as the JSON array stored in the run's
-    /// `logs`. The default has none.
-    fn take_logs(&self, _run_id: &str) -> Option<Value> {
-        None
-    }
-
-    /// Sends a request and resolves with its result. `timeout` is the caller's deadline; the
-    /// scheduler enforces it itself, so an implementation may use it only to free resources.
-    fn call(
-        &self,
-        plugin_id: &str,
-        method: &str,
-        params: Value,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Value, WorkerError>>;
+    /// Sends `runJob` for one run. The [`RunCall`] resolves with the outcome when the worker
+    /// answers or is gone, never on a clock: `timeout` is the deadline the caller enforces (the
+    /// `JobRunActor`), given here for bookkeeping only. Dropping the call forgets it.
+    fn run_job(&self, plugin_id: &str, job: RunJob, timeout: Duration) -> RunCall;
 
     /// Whether dropping a call's future ends the call's execution (async handlers in this
     /// process). A cancelled run of such a worker is over once its call is dropped; for any
@@ -147,12 +142,104 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
         false
     }
 
-    /// Sends a notification (no answer), such as `cancelJob`.
-    fn notify(&self, plugin_id: &str, method: &str, params: Value);
+    /// Sends `cancelJob` (a notification: the worker may or may not listen).
+    fn cancel_job(&self, plugin_id: &str, cancel: CancelJob);
 
     /// Restarts the plugin's worker: asked for when a timed-out or cancelled call did not end
     /// within the cancel grace, so that the job cannot keep running in the worker beside its
     /// next run. Resolves once the old worker is gone (for a process, its whole process group),
     /// so every call that was in flight on it is over.
     fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()>;
+}
+
+/// Takes the lines a run has logged so far.
+type TakeLogs = Arc<dyn Fn() -> Option<Value> + Send + Sync>;
+
+/// A `runJob` call in flight: a future of its [`RunOutcome`], and the run's log lines so far for a
+/// caller that gives up on the call before it ends (a timeout records the run with them).
+pub struct RunCall {
+    outcome: BoxFuture<'static, RunOutcome>,
+    logs_so_far: Option<TakeLogs>,
+}
+
+impl Debug for RunCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunCall").finish_non_exhaustive()
+    }
+}
+
+impl RunCall {
+    /// A call that resolves with `outcome` and keeps no lines before it ends.
+    pub fn new(outcome: impl Future<Output = RunOutcome> + Send + 'static) -> Self {
+        Self {
+            outcome: outcome.boxed(),
+            logs_so_far: None,
+        }
+    }
+
+    /// A call refused at once (the worker is not there, the job has no handler).
+    pub fn refused(error: WorkerError) -> Self {
+        Self::new(std::future::ready(RunOutcome::new(Err(error))))
+    }
+
+    /// Lets the caller take the lines logged so far with `take`; lines after that are not kept.
+    pub fn with_logs_so_far(
+        mut self,
+        take: impl Fn() -> Option<Value> + Send + Sync + 'static,
+    ) -> Self {
+        self.logs_so_far = Some(Arc::new(take));
+        self
+    }
+
+    /// The outcome's future, and the run's lines for whoever records the run.
+    pub fn into_parts(self) -> (BoxFuture<'static, RunOutcome>, RunLines) {
+        let lines = RunLines {
+            so_far: self.logs_so_far,
+            ended: None,
+        };
+        (self.outcome, lines)
+    }
+}
+
+impl Future for RunCall {
+    type Output = RunOutcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<RunOutcome> {
+        self.outcome.poll_unpin(cx)
+    }
+}
+
+/// A run's `log` lines as its recorder sees them: those its call ended with, or, when the run is
+/// recorded before its call ended (a timeout, a cancellation), those logged so far.
+#[derive(Default)]
+pub struct RunLines {
+    so_far: Option<TakeLogs>,
+    ended: Option<Option<Value>>,
+}
+
+impl Debug for RunLines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunLines")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunLines {
+    /// The call ended with these lines (its [`RunOutcome::logs`]).
+    pub fn ended(&mut self, logs: Option<Value>) {
+        self.ended = Some(logs);
+    }
+
+    /// Takes the lines as the JSON array stored in the run's `logs`. Before the call ended, these
+    /// are the lines so far, and later ones are not kept.
+    pub fn take(&mut self) -> Option<Value> {
+        match self.ended.take() {
+            Some(logs) => logs,
+            None => self.so_far.as_ref().and_then(|take| take()),
+        }
+    }
 }

@@ -24,8 +24,8 @@ use tokio::io::{AsyncBufRead, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::connection::{Connection, RunLogs, write_lines};
-use super::rpc::{self, Line, Message};
-use super::{WorkerError, WorkerManager, WorkerStatus, codes};
+use super::rpc::{self, CancelJob, Line, Message, RunJob, RunOutcome};
+use super::{RunCall, WorkerError, WorkerManager, WorkerStatus, codes};
 
 /// How to start one plugin's worker: its manifest's `command`, `env` and folder.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,9 +58,6 @@ pub struct ProcessWorkerConfig {
     /// More crashes than this within `crash_window` and the worker is given up on.
     pub crash_limit: usize,
     pub crash_window: Duration,
-    /// How long past its timeout a call still waits for a late answer before it is given up
-    /// (the scheduler restarts the worker after its cancel grace, which should be shorter).
-    pub late_reply_window: Duration,
     /// Cap on the `log` lines kept per run, in bytes as stored (every entry's timestamp, level,
     /// message and JSON punctuation count).
     pub log_cap_bytes: usize,
@@ -90,7 +87,6 @@ impl Default for ProcessWorkerConfig {
             max_restart_backoff: Duration::from_secs(5 * 60),
             crash_limit: 10,
             crash_window: Duration::from_secs(10 * 60),
-            late_reply_window: crate::config::DEFAULT_CANCEL_GRACE + Duration::from_secs(5),
             log_cap_bytes: 64 * 1024,
             stderr_tail_bytes: 4 * 1024,
             extra_path: Vec::new(),
@@ -300,35 +296,23 @@ impl WorkerManager for ProcessWorkers {
         self.starts(plugin_id).saturating_sub(1)
     }
 
-    fn take_logs(&self, run_id: &str) -> Option<Value> {
-        self.shared.logs.take(run_id)
+    fn run_job(&self, plugin_id: &str, job: RunJob, _timeout: Duration) -> RunCall {
+        let Some(connection) = self.shared.connection(plugin_id) else {
+            return RunCall::refused(WorkerError::unavailable(plugin_id));
+        };
+        let answer = connection.run_job(&job);
+        let (logs, run_id) = (Arc::clone(&self.shared.logs), job.run_id);
+        let (so_far, so_far_run) = (Arc::clone(&logs), run_id.clone());
+        RunCall::new(async move {
+            let answer = answer.await;
+            RunOutcome::from_answer(answer, logs.take(&run_id))
+        })
+        .with_logs_so_far(move || so_far.take(&so_far_run))
     }
 
-    fn call(
-        &self,
-        plugin_id: &str,
-        method: &str,
-        params: Value,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Value, WorkerError>> {
-        match self.shared.connection(plugin_id) {
-            Some(connection) => connection
-                .call(
-                    method,
-                    &params,
-                    timeout.saturating_add(self.shared.config.late_reply_window),
-                )
-                .boxed(),
-            None => {
-                let err = WorkerError::unavailable(plugin_id);
-                async move { Err(err) }.boxed()
-            }
-        }
-    }
-
-    fn notify(&self, plugin_id: &str, method: &str, params: Value) {
+    fn cancel_job(&self, plugin_id: &str, cancel: CancelJob) {
         if let Some(connection) = self.shared.connection(plugin_id) {
-            connection.notify(method, &params);
+            connection.notify(rpc::CANCEL_JOB, &cancel.to_params());
         }
     }
 
@@ -559,27 +543,31 @@ impl WorkerActor {
             },
             "apiVersion": 1,
         });
-        let handshake =
-            connection.call("initialize", &params, self.shared.config.handshake_timeout);
+        // The handshake's deadline is the one timeout kept on this side of the seam.
+        let handshake = tokio::time::timeout(
+            self.shared.config.handshake_timeout,
+            connection.call("initialize", &params),
+        );
         ctx.spawn(handshake.into_actor(self).map(move |answer, act, _ctx| {
-            act.on_handshake(generation, answer);
+            act.on_handshake(generation, answer.ok());
         }));
     }
 
-    fn on_handshake(&mut self, generation: u64, answer: Result<Value, WorkerError>) {
+    /// The answer to `initialize`, or `None` when none came within the handshake timeout.
+    fn on_handshake(&mut self, generation: u64, answer: Option<Result<Value, WorkerError>>) {
         if generation != self.generation || self.ending.is_some() || self.stopping {
             return;
         }
         let refusal = match answer {
-            Ok(result) if result.get("ok") == Some(&Value::Bool(true)) => None,
-            Ok(result) => Some(format!(
+            Some(Ok(result)) if result.get("ok") == Some(&Value::Bool(true)) => None,
+            Some(Ok(result)) => Some(format!(
                 "answered initialize without \"ok\": true: {result}"
             )),
-            Err(err) if err.code == codes::TIMEOUT => Some(format!(
+            None => Some(format!(
                 "did not answer initialize within {} ms",
                 self.shared.config.handshake_timeout.as_millis()
             )),
-            Err(err) => Some(format!("failed initialize: {err}")),
+            Some(Err(err)) => Some(format!("failed initialize: {err}")),
         };
         match refusal {
             None => {
@@ -770,7 +758,10 @@ impl Handler<StopWorker> for WorkerActor {
         let config = &self.shared.config;
         if let Some(connection) = &self.connection {
             // The answer does not matter: the process exiting is what the stop waits for.
-            let ask = connection.call("shutdown", &Value::Null, config.shutdown_timeout);
+            let ask = tokio::time::timeout(
+                config.shutdown_timeout,
+                connection.call("shutdown", &Value::Null),
+            );
             actix_rt::spawn(async move {
                 let _ = ask.await;
             });

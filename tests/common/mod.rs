@@ -211,16 +211,18 @@ use std::sync::{Arc, Mutex};
 use plugin_jobs::clock::ManualClock;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::scheduler::Tick;
-use plugin_jobs::worker::{InProcessWorkers, WorkerError, WorkerManager};
+use plugin_jobs::worker::{CancelJob, InProcessWorkers, RunCall, RunJob, WorkerManager};
 use plugin_jobs::{PluginJobs, PluginJobsHandle};
 use serde_json::Value;
 
-/// One call a worker received.
+/// One `runJob` call a worker received.
 #[derive(Debug, Clone)]
 pub struct RecordedCall {
     pub plugin_id: String,
     pub method: String,
+    /// The request as the worker protocol carries it (`{"job": {…}}`).
     pub params: Value,
+    pub job: RunJob,
     pub timeout: Duration,
 }
 
@@ -242,24 +244,19 @@ impl WorkerManager for RecordingWorkers {
         self.inner.is_running(plugin_id)
     }
 
-    fn call(
-        &self,
-        plugin_id: &str,
-        method: &str,
-        params: Value,
-        timeout: Duration,
-    ) -> futures_util::future::BoxFuture<'static, Result<Value, WorkerError>> {
+    fn run_job(&self, plugin_id: &str, job: RunJob, timeout: Duration) -> RunCall {
         self.calls.lock().expect("calls lock").push(RecordedCall {
             plugin_id: plugin_id.to_owned(),
-            method: method.to_owned(),
-            params: params.clone(),
+            method: plugin_jobs::worker::rpc::RUN_JOB.to_owned(),
+            params: job.to_params(),
+            job: job.clone(),
             timeout,
         });
-        self.inner.call(plugin_id, method, params, timeout)
+        self.inner.run_job(plugin_id, job, timeout)
     }
 
-    fn notify(&self, plugin_id: &str, method: &str, params: Value) {
-        self.inner.notify(plugin_id, method, params);
+    fn cancel_job(&self, plugin_id: &str, cancel: CancelJob) {
+        self.inner.cancel_job(plugin_id, cancel);
     }
 
     fn cancels_on_drop(&self) -> bool {
