@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 
 use super::WorkerError;
@@ -364,24 +363,6 @@ impl Drop for CallGuard {
     fn drop(&mut self) {
         self.connection.forget(self.id);
     }
-}
-
-/// Writes queued lines, flushing once the queue is empty, so a burst of calls costs one write
-/// system call rather than one each. Ends when every sender is gone or the pipe breaks; dropping
-/// the writer then closes the worker's stdin.
-pub async fn write_lines<W: AsyncWrite + Unpin>(
-    output: W,
-    mut lines: mpsc::UnboundedReceiver<String>,
-) -> std::io::Result<()> {
-    let mut output = BufWriter::with_capacity(64 * 1024, output);
-    while let Some(line) = lines.recv().await {
-        output.write_all(line.as_bytes()).await?;
-        while let Ok(line) = lines.try_recv() {
-            output.write_all(line.as_bytes()).await?;
-        }
-        output.flush().await?;
-    }
-    output.shutdown().await
 }
 
 #[cfg(test)]

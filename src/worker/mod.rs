@@ -9,13 +9,17 @@
 //! plugin as a child process speaking JSON-RPC over stdio ([`rpc`]), one [`WorkerActor`] per
 //! process. [`sdk`] is the other side: a small library for writing such workers in Rust.
 
+mod config;
 mod connection;
 pub mod demo;
+mod group;
 pub mod guard;
 mod in_process;
+mod pipes;
 mod process;
 pub mod rpc;
 pub mod sdk;
+mod supervisor;
 
 use std::fmt::{self, Debug};
 use std::future::Future;
@@ -26,9 +30,11 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
+pub use config::{PluginProcess, ProcessWorkerConfig, restart_delay};
 pub use in_process::{InProcessWorkers, JobContext, JobHandler};
-pub use process::{PluginProcess, ProcessWorkerConfig, ProcessWorkers, WorkerActor, restart_delay};
+pub use process::ProcessWorkers;
 pub use rpc::{CancelJob, RunJob, RunOutcome};
+pub use supervisor::WorkerActor;
 
 /// JSON-RPC error codes of the worker protocol.
 pub mod codes {

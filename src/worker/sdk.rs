@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::connection::write_lines;
+use super::pipes::write_lines;
 use super::rpc::{self, CancelJob, Line, Message, RunJob, RunOutcome};
 use super::{WorkerError, codes};
 
