@@ -18,6 +18,7 @@ mod in_process;
 mod pipes;
 mod process;
 pub mod rpc;
+mod run_logs;
 pub mod sdk;
 mod supervisor;
 

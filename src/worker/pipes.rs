@@ -9,8 +9,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
-use super::connection::{Connection, RunLogs};
+use super::connection::Connection;
 use super::rpc::{self, Line, Message};
+use super::run_logs::RunLogs;
 use super::{WorkerError, codes};
 
 /// Writes queued lines, flushing once the queue is empty, so a burst of calls costs one write

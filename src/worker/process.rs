@@ -14,8 +14,9 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::config::{PluginProcess, ProcessWorkerConfig};
-use super::connection::{Connection, RunLogs};
+use super::connection::Connection;
 use super::rpc::{self, CancelJob, RunJob, RunOutcome};
+use super::run_logs::RunLogs;
 use super::supervisor::{RestartWorker, Slot, StopWorker, WorkerActor};
 use super::{RunCall, WorkerError, WorkerManager, WorkerStatus};
 

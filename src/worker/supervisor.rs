@@ -19,9 +19,10 @@ use tokio::io::BufReader;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{PluginProcess, ProcessWorkerConfig, restart_delay};
-use super::connection::{Connection, RunLogs};
+use super::connection::Connection;
 use super::group::kill_group_and_wait;
 use super::pipes::{read_stderr, read_stdout, write_lines};
+use super::run_logs::RunLogs;
 use super::{WorkerError, WorkerStatus, codes};
 
 /// One plugin's worker as the actor last wrote it.
