@@ -211,7 +211,10 @@ use std::sync::{Arc, Mutex};
 use plugin_jobs::clock::ManualClock;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::scheduler::Tick;
-use plugin_jobs::worker::{CancelJob, InProcessWorkers, RunCall, RunJob, WorkerManager};
+use plugin_jobs::store::JobDeclaration;
+use plugin_jobs::worker::{
+    CancelJob, InProcessWorkers, JobContext, RunCall, RunJob, WorkerManager,
+};
 use plugin_jobs::{PluginJobs, PluginJobsHandle};
 use serde_json::Value;
 
@@ -332,9 +335,77 @@ impl Harness {
     }
 }
 
+/// A plugin being set up on a [`Harness`]: its jobs, each with the handler that serves it.
+/// `h.plugin("alpha").job(JobDeclaration::new("report", "0 * * * *"), ok_handler).register()`.
+pub struct PluginSetup<'h> {
+    harness: &'h Harness,
+    plugin_id: String,
+    jobs: Vec<JobDeclaration>,
+}
+
+impl Harness {
+    /// Starts setting up `plugin_id`: declare its jobs with [`PluginSetup::job`], then
+    /// [`PluginSetup::register`] them.
+    pub fn plugin(&self, plugin_id: &str) -> PluginSetup<'_> {
+        PluginSetup {
+            harness: self,
+            plugin_id: plugin_id.to_owned(),
+            jobs: Vec::new(),
+        }
+    }
+}
+
+impl PluginSetup<'_> {
+    /// Declares `job`, served by `handler` (which also marks the plugin's worker running).
+    pub fn job<F, Fut>(mut self, job: JobDeclaration, handler: F) -> Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.harness
+            .workers
+            .inner
+            .register(&self.plugin_id, &job.job_key, handler);
+        self.jobs.push(job);
+        self
+    }
+
+    /// Registers the declared jobs with the scheduler; answers their rows in declaration order.
+    pub async fn register(self) -> Vec<PluginJobModel> {
+        self.harness
+            .jobs
+            .register(self.plugin_id, self.jobs)
+            .await
+            .expect("register")
+    }
+}
+
 /// A handler that succeeds at once.
-pub fn ok_handler(_ctx: plugin_jobs::worker::JobContext) -> std::future::Ready<Result<(), String>> {
+pub fn ok_handler(_ctx: JobContext) -> std::future::Ready<Result<(), String>> {
     std::future::ready(Ok(()))
+}
+
+/// A handler that fails every run with `message`: a worker whose job fails.
+pub fn failing_handler(
+    message: &str,
+) -> impl Fn(JobContext) -> std::future::Ready<Result<(), String>> + Send + Sync + 'static + use<> {
+    let message = message.to_owned();
+    move |_ctx| std::future::ready(Err(message.clone()))
+}
+
+/// A handler whose worker crashes mid-run: the plugin's worker stops taking calls (as a process
+/// that exited would) and the run fails with an exit message naming the plugin.
+pub fn crashing_handler(
+    workers: &InProcessWorkers,
+    plugin_id: &str,
+) -> impl Fn(JobContext) -> std::future::Ready<Result<(), String>> + Send + Sync + 'static + use<> {
+    let (workers, plugin_id) = (workers.clone(), plugin_id.to_owned());
+    move |_ctx| {
+        workers.set_running(&plugin_id, false);
+        std::future::ready(Err(format!(
+            "the worker of plugin {plugin_id} exited (signal: 9 (SIGKILL))"
+        )))
+    }
 }
 
 /// A gate that holds handlers until opened: slow and hanging workers.
@@ -367,9 +438,7 @@ impl Gate {
     /// A job handler that succeeds once the gate opens (a slow or hanging worker).
     pub fn handler(
         &self,
-    ) -> impl Fn(
-        plugin_jobs::worker::JobContext,
-    ) -> futures_util::future::BoxFuture<'static, Result<(), String>>
+    ) -> impl Fn(JobContext) -> futures_util::future::BoxFuture<'static, Result<(), String>>
     + Send
     + Sync
     + 'static {
