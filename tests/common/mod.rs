@@ -191,13 +191,34 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    wait_for(what, deadline, || {
+        let holds = condition();
+        async move {
+            if holds.await {
+                Ok(())
+            } else {
+                Err(String::new())
+            }
+        }
+    })
+    .await;
+}
+
+/// Polls `probe` until it answers `Ok(value)` and answers the value; once `deadline` passes,
+/// panics with `what` and the last `Err` the probe gave (what it saw instead).
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let start = std::time::Instant::now();
     loop {
-        if condition().await {
-            return;
-        }
+        let seen = match probe().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
         if start.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting until {what}");
+            panic!("timed out after {deadline:?} waiting until {what}\n{seen}");
         }
         actix_rt::time::sleep(Duration::from_millis(5)).await;
     }
