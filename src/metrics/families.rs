@@ -1,19 +1,12 @@
-//! The `MetricsActor`: a run-event subscriber that keeps Prometheus metrics (through the
-//! `prometheus-client` crate) and renders them for `GET /metrics`.
-//!
-//! Handles: `RunEvent` (counts and histograms as runs and ticks happen) and `RenderMetrics`
-//! (reads the scheduler's diagnostics, the workers' state and every job's health from the
-//! database at scrape time, then encodes every metric in the Prometheus text format). Sends:
-//! `GetDiagnostics` to the scheduler, `ListJobs` to the store.
-//!
-//! The per-job gauges (last success, failure streak, next run) come from the database, not from
-//! this instance's events: every instance of a cluster reports the same values for a job, and
-//! they survive restarts.
+//! The Prometheus metrics of one instance as plain data ([`Metrics`], no actix): the registry
+//! and every family with its labels and buckets, the cap on jobs with series of their own,
+//! counting a run event, setting the scrape-time gauges from the scheduler's diagnostics, the
+//! workers and the jobs as stored, and encoding it all in the text format. Its length is mostly
+//! the twenty families' registrations with their help texts, kept beside the code that feeds
+//! them so that a series' name, meaning and source read in one place.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use actix::prelude::*;
 use entity::prelude::{JobStatus, PluginJobModel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -22,10 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::Result;
 use crate::events::RunEvent;
-use crate::scheduler::{GetDiagnostics, SchedulerActor};
-use crate::store::{ListJobs, StoreActor};
 use crate::worker::{WorkerManager, WorkerStatus};
 
 /// The `Content-Type` of what [`RenderMetrics`] answers: the Prometheus text format 0.0.4.
@@ -60,11 +50,6 @@ const WORKER_STATUSES: [WorkerStatus; 5] = [
 pub const MAX_LABELLED_JOBS: usize = 1_000;
 /// The `job` label of jobs past [`MAX_LABELLED_JOBS`].
 pub const OTHER_JOBS: &str = "_other";
-
-/// Renders every metric in the Prometheus text format; answers the text.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "Result<String>")]
-pub struct RenderMetrics;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FinishedLabels {
@@ -128,11 +113,8 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
-/// Keeps the metrics of one scheduler instance.
-pub struct MetricsActor {
-    scheduler: Addr<SchedulerActor>,
-    store: Addr<StoreActor>,
-    workers: Arc<dyn WorkerManager>,
+/// The registry and every metric family of one instance.
+pub(super) struct Metrics {
     registry: Registry,
     runs_queued: Family<JobTriggerLabels, Counter>,
     runs_finished: Family<FinishedLabels, Counter>,
@@ -156,20 +138,9 @@ pub struct MetricsActor {
     labelled_count: usize,
 }
 
-impl std::fmt::Debug for MetricsActor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsActor").finish_non_exhaustive()
-    }
-}
-
-impl MetricsActor {
-    /// Metrics for the scheduler at `scheduler` over `store`, whose workers are `workers`.
-    /// Subscribe the started actor to the scheduler's run events (the builder does).
-    pub fn new(
-        scheduler: Addr<SchedulerActor>,
-        store: Addr<StoreActor>,
-        workers: Arc<dyn WorkerManager>,
-    ) -> Self {
+impl Metrics {
+    /// Every family registered, every counter at zero.
+    pub(super) fn new() -> Self {
         let mut registry = Registry::with_prefix("plugin_jobs");
         let runs_queued = Family::default();
         registry.register(
@@ -285,9 +256,6 @@ impl MetricsActor {
             notifications.clone(),
         );
         Self {
-            scheduler,
-            store,
-            workers,
             registry,
             runs_queued,
             runs_finished,
@@ -336,7 +304,11 @@ impl MetricsActor {
     }
 
     /// Sets the scrape-time gauges: live and waiting runs, and each registered plugin's worker.
-    fn observe_state(&self, diagnostics: &crate::scheduler::Diagnostics) {
+    pub(super) fn observe_state(
+        &self,
+        diagnostics: &crate::scheduler::Diagnostics,
+        workers: &dyn WorkerManager,
+    ) {
         self.runs_live.set(gauge(diagnostics.active_job_count));
         self.runs_waiting.set(gauge(diagnostics.queued_manual_runs));
         self.max_concurrent_runs
@@ -344,7 +316,7 @@ impl MetricsActor {
         // Only the plugins registered now: an unregistered plugin's worker state disappears.
         self.worker_status.clear();
         for plugin in &diagnostics.registered_plugins {
-            let current = self.workers.status(plugin);
+            let current = workers.status(plugin);
             for status in WORKER_STATUSES {
                 self.worker_status
                     .get_or_create(&WorkerStatusLabels {
@@ -354,7 +326,7 @@ impl MetricsActor {
                     .set(i64::from(status == current));
             }
             // The worker manager keeps the total; the counter catches up with it.
-            let restarts = self.workers.restarts(plugin);
+            let restarts = workers.restarts(plugin);
             let counter = self.worker_restarts.get_or_create(&PluginLabels {
                 plugin: plugin.clone(),
             });
@@ -367,7 +339,7 @@ impl MetricsActor {
 
     /// Sets the per-job gauges from the jobs as the database holds them. Retired jobs have
     /// none; jobs past the series cap neither (a gauge cannot be summed under `_other`).
-    fn observe_jobs(&mut self, jobs: Vec<PluginJobModel>) {
+    pub(super) fn observe_jobs(&mut self, jobs: Vec<PluginJobModel>) {
         self.job_last_success.clear();
         self.job_consecutive_failures.clear();
         self.job_next_run.clear();
@@ -410,36 +382,15 @@ impl MetricsActor {
         }
     }
 
-    fn encode(&self) -> String {
+    pub(super) fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
             .expect("the encoder fails only when its writer does, and a String never does");
         text
     }
-}
 
-fn gauge(value: usize) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn unix_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
-    // Stored timestamps are whole milliseconds: exact in f64 for millennia.
-    at.timestamp_millis() as f64 / 1000.0
-}
-
-fn seconds_from_ms(ms: i64) -> f64 {
-    // Whole milliseconds are exact in f64 far beyond any run's length.
-    ms.max(0) as f64 / 1000.0
-}
-
-impl Actor for MetricsActor {
-    type Context = Context<Self>;
-}
-
-impl Handler<RunEvent> for MetricsActor {
-    type Result = ();
-
-    fn handle(&mut self, event: RunEvent, _ctx: &mut Self::Context) {
+    /// Counts what `event` says happened. Events only ever add: states are read at scrape time.
+    pub(super) fn record(&mut self, event: RunEvent) {
         match event {
             RunEvent::RunQueued {
                 plugin_id,
@@ -539,24 +490,16 @@ impl Handler<RunEvent> for MetricsActor {
     }
 }
 
-impl Handler<RenderMetrics> for MetricsActor {
-    type Result = ResponseActFuture<Self, Result<String>>;
+fn gauge(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
 
-    fn handle(&mut self, _msg: RenderMetrics, _ctx: &mut Self::Context) -> Self::Result {
-        let (scheduler, store) = (self.scheduler.clone(), self.store.clone());
-        Box::pin(
-            async move {
-                let diagnostics = scheduler.send(GetDiagnostics).await?;
-                let jobs = crate::store::ask(&store, ListJobs::default()).await?;
-                Ok::<_, crate::Error>((diagnostics, jobs))
-            }
-            .into_actor(self)
-            .map(|read, act, _ctx| {
-                let (diagnostics, jobs) = read?;
-                act.observe_state(&diagnostics);
-                act.observe_jobs(jobs);
-                Ok(act.encode())
-            }),
-        )
-    }
+fn unix_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
+    // Stored timestamps are whole milliseconds: exact in f64 for millennia.
+    at.timestamp_millis() as f64 / 1000.0
+}
+
+fn seconds_from_ms(ms: i64) -> f64 {
+    // Whole milliseconds are exact in f64 far beyond any run's length.
+    ms.max(0) as f64 / 1000.0
 }
