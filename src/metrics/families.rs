@@ -1,9 +1,7 @@
 //! The Prometheus metrics of one instance as plain data ([`Metrics`], no actix): the registry
 //! and every family with its labels and buckets, the cap on jobs with series of their own,
 //! counting a run event, setting the scrape-time gauges from the scheduler's diagnostics, the
-//! workers and the jobs as stored, and encoding it all in the text format. Its length is mostly
-//! the twenty families' registrations with their help texts, kept beside the code that feeds
-//! them so that a series' name, meaning and source read in one place.
+//! workers and the jobs as stored, and encoding it all in the text format.
 
 use std::sync::atomic::AtomicU64;
 
@@ -13,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::events::RunEvent;
 use crate::worker::{WorkerManager, WorkerStatus};
@@ -142,138 +140,120 @@ impl Metrics {
     /// Every family registered, every counter at zero.
     pub(super) fn new() -> Self {
         let mut registry = Registry::with_prefix("plugin_jobs");
-        let runs_queued = Family::default();
-        registry.register(
-            "runs_queued",
-            "Runs created queued, by plugin, job and trigger (schedule, manual, retry)",
-            runs_queued.clone(),
-        );
-        let runs_finished = Family::default();
-        registry.register(
-            "runs_finished",
-            "Runs that reached a terminal status, by plugin, job, trigger and status \
-             (succeeded, failed, cancelled)",
-            runs_finished.clone(),
-        );
-        let start_lateness: HistogramFamily<JobTriggerLabels> =
-            Family::new_with_constructor(lateness_histogram);
-        registry.register(
-            "run_start_lateness_seconds",
-            "How long after its scheduled time (the slot, or the request for manual runs) a run \
-             started",
-            start_lateness.clone(),
-        );
-        let run_duration: HistogramFamily<DurationLabels> =
-            Family::new_with_constructor(duration_histogram);
-        registry.register(
-            "run_duration_seconds",
-            "How long runs took from start to outcome, by plugin, job and status",
-            run_duration.clone(),
-        );
-        let slots_skipped = Family::default();
-        registry.register(
-            "slots_skipped",
-            "Due slots that passed without a run, by reason (overlap: the previous run was \
-             still live; misfire: missed by more than the grace under the skip policy)",
-            slots_skipped.clone(),
-        );
-        let runs_rescued = Family::default();
-        registry.register(
-            "runs_rescued",
-            "Live runs failed by a rescue pass because their instance stopped heartbeating them",
-            runs_rescued.clone(),
-        );
-        let tick_duration = Histogram::new(TICK_BUCKETS);
-        registry.register(
-            "tick_duration_seconds",
-            "Wall time of one scheduler tick: claiming due jobs and spawning their runs",
-            tick_duration.clone(),
-        );
-        let runs_live = Gauge::default();
-        registry.register(
-            "runs_live",
-            "Runs of this instance holding a concurrency slot (starting, running, or timed out \
-             and waiting for the worker)",
-            runs_live.clone(),
-        );
-        let runs_waiting = Gauge::default();
-        registry.register(
-            "runs_waiting",
-            "Manual and retry runs queued, waiting for a free concurrency slot",
-            runs_waiting.clone(),
-        );
-        let max_concurrent_runs = Gauge::default();
-        registry.register(
-            "max_concurrent_runs",
-            "The concurrency budget of this instance",
-            max_concurrent_runs.clone(),
-        );
-        let worker_status = Family::default();
-        registry.register(
-            "worker_status",
-            "1 for the state each registered plugin's worker is in (starting, running, \
-             restarting, failed, stopped), 0 for the others",
-            worker_status.clone(),
-        );
-        let worker_restarts = Family::default();
-        registry.register(
-            "worker_restarts",
-            "Restarts of each plugin's worker since it was first started (after crashes, or \
-             after a timed-out run did not answer)",
-            worker_restarts.clone(),
-        );
-        let job_last_success = Family::default();
-        registry.register(
-            "job_last_success_timestamp_seconds",
-            "When a run of the job last succeeded (Unix seconds); absent until one has",
-            job_last_success.clone(),
-        );
-        let job_consecutive_failures = Family::default();
-        registry.register(
-            "job_consecutive_failures",
-            "Failed runs of the job since it last succeeded (or was resumed)",
-            job_consecutive_failures.clone(),
-        );
-        let job_next_run = Family::default();
-        registry.register(
-            "job_next_run_timestamp_seconds",
-            "The next slot of an active scheduled job (Unix seconds); absent for paused, \
-             failed, retired and manual-only jobs",
-            job_next_run.clone(),
-        );
-        let job_interval = Family::default();
-        registry.register(
-            "job_interval_seconds",
-            "Seconds from the next slot of an active scheduled job to the one after: its \
-             interval, for alerts such as 'no success in 2 x the interval'",
-            job_interval.clone(),
-        );
-        let notifications = Family::default();
-        registry.register(
-            "notifications",
-            "Webhook deliveries by event type and outcome: delivered, failed (retried later), \
-             gave_up (failed past the give-up time), dropped (the outbox was full)",
-            notifications.clone(),
-        );
+        // Registered in this order, and encoded in it.
         Self {
+            runs_queued: register(
+                &mut registry,
+                "runs_queued",
+                "Runs created queued, by plugin, job and trigger (schedule, manual, retry)",
+                Family::default(),
+            ),
+            runs_finished: register(
+                &mut registry,
+                "runs_finished",
+                "Runs that reached a terminal status, by plugin, job, trigger and status \
+                 (succeeded, failed, cancelled)",
+                Family::default(),
+            ),
+            start_lateness: register(
+                &mut registry,
+                "run_start_lateness_seconds",
+                "How long after its scheduled time (the slot, or the request for manual runs) a run \
+                 started",
+                Family::new_with_constructor(lateness_histogram),
+            ),
+            run_duration: register(
+                &mut registry,
+                "run_duration_seconds",
+                "How long runs took from start to outcome, by plugin, job and status",
+                Family::new_with_constructor(duration_histogram),
+            ),
+            slots_skipped: register(
+                &mut registry,
+                "slots_skipped",
+                "Due slots that passed without a run, by reason (overlap: the previous run was \
+                 still live; misfire: missed by more than the grace under the skip policy)",
+                Family::default(),
+            ),
+            runs_rescued: register(
+                &mut registry,
+                "runs_rescued",
+                "Live runs failed by a rescue pass because their instance stopped heartbeating them",
+                Family::default(),
+            ),
+            tick_duration: register(
+                &mut registry,
+                "tick_duration_seconds",
+                "Wall time of one scheduler tick: claiming due jobs and spawning their runs",
+                Histogram::new(TICK_BUCKETS),
+            ),
+            runs_live: register(
+                &mut registry,
+                "runs_live",
+                "Runs of this instance holding a concurrency slot (starting, running, or timed out \
+                 and waiting for the worker)",
+                Gauge::default(),
+            ),
+            runs_waiting: register(
+                &mut registry,
+                "runs_waiting",
+                "Manual and retry runs queued, waiting for a free concurrency slot",
+                Gauge::default(),
+            ),
+            max_concurrent_runs: register(
+                &mut registry,
+                "max_concurrent_runs",
+                "The concurrency budget of this instance",
+                Gauge::default(),
+            ),
+            worker_status: register(
+                &mut registry,
+                "worker_status",
+                "1 for the state each registered plugin's worker is in (starting, running, \
+                 restarting, failed, stopped), 0 for the others",
+                Family::default(),
+            ),
+            worker_restarts: register(
+                &mut registry,
+                "worker_restarts",
+                "Restarts of each plugin's worker since it was first started (after crashes, or \
+                 after a timed-out run did not answer)",
+                Family::default(),
+            ),
+            job_last_success: register(
+                &mut registry,
+                "job_last_success_timestamp_seconds",
+                "When a run of the job last succeeded (Unix seconds); absent until one has",
+                Family::default(),
+            ),
+            job_consecutive_failures: register(
+                &mut registry,
+                "job_consecutive_failures",
+                "Failed runs of the job since it last succeeded (or was resumed)",
+                Family::default(),
+            ),
+            job_next_run: register(
+                &mut registry,
+                "job_next_run_timestamp_seconds",
+                "The next slot of an active scheduled job (Unix seconds); absent for paused, \
+                 failed, retired and manual-only jobs",
+                Family::default(),
+            ),
+            job_interval: register(
+                &mut registry,
+                "job_interval_seconds",
+                "Seconds from the next slot of an active scheduled job to the one after: its \
+                 interval, for alerts such as 'no success in 2 x the interval'",
+                Family::default(),
+            ),
+            notifications: register(
+                &mut registry,
+                "notifications",
+                "Webhook deliveries by event type and outcome: delivered, failed (retried later), \
+                 gave_up (failed past the give-up time), dropped (the outbox was full)",
+                Family::default(),
+            ),
             registry,
-            runs_queued,
-            runs_finished,
-            start_lateness,
-            run_duration,
-            slots_skipped,
-            runs_rescued,
-            tick_duration,
-            runs_live,
-            runs_waiting,
-            max_concurrent_runs,
-            worker_status,
-            worker_restarts,
-            job_last_success,
-            job_consecutive_failures,
-            job_next_run,
-            job_interval,
-            notifications,
             labelled_jobs: std::collections::HashMap::new(),
             labelled_count: 0,
         }
@@ -488,6 +468,12 @@ impl Metrics {
             }
         }
     }
+}
+
+/// Registers `metric` under `name` with its `help` text; answers the handle that feeds it.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 fn gauge(value: usize) -> i64 {
