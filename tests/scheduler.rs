@@ -123,8 +123,7 @@ async fn a_due_job_runs_with_the_exact_payload_and_its_pointer_moves() {
         .register()
         .await;
     let job_id = jobs[0].id;
-    h.clock.set(at("2025-01-15T10:30:00Z"));
-    h.tick().await;
+    h.tick_at(at("2025-01-15T10:30:00Z")).await;
     h.wait_idle().await;
     let runs = runs_of(&h, job_id).await;
     assert_eq!(runs.len(), 1);
@@ -165,8 +164,7 @@ async fn no_due_jobs_means_no_run_and_no_call_and_manual_only_jobs_never_fire() 
         .register()
         .await;
     for minutes in [0, 30, 90] {
-        h.clock.set(at("10:00") + TimeDelta::minutes(minutes));
-        h.tick().await;
+        h.tick_at(at("10:00") + TimeDelta::minutes(minutes)).await;
     }
     assert!(h.t.all_runs().await.is_empty());
     assert!(h.workers.calls().is_empty());
@@ -183,8 +181,7 @@ async fn a_failing_worker_fails_the_run_with_its_message_and_the_pointer_still_m
         )
         .register()
         .await;
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let runs = runs_of(&h, jobs[0].id).await;
     assert_eq!(runs[0].status, RunStatus::Failed);
@@ -202,16 +199,14 @@ async fn a_worker_that_crashes_mid_run_fails_the_run_and_the_next_slot_waits_for
         .job(JobDeclaration::new("crashes", "0 * * * *"), crash)
         .register()
         .await;
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let runs = runs_of(&h, jobs[0].id).await;
     assert_eq!(runs[0].status, RunStatus::Failed);
     let error = runs[0].error.clone().unwrap_or_default();
     assert!(error.contains("worker of plugin alpha exited"), "{error}");
 
-    h.clock.set(at("12:00"));
-    h.tick().await;
+    h.tick_at(at("12:00")).await;
     assert_eq!(
         runs_of(&h, jobs[0].id).await.len(),
         1,
@@ -269,11 +264,9 @@ async fn a_job_in_flight_is_not_dispatched_again_until_its_run_finishes() {
         .register()
         .await;
     let job_id = jobs[0].id;
-    h.clock.set(at("10:01"));
-    h.tick().await;
+    h.tick_at(at("10:01")).await;
     for minute in 2..4 {
-        h.clock.set(at("10:00") + TimeDelta::minutes(minute));
-        h.tick().await;
+        h.tick_at(at("10:00") + TimeDelta::minutes(minute)).await;
         assert_eq!(
             runs_of(&h, job_id).await.len(),
             1,
@@ -288,8 +281,7 @@ async fn a_job_in_flight_is_not_dispatched_again_until_its_run_finishes() {
     );
     gate.open();
     h.wait_idle().await;
-    h.clock.set(at("10:04"));
-    h.tick().await;
+    h.tick_at(at("10:04")).await;
     h.wait_idle().await;
     let runs = runs_of(&h, job_id).await;
     assert_eq!(runs.len(), 2, "the next due slot dispatches it again");
@@ -304,8 +296,7 @@ async fn two_due_jobs_in_one_tick_are_both_dispatched() {
         .job(JobDeclaration::new("b", "0 * * * *"), ok_handler)
         .register()
         .await;
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     assert_eq!(h.t.all_runs().await.len(), 2);
 }
@@ -321,8 +312,7 @@ async fn dispatched_with_limit(max: usize, due: usize) -> usize {
         );
     }
     plugin.register().await;
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
     let count = h.t.all_runs().await.len();
     assert_eq!(
         h.jobs.diagnostics().await.expect("d").active_job_count,
@@ -349,8 +339,7 @@ async fn with_a_limit_of_one_the_second_job_runs_after_the_first_finishes() {
         .job(JobDeclaration::new("second", "1 11 * * *"), ok_handler)
         .register()
         .await;
-    h.clock.set(at("11:01"));
-    h.tick().await;
+    h.tick_at(at("11:01")).await;
     let runs = h.t.all_runs().await;
     assert_eq!(runs.len(), 1, "only the oldest slot fits");
     gate.open();
@@ -379,10 +368,8 @@ async fn a_slow_run_does_not_delay_another_jobs_slot() {
         .register()
         .await;
     let fast = jobs.iter().find(|j| j.job_key == "fast").expect("fast").id;
-    h.clock.set(at("11:00"));
-    h.tick().await;
-    h.clock.set(at("11:01"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
+    h.tick_at(at("11:01")).await;
     wait_until(
         "the fast job succeeded",
         Duration::from_secs(10),
@@ -420,8 +407,7 @@ async fn only_jobs_of_running_workers_are_dispatched() {
         .register()
         .await;
     h.workers.inner.set_running("down", false);
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let runs = h.t.all_runs().await;
     assert_eq!(runs.len(), 1);
@@ -455,8 +441,7 @@ async fn a_past_pointer_at_registration_is_left_for_the_misfire_policy() {
         .register()
         .await;
     assert_eq!(h.t.job(once.id).await.next_run_at, Some(at("07:00")));
-    h.clock.set(at("10:05"));
-    h.tick().await;
+    h.tick_at(at("10:05")).await;
     h.wait_idle().await;
     let once_runs = runs_of(&h, once.id).await;
     assert_eq!(
@@ -492,8 +477,7 @@ async fn unregistering_cancels_live_runs_and_a_late_reply_changes_nothing() {
         })
         .register()
         .await;
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
     let run = runs_of(&h, jobs[0].id).await.remove(0);
     h.wait_for_run(run.id, RunStatus::Running).await;
     h.jobs.unregister("alpha").await.expect("unregister");
@@ -765,8 +749,7 @@ async fn zero_active_jobs_after_runs_finish() {
         .job(JobDeclaration::new("a", "0 * * * *"), ok_handler)
         .register()
         .await;
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let d = h.jobs.diagnostics().await.expect("d");
     assert_eq!(d.active_job_count, 0);
@@ -863,8 +846,7 @@ async fn a_worker_error_holding_nul_fails_its_run_and_leaves_a_concurrent_job_un
         .job(JobDeclaration::new("good", "0 * * * *"), ok_handler)
         .register()
         .await;
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let bad = runs_of(&h, jobs[0].id).await.remove(0);
     let good = runs_of(&h, jobs[1].id).await.remove(0);

@@ -331,6 +331,12 @@ impl Harness {
         self.jobs.scheduler.send(Tick).await.expect("tick");
     }
 
+    /// Sets the clock to `now`, then ticks.
+    pub async fn tick_at(&self, now: DateTime<Utc>) {
+        self.clock.set(now);
+        self.tick().await;
+    }
+
     /// Waits until the run reaches `status`.
     pub async fn wait_for_run(&self, run_id: Uuid, status: RunStatus) -> PluginJobRunModel {
         wait_until(
