@@ -34,54 +34,8 @@ use serde_json::Value;
 pub use config::{PluginProcess, ProcessWorkerConfig, restart_delay};
 pub use in_process::{InProcessWorkers, JobContext, JobHandler};
 pub use process::ProcessWorkers;
-pub use rpc::{CancelJob, RunJob, RunOutcome};
+pub use rpc::{CancelJob, RunJob, RunOutcome, WorkerError, codes};
 pub use supervisor::WorkerActor;
-
-/// JSON-RPC error codes of the worker protocol.
-pub mod codes {
-    pub const PARSE_ERROR: i64 = -32700;
-    pub const INVALID_REQUEST: i64 = -32600;
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    pub const INVALID_PARAMS: i64 = -32602;
-    pub const INTERNAL_ERROR: i64 = -32603;
-    /// The worker is not running, or exited.
-    pub const WORKER_UNAVAILABLE: i64 = -32000;
-    /// The job's handler failed.
-    pub const WORKER_ERROR: i64 = -32002;
-    /// The call timed out.
-    pub const TIMEOUT: i64 = -32003;
-}
-
-/// A failed worker call: a JSON-RPC error code and the worker's message, which becomes the run's
-/// `error` as it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct WorkerError {
-    pub code: i64,
-    pub message: String,
-}
-
-impl WorkerError {
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The job's handler failed with `message`.
-    pub fn job_failed(message: impl Into<String>) -> Self {
-        Self::new(codes::WORKER_ERROR, message)
-    }
-
-    /// The plugin's worker is not there to take the call.
-    pub fn unavailable(plugin_id: &str) -> Self {
-        Self::new(
-            codes::WORKER_UNAVAILABLE,
-            format!("Worker for plugin {plugin_id} is not running"),
-        )
-    }
-}
 
 /// What an operator sees of a plugin's worker (`workerStatus` in the API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

@@ -7,7 +7,52 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::{WorkerError, codes};
+/// JSON-RPC error codes of the worker protocol.
+pub mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The worker is not running, or exited.
+    pub const WORKER_UNAVAILABLE: i64 = -32000;
+    /// The job's handler failed.
+    pub const WORKER_ERROR: i64 = -32002;
+    /// The call timed out (DESIGN §5). The host keeps a run's timeout in its `JobRunActor` and
+    /// no longer answers a call with it; a worker may.
+    pub const TIMEOUT: i64 = -32003;
+}
+
+/// A failed worker call: a JSON-RPC error code and the worker's message, which becomes the run's
+/// `error` as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WorkerError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl WorkerError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The job's handler failed with `message`.
+    pub fn job_failed(message: impl Into<String>) -> Self {
+        Self::new(codes::WORKER_ERROR, message)
+    }
+
+    /// The plugin's worker is not there to take the call.
+    pub fn unavailable(plugin_id: &str) -> Self {
+        Self::new(
+            codes::WORKER_UNAVAILABLE,
+            format!("Worker for plugin {plugin_id} is not running"),
+        )
+    }
+}
 
 /// Method name of [`RunJob`].
 pub const RUN_JOB: &str = "runJob";
