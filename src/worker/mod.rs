@@ -204,3 +204,35 @@ impl RunLines {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_run_recorded_before_its_call_ended_takes_the_lines_so_far() {
+        let call = RunCall::new(std::future::pending())
+            .with_logs_so_far(|| Some(json!([{"message": "so far"}])));
+        let (_outcome, mut lines) = call.into_parts();
+        assert_eq!(lines.take(), Some(json!([{"message": "so far"}])));
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_call_ended_takes_the_lines_it_ended_with() {
+        let call = RunCall::new(std::future::ready(RunOutcome {
+            result: Ok(()),
+            logs: Some(json!([{"message": "at the end"}])),
+        }))
+        .with_logs_so_far(|| Some(json!([{"message": "so far"}])));
+        let (outcome, mut lines) = call.into_parts();
+        let outcome = outcome.await;
+        lines.ended(outcome.logs);
+        assert_eq!(lines.take(), Some(json!([{"message": "at the end"}])));
+        assert_eq!(
+            RunCall::refused(WorkerError::unavailable("p")).await.result,
+            Err(WorkerError::unavailable("p"))
+        );
+    }
+}
