@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use plugin_jobs::worker::sdk::Worker;
-use plugin_jobs::worker::{PluginProcess, ProcessWorkerConfig, ProcessWorkers, WorkerManager};
+use plugin_jobs::worker::{
+    PluginProcess, ProcessWorkerConfig, ProcessWorkers, RunJob, WorkerManager,
+};
 use serde_json::json;
 
 const PLUGIN: &str = "bench";
@@ -72,11 +74,12 @@ async fn scenario(workers: &ProcessWorkers, in_flight: usize, length: Duration) 
             let mut n = 0u64;
             while Instant::now() < end {
                 n += 1;
-                let params = json!({"job": {"jobKey": "noop", "runId": format!("{lane}-{n}")}});
+                let job = RunJob::new("noop", format!("{lane}-{n}"), "manual", "");
                 let sent = Instant::now();
                 workers
-                    .call(PLUGIN, "runJob", params, Duration::from_secs(30))
+                    .run_job(PLUGIN, job, Duration::from_secs(30))
                     .await
+                    .result
                     .expect("runJob");
                 latencies.push(sent.elapsed());
             }

@@ -18,13 +18,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use serde_json::json;
 
 use crate::clock::Clock;
 use crate::events::{EventBus, RunEvent};
 use crate::store::{CompleteRun, MarkRunning, SetJobBlock, StoreActor};
 use crate::time::{elapsed_ms, iso, plus};
-use crate::worker::{WorkerError, WorkerManager};
+use crate::worker::{CancelJob, RunJob, RunLines, RunOutcome, WorkerManager};
 
 /// Longest wait between retries of a write while the database is unavailable.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
@@ -97,6 +96,8 @@ pub struct JobRunActor {
     started_at: Option<DateTime<Utc>>,
     call: Option<SpawnHandle>,
     timer: Option<SpawnHandle>,
+    /// The run's log lines for its outcome.
+    logs: RunLines,
 }
 
 impl JobRunActor {
@@ -109,6 +110,7 @@ impl JobRunActor {
             started_at: None,
             call: None,
             timer: None,
+            logs: RunLines::default(),
         }
     }
 
@@ -187,23 +189,25 @@ impl JobRunActor {
             scheduled_for: self.run.scheduled_for,
             started_at: now,
         });
-        let params = json!({
-            "job": {
-                "jobKey": self.job.job_key,
-                "runId": self.run.id.to_string(),
-                "trigger": self.run.trigger.to_string(),
-                "scheduledAt": iso(self.run.scheduled_for),
-                "traceparent": self.run.traceparent,
-                "attempt": self.run.attempt,
-                "retryOf": self.run.retry_of.map(|id| id.to_string()),
-                "payload": self.run.payload,
-            }
-        });
+        let job = RunJob {
+            traceparent: self.run.traceparent.clone(),
+            attempt: u32::try_from(self.run.attempt).unwrap_or(1),
+            retry_of: self.run.retry_of,
+            payload: self.run.payload.clone(),
+            ..RunJob::new(
+                &self.job.job_key,
+                self.run.id.to_string(),
+                self.run.trigger.to_string(),
+                iso(self.run.scheduled_for),
+            )
+        };
         let timeout = self.timeout();
-        let call = self
+        let (call, lines) = self
             .deps
             .workers
-            .call(&self.job.plugin_id, "runJob", params, timeout);
+            .run_job(&self.job.plugin_id, job, timeout)
+            .into_parts();
+        self.logs = lines;
         self.call = Some(
             ctx.spawn(
                 call.into_actor(self)
@@ -213,25 +217,19 @@ impl JobRunActor {
         self.timer = Some(ctx.run_later(timeout, |act, ctx| act.on_timeout(ctx)));
     }
 
-    fn on_reply(&mut self, reply: Result<serde_json::Value, WorkerError>, ctx: &mut Context<Self>) {
+    fn on_reply(&mut self, outcome: RunOutcome, ctx: &mut Context<Self>) {
         self.call = None;
         match self.phase {
             Phase::Calling => {
                 self.cancel_timer(ctx);
-                let (status, error) = match reply {
-                    Ok(_) => (RunStatus::Succeeded, None),
+                self.logs.ended(outcome.logs);
+                let (status, error) = match outcome.result {
+                    Ok(()) => (RunStatus::Succeeded, None),
                     Err(err) => (RunStatus::Failed, Some(err.message)),
                 };
                 self.finish(status, error, ctx);
             }
             Phase::Releasing => {
-                if let Err(err) = &reply
-                    && err.code == crate::worker::codes::TIMEOUT
-                {
-                    // The worker manager stopped waiting, not the worker: it may still run it.
-                    self.restart_worker(ctx);
-                    return;
-                }
                 log::info!(
                     plugin = self.job.plugin_id.as_str(),
                     job = self.job.job_key.as_str(),
@@ -294,11 +292,8 @@ impl JobRunActor {
 
     /// Asks the worker to stop the run (`cancelJob`); it may or may not listen.
     fn send_cancel(&self, reason: &str) {
-        self.deps.workers.notify(
-            &self.job.plugin_id,
-            "cancelJob",
-            json!({"runId": self.run.id.to_string(), "reason": reason}),
-        );
+        let cancel = CancelJob::new(self.run.id.to_string(), reason);
+        self.deps.workers.cancel_job(&self.job.plugin_id, cancel);
     }
 
     /// Restarts the worker and releases the job once its old process group is gone.
@@ -401,7 +396,7 @@ impl JobRunActor {
             run_id: self.run.id,
             status,
             error,
-            logs: self.deps.workers.take_logs(&self.run.id.to_string()),
+            logs: self.logs.take(),
             block_until,
             now,
         };

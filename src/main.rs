@@ -161,7 +161,7 @@ struct Serve {
     /// The events that are posted: run.failed, run.succeeded, job.paused, job.recovered,
     /// slot.missed, worker.failed.
     #[arg(long, env = "PLUGIN_JOBS_WEBHOOK_EVENTS", value_delimiter = ',',
-          default_value = "run.failed,job.paused,worker.failed,slot.missed,job.recovered",
+          default_values_t = NotificationEvent::DEFAULT,
           value_parser = parse_webhook_event)]
     webhook_events: Vec<NotificationEvent>,
     /// Log lines on stderr: text for people, or json (one object per line) for log shippers.

@@ -98,7 +98,6 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             .and_then(|exe| exe.parent().map(PathBuf::from))
             .into_iter()
             .collect(),
-        late_reply_window: scheduler.cancel_grace + Duration::from_secs(5),
         instance_id: instance_id.clone(),
         // Every worker runs under this binary acting as its guard (`main` checks for it), so
         // workers die with the server even when it is killed with SIGKILL.

@@ -195,19 +195,15 @@ impl Browser {
                 .spawn()
                 .expect("spawn chromedriver"),
         );
-        let ready = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = TcpStream::connect(&addr).is_ok()
-                && http(&addr, "GET", "/status", None, None).1["value"]["ready"] == true;
-            if up {
-                break;
-            }
-            assert!(
-                Instant::now() < ready,
-                "chromedriver did not become ready on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(
+            &format!("chromedriver is ready on {addr}"),
+            Duration::from_secs(30),
+            || {
+                (TcpStream::connect(&addr).is_ok()
+                    && http(&addr, "GET", "/status", None, None).1["value"]["ready"] == true)
+                    .then_some(())
+            },
+        );
         let profile = tempfile::tempdir().expect("profile dir");
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",

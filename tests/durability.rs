@@ -40,15 +40,14 @@ async fn shutdown_lets_runs_finish_within_the_grace_and_cancels_the_rest() {
     })
     .await;
     let gate = Gate::default();
-    h.workers.inner.register("p", "finishes", gate.handler());
-    h.workers
-        .inner
-        .register("p", "hangs", |_ctx| std::future::pending());
-    h.workers.inner.register("p", "waits", common::ok_handler);
-    let declarations = ["finishes", "hangs", "waits"]
-        .map(|k| JobDeclaration::new(k, ""))
-        .to_vec();
-    h.jobs.register("p", declarations).await.expect("register");
+    h.plugin("p")
+        .job(JobDeclaration::new("finishes", ""), gate.handler())
+        .job(JobDeclaration::new("hangs", ""), |_ctx| {
+            std::future::pending()
+        })
+        .job(JobDeclaration::new("waits", ""), common::ok_handler)
+        .register()
+        .await;
     let mut runs = HashMap::new();
     for job in ["finishes", "hangs", "waits"] {
         let run = h

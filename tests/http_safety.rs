@@ -25,11 +25,10 @@ const TRIGGER: &str = "/api/plugins/billing/jobs/invoice/trigger";
 
 async fn billing() -> Harness {
     let h = Harness::new(SchedulerConfig::default()).await;
-    h.workers.inner.register("billing", "invoice", ok_handler);
-    h.jobs
-        .register("billing", vec![JobDeclaration::new("invoice", "0 * * * *")])
-        .await
-        .expect("register");
+    h.plugin("billing")
+        .job(JobDeclaration::new("invoice", "0 * * * *"), ok_handler)
+        .register()
+        .await;
     h
 }
 

@@ -21,11 +21,10 @@ async fn each_pass_runs_on_request_and_rescue_spares_this_instances_runs() {
     })
     .await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "slow", gate.handler());
-    h.jobs
-        .register("alpha", vec![JobDeclaration::new("slow", "")])
-        .await
-        .expect("register");
+    h.plugin("alpha")
+        .job(JobDeclaration::new("slow", ""), gate.handler())
+        .register()
+        .await;
     let ours = h
         .jobs
         .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)

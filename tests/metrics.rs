@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::App;
 use actix_web::http::{StatusCode, header};
 use actix_web::test::{self, TestRequest};
-use common::{Gate, TestDb, at, job_row, run_row, wait_until};
+use common::{Gate, TestDb, at, job_row, run_row, wait_for, wait_until};
 use entity::prelude::*;
 use plugin_jobs::clock::ManualClock;
 use plugin_jobs::config::SchedulerConfig;
@@ -73,22 +73,20 @@ impl Setup {
     /// Waits until the metrics hold every line of `lines` (events reach the metrics actor
     /// asynchronously), then answers the text.
     async fn wait_for_lines(&self, lines: &[&str]) -> String {
-        let mut last = String::new();
-        let found = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                last = self.metrics().await;
-                if lines.iter().all(|line| has_line(&last, line)) {
-                    return;
+        wait_for(
+            "the metrics hold every line",
+            Duration::from_secs(10),
+            || async {
+                let text = self.metrics().await;
+                let missing: Vec<&&str> = lines.iter().filter(|l| !has_line(&text, l)).collect();
+                if missing.is_empty() {
+                    Ok(text)
+                } else {
+                    Err(format!("missing {missing:?}:\n{text}"))
                 }
-                actix_rt::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
-        if found.is_err() {
-            let missing: Vec<&&str> = lines.iter().filter(|l| !has_line(&last, l)).collect();
-            panic!("metrics never held {missing:?}:\n{last}");
-        }
-        last
+            },
+        )
+        .await
     }
 }
 
@@ -367,18 +365,15 @@ async fn a_rescued_run_is_counted_by_plugin() {
         .start()
         .expect("valid settings");
     let line = r#"plugin_jobs_runs_rescued_total{plugin="legacy"} 1"#;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for("the rescue is counted", Duration::from_secs(10), || async {
         let text = jobs.metrics().await.expect("metrics");
         if has_line(&text, line) {
-            break;
+            Ok(())
+        } else {
+            Err(text)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never counted the rescue:\n{text}"
-        );
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await;
     assert_eq!(t.run(abandoned.id).await.status, RunStatus::Failed);
     jobs.shutdown(Duration::ZERO).await.expect("shutdown");
 }

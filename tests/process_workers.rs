@@ -13,7 +13,8 @@ use entity::prelude::*;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::store::{JobDeclaration, JobRef};
 use plugin_jobs::worker::{
-    PluginProcess, ProcessWorkerConfig, ProcessWorkers, WorkerManager, WorkerStatus, codes,
+    PluginProcess, ProcessWorkerConfig, ProcessWorkers, RunCall, RunJob, WorkerManager,
+    WorkerStatus, codes,
 };
 use plugin_jobs::{Error, PluginJobs, PluginJobsHandle};
 use serde_json::{Value, json};
@@ -41,7 +42,6 @@ fn fast_config() -> ProcessWorkerConfig {
         terminate_timeout: Duration::from_secs(2),
         restart_backoff: Duration::from_millis(50),
         max_restart_backoff: Duration::from_millis(200),
-        late_reply_window: Duration::from_secs(5),
         instance_id: "test-instance".to_owned(),
         ..ProcessWorkerConfig::default()
     }
@@ -163,15 +163,11 @@ impl Setup {
 }
 
 /// `n` direct `runJob` calls of the `sleep` job, all in flight at once.
-fn sleep_calls(
-    workers: &ProcessWorkers,
-    n: usize,
-) -> Vec<futures_util::future::BoxFuture<'static, Result<Value, plugin_jobs::worker::WorkerError>>>
-{
+fn sleep_calls(workers: &ProcessWorkers, n: usize) -> Vec<RunCall> {
     (0..n)
         .map(|n| {
-            let params = json!({"job": {"jobKey": "sleep", "runId": format!("direct-{n}")}});
-            workers.call(PLUGIN, "runJob", params, Duration::from_secs(30))
+            let job = RunJob::new("sleep", format!("direct-{n}"), "manual", "");
+            workers.run_job(PLUGIN, job, Duration::from_secs(30))
         })
         .collect()
 }
@@ -413,8 +409,8 @@ async fn garbage_on_stdout_is_dropped_and_calls_in_flight_are_unaffected() {
     let beside = sleep_calls(&s.workers, 16);
     let run = s.run("garbage").await;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
-    for answer in futures_util::future::join_all(beside).await {
-        assert_eq!(answer, Ok(Value::Null));
+    for outcome in futures_util::future::join_all(beside).await {
+        assert_eq!(outcome.result, Ok(()));
     }
     assert_eq!(s.workers.starts(PLUGIN), 1);
     assert!(s.workers.is_running(PLUGIN));
@@ -431,8 +427,8 @@ async fn many_calls_are_in_flight_on_one_worker_at_once() {
         || async { s.workers.in_flight(PLUGIN) == 64 },
     )
     .await;
-    for answer in futures_util::future::join_all(calls).await {
-        assert_eq!(answer, Ok(Value::Null));
+    for outcome in futures_util::future::join_all(calls).await {
+        assert_eq!(outcome.result, Ok(()));
     }
     assert_eq!(s.workers.in_flight(PLUGIN), 0);
 }
@@ -477,9 +473,16 @@ async fn a_worker_that_keeps_crashing_is_given_up_after_more_than_the_crash_limi
     assert!(error.contains("fatal: cannot start on purpose"), "{error}");
     let call = s
         .workers
-        .call(PLUGIN, "runJob", json!({}), Duration::from_secs(1))
+        .run_job(
+            PLUGIN,
+            RunJob::new("ok", "r", "manual", ""),
+            Duration::from_secs(1),
+        )
         .await;
-    assert_eq!(call.map_err(|e| e.code), Err(codes::WORKER_UNAVAILABLE));
+    assert_eq!(
+        call.result.map_err(|e| e.code),
+        Err(codes::WORKER_UNAVAILABLE)
+    );
 }
 
 #[actix_rt::test]

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use actix::Actor;
 use chrono::TimeDelta;
-use common::{Gate, Harness, TestDb, at, ok_handler, wait_until};
+use common::{
+    Gate, Harness, TestDb, at, crashing_handler, failing_handler, ok_handler, wait_until,
+};
 use entity::prelude::*;
 use plugin_jobs::clock::ManualClock;
 use plugin_jobs::config::SchedulerConfig;
@@ -115,15 +117,13 @@ async fn three_ticks_count_three() {
 #[actix_rt::test]
 async fn a_due_job_runs_with_the_exact_payload_and_its_pointer_moves() {
     let h = Harness::with_clock(config(10), at("2025-01-15T10:20:00Z")).await;
-    h.workers.inner.register("alpha", "report", ok_handler);
     let jobs = h
-        .jobs
-        .register("alpha", vec![JobDeclaration::new("report", "*/15 * * * *")])
-        .await
-        .expect("register");
+        .plugin("alpha")
+        .job(JobDeclaration::new("report", "*/15 * * * *"), ok_handler)
+        .register()
+        .await;
     let job_id = jobs[0].id;
-    h.clock.set(at("2025-01-15T10:30:00Z"));
-    h.tick().await;
+    h.tick_at(at("2025-01-15T10:30:00Z")).await;
     h.wait_idle().await;
     let runs = runs_of(&h, job_id).await;
     assert_eq!(runs.len(), 1);
@@ -161,21 +161,13 @@ async fn a_due_job_runs_with_the_exact_payload_and_its_pointer_moves() {
 #[actix_rt::test]
 async fn no_due_jobs_means_no_run_and_no_call_and_manual_only_jobs_never_fire() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "later", ok_handler);
-    h.workers.inner.register("alpha", "manual", ok_handler);
-    h.jobs
-        .register(
-            "alpha",
-            vec![
-                JobDeclaration::new("later", "0 12 * * *"),
-                JobDeclaration::new("manual", ""),
-            ],
-        )
-        .await
-        .expect("register");
+    h.plugin("alpha")
+        .job(JobDeclaration::new("later", "0 12 * * *"), ok_handler)
+        .job(JobDeclaration::new("manual", ""), ok_handler)
+        .register()
+        .await;
     for minutes in [0, 30, 90] {
-        h.clock.set(at("10:00") + TimeDelta::minutes(minutes));
-        h.tick().await;
+        h.tick_at(at("10:00") + TimeDelta::minutes(minutes)).await;
     }
     assert!(h.t.all_runs().await.is_empty());
     assert!(h.workers.calls().is_empty());
@@ -184,16 +176,15 @@ async fn no_due_jobs_means_no_run_and_no_call_and_manual_only_jobs_never_fire() 
 #[actix_rt::test]
 async fn a_failing_worker_fails_the_run_with_its_message_and_the_pointer_still_moves() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "crashy", |_ctx| async {
-        Err("Worker crashed".to_owned())
-    });
     let jobs = h
-        .jobs
-        .register("alpha", vec![JobDeclaration::new("crashy", "0 * * * *")])
-        .await
-        .expect("register");
-    h.clock.set(at("11:00"));
-    h.tick().await;
+        .plugin("alpha")
+        .job(
+            JobDeclaration::new("crashy", "0 * * * *"),
+            failing_handler("Worker crashed"),
+        )
+        .register()
+        .await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let runs = runs_of(&h, jobs[0].id).await;
     assert_eq!(runs[0].status, RunStatus::Failed);
@@ -203,14 +194,43 @@ async fn a_failing_worker_fails_the_run_with_its_message_and_the_pointer_still_m
 }
 
 #[actix_rt::test]
+async fn a_worker_that_crashes_mid_run_fails_the_run_and_the_next_slot_waits_for_the_worker() {
+    let h = Harness::new(config(10)).await;
+    let crash = crashing_handler(&h.workers.inner, "alpha");
+    let jobs = h
+        .plugin("alpha")
+        .job(JobDeclaration::new("crashes", "0 * * * *"), crash)
+        .register()
+        .await;
+    h.tick_at(at("11:00")).await;
+    h.wait_idle().await;
+    let runs = runs_of(&h, jobs[0].id).await;
+    assert_eq!(runs[0].status, RunStatus::Failed);
+    let error = runs[0].error.clone().unwrap_or_default();
+    assert!(error.contains("worker of plugin alpha exited"), "{error}");
+
+    h.tick_at(at("12:00")).await;
+    assert_eq!(
+        runs_of(&h, jobs[0].id).await.len(),
+        1,
+        "no run while the worker is down"
+    );
+    h.workers.inner.set_running("alpha", true);
+    h.tick().await;
+    h.wait_idle().await;
+    let runs = runs_of(&h, jobs[0].id).await;
+    assert_eq!(runs.len(), 2, "the slot waited for the worker");
+    assert_eq!(runs[1].scheduled_for, at("12:00"));
+}
+
+#[actix_rt::test]
 async fn a_database_error_during_a_tick_is_survived() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "a", ok_handler);
     let jobs = h
-        .jobs
-        .register("alpha", vec![JobDeclaration::new("a", "0 * * * *")])
-        .await
-        .expect("register");
+        .plugin("alpha")
+        .job(JobDeclaration::new("a", "0 * * * *"), ok_handler)
+        .register()
+        .await;
     h.clock.set(at("11:00"));
     h.t.db
         .execute_unprepared("ALTER TABLE plugin_jobs RENAME TO plugin_jobs_away")
@@ -241,18 +261,15 @@ async fn a_database_error_during_a_tick_is_survived() {
 async fn a_job_in_flight_is_not_dispatched_again_until_its_run_finishes() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "slow", gate.handler());
     let jobs = h
-        .jobs
-        .register("alpha", vec![JobDeclaration::new("slow", "* * * * *")])
-        .await
-        .expect("register");
+        .plugin("alpha")
+        .job(JobDeclaration::new("slow", "* * * * *"), gate.handler())
+        .register()
+        .await;
     let job_id = jobs[0].id;
-    h.clock.set(at("10:01"));
-    h.tick().await;
+    h.tick_at(at("10:01")).await;
     for minute in 2..4 {
-        h.clock.set(at("10:00") + TimeDelta::minutes(minute));
-        h.tick().await;
+        h.tick_at(at("10:00") + TimeDelta::minutes(minute)).await;
         assert_eq!(
             runs_of(&h, job_id).await.len(),
             1,
@@ -267,8 +284,7 @@ async fn a_job_in_flight_is_not_dispatched_again_until_its_run_finishes() {
     );
     gate.open();
     h.wait_idle().await;
-    h.clock.set(at("10:04"));
-    h.tick().await;
+    h.tick_at(at("10:04")).await;
     h.wait_idle().await;
     let runs = runs_of(&h, job_id).await;
     assert_eq!(runs.len(), 2, "the next due slot dispatches it again");
@@ -278,20 +294,12 @@ async fn a_job_in_flight_is_not_dispatched_again_until_its_run_finishes() {
 #[actix_rt::test]
 async fn two_due_jobs_in_one_tick_are_both_dispatched() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "a", ok_handler);
-    h.workers.inner.register("alpha", "b", ok_handler);
-    h.jobs
-        .register(
-            "alpha",
-            vec![
-                JobDeclaration::new("a", "0 * * * *"),
-                JobDeclaration::new("b", "0 * * * *"),
-            ],
-        )
-        .await
-        .expect("register");
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.plugin("alpha")
+        .job(JobDeclaration::new("a", "0 * * * *"), ok_handler)
+        .job(JobDeclaration::new("b", "0 * * * *"), ok_handler)
+        .register()
+        .await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     assert_eq!(h.t.all_runs().await.len(), 2);
 }
@@ -299,16 +307,15 @@ async fn two_due_jobs_in_one_tick_are_both_dispatched() {
 async fn dispatched_with_limit(max: usize, due: usize) -> usize {
     let h = Harness::new(config(max)).await;
     let gate = Gate::default();
-    let mut decls = Vec::new();
+    let mut plugin = h.plugin("alpha");
     for i in 0..due {
-        h.workers
-            .inner
-            .register("alpha", &format!("job-{i}"), gate.handler());
-        decls.push(JobDeclaration::new(format!("job-{i}"), "0 * * * *"));
+        plugin = plugin.job(
+            JobDeclaration::new(format!("job-{i}"), "0 * * * *"),
+            gate.handler(),
+        );
     }
-    h.jobs.register("alpha", decls).await.expect("register");
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    plugin.register().await;
+    h.tick_at(at("11:00")).await;
     let count = h.t.all_runs().await.len();
     assert_eq!(
         h.jobs.diagnostics().await.expect("d").active_job_count,
@@ -328,19 +335,14 @@ async fn the_concurrency_limit_caps_dispatch() {
 async fn with_a_limit_of_one_the_second_job_runs_after_the_first_finishes() {
     let h = Harness::new(config(1)).await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "first", gate.handler());
-    h.workers.inner.register("alpha", "second", ok_handler);
     let mut first = JobDeclaration::new("first", "0 11 * * *");
     first.display_name = "first".to_owned();
-    h.jobs
-        .register(
-            "alpha",
-            vec![first, JobDeclaration::new("second", "1 11 * * *")],
-        )
-        .await
-        .expect("register");
-    h.clock.set(at("11:01"));
-    h.tick().await;
+    h.plugin("alpha")
+        .job(first, gate.handler())
+        .job(JobDeclaration::new("second", "1 11 * * *"), ok_handler)
+        .register()
+        .await;
+    h.tick_at(at("11:01")).await;
     let runs = h.t.all_runs().await;
     assert_eq!(runs.len(), 1, "only the oldest slot fits");
     gate.open();
@@ -362,24 +364,15 @@ async fn with_a_limit_of_one_the_second_job_runs_after_the_first_finishes() {
 async fn a_slow_run_does_not_delay_another_jobs_slot() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "slow", gate.handler());
-    h.workers.inner.register("alpha", "fast", ok_handler);
     let jobs = h
-        .jobs
-        .register(
-            "alpha",
-            vec![
-                JobDeclaration::new("slow", "0 11 * * *"),
-                JobDeclaration::new("fast", "1 11 * * *"),
-            ],
-        )
-        .await
-        .expect("register");
+        .plugin("alpha")
+        .job(JobDeclaration::new("slow", "0 11 * * *"), gate.handler())
+        .job(JobDeclaration::new("fast", "1 11 * * *"), ok_handler)
+        .register()
+        .await;
     let fast = jobs.iter().find(|j| j.job_key == "fast").expect("fast").id;
-    h.clock.set(at("11:00"));
-    h.tick().await;
-    h.clock.set(at("11:01"));
-    h.tick().await;
+    h.tick_at(at("11:00")).await;
+    h.tick_at(at("11:01")).await;
     wait_until(
         "the fast job succeeded",
         Duration::from_secs(10),
@@ -407,20 +400,17 @@ async fn a_slow_run_does_not_delay_another_jobs_slot() {
 #[actix_rt::test]
 async fn only_jobs_of_running_workers_are_dispatched() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("up", "a", ok_handler);
-    h.workers.inner.register("down", "b", ok_handler);
-    h.workers.inner.set_running("down", false);
-    h.jobs
-        .register("up", vec![JobDeclaration::new("a", "0 * * * *")])
-        .await
-        .expect("register");
+    h.plugin("up")
+        .job(JobDeclaration::new("a", "0 * * * *"), ok_handler)
+        .register()
+        .await;
     let down = h
-        .jobs
-        .register("down", vec![JobDeclaration::new("b", "0 * * * *")])
-        .await
-        .expect("register");
-    h.clock.set(at("11:00"));
-    h.tick().await;
+        .plugin("down")
+        .job(JobDeclaration::new("b", "0 * * * *"), ok_handler)
+        .register()
+        .await;
+    h.workers.inner.set_running("down", false);
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let runs = h.t.all_runs().await;
     assert_eq!(runs.len(), 1);
@@ -437,8 +427,6 @@ async fn only_jobs_of_running_workers_are_dispatched() {
 #[actix_rt::test]
 async fn a_past_pointer_at_registration_is_left_for_the_misfire_policy() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "once", ok_handler);
-    h.workers.inner.register("alpha", "skip", ok_handler);
     let mut once = common::job_row("alpha", "once");
     once.schedule = "0 * * * *".to_owned();
     once.next_run_at = Some(at("07:00"));
@@ -450,16 +438,13 @@ async fn a_past_pointer_at_registration_is_left_for_the_misfire_policy() {
     let skip = h.t.insert_job(skip).await;
     let mut skip_decl = JobDeclaration::new("skip", "0 * * * *");
     skip_decl.misfire = MisfirePolicy::Skip;
-    h.jobs
-        .register(
-            "alpha",
-            vec![JobDeclaration::new("once", "0 * * * *"), skip_decl],
-        )
-        .await
-        .expect("register");
+    h.plugin("alpha")
+        .job(JobDeclaration::new("once", "0 * * * *"), ok_handler)
+        .job(skip_decl, ok_handler)
+        .register()
+        .await;
     assert_eq!(h.t.job(once.id).await.next_run_at, Some(at("07:00")));
-    h.clock.set(at("10:05"));
-    h.tick().await;
+    h.tick_at(at("10:05")).await;
     h.wait_idle().await;
     let once_runs = runs_of(&h, once.id).await;
     assert_eq!(
@@ -480,24 +465,22 @@ async fn unregistering_cancels_live_runs_and_a_late_reply_changes_nothing() {
     let dropped = Arc::new(AtomicBool::new(false));
     let returned = Arc::new(AtomicBool::new(false));
     let (wait, on_drop, on_return) = (gate.clone(), dropped.clone(), returned.clone());
-    h.workers.inner.register("alpha", "slow", move |_ctx| {
-        let open = wait.wait();
-        let guard = DropFlag(on_drop.clone());
-        let on_return = on_return.clone();
-        async move {
-            let _guard = guard;
-            open.await;
-            on_return.store(true, Ordering::SeqCst);
-            Ok(())
-        }
-    });
     let jobs = h
-        .jobs
-        .register("alpha", vec![JobDeclaration::new("slow", "0 * * * *")])
-        .await
-        .expect("register");
-    h.clock.set(at("11:00"));
-    h.tick().await;
+        .plugin("alpha")
+        .job(JobDeclaration::new("slow", "0 * * * *"), move |_ctx| {
+            let open = wait.wait();
+            let guard = DropFlag(on_drop.clone());
+            let on_return = on_return.clone();
+            async move {
+                let _guard = guard;
+                open.await;
+                on_return.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .register()
+        .await;
+    h.tick_at(at("11:00")).await;
     let run = runs_of(&h, jobs[0].id).await.remove(0);
     h.wait_for_run(run.id, RunStatus::Running).await;
     h.jobs.unregister("alpha").await.expect("unregister");
@@ -545,12 +528,11 @@ impl Drop for DropFlag {
 async fn a_trigger_returns_before_a_hanging_run_finishes() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "hang", gate.handler());
     let jobs = h
-        .jobs
-        .register("alpha", vec![JobDeclaration::new("hang", "")])
-        .await
-        .expect("register");
+        .plugin("alpha")
+        .job(JobDeclaration::new("hang", ""), gate.handler())
+        .register()
+        .await;
     let triggered = h
         .jobs
         .trigger(JobRef::key("alpha", "hang"), RunTrigger::Manual)
@@ -588,24 +570,16 @@ async fn a_trigger_returns_before_a_hanging_run_finishes() {
 async fn trigger_errors_name_the_reason() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "busy", gate.handler());
-    h.workers.inner.register("alpha", "paused", ok_handler);
-    h.workers.inner.register("down", "job", ok_handler);
+    h.plugin("alpha")
+        .job(JobDeclaration::new("busy", ""), gate.handler())
+        .job(JobDeclaration::new("paused", ""), ok_handler)
+        .register()
+        .await;
+    h.plugin("down")
+        .job(JobDeclaration::new("job", ""), ok_handler)
+        .register()
+        .await;
     h.workers.inner.set_running("down", false);
-    h.jobs
-        .register(
-            "alpha",
-            vec![
-                JobDeclaration::new("busy", ""),
-                JobDeclaration::new("paused", ""),
-            ],
-        )
-        .await
-        .expect("register");
-    h.jobs
-        .register("down", vec![JobDeclaration::new("job", "")])
-        .await
-        .expect("register");
     h.jobs
         .pause(JobRef::key("alpha", "paused"))
         .await
@@ -650,12 +624,11 @@ async fn trigger_errors_name_the_reason() {
 #[actix_rt::test]
 async fn a_live_run_in_the_database_blocks_a_trigger_too() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "a", ok_handler);
     let jobs = h
-        .jobs
-        .register("alpha", vec![JobDeclaration::new("a", "")])
-        .await
-        .expect("register");
+        .plugin("alpha")
+        .job(JobDeclaration::new("a", ""), ok_handler)
+        .register()
+        .await;
     // A run owned by another instance.
     h.t.insert_run(PluginJobRunModel {
         status: RunStatus::Running,
@@ -676,11 +649,10 @@ async fn a_live_run_in_the_database_blocks_a_trigger_too() {
 async fn two_triggers_at_the_same_instant_create_exactly_one_run() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "a", gate.handler());
-    h.jobs
-        .register("alpha", vec![JobDeclaration::new("a", "")])
-        .await
-        .expect("register");
+    h.plugin("alpha")
+        .job(JobDeclaration::new("a", ""), gate.handler())
+        .register()
+        .await;
     let (first, second) = futures_util::join!(
         h.jobs
             .trigger(JobRef::key("alpha", "a"), RunTrigger::Manual),
@@ -702,20 +674,12 @@ async fn two_triggers_at_the_same_instant_create_exactly_one_run() {
 async fn a_manual_run_waits_queued_for_a_free_slot_and_starts_first_in_first_out() {
     let h = Harness::new(config(1)).await;
     let gate = Gate::default();
-    for job in ["holder", "first", "second"] {
-        h.workers.inner.register("alpha", job, gate.handler());
-    }
-    h.jobs
-        .register(
-            "alpha",
-            vec![
-                JobDeclaration::new("holder", ""),
-                JobDeclaration::new("first", ""),
-                JobDeclaration::new("second", ""),
-            ],
-        )
-        .await
-        .expect("register");
+    h.plugin("alpha")
+        .job(JobDeclaration::new("holder", ""), gate.handler())
+        .job(JobDeclaration::new("first", ""), gate.handler())
+        .job(JobDeclaration::new("second", ""), gate.handler())
+        .register()
+        .await;
     let holder = h
         .jobs
         .trigger(JobRef::key("alpha", "holder"), RunTrigger::Manual)
@@ -752,14 +716,13 @@ async fn a_manual_run_waits_queued_for_a_free_slot_and_starts_first_in_first_out
 #[actix_rt::test]
 async fn the_worker_call_gets_the_job_timeout_or_the_default() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "custom", ok_handler);
-    h.workers.inner.register("alpha", "default", ok_handler);
     let mut custom = JobDeclaration::new("custom", "");
     custom.timeout_ms = Some(120_000);
-    h.jobs
-        .register("alpha", vec![custom, JobDeclaration::new("default", "")])
-        .await
-        .expect("register");
+    h.plugin("alpha")
+        .job(custom, ok_handler)
+        .job(JobDeclaration::new("default", ""), ok_handler)
+        .register()
+        .await;
     let a = h
         .jobs
         .trigger(JobRef::key("alpha", "custom"), RunTrigger::Manual)
@@ -785,13 +748,11 @@ async fn the_worker_call_gets_the_job_timeout_or_the_default() {
 #[actix_rt::test]
 async fn zero_active_jobs_after_runs_finish() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "a", ok_handler);
-    h.jobs
-        .register("alpha", vec![JobDeclaration::new("a", "0 * * * *")])
-        .await
-        .expect("register");
-    h.clock.set(at("11:00"));
-    h.tick().await;
+    h.plugin("alpha")
+        .job(JobDeclaration::new("a", "0 * * * *"), ok_handler)
+        .register()
+        .await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let d = h.jobs.diagnostics().await.expect("d");
     assert_eq!(d.active_job_count, 0);
@@ -808,11 +769,10 @@ async fn zero_active_jobs_after_runs_finish() {
 async fn unregistering_returns_normally_while_the_database_is_locked_and_the_outcome_lands_later() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();
-    h.workers.inner.register("alpha", "slow", gate.handler());
-    h.jobs
-        .register("alpha", vec![JobDeclaration::new("slow", "")])
-        .await
-        .expect("register");
+    h.plugin("alpha")
+        .job(JobDeclaration::new("slow", ""), gate.handler())
+        .register()
+        .await;
     let run = h
         .jobs
         .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)
@@ -856,12 +816,11 @@ async fn a_slot_claimed_within_the_lookahead_waits_for_its_slot_before_it_starts
         at("2024-01-15T10:29:59.950Z"),
     )
     .await;
-    h.workers.inner.register("alpha", "report", ok_handler);
     let jobs = h
-        .jobs
-        .register("alpha", vec![JobDeclaration::new("report", "*/15 * * * *")])
-        .await
-        .expect("register");
+        .plugin("alpha")
+        .job(JobDeclaration::new("report", "*/15 * * * *"), ok_handler)
+        .register()
+        .await;
     h.tick().await;
     let runs = runs_of(&h, jobs[0].id).await;
     assert_eq!(runs.len(), 1, "the 10:30 slot is claimed 50 ms early");
@@ -881,23 +840,16 @@ async fn a_slot_claimed_within_the_lookahead_waits_for_its_slot_before_it_starts
 #[actix_rt::test]
 async fn a_worker_error_holding_nul_fails_its_run_and_leaves_a_concurrent_job_unaffected() {
     let h = Harness::new(config(10)).await;
-    h.workers.inner.register("alpha", "bad", |_ctx| async {
-        Err("broke at byte \u{0} here".to_owned())
-    });
-    h.workers.inner.register("alpha", "good", ok_handler);
     let jobs = h
-        .jobs
-        .register(
-            "alpha",
-            vec![
-                JobDeclaration::new("bad", "0 * * * *"),
-                JobDeclaration::new("good", "0 * * * *"),
-            ],
+        .plugin("alpha")
+        .job(
+            JobDeclaration::new("bad", "0 * * * *"),
+            failing_handler("broke at byte \u{0} here"),
         )
-        .await
-        .expect("register");
-    h.clock.set(at("11:00"));
-    h.tick().await;
+        .job(JobDeclaration::new("good", "0 * * * *"), ok_handler)
+        .register()
+        .await;
+    h.tick_at(at("11:00")).await;
     h.wait_idle().await;
     let bad = runs_of(&h, jobs[0].id).await.remove(0);
     let good = runs_of(&h, jobs[1].id).await.remove(0);
@@ -911,14 +863,13 @@ async fn each_run_gets_a_w3c_traceparent_that_its_worker_receives() {
     let h = Harness::new(config(10)).await;
     let seen = Arc::new(std::sync::Mutex::new(None));
     let record = seen.clone();
-    h.workers.inner.register("alpha", "traced", move |ctx| {
-        *record.lock().expect("lock") = ctx.traceparent.clone();
-        async { Ok(()) }
-    });
-    h.jobs
-        .register("alpha", vec![JobDeclaration::new("traced", "")])
-        .await
-        .expect("register");
+    h.plugin("alpha")
+        .job(JobDeclaration::new("traced", ""), move |ctx| {
+            *record.lock().expect("lock") = ctx.traceparent.clone();
+            async { Ok(()) }
+        })
+        .register()
+        .await;
     let run = h
         .jobs
         .trigger(JobRef::key("alpha", "traced"), RunTrigger::Manual)

@@ -14,17 +14,21 @@ use serde_json::Value;
 use super::client::{ApiClient, BaseUrl, ClientError, segment};
 use super::views::{Job, Run, Triggered, render_job_state, render_jobs, render_run, render_runs};
 
-/// Default address of the server, as `serve` binds it by default.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 /// The most runs a listing may ask for (the API's bound).
 const MAX_LIMIT: u64 = 500;
+
+/// Default address of the server: where `serve` binds by default.
+fn default_url() -> BaseUrl {
+    BaseUrl::parse(&format!("http://{}", crate::server::DEFAULT_BIND))
+        .expect("the default bind address is a host and a port")
+}
 
 /// Where the server is, how to authenticate, and how to print: shared by every client command.
 #[derive(Debug, Args)]
 pub struct Connection {
     /// Base URL of the server (http://host:port, plus a path prefix when the API is mounted
     /// under one).
-    #[arg(long, env = "PLUGIN_JOBS_URL", default_value = DEFAULT_URL, value_parser = BaseUrl::parse)]
+    #[arg(long, env = "PLUGIN_JOBS_URL", default_value_t = default_url(), value_parser = BaseUrl::parse)]
     pub url: BaseUrl,
     /// API token, sent as `Authorization: Bearer <token>`.
     #[arg(long, env = "PLUGIN_JOBS_API_TOKEN", hide_env_values = true)]
@@ -57,7 +61,7 @@ pub struct RunsArgs {
     #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
     pub status: Option<String>,
     /// How many runs to show, newest first (1 to 500).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=500))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT))]
     pub limit: u64,
     #[command(flatten)]
     pub conn: Connection,

@@ -1,20 +1,19 @@
-//! One live stdio connection to a worker process: the calls waiting for their answers, the line
-//! writer, and the runs whose `log` lines may be kept ([`RunLogs`], bounded per run and released
-//! when the run's call ends). The hot path (call, answer) stays here, off the `WorkerActor`'s
-//! mailbox, so one worker can take tens of thousands of calls a second.
+//! One live stdio connection to a worker process: the calls waiting for their answers (by id),
+//! the queue of lines to write, and which runs' `runJob` calls are in flight, so that only their
+//! `log` lines are kept ([`RunLogs`]). The hot path (call, answer) stays here, off the
+//! `WorkerActor`'s mailbox, so one worker can take tens of thousands of calls a second.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use serde_json::{Value, json};
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{WorkerError, codes, rpc};
-use crate::time::iso;
+use super::WorkerError;
+use super::rpc::{self, RunJob};
+use super::run_logs::RunLogs;
 
 type Reply = oneshot::Sender<Result<Value, WorkerError>>;
 
@@ -68,20 +67,34 @@ impl Connection {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sends a request; the future resolves with its answer, with the close error when the
-    /// process goes away first, or with a timeout error after `deadline`. Dropping the future
-    /// forgets the call, so a late answer is dropped as an unknown id.
+    /// Sends a request; the future resolves with its answer, or with the close error when the
+    /// process goes away first. It has no deadline of its own: a caller that wants one wraps it
+    /// (the handshake does; a run's timeout is its `JobRunActor`'s). Dropping the future forgets
+    /// the call, so a late answer is dropped as an unknown id.
     pub(super) fn call(
         self: &Arc<Self>,
         method: &str,
         params: &Value,
-        deadline: Duration,
+    ) -> impl Future<Output = Result<Value, WorkerError>> + Send + 'static + use<> {
+        self.send(method, params, None)
+    }
+
+    /// Sends `runJob`; while it is in flight the run's `log` lines are kept in [`RunLogs`].
+    pub(super) fn run_job(
+        self: &Arc<Self>,
+        job: &RunJob,
+    ) -> impl Future<Output = Result<Value, WorkerError>> + Send + 'static + use<> {
+        self.send(rpc::RUN_JOB, &job.to_params(), Some(job.run_id.clone()))
+    }
+
+    fn send(
+        self: &Arc<Self>,
+        method: &str,
+        params: &Value,
+        run_id: Option<String>,
     ) -> impl Future<Output = Result<Value, WorkerError>> + Send + 'static + use<> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
-        let run_id = (method == "runJob")
-            .then(|| params["job"]["runId"].as_str().map(str::to_owned))
-            .flatten();
         let refused = {
             let mut calls = self.lock();
             match &calls.closed {
@@ -102,20 +115,12 @@ impl Connection {
             id,
         };
         let unavailable = refused.unwrap_or_else(|| WorkerError::unavailable(&self.plugin_id));
-        let method = method.to_owned();
         async move {
             let _guard = guard;
             if !sent {
                 return Err(unavailable);
             }
-            match tokio::time::timeout(deadline, answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(unavailable),
-                Err(_) => Err(WorkerError::new(
-                    codes::TIMEOUT,
-                    format!("no answer to {method} within {} ms", deadline.as_millis()),
-                )),
-            }
+            answer.await.unwrap_or(Err(unavailable))
         }
     }
 
@@ -194,160 +199,6 @@ impl Connection {
     }
 }
 
-/// Finished runs whose lines wait for [`RunLogs::take`]; beyond this many the oldest go.
-const UNCLAIMED_RUNS: usize = 1_024;
-
-/// The `log` lines of runs, kept per run only while the run's `runJob` call is in flight, and
-/// bounded: every entry counts its full stored size (timestamp, level, message and JSON
-/// punctuation) against the cap, and the first entry that does not fit is replaced by one
-/// `truncated` marker, within the cap too. When the call ends (answered, given up, or the process
-/// gone), the run's lines wait for `take` among at most [`UNCLAIMED_RUNS`] finished runs; lines
-/// that arrive after `take` or after the call ended are not kept.
-#[derive(Debug)]
-pub(super) struct RunLogs {
-    cap_bytes: usize,
-    state: Mutex<LogState>,
-}
-
-#[derive(Debug, Default)]
-struct LogState {
-    /// Runs whose call is in flight.
-    open: HashMap<String, RunLog>,
-    /// Runs whose call ended, waiting for `take`; `order` is oldest first.
-    finished: HashMap<String, RunLog>,
-    order: VecDeque<String>,
-}
-
-#[derive(Debug, Default)]
-struct RunLog {
-    entries: Vec<Value>,
-    bytes: usize,
-    truncated: bool,
-    /// Taken while the call was still in flight (it timed out): keep nothing more.
-    taken: bool,
-}
-
-impl RunLogs {
-    /// Logs capped at `cap_bytes` per run (as stored: the JSON array of entries).
-    pub(super) fn new(cap_bytes: usize) -> Self {
-        Self {
-            cap_bytes,
-            state: Mutex::new(LogState::default()),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, LogState> {
-        // Nothing panics under this lock; a poisoned one still holds consistent maps.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A `runJob` call for `run_id` started: its lines are kept from now on.
-    pub(super) fn open(&self, run_id: &str) {
-        let mut state = self.lock();
-        state.finished.remove(run_id);
-        state.open.insert(run_id.to_owned(), RunLog::default());
-    }
-
-    /// Keeps a line of a run whose call is in flight, within the cap; other lines are dropped.
-    pub(super) fn keep(&self, run_id: &str, level: &str, message: &str) {
-        let mut state = self.lock();
-        let Some(log) = state.open.get_mut(run_id) else {
-            return;
-        };
-        if log.truncated || log.taken {
-            return;
-        }
-        let now = iso(chrono::Utc::now());
-        // The marker must fit too: an entry is kept only if the marker still would after it.
-        let marker = json!({
-            "at": now,
-            "level": "warn",
-            "message": format!("log truncated: this run logged more than {} bytes", self.cap_bytes),
-            "truncated": true,
-        });
-        let marker_cost = stored_size(&marker);
-        // "[" and "]" of the array.
-        let budget = self.cap_bytes.saturating_sub(2);
-        // Only the length matters, so a line far over the cap is not copied to measure it.
-        let cost = if level.len().saturating_add(message.len()) > budget {
-            usize::MAX
-        } else {
-            stored_size(&json!({"at": now, "level": level, "message": message}))
-        };
-        if log.bytes.saturating_add(cost).saturating_add(marker_cost) > budget {
-            log.truncated = true;
-            if log.bytes + marker_cost <= budget {
-                log.bytes += marker_cost;
-                log.entries.push(marker);
-            }
-            return;
-        }
-        log.bytes += cost;
-        log.entries
-            .push(json!({"at": now, "level": level, "message": message}));
-    }
-
-    /// The run's call ended: its lines wait for `take` (among a bounded number of runs), and
-    /// later lines are dropped.
-    pub(super) fn close(&self, run_id: &str) {
-        let mut state = self.lock();
-        let Some(log) = state.open.remove(run_id) else {
-            return;
-        };
-        if log.taken || log.entries.is_empty() {
-            return;
-        }
-        state.finished.insert(run_id.to_owned(), log);
-        state.order.push_back(run_id.to_owned());
-        while state.finished.len() > UNCLAIMED_RUNS {
-            let Some(oldest) = state.order.pop_front() else {
-                break;
-            };
-            state.finished.remove(&oldest);
-        }
-        // Ids already taken leave stale entries in `order`; drop them before they pile up.
-        if state.order.len() > 2 * UNCLAIMED_RUNS {
-            let finished = &state.finished;
-            let kept: VecDeque<String> = state
-                .order
-                .iter()
-                .filter(|id| finished.contains_key(*id))
-                .cloned()
-                .collect();
-            state.order = kept;
-        }
-    }
-
-    /// Takes the run's lines as the JSON array stored in its `logs`. A run whose call is still
-    /// in flight (it timed out) keeps nothing more after this.
-    pub(super) fn take(&self, run_id: &str) -> Option<Value> {
-        let mut state = self.lock();
-        let entries = match state.open.get_mut(run_id) {
-            Some(log) => {
-                log.taken = true;
-                log.bytes = 0;
-                std::mem::take(&mut log.entries)
-            }
-            None => state.finished.remove(run_id)?.entries,
-        };
-        (!entries.is_empty()).then_some(Value::Array(entries))
-    }
-
-    /// How many runs have lines or a call in flight here.
-    #[cfg(test)]
-    pub(super) fn buffered_runs(&self) -> usize {
-        let state = self.lock();
-        state.open.len() + state.finished.len()
-    }
-}
-
-/// Bytes an entry adds to the stored JSON array: its serialisation and a separating comma.
-fn stored_size(entry: &Value) -> usize {
-    entry.to_string().len() + 1
-}
-
 /// Forgets a call whose caller stopped waiting.
 struct CallGuard {
     connection: Arc<Connection>,
@@ -360,26 +211,10 @@ impl Drop for CallGuard {
     }
 }
 
-/// Writes queued lines, flushing once the queue is empty, so a burst of calls costs one write
-/// system call rather than one each. Ends when every sender is gone or the pipe breaks; dropping
-/// the writer then closes the worker's stdin.
-pub async fn write_lines<W: AsyncWrite + Unpin>(
-    output: W,
-    mut lines: mpsc::UnboundedReceiver<String>,
-) -> std::io::Result<()> {
-    let mut output = BufWriter::with_capacity(64 * 1024, output);
-    while let Some(line) = lines.recv().await {
-        output.write_all(line.as_bytes()).await?;
-        while let Ok(line) = lines.try_recv() {
-            output.write_all(line.as_bytes()).await?;
-        }
-        output.flush().await?;
-    }
-    output.shutdown().await
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     const CAP: usize = 64 * 1024;
@@ -390,83 +225,14 @@ mod tests {
         (Arc::new(Connection::new("p", writer, logs)), lines)
     }
 
-    fn run_job(run_id: &str) -> Value {
-        json!({"job": {"jobKey": "k", "runId": run_id}})
-    }
-
-    /// The stored size of taken logs, asserting they end with exactly one truncation marker.
-    fn assert_truncated_within_cap(logs: &Value) {
-        let entries = logs.as_array().expect("an array");
-        assert!(
-            logs.to_string().len() <= CAP,
-            "{} bytes",
-            logs.to_string().len()
-        );
-        let markers = entries.iter().filter(|e| e["truncated"] == true).count();
-        assert_eq!(markers, 1);
-        assert_eq!(entries.last().map(|e| e["truncated"] == true), Some(true));
-    }
-
-    #[test]
-    fn a_hundred_thousand_empty_lines_stay_under_the_cap() {
-        let logs = RunLogs::new(CAP);
-        logs.open("r");
-        for _ in 0..100_000 {
-            logs.keep("r", "info", "");
-        }
-        logs.close("r");
-        let taken = logs.take("r").expect("lines");
-        assert_truncated_within_cap(&taken);
-        assert!(
-            taken.as_array().map_or(0, Vec::len) > 100,
-            "some lines are kept"
-        );
-        assert_eq!(logs.buffered_runs(), 0);
-    }
-
-    #[test]
-    fn a_one_mebibyte_level_or_message_is_cut_not_stored() {
-        let logs = RunLogs::new(CAP);
-        logs.open("r");
-        logs.keep("r", "info", "before");
-        logs.keep("r", &"x".repeat(1 << 20), "m");
-        logs.keep("r", "info", "after the cut");
-        let taken = logs.take("r").expect("lines");
-        assert_truncated_within_cap(&taken);
-        assert_eq!(taken[0]["message"], "before");
-        assert_eq!(taken.as_array().map(Vec::len), Some(2));
-
-        logs.open("s");
-        logs.keep("s", "info", &"\u{1}".repeat(CAP));
-        assert_truncated_within_cap(&logs.take("s").expect("marker"));
-    }
-
-    #[test]
-    fn lines_of_runs_without_a_call_in_flight_are_not_kept() {
-        let logs = RunLogs::new(CAP);
-        logs.keep("never-called", "info", "x");
-        assert_eq!(logs.take("never-called"), None);
-        assert_eq!(logs.buffered_runs(), 0);
-    }
-
-    #[test]
-    fn finished_runs_that_nobody_takes_are_bounded() {
-        let logs = RunLogs::new(CAP);
-        for n in 0..UNCLAIMED_RUNS * 3 {
-            let id = n.to_string();
-            logs.open(&id);
-            logs.keep(&id, "info", "line");
-            logs.close(&id);
-        }
-        assert_eq!(logs.buffered_runs(), UNCLAIMED_RUNS);
-        assert_eq!(logs.take("0"), None, "the oldest went");
-        assert!(logs.take(&(UNCLAIMED_RUNS * 3 - 1).to_string()).is_some());
+    fn run_job(run_id: &str) -> RunJob {
+        RunJob::new("k", run_id, "manual", "")
     }
 
     #[tokio::test]
     async fn an_answered_call_hands_its_lines_over_once_and_keeps_nothing_after() {
         let (connection, mut lines) = connection();
-        let call = connection.call("runJob", &run_job("r"), Duration::from_secs(5));
+        let call = connection.run_job(&run_job("r"));
         connection.logs.keep("r", "info", "during");
         assert!(lines.recv().await.is_some(), "the request was written");
         assert!(connection.resolve(&json!(1), Ok(Value::Null)));
@@ -480,7 +246,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_given_up_on_releases_its_buffer() {
         let (connection, _lines) = connection();
-        let call = connection.call("runJob", &run_job("r"), Duration::from_secs(5));
+        let call = connection.run_job(&run_job("r"));
         connection.logs.keep("r", "info", "before the timeout");
         // The scheduler's timeout: the outcome is recorded with the lines so far while the
         // call still waits for a late answer; lines after that are dropped.
@@ -498,8 +264,8 @@ mod tests {
     #[tokio::test]
     async fn a_closed_connection_releases_the_buffers_of_its_calls() {
         let (connection, _lines) = connection();
-        let first = connection.call("runJob", &run_job("a"), Duration::from_secs(5));
-        let second = connection.call("runJob", &run_job("b"), Duration::from_secs(5));
+        let first = connection.run_job(&run_job("a"));
+        let second = connection.run_job(&run_job("b"));
         connection.logs.keep("a", "info", "a line");
         connection.close(WorkerError::unavailable("p"));
         assert!(first.await.is_err());

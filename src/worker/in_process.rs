@@ -13,7 +13,8 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::{WorkerError, WorkerManager, codes};
+use super::rpc::{self, CancelJob, RunJob, RunOutcome};
+use super::{RunCall, WorkerError, WorkerManager, codes};
 
 /// What a handler knows about the run it serves.
 #[derive(Debug, Clone)]
@@ -26,6 +27,12 @@ pub struct JobContext {
     pub scheduled_at: String,
     /// The run's W3C trace context, when it has one.
     pub traceparent: Option<String>,
+    /// 1 for the first run of a slot, 2 for its first retry, …
+    pub attempt: u32,
+    /// For a retry: the id of the slot's first run.
+    pub retry_of: Option<uuid::Uuid>,
+    /// The run's payload: its job's, or a trigger's one-off payload (`None` when it has none).
+    pub payload: Option<serde_json::Value>,
     /// The whole `runJob` params, as a process worker would receive them.
     pub params: Value,
     cancelled: watch::Receiver<Option<String>>,
@@ -143,10 +150,6 @@ impl InProcessWorkers {
     }
 }
 
-fn text(params: &Value, key: &str) -> String {
-    params["job"][key].as_str().unwrap_or_default().to_owned()
-}
-
 impl WorkerManager for InProcessWorkers {
     fn is_running(&self, plugin_id: &str) -> bool {
         self.lock()
@@ -155,82 +158,64 @@ impl WorkerManager for InProcessWorkers {
             .is_some_and(|p| p.running)
     }
 
-    fn call(
-        &self,
-        plugin_id: &str,
-        method: &str,
-        params: Value,
-        _timeout: Duration,
-    ) -> BoxFuture<'static, Result<Value, WorkerError>> {
-        if method != "runJob" {
-            let err = WorkerError::new(
-                codes::METHOD_NOT_FOUND,
-                format!("Method not found: {method}"),
-            );
-            return async move { Err(err) }.boxed();
-        }
-        let job_key = text(&params, "jobKey");
-        let run_id = text(&params, "runId");
+    fn run_job(&self, plugin_id: &str, job: RunJob, _timeout: Duration) -> RunCall {
         let mut state = self.lock();
         let handler = match state.plugins.get(plugin_id) {
-            Some(plugin) if plugin.running => plugin.handlers.get(&job_key).cloned(),
-            _ => {
-                let err = WorkerError::unavailable(plugin_id);
-                return async move { Err(err) }.boxed();
-            }
+            Some(plugin) if plugin.running => plugin.handlers.get(&job.job_key).cloned(),
+            _ => return RunCall::refused(WorkerError::unavailable(plugin_id)),
         };
         let Some(handler) = handler else {
-            let err = WorkerError::new(
+            return RunCall::refused(WorkerError::new(
                 codes::INVALID_PARAMS,
-                format!("Plugin {plugin_id} has no handler for job {job_key:?}"),
-            );
-            return async move { Err(err) }.boxed();
+                format!(
+                    "Plugin {plugin_id} has no handler for job {:?}",
+                    job.job_key
+                ),
+            ));
         };
         let (cancel_tx, cancel_rx) = watch::channel(None);
         state
             .cancels
-            .insert(run_id.clone(), (plugin_id.to_owned(), cancel_tx));
+            .insert(job.run_id.clone(), (plugin_id.to_owned(), cancel_tx));
         drop(state);
-        let ctx = JobContext {
-            plugin_id: plugin_id.to_owned(),
-            job_key,
-            run_id: run_id.clone(),
-            trigger: text(&params, "trigger"),
-            scheduled_at: text(&params, "scheduledAt"),
-            traceparent: Some(text(&params, "traceparent")).filter(|t| !t.is_empty()),
-            params,
-            cancelled: cancel_rx,
-        };
         // Released when the call ends, and also when the caller drops it (a timeout).
         let release = ReleaseCancel {
             workers: self.clone(),
-            run_id,
+            run_id: job.run_id.clone(),
         };
-        async move {
+        let ctx = JobContext {
+            plugin_id: plugin_id.to_owned(),
+            params: job.to_params(),
+            job_key: job.job_key,
+            run_id: job.run_id,
+            trigger: job.trigger,
+            scheduled_at: job.scheduled_at,
+            traceparent: job.traceparent.filter(|t| !t.is_empty()),
+            attempt: job.attempt,
+            retry_of: job.retry_of,
+            payload: job.payload,
+            cancelled: cancel_rx,
+        };
+        RunCall::new(async move {
             let _release = release;
-            let outcome = handler(ctx).await;
-            outcome
-                .map(|()| Value::Null)
-                .map_err(WorkerError::job_failed)
-        }
-        .boxed()
+            let handled = handler(ctx).await;
+            RunOutcome::from_answer(RunOutcome::answer(handled), None)
+        })
     }
 
-    fn notify(&self, plugin_id: &str, method: &str, params: Value) {
+    fn cancel_job(&self, plugin_id: &str, cancel: CancelJob) {
         let mut state = self.lock();
-        if method == "cancelJob"
-            && let Some(run_id) = params["runId"].as_str()
-            && let Some((_, sender)) = state.cancels.get(run_id)
-        {
-            let reason = params["reason"].as_str().unwrap_or("cancelled").to_owned();
-            sender.send_replace(Some(reason));
+        if let Some((_, sender)) = state.cancels.get(&cancel.run_id) {
+            sender.send_replace(Some(cancel.reason.clone()));
         }
         if state.notifications.len() >= KEPT_NOTIFICATIONS {
             state.notifications.pop_front();
         }
-        state
-            .notifications
-            .push_back((plugin_id.to_owned(), method.to_owned(), params));
+        state.notifications.push_back((
+            plugin_id.to_owned(),
+            rpc::CANCEL_JOB.to_owned(),
+            cancel.to_params(),
+        ));
     }
 
     fn restarts(&self, plugin_id: &str) -> u64 {
@@ -276,15 +261,15 @@ impl Drop for ReleaseCancel {
 mod tests {
     use super::*;
 
-    fn run_job(run_id: &str) -> Value {
-        serde_json::json!({"job": {"jobKey": "hang", "runId": run_id}})
+    fn run_job(run_id: &str) -> RunJob {
+        RunJob::new("hang", run_id, "manual", "")
     }
 
     #[tokio::test]
     async fn a_dropped_call_releases_its_cancellation_signal() {
         let workers = InProcessWorkers::new();
         workers.register("p", "hang", |_ctx| std::future::pending());
-        let call = workers.call("p", "runJob", run_job("r"), Duration::from_secs(1));
+        let call = workers.run_job("p", run_job("r"), Duration::from_secs(1));
         assert_eq!(workers.in_flight(), 1);
         let timed_out = tokio::time::timeout(Duration::from_millis(10), call).await;
         assert!(timed_out.is_err(), "the handler never answers");
@@ -295,11 +280,7 @@ mod tests {
     fn only_the_latest_notifications_are_kept() {
         let workers = InProcessWorkers::new();
         for n in 0..KEPT_NOTIFICATIONS + 500 {
-            workers.notify(
-                "p",
-                "cancelJob",
-                serde_json::json!({"runId": n.to_string()}),
-            );
+            workers.cancel_job("p", CancelJob::new(n.to_string(), "stop"));
         }
         let kept = workers.notifications();
         assert_eq!(kept.len(), KEPT_NOTIFICATIONS);

@@ -1,74 +1,41 @@
 //! How the scheduler reaches the programs that run jobs. [`WorkerManager`] is the seam: the
-//! scheduler asks whether a plugin's worker is running, calls `runJob` with a timeout, sends
-//! `cancelJob`, and asks for a restart after a call that never answered.
+//! scheduler asks whether a plugin's worker is running, sends a typed [`RunJob`] and gets back a
+//! [`RunCall`] that resolves with the [`RunOutcome`] (the answer and the run's log lines), sends
+//! [`CancelJob`], and asks for a restart after a call that did not end in time. The timeout is the
+//! caller's: no manager ends a call on its own clock.
 //!
 //! [`InProcessWorkers`] runs jobs as async handlers inside the host process (tests, and
 //! applications that embed plugin-jobs with their own Rust jobs). [`ProcessWorkers`] runs each
 //! plugin as a child process speaking JSON-RPC over stdio ([`rpc`]), one [`WorkerActor`] per
 //! process. [`sdk`] is the other side: a small library for writing such workers in Rust.
 
+mod config;
 mod connection;
 pub mod demo;
+mod group;
 pub mod guard;
 mod in_process;
+mod pipes;
 mod process;
 pub mod rpc;
+mod run_logs;
 pub mod sdk;
+mod supervisor;
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
+pub use config::{PluginProcess, ProcessWorkerConfig, restart_delay};
 pub use in_process::{InProcessWorkers, JobContext, JobHandler};
-pub use process::{PluginProcess, ProcessWorkerConfig, ProcessWorkers, WorkerActor, restart_delay};
-
-/// JSON-RPC error codes of the worker protocol.
-pub mod codes {
-    pub const PARSE_ERROR: i64 = -32700;
-    pub const INVALID_REQUEST: i64 = -32600;
-    pub const METHOD_NOT_FOUND: i64 = -32601;
-    pub const INVALID_PARAMS: i64 = -32602;
-    pub const INTERNAL_ERROR: i64 = -32603;
-    /// The worker is not running, or exited.
-    pub const WORKER_UNAVAILABLE: i64 = -32000;
-    /// The job's handler failed.
-    pub const WORKER_ERROR: i64 = -32002;
-    /// The call timed out.
-    pub const TIMEOUT: i64 = -32003;
-}
-
-/// A failed worker call: a JSON-RPC error code and the worker's message, which becomes the run's
-/// `error` as it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct WorkerError {
-    pub code: i64,
-    pub message: String,
-}
-
-impl WorkerError {
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The job's handler failed with `message`.
-    pub fn job_failed(message: impl Into<String>) -> Self {
-        Self::new(codes::WORKER_ERROR, message)
-    }
-
-    /// The plugin's worker is not there to take the call.
-    pub fn unavailable(plugin_id: &str) -> Self {
-        Self::new(
-            codes::WORKER_UNAVAILABLE,
-            format!("Worker for plugin {plugin_id} is not running"),
-        )
-    }
-}
+pub use process::ProcessWorkers;
+pub use rpc::{CancelJob, RunJob, RunOutcome, WorkerError, codes};
+pub use supervisor::WorkerActor;
 
 /// What an operator sees of a plugin's worker (`workerStatus` in the API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -124,21 +91,10 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
         0
     }
 
-    /// Takes the `log` lines the worker sent for a run, as the JSON array stored in the run's
-    /// `logs`. The default has none.
-    fn take_logs(&self, _run_id: &str) -> Option<Value> {
-        None
-    }
-
-    /// Sends a request and resolves with its result. `timeout` is the caller's deadline; the
-    /// scheduler enforces it itself, so an implementation may use it only to free resources.
-    fn call(
-        &self,
-        plugin_id: &str,
-        method: &str,
-        params: Value,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<Value, WorkerError>>;
+    /// Sends `runJob` for one run. The [`RunCall`] resolves with the outcome when the worker
+    /// answers or is gone, never on a clock: `timeout` is the deadline the caller enforces (the
+    /// `JobRunActor`), given here for bookkeeping only. Dropping the call forgets it.
+    fn run_job(&self, plugin_id: &str, job: RunJob, timeout: Duration) -> RunCall;
 
     /// Whether dropping a call's future ends the call's execution (async handlers in this
     /// process). A cancelled run of such a worker is over once its call is dropped; for any
@@ -147,12 +103,136 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
         false
     }
 
-    /// Sends a notification (no answer), such as `cancelJob`.
-    fn notify(&self, plugin_id: &str, method: &str, params: Value);
+    /// Sends `cancelJob` (a notification: the worker may or may not listen).
+    fn cancel_job(&self, plugin_id: &str, cancel: CancelJob);
 
     /// Restarts the plugin's worker: asked for when a timed-out or cancelled call did not end
     /// within the cancel grace, so that the job cannot keep running in the worker beside its
     /// next run. Resolves once the old worker is gone (for a process, its whole process group),
     /// so every call that was in flight on it is over.
     fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()>;
+}
+
+/// Takes the lines a run has logged so far.
+type TakeLogs = Arc<dyn Fn() -> Option<Value> + Send + Sync>;
+
+/// A `runJob` call in flight: a future of its [`RunOutcome`], and the run's log lines so far for a
+/// caller that gives up on the call before it ends (a timeout records the run with them).
+pub struct RunCall {
+    outcome: BoxFuture<'static, RunOutcome>,
+    logs_so_far: Option<TakeLogs>,
+}
+
+impl Debug for RunCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunCall").finish_non_exhaustive()
+    }
+}
+
+impl RunCall {
+    /// A call that resolves with `outcome` and keeps no lines before it ends.
+    pub fn new(outcome: impl Future<Output = RunOutcome> + Send + 'static) -> Self {
+        Self {
+            outcome: outcome.boxed(),
+            logs_so_far: None,
+        }
+    }
+
+    /// A call refused at once (the worker is not there, the job has no handler).
+    pub fn refused(error: WorkerError) -> Self {
+        Self::new(std::future::ready(RunOutcome::new(Err(error))))
+    }
+
+    /// Lets the caller take the lines logged so far with `take`; lines after that are not kept.
+    pub fn with_logs_so_far(
+        mut self,
+        take: impl Fn() -> Option<Value> + Send + Sync + 'static,
+    ) -> Self {
+        self.logs_so_far = Some(Arc::new(take));
+        self
+    }
+
+    /// The outcome's future, and the run's lines for whoever records the run.
+    pub fn into_parts(self) -> (BoxFuture<'static, RunOutcome>, RunLines) {
+        let lines = RunLines {
+            so_far: self.logs_so_far,
+            ended: None,
+        };
+        (self.outcome, lines)
+    }
+}
+
+impl Future for RunCall {
+    type Output = RunOutcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<RunOutcome> {
+        self.outcome.poll_unpin(cx)
+    }
+}
+
+/// A run's `log` lines as its recorder sees them: those its call ended with, or, when the run is
+/// recorded before its call ended (a timeout, a cancellation), those logged so far.
+#[derive(Default)]
+pub struct RunLines {
+    so_far: Option<TakeLogs>,
+    ended: Option<Option<Value>>,
+}
+
+impl Debug for RunLines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunLines")
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunLines {
+    /// The call ended with these lines (its [`RunOutcome::logs`]).
+    pub fn ended(&mut self, logs: Option<Value>) {
+        self.ended = Some(logs);
+    }
+
+    /// Takes the lines as the JSON array stored in the run's `logs`. Before the call ended, these
+    /// are the lines so far, and later ones are not kept.
+    pub fn take(&mut self) -> Option<Value> {
+        match self.ended.take() {
+            Some(logs) => logs,
+            None => self.so_far.as_ref().and_then(|take| take()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_run_recorded_before_its_call_ended_takes_the_lines_so_far() {
+        let call = RunCall::new(std::future::pending())
+            .with_logs_so_far(|| Some(json!([{"message": "so far"}])));
+        let (_outcome, mut lines) = call.into_parts();
+        assert_eq!(lines.take(), Some(json!([{"message": "so far"}])));
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_call_ended_takes_the_lines_it_ended_with() {
+        let call = RunCall::new(std::future::ready(RunOutcome {
+            result: Ok(()),
+            logs: Some(json!([{"message": "at the end"}])),
+        }))
+        .with_logs_so_far(|| Some(json!([{"message": "so far"}])));
+        let (outcome, mut lines) = call.into_parts();
+        let outcome = outcome.await;
+        lines.ended(outcome.logs);
+        assert_eq!(lines.take(), Some(json!([{"message": "at the end"}])));
+        assert_eq!(
+            RunCall::refused(WorkerError::unavailable("p")).await.result,
+            Err(WorkerError::unavailable("p"))
+        );
+    }
 }

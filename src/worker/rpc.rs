@@ -1,10 +1,212 @@
-//! JSON-RPC 2.0 messages of the worker protocol (DESIGN §5): one JSON object per line, both ways.
-//! Both sides use it: the host's process workers and the Rust worker SDK.
+//! JSON-RPC 2.0 messages of the worker protocol (DESIGN §5): one JSON object per line, both ways,
+//! and the typed calls of a run ([`RunJob`], [`CancelJob`]) with what a run's call comes back with
+//! ([`RunOutcome`]). This is the one place where they become JSON and back: the run actor, every
+//! `WorkerManager` (in-process and process) and the Rust worker SDK go through it. It passes 500
+//! lines only with its unit tests: the codec stays whole so that the wire format reads in one
+//! file.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::{WorkerError, codes};
+/// JSON-RPC error codes of the worker protocol.
+pub mod codes {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The worker is not running, or exited.
+    pub const WORKER_UNAVAILABLE: i64 = -32000;
+    /// The job's handler failed.
+    pub const WORKER_ERROR: i64 = -32002;
+    /// The call timed out (DESIGN §5). The host keeps a run's timeout in its `JobRunActor` and
+    /// no longer answers a call with it; a worker may.
+    pub const TIMEOUT: i64 = -32003;
+}
+
+/// A failed worker call: a JSON-RPC error code and the worker's message, which becomes the run's
+/// `error` as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WorkerError {
+    pub code: i64,
+    pub message: String,
+}
+
+impl WorkerError {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The job's handler failed with `message`.
+    pub fn job_failed(message: impl Into<String>) -> Self {
+        Self::new(codes::WORKER_ERROR, message)
+    }
+
+    /// The plugin's worker is not there to take the call.
+    pub fn unavailable(plugin_id: &str) -> Self {
+        Self::new(
+            codes::WORKER_UNAVAILABLE,
+            format!("Worker for plugin {plugin_id} is not running"),
+        )
+    }
+}
+
+/// Method name of [`RunJob`].
+pub const RUN_JOB: &str = "runJob";
+/// Method name of [`CancelJob`].
+pub const CANCEL_JOB: &str = "cancelJob";
+
+/// The `runJob` request: run one job once. On the wire it is `{"job": {…}}` with camelCase
+/// fields (DESIGN §5). Ids, trigger and slot are kept as the protocol's strings, so that a
+/// worker decodes whatever a host sends without guessing at types.
+///
+/// New fields are optional with a default and are sent only when they differ from it, so that
+/// adding one never changes what existing workers receive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunJob {
+    pub job_key: String,
+    pub run_id: String,
+    /// `schedule`, `manual` or `retry`.
+    #[serde(default)]
+    pub trigger: String,
+    /// The slot (scheduled runs) or the request time, ISO 8601 with milliseconds and `Z`.
+    #[serde(default)]
+    pub scheduled_at: String,
+    /// The run's W3C trace context; sent as `null` when the run has none.
+    #[serde(default)]
+    pub traceparent: Option<String>,
+    /// Which attempt of the job's slot this run is, from 1 (a worker that sees none reads 1).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// For a retry: the first run of its slot; `null` otherwise.
+    #[serde(default)]
+    pub retry_of: Option<uuid::Uuid>,
+    /// The run's payload (its job's, or a trigger's one-off payload); `null` for none.
+    #[serde(default)]
+    pub payload: Option<Value>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// `runJob`'s params as they are on the wire.
+#[derive(Serialize, Deserialize)]
+struct RunJobParams<J> {
+    job: J,
+}
+
+impl RunJob {
+    /// A first attempt of `job_key` as run `run_id`, without payload or trace context.
+    pub fn new(
+        job_key: impl Into<String>,
+        run_id: impl Into<String>,
+        trigger: impl Into<String>,
+        scheduled_at: impl Into<String>,
+    ) -> Self {
+        Self {
+            job_key: job_key.into(),
+            run_id: run_id.into(),
+            trigger: trigger.into(),
+            scheduled_at: scheduled_at.into(),
+            traceparent: None,
+            attempt: first_attempt(),
+            retry_of: None,
+            payload: None,
+        }
+    }
+
+    /// The request's params: `{"job": {"jobKey", "runId", "trigger", "scheduledAt", …}}`.
+    pub fn to_params(&self) -> Value {
+        serde_json::to_value(RunJobParams { job: self })
+            .expect("a RunJob always serialises: string keys, no maps with other keys")
+    }
+
+    /// Decodes a `runJob` request's params; an error is the answer to send back.
+    pub fn from_params(params: &Value) -> Result<Self, WorkerError> {
+        RunJobParams::<Self>::deserialize(params)
+            .map(|params| params.job)
+            .map_err(|err| {
+                WorkerError::new(
+                    codes::INVALID_PARAMS,
+                    format!(
+                        "runJob needs params.job.jobKey and params.job.runId as strings ({err})"
+                    ),
+                )
+            })
+    }
+}
+
+/// The `cancelJob` notification: stop run `run_id`, because of `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelJob {
+    #[serde(default)]
+    pub run_id: String,
+    #[serde(default = "default_cancel_reason")]
+    pub reason: String,
+}
+
+fn default_cancel_reason() -> String {
+    "cancelled".to_owned()
+}
+
+impl CancelJob {
+    pub fn new(run_id: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            run_id: run_id.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The notification's params: `{"runId", "reason"}`.
+    pub fn to_params(&self) -> Value {
+        serde_json::to_value(self).expect("a CancelJob always serialises: two strings")
+    }
+
+    /// Decodes a `cancelJob` notification's params, leniently: it is only a request to stop, so a
+    /// missing reason reads as `cancelled` and anything unreadable names no run.
+    pub fn from_params(params: &Value) -> Self {
+        Self::deserialize(params).unwrap_or_else(|_| Self::new("", default_cancel_reason()))
+    }
+}
+
+/// What a run's `runJob` call came back with: the worker's answer (any result is success; an
+/// error is the run's failure, its message the run's `error`) and the `log` lines the worker sent
+/// for the run while the call was in flight, as the JSON array stored in the run's `logs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub result: Result<(), WorkerError>,
+    pub logs: Option<Value>,
+}
+
+impl RunOutcome {
+    /// An outcome without log lines.
+    pub fn new(result: Result<(), WorkerError>) -> Self {
+        Self { result, logs: None }
+    }
+
+    /// Decodes the answer to a `runJob` request (its result is `null`; any other counts too).
+    pub fn from_answer(answer: Result<Value, WorkerError>, logs: Option<Value>) -> Self {
+        Self {
+            result: answer.map(drop),
+            logs,
+        }
+    }
+
+    /// The answer to send for a handler's result: `null`, or a worker error with its message.
+    pub fn answer(handled: Result<(), String>) -> Result<Value, WorkerError> {
+        handled
+            .map(|()| Value::Null)
+            .map_err(WorkerError::job_failed)
+    }
+}
 
 /// Longest line either side accepts. Longer lines are discarded whole.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -254,6 +456,50 @@ mod tests {
         assert!(
             matches!(parse(line.trim_end()), Ok(Message::Request { method, .. }) if method == "shutdown")
         );
+    }
+
+    #[test]
+    fn run_job_params_are_the_documented_wire_format() {
+        let mut job = RunJob::new("report", "r1", "schedule", "2025-01-15T10:30:00.000Z");
+        assert_eq!(
+            job.to_params(),
+            json!({"job": {"jobKey": "report", "runId": "r1", "trigger": "schedule",
+                           "scheduledAt": "2025-01-15T10:30:00.000Z", "traceparent": null,
+                           "attempt": 1, "retryOf": null, "payload": null}})
+        );
+        assert_eq!(RunJob::from_params(&job.to_params()), Ok(job.clone()));
+        job.attempt = 2;
+        job.retry_of = Some(uuid::Uuid::nil());
+        job.payload = Some(json!({"n": 1}));
+        let params = job.to_params();
+        assert_eq!(params["job"]["attempt"], 2);
+        assert_eq!(params["job"]["retryOf"], uuid::Uuid::nil().to_string());
+        assert_eq!(params["job"]["payload"], json!({"n": 1}));
+        assert_eq!(RunJob::from_params(&params), Ok(job));
+    }
+
+    #[test]
+    fn a_run_job_without_its_ids_is_refused_with_invalid_params() {
+        let refused = RunJob::from_params(&json!({"job": {"jobKey": "k"}})).expect_err("no runId");
+        assert_eq!(refused.code, codes::INVALID_PARAMS);
+        assert!(refused.message.starts_with("runJob needs"), "{refused}");
+        let minimal = RunJob::from_params(&json!({"job": {"jobKey": "k", "runId": "r"}}));
+        assert_eq!(minimal, Ok(RunJob::new("k", "r", "", "")));
+    }
+
+    #[test]
+    fn cancel_job_round_trips_and_reads_leniently() {
+        let cancel = CancelJob::new("r", "timed out after 5 ms");
+        assert_eq!(
+            cancel.to_params(),
+            json!({"runId": "r", "reason": "timed out after 5 ms"})
+        );
+        assert_eq!(CancelJob::from_params(&cancel.to_params()), cancel);
+        assert_eq!(
+            CancelJob::from_params(&json!({"runId": "r"})),
+            CancelJob::new("r", "cancelled")
+        );
+        assert_eq!(CancelJob::from_params(&Value::Null).run_id, "");
     }
 
     #[tokio::test]

@@ -30,8 +30,8 @@ use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::connection::write_lines;
-use super::rpc::{self, Line, Message};
+use super::pipes::write_lines;
+use super::rpc::{self, CancelJob, Line, Message, RunJob, RunOutcome};
 use super::{WorkerError, codes};
 
 /// A job handler: `Ok` means the run succeeded, `Err(message)` that it failed with `message`.
@@ -41,12 +41,18 @@ pub type Handler = Arc<dyn Fn(Run) -> BoxFuture<'static, Result<(), String>> + S
 pub struct Run {
     pub job_key: String,
     pub run_id: String,
-    /// `schedule`, `manual` or `retry`.
+    /// `schedule`, `manual`, `retry` or `backfill`.
     pub trigger: String,
     /// The slot, or the time of the request, as ISO 8601.
     pub scheduled_at: String,
     /// The run's W3C trace context (`00-<trace id>-<span id>-01`), for the worker's own traces.
     pub traceparent: Option<String>,
+    /// 1 for the first run of a slot, 2 for its first retry, …
+    pub attempt: u32,
+    /// For a retry: the id of the slot's first run.
+    pub retry_of: Option<uuid::Uuid>,
+    /// The run's payload: its job's, or a trigger's one-off payload (`None` when it has none).
+    pub payload: Option<serde_json::Value>,
     cancelled: watch::Receiver<Option<String>>,
     out: mpsc::UnboundedSender<String>,
 }
@@ -168,7 +174,7 @@ impl Worker {
                         });
                         let _ = out.send(rpc::response(&id, &Ok(result)));
                     }
-                    "runJob" => self.start_run(id, &params, &runs, &out, &mut tasks),
+                    rpc::RUN_JOB => self.start_run(id, &params, &runs, &out, &mut tasks),
                     "shutdown" => break Some(id),
                     other => {
                         let err = WorkerError::new(
@@ -178,11 +184,10 @@ impl Worker {
                         let _ = out.send(rpc::response(&id, &Err(err)));
                     }
                 },
-                Ok(Message::Notification { method, params }) if method == "cancelJob" => {
-                    let run_id = params["runId"].as_str().unwrap_or_default();
-                    let reason = params["reason"].as_str().unwrap_or("cancelled");
-                    if let Some(cancel) = lock(&runs).cancels.get(run_id) {
-                        cancel.send_replace(Some(reason.to_owned()));
+                Ok(Message::Notification { method, params }) if method == rpc::CANCEL_JOB => {
+                    let CancelJob { run_id, reason } = CancelJob::from_params(&params);
+                    if let Some(cancel) = lock(&runs).cancels.get(&run_id) {
+                        cancel.send_replace(Some(reason));
                     }
                 }
                 Ok(Message::Notification { .. } | Message::Response { .. }) => {}
@@ -215,32 +220,33 @@ impl Worker {
         out: &mpsc::UnboundedSender<String>,
         tasks: &mut JoinSet<()>,
     ) {
-        let job = &params["job"];
-        let field = |key: &str| job[key].as_str().map(str::to_owned);
-        let (Some(job_key), Some(run_id)) = (field("jobKey"), field("runId")) else {
-            let err = WorkerError::new(
-                codes::INVALID_PARAMS,
-                "runJob needs params.job.jobKey and params.job.runId as strings",
-            );
-            let _ = out.send(rpc::response(&id, &Err(err)));
-            return;
+        let job = match RunJob::from_params(params) {
+            Ok(job) => job,
+            Err(err) => {
+                let _ = out.send(rpc::response(&id, &Err(err)));
+                return;
+            }
         };
-        let Some(handler) = self.handlers.get(&job_key).cloned() else {
+        let Some(handler) = self.handlers.get(&job.job_key).cloned() else {
             let err = WorkerError::new(
                 codes::INVALID_PARAMS,
-                format!("this worker has no job {job_key:?}"),
+                format!("this worker has no job {:?}", job.job_key),
             );
             let _ = out.send(rpc::response(&id, &Err(err)));
             return;
         };
         let (cancel, cancelled) = watch::channel(None);
+        let run_id = job.run_id.clone();
         lock(runs).cancels.insert(run_id.clone(), cancel);
         let run = Run {
-            job_key,
-            run_id: run_id.clone(),
-            trigger: field("trigger").unwrap_or_default(),
-            scheduled_at: field("scheduledAt").unwrap_or_default(),
-            traceparent: field("traceparent"),
+            job_key: job.job_key,
+            run_id: job.run_id,
+            trigger: job.trigger,
+            scheduled_at: job.scheduled_at,
+            traceparent: job.traceparent,
+            attempt: job.attempt,
+            retry_of: job.retry_of,
+            payload: job.payload,
             cancelled,
             out: out.clone(),
         };
@@ -252,10 +258,7 @@ impl Worker {
                 .await
                 .unwrap_or_else(|_| Err("the job's handler panicked".to_owned()));
             lock(&runs).cancels.remove(&run_id);
-            let result = outcome
-                .map(|()| Value::Null)
-                .map_err(WorkerError::job_failed);
-            let _ = out.send(rpc::response(&id, &result));
+            let _ = out.send(rpc::response(&id, &RunOutcome::answer(outcome)));
         });
         // Reap finished tasks so a long-lived worker does not keep their results.
         while tasks.try_join_next().is_some() {}

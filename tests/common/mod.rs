@@ -202,13 +202,34 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    wait_for(what, deadline, || {
+        let holds = condition();
+        async move {
+            if holds.await {
+                Ok(())
+            } else {
+                Err(String::new())
+            }
+        }
+    })
+    .await;
+}
+
+/// Polls `probe` until it answers `Ok(value)` and answers the value; once `deadline` passes,
+/// panics with `what` and the last `Err` the probe gave (what it saw instead).
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let start = std::time::Instant::now();
     loop {
-        if condition().await {
-            return;
-        }
+        let seen = match probe().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
         if start.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting until {what}");
+            panic!("timed out after {deadline:?} waiting until {what}\n{seen}");
         }
         actix_rt::time::sleep(Duration::from_millis(5)).await;
     }
@@ -222,16 +243,21 @@ use std::sync::{Arc, Mutex};
 use plugin_jobs::clock::ManualClock;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::scheduler::Tick;
-use plugin_jobs::worker::{InProcessWorkers, WorkerError, WorkerManager};
+use plugin_jobs::store::JobDeclaration;
+use plugin_jobs::worker::{
+    CancelJob, InProcessWorkers, JobContext, RunCall, RunJob, WorkerManager,
+};
 use plugin_jobs::{PluginJobs, PluginJobsHandle};
 use serde_json::Value;
 
-/// One call a worker received.
+/// One `runJob` call a worker received.
 #[derive(Debug, Clone)]
 pub struct RecordedCall {
     pub plugin_id: String,
     pub method: String,
+    /// The request as the worker protocol carries it (`{"job": {…}}`).
     pub params: Value,
+    pub job: RunJob,
     pub timeout: Duration,
 }
 
@@ -253,24 +279,19 @@ impl WorkerManager for RecordingWorkers {
         self.inner.is_running(plugin_id)
     }
 
-    fn call(
-        &self,
-        plugin_id: &str,
-        method: &str,
-        params: Value,
-        timeout: Duration,
-    ) -> futures_util::future::BoxFuture<'static, Result<Value, WorkerError>> {
+    fn run_job(&self, plugin_id: &str, job: RunJob, timeout: Duration) -> RunCall {
         self.calls.lock().expect("calls lock").push(RecordedCall {
             plugin_id: plugin_id.to_owned(),
-            method: method.to_owned(),
-            params: params.clone(),
+            method: plugin_jobs::worker::rpc::RUN_JOB.to_owned(),
+            params: job.to_params(),
+            job: job.clone(),
             timeout,
         });
-        self.inner.call(plugin_id, method, params, timeout)
+        self.inner.run_job(plugin_id, job, timeout)
     }
 
-    fn notify(&self, plugin_id: &str, method: &str, params: Value) {
-        self.inner.notify(plugin_id, method, params);
+    fn cancel_job(&self, plugin_id: &str, cancel: CancelJob) {
+        self.inner.cancel_job(plugin_id, cancel);
     }
 
     fn cancels_on_drop(&self) -> bool {
@@ -321,6 +342,12 @@ impl Harness {
         self.jobs.scheduler.send(Tick).await.expect("tick");
     }
 
+    /// Sets the clock to `now`, then ticks.
+    pub async fn tick_at(&self, now: DateTime<Utc>) {
+        self.clock.set(now);
+        self.tick().await;
+    }
+
     /// Waits until the run reaches `status`.
     pub async fn wait_for_run(&self, run_id: Uuid, status: RunStatus) -> PluginJobRunModel {
         wait_until(
@@ -346,9 +373,77 @@ impl Harness {
     }
 }
 
+/// A plugin being set up on a [`Harness`]: its jobs, each with the handler that serves it.
+/// `h.plugin("alpha").job(JobDeclaration::new("report", "0 * * * *"), ok_handler).register()`.
+pub struct PluginSetup<'h> {
+    harness: &'h Harness,
+    plugin_id: String,
+    jobs: Vec<JobDeclaration>,
+}
+
+impl Harness {
+    /// Starts setting up `plugin_id`: declare its jobs with [`PluginSetup::job`], then
+    /// [`PluginSetup::register`] them.
+    pub fn plugin(&self, plugin_id: &str) -> PluginSetup<'_> {
+        PluginSetup {
+            harness: self,
+            plugin_id: plugin_id.to_owned(),
+            jobs: Vec::new(),
+        }
+    }
+}
+
+impl PluginSetup<'_> {
+    /// Declares `job`, served by `handler` (which also marks the plugin's worker running).
+    pub fn job<F, Fut>(mut self, job: JobDeclaration, handler: F) -> Self
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.harness
+            .workers
+            .inner
+            .register(&self.plugin_id, &job.job_key, handler);
+        self.jobs.push(job);
+        self
+    }
+
+    /// Registers the declared jobs with the scheduler; answers their rows in declaration order.
+    pub async fn register(self) -> Vec<PluginJobModel> {
+        self.harness
+            .jobs
+            .register(self.plugin_id, self.jobs)
+            .await
+            .expect("register")
+    }
+}
+
 /// A handler that succeeds at once.
-pub fn ok_handler(_ctx: plugin_jobs::worker::JobContext) -> std::future::Ready<Result<(), String>> {
+pub fn ok_handler(_ctx: JobContext) -> std::future::Ready<Result<(), String>> {
     std::future::ready(Ok(()))
+}
+
+/// A handler that fails every run with `message`: a worker whose job fails.
+pub fn failing_handler(
+    message: &str,
+) -> impl Fn(JobContext) -> std::future::Ready<Result<(), String>> + Send + Sync + 'static + use<> {
+    let message = message.to_owned();
+    move |_ctx| std::future::ready(Err(message.clone()))
+}
+
+/// A handler whose worker crashes mid-run: the plugin's worker stops taking calls (as a process
+/// that exited would) and the run fails with an exit message naming the plugin.
+pub fn crashing_handler(
+    workers: &InProcessWorkers,
+    plugin_id: &str,
+) -> impl Fn(JobContext) -> std::future::Ready<Result<(), String>> + Send + Sync + 'static + use<> {
+    let (workers, plugin_id) = (workers.clone(), plugin_id.to_owned());
+    move |_ctx| {
+        workers.set_running(&plugin_id, false);
+        std::future::ready(Err(format!(
+            "the worker of plugin {plugin_id} exited (signal: 9 (SIGKILL))"
+        )))
+    }
 }
 
 /// A gate that holds handlers until opened: slow and hanging workers.
@@ -381,9 +476,7 @@ impl Gate {
     /// A job handler that succeeds once the gate opens (a slow or hanging worker).
     pub fn handler(
         &self,
-    ) -> impl Fn(
-        plugin_jobs::worker::JobContext,
-    ) -> futures_util::future::BoxFuture<'static, Result<(), String>>
+    ) -> impl Fn(JobContext) -> futures_util::future::BoxFuture<'static, Result<(), String>>
     + Send
     + Sync
     + 'static {

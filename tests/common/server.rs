@@ -138,17 +138,16 @@ impl Server {
             .status()
             .expect("kill");
         assert!(sent.success());
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < end,
-                "the server did not exit after {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut exited = None;
+        wait_until_sync(
+            &format!("the server exits after {signal}"),
+            Duration::from_secs(30),
+            || {
+                exited = self.child.try_wait().expect("wait");
+                exited.is_some()
+            },
+        );
+        exited.expect("the server exited")
     }
 }
 

@@ -1,31 +1,19 @@
-//! The `MetricsActor`: a run-event subscriber that keeps Prometheus metrics (through the
-//! `prometheus-client` crate) and renders them for `GET /metrics`.
-//!
-//! Handles: `RunEvent` (counts and histograms as runs and ticks happen) and `RenderMetrics`
-//! (reads the scheduler's diagnostics, the workers' state and every job's health from the
-//! database at scrape time, then encodes every metric in the Prometheus text format). Sends:
-//! `GetDiagnostics` to the scheduler, `ListJobs` to the store.
-//!
-//! The per-job gauges (last success, failure streak, next run) come from the database, not from
-//! this instance's events: every instance of a cluster reports the same values for a job, and
-//! they survive restarts.
+//! The Prometheus metrics of one instance as plain data ([`Metrics`], no actix): the registry
+//! and every family with its labels and buckets, the cap on jobs with series of their own,
+//! counting a run event, setting the scrape-time gauges from the scheduler's diagnostics, the
+//! workers and the jobs as stored, and encoding it all in the text format.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use actix::prelude::*;
 use entity::prelude::{JobStatus, PluginJobModel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
-use crate::Result;
 use crate::events::RunEvent;
-use crate::scheduler::{GetDiagnostics, SchedulerActor};
-use crate::store::{ListJobs, StoreActor};
 use crate::worker::{WorkerManager, WorkerStatus};
 
 /// The `Content-Type` of what [`RenderMetrics`] answers: the Prometheus text format 0.0.4.
@@ -60,11 +48,6 @@ const WORKER_STATUSES: [WorkerStatus; 5] = [
 pub const MAX_LABELLED_JOBS: usize = 1_000;
 /// The `job` label of jobs past [`MAX_LABELLED_JOBS`].
 pub const OTHER_JOBS: &str = "_other";
-
-/// Renders every metric in the Prometheus text format; answers the text.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "Result<String>")]
-pub struct RenderMetrics;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FinishedLabels {
@@ -128,11 +111,8 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
-/// Keeps the metrics of one scheduler instance.
-pub struct MetricsActor {
-    scheduler: Addr<SchedulerActor>,
-    store: Addr<StoreActor>,
-    workers: Arc<dyn WorkerManager>,
+/// The registry and every metric family of one instance.
+pub(super) struct Metrics {
     registry: Registry,
     runs_queued: Family<JobTriggerLabels, Counter>,
     runs_finished: Family<FinishedLabels, Counter>,
@@ -156,156 +136,124 @@ pub struct MetricsActor {
     labelled_count: usize,
 }
 
-impl std::fmt::Debug for MetricsActor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MetricsActor").finish_non_exhaustive()
-    }
-}
-
-impl MetricsActor {
-    /// Metrics for the scheduler at `scheduler` over `store`, whose workers are `workers`.
-    /// Subscribe the started actor to the scheduler's run events (the builder does).
-    pub fn new(
-        scheduler: Addr<SchedulerActor>,
-        store: Addr<StoreActor>,
-        workers: Arc<dyn WorkerManager>,
-    ) -> Self {
+impl Metrics {
+    /// Every family registered, every counter at zero.
+    pub(super) fn new() -> Self {
         let mut registry = Registry::with_prefix("plugin_jobs");
-        let runs_queued = Family::default();
-        registry.register(
-            "runs_queued",
-            "Runs created queued, by plugin, job and trigger (schedule, manual, retry)",
-            runs_queued.clone(),
-        );
-        let runs_finished = Family::default();
-        registry.register(
-            "runs_finished",
-            "Runs that reached a terminal status, by plugin, job, trigger and status \
-             (succeeded, failed, cancelled)",
-            runs_finished.clone(),
-        );
-        let start_lateness: HistogramFamily<JobTriggerLabels> =
-            Family::new_with_constructor(lateness_histogram);
-        registry.register(
-            "run_start_lateness_seconds",
-            "How long after its scheduled time (the slot, or the request for manual runs) a run \
-             started",
-            start_lateness.clone(),
-        );
-        let run_duration: HistogramFamily<DurationLabels> =
-            Family::new_with_constructor(duration_histogram);
-        registry.register(
-            "run_duration_seconds",
-            "How long runs took from start to outcome, by plugin, job and status",
-            run_duration.clone(),
-        );
-        let slots_skipped = Family::default();
-        registry.register(
-            "slots_skipped",
-            "Due slots that passed without a run, by reason (overlap: the previous run was \
-             still live; misfire: missed by more than the grace under the skip policy)",
-            slots_skipped.clone(),
-        );
-        let runs_rescued = Family::default();
-        registry.register(
-            "runs_rescued",
-            "Live runs failed by a rescue pass because their instance stopped heartbeating them",
-            runs_rescued.clone(),
-        );
-        let tick_duration = Histogram::new(TICK_BUCKETS);
-        registry.register(
-            "tick_duration_seconds",
-            "Wall time of one scheduler tick: claiming due jobs and spawning their runs",
-            tick_duration.clone(),
-        );
-        let runs_live = Gauge::default();
-        registry.register(
-            "runs_live",
-            "Runs of this instance holding a concurrency slot (starting, running, or timed out \
-             and waiting for the worker)",
-            runs_live.clone(),
-        );
-        let runs_waiting = Gauge::default();
-        registry.register(
-            "runs_waiting",
-            "Manual and retry runs queued, waiting for a free concurrency slot",
-            runs_waiting.clone(),
-        );
-        let max_concurrent_runs = Gauge::default();
-        registry.register(
-            "max_concurrent_runs",
-            "The concurrency budget of this instance",
-            max_concurrent_runs.clone(),
-        );
-        let worker_status = Family::default();
-        registry.register(
-            "worker_status",
-            "1 for the state each registered plugin's worker is in (starting, running, \
-             restarting, failed, stopped), 0 for the others",
-            worker_status.clone(),
-        );
-        let worker_restarts = Family::default();
-        registry.register(
-            "worker_restarts",
-            "Restarts of each plugin's worker since it was first started (after crashes, or \
-             after a timed-out run did not answer)",
-            worker_restarts.clone(),
-        );
-        let job_last_success = Family::default();
-        registry.register(
-            "job_last_success_timestamp_seconds",
-            "When a run of the job last succeeded (Unix seconds); absent until one has",
-            job_last_success.clone(),
-        );
-        let job_consecutive_failures = Family::default();
-        registry.register(
-            "job_consecutive_failures",
-            "Failed runs of the job since it last succeeded (or was resumed)",
-            job_consecutive_failures.clone(),
-        );
-        let job_next_run = Family::default();
-        registry.register(
-            "job_next_run_timestamp_seconds",
-            "The next slot of an active scheduled job (Unix seconds); absent for paused, \
-             failed, retired and manual-only jobs",
-            job_next_run.clone(),
-        );
-        let job_interval = Family::default();
-        registry.register(
-            "job_interval_seconds",
-            "Seconds from the next slot of an active scheduled job to the one after: its \
-             interval, for alerts such as 'no success in 2 x the interval'",
-            job_interval.clone(),
-        );
-        let notifications = Family::default();
-        registry.register(
-            "notifications",
-            "Webhook deliveries by event type and outcome: delivered, failed (retried later), \
-             gave_up (failed past the give-up time), dropped (the outbox was full)",
-            notifications.clone(),
-        );
+        // Registered in this order, and encoded in it.
         Self {
-            scheduler,
-            store,
-            workers,
+            runs_queued: register(
+                &mut registry,
+                "runs_queued",
+                "Runs created queued, by plugin, job and trigger (schedule, manual, retry)",
+                Family::default(),
+            ),
+            runs_finished: register(
+                &mut registry,
+                "runs_finished",
+                "Runs that reached a terminal status, by plugin, job, trigger and status \
+                 (succeeded, failed, cancelled)",
+                Family::default(),
+            ),
+            start_lateness: register(
+                &mut registry,
+                "run_start_lateness_seconds",
+                "How long after its scheduled time (the slot, or the request for manual runs) a run \
+                 started",
+                Family::new_with_constructor(lateness_histogram),
+            ),
+            run_duration: register(
+                &mut registry,
+                "run_duration_seconds",
+                "How long runs took from start to outcome, by plugin, job and status",
+                Family::new_with_constructor(duration_histogram),
+            ),
+            slots_skipped: register(
+                &mut registry,
+                "slots_skipped",
+                "Due slots that passed without a run, by reason (overlap: the previous run was \
+                 still live; misfire: missed by more than the grace under the skip policy)",
+                Family::default(),
+            ),
+            runs_rescued: register(
+                &mut registry,
+                "runs_rescued",
+                "Live runs failed by a rescue pass because their instance stopped heartbeating them",
+                Family::default(),
+            ),
+            tick_duration: register(
+                &mut registry,
+                "tick_duration_seconds",
+                "Wall time of one scheduler tick: claiming due jobs and spawning their runs",
+                Histogram::new(TICK_BUCKETS),
+            ),
+            runs_live: register(
+                &mut registry,
+                "runs_live",
+                "Runs of this instance holding a concurrency slot (starting, running, or timed out \
+                 and waiting for the worker)",
+                Gauge::default(),
+            ),
+            runs_waiting: register(
+                &mut registry,
+                "runs_waiting",
+                "Manual and retry runs queued, waiting for a free concurrency slot",
+                Gauge::default(),
+            ),
+            max_concurrent_runs: register(
+                &mut registry,
+                "max_concurrent_runs",
+                "The concurrency budget of this instance",
+                Gauge::default(),
+            ),
+            worker_status: register(
+                &mut registry,
+                "worker_status",
+                "1 for the state each registered plugin's worker is in (starting, running, \
+                 restarting, failed, stopped), 0 for the others",
+                Family::default(),
+            ),
+            worker_restarts: register(
+                &mut registry,
+                "worker_restarts",
+                "Restarts of each plugin's worker since it was first started (after crashes, or \
+                 after a timed-out run did not answer)",
+                Family::default(),
+            ),
+            job_last_success: register(
+                &mut registry,
+                "job_last_success_timestamp_seconds",
+                "When a run of the job last succeeded (Unix seconds); absent until one has",
+                Family::default(),
+            ),
+            job_consecutive_failures: register(
+                &mut registry,
+                "job_consecutive_failures",
+                "Failed runs of the job since it last succeeded (or was resumed)",
+                Family::default(),
+            ),
+            job_next_run: register(
+                &mut registry,
+                "job_next_run_timestamp_seconds",
+                "The next slot of an active scheduled job (Unix seconds); absent for paused, \
+                 failed, retired and manual-only jobs",
+                Family::default(),
+            ),
+            job_interval: register(
+                &mut registry,
+                "job_interval_seconds",
+                "Seconds from the next slot of an active scheduled job to the one after: its \
+                 interval, for alerts such as 'no success in 2 x the interval'",
+                Family::default(),
+            ),
+            notifications: register(
+                &mut registry,
+                "notifications",
+                "Webhook deliveries by event type and outcome: delivered, failed (retried later), \
+                 gave_up (failed past the give-up time), dropped (the outbox was full)",
+                Family::default(),
+            ),
             registry,
-            runs_queued,
-            runs_finished,
-            start_lateness,
-            run_duration,
-            slots_skipped,
-            runs_rescued,
-            tick_duration,
-            runs_live,
-            runs_waiting,
-            max_concurrent_runs,
-            worker_status,
-            worker_restarts,
-            job_last_success,
-            job_consecutive_failures,
-            job_next_run,
-            job_interval,
-            notifications,
             labelled_jobs: std::collections::HashMap::new(),
             labelled_count: 0,
         }
@@ -336,7 +284,11 @@ impl MetricsActor {
     }
 
     /// Sets the scrape-time gauges: live and waiting runs, and each registered plugin's worker.
-    fn observe_state(&self, diagnostics: &crate::scheduler::Diagnostics) {
+    pub(super) fn observe_state(
+        &self,
+        diagnostics: &crate::scheduler::Diagnostics,
+        workers: &dyn WorkerManager,
+    ) {
         self.runs_live.set(gauge(diagnostics.active_job_count));
         self.runs_waiting.set(gauge(diagnostics.queued_manual_runs));
         self.max_concurrent_runs
@@ -344,7 +296,7 @@ impl MetricsActor {
         // Only the plugins registered now: an unregistered plugin's worker state disappears.
         self.worker_status.clear();
         for plugin in &diagnostics.registered_plugins {
-            let current = self.workers.status(plugin);
+            let current = workers.status(plugin);
             for status in WORKER_STATUSES {
                 self.worker_status
                     .get_or_create(&WorkerStatusLabels {
@@ -354,7 +306,7 @@ impl MetricsActor {
                     .set(i64::from(status == current));
             }
             // The worker manager keeps the total; the counter catches up with it.
-            let restarts = self.workers.restarts(plugin);
+            let restarts = workers.restarts(plugin);
             let counter = self.worker_restarts.get_or_create(&PluginLabels {
                 plugin: plugin.clone(),
             });
@@ -367,7 +319,7 @@ impl MetricsActor {
 
     /// Sets the per-job gauges from the jobs as the database holds them. Retired jobs have
     /// none; jobs past the series cap neither (a gauge cannot be summed under `_other`).
-    fn observe_jobs(&mut self, jobs: Vec<PluginJobModel>) {
+    pub(super) fn observe_jobs(&mut self, jobs: Vec<PluginJobModel>) {
         self.job_last_success.clear();
         self.job_consecutive_failures.clear();
         self.job_next_run.clear();
@@ -410,36 +362,15 @@ impl MetricsActor {
         }
     }
 
-    fn encode(&self) -> String {
+    pub(super) fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry)
             .expect("the encoder fails only when its writer does, and a String never does");
         text
     }
-}
 
-fn gauge(value: usize) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn unix_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
-    // Stored timestamps are whole milliseconds: exact in f64 for millennia.
-    at.timestamp_millis() as f64 / 1000.0
-}
-
-fn seconds_from_ms(ms: i64) -> f64 {
-    // Whole milliseconds are exact in f64 far beyond any run's length.
-    ms.max(0) as f64 / 1000.0
-}
-
-impl Actor for MetricsActor {
-    type Context = Context<Self>;
-}
-
-impl Handler<RunEvent> for MetricsActor {
-    type Result = ();
-
-    fn handle(&mut self, event: RunEvent, _ctx: &mut Self::Context) {
+    /// Counts what `event` says happened. Events only ever add: states are read at scrape time.
+    pub(super) fn record(&mut self, event: RunEvent) {
         match event {
             RunEvent::RunQueued {
                 plugin_id,
@@ -541,24 +472,22 @@ impl Handler<RunEvent> for MetricsActor {
     }
 }
 
-impl Handler<RenderMetrics> for MetricsActor {
-    type Result = ResponseActFuture<Self, Result<String>>;
+/// Registers `metric` under `name` with its `help` text; answers the handle that feeds it.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
 
-    fn handle(&mut self, _msg: RenderMetrics, _ctx: &mut Self::Context) -> Self::Result {
-        let (scheduler, store) = (self.scheduler.clone(), self.store.clone());
-        Box::pin(
-            async move {
-                let diagnostics = scheduler.send(GetDiagnostics).await?;
-                let jobs = crate::store::ask(&store, ListJobs::default()).await?;
-                Ok::<_, crate::Error>((diagnostics, jobs))
-            }
-            .into_actor(self)
-            .map(|read, act, _ctx| {
-                let (diagnostics, jobs) = read?;
-                act.observe_state(&diagnostics);
-                act.observe_jobs(jobs);
-                Ok(act.encode())
-            }),
-        )
-    }
+fn gauge(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn unix_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
+    // Stored timestamps are whole milliseconds: exact in f64 for millennia.
+    at.timestamp_millis() as f64 / 1000.0
+}
+
+fn seconds_from_ms(ms: i64) -> f64 {
+    // Whole milliseconds are exact in f64 far beyond any run's length.
+    ms.max(0) as f64 / 1000.0
 }

@@ -15,19 +15,23 @@
 //! `FinishNotification`, `GetJob` (store), `GetDiagnostics` (scheduler), `NotificationSent`
 //! events.
 
+mod config;
+mod payload;
+mod post;
+
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
-use entity::prelude::{NotificationModel, RunStatus};
-use hmac::{Hmac, KeyInit, Mac};
-use serde::Serialize;
-use sha2::Sha256;
-use uuid::Uuid;
+use entity::prelude::RunStatus;
 
+pub use config::{NotificationEvent, NotifierConfig};
+pub use payload::{
+    DELIVERY_HEADER, EVENT_HEADER, NotificationPayload, SIGNATURE_HEADER, signature,
+};
+use post::{deliver, tls_config};
+
+use crate::Result;
 use crate::clock::Clock;
 use crate::events::{EventBus, RunEvent};
 use crate::scheduler::{GetDiagnostics, SchedulerActor};
@@ -35,232 +39,8 @@ use crate::store::{
     ClaimNotifications, DeliveryResult, EnqueueNotifications, FinishNotification, GetJob, JobRef,
     NewNotification, StoreActor,
 };
-use crate::time::{delta, iso};
+use crate::time::iso;
 use crate::worker::{WorkerManager, WorkerStatus};
-use crate::{Error, Result};
-
-/// The header carrying the signature: `t=<unix seconds>,v1=<hex HMAC-SHA256>`.
-pub const SIGNATURE_HEADER: &str = "X-Plugin-Jobs-Signature";
-/// The header carrying the event type.
-pub const EVENT_HEADER: &str = "X-Plugin-Jobs-Event";
-/// The header carrying the event id (the same on every retry).
-pub const DELIVERY_HEADER: &str = "X-Plugin-Jobs-Delivery";
-
-/// The events a webhook can be sent for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NotificationEvent {
-    RunFailed,
-    RunSucceeded,
-    JobPaused,
-    JobRecovered,
-    SlotMissed,
-    WorkerFailed,
-}
-
-impl NotificationEvent {
-    /// Every event type.
-    pub const ALL: [NotificationEvent; 6] = [
-        Self::RunFailed,
-        Self::RunSucceeded,
-        Self::JobPaused,
-        Self::JobRecovered,
-        Self::SlotMissed,
-        Self::WorkerFailed,
-    ];
-    /// The events sent when none are chosen: everything but `run.succeeded`.
-    pub const DEFAULT: [NotificationEvent; 5] = [
-        Self::RunFailed,
-        Self::JobPaused,
-        Self::WorkerFailed,
-        Self::SlotMissed,
-        Self::JobRecovered,
-    ];
-
-    /// The event's name on the wire (`run.failed`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RunFailed => "run.failed",
-            Self::RunSucceeded => "run.succeeded",
-            Self::JobPaused => "job.paused",
-            Self::JobRecovered => "job.recovered",
-            Self::SlotMissed => "slot.missed",
-            Self::WorkerFailed => "worker.failed",
-        }
-    }
-}
-
-impl std::fmt::Display for NotificationEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for NotificationEvent {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|event| event.as_str() == text.trim())
-            .ok_or_else(|| {
-                let known: Vec<&str> = Self::ALL.iter().map(|event| event.as_str()).collect();
-                Error::InvalidInput(format!(
-                    "unknown webhook event {text:?}; known events: {}",
-                    known.join(", ")
-                ))
-            })
-    }
-}
-
-/// Where and how webhooks are delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotifierConfig {
-    /// Every event goes to each of these (`http://` or `https://`).
-    pub urls: Vec<String>,
-    /// Signs every delivery when set (see [`signature`]).
-    pub secret: Option<String>,
-    pub events: Vec<NotificationEvent>,
-    /// How often due deliveries are looked for (and worker states checked).
-    pub poll_interval: Duration,
-    /// How long one POST may take.
-    pub request_timeout: Duration,
-    /// Wait before the first retry; doubled each attempt up to `max_backoff`.
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-    /// A delivery still failing this long after its event is given up (logged and counted).
-    pub give_up_after: Duration,
-    /// Most deliveries the outbox holds; events beyond are dropped (logged and counted).
-    pub max_outbox: u64,
-    /// Most deliveries one pass claims.
-    pub batch: u64,
-}
-
-impl NotifierConfig {
-    /// Delivery to `urls` of the default events, unsigned, with the default timings.
-    pub fn new(urls: Vec<String>) -> Self {
-        Self {
-            urls,
-            secret: None,
-            events: NotificationEvent::DEFAULT.to_vec(),
-            poll_interval: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(10),
-            first_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(300),
-            give_up_after: Duration::from_secs(24 * 3600),
-            max_outbox: 10_000,
-            batch: 50,
-        }
-    }
-
-    /// Refuses a destination that is not an absolute `http(s)://` URL, naming it.
-    pub fn validate(&self) -> Result<()> {
-        for url in &self.urls {
-            let parsed: awc::http::Uri = url
-                .parse()
-                .map_err(|err| Error::InvalidInput(format!("webhook url {url:?}: {err}")))?;
-            if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
-                return Err(Error::InvalidInput(format!(
-                    "webhook url {url:?} must be an absolute http:// or https:// URL"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// How long after `attempts` failed attempts the next one is made.
-    fn backoff(&self, attempts: i32) -> Duration {
-        let doublings = u32::try_from(attempts.clamp(0, 30)).unwrap_or(30);
-        self.first_backoff
-            .saturating_mul(2_u32.saturating_pow(doublings))
-            .min(self.max_backoff)
-    }
-
-    /// The lease of a claimed delivery: long enough for the POST and the write of its result.
-    fn lease(&self) -> Duration {
-        self.request_timeout * 2 + Duration::from_secs(5)
-    }
-}
-
-/// The JSON body of every webhook. Fields that do not apply to an event are `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NotificationPayload {
-    /// The event id: the same on every retry and every destination.
-    pub id: Uuid,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    /// When the event happened (ISO 8601, UTC, milliseconds).
-    pub time: String,
-    /// The instance that saw it.
-    pub instance: String,
-    pub plugin: String,
-    pub job: Option<String>,
-    pub job_id: Option<Uuid>,
-    pub run: Option<Uuid>,
-    /// The run's attempt: 1 for the first run of a slot, 2 for its first retry, …
-    pub attempt: Option<u32>,
-    pub error: Option<String>,
-    /// API path of the run (or of the job, or of the plugins for a worker event).
-    pub link: String,
-    /// `run.*`: the run's status; `slot.missed`: `overlap` or `misfire`; `worker.failed`: the
-    /// worker's state.
-    pub status: Option<String>,
-    /// `job.paused`: the pause reason.
-    pub reason: Option<String>,
-    /// `job.paused` and `job.recovered`: consecutive failures before the event.
-    pub failures: Option<i32>,
-    /// `slot.missed`: the slot that passed without a run.
-    pub slot: Option<String>,
-}
-
-impl NotificationPayload {
-    fn new(event: NotificationEvent, time: DateTime<Utc>, instance: &str, plugin: &str) -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            event_type: event.as_str().to_owned(),
-            time: iso(time),
-            instance: instance.to_owned(),
-            plugin: plugin.to_owned(),
-            job: None,
-            job_id: None,
-            run: None,
-            attempt: None,
-            error: None,
-            link: "/api/plugins".to_owned(),
-            status: None,
-            reason: None,
-            failures: None,
-            slot: None,
-        }
-    }
-
-    fn with_job(mut self, job_id: Uuid, job_key: Option<String>) -> Self {
-        self.link = format!(
-            "/api/plugins/{}/jobs/{job_id}",
-            percent_encoding::utf8_percent_encode(&self.plugin, percent_encoding::NON_ALPHANUMERIC)
-        );
-        self.job = job_key;
-        self.job_id = Some(job_id);
-        self
-    }
-
-    fn with_run(mut self, run_id: Uuid) -> Self {
-        self.link = format!("/api/runs/{run_id}");
-        self.run = Some(run_id);
-        self.attempt = Some(1);
-        self
-    }
-}
-
-/// The `v1` signature of a delivery: hex HMAC-SHA256 with `secret` over `"{timestamp}.{body}"`.
-pub fn signature(secret: &str, timestamp: i64, body: &str) -> Result<String> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .map_err(|err| Error::InvalidInput(format!("webhook secret: {err}")))?;
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body.as_bytes());
-    Ok(hex::encode(mac.finalize().into_bytes()))
-}
 
 /// Runs one delivery pass now: claims due deliveries and posts them. Answers how many were
 /// delivered.
@@ -324,6 +104,13 @@ impl NotifierActor {
 
     fn wants(&self, event: NotificationEvent) -> bool {
         self.config.events.contains(&event)
+    }
+
+    /// A payload of `kind` about `plugin_id` seen now by this instance, or `None` when this
+    /// notifier does not send `kind`.
+    fn payload(&self, kind: NotificationEvent, plugin_id: &str) -> Option<NotificationPayload> {
+        self.wants(kind)
+            .then(|| NotificationPayload::new(kind, self.clock.now(), &self.instance_id, plugin_id))
     }
 
     /// Puts a payload in the outbox, one row per destination, then starts a pass.
@@ -418,12 +205,11 @@ impl NotifierActor {
                     let status = act.workers.status(&plugin);
                     let before = act.worker_states.insert(plugin.clone(), status);
                     if status == WorkerStatus::Failed && before != Some(WorkerStatus::Failed) {
-                        let mut payload = NotificationPayload::new(
-                            NotificationEvent::WorkerFailed,
-                            act.clock.now(),
-                            &act.instance_id,
-                            &plugin,
-                        );
+                        let Some(mut payload) =
+                            act.payload(NotificationEvent::WorkerFailed, &plugin)
+                        else {
+                            continue;
+                        };
                         payload.status = Some(status.to_string());
                         payload.error = Some(format!("the worker of plugin {plugin} failed"));
                         act.enqueue(payload, ctx);
@@ -432,27 +218,6 @@ impl NotifierActor {
             })
             .spawn(ctx);
     }
-}
-
-/// TLS for `https://` destinations: rustls with the `ring` provider and the Mozilla roots.
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(builder) => builder.with_root_certificates(roots).with_no_client_auth(),
-        Err(err) => {
-            // The ring provider supports the default versions; this is a build mistake.
-            log::error!("webhook TLS: {err}; falling back to rustls' defaults");
-            rustls::ClientConfig::builder()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-        }
-    };
-    Arc::new(config)
 }
 
 impl Actor for NotifierActor {
@@ -472,7 +237,6 @@ impl Handler<RunEvent> for NotifierActor {
     type Result = ();
 
     fn handle(&mut self, event: RunEvent, ctx: &mut Self::Context) {
-        let now = self.clock.now();
         let payload = match event {
             RunEvent::RunFinished {
                 run_id,
@@ -489,13 +253,10 @@ impl Handler<RunEvent> for NotifierActor {
                     RunStatus::Succeeded => NotificationEvent::RunSucceeded,
                     RunStatus::Cancelled | RunStatus::Queued | RunStatus::Running => return,
                 };
-                if !self.wants(kind) {
+                let Some(payload) = self.payload(kind, &plugin_id) else {
                     return;
-                }
-                let mut payload =
-                    NotificationPayload::new(kind, now, &self.instance_id, &plugin_id)
-                        .with_job(job_id, Some(job_key))
-                        .with_run(run_id);
+                };
+                let mut payload = payload.with_job(job_id, Some(job_key)).with_run(run_id);
                 payload.status = Some(status.to_string());
                 payload.error = error;
                 payload.attempt = u32::try_from(attempt).ok();
@@ -508,18 +269,11 @@ impl Handler<RunEvent> for NotifierActor {
                 attempt,
                 error,
             } => {
-                if !self.wants(NotificationEvent::RunFailed) {
-                    return;
-                }
                 // The rescue does not carry the job's key: it is read before the event goes out.
-                let mut payload = NotificationPayload::new(
-                    NotificationEvent::RunFailed,
-                    now,
-                    &self.instance_id,
-                    &plugin_id,
-                )
-                .with_job(job_id, None)
-                .with_run(run_id);
+                let Some(payload) = self.payload(NotificationEvent::RunFailed, &plugin_id) else {
+                    return;
+                };
+                let mut payload = payload.with_job(job_id, None).with_run(run_id);
                 payload.status = Some(RunStatus::Failed.to_string());
                 payload.error = Some(error);
                 payload.attempt = u32::try_from(attempt).ok();
@@ -542,17 +296,10 @@ impl Handler<RunEvent> for NotifierActor {
                 reason,
                 error,
             } => {
-                if !self.wants(NotificationEvent::JobPaused) {
+                let Some(payload) = self.payload(NotificationEvent::JobPaused, &plugin_id) else {
                     return;
-                }
-                let mut payload = NotificationPayload::new(
-                    NotificationEvent::JobPaused,
-                    now,
-                    &self.instance_id,
-                    &plugin_id,
-                )
-                .with_job(job_id, Some(job_key))
-                .with_run(run_id);
+                };
+                let mut payload = payload.with_job(job_id, Some(job_key)).with_run(run_id);
                 payload.status = Some("paused".to_owned());
                 payload.reason = Some(reason);
                 payload.failures = Some(failures);
@@ -566,17 +313,11 @@ impl Handler<RunEvent> for NotifierActor {
                 run_id,
                 failures,
             } => {
-                if !self.wants(NotificationEvent::JobRecovered) {
+                let Some(payload) = self.payload(NotificationEvent::JobRecovered, &plugin_id)
+                else {
                     return;
-                }
-                let mut payload = NotificationPayload::new(
-                    NotificationEvent::JobRecovered,
-                    now,
-                    &self.instance_id,
-                    &plugin_id,
-                )
-                .with_job(job_id, Some(job_key))
-                .with_run(run_id);
+                };
+                let mut payload = payload.with_job(job_id, Some(job_key)).with_run(run_id);
                 payload.status = Some(RunStatus::Succeeded.to_string());
                 payload.failures = Some(failures);
                 payload
@@ -588,16 +329,10 @@ impl Handler<RunEvent> for NotifierActor {
                 slot,
                 reason,
             } => {
-                if !self.wants(NotificationEvent::SlotMissed) {
+                let Some(payload) = self.payload(NotificationEvent::SlotMissed, &plugin_id) else {
                     return;
-                }
-                let mut payload = NotificationPayload::new(
-                    NotificationEvent::SlotMissed,
-                    now,
-                    &self.instance_id,
-                    &plugin_id,
-                )
-                .with_job(job_id, Some(job_key));
+                };
+                let mut payload = payload.with_job(job_id, Some(job_key));
                 payload.status = Some(reason.to_string());
                 payload.slot = Some(iso(slot));
                 payload
@@ -609,57 +344,6 @@ impl Handler<RunEvent> for NotifierActor {
             | RunEvent::NotificationSent { .. } => return,
         };
         self.enqueue(payload, ctx);
-    }
-}
-
-/// One POST of one outbox row. Answers what to record for it.
-async fn deliver(
-    client: awc::Client,
-    row: NotificationModel,
-    config: Arc<NotifierConfig>,
-    now: DateTime<Utc>,
-) -> (NotificationModel, DeliveryResult, Option<String>) {
-    let sent = async {
-        let mut request = client
-            .post(&row.url)
-            .timeout(config.request_timeout)
-            .insert_header(("Content-Type", "application/json"))
-            .insert_header((
-                "User-Agent",
-                concat!("plugin-jobs/", env!("CARGO_PKG_VERSION")),
-            ))
-            .insert_header((EVENT_HEADER, row.event_type.clone()))
-            .insert_header((DELIVERY_HEADER, row.event_id.to_string()));
-        if let Some(secret) = &config.secret {
-            let timestamp = now.timestamp();
-            let v1 = signature(secret, timestamp, &row.body).map_err(|err| err.to_string())?;
-            request = request.insert_header((SIGNATURE_HEADER, format!("t={timestamp},v1={v1}")));
-        }
-        let response = request
-            .send_body(row.body.clone())
-            .await
-            .map_err(|err| err.to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("the receiver answered {}", response.status()))
-        }
-    };
-    match sent.await {
-        Ok(()) => (row, DeliveryResult::Delivered, None),
-        Err(error) => {
-            let at = now + delta(config.backoff(row.attempts));
-            let deadline = row.created_at + delta(config.give_up_after);
-            let result = if at > deadline {
-                DeliveryResult::GiveUp
-            } else {
-                DeliveryResult::Retry {
-                    at,
-                    error: error.clone(),
-                }
-            };
-            (row, result, Some(error))
-        }
     }
 }
 

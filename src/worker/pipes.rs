@@ -1,0 +1,142 @@
+//! The stdio pipes of a worker process, one task each: the writer drains queued lines into stdin
+//! (the SDK's side uses it too), the stdout reader decodes each line and resolves the call it
+//! answers or keeps the `log` line of a run in flight, and the stderr reader logs lines and keeps
+//! their tail for error messages. Nothing here waits on an actor.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+
+use super::connection::Connection;
+use super::rpc::{self, Line, Message};
+use super::run_logs::RunLogs;
+use super::{WorkerError, codes};
+
+/// Writes queued lines, flushing once the queue is empty, so a burst of calls costs one write
+/// system call rather than one each. Ends when every sender is gone or the pipe breaks; dropping
+/// the writer then closes the worker's stdin.
+pub async fn write_lines<W: AsyncWrite + Unpin>(
+    output: W,
+    mut lines: mpsc::UnboundedReceiver<String>,
+) -> std::io::Result<()> {
+    let mut output = BufWriter::with_capacity(64 * 1024, output);
+    while let Some(line) = lines.recv().await {
+        output.write_all(line.as_bytes()).await?;
+        while let Ok(line) = lines.try_recv() {
+            output.write_all(line.as_bytes()).await?;
+        }
+        output.flush().await?;
+    }
+    output.shutdown().await
+}
+
+pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
+    mut stdout: R,
+    plugin: String,
+    connection: Arc<Connection>,
+    logs: Arc<RunLogs>,
+) {
+    loop {
+        let line = match rpc::read_line(&mut stdout, rpc::MAX_LINE_BYTES).await {
+            Ok(Line::Text(line)) => line,
+            Ok(Line::Oversized(bytes)) => {
+                log::warn!(
+                    "plugin {plugin}: dropped a stdout line of {bytes} bytes (too long or not UTF-8)"
+                );
+                continue;
+            }
+            Ok(Line::Eof) => return,
+            Err(err) => {
+                log::warn!("plugin {plugin}: reading stdout failed: {err}");
+                return;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match rpc::parse(&line) {
+            Ok(Message::Response { id, result }) => {
+                if !connection.resolve(&id, result) {
+                    log::warn!("plugin {plugin}: dropped a response with unknown id {id}");
+                }
+            }
+            Ok(Message::Notification { method, params }) if method == "log" => {
+                worker_log(&plugin, &params, &connection, &logs);
+            }
+            Ok(Message::Notification { method, .. }) => {
+                log::debug!("plugin {plugin}: ignored notification {method}");
+            }
+            Ok(Message::Request { id, method, .. }) => {
+                let refusal = WorkerError::new(
+                    codes::METHOD_NOT_FOUND,
+                    format!("the host has no method {method}"),
+                );
+                connection.send_line(rpc::response(&id, &Err(refusal)));
+            }
+            Err(bad) => {
+                let shown: String = line.chars().take(200).collect();
+                log::warn!(
+                    "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): {shown}"
+                );
+            }
+        }
+    }
+}
+
+/// A `log` notification: to the host's log, and to the run's `logs` when it names a run in flight.
+fn worker_log(plugin: &str, params: &Value, connection: &Connection, logs: &RunLogs) {
+    let Some(message) = params.get("message").and_then(Value::as_str) else {
+        log::warn!("plugin {plugin}: dropped a log notification without a string \"message\"");
+        return;
+    };
+    let level = params
+        .get("level")
+        .and_then(Value::as_str)
+        .unwrap_or("info");
+    let host_level = match level {
+        "error" => log::Level::Error,
+        "warn" | "warning" => log::Level::Warn,
+        "debug" => log::Level::Debug,
+        "trace" => log::Level::Trace,
+        _ => log::Level::Info,
+    };
+    let run_id = params.get("runId").and_then(Value::as_str);
+    log::log!(
+        host_level,
+        "[{plugin}{}] {message}",
+        run_id.map(|id| format!(" run {id}")).unwrap_or_default()
+    );
+    if let Some(run_id) = run_id
+        && connection.run_in_flight(run_id)
+    {
+        logs.keep(run_id, level, message);
+    }
+}
+
+pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
+    mut stderr: R,
+    plugin: String,
+    tail: Arc<Mutex<String>>,
+    keep: usize,
+) {
+    loop {
+        let line = match rpc::read_line(&mut stderr, rpc::MAX_LINE_BYTES).await {
+            Ok(Line::Text(line)) => line,
+            Ok(Line::Oversized(bytes)) => format!("<{bytes} bytes>"),
+            Ok(Line::Eof) | Err(_) => return,
+        };
+        log::info!("[{plugin} stderr] {line}");
+        let mut tail = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tail.push_str(&line);
+        tail.push('\n');
+        if tail.len() > keep {
+            let mut cut = tail.len() - keep;
+            while !tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            tail.drain(..cut);
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! The `WorkerActor`: one per plugin, it owns the worker process over its restarts. It spawns the
+//! process (see [`PluginProcess::command`]), runs the `initialize` handshake (status `starting`
+//! until it succeeds), counts crashes and restarts after a backoff (giving up after too many),
+//! restarts on request, and stops gracefully (`shutdown`, SIGTERM, SIGKILL to the group). Calls
+//! and answers bypass it: they go through the process's [`Connection`].
+//!
+//! Handles: `RestartWorker`, `StopWorker` (from `ProcessWorkers`), `Exited` (from its waiter
+//! task). Writes: the plugin's [`Slot`], which the manager and the API read.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use tokio::io::BufReader;
+use tokio::sync::{mpsc, oneshot};
+
+use super::config::{PluginProcess, ProcessWorkerConfig, restart_delay};
+use super::connection::Connection;
+use super::group::kill_group_and_wait;
+use super::pipes::{read_stderr, read_stdout, write_lines};
+use super::run_logs::RunLogs;
+use super::{WorkerError, WorkerStatus, codes};
+
+/// One plugin's worker as the actor last wrote it.
+#[derive(Debug)]
+pub(super) struct SlotState {
+    pub(super) status: WorkerStatus,
+    pub(super) connection: Option<Arc<Connection>>,
+    pub(super) pid: Option<u32>,
+    pub(super) last_error: Option<String>,
+    pub(super) starts: u64,
+}
+
+/// What the manager and the API see of one plugin's worker.
+#[derive(Debug)]
+pub(super) struct Slot {
+    state: Mutex<SlotState>,
+}
+
+impl Slot {
+    /// The slot of a worker about to be spawned for the first time.
+    pub(super) fn starting() -> Self {
+        Self {
+            state: Mutex::new(SlotState {
+                status: WorkerStatus::Starting,
+                connection: None,
+                pid: None,
+                last_error: None,
+                starts: 0,
+            }),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Ends the current process (SIGKILL to its whole group) and starts a new one at once, without
+/// counting a crash. Answers a receiver that resolves once the old process group is gone.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "oneshot::Receiver<()>")]
+pub(super) struct RestartWorker;
+
+/// Stops the worker for good; answers a receiver that resolves once the process is gone.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "oneshot::Receiver<String>")]
+pub(super) struct StopWorker;
+
+/// The process of generation `generation` exited.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct Exited {
+    generation: u64,
+    status: String,
+}
+
+/// Owns one plugin's worker process over its restarts.
+#[derive(Debug)]
+pub struct WorkerActor {
+    process: PluginProcess,
+    config: Arc<ProcessWorkerConfig>,
+    /// Where the `log` lines of runs in flight are kept (one store for all processes).
+    logs: Arc<RunLogs>,
+    slot: Arc<Slot>,
+    /// Increases with every spawn; events of older processes are ignored.
+    generation: u64,
+    pid: Option<u32>,
+    connection: Option<Arc<Connection>>,
+    stderr_tail: Arc<Mutex<String>>,
+    crashes: VecDeque<Instant>,
+    /// Why the current process is being ended by us, when it is.
+    ending: Option<String>,
+    restart_requested: bool,
+    /// Told when the current process (and its group) is gone.
+    exit_waiters: Vec<oneshot::Sender<()>>,
+    stopping: bool,
+    stop_waiters: Vec<oneshot::Sender<String>>,
+}
+
+impl WorkerActor {
+    pub(super) fn new(
+        process: PluginProcess,
+        config: Arc<ProcessWorkerConfig>,
+        logs: Arc<RunLogs>,
+        slot: Arc<Slot>,
+    ) -> Self {
+        Self {
+            process,
+            config,
+            logs,
+            slot,
+            generation: 0,
+            pid: None,
+            connection: None,
+            stderr_tail: Arc::new(Mutex::new(String::new())),
+            crashes: VecDeque::new(),
+            ending: None,
+            restart_requested: false,
+            exit_waiters: Vec::new(),
+            stopping: false,
+            stop_waiters: Vec::new(),
+        }
+    }
+
+    fn plugin(&self) -> &str {
+        &self.process.plugin_id
+    }
+
+    fn set_status(&self, status: WorkerStatus) {
+        let mut state = self.slot.lock();
+        state.status = status;
+        if status != WorkerStatus::Running {
+            state.connection = None;
+        }
+    }
+
+    fn set_error(&self, error: &str) {
+        self.slot.lock().last_error = Some(error.to_owned());
+    }
+
+    fn spawn_process(&mut self, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        self.ending = None;
+        self.set_status(WorkerStatus::Starting);
+        let spawned = self
+            .process
+            .command(&self.config)
+            .and_then(|mut command| command.spawn().map_err(|err| err.to_string()));
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                let message = format!(
+                    "could not start the worker of plugin {} ({:?}): {err}",
+                    self.plugin(),
+                    self.process.command
+                );
+                self.crashed(message, ctx);
+                return;
+            }
+        };
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            self.crashed("the worker's stdio pipes were not opened".to_owned(), ctx);
+            return;
+        };
+        let (lines, queued) = mpsc::unbounded_channel();
+        let connection = Arc::new(Connection::new(
+            self.plugin(),
+            lines,
+            Arc::clone(&self.logs),
+        ));
+        self.connection = Some(Arc::clone(&connection));
+        self.pid = child.id();
+        {
+            let mut state = self.slot.lock();
+            state.pid = self.pid;
+            state.starts += 1;
+        }
+        self.stderr_tail = Arc::new(Mutex::new(String::new()));
+        let plugin = self.plugin().to_owned();
+        actix_rt::spawn(async move {
+            if let Err(err) = write_lines(stdin, queued).await {
+                log::debug!("stdin of the worker of plugin {plugin} closed: {err}");
+            }
+        });
+        actix_rt::spawn(read_stderr(
+            BufReader::new(stderr),
+            self.plugin().to_owned(),
+            Arc::clone(&self.stderr_tail),
+            self.config.stderr_tail_bytes,
+        ));
+        let reader = actix_rt::spawn(read_stdout(
+            BufReader::new(stdout),
+            self.plugin().to_owned(),
+            Arc::clone(&connection),
+            Arc::clone(&self.logs),
+        ));
+        let generation = self.generation;
+        let actor = ctx.address();
+        let group = self.pid.and_then(|pid| i32::try_from(pid).ok());
+        actix_rt::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => status.to_string(),
+                Err(err) => format!("unknown exit status ({err})"),
+            };
+            // Whatever the worker left running in its group goes with it (a guard has already
+            // done this for its worker's group; then the guard's own group is empty).
+            if let Some(group) = group {
+                kill_group_and_wait(Pid::from_raw(group)).await;
+            }
+            // Let the reader hand over every answer the worker wrote before it exited.
+            let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+            actor.do_send(Exited { generation, status });
+        });
+        log::info!(
+            "started the worker of plugin {} (pid {}): {:?}",
+            self.plugin(),
+            self.pid.unwrap_or_default(),
+            self.process.command
+        );
+        let params = json!({
+            "pluginId": self.plugin(),
+            "manifest": self.process.manifest,
+            "config": self.process.config,
+            "instanceInfo": {
+                "instanceId": self.config.instance_id,
+                "hostVersion": env!("CARGO_PKG_VERSION"),
+            },
+            "apiVersion": 1,
+        });
+        // The handshake's deadline is the one timeout kept on this side of the seam.
+        let handshake = tokio::time::timeout(
+            self.config.handshake_timeout,
+            connection.call("initialize", &params),
+        );
+        ctx.spawn(handshake.into_actor(self).map(move |answer, act, _ctx| {
+            act.on_handshake(generation, answer.ok());
+        }));
+    }
+
+    /// The answer to `initialize`, or `None` when none came within the handshake timeout.
+    fn on_handshake(&mut self, generation: u64, answer: Option<Result<Value, WorkerError>>) {
+        if generation != self.generation || self.ending.is_some() || self.stopping {
+            return;
+        }
+        let refusal = match answer {
+            Some(Ok(result)) if result.get("ok") == Some(&Value::Bool(true)) => None,
+            Some(Ok(result)) => Some(format!(
+                "answered initialize without \"ok\": true: {result}"
+            )),
+            None => Some(format!(
+                "did not answer initialize within {} ms",
+                self.config.handshake_timeout.as_millis()
+            )),
+            Some(Err(err)) => Some(format!("failed initialize: {err}")),
+        };
+        match refusal {
+            None => {
+                let mut state = self.slot.lock();
+                state.status = WorkerStatus::Running;
+                state.connection = self.connection.clone();
+                log::info!("the worker of plugin {} is running", self.plugin());
+            }
+            Some(refusal) => {
+                let message = format!("the worker of plugin {} {refusal}", self.plugin());
+                log::error!("{message}; killing it");
+                self.end_process(message, Signal::SIGKILL);
+            }
+        }
+    }
+
+    /// Signals the current process; `reason` becomes the error of its pending calls.
+    fn end_process(&mut self, reason: String, signal: Signal) {
+        self.ending.get_or_insert(reason);
+        self.signal(signal);
+    }
+
+    /// Signals the current worker's whole process group. Under a guard, `SIGKILL` becomes the
+    /// guard's kill signal (the guard kills the worker's group and exits once it is gone) and
+    /// other signals go to the guard, which forwards them.
+    fn signal(&self, signal: Signal) {
+        let Some(pid) = self.pid.and_then(|pid| i32::try_from(pid).ok()) else {
+            return;
+        };
+        let pid = Pid::from_raw(pid);
+        let sent = match (&self.config.guard, signal) {
+            (Some(_), Signal::SIGKILL) => kill(pid, super::guard::KILL_SIGNAL),
+            (Some(_), signal) => kill(pid, signal),
+            (None, signal) => killpg(pid, signal),
+        };
+        if let Err(err) = sent {
+            log::debug!(
+                "could not send {signal} to the worker of {}: {err}",
+                self.plugin()
+            );
+        }
+    }
+
+    /// Counts a crash and restarts after the backoff, or gives up.
+    fn crashed(&mut self, message: String, ctx: &mut Context<Self>) {
+        self.set_error(&message);
+        let now = Instant::now();
+        let window = self.config.crash_window;
+        self.crashes.push_back(now);
+        while self
+            .crashes
+            .front()
+            .is_some_and(|&at| now.duration_since(at) > window)
+        {
+            self.crashes.pop_front();
+        }
+        let crashes = self.crashes.len();
+        if crashes > self.config.crash_limit {
+            log::error!(
+                "giving up on the worker of plugin {}: {crashes} crashes within {} s; last: {message}",
+                self.plugin(),
+                window.as_secs()
+            );
+            self.set_status(WorkerStatus::Failed);
+            return;
+        }
+        let jitter = (uuid::Uuid::new_v4().as_u128() % 2001) as f64 / 1000.0 - 1.0;
+        let config = &self.config;
+        let delay = restart_delay(
+            config.restart_backoff,
+            config.max_restart_backoff,
+            crashes,
+            jitter,
+        );
+        log::warn!("{message}; restarting in {} ms", delay.as_millis());
+        self.set_status(WorkerStatus::Restarting);
+        ctx.run_later(delay, |act, ctx| {
+            if !act.stopping && act.slot.lock().status == WorkerStatus::Restarting {
+                act.spawn_process(ctx);
+            }
+        });
+    }
+
+    fn finish_stop(&mut self, ended: &str) {
+        self.set_status(WorkerStatus::Stopped);
+        for waiter in self.stop_waiters.drain(..) {
+            let _ = waiter.send(ended.to_owned());
+        }
+    }
+}
+
+impl Actor for WorkerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.spawn_process(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        // The System is going down: the worker's group goes with it (a guard is told to kill
+        // it; an unguarded child also dies with its handle, `kill_on_drop`).
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+impl Handler<Exited> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Exited, ctx: &mut Self::Context) {
+        if msg.generation != self.generation {
+            return;
+        }
+        self.pid = None;
+        self.slot.lock().pid = None;
+        let tail = self
+            .stderr_tail
+            .lock()
+            .map(|tail| tail.trim().to_owned())
+            .unwrap_or_default();
+        let exited = format!(
+            "the worker of plugin {} exited ({})",
+            self.plugin(),
+            msg.status
+        );
+        let exited = if tail.is_empty() {
+            exited
+        } else {
+            format!("{exited}; stderr: {tail}")
+        };
+        let reason = match self.ending.take() {
+            Some(reason) => format!("{reason}; {exited}"),
+            None => exited,
+        };
+        if let Some(connection) = self.connection.take() {
+            connection.close(WorkerError::new(codes::WORKER_UNAVAILABLE, reason.clone()));
+        }
+        for waiter in self.exit_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        if self.stopping {
+            log::info!("{reason}");
+            self.finish_stop(&reason);
+            ctx.stop();
+        } else if std::mem::take(&mut self.restart_requested) {
+            log::warn!("{reason}; restarting now as asked");
+            self.spawn_process(ctx);
+        } else {
+            self.crashed(reason, ctx);
+        }
+    }
+}
+
+impl Handler<RestartWorker> for WorkerActor {
+    type Result = MessageResult<RestartWorker>;
+
+    fn handle(&mut self, _msg: RestartWorker, _ctx: &mut Self::Context) -> Self::Result {
+        let (gone, answer) = oneshot::channel();
+        if self.pid.is_none() {
+            let _ = gone.send(());
+            return MessageResult(answer);
+        }
+        self.exit_waiters.push(gone);
+        if self.stopping {
+            // Being stopped already: the stop ends the process; no new one follows.
+            return MessageResult(answer);
+        }
+        self.restart_requested = true;
+        self.set_status(WorkerStatus::Restarting);
+        let reason = format!("the worker of plugin {} was restarted", self.plugin());
+        self.end_process(reason, Signal::SIGKILL);
+        MessageResult(answer)
+    }
+}
+
+impl Handler<StopWorker> for WorkerActor {
+    type Result = MessageResult<StopWorker>;
+
+    fn handle(&mut self, _msg: StopWorker, ctx: &mut Self::Context) -> Self::Result {
+        let (done, stopped) = oneshot::channel();
+        self.stop_waiters.push(done);
+        self.stopping = true;
+        if self.pid.is_none() {
+            self.finish_stop("the worker was not running");
+            ctx.stop();
+            return MessageResult(stopped);
+        }
+        self.set_status(WorkerStatus::Stopped);
+        let config = &self.config;
+        if let Some(connection) = &self.connection {
+            // The answer does not matter: the process exiting is what the stop waits for.
+            let ask = tokio::time::timeout(
+                config.shutdown_timeout,
+                connection.call("shutdown", &Value::Null),
+            );
+            actix_rt::spawn(async move {
+                let _ = ask.await;
+            });
+        }
+        let generation = self.generation;
+        let (shutdown_timeout, terminate_timeout) =
+            (config.shutdown_timeout, config.terminate_timeout);
+        ctx.run_later(shutdown_timeout, move |act, ctx| {
+            if act.generation != generation || act.pid.is_none() {
+                return;
+            }
+            log::warn!(
+                "the worker of plugin {} did not exit within {} ms of shutdown; sending SIGTERM",
+                act.plugin(),
+                shutdown_timeout.as_millis()
+            );
+            act.end_process("stopped with SIGTERM".to_owned(), Signal::SIGTERM);
+            ctx.run_later(terminate_timeout, move |act, _ctx| {
+                if act.generation == generation && act.pid.is_some() {
+                    log::warn!(
+                        "the worker of plugin {} ignored SIGTERM; sending SIGKILL",
+                        act.plugin()
+                    );
+                    act.signal(Signal::SIGKILL);
+                }
+            });
+        });
+        MessageResult(stopped)
+    }
+}
