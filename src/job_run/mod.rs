@@ -25,8 +25,9 @@ use crate::store::{CompleteRun, MarkRunning, SetJobBlock, StoreActor};
 use crate::time::{elapsed_ms, iso, plus};
 use crate::worker::{CancelJob, RunJob, RunLines, RunOutcome, WorkerManager};
 
-/// Longest wait between retries of a write while the database is unavailable.
-const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+mod writes;
+
+use writes::{record_outcome, retry_write};
 
 /// What a block lasts beyond the cancel grace: time for the worker's process group to be killed
 /// and reaped (5 s) and for clock skew between instances (5 s). The block is cleared explicitly
@@ -406,76 +407,6 @@ impl JobRunActor {
             // Subscribers hear of the outcome once it is in the database.
             events.emit(finished);
         }
-    }
-}
-
-/// Sends a write, retrying with backoff (100 ms doubling to 5 s) while it fails for a reason
-/// that can pass (see [`crate::Error::is_transient`]); answers the first other result.
-async fn retry_write<M, T>(
-    store: Addr<StoreActor>,
-    msg: impl Fn() -> M,
-    what: &str,
-) -> crate::Result<T>
-where
-    M: Message<Result = crate::Result<T>> + Send + 'static,
-    StoreActor: Handler<M>,
-    T: Send + 'static,
-{
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match crate::store::ask(&store, msg()).await {
-            Err(err) if err.is_transient() => {
-                log::error!("{what} failed, retrying in {backoff:?}: {err}");
-                actix_rt::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Writes a run's outcome: retried while the database is unavailable; when the database
-/// refuses it for good, a fallback outcome without the worker's text is written instead (the
-/// run still ends), and the failure is logged loudly.
-async fn record_outcome(store: Addr<StoreActor>, msg: CompleteRun) {
-    let run_id = msg.run_id;
-    let first = msg.clone();
-    let err = match retry_write(store.clone(), move || first.clone(), "recording an outcome").await
-    {
-        Ok(_) => return,
-        Err(crate::Error::RunNotFound(id)) => {
-            log::warn!("run {id} vanished before its outcome was recorded");
-            return;
-        }
-        Err(err @ crate::Error::Mailbox(_)) => {
-            log::error!("store unavailable; outcome of run {run_id} not recorded: {err}");
-            return;
-        }
-        Err(err) => err,
-    };
-    log::error!(
-        "the database refused the outcome of run {run_id} ({err}); recording it without the \
-         worker's error text and logs"
-    );
-    let fallback = CompleteRun {
-        error: Some(format!(
-            "the run ended {} but its outcome could not be stored as reported: {err}",
-            msg.status
-        )),
-        logs: None,
-        ..msg
-    };
-    if let Err(err) = retry_write(
-        store,
-        move || fallback.clone(),
-        "recording a fallback outcome",
-    )
-    .await
-    {
-        log::error!(
-            "run {run_id}: even the fallback outcome was refused ({err}); the rescue pass will \
-             fail the run once its heartbeat stops"
-        );
     }
 }
 
