@@ -129,6 +129,18 @@ impl JobRunActor {
         )
     }
 
+    /// Logs `what` about this run, with its plugin, job and run as structured fields.
+    fn log(&self, level: log::Level, what: &str) {
+        log::log!(
+            level,
+            plugin = self.job.plugin_id.as_str(),
+            job = self.job.job_key.as_str(),
+            run:% = self.run.id;
+            "{} {what}",
+            self.label()
+        );
+    }
+
     fn emit(&self, event: RunEvent) {
         self.deps.events.emit(event);
     }
@@ -231,12 +243,9 @@ impl JobRunActor {
                 self.finish(status, error, ctx);
             }
             Phase::Releasing => {
-                log::info!(
-                    plugin = self.job.plugin_id.as_str(),
-                    job = self.job.job_key.as_str(),
-                    run:% = self.run.id;
-                    "{} ended in its worker after it was given up on; the job is free again",
-                    self.label()
+                self.log(
+                    log::Level::Info,
+                    "ended in its worker after it was given up on; the job is free again",
                 );
                 self.release(ctx);
             }
@@ -249,13 +258,7 @@ impl JobRunActor {
             return;
         }
         let error = format!("timed out after {} ms", self.timeout().as_millis());
-        log::warn!(
-            plugin = self.job.plugin_id.as_str(),
-            job = self.job.job_key.as_str(),
-            run:% = self.run.id;
-            "{} {error}; sending cancelJob",
-            self.label()
-        );
+        self.log(log::Level::Warn, &format!("{error}; sending cancelJob"));
         self.give_up(RunStatus::Failed, error, ctx);
     }
 
@@ -280,12 +283,9 @@ impl JobRunActor {
             if act.phase != Phase::Releasing {
                 return;
             }
-            log::warn!(
-                plugin = act.job.plugin_id.as_str(),
-                job = act.job.job_key.as_str(),
-                run:% = act.run.id;
-                "{} did not end in its worker within the cancel grace; restarting the worker",
-                act.label()
+            act.log(
+                log::Level::Warn,
+                "did not end in its worker within the cancel grace; restarting the worker",
             );
             act.restart_worker(ctx);
         }));

@@ -304,24 +304,18 @@ pub(super) async fn start_backfill(
         .into_tuple::<Uuid>()
         .one(&txn)
         .await?;
-    if older.is_some()
-        || job.blocked_until.is_some_and(|until| until > now)
-        || !runs::live_job_ids(&txn, [job.id]).await?.is_empty()
-    {
+    if older.is_some() {
         return Ok(BackfillStart::Busy);
     }
-    let mut run = runs::new_run(
+    let run = runs::pending_run(
         &job,
+        row.id,
         RunTrigger::Backfill,
         row.scheduled_for,
         &msg.instance_id,
         now,
     );
-    run.id = row.id;
-    run.traceparent = Some(runs::traceparent(run.id));
-    let inserted =
-        runs::insert_ignoring_conflicts(&txn, vec![runs::active_model(run.clone())]).await?;
-    if !inserted.contains(&run.id) {
+    if !runs::insert_if_free(&txn, &job, &run, now).await? {
         return Ok(BackfillStart::Busy);
     }
     Backfill::update_many()

@@ -247,21 +247,14 @@ pub(super) async fn start_retry(db: &DatabaseConnection, msg: StartRetry) -> Res
             error,
         });
     }
-    if job.blocked_until.is_some_and(|until| until > now)
-        || !runs::live_job_ids(&txn, [job.id]).await?.is_empty()
-    {
-        return Ok(RetryStart::Busy);
-    }
-    let mut run = runs::new_run(
+    let mut run = runs::pending_run(
         &job,
+        retry.id,
         RunTrigger::Retry,
         retry.scheduled_for,
         &msg.instance_id,
         now,
     );
-    // The retry's id is its run's id: a run is created for it at most once, whatever happens.
-    run.id = retry.id;
-    run.traceparent = Some(runs::traceparent(run.id));
     run.attempt = attempt;
     run.retry_of = Some(retry.retry_of);
     // The retry runs with what the failed attempt ran with (a trigger's one-off payload too).
@@ -269,9 +262,7 @@ pub(super) async fn start_retry(db: &DatabaseConnection, msg: StartRetry) -> Res
         .one(&txn)
         .await?
         .map_or(run.payload, |failed| failed.payload);
-    let inserted =
-        runs::insert_ignoring_conflicts(&txn, vec![runs::active_model(run.clone())]).await?;
-    if !inserted.contains(&run.id) {
+    if !runs::insert_if_free(&txn, &job, &run, now).await? {
         return Ok(RetryStart::Busy);
     }
     let moved = Retry::update_many()

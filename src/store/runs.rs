@@ -176,6 +176,39 @@ pub(super) async fn cancel_unstarted_runs(
     Ok(cancelled)
 }
 
+/// The run of a pending retry or backfilled slot: it takes the pending row's id, so a run is
+/// created for the row at most once, whatever happens.
+pub(super) fn pending_run(
+    job: &PluginJobModel,
+    id: Uuid,
+    trigger: RunTrigger,
+    slot: DateTime<Utc>,
+    instance_id: &str,
+    now: DateTime<Utc>,
+) -> PluginJobRunModel {
+    let mut run = new_run(job, trigger, slot, instance_id, now);
+    run.id = id;
+    run.traceparent = Some(traceparent(id));
+    run
+}
+
+/// Inserts `run` unless its job is blocked (a timed-out call has not answered) or has a live run.
+/// Answers whether it went in.
+pub(super) async fn insert_if_free(
+    db: &impl ConnectionTrait,
+    job: &PluginJobModel,
+    run: &PluginJobRunModel,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    if job.blocked_until.is_some_and(|until| until > now)
+        || !live_job_ids(db, [job.id]).await?.is_empty()
+    {
+        return Ok(false);
+    }
+    let inserted = insert_ignoring_conflicts(db, vec![active_model(run.clone())]).await?;
+    Ok(inserted.contains(&run.id))
+}
+
 pub(super) async fn create_run(
     db: &DatabaseConnection,
     msg: CreateRun,
