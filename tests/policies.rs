@@ -298,6 +298,42 @@ async fn cancel_previous_cancels_the_live_run_naming_the_slot_and_starts_the_slo
     h.wait_for_run(runs[1].id, RunStatus::Succeeded).await;
 }
 
+#[actix_rt::test]
+async fn cancel_previous_preempts_even_when_the_plugin_is_at_its_limit() {
+    let h = Harness::new(config(1)).await;
+    let (gate, counts) = (Gate::default(), InFlight::default());
+    h.workers.inner.register("p", "slow", counts.handler(&gate));
+    let jobs = h
+        .jobs
+        .register_with(
+            "p",
+            vec![declared("slow", "* * * * *", OverlapPolicy::CancelPrevious)],
+            PluginOptions::max_concurrent_runs(1),
+        )
+        .await
+        .expect("register");
+    let job_id = jobs[0].id;
+    h.clock.set(at("10:01"));
+    h.tick().await;
+    let first = runs_of(&h.t, job_id).await.remove(0);
+    h.wait_for_run(first.id, RunStatus::Running).await;
+    assert_eq!(h.jobs.diagnostics().await.expect("d").active_job_count, 1);
+
+    // No slot is free (instance and plugin), yet the due slot cancels the run that holds it.
+    h.clock.set(at("10:02"));
+    h.tick().await;
+    h.wait_for_run(first.id, RunStatus::Cancelled).await;
+    wait_until("the 10:02 slot runs", Duration::from_secs(10), || async {
+        let runs = runs_of(&h.t, job_id).await;
+        runs.len() == 2 && runs[1].status == RunStatus::Running
+    })
+    .await;
+    assert_eq!(runs_of(&h.t, job_id).await[1].scheduled_for, at("10:02"));
+    assert_eq!(counts.most(), 1);
+    gate.open();
+    h.wait_idle().await;
+}
+
 /// Workers whose calls do not end when dropped (like a process worker): a cancelled run holds
 /// its job until the worker answers.
 #[derive(Debug, Clone, Default)]

@@ -122,7 +122,7 @@ pub(super) async fn claim_due_jobs(
     msg: ClaimDueJobs,
 ) -> Result<ClaimOutcome> {
     let mut outcome = ClaimOutcome::default();
-    if msg.limit == 0 || msg.plugin_ids.is_empty() {
+    if msg.plugin_ids.is_empty() {
         return Ok(outcome);
     }
     let now = to_millis(msg.now);
@@ -145,6 +145,9 @@ pub(super) async fn claim_due_jobs(
             .get(plugin_id)
             .map_or(msg.limit, |free| (*free).min(msg.limit));
         if cap == 0 {
+            // Nothing of this plugin can start here, but a slot of a `queue_one` or
+            // `cancel_previous` job may have to wait, or cancel the run that holds the slot.
+            passive.extend(claim.decide_overlaps(plugin_id).await?);
             continue;
         }
         let (fires, others) = claim.decide_plugin(plugin_id, cap).await?;
@@ -278,6 +281,32 @@ impl Claim<'_> {
         Ok((fires, others))
     }
 
+    /// With no slot free for a plugin: decides its due jobs whose overlap policy is not `skip`,
+    /// so that their slots wait, and a `cancel_previous` slot cancels the live run, even while
+    /// the plugin or the instance is at its limit. One page; nothing fires.
+    async fn decide_overlaps(&mut self, plugin_id: &str) -> Result<Vec<Decided>> {
+        let due = self
+            .due_query(plugin_id, MIN_PAGE, &[])
+            .filter(PluginJobColumn::Overlap.ne(OverlapPolicy::Skip))
+            .all(self.txn)
+            .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let live = runs::live_runs(self.txn, due.iter().map(|job| job.id)).await?;
+        let mut decided = Vec::new();
+        for job in due {
+            let live_run = live.get(&job.id);
+            if live_run.is_none() {
+                continue;
+            }
+            if let Some(fate) = self.decide(job, live_run).await? {
+                decided.push(fate);
+            }
+        }
+        Ok(decided)
+    }
+
     /// One page of a plugin's claimable jobs whose slot is within the horizon, oldest first,
     /// leaving out the ones already read. On PostgreSQL the rows are locked, skipping the rows
     /// another instance's claim holds.
@@ -287,6 +316,10 @@ impl Claim<'_> {
         page: u64,
         seen: &[Uuid],
     ) -> Result<Vec<PluginJobModel>> {
+        Ok(self.due_query(plugin_id, page, seen).all(self.txn).await?)
+    }
+
+    fn due_query(&self, plugin_id: &str, page: u64, seen: &[Uuid]) -> sea_orm::Select<PluginJob> {
         let mut query = PluginJob::find()
             .filter(PluginJobColumn::Status.eq(JobStatus::Active))
             .filter(PluginJobColumn::NextRunAt.lte(self.horizon))
@@ -304,7 +337,7 @@ impl Claim<'_> {
             // Other instances skip the rows this claim holds instead of queueing behind it.
             query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        Ok(query.all(self.txn).await?)
+        query
     }
 
     /// Decides one job's fate, or `None` when there is nothing to do yet (its slot is not due
