@@ -79,6 +79,9 @@ pub enum RunEvent {
         job_key: String,
         trigger: RunTrigger,
         scheduled_for: DateTime<Utc>,
+        /// When the run was meant to start: `scheduled_for` plus the job's jitter offset for
+        /// the slot. Lateness is measured from here.
+        due_at: DateTime<Utc>,
         started_at: DateTime<Utc>,
     },
     /// A run reached a terminal status, sent once the outcome is in the database (a timed-out

@@ -29,8 +29,9 @@ use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::notifier::{NotifierActor, NotifierConfig};
 use crate::retry::{PendingWorkAdded, RetryActor, StartRetries};
 use crate::scheduler::{
-    AwaitReleased, Diagnostics, GetDiagnostics, JobsChanged, PauseJob, RegisterPlugin, ResumeJob,
-    SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
+    AwaitReleased, Diagnostics, GetDiagnostics, JobsChanged, PauseJob, PluginOptions,
+    RegisterPlugin, ResumeJob, SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob,
+    TriggeredRun, UnregisterPlugin,
 };
 use crate::store::{
     BackfillRequested, CancelBackfill, CreateJob, DeleteJob, GetJob, JobDeclaration, JobRef,
@@ -370,10 +371,23 @@ impl PluginJobsHandle {
         plugin_id: impl Into<String>,
         jobs: Vec<JobDeclaration>,
     ) -> Result<Vec<PluginJobModel>> {
+        self.register_with(plugin_id, jobs, PluginOptions::default())
+            .await
+    }
+
+    /// Registers a plugin with its own settings (such as its `maxConcurrentRuns`) and syncs
+    /// its declared jobs.
+    pub async fn register_with(
+        &self,
+        plugin_id: impl Into<String>,
+        jobs: Vec<JobDeclaration>,
+        options: PluginOptions,
+    ) -> Result<Vec<PluginJobModel>> {
         self.scheduler
             .send(RegisterPlugin {
                 plugin_id: plugin_id.into(),
                 jobs,
+                options,
             })
             .await?
     }

@@ -20,6 +20,8 @@
 //!   [`notifier`] is the `NotifierActor`, a subscriber that posts signed webhooks through a
 //!   durable outbox; [`retry`] is the `RetryActor`, which starts the retries failed runs asked
 //!   for when they come due.
+//! - [`policy`] is a job's scheduling policies as pure functions: the jitter offset of a slot,
+//!   when a slot is due, the misfire grace that applies.
 //! - [`describe`] puts common cron expressions into plain words (pure logic).
 //! - [`manifest`] loads the plugins directory; [`server`] is `plugin-jobs serve`.
 //! - [`http`] is the HTTP API: one `configure` call mounts `/api`, `/metrics` and `/healthz` on
@@ -44,6 +46,7 @@ pub mod maintenance;
 pub mod manifest;
 pub mod metrics;
 pub mod notifier;
+pub mod policy;
 pub mod retry;
 pub mod run_table;
 pub mod scheduler;

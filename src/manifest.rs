@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::declaration::JobDeclaration;
+use crate::scheduler::PluginOptions;
 use crate::worker::PluginProcess;
 
 /// The contents of a `manifest.json`.
@@ -31,6 +32,24 @@ pub struct Manifest {
     pub config: Value,
     #[serde(default)]
     pub jobs: Vec<JobDeclaration>,
+    /// At most this many runs of this plugin's jobs at once on one instance, under the
+    /// instance's limit; none: only the instance's limit bounds it.
+    #[serde(default)]
+    pub max_concurrent_runs: Option<u64>,
+}
+
+/// The largest `maxConcurrentRuns` a manifest may name.
+pub const MAX_PLUGIN_CONCURRENCY: u64 = 100_000;
+
+impl Manifest {
+    /// The plugin's own scheduling settings, as registration takes them.
+    pub fn options(&self) -> PluginOptions {
+        PluginOptions {
+            max_concurrent_runs: self
+                .max_concurrent_runs
+                .and_then(|max| usize::try_from(max).ok()),
+        }
+    }
 }
 
 /// A plugin ready to start: its manifest, folder and the raw JSON sent in `initialize`.
@@ -170,6 +189,13 @@ fn check(manifest: &Manifest, dir: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
+    if let Some(max) = manifest.max_concurrent_runs
+        && !(1..=MAX_PLUGIN_CONCURRENCY).contains(&max)
+    {
+        return Err(format!(
+            "maxConcurrentRuns: must be between 1 and {MAX_PLUGIN_CONCURRENCY} (got {max})"
+        ));
+    }
     crate::declaration::check_jobs(&manifest.jobs)
 }
 
@@ -230,6 +256,39 @@ mod tests {
             rejection(r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a"},{"jobKey":"a"}]}"#);
         assert!(twice.starts_with("jobs[1].jobKey"), "{twice}");
         assert!(rejection(r#"{"id":"a/b","command":["x"]}"#).starts_with("id:"));
+        let zero = rejection(r#"{"id":"p","command":["x"],"maxConcurrentRuns":0}"#);
+        assert!(
+            zero.starts_with("maxConcurrentRuns: must be between 1"),
+            "{zero}"
+        );
+        let negative = rejection(r#"{"id":"p","command":["x"],"maxConcurrentRuns":-2}"#);
+        assert!(
+            negative.starts_with("maxConcurrentRuns: invalid value"),
+            "{negative}"
+        );
+        let text = rejection(r#"{"id":"p","command":["x"],"maxConcurrentRuns":"3"}"#);
+        assert!(
+            text.starts_with("maxConcurrentRuns: invalid type"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_plugin_limit_is_carried_to_registration() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = write(
+            dir.path(),
+            "p",
+            r#"{"id":"p","command":["x"],"maxConcurrentRuns":3,"jobs":[]}"#,
+        );
+        let plugin = load(&path).expect("loads");
+        assert_eq!(
+            plugin.manifest.options(),
+            PluginOptions::max_concurrent_runs(3)
+        );
+        let path = write(dir.path(), "q", r#"{"id":"q","command":["x"]}"#);
+        let plugin = load(&path).expect("loads");
+        assert_eq!(plugin.manifest.options(), PluginOptions::default());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The run table of one instance: which job has a live run (and whether its outcome is already
 //! recorded while its worker still holds the job), the manual runs waiting for a free slot, and
-//! the concurrency budget. Plain data with no actix in it: the `SchedulerActor` owns one, with
+//! the concurrency budget: the instance's, and each plugin's own (`maxConcurrentRuns`) under it. Plain data with no actix in it: the `SchedulerActor` owns one, with
 //! `H` the handle of each run's actor; tests use any `H`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use uuid::Uuid;
 
@@ -22,6 +22,10 @@ pub struct LiveRun<H> {
 pub struct RunTable<H, Q> {
     max_concurrent: usize,
     live: HashMap<Uuid, LiveRun<H>>,
+    /// Live runs per plugin, for the plugins' own limits.
+    live_per_plugin: HashMap<String, usize>,
+    /// The plugins with a limit of their own.
+    plugin_caps: HashMap<String, usize>,
     /// Manual runs waiting for a slot, oldest first, keyed by their job id.
     queued: VecDeque<(Uuid, Uuid, String, Q)>,
     drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -33,6 +37,8 @@ impl<H, Q> RunTable<H, Q> {
         Self {
             max_concurrent,
             live: HashMap::new(),
+            live_per_plugin: HashMap::new(),
+            plugin_caps: HashMap::new(),
             queued: VecDeque::new(),
             drain_waiters: Vec::new(),
             settle_waiters: Vec::new(),
@@ -49,6 +55,42 @@ impl<H, Q> RunTable<H, Q> {
         self.max_concurrent.saturating_sub(self.live.len())
     }
 
+    /// Sets a plugin's own limit (`None`: only the instance's bounds it).
+    pub fn set_plugin_cap(&mut self, plugin_id: &str, cap: Option<usize>) {
+        match cap {
+            Some(cap) => self.plugin_caps.insert(plugin_id.to_owned(), cap),
+            None => self.plugin_caps.remove(plugin_id),
+        };
+    }
+
+    /// A plugin's own limit, if it has one.
+    pub fn plugin_cap(&self, plugin_id: &str) -> Option<usize> {
+        self.plugin_caps.get(plugin_id).copied()
+    }
+
+    /// Live runs of a plugin here.
+    pub fn live_count_of(&self, plugin_id: &str) -> usize {
+        self.live_per_plugin.get(plugin_id).copied().unwrap_or(0)
+    }
+
+    /// Slots free for new runs of `plugin_id`: the instance's free slots, and no more than its
+    /// own limit leaves.
+    pub fn free_slots_for(&self, plugin_id: &str) -> usize {
+        let free = self.free_slots();
+        match self.plugin_cap(plugin_id) {
+            Some(cap) => free.min(cap.saturating_sub(self.live_count_of(plugin_id))),
+            None => free,
+        }
+    }
+
+    /// The free slots of every plugin with a limit of its own, for the claim.
+    pub fn plugin_limits(&self) -> BTreeMap<String, u64> {
+        self.plugin_caps
+            .keys()
+            .map(|plugin| (plugin.clone(), self.free_slots_for(plugin) as u64))
+            .collect()
+    }
+
     pub fn live_count(&self) -> usize {
         self.live.len()
     }
@@ -60,6 +102,11 @@ impl<H, Q> RunTable<H, Q> {
     /// Whether the job has a live run or a queued manual run here.
     pub fn holds(&self, job_id: Uuid) -> bool {
         self.live.contains_key(&job_id) || self.queued.iter().any(|(job, ..)| *job == job_id)
+    }
+
+    /// The live run of `job_id`, if there is one here.
+    pub fn live(&self, job_id: Uuid) -> Option<&LiveRun<H>> {
+        self.live.get(&job_id)
     }
 
     /// Job ids with a live run, sorted.
@@ -78,7 +125,22 @@ impl<H, Q> RunTable<H, Q> {
 
     /// Records a started run of `job_id`.
     pub fn insert(&mut self, job_id: Uuid, run: LiveRun<H>) {
-        self.live.insert(job_id, run);
+        *self
+            .live_per_plugin
+            .entry(run.plugin_id.clone())
+            .or_default() += 1;
+        if let Some(replaced) = self.live.insert(job_id, run) {
+            self.forget_plugin_run(&replaced.plugin_id);
+        }
+    }
+
+    fn forget_plugin_run(&mut self, plugin_id: &str) {
+        if let Some(count) = self.live_per_plugin.get_mut(plugin_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.live_per_plugin.remove(plugin_id);
+            }
+        }
     }
 
     /// The run of `job_id` is over: frees its slot if it is still the live one. Answers whether
@@ -88,8 +150,8 @@ impl<H, Q> RunTable<H, Q> {
             .live
             .get(&job_id)
             .is_some_and(|live| live.run_id == run_id);
-        if removed {
-            self.live.remove(&job_id);
+        if removed && let Some(live) = self.live.remove(&job_id) {
+            self.forget_plugin_run(&live.plugin_id);
         }
         self.notify();
         removed
@@ -110,12 +172,17 @@ impl<H, Q> RunTable<H, Q> {
         self.queued.push_back((job_id, run_id, plugin_id, run));
     }
 
-    /// The oldest queued manual run, when a slot is free for it.
+    /// The oldest queued manual run that a slot is free for (its plugin's limit included: a
+    /// run of a plugin at its limit lets the runs of other plugins behind it go first).
     pub fn pop_startable(&mut self) -> Option<Q> {
         if self.free_slots() == 0 {
             return None;
         }
-        self.queued.pop_front().map(|(.., run)| run)
+        let index = self
+            .queued
+            .iter()
+            .position(|(_, _, plugin, _)| self.free_slots_for(plugin) > 0)?;
+        self.queued.remove(index).map(|(.., run)| run)
     }
 
     /// Removes the queued manual runs of `plugin_id` (every plugin when `None`); answers their
@@ -234,6 +301,49 @@ mod tests {
         assert_eq!(table.free_slots(), 3, "a settled run still takes its slot");
         table.finish(job, run);
         assert!(drained.try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_plugin_limit_bounds_that_plugin_under_the_instance_limit() {
+        let mut table: RunTable<(), &str> = RunTable::new(3);
+        table.set_plugin_cap("a", Some(1));
+        assert_eq!(table.free_slots_for("a"), 1);
+        assert_eq!(table.free_slots_for("b"), 3);
+        let (job, run) = (Uuid::now_v7(), Uuid::now_v7());
+        table.insert(job, live(run, "a"));
+        assert_eq!(table.free_slots_for("a"), 0, "a is at its own limit");
+        assert_eq!(table.free_slots_for("b"), 2);
+        assert_eq!(table.plugin_limits().get("a"), Some(&0));
+        assert_eq!(
+            table.plugin_limits().get("b"),
+            None,
+            "b has no limit of its own"
+        );
+        table.set_plugin_cap("a", Some(10));
+        table.insert(Uuid::now_v7(), live(Uuid::now_v7(), "b"));
+        table.insert(Uuid::now_v7(), live(Uuid::now_v7(), "b"));
+        assert_eq!(
+            table.free_slots_for("a"),
+            0,
+            "the instance limit bounds a plugin's own"
+        );
+        table.finish(job, run);
+        assert_eq!(table.live_count_of("a"), 0);
+        assert_eq!(table.free_slots_for("a"), 1);
+        table.set_plugin_cap("a", None);
+        assert_eq!(table.plugin_cap("a"), None);
+    }
+
+    #[test]
+    fn a_manual_run_of_a_plugin_at_its_limit_lets_other_plugins_go_first() {
+        let mut table: RunTable<(), &str> = RunTable::new(4);
+        table.set_plugin_cap("a", Some(1));
+        table.insert(Uuid::now_v7(), live(Uuid::now_v7(), "a"));
+        table.push_manual(Uuid::now_v7(), Uuid::now_v7(), "a".to_owned(), "a waits");
+        table.push_manual(Uuid::now_v7(), Uuid::now_v7(), "b".to_owned(), "b goes");
+        assert_eq!(table.pop_startable(), Some("b goes"));
+        assert_eq!(table.pop_startable(), None, "a is still at its limit");
+        assert_eq!(table.queued_count(), 1);
     }
 
     #[test]

@@ -148,7 +148,11 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             continue;
         }
         match jobs
-            .register(id.clone(), plugin.manifest.jobs.clone())
+            .register_with(
+                id.clone(),
+                plugin.manifest.jobs.clone(),
+                plugin.manifest.options(),
+            )
             .await
         {
             Ok(registered) => {

@@ -121,6 +121,7 @@ async fn claim_ahead_then_sync(jobs: Vec<JobDeclaration>) -> (bool, PluginJobRun
             now: common::at("09:59"),
             limit: 10,
             plugin_ids: vec!["p".to_owned()],
+            plugin_limits: Default::default(),
             instance_id: "a".to_owned(),
             misfire_grace: Duration::from_secs(60),
             lookahead: Duration::from_secs(60),

@@ -16,6 +16,7 @@ fn claim(now: &str, limit: u64, plugins: &[&str]) -> ClaimDueJobs {
         now: at(now),
         limit,
         plugin_ids: plugins.iter().map(|p| (*p).to_owned()).collect(),
+        plugin_limits: Default::default(),
         instance_id: "instance-a".to_owned(),
         misfire_grace: Duration::from_secs(60),
         lookahead: Duration::ZERO,

@@ -115,6 +115,15 @@ impl JobRunActor {
         }
     }
 
+    /// When the run is meant to start: a scheduled slot plus the job's jitter offset for it;
+    /// a manual or retry run at once (its `scheduled_for` is when it was asked for).
+    fn due_at(&self) -> DateTime<Utc> {
+        match self.run.trigger {
+            RunTrigger::Schedule => crate::policy::due_at(&self.job, self.run.scheduled_for),
+            _ => self.run.scheduled_for,
+        }
+    }
+
     fn timeout(&self) -> Duration {
         self.job
             .timeout_ms
@@ -200,6 +209,7 @@ impl JobRunActor {
             job_key: self.job.job_key.clone(),
             trigger: self.run.trigger,
             scheduled_for: self.run.scheduled_for,
+            due_at: self.due_at(),
             started_at: now,
         });
         let job = RunJob {
@@ -414,13 +424,10 @@ impl Actor for JobRunActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // A slot claimed ahead of time (the claim lookahead) starts when it is due, not before.
+        // A slot claimed ahead of time (the claim lookahead) starts when it is due (the slot
+        // plus its jitter offset), not before.
         let early = (self.run.trigger == RunTrigger::Schedule)
-            .then(|| {
-                (self.run.scheduled_for - self.deps.clock.now())
-                    .to_std()
-                    .ok()
-            })
+            .then(|| (self.due_at() - self.deps.clock.now()).to_std().ok())
             .flatten()
             .filter(|wait| !wait.is_zero());
         match early {

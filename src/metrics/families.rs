@@ -391,12 +391,13 @@ impl Metrics {
                 plugin_id,
                 job_key,
                 trigger,
-                scheduled_for,
+                due_at,
                 started_at,
                 ..
             } => {
                 let job_key = self.job_label(&plugin_id, job_key);
-                let late_ms = (started_at - scheduled_for).num_milliseconds();
+                // From slot + jitter offset: a jittered start is on time, not late.
+                let late_ms = (started_at - due_at).num_milliseconds();
                 self.start_lateness
                     .get_or_create(&JobTriggerLabels {
                         plugin: plugin_id,

@@ -55,6 +55,26 @@ pub struct TriggeredRun {
 pub struct RegisterPlugin {
     pub plugin_id: String,
     pub jobs: Vec<JobDeclaration>,
+    /// The plugin's own settings (its manifest's top level); the default has none.
+    pub options: PluginOptions,
+}
+
+/// A plugin's own scheduling settings, beside its jobs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PluginOptions {
+    /// At most this many runs of the plugin's jobs at once on this instance (manifest
+    /// `maxConcurrentRuns`), under the instance's `max_concurrent_runs`. `None`: only the
+    /// instance's limit bounds it.
+    pub max_concurrent_runs: Option<usize>,
+}
+
+impl PluginOptions {
+    /// Settings with a limit of `max` runs at once.
+    pub fn max_concurrent_runs(max: usize) -> Self {
+        Self {
+            max_concurrent_runs: Some(max),
+        }
+    }
 }
 
 /// Forgets a plugin and cancels its live runs (`Plugin unregistered`).
@@ -281,9 +301,11 @@ impl Handler<RegisterPlugin> for SchedulerActor {
             now: self.clock.now(),
         };
         let plugin_id = msg.plugin_id;
+        let cap = msg.options.max_concurrent_runs;
         Box::pin(async move { store.send(sync).await? }.into_actor(self).map(
             move |jobs, act, ctx| {
                 let jobs = jobs?;
+                act.runs.set_plugin_cap(&plugin_id, cap);
                 act.plugins.insert(plugin_id);
                 if act.is_running() && act.timers {
                     // A new job may be due sooner than anything the wake was armed for.
@@ -303,6 +325,7 @@ impl Handler<UnregisterPlugin> for SchedulerActor {
     fn handle(&mut self, msg: UnregisterPlugin, _ctx: &mut Self::Context) -> Self::Result {
         const REASON: &str = "Plugin unregistered";
         self.plugins.remove(&msg.plugin_id);
+        self.runs.set_plugin_cap(&msg.plugin_id, None);
         for live in self.runs.unsettled(Some(&msg.plugin_id)) {
             live.handle.do_send(Cancel {
                 reason: REASON.to_owned(),

@@ -16,7 +16,7 @@
 //! lifecycle messages); `commands.rs` the operator and plugin commands (trigger, retry,
 //! register, unregister, pause, resume); `shutdown.rs` the shutdown and `AwaitReleased`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -28,10 +28,10 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
 use crate::events::{EventBus, RunEvent, Subscribe};
-use crate::job_run::{JobRunActor, RunDeps, RunFinished, RunSettled};
+use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished, RunSettled};
 use crate::maintenance::GetTrackedRuns;
 use crate::run_table::{LiveRun, RunTable};
-use crate::store::{ClaimDueJobs, GetNextDueAt, StoreActor};
+use crate::store::{ClaimDueJobs, ClaimOutcome, GetNextDueAt, StoreActor};
 use crate::time::iso;
 use crate::worker::WorkerManager;
 
@@ -39,8 +39,8 @@ mod commands;
 mod shutdown;
 
 pub use commands::{
-    PauseJob, RegisterPlugin, ResumeJob, RunBackfill, RunRetry, TriggerJob, TriggeredRun,
-    UnregisterPlugin,
+    PauseJob, PluginOptions, RegisterPlugin, ResumeJob, RunBackfill, RunRetry, TriggerJob,
+    TriggeredRun, UnregisterPlugin,
 };
 pub use shutdown::{AwaitReleased, Shutdown, ShutdownReport};
 
@@ -79,6 +79,11 @@ pub struct Diagnostics {
     pub max_concurrent_runs: usize,
     pub registered_plugins: Vec<String>,
     pub skipped_slots: u64,
+    /// Slots that wait for their job's live run to end (overlap `queue_one` or
+    /// `cancel_previous`), by job id, as this instance last saw them.
+    pub waiting_slots: BTreeMap<Uuid, String>,
+    /// The plugins with a `maxConcurrentRuns` of their own, and that limit.
+    pub plugin_limits: BTreeMap<String, usize>,
 }
 
 /// A manual run waiting for a free slot.
@@ -117,6 +122,9 @@ pub struct SchedulerActor {
     saturated: bool,
     /// A `ClaimFreedSlots` is on its way.
     claim_queued: bool,
+    /// Slots waiting for their job's live run (overlap `queue_one`, `cancel_previous`): when
+    /// that run finishes here, the scheduler claims at once so the slot starts.
+    waiting: HashMap<Uuid, DateTime<Utc>>,
 }
 
 impl SchedulerActor {
@@ -146,6 +154,7 @@ impl SchedulerActor {
             wake: None,
             saturated: false,
             claim_queued: false,
+            waiting: HashMap::new(),
         }
     }
 
@@ -200,17 +209,22 @@ impl SchedulerActor {
     fn dispatch(&mut self, ctx: &mut Context<Self>) -> ResponseActFuture<Self, ()> {
         self.start_queued_manual(ctx);
         let free = self.free_slots();
-        let plugin_ids: Vec<String> = self
+        let mut plugin_ids: Vec<String> = self
             .plugins
             .iter()
             .filter(|plugin| self.workers.is_running(plugin))
             .cloned()
             .collect();
+        // Fairness: the plugins holding the fewest slots here get the first turns of the claim.
+        plugin_ids.sort_by_cached_key(|plugin| (self.runs.live_count_of(plugin), plugin.clone()));
+        let mut plugin_limits = self.runs.plugin_limits();
+        plugin_limits.retain(|plugin, _| plugin_ids.contains(plugin));
         let now = self.clock.now();
         let claim = ClaimDueJobs {
             now,
             limit: free as u64,
             plugin_ids: plugin_ids.clone(),
+            plugin_limits: plugin_limits.clone(),
             instance_id: self.instance_id.clone(),
             misfire_grace: self.config.misfire_grace,
             lookahead: self.config.claim_lookahead,
@@ -238,35 +252,16 @@ impl SchedulerActor {
             .map(move |(claimed, next), act, ctx| {
                 match claimed {
                     Ok(outcome) => {
-                        act.saturated = free > 0 && outcome.claimed.len() >= free;
-                        for skipped in outcome.skipped {
-                            act.skipped_slots += 1;
-                            log::info!(
-                                "skipped slot {} of {}/{}: {}",
-                                iso(skipped.slot),
-                                skipped.plugin_id,
-                                skipped.job_key,
-                                skipped.reason
-                            );
-                            act.emit(RunEvent::SlotSkipped {
-                                job_id: skipped.job_id,
-                                plugin_id: skipped.plugin_id,
-                                job_key: skipped.job_key,
-                                slot: skipped.slot,
-                                reason: skipped.reason,
-                            });
+                        act.saturated = saturates(&outcome, free, &plugin_limits);
+                        if free > 0 {
+                            // The claim saw every due job it could start: what waits now is
+                            // what it reports (a slot another instance started waits no more).
+                            // A job whose run is live here keeps its entry until that run ends:
+                            // while its job is blocked the claim does not see it.
+                            let runs = &act.runs;
+                            act.waiting.retain(|job, _| runs.live(*job).is_some());
                         }
-                        for claimed in outcome.claimed {
-                            act.emit(RunEvent::RunQueued {
-                                run_id: claimed.run.id,
-                                job_id: claimed.job.id,
-                                plugin_id: claimed.job.plugin_id.clone(),
-                                job_key: claimed.job.job_key.clone(),
-                                trigger: claimed.run.trigger,
-                                scheduled_for: claimed.run.scheduled_for,
-                            });
-                            act.spawn_run(claimed.run, claimed.job, ctx);
-                        }
+                        act.apply_claim(outcome, ctx);
                     }
                     Err(err) => log::error!("claiming due jobs failed: {err}"),
                 }
@@ -276,6 +271,60 @@ impl SchedulerActor {
                 }
             }),
         )
+    }
+
+    /// Records what a claim did: skipped slots, slots that wait (cancelling the live run a
+    /// `cancel_previous` slot preempts), and the runs to spawn.
+    fn apply_claim(&mut self, outcome: ClaimOutcome, ctx: &mut Context<Self>) {
+        for skipped in outcome.skipped {
+            self.skipped_slots += 1;
+            log::info!(
+                "skipped slot {} of {}/{}: {}",
+                iso(skipped.slot),
+                skipped.plugin_id,
+                skipped.job_key,
+                skipped.reason
+            );
+            self.emit(RunEvent::SlotSkipped {
+                job_id: skipped.job_id,
+                plugin_id: skipped.plugin_id,
+                job_key: skipped.job_key,
+                slot: skipped.slot,
+                reason: skipped.reason,
+            });
+        }
+        for waiting in outcome.waiting {
+            if let Some(run_id) = waiting.preempt
+                && let Some(live) = self.runs.live(waiting.job_id)
+                && live.run_id == run_id
+                && !live.settled
+            {
+                let reason = format!(
+                    "cancelled: slot {} is due (overlap: cancel_previous)",
+                    iso(waiting.slot)
+                );
+                log::info!(
+                    "{}/{}: cancelling run {run_id} for slot {}",
+                    waiting.plugin_id,
+                    waiting.job_key,
+                    iso(waiting.slot)
+                );
+                live.handle.do_send(Cancel { reason });
+            }
+            self.waiting.insert(waiting.job_id, waiting.slot);
+        }
+        for claimed in outcome.claimed {
+            self.waiting.remove(&claimed.job.id);
+            self.emit(RunEvent::RunQueued {
+                run_id: claimed.run.id,
+                job_id: claimed.job.id,
+                plugin_id: claimed.job.plugin_id.clone(),
+                job_key: claimed.job.job_key.clone(),
+                trigger: claimed.run.trigger,
+                scheduled_for: claimed.run.scheduled_for,
+            });
+            self.spawn_run(claimed.run, claimed.job, ctx);
+        }
     }
 
     /// Arms a one-shot `Tick` for the earliest slot, so runs start within milliseconds of it
@@ -316,6 +365,23 @@ impl SchedulerActor {
             }
         });
     }
+}
+
+/// Whether a claim used every slot it was given, the instance's or a plugin's own: then a slot
+/// that frees should claim again at once.
+fn saturates(outcome: &ClaimOutcome, free: usize, plugin_limits: &BTreeMap<String, u64>) -> bool {
+    if free > 0 && outcome.claimed.len() >= free {
+        return true;
+    }
+    let mut per_plugin: HashMap<&str, u64> = HashMap::new();
+    for claimed in &outcome.claimed {
+        *per_plugin
+            .entry(claimed.job.plugin_id.as_str())
+            .or_default() += 1;
+    }
+    plugin_limits
+        .iter()
+        .any(|(plugin, limit)| *limit > 0 && per_plugin.get(plugin.as_str()) >= Some(limit))
 }
 
 impl Actor for SchedulerActor {
@@ -365,9 +431,12 @@ impl Handler<RunFinished> for SchedulerActor {
         if !self.is_running() {
             return;
         }
+        // A slot that waited for this run (`queue_one`, `cancel_previous`) starts now.
+        let slot_waits = self.waiting.remove(&msg.job_id).is_some();
         if self.runs.queued_count() > 0 {
             self.start_queued_manual(ctx);
-        } else if self.saturated && !self.claim_queued {
+        }
+        if (self.saturated || slot_waits) && self.free_slots() > 0 && !self.claim_queued {
             // Due jobs may be waiting for this slot: claim now rather than at the next tick,
             // once for all the runs that finish meanwhile rather than once per freed slot.
             self.claim_queued = true;
@@ -427,6 +496,16 @@ impl Handler<GetDiagnostics> for SchedulerActor {
             max_concurrent_runs: self.runs.max_concurrent(),
             registered_plugins,
             skipped_slots: self.skipped_slots,
+            waiting_slots: self
+                .waiting
+                .iter()
+                .map(|(job, slot)| (*job, iso(*slot)))
+                .collect(),
+            plugin_limits: self
+                .plugins
+                .iter()
+                .filter_map(|plugin| Some((plugin.clone(), self.runs.plugin_cap(plugin)?)))
+                .collect(),
         })
     }
 }

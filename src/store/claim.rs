@@ -1,24 +1,43 @@
 //! The claim: in one transaction, every due slot of the jobs this instance can run (up to the
-//! budget, oldest first) gets a `queued` run and its job's pointer moves to the next slot, by a
-//! compare-and-set that another instance's claim cannot pass; slots missed beyond the misfire
-//! grace are skipped or fired once as the job's policy says.
+//! budget; oldest first within a plugin, round-robin across plugins, never more of a plugin's
+//! jobs than its own limit) gets a `queued` run and its job's pointer moves to the next slot, by
+//! a compare-and-set that another instance's claim cannot pass. A slot is due at slot + its
+//! jitter offset; slots due longer ago than the job's misfire grace are skipped or fired once as
+//! its misfire policy says; a slot that comes due while the job's previous run is live is
+//! skipped, waits (`queue_one`), or waits and has the live run cancelled (`cancel_previous`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use super::jobs::fail_job;
+use super::runs::LiveRunRef;
 use super::{ClaimDueJobs, begin_write, runs};
 use crate::Result;
 use crate::cron::Schedule;
 use crate::events::SkipReason;
+use crate::policy::{due_at, misfire_grace};
 use crate::time::{delta, plus, to_millis};
+
+/// The fewest rows one page of a plugin's due jobs reads: rows that fire nothing (a slot
+/// deferred by its jitter, a slot waiting behind a live run) do not use up the budget, so a
+/// page larger than the budget saves a round trip when there are some.
+const MIN_PAGE: u64 = 32;
+
+/// The most pages one claim reads per plugin. Only rows that fire nothing make a claim read a
+/// second page; this bounds what a backlog of them costs one claim (the next claim goes on).
+const MAX_PAGES: usize = 8;
+
+/// The most slots one claim walks past for a job that waits behind a live run (`queue_one`,
+/// `cancel_previous`) to find the newest due one; the next claim walks on.
+const MAX_CATCH_UP: usize = 1_000;
 
 /// A run created by a claim, with the job as it is after the claim.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,11 +56,26 @@ pub struct SkippedSlot {
     pub reason: SkipReason,
 }
 
+/// A due slot that waits for its job's live run to end (overlap `queue_one` or
+/// `cancel_previous`): the job's pointer stays on it, and the first claim after the live run
+/// ends starts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingSlot {
+    pub job_id: Uuid,
+    pub plugin_id: String,
+    pub job_key: String,
+    pub slot: DateTime<Utc>,
+    /// The live run to cancel for it (`cancel_previous`), when this instance owns that run:
+    /// only the instance running a run can stop its worker, so only it is asked to.
+    pub preempt: Option<Uuid>,
+}
+
 /// What one claim did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClaimOutcome {
     pub claimed: Vec<ClaimedRun>,
     pub skipped: Vec<SkippedSlot>,
+    pub waiting: Vec<WaitingSlot>,
 }
 
 /// How a claim moves one job's pointer; jobs with equal moves share one statement.
@@ -53,140 +87,139 @@ struct PointerMove {
     fires: bool,
 }
 
+/// What the claim does with one due job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fate {
+    /// A run of the slot; the pointer moves to the next slot.
+    Fire,
+    /// The slot is skipped; the pointer moves to the next slot.
+    Skip(SkipReason),
+    /// The slot waits behind the live run. With `passed`, newer slots came due meanwhile: the
+    /// pointer moves to the newest (`to`), and the slot it leaves is recorded skipped.
+    Wait { passed: bool, preempt: Option<Uuid> },
+}
+
+#[derive(Debug)]
+struct Decided {
+    job: PluginJobModel,
+    slot: DateTime<Utc>,
+    /// Where the pointer goes; `None` when it stays (a slot that waits where it is).
+    pointer: Option<PointerMove>,
+    fate: Fate,
+}
+
+/// Everything one claim shares while deciding.
+struct Claim<'a> {
+    txn: &'a DatabaseTransaction,
+    msg: &'a ClaimDueJobs,
+    now: DateTime<Utc>,
+    horizon: DateTime<Utc>,
+    schedules: HashMap<(String, String), std::result::Result<Schedule, String>>,
+}
+
 pub(super) async fn claim_due_jobs(
     db: &DatabaseConnection,
     msg: ClaimDueJobs,
 ) -> Result<ClaimOutcome> {
     let mut outcome = ClaimOutcome::default();
-    if msg.limit == 0 || msg.plugin_ids.is_empty() {
+    if msg.plugin_ids.is_empty() {
         return Ok(outcome);
     }
     let now = to_millis(msg.now);
-    let grace = delta(msg.misfire_grace);
-    let horizon = to_millis(plus(now, msg.lookahead));
     let txn = begin_write(db).await?;
-    let mut due_query = PluginJob::find()
-        .filter(PluginJobColumn::Status.eq(JobStatus::Active))
-        .filter(PluginJobColumn::NextRunAt.lte(horizon))
-        .filter(PluginJobColumn::PluginId.is_in(msg.plugin_ids.iter().cloned()))
-        .filter(
-            Condition::any()
-                .add(PluginJobColumn::BlockedUntil.is_null())
-                .add(PluginJobColumn::BlockedUntil.lte(now)),
-        )
-        .order_by_asc(PluginJobColumn::NextRunAt)
-        .limit(msg.limit);
-    if super::is_postgres(&txn) {
-        // Other instances skip the rows this claim holds instead of queueing behind it.
-        due_query = due_query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-    }
-    let due = due_query.all(&txn).await?;
-    if due.is_empty() {
-        txn.commit().await?;
-        return Ok(outcome);
-    }
-    let live: HashSet<Uuid> = runs::live_job_ids(&txn, due.iter().map(|job| job.id)).await?;
+    let mut claim = Claim {
+        txn: &txn,
+        msg: &msg,
+        now,
+        horizon: to_millis(plus(now, msg.lookahead)),
+        schedules: HashMap::new(),
+    };
 
-    // Decide each job's fate, parsing each distinct schedule once.
-    let mut schedules: HashMap<(String, String), std::result::Result<Schedule, String>> =
-        HashMap::new();
-    let mut decided = Vec::with_capacity(due.len());
-    let mut moves: HashMap<PointerMove, Vec<Uuid>> = HashMap::new();
-    for job in due {
-        let Some(slot) = job.next_run_at else {
-            continue;
-        };
-        if slot > now && live.contains(&job.id) {
-            // Not due yet and still running: whether the slot overlaps is decided when it is due.
+    // Each plugin's due jobs, oldest first, as many firing ones as it may start: one query per
+    // plugin (not per job), so one plugin's backlog never hides another plugin's due job.
+    let mut firing: Vec<VecDeque<Decided>> = Vec::new();
+    let mut passive = Vec::new();
+    for plugin_id in &msg.plugin_ids {
+        let cap = msg
+            .plugin_limits
+            .get(plugin_id)
+            .map_or(msg.limit, |free| (*free).min(msg.limit));
+        if cap == 0 {
+            // Nothing of this plugin can start here, but a slot of a `queue_one` or
+            // `cancel_previous` job may have to wait, or cancel the run that holds the slot.
+            passive.extend(claim.decide_overlaps(plugin_id).await?);
             continue;
         }
-        let schedule = schedules
-            .entry((job.schedule.clone(), job.timezone.clone()))
-            .or_insert_with(|| {
-                Schedule::parse(&job.schedule, &job.timezone).map_err(|e| e.to_string())
-            });
-        let next = match schedule {
-            Ok(schedule) => schedule.next_after(now.max(slot)).map(to_millis),
-            Err(err) => {
-                // The row was edited behind our back: never leave a job silently dormant.
-                let reason = format!("invalid schedule {:?}: {err}", job.schedule);
-                fail_job(&txn, &job, reason, now).await?;
-                continue;
-            }
-        };
-        let skip = if live.contains(&job.id) {
-            Some(SkipReason::Overlap)
-        } else if now - slot > grace && job.misfire == MisfirePolicy::Skip {
-            Some(SkipReason::Misfire)
-        } else {
-            None
-        };
-        let pointer = PointerMove {
-            from: slot,
-            to: next,
-            fires: skip.is_none(),
-        };
-        moves.entry(pointer).or_default().push(job.id);
-        decided.push((job, pointer, skip));
+        let (fires, others) = claim.decide_plugin(plugin_id, cap).await?;
+        passive.extend(others);
+        if !fires.is_empty() {
+            firing.push(fires);
+        }
     }
 
-    // Compare-and-set every pointer, one statement per distinct move: a job whose pointer
-    // another instance moved first is theirs.
-    let mut ours = HashSet::with_capacity(decided.len());
-    for (pointer, ids) in &moves {
-        for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
-            let mut update = PluginJob::update_many()
-                .col_expr(PluginJobColumn::NextRunAt, Expr::value(pointer.to))
-                .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
-                .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-                .filter(PluginJobColumn::NextRunAt.eq(pointer.from));
-            if pointer.fires {
-                update = update.col_expr(PluginJobColumn::LastRunAt, Expr::value(pointer.from));
+    // Round-robin across plugins, in the order the caller listed them (the scheduler lists the
+    // plugins with the fewest live runs first, so a plugin that holds many slots goes last when
+    // there are fewer free slots than plugins with due jobs).
+    let mut budget = msg.limit;
+    let mut decided = passive;
+    while budget > 0 && firing.iter().any(|queue| !queue.is_empty()) {
+        for queue in &mut firing {
+            if budget == 0 {
+                break;
             }
-            let moved = update.exec(&txn).await?.rows_affected;
-            if moved as usize == chunk.len() {
-                ours.extend(chunk.iter().copied());
-            } else {
-                // Some pointers moved under us (possible only without row locks): keep the
-                // rows that now carry our move. The unique index on (job, slot) still stops a
-                // second run of a slot if two instances ever both believe they moved it.
-                let mut query = PluginJob::find()
-                    .select_only()
-                    .column(PluginJobColumn::Id)
-                    .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-                    .filter(PluginJobColumn::UpdatedAt.eq(now));
-                query = match pointer.to {
-                    Some(to) => query.filter(PluginJobColumn::NextRunAt.eq(to)),
-                    None => query.filter(PluginJobColumn::NextRunAt.is_null()),
-                };
-                ours.extend(query.into_tuple::<Uuid>().all(&txn).await?);
+            if let Some(next) = queue.pop_front() {
+                decided.push(next);
+                budget -= 1;
             }
         }
     }
+
+    let ours = move_pointers(&txn, &decided, now).await?;
 
     let mut to_insert = Vec::new();
     let mut fired = Vec::new();
-    for (mut job, pointer, skip) in decided {
-        if !ours.contains(&job.id) {
+    for Decided {
+        mut job,
+        slot,
+        pointer,
+        fate,
+    } in decided
+    {
+        if pointer.is_some() && !ours.contains(&job.id) {
             continue;
         }
-        let slot = pointer.from;
-        job.next_run_at = pointer.to;
-        job.updated_at = now;
-        if let Some(reason) = skip {
-            outcome.skipped.push(SkippedSlot {
-                job_id: job.id,
-                plugin_id: job.plugin_id.clone(),
-                job_key: job.job_key.clone(),
-                slot,
-                reason,
-            });
-            continue;
+        if let Some(pointer) = pointer {
+            job.next_run_at = pointer.to;
+            job.updated_at = now;
         }
-        job.last_run_at = Some(slot);
-        let run = runs::new_run(&job, RunTrigger::Schedule, slot, &msg.instance_id, now);
-        to_insert.push(runs::active_model(run.clone()));
-        fired.push((run, job));
+        let skipped = |job: &PluginJobModel, reason| SkippedSlot {
+            job_id: job.id,
+            plugin_id: job.plugin_id.clone(),
+            job_key: job.job_key.clone(),
+            slot,
+            reason,
+        };
+        match fate {
+            Fate::Skip(reason) => outcome.skipped.push(skipped(&job, reason)),
+            Fate::Wait { passed, preempt } => {
+                if passed {
+                    outcome.skipped.push(skipped(&job, SkipReason::Overlap));
+                }
+                outcome.waiting.push(WaitingSlot {
+                    job_id: job.id,
+                    plugin_id: job.plugin_id.clone(),
+                    job_key: job.job_key.clone(),
+                    slot: job.next_run_at.unwrap_or(slot),
+                    preempt,
+                });
+            }
+            Fate::Fire => {
+                job.last_run_at = Some(slot);
+                let run = runs::new_run(&job, RunTrigger::Schedule, slot, &msg.instance_id, now);
+                to_insert.push(runs::active_model(run.clone()));
+                fired.push((run, job));
+            }
+        }
     }
 
     let inserted = runs::insert_ignoring_conflicts(&txn, to_insert).await?;
@@ -206,4 +239,241 @@ pub(super) async fn claim_due_jobs(
     }
     txn.commit().await?;
     Ok(outcome)
+}
+
+impl Claim<'_> {
+    /// Reads one plugin's due jobs page by page and decides each, until `cap` of them fire or
+    /// none is left. Answers the firing ones (oldest first) and the others.
+    async fn decide_plugin(
+        &mut self,
+        plugin_id: &str,
+        cap: u64,
+    ) -> Result<(VecDeque<Decided>, Vec<Decided>)> {
+        let mut fires = VecDeque::new();
+        let mut others = Vec::new();
+        let page = cap.max(MIN_PAGE);
+        // The ids already read: a next page reads past them. (Paging by the pointer alone would
+        // miss rows that share the last one's slot; ordering by (slot, id) would make the
+        // first page, the hot path, sort every due row on SQLite.)
+        let mut seen: Vec<Uuid> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let due = self.due_page(plugin_id, page, &seen).await?;
+            let full = due.len() as u64 == page;
+            seen.extend(due.iter().map(|job| job.id));
+            let live = runs::live_runs(self.txn, due.iter().map(|job| job.id)).await?;
+            for job in due {
+                if fires.len() as u64 >= cap {
+                    break;
+                }
+                let live_run = live.get(&job.id);
+                if let Some(decided) = self.decide(job, live_run).await? {
+                    if decided.fate == Fate::Fire {
+                        fires.push_back(decided);
+                    } else {
+                        others.push(decided);
+                    }
+                }
+            }
+            if fires.len() as u64 >= cap || !full {
+                break;
+            }
+        }
+        Ok((fires, others))
+    }
+
+    /// With no slot free for a plugin: decides its due jobs whose overlap policy is not `skip`,
+    /// so that their slots wait, and a `cancel_previous` slot cancels the live run, even while
+    /// the plugin or the instance is at its limit. One page; nothing fires.
+    async fn decide_overlaps(&mut self, plugin_id: &str) -> Result<Vec<Decided>> {
+        let due = self
+            .due_query(plugin_id, MIN_PAGE, &[])
+            .filter(PluginJobColumn::Overlap.ne(OverlapPolicy::Skip))
+            .all(self.txn)
+            .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let live = runs::live_runs(self.txn, due.iter().map(|job| job.id)).await?;
+        let mut decided = Vec::new();
+        for job in due {
+            let live_run = live.get(&job.id);
+            if live_run.is_none() {
+                continue;
+            }
+            if let Some(fate) = self.decide(job, live_run).await? {
+                decided.push(fate);
+            }
+        }
+        Ok(decided)
+    }
+
+    /// One page of a plugin's claimable jobs whose slot is within the horizon, oldest first,
+    /// leaving out the ones already read. On PostgreSQL the rows are locked, skipping the rows
+    /// another instance's claim holds.
+    async fn due_page(
+        &self,
+        plugin_id: &str,
+        page: u64,
+        seen: &[Uuid],
+    ) -> Result<Vec<PluginJobModel>> {
+        Ok(self.due_query(plugin_id, page, seen).all(self.txn).await?)
+    }
+
+    fn due_query(&self, plugin_id: &str, page: u64, seen: &[Uuid]) -> sea_orm::Select<PluginJob> {
+        let mut query = PluginJob::find()
+            .filter(PluginJobColumn::Status.eq(JobStatus::Active))
+            .filter(PluginJobColumn::NextRunAt.lte(self.horizon))
+            .filter(PluginJobColumn::PluginId.eq(plugin_id))
+            .filter(
+                Condition::any()
+                    .add(PluginJobColumn::BlockedUntil.is_null())
+                    .add(PluginJobColumn::BlockedUntil.lte(self.now)),
+            );
+        if !seen.is_empty() {
+            query = query.filter(PluginJobColumn::Id.is_not_in(seen.to_vec()));
+        }
+        query = query.order_by_asc(PluginJobColumn::NextRunAt).limit(page);
+        if super::is_postgres(self.txn) {
+            // Other instances skip the rows this claim holds instead of queueing behind it.
+            query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        query
+    }
+
+    /// Decides one job's fate, or `None` when there is nothing to do yet (its slot is not due
+    /// within the horizon once jittered, or not due and the job still runs).
+    async fn decide(
+        &mut self,
+        job: PluginJobModel,
+        live: Option<&LiveRunRef>,
+    ) -> Result<Option<Decided>> {
+        let Some(slot) = job.next_run_at else {
+            return Ok(None);
+        };
+        let now = self.now;
+        let due = due_at(&job, slot);
+        if due > self.horizon || (due > now && live.is_some()) {
+            // Deferred by its jitter, or not due while still running: whether the slot overlaps
+            // is decided when it is due.
+            return Ok(None);
+        }
+        let schedule = self
+            .schedules
+            .entry((job.schedule.clone(), job.timezone.clone()))
+            .or_insert_with(|| {
+                Schedule::parse(&job.schedule, &job.timezone).map_err(|e| e.to_string())
+            });
+        let schedule = match schedule {
+            Ok(schedule) => schedule,
+            Err(err) => {
+                // The row was edited behind our back: never leave a job silently dormant.
+                let reason = format!("invalid schedule {:?}: {err}", job.schedule);
+                fail_job(self.txn, &job, reason, now).await?;
+                return Ok(None);
+            }
+        };
+        let next = schedule.next_after(now.max(slot)).map(to_millis);
+        let moves_on = |fires| {
+            Some(PointerMove {
+                from: slot,
+                to: next,
+                fires,
+            })
+        };
+        let (pointer, fate) = match (live, job.overlap) {
+            (Some(_), OverlapPolicy::Skip) => (moves_on(false), Fate::Skip(SkipReason::Overlap)),
+            (Some(live), OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious) => {
+                // One slot waits: the newest that is due. The ones it replaces are skipped.
+                let newest = newest_due_slot(schedule, &job, slot, now);
+                let preempt = (job.overlap == OverlapPolicy::CancelPrevious
+                    && live.instance_id.as_deref() == Some(self.msg.instance_id.as_str()))
+                .then_some(live.run_id);
+                let pointer = (newest != slot).then_some(PointerMove {
+                    from: slot,
+                    to: Some(newest),
+                    fires: false,
+                });
+                let passed = pointer.is_some();
+                (pointer, Fate::Wait { passed, preempt })
+            }
+            (None, _)
+                if now - due > delta(misfire_grace(&job, self.msg.misfire_grace))
+                    && job.misfire == MisfirePolicy::Skip =>
+            {
+                (moves_on(false), Fate::Skip(SkipReason::Misfire))
+            }
+            (None, _) => (moves_on(true), Fate::Fire),
+        };
+        Ok(Some(Decided {
+            job,
+            slot,
+            pointer,
+            fate,
+        }))
+    }
+}
+
+/// The newest slot of `job`, from `slot` on, that is due at `now` (walking at most
+/// [`MAX_CATCH_UP`] slots).
+fn newest_due_slot(
+    schedule: &Schedule,
+    job: &PluginJobModel,
+    slot: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let mut newest = slot;
+    for _ in 0..MAX_CATCH_UP {
+        match schedule.next_after(newest).map(to_millis) {
+            Some(next) if due_at(job, next) <= now => newest = next,
+            _ => break,
+        }
+    }
+    newest
+}
+
+/// Compare-and-sets every pointer, one statement per distinct move: a job whose pointer another
+/// instance moved first is theirs. Answers the jobs whose pointer this claim moved.
+async fn move_pointers(
+    txn: &DatabaseTransaction,
+    decided: &[Decided],
+    now: DateTime<Utc>,
+) -> Result<HashSet<Uuid>> {
+    let mut moves: HashMap<PointerMove, Vec<Uuid>> = HashMap::new();
+    for decided in decided {
+        if let Some(pointer) = decided.pointer {
+            moves.entry(pointer).or_default().push(decided.job.id);
+        }
+    }
+    let mut ours = HashSet::with_capacity(decided.len());
+    for (pointer, ids) in &moves {
+        for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
+            let mut update = PluginJob::update_many()
+                .col_expr(PluginJobColumn::NextRunAt, Expr::value(pointer.to))
+                .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+                .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+                .filter(PluginJobColumn::NextRunAt.eq(pointer.from));
+            if pointer.fires {
+                update = update.col_expr(PluginJobColumn::LastRunAt, Expr::value(pointer.from));
+            }
+            let moved = update.exec(txn).await?.rows_affected;
+            if moved as usize == chunk.len() {
+                ours.extend(chunk.iter().copied());
+            } else {
+                // Some pointers moved under us (possible only without row locks): keep the
+                // rows that now carry our move. The unique index on (job, slot) still stops a
+                // second run of a slot if two instances ever both believe they moved it.
+                let mut query = PluginJob::find()
+                    .select_only()
+                    .column(PluginJobColumn::Id)
+                    .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+                    .filter(PluginJobColumn::UpdatedAt.eq(now));
+                query = match pointer.to {
+                    Some(to) => query.filter(PluginJobColumn::NextRunAt.eq(to)),
+                    None => query.filter(PluginJobColumn::NextRunAt.is_null()),
+                };
+                ours.extend(query.into_tuple::<Uuid>().all(txn).await?);
+            }
+        }
+    }
+    Ok(ours)
 }

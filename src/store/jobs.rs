@@ -13,8 +13,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    GetJob, GetNextDueAt, JobRef, ListJobs, RetirePluginJobs, SetJobBlock, SetJobStatus,
-    SyncJobDeclarations, begin_write, runs,
+    GetJob, JobRef, ListJobs, RetirePluginJobs, SetJobBlock, SetJobStatus, SyncJobDeclarations,
+    begin_write, runs,
 };
 use crate::cron::Schedule;
 pub use crate::declaration::JobDeclaration;
@@ -438,27 +438,6 @@ pub(super) async fn get_job(
             .filter(PluginJobColumn::JobKey.eq(job_key)),
     };
     Ok(query.one(db).await?)
-}
-
-pub(super) async fn get_next_due_at(
-    db: &DatabaseConnection,
-    msg: GetNextDueAt,
-) -> Result<Option<DateTime<Utc>>> {
-    if msg.plugin_ids.is_empty() {
-        return Ok(None);
-    }
-    Ok(PluginJob::find()
-        .select_only()
-        .column(PluginJobColumn::NextRunAt)
-        .filter(PluginJobColumn::Status.eq(JobStatus::Active))
-        .filter(PluginJobColumn::NextRunAt.gt(to_millis(msg.after)))
-        .filter(PluginJobColumn::PluginId.is_in(msg.plugin_ids))
-        .order_by_asc(PluginJobColumn::NextRunAt)
-        .limit(1)
-        .into_tuple::<Option<DateTime<Utc>>>()
-        .one(db)
-        .await?
-        .flatten())
 }
 
 /// On PostgreSQL, reads the rows `FOR UPDATE`: they stay locked until the transaction ends.

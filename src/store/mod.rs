@@ -16,7 +16,7 @@
 //!
 //! This file is over 500 lines on purpose: every message of the store is declared here, beside
 //! the handler lists, so it reads as the store's whole API; the statements live in one file per
-//! table or concern (`jobs`, `job_admin`, `backfills`, `claim`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
+//! table or concern (`jobs`, `job_admin`, `backfills`, `claim`, `wake`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
 //! `outbox`).
 
 mod backfills;
@@ -28,6 +28,7 @@ mod outcomes;
 mod retries;
 mod runs;
 mod upkeep;
+mod wake;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -36,6 +37,7 @@ use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -47,7 +49,7 @@ pub use backfills::{
     BackfillRequested, BackfillStart, CancelBackfill, ListPendingBackfills, MAX_BACKFILL_SLOTS,
     RequestBackfill, StartBackfill,
 };
-pub use claim::{ClaimOutcome, ClaimedRun, SkippedSlot};
+pub use claim::{ClaimOutcome, ClaimedRun, SkippedSlot, WaitingSlot};
 pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
 pub use job_admin::{CreateJob, DeleteJob, UpdateJob};
 pub use jobs::JobDeclaration;
@@ -152,17 +154,25 @@ pub struct SyncJobDeclarations {
     pub now: DateTime<Utc>,
 }
 
-/// Claims up to `limit` due jobs of the given plugins, oldest slot first: moves each job's
-/// pointer with a compare-and-set and inserts a `queued` run per fired slot, in one transaction.
+/// Claims up to `limit` due jobs of the given plugins, oldest slot first within a plugin and
+/// round-robin across plugins (fairness), never more of a plugin's jobs than its own limit:
+/// moves each job's pointer with a compare-and-set and inserts a `queued` run per fired slot,
+/// in one transaction. A slot is due at slot + its jitter offset; a job whose previous run is
+/// still live is handled by its overlap policy (see `claim.rs`).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ClaimOutcome>")]
 pub struct ClaimDueJobs {
     pub now: DateTime<Utc>,
     pub limit: u64,
-    /// Only jobs of these plugins (those whose worker is running) are claimed.
+    /// Only jobs of these plugins (those whose worker is running) are claimed; when there are
+    /// fewer free slots than plugins with due jobs, the first listed go first.
     pub plugin_ids: Vec<String>,
+    /// Free slots of the plugins that have a limit of their own (`maxConcurrentRuns`): at most
+    /// that many of their jobs are claimed. A plugin absent from it is bound by `limit` only.
+    pub plugin_limits: BTreeMap<String, u64>,
     pub instance_id: String,
-    /// A slot older than this is a misfire; the job's misfire policy decides.
+    /// A slot due longer ago than this is a misfire; the job's misfire policy decides. A job's
+    /// own `misfire_grace_ms` overrides it.
     pub misfire_grace: Duration,
     /// Slots up to this far after `now` are claimed too (their runs wait for the slot). A job
     /// with a live run is left alone until its slot is actually due.
@@ -356,8 +366,8 @@ impl JobRef {
     }
 }
 
-/// The earliest `next_run_at` after `after` among active jobs of these plugins: what the
-/// scheduler arms its one-shot wake for.
+/// The earliest instant after `after` at which a slot of an active job of these plugins is due
+/// (its `next_run_at` plus its jitter offset): what the scheduler arms its one-shot wake for.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Option<DateTime<Utc>>>")]
 pub struct GetNextDueAt {
@@ -544,7 +554,7 @@ impl Handler<PruneRuns> for StoreActor {
 read_handlers! {
     ListJobs => jobs::list_jobs,
     GetJob => jobs::get_job,
-    GetNextDueAt => jobs::get_next_due_at,
+    GetNextDueAt => wake::get_next_due_at,
     ListRuns => runs::list_runs,
     GetRun => runs::get_run,
     ListDueRetries => retries::list_due_retries,

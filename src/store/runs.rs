@@ -3,7 +3,7 @@
 //! the run reads. The outcome writes are in `outcomes.rs`; heartbeats, rescue and pruning in
 //! `upkeep.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
@@ -143,6 +143,44 @@ pub(super) async fn live_job_ids(
                 .all(db)
                 .await?,
         );
+    }
+    Ok(live)
+}
+
+/// The live run of a job: which run, and which instance owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LiveRunRef {
+    pub run_id: Uuid,
+    pub instance_id: Option<String>,
+}
+
+/// The live runs of these jobs, by job (one statement per thousand jobs).
+pub(super) async fn live_runs(
+    db: &impl ConnectionTrait,
+    job_ids: impl IntoIterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, LiveRunRef>> {
+    let job_ids: Vec<Uuid> = job_ids.into_iter().collect();
+    let mut live = HashMap::new();
+    for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+        let rows = PluginJobRun::find()
+            .select_only()
+            .column(PluginJobRunColumn::JobId)
+            .column(PluginJobRunColumn::Id)
+            .column(PluginJobRunColumn::InstanceId)
+            .filter(PluginJobRunColumn::JobId.is_in(chunk.to_vec()))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+            .into_tuple::<(Uuid, Uuid, Option<String>)>()
+            .all(db)
+            .await?;
+        live.extend(rows.into_iter().map(|(job_id, run_id, instance_id)| {
+            (
+                job_id,
+                LiveRunRef {
+                    run_id,
+                    instance_id,
+                },
+            )
+        }));
     }
     Ok(live)
 }
