@@ -10,6 +10,7 @@ mod m20261130_000003_job_health;
 mod m20261130_000004_notification_outbox;
 mod m20261130_000005_index_runs_by_age;
 mod m20261130_000006_add_run_traceparent;
+mod m20261130_000008_index_listings;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_notification_outbox::Migration),
             Box::new(m20261130_000005_index_runs_by_age::Migration),
             Box::new(m20261130_000006_add_run_traceparent::Migration),
+            Box::new(m20261130_000008_index_listings::Migration),
         ]
     }
 }

@@ -9,7 +9,8 @@
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), the outbox messages
 //! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
-//! `Ping`. Sends nothing.
+//! `Ping`, plus the API's paginated listings `ListJobPage`, `ListRunPage` and
+//! `CountJobsByPlugin` (in `listings.rs`). Sends nothing.
 
 mod health;
 mod jobs;
@@ -513,8 +514,19 @@ read_handlers! {
     Ping => ping,
 }
 
-// The outbox uses the handler macros above, so it is declared after them.
+// The outbox and the listings use the handler macros above, so they are declared after them.
+mod listings;
 mod outbox;
+pub use listings::{
+    CountJobsByPlugin, JobCursor, JobPage, ListJobPage, ListRunPage, RunCursor, RunPage,
+};
+
+read_handlers! {
+    ListJobPage => listings::list_job_page,
+    ListRunPage => listings::list_run_page,
+    CountJobsByPlugin => listings::count_jobs_by_plugin,
+}
+
 pub use outbox::{
     ClaimNotifications, CountNotifications, DeliveryResult, EnqueueNotifications,
     FinishNotification, NewNotification,
