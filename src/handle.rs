@@ -31,7 +31,7 @@ use crate::scheduler::{
     AwaitReleased, Diagnostics, GetDiagnostics, PauseJob, RegisterPlugin, ResumeJob,
     SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob, TriggeredRun, UnregisterPlugin,
 };
-use crate::store::{JobDeclaration, JobRef, StoreActor};
+use crate::store::{JobDeclaration, JobRef, StoreActor, StoreReader};
 use crate::worker::{InProcessWorkers, WorkerManager};
 
 /// Entry point of the embedding API.
@@ -120,6 +120,7 @@ impl PluginJobsBuilder {
     pub fn start(self) -> Result<PluginJobsHandle> {
         self.config.validate()?;
         let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
+        let reader = StoreReader::new(self.db.clone());
         let store = StoreActor::new(self.db)
             .with_clock(Arc::clone(&self.clock))
             .start();
@@ -180,6 +181,7 @@ impl PluginJobsBuilder {
             maintenance,
             events,
             store,
+            reader,
             metrics,
             health,
             notifier,
@@ -208,6 +210,8 @@ pub struct PluginJobsHandle {
     /// The run events of this instance: subscribe new actors here.
     pub events: EventBus,
     pub store: Addr<StoreActor>,
+    /// The API's listing reads, straight on the pool rather than behind the store's writes.
+    pub reader: StoreReader,
     /// Keeps the Prometheus metrics (`GET /metrics`).
     pub metrics: Addr<MetricsActor>,
     /// Keeps each job's failure streak and last success; pauses jobs that fail too often.

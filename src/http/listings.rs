@@ -4,7 +4,8 @@
 //! and a `Link: <…>; rel="next"` header that repeats the request with that cursor.
 //!
 //! Without `limit` or `cursor`, a jobs listing answers every matching job, as it always did; a
-//! runs listing answers its default page of 50.
+//! runs listing answers its default page of 50. The reads go through the handle's
+//! [`crate::store::StoreReader`], beside the store's writes rather than behind them.
 
 use actix_web::http::header::{HeaderName, HeaderValue, LINK};
 use actix_web::web::{Path, Query};
@@ -18,7 +19,7 @@ use super::error::ApiError;
 use super::handlers::{Handle, find_job, slot_instants, upcoming_slots};
 use super::views::{JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 use crate::PluginJobsHandle;
-use crate::store::{CountJobsByPlugin, ListJobPage, ListRunPage, ListRuns, ask};
+use crate::store::{ListJobPage, ListRunPage, ListRuns};
 
 /// The largest `limit` of a listing.
 const MAX_LIMIT: u64 = 500;
@@ -36,7 +37,7 @@ pub async fn list_plugins(handle: Handle) -> ApiResult {
         .into_iter()
         .map(|plugin| (plugin, 0))
         .collect();
-    for (plugin, count) in ask(&handle.store, CountJobsByPlugin).await? {
+    for (plugin, count) in handle.reader.count_jobs_by_plugin().await? {
         counts.insert(plugin, count);
     }
     let plugins: Vec<PluginView> = counts
@@ -91,7 +92,7 @@ pub async fn list_jobs(
     let plugin_id = plugin_id.into_inner();
     let page = query.page(Some(plugin_id.clone()), false)?;
     let first_page = page.after.is_none();
-    let page = ask(&handle.store, page).await?;
+    let page = handle.reader.list_job_page(page).await?;
     if page.jobs.is_empty() && first_page {
         ensure_plugin_known(&handle, &plugin_id).await?;
     }
@@ -112,7 +113,10 @@ pub async fn list_jobs(
 /// runs of a whole page are read in one statement.
 pub async fn list_all_jobs(handle: Handle, req: HttpRequest, query: Query<JobsQuery>) -> ApiResult {
     let plugin_id = non_empty(query.plugin_id.as_deref()).map(str::to_owned);
-    let page = ask(&handle.store, query.page(plugin_id, true)?).await?;
+    let page = handle
+        .reader
+        .list_job_page(query.page(plugin_id, true)?)
+        .await?;
     let views: Vec<JobOverviewView> = page
         .jobs
         .iter()
@@ -193,7 +197,7 @@ pub async fn list_recent_runs(
     let page = query.page()?;
     let plugin_id = page.plugin_id.clone();
     let first_page = page.before.is_none();
-    let page = ask(&handle.store, page).await?;
+    let page = handle.reader.list_run_page(page).await?;
     if let Some(plugin_id) = plugin_id
         && page.runs.is_empty()
         && first_page
@@ -219,15 +223,14 @@ pub async fn list_runs(
     let view = parse_view(query.view.as_deref())?;
     let page = query.page()?;
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
-    let page = ask(
-        &handle.store,
-        ListRunPage {
+    let page = handle
+        .reader
+        .list_run_page(ListRunPage {
             job_id: Some(job.id),
             plugin_id: None,
             ..page
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(respond(
         &req,
         page.next.as_ref().map(cursor::encode_runs),
@@ -278,16 +281,15 @@ async fn ensure_plugin_known(handle: &PluginJobsHandle, plugin_id: &str) -> Resu
         .iter()
         .any(|plugin| plugin == plugin_id);
     let has_jobs = || async {
-        ask(
-            &handle.store,
-            ListJobPage {
+        handle
+            .reader
+            .list_job_page(ListJobPage {
                 plugin_id: Some(plugin_id.to_owned()),
                 limit: Some(1),
                 ..ListJobPage::default()
-            },
-        )
-        .await
-        .map(|page| !page.jobs.is_empty())
+            })
+            .await
+            .map(|page| !page.jobs.is_empty())
     };
     if registered || has_jobs().await? {
         Ok(())

@@ -4,7 +4,11 @@
 //! costs the same at the millionth row as at the first, and the next page starts strictly after
 //! the last row of this one whatever was inserted meanwhile.
 //!
-//! Reads only: handled beside the writes on the pool's other connections.
+//! Reads only, on the pool's other connections. The API calls them through a [`StoreReader`],
+//! not the `StoreActor`'s mailbox: a message there waits behind every write queued before it
+//! (writes hold the mailbox while they run), which at a thousand runs a second put hundreds of
+//! milliseconds on a listing whenever the writer fell behind. The same reads are also messages
+//! of the `StoreActor`, for callers that hold only its address.
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -99,6 +103,35 @@ pub struct RunPage {
 #[derive(Message, Debug, Clone, Copy, Default)]
 #[rtype(result = "Result<Vec<(String, u64)>>")]
 pub struct CountJobsByPlugin;
+
+/// The listing reads on a connection of their own pool, beside the `StoreActor` (see the
+/// module's header). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StoreReader {
+    db: DatabaseConnection,
+}
+
+impl StoreReader {
+    /// Reads over `db` (the pool the `StoreActor` writes through: a clone shares it).
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// See [`ListJobPage`].
+    pub async fn list_job_page(&self, msg: ListJobPage) -> Result<JobPage> {
+        list_job_page(&self.db, msg).await
+    }
+
+    /// See [`ListRunPage`].
+    pub async fn list_run_page(&self, msg: ListRunPage) -> Result<RunPage> {
+        list_run_page(&self.db, msg).await
+    }
+
+    /// See [`CountJobsByPlugin`].
+    pub async fn count_jobs_by_plugin(&self) -> Result<Vec<(String, u64)>> {
+        count_jobs_by_plugin(&self.db, CountJobsByPlugin).await
+    }
+}
 
 /// The newest run of the job in the enclosing query's `plugin_jobs` row: one probe of the
 /// `(job_id, created_at, id)` index per job. Plain SQL that SQLite and PostgreSQL read alike.

@@ -519,6 +519,7 @@ mod listings;
 mod outbox;
 pub use listings::{
     CountJobsByPlugin, JobCursor, JobPage, ListJobPage, ListRunPage, RunCursor, RunPage,
+    StoreReader,
 };
 
 read_handlers! {
