@@ -9,7 +9,10 @@
 //! - `scale`: 1,000,000 jobs in the table, 1,000 of them due every second, for 30 s;
 //! - `history`: `steady` with 1,000,000 finished runs already stored (1,000 per job, the number
 //!   kept), maintenance every 5 s so the prune is active, and 10 long manual runs whose heartbeat
-//!   age is sampled (`heartbeat_age_max_ms`, against half the 30 s lease).
+//!   age is sampled (`heartbeat_age_max_ms`, against half the 30 s lease);
+//! - `api`: `steady` in a table of 100,000 jobs and 1,000,000 runs, measured alone and then
+//!   while HTTP clients page through the jobs and runs listings: the listings' p50/p99 latency
+//!   and steady's lateness p99 in each window, plus the plans of the listing queries.
 //!
 //! Each scenario runs in a child process of its own, so its CPU time and peak RSS are its own.
 //! `cpu_s` is the process's CPU time during the measured window only (set-up excluded); with
@@ -39,7 +42,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const PLUGIN: &str = "bench";
-const SCENARIOS: [&str; 5] = ["floor", "steady", "burst", "scale", "history"];
+const SCENARIOS: [&str; 6] = ["floor", "steady", "burst", "scale", "history", "api"];
 
 #[derive(Debug, Clone, Copy)]
 struct Size {
@@ -52,6 +55,9 @@ struct Size {
     scale_hot: usize,
     scale_secs: u64,
     history_per_job: usize,
+    api_jobs: usize,
+    api_runs: usize,
+    api_secs: u64,
 }
 
 const FULL: Size = Size {
@@ -64,6 +70,9 @@ const FULL: Size = Size {
     scale_hot: 1_000,
     scale_secs: 30,
     history_per_job: 1_000,
+    api_jobs: 100_000,
+    api_runs: 1_000_000,
+    api_secs: 30,
 };
 
 const QUICK: Size = Size {
@@ -76,6 +85,9 @@ const QUICK: Size = Size {
     scale_hot: 1_000,
     scale_secs: 5,
     history_per_job: 100,
+    api_jobs: 10_000,
+    api_runs: 100_000,
+    api_secs: 5,
 };
 
 fn main() {
@@ -206,6 +218,16 @@ async fn child(scenario: &str, backend: &str, size: Size) -> Value {
             .await
         }
         "burst" => burst(&db.db, size.burst_jobs, size.burst_concurrency).await,
+        "api" => {
+            api_load(
+                &db.db,
+                size.steady_jobs,
+                size.api_jobs,
+                size.api_runs,
+                size.api_secs,
+            )
+            .await
+        }
         other => panic!("unknown scenario {other}"),
     };
     let (cpu_after, peak_rss_mb) = usage();
@@ -246,11 +268,19 @@ fn job_row(
     }
 }
 
-/// Inserts jobs straight into the table, 1,000 rows per statement (set-up, not measured).
-async fn insert_jobs(db: &DatabaseConnection, rows: impl Iterator<Item = PluginJobActiveModel>) {
-    let rows: Vec<_> = rows.collect();
-    for chunk in rows.chunks(1_000) {
-        PluginJob::insert_many(chunk.to_vec())
+/// Inserts jobs straight into the table, 1,000 rows per statement (set-up, not measured). The
+/// rows are built a statement at a time: a million of them at once would hold about half a
+/// gigabyte that the allocator keeps after set-up, and that is not the scheduler's memory.
+async fn insert_jobs(
+    db: &DatabaseConnection,
+    mut rows: impl Iterator<Item = PluginJobActiveModel>,
+) {
+    loop {
+        let chunk: Vec<_> = rows.by_ref().take(1_000).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        PluginJob::insert_many(chunk)
             .exec_without_returning(db)
             .await
             .expect("insert jobs");
@@ -445,8 +475,10 @@ async fn steady(
         }
     }
     let mut heartbeat_age_max = 0_i64;
+    let mut rss_max_mb = 0_u64;
     while Utc::now() < until {
         actix_rt::time::sleep(Duration::from_millis(200)).await;
+        rss_max_mb = rss_max_mb.max(current_rss_mb());
         if history > 0 {
             let beats: Vec<Option<DateTime<Utc>>> = PluginJobRun::find()
                 .select_only()
@@ -509,6 +541,7 @@ async fn steady(
     line["claim_query_rows"] = json!(claim_rows);
     line["cpu_s"] = json!(round3(window_cpu));
     line["claim_plan"] = json!(plan);
+    line["rss_window_max_mb"] = json!(rss_max_mb);
     if history > 0 {
         line["history_runs_per_job"] = json!(history);
         line["heartbeat_age_max_ms"] = json!(heartbeat_age_max);
@@ -733,6 +766,392 @@ async fn claim_probe(db: &DatabaseConnection) -> (f64, usize, String) {
     (round3(ms), due_rows, plan.join(" | "))
 }
 
+/// The process's resident set now (MiB), from `/proc/self/status`; 0 where there is none.
+/// `peak_rss_mb` includes the set-up; this, sampled in the measured window, is the steady state.
+fn current_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// api: the listings at 100,000 jobs and 1,000,000 runs, beside `steady`
+
+/// Clients of each listing, and the pause each takes between two requests (so the load is a
+/// steady stream of requests, not a saturation test of two cores).
+const API_CLIENTS_PER_LISTING: usize = 2;
+const API_PACE: Duration = Duration::from_millis(50);
+/// Plugins the cold jobs are spread over.
+const API_PLUGINS: usize = 10;
+
+/// `hot` every-second jobs among `jobs` jobs and `runs` stored runs: `secs` measured alone,
+/// then `secs` more while clients page through `/api/jobs` and `/api/runs` over HTTP.
+async fn api_load(
+    db: &DatabaseConnection,
+    hot: usize,
+    jobs_n: usize,
+    runs_n: usize,
+    secs: u64,
+) -> Value {
+    let keys = (0..hot).map(|n| format!("hot-{n}"));
+    let workers = noop_workers(keys.clone());
+    let config = SchedulerConfig {
+        max_concurrent_runs: hot.max(10),
+        ..SchedulerConfig::default()
+    };
+    let jobs = start_with(db, config, workers);
+    let declarations = keys
+        .map(|k| JobDeclaration::new(k, "* * * * * *"))
+        .collect();
+    jobs.register(PLUGIN, declarations).await.expect("register");
+    let seeding = Instant::now();
+    let far = Utc::now() + TimeDelta::days(365);
+    insert_jobs(
+        db,
+        (0..jobs_n.saturating_sub(hot)).map(|n| {
+            let mut row = job_row(format!("cold-{n:06}"), "0 0 1 1 *", Some(far));
+            row.plugin_id = Set(format!("cold-{}", n % API_PLUGINS));
+            row
+        }),
+    )
+    .await;
+    seed_runs(db, runs_n).await;
+    let seed_s = seeding.elapsed().as_secs_f64();
+    let plans = listing_plans(db).await;
+
+    let server = {
+        let handle = jobs.clone();
+        actix_web::HttpServer::new(move || {
+            actix_web::App::new().configure(plugin_jobs::http::configure(handle.clone(), None))
+        })
+        .workers(2)
+        .bind(("127.0.0.1", 0))
+        .expect("bind")
+    };
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let server_handle = server.handle();
+    actix_rt::spawn(server);
+
+    let alone = window(secs).await;
+    while Utc::now() < alone.until {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let loaded = window(secs).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let base = format!("http://{addr}");
+    let since =
+        (Utc::now() - TimeDelta::days(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let jobs_paths = [
+        "/api/jobs?limit=50".to_owned(),
+        "/api/jobs?limit=50&status=active&pluginId=cold-3".to_owned(),
+    ];
+    let runs_paths = [
+        "/api/runs?limit=50&view=summary".to_owned(),
+        format!("/api/runs?limit=50&view=summary&status=failed&since={since}"),
+    ];
+    let mut clients = Vec::new();
+    for (kind, paths) in [("jobs", &jobs_paths), ("runs", &runs_paths)] {
+        for i in 0..API_CLIENTS_PER_LISTING {
+            let first = format!("{base}{}", paths[i % paths.len()]);
+            let stop = std::sync::Arc::clone(&stop);
+            clients.push((kind, actix_rt::spawn(page_client(first, stop))));
+        }
+    }
+    let mut rss_max_mb = 0_u64;
+    while Utc::now() < loaded.until {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        rss_max_mb = rss_max_mb.max(current_rss_mb());
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut latencies: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut errors = 0_usize;
+    for (kind, client) in clients {
+        let (ms, failed) = client.await.expect("client");
+        latencies.entry(kind).or_default().extend(ms);
+        errors += failed;
+    }
+    server_handle.stop(true).await;
+    jobs.shutdown(Duration::from_secs(10))
+        .await
+        .expect("shutdown");
+
+    let mut line = json!({
+        "jobs_in_table": jobs_n,
+        "runs_in_table": runs_n,
+        "due_per_s": hot,
+        "seconds": secs,
+        "seed_s": round3(seed_s),
+        "api_clients": API_CLIENTS_PER_LISTING * 2,
+        "api_pace_ms": API_PACE.as_millis(),
+        "api_errors": errors,
+        "rss_window_max_mb": rss_max_mb,
+        "plans": plans,
+    });
+    for (kind, mut ms) in latencies {
+        ms.sort_by(f64::total_cmp);
+        let pick = |q: f64| {
+            let at = ((ms.len().max(1) - 1) as f64 * q).round() as usize;
+            ms.get(at).copied().map_or(0.0, round3)
+        };
+        line[format!("{kind}_requests")] = json!(ms.len());
+        line[format!("{kind}_p50_ms")] = json!(pick(0.5));
+        line[format!("{kind}_p99_ms")] = json!(pick(0.99));
+        line[format!("{kind}_max_ms")] = json!(pick(1.0));
+    }
+    for (name, window) in [("alone", &alone), ("with_api", &loaded)] {
+        let runs: Vec<PluginJobRunModel> = PluginJobRun::find()
+            .filter(PluginJobRunColumn::Trigger.eq(RunTrigger::Schedule))
+            .filter(PluginJobRunColumn::PluginId.eq(PLUGIN))
+            .filter(PluginJobRunColumn::ScheduledFor.gte(window.first))
+            .filter(PluginJobRunColumn::ScheduledFor.lte(window.last))
+            .all(db)
+            .await
+            .expect("runs");
+        let expected = hot * usize::try_from(secs).unwrap_or(0);
+        let mut seen: HashMap<(Uuid, DateTime<Utc>), usize> = HashMap::new();
+        for run in &runs {
+            *seen.entry((run.job_id, run.scheduled_for)).or_default() += 1;
+        }
+        let late = lateness(&runs);
+        line[format!("{name}_lateness_p50_ms")] = late["lateness_p50_ms"].clone();
+        line[format!("{name}_lateness_p99_ms")] = late["lateness_p99_ms"].clone();
+        line[format!("{name}_lateness_max_ms")] = late["lateness_max_ms"].clone();
+        line[format!("{name}_missed")] = json!(expected.saturating_sub(seen.len()));
+        line[format!("{name}_duplicated")] = json!(seen.values().map(|n| n - 1).sum::<usize>());
+    }
+    let alone_p99 = line["alone_lateness_p99_ms"].as_f64().unwrap_or(0.0);
+    let loaded_p99 = line["with_api_lateness_p99_ms"].as_f64().unwrap_or(0.0);
+    line["lateness_p99_ratio"] = json!(round3(loaded_p99 / alone_p99.max(1.0)));
+    line
+}
+
+/// A measured window of whole seconds: its first and last slot, and when it is over.
+struct Window {
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    until: DateTime<Utc>,
+}
+
+/// The next window of `secs` whole seconds, starting two seconds from now.
+async fn window(secs: u64) -> Window {
+    let second = TimeDelta::seconds(1);
+    let first = Utc::now().duration_trunc(second).expect("trunc") + second * 2;
+    let last = first + second * i32::try_from(secs).unwrap_or(30) - second;
+    while Utc::now() < first {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    Window {
+        first,
+        last,
+        until: last + second,
+    }
+}
+
+/// Pages through a listing from `first`, following `X-Next-Cursor` (and starting over after
+/// the last page), one request per `API_PACE`, until `stop`. Answers each request's latency
+/// (ms, the whole body read) and how many failed.
+async fn page_client(
+    first: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<f64>, usize) {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    let mut url = first.clone();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let started = Instant::now();
+        let answer = async {
+            let mut response = client.get(&url).send().await.ok()?;
+            let body = response.body().limit(64 << 20).await.ok()?;
+            let next = response
+                .headers()
+                .get("x-next-cursor")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (response.status().is_success() && !body.is_empty()).then_some(next)
+        }
+        .await;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        match answer {
+            Some(Some(next)) => {
+                let base = first.split("&cursor=").next().unwrap_or(&first);
+                url = format!("{base}&cursor={next}");
+            }
+            Some(None) => url = first.clone(),
+            None => {
+                failed += 1;
+                url = first.clone();
+            }
+        }
+        actix_rt::time::sleep(API_PACE).await;
+    }
+    (latencies, failed)
+}
+
+/// `n` finished runs spread over every job (ten days of history, newest an hour old), 5 % of
+/// them failed and 5 % manual, 1,000 rows per statement (set-up, not measured).
+async fn seed_runs(db: &DatabaseConnection, n: usize) {
+    let jobs: Vec<(Uuid, String)> = PluginJob::find()
+        .select_only()
+        .column(PluginJobColumn::Id)
+        .column(PluginJobColumn::PluginId)
+        .into_tuple()
+        .all(db)
+        .await
+        .expect("job ids");
+    let base = Utc::now() - TimeDelta::hours(1);
+    let span_ms = 10 * 24 * 3_600_000_i64;
+    let step = span_ms / i64::try_from(n.max(1)).unwrap_or(1);
+    let mut batch = Vec::with_capacity(1_000);
+    for i in 0..n {
+        let (job_id, plugin_id) = &jobs[i % jobs.len()];
+        let at = base - TimeDelta::milliseconds(step * i64::try_from(i).unwrap_or(0));
+        batch.push(PluginJobRunActiveModel {
+            id: Set(Uuid::now_v7()),
+            job_id: Set(*job_id),
+            plugin_id: Set(plugin_id.clone()),
+            trigger: Set(if i % 20 == 7 {
+                RunTrigger::Manual
+            } else {
+                RunTrigger::Schedule
+            }),
+            status: Set(if i % 20 == 3 {
+                RunStatus::Failed
+            } else {
+                RunStatus::Succeeded
+            }),
+            scheduled_for: Set(at),
+            instance_id: Set(Some("seed".to_owned())),
+            heartbeat_at: Set(Some(at)),
+            duration_ms: Set(Some(1)),
+            error: Set((i % 20 == 3).then(|| "seeded failure".to_owned())),
+            logs: Set(json!([])),
+            started_at: Set(Some(at)),
+            finished_at: Set(Some(at)),
+            created_at: Set(at),
+            traceparent: Set(None),
+            attempt: Set(1),
+            retry_of: Set(None),
+            payload: Set(None),
+        });
+        if batch.len() == 1_000 {
+            PluginJobRun::insert_many(std::mem::take(&mut batch))
+                .exec_without_returning(db)
+                .await
+                .expect("insert runs");
+        }
+    }
+    if !batch.is_empty() {
+        PluginJobRun::insert_many(batch)
+            .exec_without_returning(db)
+            .await
+            .expect("insert runs");
+    }
+    db.execute_unprepared("ANALYZE plugin_job_runs")
+        .await
+        .expect("analyze");
+    db.execute_unprepared("ANALYZE plugin_jobs")
+        .await
+        .expect("analyze");
+}
+
+/// The plans of the listing queries as the store writes them (literal values in place of the
+/// bound ones), by name.
+async fn listing_plans(db: &DatabaseConnection) -> Value {
+    let sqlite = matches!(db.get_database_backend(), sea_orm::DatabaseBackend::Sqlite);
+    let at = if sqlite {
+        format!("'{}'", Utc::now().format("%Y-%m-%d %H:%M:%S%.3f"))
+    } else {
+        format!("'{}'::timestamptz", Utc::now().to_rfc3339())
+    };
+    let id = if sqlite {
+        "x'01900000000070008000000000000000'".to_owned()
+    } else {
+        "'01900000-0000-7000-8000-000000000000'::uuid".to_owned()
+    };
+    let last_run = "(SELECT r.id FROM plugin_job_runs r WHERE r.job_id = plugin_jobs.id \
+                    ORDER BY r.created_at DESC, r.id DESC LIMIT 1)";
+    let queries = [
+        (
+            "jobs_page",
+            "SELECT * FROM plugin_jobs WHERE plugin_id >= 'cold-3' AND (plugin_id > 'cold-3' \
+             OR job_key > 'cold-050000') ORDER BY plugin_id, job_key LIMIT 51"
+                .to_owned(),
+        ),
+        (
+            "jobs_by_status_and_plugin",
+            "SELECT * FROM plugin_jobs WHERE plugin_id = 'cold-3' AND status = 'active' \
+             ORDER BY plugin_id, job_key LIMIT 51"
+                .to_owned(),
+        ),
+        (
+            "last_runs_of_a_page",
+            format!(
+                "SELECT * FROM plugin_job_runs WHERE id IN (SELECT {last_run} FROM plugin_jobs \
+                 WHERE status = 'active' ORDER BY plugin_id, job_key LIMIT 50)"
+            ),
+        ),
+        (
+            "runs_page",
+            format!(
+                "SELECT * FROM plugin_job_runs WHERE created_at <= {at} AND (created_at < {at} \
+                 OR id < {id}) ORDER BY created_at DESC, id DESC LIMIT 51"
+            ),
+        ),
+        (
+            "runs_by_status_since",
+            format!(
+                "SELECT * FROM plugin_job_runs WHERE status = 'failed' AND created_at >= {at} \
+                 ORDER BY created_at DESC, id DESC LIMIT 51"
+            ),
+        ),
+        (
+            "runs_by_plugin",
+            "SELECT * FROM plugin_job_runs WHERE plugin_id = 'cold-3' \
+             ORDER BY created_at DESC, id DESC LIMIT 51"
+                .to_owned(),
+        ),
+        (
+            "runs_by_trigger",
+            "SELECT * FROM plugin_job_runs WHERE trigger = 'manual' \
+             ORDER BY created_at DESC, id DESC LIMIT 51"
+                .to_owned(),
+        ),
+    ];
+    let mut plans = serde_json::Map::new();
+    for (name, query) in queries {
+        let explain = if sqlite {
+            format!("EXPLAIN QUERY PLAN {query}")
+        } else {
+            format!("EXPLAIN {query}")
+        };
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                explain,
+            ))
+            .await
+            .unwrap_or_default();
+        let plan: Vec<String> = rows
+            .iter()
+            .filter_map(|row| {
+                row.try_get::<String>("", if sqlite { "detail" } else { "QUERY PLAN" })
+                    .ok()
+            })
+            .map(|line| line.trim().to_owned())
+            .collect();
+        plans.insert(name.to_owned(), json!(plan.join(" | ")));
+    }
+    Value::Object(plans)
 }

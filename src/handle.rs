@@ -35,7 +35,7 @@ use crate::scheduler::{
 };
 use crate::store::{
     BackfillRequested, CancelBackfill, CreateJob, DeleteJob, GetJob, JobDeclaration, JobRef,
-    RequestBackfill, StoreActor, UpdateJob,
+    RequestBackfill, StoreActor, StoreReader, UpdateJob,
 };
 use crate::worker::{InProcessWorkers, WorkerManager};
 
@@ -127,6 +127,7 @@ impl PluginJobsBuilder {
         self.config.validate()?;
         let instance_id = self.instance_id.unwrap_or_else(new_instance_id);
         let retry_poll = self.config.tick_interval;
+        let reader = StoreReader::new(self.db.clone());
         let store = StoreActor::new(self.db)
             .with_clock(Arc::clone(&self.clock))
             .start();
@@ -197,6 +198,7 @@ impl PluginJobsBuilder {
             maintenance,
             events,
             store,
+            reader,
             metrics,
             health,
             retries,
@@ -226,6 +228,8 @@ pub struct PluginJobsHandle {
     /// The run events of this instance: subscribe new actors here.
     pub events: EventBus,
     pub store: Addr<StoreActor>,
+    /// The API's listing reads, straight on the pool rather than behind the store's writes.
+    pub reader: StoreReader,
     /// Keeps the Prometheus metrics (`GET /metrics`).
     pub metrics: Addr<MetricsActor>,
     /// Keeps each job's failure streak and last success; pauses jobs that fail too often.

@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::SchedulerConfig;
 use crate::manifest;
 use crate::notifier::NotifierConfig;
-use crate::store::{ListJobs, RetirePluginJobs, ask};
+use crate::store::{CountJobsByPlugin, RetirePluginJobs, ask};
 use crate::worker::{ProcessWorkerConfig, ProcessWorkers};
 use crate::{Error, PluginJobs, PluginJobsHandle, Result};
 use entity::prelude::JobStatus;
@@ -232,10 +232,11 @@ async fn retire_unloaded_plugins(
     not_started: &HashMap<String, String>,
     plugins_dir: &Path,
 ) -> Result<()> {
-    let known: BTreeSet<String> = ask(&jobs.store, ListJobs::default())
+    // The plugins with jobs, counted in SQL: reading every job would hold them all in memory.
+    let known: BTreeSet<String> = ask(&jobs.store, CountJobsByPlugin)
         .await?
         .into_iter()
-        .map(|job| job.plugin_id)
+        .map(|(plugin_id, _)| plugin_id)
         .collect();
     for plugin_id in known.difference(&started.iter().cloned().collect()) {
         let reason = not_started.get(plugin_id).cloned().unwrap_or_else(|| {

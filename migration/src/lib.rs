@@ -11,6 +11,7 @@ mod m20261130_000004_notification_outbox;
 mod m20261130_000005_index_runs_by_age;
 mod m20261130_000006_add_run_traceparent;
 mod m20261130_000007_retries;
+mod m20261130_000008_index_listings;
 mod m20261130_000009_job_policies;
 mod m20261130_000010_backfills;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_index_runs_by_age::Migration),
             Box::new(m20261130_000006_add_run_traceparent::Migration),
             Box::new(m20261130_000007_retries::Migration),
+            Box::new(m20261130_000008_index_listings::Migration),
             Box::new(m20261130_000009_job_policies::Migration),
             Box::new(m20261130_000010_backfills::Migration),
         ]

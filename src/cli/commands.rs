@@ -57,7 +57,7 @@ pub struct RunsArgs {
     /// PLUGIN or PLUGIN/JOB (the job's key or id); all plugins when absent.
     #[arg(value_parser = Target::parse)]
     pub target: Option<Target>,
-    /// Only runs with this status (looked for among the newest 500).
+    /// Only runs with this status (filtered by the server).
     #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
     pub status: Option<String>,
     /// How many runs to show, newest first (1 to 500).
@@ -238,26 +238,23 @@ async fn jobs(api: &ApiClient, args: &JobsArgs, json: bool) -> Result<String, Cl
 }
 
 async fn runs(api: &ApiClient, args: &RunsArgs, json: bool) -> Result<String, ClientError> {
-    // A status filter looks among the newest runs the API gives, then keeps `limit` of them.
-    let fetch = if args.status.is_some() {
-        MAX_LIMIT
-    } else {
-        args.limit
+    // The server filters by status (in SQL), so `limit` runs of that status come back.
+    let fetch = args.limit;
+    let status = match &args.status {
+        Some(status) => format!("&status={}", segment(status)),
+        None => String::new(),
     };
     let path = match &args.target {
-        None => format!("/api/runs?limit={fetch}"),
+        None => format!("/api/runs?limit={fetch}{status}"),
         Some(Target::Plugin(plugin)) => {
-            format!("/api/runs?limit={fetch}&pluginId={}", segment(plugin))
+            format!(
+                "/api/runs?limit={fetch}&pluginId={}{status}",
+                segment(plugin)
+            )
         }
-        Some(Target::Job(job)) => format!("{}/runs?limit={fetch}", job.api()),
+        Some(Target::Job(job)) => format!("{}/runs?limit={fetch}{status}", job.api()),
     };
-    let mut listed = api.get(&path).await?;
-    if let Value::Array(items) = &mut listed {
-        if let Some(status) = &args.status {
-            items.retain(|run| run["status"] == status.as_str());
-        }
-        items.truncate(usize::try_from(args.limit).unwrap_or(usize::MAX));
-    }
+    let listed = api.get(&path).await?;
     if json {
         return Ok(pretty(&listed));
     }

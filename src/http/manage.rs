@@ -21,7 +21,7 @@ type ApiResult = Result<HttpResponse, ApiError>;
 /// `POST /api/plugins/{pluginId}/jobs`: 201 with the job object (`origin: api`).
 pub async fn create_job(handle: Handle, path: Path<String>, body: Bytes) -> ApiResult {
     let plugin_id = path.into_inner();
-    super::handlers::ensure_plugin_known(&handle, &plugin_id).await?;
+    super::listings::ensure_plugin_known(&handle, &plugin_id).await?;
     let job: JobDeclaration = parse_body(&body, "a job: {\"jobKey\": …, \"schedule\": …}")?;
     let job = handle.create_job(plugin_id, job).await?;
     let location = format!(

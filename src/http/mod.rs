@@ -25,10 +25,12 @@
 //! a token, requests that a foreign web page could have made (a foreign `Host` or `Origin`, a
 //! form's content type) are refused with 403; see [`ApiOptions`]. No CORS header is ever sent.
 
+mod cursor;
 mod dashboard;
 mod error;
 mod guard;
 mod handlers;
+mod listings;
 mod manage;
 mod views;
 
@@ -47,6 +49,7 @@ pub use views::{JobDetailView, JobOverviewView, JobView, PluginView, RunSummaryV
 use crate::PluginJobsHandle;
 use guard::Access;
 use handlers as h;
+use listings as l;
 
 /// Mounts `/api/…`, `/metrics` and `/healthz` for `handle`. With `token` set, `/api` and
 /// `/metrics` requests must carry `Authorization: Bearer <token>`; without one, requests a
@@ -108,12 +111,12 @@ pub fn configure_with(
                 .wrap(from_fn(move |req, next| {
                     guard::guard(Rc::clone(&access), true, req, next)
                 }))
-                .service(resource("/plugins").route(web::get().to(h::list_plugins)))
-                .service(resource("/jobs").route(web::get().to(h::list_all_jobs)))
-                .service(resource("/runs").route(web::get().to(h::list_recent_runs)))
+                .service(resource("/plugins").route(web::get().to(l::list_plugins)))
+                .service(resource("/jobs").route(web::get().to(l::list_all_jobs)))
+                .service(resource("/runs").route(web::get().to(l::list_recent_runs)))
                 .service(
                     resource("/plugins/{pluginId}/jobs")
-                        .route(web::get().to(h::list_jobs))
+                        .route(web::get().to(l::list_jobs))
                         .route(web::post().to(manage::create_job)),
                 )
                 .service(
@@ -129,7 +132,7 @@ pub fn configure_with(
                 )
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}/runs")
-                        .route(web::get().to(h::list_runs)),
+                        .route(web::get().to(l::list_runs)),
                 )
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}/trigger")

@@ -12,11 +12,12 @@
 //! `DeleteJob` (in `job_admin.rs`), `RequestBackfill`, `CancelBackfill`, `StartBackfill` and
 //! `ListPendingBackfills` (in `backfills.rs`), the outbox messages
 //! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
-//! `Ping`. Sends nothing.
+//! `Ping`, plus the API's paginated listings `ListJobPage`, `ListRunPage` and
+//! `CountJobsByPlugin` (in `listings.rs`). Sends nothing.
 //!
 //! This file is over 500 lines on purpose: every message of the store is declared here, beside
 //! the handler lists, so it reads as the store's whole API; the statements live in one file per
-//! table or concern (`jobs`, `job_admin`, `backfills`, `claim`, `wake`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
+//! table or concern (`jobs`, `listings`, `job_admin`, `backfills`, `claim`, `wake`, `runs`, `outcomes`, `upkeep`, `retries`, `health`,
 //! `outbox`).
 
 mod backfills;
@@ -563,8 +564,20 @@ read_handlers! {
     Ping => ping,
 }
 
-// The outbox uses the handler macros above, so it is declared after them.
+// The outbox and the listings use the handler macros above, so they are declared after them.
+mod listings;
 mod outbox;
+pub use listings::{
+    CountJobsByPlugin, JobCursor, JobPage, ListJobPage, ListRunPage, RunCursor, RunPage,
+    StoreReader,
+};
+
+read_handlers! {
+    ListJobPage => listings::list_job_page,
+    ListRunPage => listings::list_run_page,
+    CountJobsByPlugin => listings::count_jobs_by_plugin,
+}
+
 pub use outbox::{
     ClaimNotifications, CountNotifications, DeliveryResult, EnqueueNotifications,
     FinishNotification, NewNotification,

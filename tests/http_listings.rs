@@ -1,0 +1,518 @@
+//! The paginated listings of the HTTP API (`GET /api/jobs`, `/api/plugins/{id}/jobs`,
+//! `/api/runs`, a job's runs): keyset pages in a stable order that a cursor walks through
+//! exactly once, filters applied in SQL, 400s that name the bad parameter, the unchanged answer
+//! of a request without `limit` or `cursor`, and each job's newest run read in one statement.
+//! On SQLite, or on PostgreSQL when `DATABASE_URL` is set.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_web::App;
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use chrono::{DateTime, TimeDelta, Utc};
+use common::{RecordingWorkers, TestDb, at, job_row, run_row};
+use entity::prelude::*;
+use plugin_jobs::clock::ManualClock;
+use plugin_jobs::http::configure;
+use plugin_jobs::{PluginJobs, PluginJobsHandle};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A started plugin-jobs on a fresh database whose store counts the statements that read
+/// `plugin_job_runs`.
+struct Listings {
+    t: TestDb,
+    jobs: PluginJobsHandle,
+    run_reads: Arc<AtomicUsize>,
+    /// The SQL of every statement that read `plugin_job_runs`, for failure messages.
+    run_sql: Arc<Mutex<Vec<String>>>,
+}
+
+impl Listings {
+    async fn new() -> Self {
+        let t = TestDb::new().await;
+        let run_reads = Arc::new(AtomicUsize::new(0));
+        let run_sql = Arc::new(Mutex::new(Vec::new()));
+        let mut db = t.db.clone();
+        let (reads, sql) = (Arc::clone(&run_reads), Arc::clone(&run_sql));
+        db.set_metric_callback(move |info| {
+            let text = &info.statement.sql;
+            if text.trim_start().starts_with("SELECT") && text.contains("plugin_job_runs") {
+                reads.fetch_add(1, Ordering::SeqCst);
+                sql.lock().expect("sql lock").push(text.clone());
+            }
+        });
+        let jobs = PluginJobs::builder(db)
+            .workers(RecordingWorkers::default())
+            .clock(ManualClock::new(at("10:00")))
+            .instance_id("test-instance")
+            .manual_ticks()
+            .start()
+            .expect("valid settings");
+        Self {
+            t,
+            jobs,
+            run_reads,
+            run_sql,
+        }
+    }
+
+    /// Inserts `count` jobs of `plugin`, keys `k00`, `k01`, …; every third one paused.
+    async fn jobs_of(&self, plugin: &str, count: usize) -> Vec<PluginJobModel> {
+        let mut jobs = Vec::new();
+        for i in 0..count {
+            let mut job = job_row(plugin, &format!("k{i:02}"));
+            if i % 3 == 2 {
+                job.status = JobStatus::Paused;
+            }
+            jobs.push(self.t.insert_job(job).await);
+        }
+        jobs
+    }
+
+    /// Inserts a finished run of `job` created at `created_at`.
+    async fn run_of(
+        &self,
+        job: &PluginJobModel,
+        created_at: DateTime<Utc>,
+        status: RunStatus,
+        trigger: RunTrigger,
+    ) -> PluginJobRunModel {
+        let run = PluginJobRunModel {
+            status,
+            trigger,
+            created_at,
+            scheduled_for: created_at,
+            ..run_row(job)
+        };
+        self.t.insert_run(run).await.expect("insert run")
+    }
+}
+
+macro_rules! app {
+    ($l:expr) => {
+        test::init_service(App::new().configure(configure($l.jobs.clone(), None))).await
+    };
+}
+
+/// A response: status, body as JSON, and the next cursor and link when given.
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    next: Option<String>,
+    link: Option<String>,
+}
+
+impl Reply {
+    fn items(&self) -> &Vec<Value> {
+        self.body.as_array().expect("a JSON array")
+    }
+
+    fn error(&self) -> String {
+        self.body["error"].as_str().expect("an error").to_owned()
+    }
+}
+
+async fn reply<B: MessageBody>(response: ServiceResponse<B>) -> Reply {
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().expect("ASCII header").to_owned())
+    };
+    let (next, link) = (header("x-next-cursor"), header("link"));
+    let bytes = test::read_body(response).await;
+    let body = serde_json::from_slice(&bytes).expect("a JSON body");
+    Reply {
+        status,
+        body,
+        next,
+        link,
+    }
+}
+
+/// `GET uri` on the app (a macro: the test service's request type has no public name).
+macro_rules! get {
+    ($app:expr, $uri:expr) => {
+        reply(test::call_service(&$app, TestRequest::get().uri($uri).to_request()).await).await
+    };
+}
+
+/// Follows `X-Next-Cursor` from `first` (a URI with `limit`) to the last page; answers every
+/// item in the order the pages gave them and the number of pages.
+macro_rules! walk {
+    ($app:expr, $first:expr) => {{
+        let mut items: Vec<Value> = Vec::new();
+        let mut pages = 0_usize;
+        let mut uri: String = $first.to_owned();
+        loop {
+            let reply = get!($app, &uri);
+            assert_eq!(reply.status, StatusCode::OK, "{uri}: {}", reply.body);
+            pages += 1;
+            assert!(pages < 1000, "the cursor never ends");
+            items.extend(reply.items().iter().cloned());
+            let Some(next) = reply.next else {
+                assert!(reply.link.is_none(), "a link without a cursor");
+                break;
+            };
+            uri = next_uri(reply.link, &next);
+        }
+        (items, pages)
+    }};
+}
+
+/// The URI of a `Link: <uri>; rel="next"` header, checked to carry `next` as its cursor: the
+/// same path and filters with the new cursor.
+fn next_uri(link: Option<String>, next: &str) -> String {
+    let link = link.expect("a Link beside the cursor");
+    assert!(
+        link.ends_with(&format!("cursor={next}>; rel=\"next\"")),
+        "{link}"
+    );
+    link.trim_start_matches('<')
+        .trim_end_matches(">; rel=\"next\"")
+        .to_owned()
+}
+
+fn key_of(job: &Value) -> (String, String) {
+    (
+        job["pluginId"].as_str().expect("pluginId").to_owned(),
+        job["jobKey"].as_str().expect("jobKey").to_owned(),
+    )
+}
+
+fn id_of(item: &Value) -> Uuid {
+    item["id"].as_str().expect("id").parse().expect("a UUID")
+}
+
+// Jobs ------------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn a_job_cursor_walks_every_job_once_in_plugin_and_key_order() {
+    let l = Listings::new().await;
+    let mut expected = Vec::new();
+    for (plugin, count) in [("gamma", 4), ("alpha", 9), ("beta", 10)] {
+        expected.extend(
+            l.jobs_of(plugin, count)
+                .await
+                .iter()
+                .map(|job| (job.plugin_id.clone(), job.job_key.clone())),
+        );
+    }
+    expected.sort();
+    let app = app!(l);
+
+    let (items, pages) = walk!(app, "/api/jobs?limit=5");
+    assert_eq!(items.iter().map(key_of).collect::<Vec<_>>(), expected);
+    assert_eq!(pages, 5, "23 jobs in pages of 5");
+    // The plain listing answers the same jobs, all at once, with no cursor.
+    let all = get!(app, "/api/jobs");
+    assert_eq!(all.next, None);
+    assert_eq!(all.items().iter().map(key_of).collect::<Vec<_>>(), expected);
+    assert_eq!(all.items(), &items, "pages carry the same objects");
+}
+
+#[actix_rt::test]
+async fn a_page_ends_exactly_at_the_last_job_without_a_cursor() {
+    let l = Listings::new().await;
+    l.jobs_of("alpha", 6).await;
+    let app = app!(l);
+    let first = get!(app, "/api/jobs?limit=3");
+    assert_eq!(first.items().len(), 3);
+    let cursor = first.next.expect("a next page");
+    let second = get!(app, &format!("/api/jobs?limit=3&cursor={cursor}"));
+    assert_eq!(second.items().len(), 3);
+    assert_eq!(second.next, None, "no empty page after the last job");
+    // A cursor without a limit asks for a page of the default size (50): the rest.
+    let rest = get!(app, &format!("/api/jobs?cursor={cursor}"));
+    assert_eq!(rest.items(), second.items());
+    assert_eq!(rest.next, None);
+    let whole = get!(app, "/api/jobs?limit=6");
+    assert_eq!(whole.items().len(), 6);
+    assert_eq!(whole.next, None);
+}
+
+#[actix_rt::test]
+async fn job_listings_filter_by_status_and_plugin() {
+    let l = Listings::new().await;
+    l.jobs_of("alpha", 7).await;
+    l.jobs_of("beta", 8).await;
+    let app = app!(l);
+
+    let (paused, _) = walk!(app, "/api/jobs?status=paused&pluginId=beta&limit=1");
+    let keys: Vec<_> = paused.iter().map(key_of).collect();
+    assert_eq!(
+        keys,
+        [("beta", "k02"), ("beta", "k05")].map(|(p, k)| (p.to_owned(), k.to_owned()))
+    );
+
+    let (active, _) = walk!(app, "/api/plugins/alpha/jobs?status=active&limit=2");
+    assert_eq!(
+        active
+            .iter()
+            .map(key_of)
+            .map(|(_, key)| key)
+            .collect::<Vec<_>>(),
+        ["k00", "k01", "k03", "k04", "k06"]
+    );
+    assert!(active.iter().all(|job| job.get("lastRun").is_none()));
+    // The plugin's listing without limit keeps its shape: every job object, no cursor.
+    let plain = get!(app, "/api/plugins/alpha/jobs");
+    assert_eq!(plain.items().len(), 7);
+    assert_eq!(plain.next, None);
+    // Filters in SQL still leave a plugin's 404 alone.
+    let unknown = get!(app, "/api/plugins/nobody/jobs?limit=5");
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let none_paused = get!(app, "/api/plugins/alpha/jobs?status=retired");
+    assert_eq!(none_paused.status, StatusCode::OK);
+    assert!(none_paused.items().is_empty());
+}
+
+#[actix_rt::test]
+async fn every_job_carries_its_newest_run_read_in_one_statement() {
+    let l = Listings::new().await;
+    let jobs = l.jobs_of("alpha", 60).await;
+    let mut newest = std::collections::HashMap::new();
+    for (i, job) in jobs.iter().enumerate().take(50) {
+        for minute in 0..(i % 4 + 1) {
+            let created = at("09:00") + TimeDelta::minutes(i64::try_from(minute).expect("small"));
+            let run = l
+                .run_of(job, created, RunStatus::Succeeded, RunTrigger::Schedule)
+                .await;
+            newest.insert(job.id, run.id);
+        }
+    }
+    let app = app!(l);
+
+    for uri in [
+        "/api/jobs?limit=30",
+        "/api/jobs",
+        "/api/jobs?limit=30&status=active",
+    ] {
+        l.run_reads.store(0, Ordering::SeqCst);
+        l.run_sql.lock().expect("sql lock").clear();
+        let reply = get!(app, uri);
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(
+            l.run_reads.load(Ordering::SeqCst),
+            1,
+            "{uri}: the newest runs of a page in one statement, not one per job: {:?}",
+            l.run_sql.lock().expect("sql lock")
+        );
+        for job in reply.items() {
+            let last = job["lastRun"]["id"].as_str().map(|id| id.parse::<Uuid>());
+            let expected = newest.get(&id_of(job)).copied();
+            assert_eq!(last.transpose().expect("a UUID"), expected, "{job}");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn bad_listing_parameters_answer_400_naming_the_parameter_and_value() {
+    let l = Listings::new().await;
+    l.jobs_of("alpha", 3).await;
+    let job = l.jobs_of("beta", 1).await.remove(0);
+    for minute in 0..3 {
+        l.run_of(
+            &job,
+            at("09:00") + TimeDelta::minutes(minute),
+            RunStatus::Succeeded,
+            RunTrigger::Schedule,
+        )
+        .await;
+    }
+    let app = app!(l);
+    let runs_cursor = get!(app, "/api/runs?limit=1").next.expect("a run cursor");
+    let jobs_cursor = get!(app, "/api/jobs?limit=1").next.expect("a job cursor");
+
+    let cases = [
+        ("/api/jobs?limit=0".to_owned(), "limit", "\"0\""),
+        ("/api/jobs?limit=501".to_owned(), "limit", "\"501\""),
+        (
+            "/api/jobs?cursor=nonsense".to_owned(),
+            "cursor",
+            "\"nonsense\"",
+        ),
+        (
+            format!("/api/jobs?cursor={runs_cursor}"),
+            "cursor",
+            runs_cursor.as_str(),
+        ),
+        (
+            "/api/jobs?status=sleeping".to_owned(),
+            "status",
+            "\"sleeping\"",
+        ),
+        (
+            "/api/plugins/alpha/jobs?cursor=zz".to_owned(),
+            "cursor",
+            "\"zz\"",
+        ),
+        (
+            "/api/plugins/alpha/jobs?limit=x".to_owned(),
+            "limit",
+            "\"x\"",
+        ),
+        (
+            format!("/api/runs?cursor={jobs_cursor}"),
+            "cursor",
+            jobs_cursor.as_str(),
+        ),
+        ("/api/runs?cursor=00ff".to_owned(), "cursor", "\"00ff\""),
+        ("/api/runs?status=done".to_owned(), "status", "\"done\""),
+        ("/api/runs?trigger=cron".to_owned(), "trigger", "\"cron\""),
+        (
+            "/api/runs?since=yesterday".to_owned(),
+            "since",
+            "\"yesterday\"",
+        ),
+        (
+            "/api/runs?until=2025-13-01".to_owned(),
+            "until",
+            "\"2025-13-01\"",
+        ),
+        (
+            "/api/plugins/beta/jobs/k00/runs?cursor=1".to_owned(),
+            "cursor",
+            "\"1\"",
+        ),
+    ];
+    for (uri, parameter, value) in cases {
+        let reply = get!(app, &uri);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{uri}: {}",
+            reply.body
+        );
+        let message = reply.error();
+        assert!(
+            message.contains(parameter) && message.contains(value),
+            "{uri}: {message:?} names {parameter} and {value}"
+        );
+    }
+}
+
+// Runs ------------------------------------------------------------------------------------------
+
+/// Inserts runs of three jobs, several of them created at the same instant (a tie the id
+/// decides), with every status and trigger; answers them newest first as the API orders them.
+async fn run_history(l: &Listings) -> Vec<PluginJobRunModel> {
+    let jobs = l.jobs_of("alpha", 2).await;
+    let other = l.jobs_of("beta", 1).await;
+    let statuses = [
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+    let triggers = [RunTrigger::Schedule, RunTrigger::Manual, RunTrigger::Retry];
+    let mut runs = Vec::new();
+    for i in 0..36_usize {
+        let job = if i % 5 == 4 { &other[0] } else { &jobs[i % 2] };
+        // Every three runs share an instant.
+        let created = at("08:00") + TimeDelta::minutes(i64::try_from(i / 3).expect("small"));
+        let run = l
+            .run_of(job, created, statuses[i % 3], triggers[(i / 2) % 3])
+            .await;
+        runs.push(run);
+    }
+    runs.sort_by_key(|run| std::cmp::Reverse((run.created_at, run.id)));
+    runs
+}
+
+#[actix_rt::test]
+async fn a_run_cursor_walks_every_run_once_newest_first_through_ties() {
+    let l = Listings::new().await;
+    let expected: Vec<Uuid> = run_history(&l).await.iter().map(|run| run.id).collect();
+    let app = app!(l);
+
+    let (items, pages) = walk!(app, "/api/runs?limit=4&view=summary");
+    assert_eq!(items.iter().map(id_of).collect::<Vec<_>>(), expected);
+    assert_eq!(pages, 9);
+    assert!(items.iter().all(|run| run.get("logs").is_none()));
+    // Without a cursor: the default page of 50, shape unchanged.
+    let plain = get!(app, "/api/runs");
+    assert_eq!(
+        plain.items().iter().map(id_of).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(plain.next, None);
+    assert!(plain.items().iter().all(|run| run.get("logs").is_some()));
+}
+
+#[actix_rt::test]
+async fn run_listings_filter_by_status_trigger_plugin_and_creation_time() {
+    let l = Listings::new().await;
+    let runs = run_history(&l).await;
+    let app = app!(l);
+    let since = at("08:03");
+    let until = at("08:09");
+    let expected: Vec<Uuid> = runs
+        .iter()
+        .filter(|run| run.status == RunStatus::Failed && run.trigger != RunTrigger::Manual)
+        .filter(|run| run.plugin_id == "alpha")
+        .filter(|run| run.created_at >= since && run.created_at < until)
+        .map(|run| run.id)
+        .collect();
+    assert!(expected.len() >= 2, "the history has such runs");
+    for trigger in ["schedule", "retry"] {
+        let uri = format!(
+            "/api/runs?status=failed&trigger={trigger}&pluginId=alpha\
+             &since=2024-01-15T08:03:00Z&until=2024-01-15T09:09:00%2B01:00&limit=1"
+        );
+        let (items, _) = walk!(app, &uri);
+        let want: Vec<Uuid> = expected
+            .iter()
+            .copied()
+            .filter(|id| {
+                runs.iter()
+                    .any(|run| run.id == *id && run.trigger.to_string() == trigger)
+            })
+            .collect();
+        assert_eq!(items.iter().map(id_of).collect::<Vec<_>>(), want, "{uri}");
+        for run in &items {
+            assert_eq!(run["status"], "failed");
+            assert_eq!(run["trigger"], trigger);
+            assert_eq!(run["pluginId"], "alpha");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_jobs_runs_page_through_a_cursor_and_filter_too() {
+    let l = Listings::new().await;
+    let runs = run_history(&l).await;
+    let job_id = runs
+        .iter()
+        .find(|run| run.plugin_id == "alpha")
+        .expect("an alpha run")
+        .job_id;
+    let key = l.t.job(job_id).await.job_key;
+    let app = app!(l);
+
+    let of_job: Vec<Uuid> = runs
+        .iter()
+        .filter(|run| run.job_id == job_id)
+        .map(|run| run.id)
+        .collect();
+    let (items, _) = walk!(app, &format!("/api/plugins/alpha/jobs/{key}/runs?limit=5"));
+    assert_eq!(items.iter().map(id_of).collect::<Vec<_>>(), of_job);
+
+    let cancelled: Vec<Uuid> = runs
+        .iter()
+        .filter(|run| run.job_id == job_id && run.status == RunStatus::Cancelled)
+        .map(|run| run.id)
+        .collect();
+    let (items, _) = walk!(
+        app,
+        &format!("/api/plugins/alpha/jobs/{job_id}/runs?limit=2&status=cancelled")
+    );
+    assert_eq!(items.iter().map(id_of).collect::<Vec<_>>(), cancelled);
+}
