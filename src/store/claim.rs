@@ -31,6 +31,9 @@ use crate::time::{delta, plus, to_millis};
 /// page larger than the budget saves a round trip when there are some.
 const MIN_PAGE: u64 = 32;
 
+/// How many of a plugin's oldest due jobs a claim with no free slot looks at for overlap
+/// decisions.
+const OVERLAP_PAGE: u64 = 256;
 /// The most pages one claim reads per plugin. Only rows that fire nothing make a claim read a
 /// second page; this bounds what a backlog of them costs one claim (the next claim goes on).
 const MAX_PAGES: usize = 8;
@@ -283,13 +286,17 @@ impl Claim<'_> {
 
     /// With no slot free for a plugin: decides its due jobs whose overlap policy is not `skip`,
     /// so that their slots wait, and a `cancel_previous` slot cancels the live run, even while
-    /// the plugin or the instance is at its limit. One page; nothing fires.
+    /// the plugin or the instance is at its limit. Nothing fires. It reads one bounded page of
+    /// the oldest due jobs and keeps those: filtering on the policy in SQL would make a plugin
+    /// with a large backlog of `skip` jobs scan all of them on every claim.
     async fn decide_overlaps(&mut self, plugin_id: &str) -> Result<Vec<Decided>> {
-        let due = self
-            .due_query(plugin_id, MIN_PAGE, &[])
-            .filter(PluginJobColumn::Overlap.ne(OverlapPolicy::Skip))
+        let due: Vec<PluginJobModel> = self
+            .due_query(plugin_id, OVERLAP_PAGE, &[])
             .all(self.txn)
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|job| job.overlap != OverlapPolicy::Skip)
+            .collect();
         if due.is_empty() {
             return Ok(Vec::new());
         }
