@@ -8,7 +8,7 @@
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
-//! `ListDueRetries` and `GetRetryOf` (in `retries.rs`), `CreateJob`, `UpdateJob` and
+//! `ListDueRetries` (in `retries.rs`), `CreateJob`, `UpdateJob` and
 //! `DeleteJob` (in `job_admin.rs`), `RequestBackfill`, `CancelBackfill`, `StartBackfill` and
 //! `ListPendingBackfills` (in `backfills.rs`), the outbox messages
 //! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
@@ -54,7 +54,7 @@ pub use claim::{ClaimOutcome, ClaimedRun, SkippedSlot, WaitingSlot};
 pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
 pub use job_admin::{CreateJob, DeleteJob, UpdateJob};
 pub use jobs::JobDeclaration;
-pub use retries::{DueRetries, GetRetryOf, ListDueRetries, RetryStart, StartRetry, backoff};
+pub use retries::{DueRetries, ListDueRetries, RetryStart, StartRetry, backoff};
 pub use upkeep::RescuedRun;
 
 use crate::Result;
@@ -559,7 +559,6 @@ read_handlers! {
     ListRuns => runs::list_runs,
     GetRun => runs::get_run,
     ListDueRetries => retries::list_due_retries,
-    GetRetryOf => retries::get_retry_of,
     ListPendingBackfills => backfills::list_pending_backfills,
     Ping => ping,
 }

@@ -329,35 +329,6 @@ async fn drop_retry(
     Ok(retry)
 }
 
-/// The retries of the given failed runs, for the run views.
-pub(super) async fn retries_of(
-    db: &DatabaseConnection,
-    failed_runs: Vec<Uuid>,
-) -> Result<Vec<RetryModel>> {
-    let mut found = Vec::new();
-    for chunk in failed_runs.chunks(super::IDS_PER_STATEMENT) {
-        found.extend(
-            Retry::find()
-                .filter(RetryColumn::FailedRunId.is_in(chunk.to_vec()))
-                .all(db)
-                .await?,
-        );
-    }
-    Ok(found)
-}
-
-/// The retry a failed run asked for, if any.
-#[derive(actix::Message, Debug, Clone, Copy)]
-#[rtype(result = "Result<Option<RetryModel>>")]
-pub struct GetRetryOf(pub Uuid);
-
-pub(super) async fn get_retry_of(
-    db: &DatabaseConnection,
-    msg: GetRetryOf,
-) -> Result<Option<RetryModel>> {
-    Ok(retries_of(db, vec![msg.0]).await?.pop())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
