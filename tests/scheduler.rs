@@ -361,6 +361,29 @@ async fn with_a_limit_of_one_the_second_job_runs_after_the_first_finishes() {
 }
 
 #[actix_rt::test]
+async fn a_tick_while_every_slot_is_busy_still_hands_freed_slots_to_due_jobs() {
+    let h = Harness::new(config(2)).await;
+    let gate = Gate::default();
+    let mut plugin = h.plugin("alpha");
+    for key in ["a", "b", "c"] {
+        plugin = plugin.job(JobDeclaration::new(key, "0 11 * * *"), gate.handler());
+    }
+    plugin.register().await;
+    h.tick_at(at("11:00")).await;
+    assert_eq!(h.t.all_runs().await.len(), 2, "the budget holds two");
+    // A tick with no free slot claims nothing; the third job is still due.
+    h.tick_at(at("11:00")).await;
+    assert_eq!(h.t.all_runs().await.len(), 2);
+    gate.open();
+    // No more ticks: the slots the two runs free go to the due job at once.
+    wait_until("the third job ran", Duration::from_secs(10), || async {
+        h.t.all_runs().await.len() == 3
+    })
+    .await;
+    h.wait_idle().await;
+}
+
+#[actix_rt::test]
 async fn a_slow_run_does_not_delay_another_jobs_slot() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();

@@ -368,9 +368,12 @@ impl SchedulerActor {
 }
 
 /// Whether a claim used every slot it was given, the instance's or a plugin's own: then a slot
-/// that frees should claim again at once.
+/// that frees should claim again at once. A claim that had no slot to give (the budget, or a
+/// plugin's own limit, already full) cannot tell whether due jobs wait, so it counts as used up
+/// too; otherwise such a claim (a safety tick while every slot is busy) would leave the jobs
+/// that are due waiting for the next tick instead of the next freed slot.
 fn saturates(outcome: &ClaimOutcome, free: usize, plugin_limits: &BTreeMap<String, u64>) -> bool {
-    if free > 0 && outcome.claimed.len() >= free {
+    if outcome.claimed.len() >= free {
         return true;
     }
     let mut per_plugin: HashMap<&str, u64> = HashMap::new();
@@ -381,7 +384,7 @@ fn saturates(outcome: &ClaimOutcome, free: usize, plugin_limits: &BTreeMap<Strin
     }
     plugin_limits
         .iter()
-        .any(|(plugin, limit)| *limit > 0 && per_plugin.get(plugin.as_str()) >= Some(limit))
+        .any(|(plugin, limit)| per_plugin.get(plugin.as_str()).copied().unwrap_or(0) >= *limit)
 }
 
 impl Actor for SchedulerActor {
