@@ -20,7 +20,7 @@
 //! One JSON line per scenario. `-- --quick` shrinks everything to run in about a minute;
 //! `-- --only steady,burst` picks scenarios; `-- --sqlite-only` skips PostgreSQL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -42,13 +42,24 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const PLUGIN: &str = "bench";
-const SCENARIOS: [&str; 6] = ["floor", "steady", "burst", "scale", "history", "api"];
+const SCENARIOS: [&str; 8] = [
+    "floor",
+    "steady",
+    "steady10k",
+    "burst",
+    "burst3",
+    "scale",
+    "history",
+    "api",
+];
 
 #[derive(Debug, Clone, Copy)]
 struct Size {
     floor_rows: usize,
     steady_jobs: usize,
     steady_secs: u64,
+    /// Jobs of `steady10k`: ten times `steady`'s load.
+    steady_big_jobs: usize,
     burst_jobs: usize,
     burst_concurrency: usize,
     scale_jobs: usize,
@@ -64,6 +75,7 @@ const FULL: Size = Size {
     floor_rows: 20_000,
     steady_jobs: 1_000,
     steady_secs: 30,
+    steady_big_jobs: 10_000,
     burst_jobs: 100_000,
     burst_concurrency: 1_000,
     scale_jobs: 1_000_000,
@@ -79,6 +91,7 @@ const QUICK: Size = Size {
     floor_rows: 5_000,
     steady_jobs: 1_000,
     steady_secs: 5,
+    steady_big_jobs: 10_000,
     burst_jobs: 10_000,
     burst_concurrency: 1_000,
     scale_jobs: 100_000,
@@ -116,8 +129,12 @@ fn main() {
     }
     let exe = std::env::current_exe().expect("own path");
     for backend in backends {
-        let mut floor = None;
+        let (mut floor, mut burst) = (None, None);
         for scenario in SCENARIOS.iter().filter(|s| only.iter().any(|o| o == *s)) {
+            if *scenario == "burst3" && backend == "sqlite" {
+                // One SQLite file has one writer at a time: instances cannot scale out there.
+                continue;
+            }
             let mut command = Command::new(&exe);
             command.args(["--child", scenario, backend]);
             if quick {
@@ -137,6 +154,14 @@ fn main() {
                 continue;
             };
             let rate = line["runs_per_s"].as_f64().unwrap_or(0.0);
+            if *scenario == "burst" {
+                burst = Some(rate);
+            }
+            if *scenario == "burst3"
+                && let Some(single) = burst.filter(|b| *b > 0.0)
+            {
+                line["scale_out"] = json!((rate / single * 100.0).round() / 100.0);
+            }
             if *scenario == "floor" {
                 floor = Some(rate);
             } else if let Some(floor) = floor.filter(|f| *f > 0.0) {
@@ -150,6 +175,8 @@ fn main() {
 /// A fresh database for one scenario: a SQLite file in a temporary folder, or a new schema.
 struct Db {
     db: DatabaseConnection,
+    /// The URL it was opened with (for PostgreSQL, with its schema), for further pools.
+    url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -165,6 +192,7 @@ async fn fresh_db(backend: &str) -> Db {
             .expect("migrate");
         return Db {
             db,
+            url,
             _dir: Some(dir),
         };
     }
@@ -180,7 +208,11 @@ async fn fresh_db(backend: &str) -> Db {
     let db = plugin_jobs::db::connect_and_migrate(&url)
         .await
         .expect("migrate");
-    Db { db, _dir: None }
+    Db {
+        db,
+        url,
+        _dir: None,
+    }
 }
 
 fn usage() -> (f64, u64) {
@@ -197,6 +229,7 @@ async fn child(scenario: &str, backend: &str, size: Size) -> Value {
     let mut line = match scenario {
         "floor" => floor(&db.db, size.floor_rows).await,
         "steady" => steady(&db.db, size.steady_jobs, 0, size.steady_secs, 0).await,
+        "steady10k" => steady(&db.db, size.steady_big_jobs, 0, size.steady_secs, 0).await,
         "history" => {
             steady(
                 &db.db,
@@ -218,6 +251,7 @@ async fn child(scenario: &str, backend: &str, size: Size) -> Value {
             .await
         }
         "burst" => burst(&db.db, size.burst_jobs, size.burst_concurrency).await,
+        "burst3" => burst_instances(&db, size.burst_jobs, size.burst_concurrency, 3).await,
         "api" => {
             api_load(
                 &db.db,
@@ -656,6 +690,106 @@ async fn burst(db: &DatabaseConnection, jobs_n: usize, concurrency: usize) -> Va
     line["jobs"] = json!(jobs_n);
     line["max_concurrent_runs"] = json!(concurrency);
     line["runs_seen"] = json!(runs.len());
+    line["seconds"] = json!(round3(elapsed));
+    line["runs_per_s"] = json!((jobs_n as f64 / elapsed).round());
+    line["cpu_s"] = json!(round3(window_cpu));
+    line
+}
+
+/// `burst` on `instances` instances at once: each its own actix System on a thread of its own,
+/// with its own connection pool, scheduler and budget of `concurrency`, all on the same
+/// database. Reports the aggregate rate and how many runs each instance made.
+async fn burst_instances(db: &Db, jobs_n: usize, concurrency: usize, instances: usize) -> Value {
+    let keys: Vec<String> = (0..jobs_n).map(|n| format!("burst-{n}")).collect();
+    let finished = std::sync::Arc::new(tokio::sync::watch::channel(0usize).0);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut threads = Vec::new();
+    for _ in 0..instances {
+        let (url, keys) = (db.url.clone(), keys.clone());
+        let (finished, mut stopped, ready) = (
+            std::sync::Arc::clone(&finished),
+            stopped.clone(),
+            ready_tx.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let pool = plugin_jobs::db::connect(&url).await.expect("connect");
+                let jobs = start(&pool, concurrency, noop_workers(keys.iter().cloned()));
+                let declarations = keys
+                    .iter()
+                    .map(|k| JobDeclaration::new(k.clone(), "0 0 1 1 *"))
+                    .collect();
+                jobs.register(PLUGIN, declarations).await.expect("register");
+                jobs.subscribe(FinishCounter(finished).start().recipient());
+                ready.send(()).expect("ready");
+                let _ = stopped.wait_for(|stop| *stop).await;
+                jobs.shutdown(Duration::from_secs(10))
+                    .await
+                    .expect("shutdown");
+            });
+        }));
+    }
+    for _ in 0..instances {
+        ready_rx.recv().await.expect("an instance started");
+    }
+    let due = Utc::now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .expect("trunc")
+        + TimeDelta::seconds(2);
+    PluginJob::update_many()
+        .col_expr(PluginJobColumn::NextRunAt, Expr::value(due))
+        .exec(&db.db)
+        .await
+        .expect("make due");
+    while Utc::now() < due {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (cpu_before, _) = usage();
+    let started = Instant::now();
+    let mut finished = finished.subscribe();
+    finished
+        .wait_for(|done| *done >= jobs_n)
+        .await
+        .expect("finish counter");
+    loop {
+        let done = PluginJobRun::find()
+            .filter(PluginJobRunColumn::Status.eq(RunStatus::Succeeded))
+            .count(&db.db)
+            .await
+            .expect("count");
+        if done >= jobs_n as u64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "burst did not finish"
+        );
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let window_cpu = usage().0 - cpu_before;
+    stop.send_replace(true);
+    for thread in threads {
+        thread.join().expect("instance thread");
+    }
+    let runs = PluginJobRun::find().all(&db.db).await.expect("runs");
+    let slots: HashSet<(Uuid, DateTime<Utc>)> =
+        runs.iter().map(|r| (r.job_id, r.scheduled_for)).collect();
+    let mut per_instance: BTreeMap<String, usize> = BTreeMap::new();
+    for run in &runs {
+        *per_instance
+            .entry(run.instance_id.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let mut line = lateness(&runs);
+    line["jobs"] = json!(jobs_n);
+    line["instances"] = json!(instances);
+    line["max_concurrent_runs"] = json!(concurrency);
+    line["runs_seen"] = json!(runs.len());
+    line["duplicated"] = json!(runs.len() - slots.len());
+    line["missed"] = json!(jobs_n.saturating_sub(slots.len()));
+    line["runs_per_instance"] = json!(per_instance.into_values().collect::<Vec<_>>());
     line["seconds"] = json!(round3(elapsed));
     line["runs_per_s"] = json!((jobs_n as f64 / elapsed).round());
     line["cpu_s"] = json!(round3(window_cpu));
