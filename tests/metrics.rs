@@ -473,3 +473,50 @@ async fn jobs_past_the_label_limit_are_counted_under_one_other_series() {
         "a labelled job keeps its own series"
     );
 }
+
+/// A scrape reads the jobs a page at a time: a job that got its series from a run event keeps
+/// its gauges wherever it sits in the table, and the free labels go to the first jobs in key
+/// order, never to more than the limit.
+#[actix_rt::test]
+async fn a_scrape_pages_through_the_jobs_and_gauges_only_the_labelled_ones() {
+    use plugin_jobs::events::RunEvent;
+    use plugin_jobs::metrics::MAX_LABELLED_JOBS;
+
+    let s = Setup::new().await;
+    let total = MAX_LABELLED_JOBS + 5;
+    let key = |n: usize| format!("job-{n:05}");
+    for n in 0..total {
+        s.t.insert_job(common::job_row("big", &key(n))).await;
+    }
+    // The last job in key order, on the scrape's second page, is labelled first by a run.
+    let last = key(total - 1);
+    s.jobs
+        .metrics
+        .send(RunEvent::RunQueued {
+            run_id: uuid::Uuid::now_v7(),
+            job_id: uuid::Uuid::now_v7(),
+            plugin_id: "big".to_owned(),
+            job_key: last.clone(),
+            trigger: RunTrigger::Schedule,
+            scheduled_for: at("10:00"),
+        })
+        .await
+        .expect("event");
+    let text = s.jobs.metrics().await.expect("render");
+    let gauged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("plugin_jobs_job_consecutive_failures{"))
+        .collect();
+    assert_eq!(
+        gauged.len(),
+        MAX_LABELLED_JOBS,
+        "one gauge per labelled job"
+    );
+    let has = |job: &str| gauged.iter().any(|l| l.contains(&format!("job=\"{job}\"")));
+    assert!(has(&last), "the job labelled by its run keeps its gauge");
+    assert!(has(&key(0)), "the first job in key order gets a label");
+    assert!(
+        !has(&key(MAX_LABELLED_JOBS - 1)),
+        "the labels ran out before the {MAX_LABELLED_JOBS}th job in key order"
+    );
+}

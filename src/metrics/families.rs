@@ -46,6 +46,9 @@ const WORKER_STATUSES: [WorkerStatus; 5] = [
 /// [`OTHER_JOBS`], so a plugin with a hundred thousand jobs cannot grow the metrics (and every
 /// scrape) without bound.
 pub const MAX_LABELLED_JOBS: usize = 1_000;
+/// The keys of the jobs with series of their own, by plugin.
+pub(super) type Labelled = std::collections::HashMap<String, std::collections::HashSet<String>>;
+
 /// The `job` label of jobs past [`MAX_LABELLED_JOBS`].
 pub const OTHER_JOBS: &str = "_other";
 
@@ -132,7 +135,7 @@ pub(super) struct Metrics {
     job_interval: Family<JobLabels, Gauge<f64, AtomicU64>>,
     notifications: Family<NotificationLabels, Counter>,
     /// Jobs with series of their own, as `plugin` → job keys.
-    labelled_jobs: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    labelled_jobs: Labelled,
     labelled_count: usize,
 }
 
@@ -281,6 +284,14 @@ impl Metrics {
             .or_default()
             .insert(job.clone());
         job
+    }
+
+    /// The jobs with series of their own, and how many more may get one.
+    pub(super) fn labels(&self) -> (Labelled, usize) {
+        (
+            self.labelled_jobs.clone(),
+            MAX_LABELLED_JOBS.saturating_sub(self.labelled_count),
+        )
     }
 
     /// Sets the scrape-time gauges: live and waiting runs, and each registered plugin's worker.

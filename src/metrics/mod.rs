@@ -2,9 +2,13 @@
 //! `prometheus-client` crate) and renders them for `GET /metrics`.
 //!
 //! Handles: `RunEvent` (counts and histograms as runs and ticks happen) and `RenderMetrics`
-//! (reads the scheduler's diagnostics, the workers' state and every job's health from the
+//! (reads the scheduler's diagnostics, the workers' state and the jobs' health from the
 //! database at scrape time, then encodes every metric in the Prometheus text format). Sends:
-//! `GetDiagnostics` to the scheduler, `ListJobs` to the store.
+//! `GetDiagnostics` to the scheduler, `ListJobPage` to the store.
+//!
+//! A scrape reads the jobs a page at a time and keeps only those with series of their own (at
+//! most [`MAX_LABELLED_JOBS`]): with a million jobs in the table it holds one page and a
+//! thousand jobs, never the table.
 //!
 //! The per-job gauges (last success, failure streak, next run) come from the database, not from
 //! this instance's events: every instance of a cluster reports the same values for a job, and
@@ -22,8 +26,11 @@ pub use families::{CONTENT_TYPE, MAX_LABELLED_JOBS, OTHER_JOBS};
 use crate::Result;
 use crate::events::RunEvent;
 use crate::scheduler::{GetDiagnostics, SchedulerActor};
-use crate::store::{ListJobs, StoreActor};
+use crate::store::{JobCursor, ListJobPage, StoreActor};
 use crate::worker::WorkerManager;
+
+/// Jobs read per statement at scrape time.
+const SCRAPE_PAGE: u64 = 1_000;
 
 /// Renders every metric in the Prometheus text format; answers the text.
 #[derive(Message, Debug, Clone, Copy)]
@@ -78,10 +85,11 @@ impl Handler<RenderMetrics> for MetricsActor {
 
     fn handle(&mut self, _msg: RenderMetrics, _ctx: &mut Self::Context) -> Self::Result {
         let (scheduler, store) = (self.scheduler.clone(), self.store.clone());
+        let (labelled, free) = self.metrics.labels();
         Box::pin(
             async move {
                 let diagnostics = scheduler.send(GetDiagnostics).await?;
-                let jobs = crate::store::ask(&store, ListJobs::default()).await?;
+                let jobs = labelled_jobs(&store, &labelled, free).await?;
                 Ok::<_, crate::Error>((diagnostics, jobs))
             }
             .into_actor(self)
@@ -93,5 +101,46 @@ impl Handler<RenderMetrics> for MetricsActor {
                 Ok(act.metrics.encode())
             }),
         )
+    }
+}
+
+/// The jobs that have (or, while there is room, get) series of their own, read a page at a
+/// time: the ones already `labelled`, and the first `free` others in (plugin, key) order.
+/// Retired jobs have no gauges and are left out.
+async fn labelled_jobs(
+    store: &Addr<StoreActor>,
+    labelled: &families::Labelled,
+    mut free: usize,
+) -> Result<Vec<entity::prelude::PluginJobModel>> {
+    let mut kept = Vec::new();
+    let mut after: Option<JobCursor> = None;
+    loop {
+        let page = crate::store::ask(
+            store,
+            ListJobPage {
+                after,
+                limit: Some(SCRAPE_PAGE),
+                ..ListJobPage::default()
+            },
+        )
+        .await?;
+        for (job, _) in page.jobs {
+            if job.status == entity::prelude::JobStatus::Retired {
+                continue;
+            }
+            let known = labelled
+                .get(&job.plugin_id)
+                .is_some_and(|keys| keys.contains(&job.job_key));
+            if known {
+                kept.push(job);
+            } else if free > 0 {
+                free -= 1;
+                kept.push(job);
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(kept),
+        }
     }
 }
