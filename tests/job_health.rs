@@ -382,45 +382,52 @@ async fn a_zero_threshold_is_refused_with_a_clear_error() {
     );
 }
 
-/// Plain successes are written in bulk, each job with its own success time, and never move a
-/// job's `last_success_at` back.
+/// A success is stamped on its job by the write that records it, with the batch's time, and
+/// never moves a job's `last_success_at` back; a failure leaves it alone.
 #[actix_rt::test]
-async fn a_batch_of_successes_stamps_each_job_with_its_own_time_and_never_goes_back() {
-    use plugin_jobs::store::{RecordRunOutcomes, RunOutcome};
+async fn a_recorded_success_stamps_its_job_and_never_goes_back() {
+    use plugin_jobs::store::{CompleteRun, MarkRunning};
     let t = TestDb::new().await;
+    let store = t.store();
     let mut stale = common::job_row("billing", "stale");
     stale.last_success_at = Some(at("12:00"));
     let stale = t.insert_job(stale).await;
-    let early = t.insert_job(common::job_row("billing", "early")).await;
-    let late = t.insert_job(common::job_row("billing", "late")).await;
-    let success = |job: &PluginJobModel, time: &str| RunOutcome {
-        job_id: job.id,
-        run_id: uuid::Uuid::new_v4(),
-        succeeded: true,
-        error: None,
-        at: at(time),
-    };
-    let changes = t
-        .store()
-        .send(RecordRunOutcomes {
-            outcomes: vec![
-                success(&early, "10:00"),
-                success(&late, "10:01"),
-                success(&late, "10:02"),
-                success(&stale, "10:03"),
-            ],
-            default_pause_after: None,
-            now: at("10:05"),
-        })
-        .await
-        .expect("mailbox")
-        .expect("recorded");
-    assert!(changes.is_empty(), "no streak ended: {changes:?}");
-    assert_eq!(t.job(early.id).await.last_success_at, Some(at("10:00")));
-    assert_eq!(t.job(late.id).await.last_success_at, Some(at("10:02")));
+    let fresh = t.insert_job(common::job_row("billing", "fresh")).await;
+    let failing = t.insert_job(common::job_row("billing", "failing")).await;
+    for (job, status) in [
+        (&stale, RunStatus::Succeeded),
+        (&fresh, RunStatus::Succeeded),
+        (&failing, RunStatus::Failed),
+    ] {
+        let run = t.insert_run(common::run_row(job)).await.expect("run");
+        let marked = store
+            .send(MarkRunning {
+                run_id: run.id,
+                now: at("10:01"),
+            })
+            .await
+            .expect("mailbox")
+            .expect("marked");
+        assert!(marked);
+        let recorded = store
+            .send(CompleteRun {
+                run_id: run.id,
+                status,
+                error: None,
+                logs: None,
+                block_until: None,
+                now: at("10:05"),
+            })
+            .await
+            .expect("mailbox")
+            .expect("recorded");
+        assert!(recorded);
+    }
+    assert_eq!(t.job(fresh.id).await.last_success_at, Some(at("10:05")));
     assert_eq!(
         t.job(stale.id).await.last_success_at,
         Some(at("12:00")),
         "an older success does not move it back"
     );
+    assert_eq!(t.job(failing.id).await.last_success_at, None);
 }

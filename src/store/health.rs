@@ -32,7 +32,7 @@ pub struct RunOutcome {
 }
 
 /// Records run outcomes on their jobs, in order and in one transaction: a success resets the
-/// streak and stamps `last_success_at`; a failure extends the streak and pauses an active job
+/// streak (its `last_success_at` was stamped by the write of its outcome); a failure extends the streak and pauses an active job
 /// whose streak reaches its `pause_after_failures` (or `default_pause_after`). Answers the jobs
 /// that were paused or recovered by these outcomes.
 #[derive(Message, Debug, Clone)]
@@ -84,6 +84,16 @@ pub(super) async fn record_run_outcomes(
     // stable, so one job's outcomes keep their order.
     let mut outcomes = msg.outcomes;
     outcomes.sort_by_key(|outcome| outcome.job_id);
+    if outcomes.iter().all(|outcome| outcome.succeeded) {
+        // The outcome's own write stamped `last_success_at`: a success only has something to
+        // do here when it ends a failure streak. The common batch, all successes and no
+        // streak, is one read and no write.
+        let ended = jobs_with_a_streak(db, &outcomes).await?;
+        outcomes.retain(|outcome| ended.contains(&outcome.job_id));
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
+    }
     let txn = begin_write(db).await?;
     let outcomes = record_plain_successes(&txn, outcomes).await?;
     let mut changes = Vec::new();
@@ -147,6 +157,28 @@ pub(super) async fn record_run_outcomes(
     }
     txn.commit().await?;
     Ok(changes)
+}
+
+/// The jobs of `outcomes` whose failure streak is not zero.
+async fn jobs_with_a_streak(
+    db: &DatabaseConnection,
+    outcomes: &[RunOutcome],
+) -> Result<HashSet<Uuid>> {
+    let mut job_ids: Vec<Uuid> = outcomes.iter().map(|outcome| outcome.job_id).collect();
+    job_ids.dedup();
+    let mut streaks = HashSet::new();
+    for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+        let ids: Vec<Uuid> = PluginJob::find()
+            .select_only()
+            .column(PluginJobColumn::Id)
+            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+            .filter(PluginJobColumn::ConsecutiveFailures.gt(0))
+            .into_tuple()
+            .all(db)
+            .await?;
+        streaks.extend(ids);
+    }
+    Ok(streaks)
 }
 
 /// The common case in bulk: a job whose outcomes in this batch are all successes and that has no

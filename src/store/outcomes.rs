@@ -1,7 +1,8 @@
 //! The outcome writer of `plugin_job_runs`: the `MarkRunning` and `CompleteRun` messages that
 //! queued up while the store was busy, applied in one transaction (group commit). Each state
 //! transition is an `UPDATE … WHERE status IN (<allowed from>)`, so a terminal run is never
-//! written again. A failed outcome asks for its retry in the same transaction.
+//! written again. A failed outcome asks for its retry in the same transaction; a succeeded one
+//! moves its job's `last_success_at` in it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -9,7 +10,8 @@ use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -206,6 +208,14 @@ async fn complete_all(
             Ok(true)
         })
         .collect();
+    let mut succeeded_jobs: Vec<Uuid> = groups
+        .iter()
+        .filter(|(outcome, _)| outcome.status == RunStatus::Succeeded)
+        .flat_map(|(_, (_, ids))| ids.iter().filter_map(|id| before.get(id)))
+        .map(|state| state.job_id)
+        .collect();
+    succeeded_jobs.sort();
+    succeeded_jobs.dedup();
     let failed: Vec<Uuid> = groups
         .iter()
         .filter(|(outcome, _)| outcome.status == RunStatus::Failed)
@@ -242,8 +252,33 @@ async fn complete_all(
                 .await?;
         }
     }
+    record_successes(db, &succeeded_jobs, now).await?;
     retries::schedule_after_failures(db, &failed, now).await?;
     Ok(answers)
+}
+
+/// Moves the `last_success_at` of the jobs whose runs this batch recorded as succeeded to the
+/// batch's time (never back), with one statement per chunk of jobs: a success is stamped by the
+/// write that records it, so the `JobHealthActor` has only failure streaks to keep and a batch of
+/// plain successes costs it one read instead of a write transaction behind the claims.
+async fn record_successes(
+    db: &impl ConnectionTrait,
+    jobs: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in jobs.chunks(super::IDS_PER_STATEMENT) {
+        PluginJob::update_many()
+            .col_expr(PluginJobColumn::LastSuccessAt, Expr::value(now))
+            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+            .filter(
+                Condition::any()
+                    .add(PluginJobColumn::LastSuccessAt.is_null())
+                    .add(PluginJobColumn::LastSuccessAt.lt(now)),
+            )
+            .exec(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// What a finished run is recorded with; runs with equal outcomes share one `UPDATE`.
