@@ -657,6 +657,8 @@ async fn burst(db: &DatabaseConnection, jobs_n: usize, concurrency: usize) -> Va
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
     let (cpu_before, _) = usage();
+    let rss_before_window = current_rss_mb();
+    let rss_window = RssSampler::start();
     let started = Instant::now();
     // Run events say when the last outcome is on its way; the table then confirms it, so the
     // measurement does not load the database with a count every few milliseconds.
@@ -682,11 +684,14 @@ async fn burst(db: &DatabaseConnection, jobs_n: usize, concurrency: usize) -> Va
     }
     let elapsed = started.elapsed().as_secs_f64();
     let window_cpu = usage().0 - cpu_before;
+    let rss_window_max = rss_window.stop();
     jobs.shutdown(Duration::from_secs(10))
         .await
         .expect("shutdown");
     let runs = PluginJobRun::find().all(db).await.expect("runs");
     let mut line = lateness(&runs);
+    line["rss_before_window_mb"] = json!(rss_before_window);
+    line["rss_window_max_mb"] = json!(rss_window_max);
     line["jobs"] = json!(jobs_n);
     line["max_concurrent_runs"] = json!(concurrency);
     line["runs_seen"] = json!(runs.len());
@@ -902,6 +907,33 @@ async fn claim_probe(db: &DatabaseConnection) -> (f64, usize, String) {
 
 /// The process's resident set now (MiB), from `/proc/self/status`; 0 where there is none.
 /// `peak_rss_mb` includes the set-up; this, sampled in the measured window, is the steady state.
+/// Samples the resident memory every 100 ms until stopped; answers the largest sample.
+struct RssSampler {
+    max: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: actix_rt::task::JoinHandle<()>,
+}
+
+impl RssSampler {
+    fn start() -> Self {
+        let max = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(current_rss_mb()));
+        let seen = std::sync::Arc::clone(&max);
+        let task = actix_rt::spawn(async move {
+            loop {
+                seen.fetch_max(current_rss_mb(), std::sync::atomic::Ordering::Relaxed);
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self { max, task }
+    }
+
+    fn stop(self) -> u64 {
+        self.task.abort();
+        self.max
+            .fetch_max(current_rss_mb(), std::sync::atomic::Ordering::Relaxed)
+            .max(current_rss_mb())
+    }
+}
+
 fn current_rss_mb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

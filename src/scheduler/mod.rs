@@ -443,7 +443,15 @@ impl Handler<RunFinished> for SchedulerActor {
             // Due jobs may be waiting for this slot: claim now rather than at the next tick,
             // once for all the runs that finish meanwhile rather than once per freed slot.
             self.claim_queued = true;
-            ctx.notify(ClaimFreedSlots);
+            if slot_waits || self.free_slots() * 2 >= self.runs.max_concurrent() {
+                ctx.notify(ClaimFreedSlots);
+            } else {
+                // Runs end in batches (their outcomes are written together): a claim for the
+                // first few freed slots would split the next batch, and every smaller batch
+                // pays a claim and two writes of its own. The rest of this batch's ends arrive
+                // within a few milliseconds.
+                ctx.notify_later(ClaimFreedSlots, FREED_SLOTS_GATHER);
+            }
         }
     }
 }
@@ -463,6 +471,10 @@ impl Handler<GetTrackedRuns> for SchedulerActor {
         MessageResult(self.runs.tracked_run_ids())
     }
 }
+
+/// How long a claim for freed slots waits for more runs to end, while fewer than half of the
+/// slots are free.
+const FREED_SLOTS_GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Claims due jobs for the slots that finished runs freed. Sent by the scheduler to itself.
 #[derive(Message, Debug, Clone, Copy)]
