@@ -46,9 +46,7 @@ pub struct SchedulerConfig {
     pub run_retention: Duration,
     pub shutdown_grace: Duration,
     /// How long before its slot a job is claimed; its run then waits `queued` for the slot.
-    /// Zero claims only what is due. Keep it well under `tick_interval`. The scheduler claims
-    /// earlier when its claims take longer (three times the longest recent claim, at most half
-    /// the tick interval); this is the least it looks ahead.
+    /// Zero claims only what is due. Keep it well under `tick_interval`.
     pub claim_lookahead: Duration,
 }
 

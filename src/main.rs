@@ -138,8 +138,7 @@ struct Serve {
     /// Age past which finished runs are pruned.
     #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value_t = HumanDuration(config::DEFAULT_RUN_RETENTION))]
     run_retention: HumanDuration,
-    /// The least time before its slot a job is claimed, so its run is ready and starts on time
-    /// (more when claims take longer, up to half the tick interval).
+    /// How long before its slot a job is claimed, so its run is ready and starts on time.
     #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value_t = HumanDuration(config::DEFAULT_CLAIM_LOOKAHEAD))]
     claim_lookahead: HumanDuration,
     /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.

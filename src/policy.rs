@@ -1,6 +1,5 @@
 //! A job's scheduling policies as pure functions: the deterministic jitter offset of a slot and
-//! the instant the slot is due (slot + offset), and the misfire grace that applies to the job;
-//! and how far ahead of its slots the scheduler claims, given how long its claims take.
+//! the instant the slot is due (slot + offset), and the misfire grace that applies to the job.
 //! The claim, the scheduler's wake, the `JobRunActor`'s wait and the lateness measures all read
 //! them from here, so every instance and every restart agrees on them.
 
@@ -43,23 +42,6 @@ pub fn misfire_grace(job: &PluginJobModel, server: Duration) -> Duration {
         .map_or(server, Duration::from_millis)
 }
 
-/// How long before a slot the scheduler claims it: the configured `claim_lookahead`, or three
-/// times the longest of the recent claims when that is longer (a claim of ten thousand due jobs
-/// takes hundreds of milliseconds, and its runs are late by whatever of that the lookahead does
-/// not cover), never more than half the tick interval. A configured lookahead of zero (claim only
-/// what is due) stays zero.
-pub fn claim_lookahead(
-    configured: Duration,
-    recent_claims: impl IntoIterator<Item = Duration>,
-    tick_interval: Duration,
-) -> Duration {
-    if configured.is_zero() {
-        return configured;
-    }
-    let longest = recent_claims.into_iter().max().unwrap_or_default();
-    configured.max(longest.saturating_mul(3).min(tick_interval / 2))
-}
-
 /// splitmix64's finaliser: every input bit moves every output bit, so neighbouring slots and
 /// job ids that differ in one bit get unrelated offsets.
 fn mix(mut z: u64) -> u64 {
@@ -72,26 +54,6 @@ fn mix(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_claim_lookahead_covers_slow_claims_within_half_a_tick() {
-        let ms = Duration::from_millis;
-        let tick = Duration::from_secs(1);
-        assert_eq!(claim_lookahead(ms(250), [], tick), ms(250));
-        assert_eq!(claim_lookahead(ms(250), [ms(40), ms(60)], tick), ms(250));
-        assert_eq!(claim_lookahead(ms(250), [ms(40), ms(120)], tick), ms(360));
-        assert_eq!(claim_lookahead(ms(250), [ms(400)], tick), ms(500), "capped");
-        assert_eq!(
-            claim_lookahead(ms(800), [ms(400)], tick),
-            ms(800),
-            "never below"
-        );
-        assert_eq!(
-            claim_lookahead(ms(0), [ms(400)], tick),
-            ms(0),
-            "zero stays zero"
-        );
-    }
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

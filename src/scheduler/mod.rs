@@ -16,7 +16,7 @@
 //! lifecycle messages); `commands.rs` the operator and plugin commands (trigger, retry,
 //! register, unregister, pause, resume); `shutdown.rs` the shutdown and `AwaitReleased`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -125,13 +125,7 @@ pub struct SchedulerActor {
     /// Slots waiting for their job's live run (overlap `queue_one`, `cancel_previous`): when
     /// that run finishes here, the scheduler claims at once so the slot starts.
     waiting: HashMap<Uuid, DateTime<Utc>>,
-    /// How long the last few claims with free slots took (wall time): the claim lookahead
-    /// grows to cover them (see [`crate::policy::claim_lookahead`]).
-    claim_times: VecDeque<std::time::Duration>,
 }
-
-/// How many recent claims the lookahead looks at.
-const CLAIM_TIMES_KEPT: usize = 8;
 
 impl SchedulerActor {
     pub fn new(
@@ -161,17 +155,7 @@ impl SchedulerActor {
             saturated: false,
             claim_queued: false,
             waiting: HashMap::new(),
-            claim_times: VecDeque::new(),
         }
-    }
-
-    /// How far ahead of its slots this claim looks, and how early the wake fires.
-    fn lookahead(&self) -> std::time::Duration {
-        crate::policy::claim_lookahead(
-            self.config.claim_lookahead,
-            self.claim_times.iter().copied(),
-            self.config.tick_interval,
-        )
     }
 
     fn is_running(&self) -> bool {
@@ -243,7 +227,7 @@ impl SchedulerActor {
             plugin_limits: plugin_limits.clone(),
             instance_id: self.instance_id.clone(),
             misfire_grace: self.config.misfire_grace,
-            lookahead: self.lookahead(),
+            lookahead: self.config.claim_lookahead,
         };
         let store = self.store.clone();
         let next_due = GetNextDueAt {
@@ -252,9 +236,7 @@ impl SchedulerActor {
         };
         Box::pin(
             async move {
-                let asked = std::time::Instant::now();
                 let claimed = crate::store::ask(&store, claim).await;
-                let took = asked.elapsed();
                 // A claim that filled every free slot claims again as soon as a slot frees, so
                 // it needs no wake-up (and skips a query that costs the most under load).
                 let filled =
@@ -264,18 +246,12 @@ impl SchedulerActor {
                 } else {
                     crate::store::ask(&store, next_due).await
                 };
-                (claimed, next, took)
+                (claimed, next)
             }
             .into_actor(self)
-            .map(move |(claimed, next, took), act, ctx| {
+            .map(move |(claimed, next), act, ctx| {
                 match claimed {
                     Ok(outcome) => {
-                        if free > 0 {
-                            if act.claim_times.len() == CLAIM_TIMES_KEPT {
-                                act.claim_times.pop_front();
-                            }
-                            act.claim_times.push_back(took);
-                        }
                         act.saturated = saturates(&outcome, free, &plugin_limits);
                         if free > 0 {
                             // The claim saw every due job it could start: what waits now is
@@ -368,7 +344,7 @@ impl SchedulerActor {
         // slot that is already due but was not claimable (no free slot, a blocked job) waits for
         // a freed slot or the next tick; arming for it would spin.
         let now = self.clock.now();
-        let early = crate::time::minus(next, self.lookahead());
+        let early = crate::time::minus(next, self.config.claim_lookahead);
         let wake_at = if early > now { early } else { next };
         let Ok(delay) = (wake_at - now).to_std() else {
             return;
