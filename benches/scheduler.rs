@@ -644,46 +644,9 @@ async fn burst(db: &DatabaseConnection, jobs_n: usize, concurrency: usize) -> Va
             .start()
             .recipient(),
     );
-    let due = Utc::now()
-        .duration_trunc(TimeDelta::seconds(1))
-        .expect("trunc")
-        + TimeDelta::seconds(2);
-    PluginJob::update_many()
-        .col_expr(PluginJobColumn::NextRunAt, Expr::value(due))
-        .exec(db)
-        .await
-        .expect("make due");
-    while Utc::now() < due {
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (cpu_before, _) = usage();
-    let rss_before_window = current_rss_mb();
+    let (cpu_before, rss_before_window) = make_due_now(db).await;
     let rss_window = RssSampler::start();
-    let started = Instant::now();
-    // Run events say when the last outcome is on its way; the table then confirms it, so the
-    // measurement does not load the database with a count every few milliseconds.
-    let mut finished = finished.subscribe();
-    finished
-        .wait_for(|done| *done >= jobs_n)
-        .await
-        .expect("finish counter");
-    loop {
-        let done = PluginJobRun::find()
-            .filter(PluginJobRunColumn::Status.eq(RunStatus::Succeeded))
-            .count(db)
-            .await
-            .expect("count");
-        if done >= jobs_n as u64 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "burst did not finish"
-        );
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let window_cpu = usage().0 - cpu_before;
+    let (elapsed, window_cpu) = wait_all_succeeded(db, &finished, jobs_n, cpu_before).await;
     let rss_window_max = rss_window.stop();
     jobs.shutdown(Duration::from_secs(10))
         .await
@@ -738,42 +701,8 @@ async fn burst_instances(db: &Db, jobs_n: usize, concurrency: usize, instances: 
     for _ in 0..instances {
         ready_rx.recv().await.expect("an instance started");
     }
-    let due = Utc::now()
-        .duration_trunc(TimeDelta::seconds(1))
-        .expect("trunc")
-        + TimeDelta::seconds(2);
-    PluginJob::update_many()
-        .col_expr(PluginJobColumn::NextRunAt, Expr::value(due))
-        .exec(&db.db)
-        .await
-        .expect("make due");
-    while Utc::now() < due {
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (cpu_before, _) = usage();
-    let started = Instant::now();
-    let mut finished = finished.subscribe();
-    finished
-        .wait_for(|done| *done >= jobs_n)
-        .await
-        .expect("finish counter");
-    loop {
-        let done = PluginJobRun::find()
-            .filter(PluginJobRunColumn::Status.eq(RunStatus::Succeeded))
-            .count(&db.db)
-            .await
-            .expect("count");
-        if done >= jobs_n as u64 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "burst did not finish"
-        );
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let window_cpu = usage().0 - cpu_before;
+    let (cpu_before, _) = make_due_now(&db.db).await;
+    let (elapsed, window_cpu) = wait_all_succeeded(&db.db, &finished, jobs_n, cpu_before).await;
     stop.send_replace(true);
     for thread in threads {
         thread.join().expect("instance thread");
@@ -799,6 +728,58 @@ async fn burst_instances(db: &Db, jobs_n: usize, concurrency: usize, instances: 
     line["runs_per_s"] = json!((jobs_n as f64 / elapsed).round());
     line["cpu_s"] = json!(round3(window_cpu));
     line
+}
+
+/// Makes every job due at the next whole second but one and waits for it; answers the CPU time
+/// and resident memory at that moment, where a burst's measured window starts.
+async fn make_due_now(db: &DatabaseConnection) -> (f64, u64) {
+    let due = Utc::now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .expect("trunc")
+        + TimeDelta::seconds(2);
+    PluginJob::update_many()
+        .col_expr(PluginJobColumn::NextRunAt, Expr::value(due))
+        .exec(db)
+        .await
+        .expect("make due");
+    while Utc::now() < due {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    (usage().0, current_rss_mb())
+}
+
+/// Waits until `jobs_n` runs have succeeded; answers the seconds since the call and the CPU
+/// seconds since `cpu_before`. Run events say when the last outcome is on its way; the table
+/// then confirms it, so the measurement does not load the database with a count every few
+/// milliseconds.
+async fn wait_all_succeeded(
+    db: &DatabaseConnection,
+    finished: &tokio::sync::watch::Sender<usize>,
+    jobs_n: usize,
+    cpu_before: f64,
+) -> (f64, f64) {
+    let started = Instant::now();
+    let mut finished = finished.subscribe();
+    finished
+        .wait_for(|done| *done >= jobs_n)
+        .await
+        .expect("finish counter");
+    loop {
+        let done = PluginJobRun::find()
+            .filter(PluginJobRunColumn::Status.eq(RunStatus::Succeeded))
+            .count(db)
+            .await
+            .expect("count");
+        if done >= jobs_n as u64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "burst did not finish"
+        );
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    (started.elapsed().as_secs_f64(), usage().0 - cpu_before)
 }
 
 /// Collects tick durations (a tick is a claim plus spawning its runs) from the run events.

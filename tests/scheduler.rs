@@ -384,6 +384,45 @@ async fn a_tick_while_every_slot_is_busy_still_hands_freed_slots_to_due_jobs() {
 }
 
 #[actix_rt::test]
+async fn a_slot_freed_while_most_are_busy_still_goes_to_a_due_job() {
+    // One slot of four frees: the claim for it waits a moment for more runs to end (they end in
+    // batches), and then claims anyway.
+    let h = Harness::new(config(4)).await;
+    let (first, rest) = (Gate::default(), Gate::default());
+    let mut plugin = h
+        .plugin("alpha")
+        .job(JobDeclaration::new("a", "0 11 * * *"), first.handler());
+    for key in ["b", "c", "d"] {
+        plugin = plugin.job(JobDeclaration::new(key, "0 11 * * *"), rest.handler());
+    }
+    let jobs = plugin
+        .job(JobDeclaration::new("late", "1 11 * * *"), ok_handler)
+        .register()
+        .await;
+    let late = jobs.iter().find(|j| j.job_key == "late").expect("late").id;
+    h.tick_at(at("11:01")).await;
+    assert!(
+        runs_of(&h, late).await.is_empty(),
+        "the budget holds the four oldest"
+    );
+    first.open();
+    wait_until("the late job ran", Duration::from_secs(10), || async {
+        runs_of(&h, late)
+            .await
+            .iter()
+            .any(|r| r.status == RunStatus::Succeeded)
+    })
+    .await;
+    assert_eq!(
+        h.jobs.diagnostics().await.expect("d").active_job_count,
+        3,
+        "b, c and d still run"
+    );
+    rest.open();
+    h.wait_idle().await;
+}
+
+#[actix_rt::test]
 async fn a_slow_run_does_not_delay_another_jobs_slot() {
     let h = Harness::new(config(10)).await;
     let gate = Gate::default();

@@ -1,17 +1,17 @@
-//! Each job's failure bookkeeping: the streak of failed runs since its last success, when it last
-//! succeeded, and the automatic pause once the streak reaches the job's threshold. Written by
-//! the `JobHealthActor` (a run-event subscriber) after the run's own outcome is recorded; read
-//! by the metrics at scrape time.
+//! Each job's failure bookkeeping: the streak of failed runs since its last success and the
+//! automatic pause once the streak reaches the job's threshold. Written by the `JobHealthActor`
+//! (a run-event subscriber) after the run's own outcome is recorded, which also stamped the
+//! job's `last_success_at` (`outcomes.rs`); read by the metrics at scrape time.
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -32,8 +32,8 @@ pub struct RunOutcome {
 }
 
 /// Records run outcomes on their jobs, in order and in one transaction: a success resets the
-/// streak (its `last_success_at` was stamped by the write of its outcome); a failure extends the streak and pauses an active job
-/// whose streak reaches its `pause_after_failures` (or `default_pause_after`). Answers the jobs
+/// streak (its `last_success_at` is stamped by the write of its outcome, not here); a failure
+/// extends the streak and pauses an active job whose streak reaches its `pause_after_failures` (or `default_pause_after`). Answers the jobs
 /// that were paused or recovered by these outcomes.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<HealthChange>>")]
@@ -95,7 +95,7 @@ pub(super) async fn record_run_outcomes(
         }
     }
     let txn = begin_write(db).await?;
-    let outcomes = record_plain_successes(&txn, outcomes).await?;
+    let outcomes = drop_plain_successes(&txn, outcomes).await?;
     let mut changes = Vec::new();
     for outcome in outcomes {
         let mut query = PluginJob::find_by_id(outcome.job_id);
@@ -112,13 +112,9 @@ pub(super) async fn record_run_outcomes(
         if !outcome.succeeded && retries::retry_follows(&txn, outcome.run_id).await? {
             continue;
         }
-        let at = to_millis(outcome.at);
         let mut update = PluginJob::update_many().filter(PluginJobColumn::Id.eq(job.id));
         let kind = if outcome.succeeded {
-            let last_success = job.last_success_at.map_or(at, |last| last.max(at));
-            update = update
-                .col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(0))
-                .col_expr(PluginJobColumn::LastSuccessAt, Expr::value(last_success));
+            update = update.col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(0));
             (job.consecutive_failures > 0).then_some(HealthChangeKind::Recovered {
                 failures: job.consecutive_failures,
             })
@@ -181,29 +177,20 @@ async fn jobs_with_a_streak(
     Ok(streaks)
 }
 
-/// The common case in bulk: a job whose outcomes in this batch are all successes and that has no
-/// failure streak only gets its `last_success_at` moved on, which needs no decision per run. Those
-/// jobs are read in chunks (locked, in id order, on PostgreSQL) and written with one `UPDATE` per
-/// distinct success time, instead of a read and a write per outcome: a burst of a hundred
-/// thousand runs must not queue two hundred thousand statements behind the claims. Answers the
-/// outcomes that still need the one-by-one path (failures, and successes that end a streak).
-async fn record_plain_successes(
+/// Locks every job of the batch, in id order, before any is written (the one-by-one path then
+/// takes no new lock, so two instances cannot deadlock), and drops the common case: a job whose
+/// outcomes in this batch are all successes and that has no failure streak has nothing to
+/// record (the outcome write stamped its `last_success_at`). Answers the outcomes that still
+/// need the one-by-one path (failures, and successes that end a streak).
+async fn drop_plain_successes(
     txn: &DatabaseTransaction,
     outcomes: Vec<RunOutcome>,
 ) -> Result<Vec<RunOutcome>> {
-    let mut latest: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
-    let mut has_failure: HashSet<Uuid> = HashSet::new();
-    for outcome in &outcomes {
-        if outcome.succeeded {
-            let at = to_millis(outcome.at);
-            let entry = latest.entry(outcome.job_id).or_insert(at);
-            *entry = (*entry).max(at);
-        } else {
-            has_failure.insert(outcome.job_id);
-        }
-    }
-    // Every job of the batch is locked here, in id order, before any is written: the
-    // one-by-one path below then takes no new lock, so two instances cannot deadlock.
+    let has_failure: HashSet<Uuid> = outcomes
+        .iter()
+        .filter(|outcome| !outcome.succeeded)
+        .map(|outcome| outcome.job_id)
+        .collect();
     let mut job_ids: Vec<Uuid> = outcomes.iter().map(|outcome| outcome.job_id).collect();
     job_ids.sort();
     job_ids.dedup();
@@ -220,26 +207,8 @@ async fn record_plain_successes(
         }
         let streaks: Vec<(Uuid, i32)> = query.into_tuple().all(txn).await?;
         plain.extend(streaks.into_iter().filter_map(|(job, streak)| {
-            (streak == 0 && latest.contains_key(&job) && !has_failure.contains(&job)).then_some(job)
+            (streak == 0 && !has_failure.contains(&job)).then_some(job)
         }));
-    }
-    let mut by_time: HashMap<DateTime<Utc>, Vec<Uuid>> = HashMap::new();
-    for job in &plain {
-        by_time.entry(latest[job]).or_default().push(*job);
-    }
-    for (at, jobs) in by_time {
-        for chunk in jobs.chunks(super::IDS_PER_STATEMENT) {
-            PluginJob::update_many()
-                .col_expr(PluginJobColumn::LastSuccessAt, Expr::value(at))
-                .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-                .filter(
-                    Condition::any()
-                        .add(PluginJobColumn::LastSuccessAt.is_null())
-                        .add(PluginJobColumn::LastSuccessAt.lt(at)),
-                )
-                .exec(txn)
-                .await?;
-        }
     }
     Ok(outcomes
         .into_iter()
