@@ -604,7 +604,17 @@ async fn a_trigger_returns_before_a_hanging_run_finishes() {
     let run = h.wait_for_run(triggered.run_id, RunStatus::Running).await;
     assert_eq!(run.trigger, RunTrigger::Manual);
     assert_eq!(run.scheduled_for, at("10:00"));
-    let params = &h.workers.calls()[0].params;
+    // The run is marked running before its actor calls the worker: wait for the call.
+    let calls = common::wait_for("the worker was called", Duration::from_secs(10), || async {
+        let calls = h.workers.calls();
+        if calls.is_empty() {
+            Err("no call yet".to_owned())
+        } else {
+            Ok(calls)
+        }
+    })
+    .await;
+    let params = &calls[0].params;
     assert_eq!(params["job"]["trigger"], "manual");
     assert_eq!(params["job"]["scheduledAt"], "2024-01-15T10:00:00.000Z");
     assert_eq!(
