@@ -1,5 +1,5 @@
 //! `ClaimDueJobs`: due jobs oldest first up to the free slots, a compare-and-set on the pointer,
-//! one queued run per fired slot, overlap and misfire skips, and no double claim across stores.
+//! one run per fired slot (running when due, queued when claimed ahead), overlap and misfire skips, and no double claim across stores.
 
 mod common;
 
@@ -31,7 +31,7 @@ async fn send(
 }
 
 #[actix_rt::test]
-async fn a_due_job_gets_a_queued_schedule_run_and_its_pointer_moves() {
+async fn a_due_job_gets_a_running_schedule_run_and_its_pointer_moves() {
     let t = TestDb::new().await;
     let store = t.store();
     let job = t.insert_job(job_row("alpha", "quarter")).await;
@@ -41,13 +41,34 @@ async fn a_due_job_gets_a_queued_schedule_run_and_its_pointer_moves() {
     let run = t.run(outcome.claimed[0].run.id).await;
     assert_eq!(run.job_id, job.id);
     assert_eq!(run.trigger, RunTrigger::Schedule);
-    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(
+        run.status,
+        RunStatus::Running,
+        "a due run is started by its claim"
+    );
+    assert_eq!(run.started_at, Some(at("10:30")));
     assert_eq!(run.scheduled_for, at("10:30"), "a slot equal to now is due");
     assert_eq!(run.instance_id.as_deref(), Some("instance-a"));
     let job = t.job(job.id).await;
     assert_eq!(job.next_run_at, Some(at("10:45")));
     assert_eq!(job.last_run_at, Some(at("10:30")));
     assert_eq!(outcome.claimed[0].job.next_run_at, Some(at("10:45")));
+}
+
+#[actix_rt::test]
+async fn a_slot_claimed_ahead_gets_a_queued_run_that_has_not_started() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "quarter")).await;
+    let mut ahead = claim("2024-01-15T10:29:59.800Z", 10, &["alpha"]);
+    ahead.lookahead = Duration::from_millis(250);
+    let outcome = send(&store, ahead).await;
+    assert_eq!(outcome.claimed.len(), 1);
+    let run = t.run(outcome.claimed[0].run.id).await;
+    assert_eq!(run.job_id, job.id);
+    assert_eq!(run.scheduled_for, at("10:30"));
+    assert_eq!(run.status, RunStatus::Queued, "its slot is 200 ms away");
+    assert_eq!(run.started_at, None);
 }
 
 #[actix_rt::test]

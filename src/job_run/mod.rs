@@ -1,5 +1,5 @@
 //! The `JobRunActor`: one per run. It waits for its slot (a run claimed ahead), marks the run
-//! running, calls `runJob` on the plugin's worker, enforces the job's timeout, records the
+//! running (unless the claim wrote it running, its slot being due), calls `runJob` on the plugin's worker, enforces the job's timeout, records the
 //! outcome through the `StoreActor`, tells the `SchedulerActor` `RunFinished`, and stops.
 //!
 //! A job is free again only when its worker is done with it. After a timeout or a `Cancel`
@@ -424,6 +424,11 @@ impl Actor for JobRunActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.run.status == RunStatus::Running {
+            // The claim wrote it running: its slot was due, and nothing is left to mark.
+            self.call_worker(ctx);
+            return;
+        }
         // A slot claimed ahead of time (the claim lookahead) starts when it is due (the slot
         // plus its jitter offset), not before.
         let early = (self.run.trigger == RunTrigger::Schedule)

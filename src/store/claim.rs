@@ -1,7 +1,9 @@
 //! The claim: in one transaction, every due slot of the jobs this instance can run (up to the
 //! budget; oldest first within a plugin, round-robin across plugins, never more of a plugin's
-//! jobs than its own limit) gets a `queued` run and its job's pointer moves to the next slot, by
-//! a compare-and-set that another instance's claim cannot pass. A slot is due at slot + its
+//! jobs than its own limit) gets a run and its job's pointer moves to the next slot, by a
+//! compare-and-set that another instance's claim cannot pass. A slot that is already due gets a
+//! `running` run (its actor calls the worker at once); a slot claimed ahead by the lookahead gets
+//! a `queued` one, which its actor marks running when the slot comes. A slot is due at slot + its
 //! jitter offset; slots due longer ago than the job's misfire grace are skipped or fired once as
 //! its misfire policy says; a slot that comes due while the job's previous run is live is
 //! skipped, waits (`queue_one`), or waits and has the live run cancelled (`cancel_previous`).
@@ -218,7 +220,14 @@ pub(super) async fn claim_due_jobs(
             }
             Fate::Fire => {
                 job.last_run_at = Some(slot);
-                let run = runs::new_run(&job, RunTrigger::Schedule, slot, &msg.instance_id, now);
+                let mut run =
+                    runs::new_run(&job, RunTrigger::Schedule, slot, &msg.instance_id, now);
+                if due_at(&job, slot) <= now {
+                    // Due already: its actor calls the worker at once, so the run is written
+                    // running here instead of by a start write of its own a moment later.
+                    run.status = RunStatus::Running;
+                    run.started_at = Some(now);
+                }
                 to_insert.push(runs::active_model(run.clone()));
                 fired.push((run, job));
             }

@@ -134,7 +134,7 @@ where
 /// the bind-parameter limits (SQLite 32,766; PostgreSQL 65,535).
 pub(crate) const IDS_PER_STATEMENT: usize = 1_000;
 
-/// Most runs in one multi-row insert: a run row binds one value per column (15 today), so 1,500
+/// Most runs in one multi-row insert: a run row binds one value per column (18 today), so 1,500
 /// rows stay under SQLite's 32,766 bound values with room for a few more columns.
 pub(crate) const ROWS_PER_INSERT: usize = 1_500;
 
@@ -157,8 +157,8 @@ pub struct SyncJobDeclarations {
 
 /// Claims up to `limit` due jobs of the given plugins, oldest slot first within a plugin and
 /// round-robin across plugins (fairness), never more of a plugin's jobs than its own limit:
-/// moves each job's pointer with a compare-and-set and inserts a `queued` run per fired slot,
-/// in one transaction. A slot is due at slot + its jitter offset; a job whose previous run is
+/// moves each job's pointer with a compare-and-set and inserts a run per fired slot (`running`
+/// when the slot is due, `queued` when it is claimed ahead), in one transaction. A slot is due at slot + its jitter offset; a job whose previous run is
 /// still live is handled by its overlap policy (see `claim.rs`).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ClaimOutcome>")]
