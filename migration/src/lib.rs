@@ -15,6 +15,7 @@ mod m20261130_000008_index_listings;
 mod m20261130_000009_job_policies;
 mod m20261130_000010_backfills;
 mod m20261130_000011_index_due_by_plugin;
+mod m20261130_000012_lighter_writes;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_job_policies::Migration),
             Box::new(m20261130_000010_backfills::Migration),
             Box::new(m20261130_000011_index_due_by_plugin::Migration),
+            Box::new(m20261130_000012_lighter_writes::Migration),
         ]
     }
 }
