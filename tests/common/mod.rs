@@ -23,6 +23,35 @@ pub struct TestDb {
     /// Connects to the same database (and schema) again, for a second store or process.
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The server's URL and this database's schema, dropped with this value.
+    schema: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    /// Drops the test's PostgreSQL schema, so a server that runs the suite again and again does
+    /// not keep every test's tables. `Drop` cannot await: a thread of its own runs the statement
+    /// on a runtime of its own. A lock still held by a process of the test makes it give up after
+    /// the lock timeout; the schema is then left behind, as before.
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.schema.take() else {
+            return;
+        };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                let admin = plugin_jobs::db::connect(&base).await.ok()?;
+                let sql =
+                    format!("SET lock_timeout = '5s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
+                let dropped = admin.execute_unprepared(&sql).await.ok();
+                admin.close().await.ok();
+                dropped
+            })
+        });
+        let _ = dropped.join();
+    }
 }
 
 impl TestDb {
@@ -44,6 +73,7 @@ impl TestDb {
             db,
             url,
             _dir: Some(dir),
+            schema: None,
         }
     }
 
@@ -67,6 +97,7 @@ impl TestDb {
             db,
             url,
             _dir: None,
+            schema: Some((base.to_owned(), schema)),
         }
     }
 
