@@ -898,3 +898,101 @@ fn strips_are_fetched_only_for_the_rows_on_screen() {
     );
     eprintln!("strips fetched: {on_screen} at the top, {after} after the jump, of {JOBS} jobs");
 }
+
+#[test]
+fn more_jobs_and_more_runs_page_through_the_listings() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    // The dashboard reads 200 jobs and 50 runs a page.
+    const JOBS: u64 = 230;
+    const RUNS: u64 = 60;
+    let jobs: Vec<Value> = (0..JOBS)
+        .map(|i| json!({"jobKey": format!("job-{i:03}")}))
+        .collect();
+    let server = Server::start(
+        &[test_plugin("many", &[], Value::Array(jobs))],
+        &["--api-token", TOKEN],
+    );
+    for i in 0..RUNS {
+        let (status, body) = server.request(
+            "POST",
+            &format!("/api/plugins/many/jobs/job-{i:03}/trigger"),
+            None,
+            Some(TOKEN),
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    wait_for(
+        "every triggered run to end",
+        Duration::from_secs(60),
+        || {
+            let (_, runs) = api(&server, "/api/runs?limit=100");
+            runs.as_array()
+                .is_some_and(|runs| {
+                    runs.len() as u64 == RUNS && runs.iter().all(|r| r["status"] == "failed")
+                })
+                .then_some(())
+        },
+    );
+
+    let browser = Browser::start(&chromium, &chromedriver);
+    browser.open(&format!("http://{}/", server.addr));
+    wait_for("the token prompt", Duration::from_secs(20), || {
+        browser.visible("#token").then_some(())
+    });
+    browser.type_into("#token", TOKEN);
+    browser.click("#auth-form button[type=submit]");
+    let job_rows = r#"#jobs tr[data-job^="many/"]"#;
+    let run_rows = "#runs tr[data-run-id]";
+    wait_for(
+        "the first page of jobs and runs",
+        Duration::from_secs(20),
+        || (browser.count(job_rows) == 200 && browser.count(run_rows) == 50).then_some(()),
+    );
+    assert!(
+        browser.visible("#jobs-more-button"),
+        "230 jobs: a second page"
+    );
+    assert!(
+        browser.visible("#runs-more-button"),
+        "60 runs: a second page"
+    );
+
+    browser.click("#jobs-more-button");
+    wait_for("all 230 jobs", Duration::from_secs(20), || {
+        (browser.count(job_rows) == JOBS).then_some(())
+    });
+    assert!(
+        !browser.visible("#jobs-more-button"),
+        "no third page of jobs"
+    );
+    let last = format!(r#"#jobs tr[data-job="many/job-{:03}"]"#, JOBS - 1);
+    assert_eq!(
+        browser.count(&last),
+        1,
+        "the last job is on the second page"
+    );
+
+    browser.click("#runs-more-button");
+    wait_for("all 60 runs", Duration::from_secs(20), || {
+        (browser.count(run_rows) == RUNS).then_some(())
+    });
+    assert!(
+        !browser.visible("#runs-more-button"),
+        "no third page of runs"
+    );
+    // The pages stay through refreshes.
+    let refreshes = || {
+        browser
+            .script("return state.refreshes;", json!([]))
+            .as_u64()
+            .expect("a count")
+    };
+    let since = refreshes();
+    wait_for("two more refreshes", Duration::from_secs(20), || {
+        (refreshes() >= since + 2).then_some(())
+    });
+    assert_eq!(browser.count(job_rows), JOBS);
+    assert_eq!(browser.count(run_rows), RUNS);
+}
