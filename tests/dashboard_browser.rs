@@ -244,6 +244,16 @@ impl Browser {
         self.command("POST", "/url", Some(json!({"url": url})));
     }
 
+    /// Opens the dashboard of `server` and answers its token prompt with the right token.
+    fn sign_in(&self, server: &Server) {
+        self.open(&format!("http://{}/", server.addr));
+        wait_for("the token prompt", Duration::from_secs(20), || {
+            self.visible("#token").then_some(())
+        });
+        self.type_into("#token", TOKEN);
+        self.click("#auth-form button[type=submit]");
+    }
+
     /// Runs `script` in the page (its `arguments` are `args`) and answers its return value.
     fn script(&self, script: &str, args: Value) -> Value {
         self.command(
@@ -749,12 +759,7 @@ fn screenshots_of_the_demo() {
     // The page is open from the start, so its charts hold the whole run of the demo.
     let browser = Browser::start(&chromium, &chromedriver);
     browser.viewport(1280, 900);
-    browser.open(&format!("http://{}/", server.addr));
-    wait_for("the token prompt", Duration::from_secs(20), || {
-        browser.visible("#token").then_some(())
-    });
-    browser.type_into("#token", TOKEN);
-    browser.click("#auth-form button[type=submit]");
+    browser.sign_in(&server);
     // Real runs: the schedules fire, and cleanup is run now a few times.
     let end = Instant::now() + Duration::from_secs(150);
     let mut next_cleanup = Instant::now();
@@ -816,21 +821,18 @@ fn screenshots_of_the_demo() {
 /// With more jobs than fit on the screen, strips are fetched for the rows on screen (and a
 /// margin), not for every job: scrolling to the end fetches the last rows' strips, not the ones
 /// scrolled past.
-#[test]
-fn strips_are_fetched_only_for_the_rows_on_screen() {
-    let Some((chromium, chromedriver)) = browser_tools() else {
-        return;
-    };
-    const JOBS: usize = 120;
-    let jobs: Vec<Value> = (0..JOBS)
+/// A server with one plugin, `many`, of `jobs` jobs (`job-000`, …), where the first `triggered`
+/// have been triggered once each. The test worker knows none of these keys, so each of those
+/// runs fails at once.
+fn many_jobs_server(jobs: usize, triggered: usize) -> Server {
+    let declared: Vec<Value> = (0..jobs)
         .map(|i| json!({"jobKey": format!("job-{i:03}")}))
         .collect();
     let server = Server::start(
-        &[test_plugin("many", &[], Value::Array(jobs))],
+        &[test_plugin("many", &[], Value::Array(declared))],
         &["--api-token", TOKEN],
     );
-    // One run of each job (the test worker knows none of these keys, so each fails at once).
-    for i in 0..JOBS {
+    for i in 0..triggered {
         let (status, body) = server.request(
             "POST",
             &format!("/api/plugins/many/jobs/job-{i:03}/trigger"),
@@ -839,6 +841,17 @@ fn strips_are_fetched_only_for_the_rows_on_screen() {
         );
         assert_eq!(status, 202, "{body}");
     }
+    server
+}
+
+#[test]
+fn strips_are_fetched_only_for_the_rows_on_screen() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    const JOBS: usize = 120;
+    // One run of each job.
+    let server = many_jobs_server(JOBS, JOBS);
     wait_for("every job to have run", Duration::from_secs(60), || {
         let (_, jobs) = api(&server, "/api/jobs");
         jobs.as_array()
@@ -849,12 +862,7 @@ fn strips_are_fetched_only_for_the_rows_on_screen() {
     });
 
     let browser = Browser::start(&chromium, &chromedriver);
-    browser.open(&format!("http://{}/", server.addr));
-    wait_for("the token prompt", Duration::from_secs(20), || {
-        browser.visible("#token").then_some(())
-    });
-    browser.type_into("#token", TOKEN);
-    browser.click("#auth-form button[type=submit]");
+    browser.sign_in(&server);
     let first = r#"tr[data-job="many/job-000"] .strip button.cell"#;
     wait_for("the first row's strip", Duration::from_secs(20), || {
         (browser.count(first) == 1).then_some(())
@@ -907,22 +915,7 @@ fn more_jobs_and_more_runs_page_through_the_listings() {
     // The dashboard reads 200 jobs and 50 runs a page.
     const JOBS: u64 = 230;
     const RUNS: u64 = 60;
-    let jobs: Vec<Value> = (0..JOBS)
-        .map(|i| json!({"jobKey": format!("job-{i:03}")}))
-        .collect();
-    let server = Server::start(
-        &[test_plugin("many", &[], Value::Array(jobs))],
-        &["--api-token", TOKEN],
-    );
-    for i in 0..RUNS {
-        let (status, body) = server.request(
-            "POST",
-            &format!("/api/plugins/many/jobs/job-{i:03}/trigger"),
-            None,
-            Some(TOKEN),
-        );
-        assert_eq!(status, 202, "{body}");
-    }
+    let server = many_jobs_server(JOBS as usize, RUNS as usize);
     wait_for(
         "every triggered run to end",
         Duration::from_secs(60),
@@ -937,12 +930,7 @@ fn more_jobs_and_more_runs_page_through_the_listings() {
     );
 
     let browser = Browser::start(&chromium, &chromedriver);
-    browser.open(&format!("http://{}/", server.addr));
-    wait_for("the token prompt", Duration::from_secs(20), || {
-        browser.visible("#token").then_some(())
-    });
-    browser.type_into("#token", TOKEN);
-    browser.click("#auth-form button[type=submit]");
+    browser.sign_in(&server);
     let job_rows = r#"#jobs tr[data-job^="many/"]"#;
     let run_rows = "#runs tr[data-run-id]";
     wait_for(

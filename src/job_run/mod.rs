@@ -1,6 +1,7 @@
 //! The `JobRunActor`: one per run. It waits for its slot (a run claimed ahead), marks the run
-//! running (unless the claim wrote it running, its slot being due), calls `runJob` on the plugin's worker, enforces the job's timeout, records the
-//! outcome through the `StoreActor`, tells the `SchedulerActor` `RunFinished`, and stops.
+//! running (unless the claim wrote it running, its slot being due), calls `runJob` on the
+//! plugin's worker, enforces the job's timeout, records the outcome through the `StoreActor`,
+//! tells the `SchedulerActor` `RunFinished`, and stops.
 //!
 //! A job is free again only when its worker is done with it. After a timeout or a `Cancel`
 //! (operator, unregister, shutdown) the outcome is recorded at once together with a block on the

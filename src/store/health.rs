@@ -33,8 +33,8 @@ pub struct RunOutcome {
 
 /// Records run outcomes on their jobs, in order and in one transaction: a success resets the
 /// streak (its `last_success_at` is stamped by the write of its outcome, not here); a failure
-/// extends the streak and pauses an active job whose streak reaches its `pause_after_failures` (or `default_pause_after`). Answers the jobs
-/// that were paused or recovered by these outcomes.
+/// extends the streak and pauses an active job whose streak reaches its `pause_after_failures`
+/// (or `default_pause_after`). Answers the jobs that were paused or recovered by these outcomes.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<HealthChange>>")]
 pub struct RecordRunOutcomes {

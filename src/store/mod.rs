@@ -158,8 +158,9 @@ pub struct SyncJobDeclarations {
 /// Claims up to `limit` due jobs of the given plugins, oldest slot first within a plugin and
 /// round-robin across plugins (fairness), never more of a plugin's jobs than its own limit:
 /// moves each job's pointer with a compare-and-set and inserts a run per fired slot (`running`
-/// when the slot is due, `queued` when it is claimed ahead), in one transaction. A slot is due at slot + its jitter offset; a job whose previous run is
-/// still live is handled by its overlap policy (see `claim.rs`).
+/// when the slot is due, `queued` when it is claimed ahead), in one transaction. A slot is due
+/// at slot + its jitter offset; a job whose previous run is still live is handled by its overlap
+/// policy (see `claim.rs`).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<ClaimOutcome>")]
 pub struct ClaimDueJobs {
