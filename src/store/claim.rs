@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{BinOper, Expr, LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -454,6 +454,7 @@ async fn move_pointers(
     decided: &[Decided],
     now: DateTime<Utc>,
 ) -> Result<HashSet<Uuid>> {
+    use sea_orm::sea_query::ExprTrait as _;
     let mut moves: HashMap<PointerMove, Vec<Uuid>> = HashMap::new();
     for decided in decided {
         if let Some(pointer) = decided.pointer {
@@ -467,7 +468,15 @@ async fn move_pointers(
                 .col_expr(PluginJobColumn::NextRunAt, Expr::value(pointer.to))
                 .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
                 .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-                .filter(PluginJobColumn::NextRunAt.eq(pointer.from));
+                // `IS NOT DISTINCT FROM`, not `=`: the same test here, but one PostgreSQL's
+                // planner cannot answer from the `next_run_at` index. When many jobs share a
+                // slot (100,000 hourly jobs, say), that slot is never in the statistics, which
+                // were taken before the pointers moved onto it; the planner then took it for a
+                // rare value and scanned every job of the slot for each claim's 1,000 ids.
+                .filter(
+                    Expr::col(PluginJobColumn::NextRunAt)
+                        .binary(BinOper::Custom("IS NOT DISTINCT FROM"), pointer.from),
+                );
             if pointer.fires {
                 update = update.col_expr(PluginJobColumn::LastRunAt, Expr::value(pointer.from));
             }
