@@ -130,7 +130,7 @@ impl PluginJobsBuilder {
         let reader = StoreReader::new(self.db.clone());
         let store = StoreActor::new(self.db)
             .with_clock(Arc::clone(&self.clock))
-            .start();
+            .start_on_own_thread();
         let workers = self
             .workers
             .unwrap_or_else(|| Arc::new(InProcessWorkers::new()));
