@@ -332,6 +332,49 @@ async fn the_concurrency_limit_caps_dispatch() {
 }
 
 #[actix_rt::test]
+async fn a_large_budget_is_claimed_in_two_halves_without_a_tick_and_never_exceeded() {
+    // From a budget of 64 on, one claim creates at most half of it, and a claim cut at that
+    // size is followed at once by the next: 150 due jobs, a budget of 100.
+    let h = Harness::new(config(100)).await;
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!((d.max_concurrent_runs, d.claim_size), (100, 50));
+    let gate = Gate::default();
+    let mut plugin = h.plugin("alpha");
+    for i in 0..150 {
+        plugin = plugin.job(
+            JobDeclaration::new(format!("job-{i}"), "0 * * * *"),
+            gate.handler(),
+        );
+    }
+    plugin.register().await;
+    h.tick_at(at("11:00")).await;
+    // One tick: the second half is claimed by the scheduler itself.
+    wait_until("both halves run", Duration::from_secs(10), || async {
+        h.jobs.diagnostics().await.expect("d").active_job_count == 100
+    })
+    .await;
+    // The budget is full: neither the follow-up claim nor another tick takes a 101st job.
+    h.tick_at(at("11:00")).await;
+    let runs = h.t.all_runs().await;
+    assert_eq!(runs.len(), 100, "the budget holds 100");
+    assert!(runs.iter().all(|r| r.status == RunStatus::Running));
+    gate.open();
+    wait_until("all 150 jobs ran", Duration::from_secs(20), || async {
+        let runs = h.t.all_runs().await;
+        runs.len() == 150 && runs.iter().all(|r| r.status == RunStatus::Succeeded)
+    })
+    .await;
+    h.wait_idle().await;
+}
+
+#[actix_rt::test]
+async fn a_small_budget_is_claimed_whole_by_one_tick() {
+    let h = Harness::new(config(63)).await;
+    assert_eq!(h.jobs.diagnostics().await.expect("d").claim_size, 63);
+    assert_eq!(dispatched_with_limit(63, 70).await, 63);
+}
+
+#[actix_rt::test]
 async fn with_a_limit_of_one_the_second_job_runs_after_the_first_finishes() {
     let h = Harness::new(config(1)).await;
     let gate = Gate::default();

@@ -77,6 +77,9 @@ pub struct Diagnostics {
     pub last_tick_at: Option<String>,
     pub instance_id: String,
     pub max_concurrent_runs: usize,
+    /// The most runs one claim creates: half of `max_concurrent_runs` from a budget of 64 on
+    /// (the halves take turns with the store), all of it below.
+    pub claim_size: usize,
     pub registered_plugins: Vec<String>,
     pub skipped_slots: u64,
     /// Slots that wait for their job's live run to end (overlap `queue_one` or
@@ -120,8 +123,8 @@ pub struct SchedulerActor {
     wake: Option<SpawnHandle>,
     /// True when the last claim filled every free slot, so a freed slot should claim again.
     saturated: bool,
-    /// A `ClaimFreedSlots` is on its way.
-    claim_queued: bool,
+    /// A `ClaimFreedSlots` is on its way: at once, or after the gather.
+    claim_queued: Option<QueuedClaim>,
     /// Slots waiting for their job's live run (overlap `queue_one`, `cancel_previous`): when
     /// that run finishes here, the scheduler claims at once so the slot starts.
     waiting: HashMap<Uuid, DateTime<Utc>>,
@@ -153,7 +156,7 @@ impl SchedulerActor {
             events,
             wake: None,
             saturated: false,
-            claim_queued: false,
+            claim_queued: None,
             waiting: HashMap::new(),
         }
     }
@@ -164,6 +167,31 @@ impl SchedulerActor {
 
     fn free_slots(&self) -> usize {
         self.runs.free_slots()
+    }
+
+    /// The most runs one claim creates: half the budget when the budget is large, so that one
+    /// half's claim is written while the other half's runs go through their actors (see
+    /// [`PIPELINED_BUDGET`]); the whole budget otherwise.
+    fn claim_size(&self) -> usize {
+        let budget = self.runs.max_concurrent();
+        if budget >= PIPELINED_BUDGET {
+            budget.div_ceil(2)
+        } else {
+            budget
+        }
+    }
+
+    /// Sends a `ClaimFreedSlots` now, replacing one that waits out the gather.
+    fn claim_now(&mut self, ctx: &mut Context<Self>) {
+        match self.claim_queued.take() {
+            Some(QueuedClaim::Now) => {}
+            Some(QueuedClaim::Gathering(handle)) => {
+                ctx.cancel_future(handle);
+                ctx.notify(ClaimFreedSlots);
+            }
+            None => ctx.notify(ClaimFreedSlots),
+        }
+        self.claim_queued = Some(QueuedClaim::Now);
     }
 
     fn emit(&self, event: RunEvent) {
@@ -209,6 +237,7 @@ impl SchedulerActor {
     fn dispatch(&mut self, ctx: &mut Context<Self>) -> ResponseActFuture<Self, ()> {
         self.start_queued_manual(ctx);
         let free = self.free_slots();
+        let limit = free.min(self.claim_size());
         let mut plugin_ids: Vec<String> = self
             .plugins
             .iter()
@@ -222,7 +251,7 @@ impl SchedulerActor {
         let now = self.clock.now();
         let claim = ClaimDueJobs {
             now,
-            limit: free as u64,
+            limit: limit as u64,
             plugin_ids: plugin_ids.clone(),
             plugin_limits: plugin_limits.clone(),
             instance_id: self.instance_id.clone(),
@@ -237,10 +266,11 @@ impl SchedulerActor {
         Box::pin(
             async move {
                 let claimed = crate::store::ask(&store, claim).await;
-                // A claim that filled every free slot claims again as soon as a slot frees, so
-                // it needs no wake-up (and skips a query that costs the most under load).
+                // A claim that created all the runs it could claims again as soon as a slot
+                // frees (or at once, when it was cut at the claim size), so it needs no wake-up
+                // (and skips a query that costs the most under load).
                 let filled =
-                    matches!(&claimed, Ok(outcome) if free > 0 && outcome.claimed.len() >= free);
+                    matches!(&claimed, Ok(outcome) if limit > 0 && outcome.claimed.len() >= limit);
                 let next = if filled {
                     Ok(None)
                 } else {
@@ -252,8 +282,13 @@ impl SchedulerActor {
             .map(move |(claimed, next), act, ctx| {
                 match claimed {
                     Ok(outcome) => {
-                        act.saturated = saturates(&outcome, free, &plugin_limits);
-                        if free > 0 {
+                        act.saturated = saturates(&outcome, limit, &plugin_limits);
+                        if limit > 0 && outcome.claimed.len() >= limit && limit < free {
+                            // Cut at the claim size while more slots are free: the next claim
+                            // goes to the store now, and is written while these runs start.
+                            act.claim_now(ctx);
+                        }
+                        if limit > 0 {
                             // The claim saw every due job it could start: what waits now is
                             // what it reports (a slot another instance started waits no more).
                             // A job whose run is live here keeps its entry until that run ends:
@@ -367,13 +402,13 @@ impl SchedulerActor {
     }
 }
 
-/// Whether a claim used every slot it was given, the instance's or a plugin's own: then a slot
-/// that frees should claim again at once. A claim that had no slot to give (the budget, or a
+/// Whether a claim used every slot it was given (`limit`), the instance's or a plugin's own:
+/// then a slot that frees should claim again at once. A claim that had no slot to give (the budget, or a
 /// plugin's own limit, already full) cannot tell whether due jobs wait, so it counts as used up
 /// too; otherwise such a claim (a safety tick while every slot is busy) would leave the jobs
 /// that are due waiting for the next tick instead of the next freed slot.
-fn saturates(outcome: &ClaimOutcome, free: usize, plugin_limits: &BTreeMap<String, u64>) -> bool {
-    if outcome.claimed.len() >= free {
+fn saturates(outcome: &ClaimOutcome, limit: usize, plugin_limits: &BTreeMap<String, u64>) -> bool {
+    if outcome.claimed.len() >= limit {
         return true;
     }
     let mut per_plugin: HashMap<&str, u64> = HashMap::new();
@@ -439,18 +474,19 @@ impl Handler<RunFinished> for SchedulerActor {
         if self.runs.queued_count() > 0 {
             self.start_queued_manual(ctx);
         }
-        if (self.saturated || slot_waits) && self.free_slots() > 0 && !self.claim_queued {
+        if (self.saturated || slot_waits) && self.free_slots() > 0 {
             // Due jobs may be waiting for this slot: claim now rather than at the next tick,
             // once for all the runs that finish meanwhile rather than once per freed slot.
-            self.claim_queued = true;
             if slot_waits || self.free_slots() * 2 >= self.runs.max_concurrent() {
-                ctx.notify(ClaimFreedSlots);
-            } else {
+                self.claim_now(ctx);
+            } else if self.claim_queued.is_none() {
                 // Runs end in batches (their outcomes are written together): a claim for the
                 // first few freed slots would split the next batch, and every smaller batch
                 // pays a claim and two writes of its own. The rest of this batch's ends arrive
-                // within a few milliseconds.
-                ctx.notify_later(ClaimFreedSlots, FREED_SLOTS_GATHER);
+                // within a few milliseconds (and once half the slots are free, the claim goes
+                // at once).
+                let handle = ctx.notify_later(ClaimFreedSlots, FREED_SLOTS_GATHER);
+                self.claim_queued = Some(QueuedClaim::Gathering(handle));
             }
         }
     }
@@ -476,6 +512,22 @@ impl Handler<GetTrackedRuns> for SchedulerActor {
 /// slots are free.
 const FREED_SLOTS_GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// From this budget (`max_concurrent_runs`) on, one claim creates at most half of it, so a
+/// burst goes in two halves that take turns: while the store writes one half's claim or its
+/// outcomes, the other half's runs go through their actors on the actix thread, instead of the
+/// database and the actors waiting for each other. Below it the claim's own cost outweighs what
+/// the overlap saves, and a tick claims every free slot at once.
+const PIPELINED_BUDGET: usize = 64;
+
+/// A `ClaimFreedSlots` on its way.
+#[derive(Debug)]
+enum QueuedClaim {
+    /// Sent: it is handled after the messages already waiting.
+    Now,
+    /// Waiting out [`FREED_SLOTS_GATHER`].
+    Gathering(SpawnHandle),
+}
+
 /// Claims due jobs for the slots that finished runs freed. Sent by the scheduler to itself.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -485,7 +537,7 @@ impl Handler<ClaimFreedSlots> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, _msg: ClaimFreedSlots, ctx: &mut Self::Context) {
-        self.claim_queued = false;
+        self.claim_queued = None;
         if self.is_running() && self.free_slots() > 0 {
             let dispatch = self.dispatch(ctx);
             ctx.wait(dispatch);
@@ -509,6 +561,7 @@ impl Handler<GetDiagnostics> for SchedulerActor {
             last_tick_at: self.last_tick_at.map(iso),
             instance_id: self.instance_id.clone(),
             max_concurrent_runs: self.runs.max_concurrent(),
+            claim_size: self.claim_size(),
             registered_plugins,
             skipped_slots: self.skipped_slots,
             waiting_slots: self
