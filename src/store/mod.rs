@@ -533,6 +533,7 @@ impl Handler<Heartbeat> for StoreActor {
     type Result = AtomicResponse<Self, Result<u64>>;
 
     fn handle(&mut self, mut msg: Heartbeat, _ctx: &mut Self::Context) -> Self::Result {
+        self.checkpoint_if_due();
         let db = self.db.clone();
         let clock = self.clock.clone();
         AtomicResponse::new(Box::pin(
@@ -616,6 +617,7 @@ impl Handler<PruneRuns> for StoreActor {
     type Result = ResponseFuture<Result<u64>>;
 
     fn handle(&mut self, msg: PruneRuns, _ctx: &mut Self::Context) -> Self::Result {
+        self.checkpoint_if_due();
         let db = self.db.clone();
         let cursor = Arc::clone(&self.prune_cursor);
         Box::pin(async move { upkeep::prune_runs(&db, msg, &cursor).await })
