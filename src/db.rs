@@ -38,10 +38,6 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
                 .row_buffer_size(SQLITE_ROW_BUFFER)
-                // The `StoreActor` checkpoints the WAL beside the writes (see
-                // `CHECKPOINT_EVERY` in `store`), instead of the commit that fills a page
-                // quota doing it while every other write waits.
-                .pragma("wal_autocheckpoint", "0")
         });
     } else {
         options.max_connections(POOL_SIZE);

@@ -71,9 +71,6 @@ pub struct StoreActor {
     clock: Option<Arc<dyn Clock>>,
     /// The last job whose surplus runs a prune pass trimmed: the next pass goes on from there.
     prune_cursor: Arc<std::sync::Mutex<Option<Uuid>>>,
-    /// When the last WAL checkpoint started (SQLite), and whether it is still running.
-    last_checkpoint: std::time::Instant,
-    checkpointing: Arc<std::sync::atomic::AtomicBool>,
     /// Started by [`StoreActor::start_on_own_thread`]: its thread ends when it stops.
     own_thread: bool,
 }
@@ -88,8 +85,6 @@ impl StoreActor {
             flush_queued: false,
             clock: None,
             prune_cursor: Arc::default(),
-            last_checkpoint: std::time::Instant::now(),
-            checkpointing: Arc::default(),
             own_thread: false,
         }
     }
@@ -135,41 +130,6 @@ impl Actor for StoreActor {
         if self.own_thread {
             actix::Arbiter::current().stop();
         }
-    }
-}
-
-/// How often, at most, the store copies SQLite's write-ahead log back into the database file
-/// while it writes. The connections do not checkpoint on their own (`wal_autocheckpoint=0`,
-/// see `db.rs`): SQLite's automatic checkpoint runs inside the commit that crosses its page
-/// quota, so about one claim in five held the write queue for the 10 ms of a checkpoint and its
-/// `fsync`. A passive checkpoint on a connection of its own copies the log beside the writes and
-/// never blocks them; the log is reused from its start once a checkpoint has caught up. With no
-/// writes the log does not grow, and closing the last connection checkpoints what is left.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-impl StoreActor {
-    /// Starts a passive checkpoint of SQLite's log on a task of its own, when the last one
-    /// started [`CHECKPOINT_EVERY`] ago and has finished. Called by every write.
-    fn checkpoint_if_due(&mut self) {
-        use std::sync::atomic::Ordering;
-        if self.db.get_database_backend() != sea_orm::DbBackend::Sqlite
-            || self.last_checkpoint.elapsed() < CHECKPOINT_EVERY
-            || self.checkpointing.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        self.last_checkpoint = std::time::Instant::now();
-        let db = self.db.clone();
-        let checkpointing = Arc::clone(&self.checkpointing);
-        actix::spawn(async move {
-            if let Err(err) = db
-                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
-                .await
-            {
-                log::warn!("checkpointing the SQLite write-ahead log failed: {err}");
-            }
-            checkpointing.store(false, Ordering::Release);
-        });
     }
 }
 
@@ -501,7 +461,6 @@ macro_rules! write_handlers {
             type Result = AtomicResponse<Self, <$msg as Message>::Result>;
 
             fn handle(&mut self, msg: $msg, _ctx: &mut Self::Context) -> Self::Result {
-                self.checkpoint_if_due();
                 let db = self.db.clone();
                 AtomicResponse::new(Box::pin(async move { $func(&db, msg).await }.into_actor(self)))
             }
@@ -533,7 +492,6 @@ impl Handler<Heartbeat> for StoreActor {
     type Result = AtomicResponse<Self, Result<u64>>;
 
     fn handle(&mut self, mut msg: Heartbeat, _ctx: &mut Self::Context) -> Self::Result {
-        self.checkpoint_if_due();
         let db = self.db.clone();
         let clock = self.clock.clone();
         AtomicResponse::new(Box::pin(
@@ -559,7 +517,6 @@ impl Handler<Flush> for StoreActor {
 
     fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
         self.flush_queued = false;
-        self.checkpoint_if_due();
         let marks = std::mem::take(&mut self.marks);
         let completes = std::mem::take(&mut self.completes);
         let db = self.db.clone();
@@ -617,7 +574,6 @@ impl Handler<PruneRuns> for StoreActor {
     type Result = ResponseFuture<Result<u64>>;
 
     fn handle(&mut self, msg: PruneRuns, _ctx: &mut Self::Context) -> Self::Result {
-        self.checkpoint_if_due();
         let db = self.db.clone();
         let cursor = Arc::clone(&self.prune_cursor);
         Box::pin(async move { upkeep::prune_runs(&db, msg, &cursor).await })
