@@ -97,7 +97,12 @@ impl StoreActor {
     /// 1,000 jobs no longer waits for the previous batch's 1,000 `JobRunActor`s to be polled
     /// between its round trips. Messages, their order and the atomic writes are the same on
     /// either thread.
+    /// Outside an actix System (a bare tokio runtime), where no arbiter can be made, the store
+    /// starts on the current thread as [`Actor::start`] would.
     pub fn start_on_own_thread(mut self) -> Addr<Self> {
+        if actix::System::try_current().is_none() {
+            return self.start();
+        }
         self.own_thread = true;
         let thread = actix::Arbiter::new();
         let store = Self::start_in_arbiter(&thread.handle(), move |_| self);
