@@ -403,10 +403,10 @@ impl SchedulerActor {
 }
 
 /// Whether a claim used every slot it was given (`limit`), the instance's or a plugin's own:
-/// then a slot that frees should claim again at once. A claim that had no slot to give (the budget, or a
-/// plugin's own limit, already full) cannot tell whether due jobs wait, so it counts as used up
-/// too; otherwise such a claim (a safety tick while every slot is busy) would leave the jobs
-/// that are due waiting for the next tick instead of the next freed slot.
+/// then a slot that frees should claim again at once. A claim that had no slot to give (the
+/// budget, or a plugin's own limit, already full) cannot tell whether due jobs wait, so it counts
+/// as used up too; otherwise such a claim (a safety tick while every slot is busy) would leave
+/// the jobs that are due waiting for the next tick instead of the next freed slot.
 fn saturates(outcome: &ClaimOutcome, limit: usize, plugin_limits: &BTreeMap<String, u64>) -> bool {
     if outcome.claimed.len() >= limit {
         return true;

@@ -468,7 +468,7 @@ async fn move_pointers(
                 .col_expr(PluginJobColumn::NextRunAt, Expr::value(pointer.to))
                 .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
                 .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-                // `IS NOT DISTINCT FROM`, not `=`: the same test here, but one PostgreSQL's
+                // `IS NOT DISTINCT FROM`, not `=`: the same test here, but one that PostgreSQL's
                 // planner cannot answer from the `next_run_at` index. When many jobs share a
                 // slot (100,000 hourly jobs, say), that slot is never in the statistics, which
                 // were taken before the pointers moved onto it; the planner then took it for a
