@@ -340,6 +340,18 @@ impl Browser {
         self.command("POST", "/actions", Some(actions));
     }
 
+    /// Clicks a listing's "More" button and waits until `rows` match `total` elements; the
+    /// button then hides, as there is no further page.
+    fn show_the_rest(&self, button: &str, rows: &str, total: u64) {
+        self.click(button);
+        wait_for(
+            &format!("{total} rows of {rows}"),
+            Duration::from_secs(20),
+            || (self.count(rows) == total).then_some(()),
+        );
+        assert!(!self.visible(button), "{button}: no third page");
+    }
+
     /// How many elements match `css`.
     fn count(&self, css: &str) -> u64 {
         self.script(
@@ -947,14 +959,7 @@ fn more_jobs_and_more_runs_page_through_the_listings() {
         "60 runs: a second page"
     );
 
-    browser.click("#jobs-more-button");
-    wait_for("all 230 jobs", Duration::from_secs(20), || {
-        (browser.count(job_rows) == JOBS).then_some(())
-    });
-    assert!(
-        !browser.visible("#jobs-more-button"),
-        "no third page of jobs"
-    );
+    browser.show_the_rest("#jobs-more-button", job_rows, JOBS);
     let last = format!(r#"#jobs tr[data-job="many/job-{:03}"]"#, JOBS - 1);
     assert_eq!(
         browser.count(&last),
@@ -962,14 +967,7 @@ fn more_jobs_and_more_runs_page_through_the_listings() {
         "the last job is on the second page"
     );
 
-    browser.click("#runs-more-button");
-    wait_for("all 60 runs", Duration::from_secs(20), || {
-        (browser.count(run_rows) == RUNS).then_some(())
-    });
-    assert!(
-        !browser.visible("#runs-more-button"),
-        "no third page of runs"
-    );
+    browser.show_the_rest("#runs-more-button", run_rows, RUNS);
     // The pages stay through refreshes.
     let refreshes = || {
         browser

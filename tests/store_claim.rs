@@ -1,5 +1,6 @@
 //! `ClaimDueJobs`: due jobs oldest first up to the free slots, a compare-and-set on the pointer,
-//! one run per fired slot (running when due, queued when claimed ahead), overlap and misfire skips, and no double claim across stores.
+//! one run per fired slot (running when due, queued when claimed ahead), overlap and misfire
+//! skips, and no double claim across stores.
 
 mod common;
 

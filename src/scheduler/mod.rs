@@ -276,14 +276,14 @@ impl SchedulerActor {
                 } else {
                     crate::store::ask(&store, next_due).await
                 };
-                (claimed, next)
+                (claimed, next, filled)
             }
             .into_actor(self)
-            .map(move |(claimed, next), act, ctx| {
+            .map(move |(claimed, next, filled), act, ctx| {
                 match claimed {
                     Ok(outcome) => {
                         act.saturated = saturates(&outcome, limit, &plugin_limits);
-                        if limit > 0 && outcome.claimed.len() >= limit && limit < free {
+                        if filled && limit < free {
                             // Cut at the claim size while more slots are free: the next claim
                             // goes to the store now, and is written while these runs start.
                             act.claim_now(ctx);
