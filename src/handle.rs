@@ -130,6 +130,9 @@ impl PluginJobsBuilder {
         let reader = StoreReader::new(self.db.clone());
         let store = StoreActor::new(self.db)
             .with_clock(Arc::clone(&self.clock))
+            .with_batch_limit(crate::scheduler::claim_size(
+                self.config.max_concurrent_runs,
+            ))
             .start_on_own_thread();
         let workers = self
             .workers

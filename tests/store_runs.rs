@@ -6,6 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use actix::Actor;
+
 use chrono::TimeDelta;
 use common::{TestDb, at, job_row, run_row};
 use entity::prelude::*;
@@ -903,4 +905,187 @@ async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there(
     assert_eq!(t.all_runs().await.len(), 150);
     let third = store.send(prune()).await.expect("mailbox").expect("prune");
     assert_eq!(third, 0, "round again from the first job: nothing left");
+}
+
+/// On PostgreSQL the outcome batches are written beside the claims: a batch that waits for a
+/// row lock does not hold up the claim behind it. Without that, the claim below would wait in
+/// the mailbox until the lock is released, and time out.
+#[actix_rt::test]
+async fn on_postgres_a_claim_goes_on_while_an_outcome_batch_waits_for_a_lock() {
+    use plugin_jobs::store::ClaimDueJobs;
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let t = TestDb::new().await;
+    if !t.is_postgres() {
+        eprintln!("SQLite writes one batch at a time in the mailbox's order; nothing to check");
+        return;
+    }
+    let store = t.store();
+    let due = t.insert_job(job_row("alpha", "due")).await;
+    let finishing = t
+        .insert_job(PluginJobModel {
+            next_run_at: Some(at("2030-01-01T00:00:00Z")),
+            ..job_row("beta", "finishing")
+        })
+        .await;
+    let run = t
+        .insert_run(PluginJobRunModel {
+            status: RunStatus::Running,
+            started_at: Some(at("10:00")),
+            ..run_row(&finishing)
+        })
+        .await
+        .expect("insert run");
+
+    // Another connection holds the finishing job's row, which the batch must update
+    // (`last_success_at`) once it has finished the run.
+    let other = plugin_jobs::db::connect(&t.url).await.expect("connect");
+    let holder = other.begin().await.expect("begin");
+    let holder_pid: i32 = holder
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_backend_pid() AS pid",
+        ))
+        .await
+        .expect("pid")
+        .expect("row")
+        .try_get("", "pid")
+        .expect("pid column");
+    holder
+        .execute_unprepared(&format!(
+            "SELECT id FROM plugin_jobs WHERE id = '{}' FOR UPDATE",
+            finishing.id
+        ))
+        .await
+        .expect("lock the job row");
+
+    let outcome = actix_rt::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .send(CompleteRun {
+                    run_id: run.id,
+                    status: RunStatus::Succeeded,
+                    error: None,
+                    logs: None,
+                    block_until: None,
+                    now: at("2024-01-15T10:00:05Z"),
+                })
+                .await
+        }
+    });
+    common::wait_until(
+        "the outcome batch waits for the held job row",
+        Duration::from_secs(10),
+        || {
+            let db = t.db.clone();
+            async move {
+                let sql = format!(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE {holder_pid} = ANY(pg_blocking_pids(pid))"
+                );
+                let row = db
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        sql,
+                    ))
+                    .await
+                    .ok()
+                    .flatten();
+                row.and_then(|row| row.try_get::<i64>("", "n").ok()) == Some(1)
+            }
+        },
+    )
+    .await;
+
+    let claim = ClaimDueJobs {
+        now: at("10:30"),
+        limit: 10,
+        plugin_ids: vec!["alpha".to_owned()],
+        plugin_limits: Default::default(),
+        instance_id: "instance-a".to_owned(),
+        misfire_grace: Duration::from_secs(60),
+        lookahead: Duration::ZERO,
+    };
+    let claimed = actix_rt::time::timeout(Duration::from_secs(10), store.send(claim))
+        .await
+        .expect("the claim waited behind the blocked outcome batch")
+        .expect("mailbox")
+        .expect("claim");
+    assert_eq!(claimed.claimed.len(), 1);
+    assert_eq!(claimed.claimed[0].job.id, due.id);
+    assert_eq!(
+        t.run(run.id).await.status,
+        RunStatus::Running,
+        "the batch has not committed while it waits"
+    );
+
+    holder.commit().await.expect("release the row");
+    let recorded = outcome
+        .await
+        .expect("outcome task")
+        .expect("mailbox")
+        .expect("outcome");
+    assert!(recorded, "the outcome is recorded once the row is free");
+    assert_eq!(t.run(run.id).await.status, RunStatus::Succeeded);
+    assert_eq!(
+        t.job(finishing.id).await.last_success_at,
+        Some(at("2024-01-15T10:00:05Z"))
+    );
+}
+
+/// A batch beside the claims takes at most its limit of starts and outcomes; the rest make the
+/// next batches, and every message still gets its own answer.
+#[actix_rt::test]
+async fn starts_and_outcomes_past_the_batch_limit_are_written_by_the_next_batches() {
+    let t = TestDb::new().await;
+    let store = plugin_jobs::store::StoreActor::new(t.db.clone())
+        .with_batch_limit(2)
+        .start();
+    let mut queued = Vec::new();
+    let mut running = Vec::new();
+    for n in 0..3 {
+        let job = t.insert_job(job_row("alpha", &format!("queued-{n}"))).await;
+        queued.push(t.insert_run(run_row(&job)).await.expect("queued run"));
+        let job = t
+            .insert_job(job_row("alpha", &format!("running-{n}")))
+            .await;
+        let run = PluginJobRunModel {
+            status: RunStatus::Running,
+            started_at: Some(at("10:00")),
+            ..run_row(&job)
+        };
+        running.push(t.insert_run(run).await.expect("running run"));
+    }
+    let marks = queued.iter().map(|run| {
+        store.send(MarkRunning {
+            run_id: run.id,
+            now: at("2024-01-15T10:00:01Z"),
+        })
+    });
+    let outcomes = running.iter().map(|run| {
+        store.send(complete(
+            run.id,
+            RunStatus::Succeeded,
+            None,
+            "2024-01-15T10:00:02Z",
+        ))
+    });
+    let (marked, finished) = futures_util::future::join(
+        futures_util::future::join_all(marks),
+        futures_util::future::join_all(outcomes),
+    )
+    .await;
+    for answer in marked.into_iter().chain(finished) {
+        assert!(
+            answer.expect("mailbox").expect("write"),
+            "each one is written"
+        );
+    }
+    for run in &queued {
+        assert_eq!(t.run(run.id).await.status, RunStatus::Running);
+    }
+    for run in &running {
+        assert_eq!(t.run(run.id).await.status, RunStatus::Succeeded);
+    }
 }

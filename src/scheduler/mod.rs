@@ -173,12 +173,7 @@ impl SchedulerActor {
     /// half's claim is written while the other half's runs go through their actors (see
     /// [`PIPELINED_BUDGET`]); the whole budget otherwise.
     fn claim_size(&self) -> usize {
-        let budget = self.runs.max_concurrent();
-        if budget >= PIPELINED_BUDGET {
-            budget.div_ceil(2)
-        } else {
-            budget
-        }
+        claim_size(self.runs.max_concurrent())
     }
 
     /// Sends a `ClaimFreedSlots` now, replacing one that waits out the gather.
@@ -518,6 +513,16 @@ const FREED_SLOTS_GATHER: std::time::Duration = std::time::Duration::from_millis
 /// database and the actors waiting for each other. Below it the claim's own cost outweighs what
 /// the overlap saves, and a tick claims every free slot at once.
 const PIPELINED_BUDGET: usize = 64;
+
+/// The most runs one claim creates with this budget: half of it from [`PIPELINED_BUDGET`] on,
+/// all of it below.
+pub(crate) fn claim_size(budget: usize) -> usize {
+    if budget >= PIPELINED_BUDGET {
+        budget.div_ceil(2)
+    } else {
+        budget
+    }
+}
 
 /// A `ClaimFreedSlots` on its way.
 #[derive(Debug)]

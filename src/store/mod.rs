@@ -5,6 +5,16 @@
 //! live cannot interleave within this process; the partial unique indexes of the schema make them
 //! atomic across processes. Reads run concurrently beside the writes.
 //!
+//! One exception, on PostgreSQL only: the batches of run starts and outcomes (`MarkRunning`,
+//! `CompleteRun`) are written beside the atomic writes, on a connection of their own, one batch
+//! at a time. A batch is no check-and-write: each of its statements moves a run only from the
+//! states it may leave (`WHERE status IN …`), it locks the runs it finishes before it reads
+//! them, and a job row that a claim holds makes it wait, never the reverse. So it may interleave
+//! with a claim exactly as another instance's batch can, and the claim, the mailbox's longest
+//! write, no longer waits for the outcomes before it (benches/README, "Outcomes beside the
+//! claims"). SQLite has one writer at a time whatever the process does, so there the batches
+//! stay in the mailbox's order.
+//!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
 //! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
@@ -64,9 +74,12 @@ use crate::Result;
 pub struct StoreActor {
     db: DatabaseConnection,
     /// Run starts and outcomes waiting for the next group commit.
-    marks: Vec<(MarkRunning, outcomes::Reply)>,
-    completes: Vec<(CompleteRun, outcomes::Reply)>,
+    pending: Arc<std::sync::Mutex<outcomes::Pending>>,
     flush_queued: bool,
+    /// Batches are written beside the atomic writes (PostgreSQL), one at a time.
+    flush_beside: bool,
+    /// The most messages one batch beside the atomic writes takes.
+    batch_limit: usize,
     /// Stamps heartbeats when they are written rather than when they were sent.
     clock: Option<Arc<dyn Clock>>,
     /// The last job whose surplus runs a prune pass trimmed: the next pass goes on from there.
@@ -79,10 +92,11 @@ impl StoreActor {
     /// A store over an already migrated connection.
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
+            flush_beside: is_postgres(&db),
             db,
-            marks: Vec::new(),
-            completes: Vec::new(),
+            pending: Arc::default(),
             flush_queued: false,
+            batch_limit: usize::MAX,
             clock: None,
             prune_cursor: Arc::default(),
             own_thread: false,
@@ -112,6 +126,15 @@ impl StoreActor {
         store
     }
 
+    /// Beside the atomic writes (PostgreSQL), one batch writes at most `limit` run starts and
+    /// outcomes; the rest make the next batch. With half the budget, the first half of a burst's
+    /// outcomes frees its slots, and the claim that refills them is written, while the second
+    /// half's outcomes are.
+    pub fn with_batch_limit(mut self, limit: usize) -> Self {
+        self.batch_limit = limit.max(1);
+        self
+    }
+
     /// Stamps every heartbeat with `clock` at the moment it is written, so a heartbeat that
     /// waited behind other writes is not already old when it lands.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -119,9 +142,16 @@ impl StoreActor {
         self
     }
 
-    /// Queues a `Flush` behind the messages already waiting, once per batch.
+    /// Queues a `Flush` behind the messages already waiting, once per batch. Beside the atomic
+    /// writes, a writer task starts unless one runs: it writes batch after batch until nothing
+    /// is left (see [`outcomes::write_beside`]).
     fn queue_flush(&mut self, ctx: &mut Context<Self>) {
-        if !self.flush_queued {
+        if self.flush_beside {
+            if outcomes::lock(&self.pending).start_writer() {
+                let (db, pending) = (self.db.clone(), Arc::clone(&self.pending));
+                actix_rt::spawn(outcomes::write_beside(db, pending, self.batch_limit));
+            }
+        } else if !self.flush_queued {
             self.flush_queued = true;
             ctx.notify(Flush);
         }
@@ -522,8 +552,7 @@ impl Handler<Flush> for StoreActor {
 
     fn handle(&mut self, _msg: Flush, _ctx: &mut Self::Context) -> Self::Result {
         self.flush_queued = false;
-        let marks = std::mem::take(&mut self.marks);
-        let completes = std::mem::take(&mut self.completes);
+        let (marks, completes) = outcomes::lock(&self.pending).take(usize::MAX);
         let db = self.db.clone();
         AtomicResponse::new(Box::pin(
             async move { outcomes::apply_batch(&db, marks, completes).await }.into_actor(self),
@@ -535,13 +564,13 @@ impl Handler<Flush> for StoreActor {
 /// by one: each waits in a batch that the next `Flush` writes in one transaction. Messages that
 /// arrive while a write is in progress join the same batch.
 macro_rules! batched_handlers {
-    ($($msg:ty => $queue:ident),* $(,)?) => {$(
+    ($($msg:ty => $push:ident),* $(,)?) => {$(
         impl Handler<$msg> for StoreActor {
             type Result = ResponseFuture<Result<bool>>;
 
             fn handle(&mut self, msg: $msg, ctx: &mut Self::Context) -> Self::Result {
                 let (reply, answer) = tokio::sync::oneshot::channel();
-                self.$queue.push((msg, reply));
+                outcomes::lock(&self.pending).$push(msg, reply);
                 self.queue_flush(ctx);
                 // The reply is dropped unanswered only when the store stops before the flush.
                 Box::pin(async move { answer.await.map_err(|_| crate::Error::ShuttingDown)? })
@@ -551,8 +580,8 @@ macro_rules! batched_handlers {
 }
 
 batched_handlers! {
-    MarkRunning => marks,
-    CompleteRun => completes,
+    MarkRunning => push_mark,
+    CompleteRun => push_complete,
 }
 
 write_handlers! {

@@ -5,13 +5,14 @@
 //! moves its job's `last_success_at` in it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -23,6 +24,73 @@ use crate::{Error, Result};
 /// A reply to one message of a batch.
 pub(super) type Reply = tokio::sync::oneshot::Sender<Result<bool>>;
 
+/// Messages of one kind waiting for a batch, each with its reply.
+pub(super) type Queued<M> = Vec<(M, Reply)>;
+
+/// The run starts and outcomes waiting for a batch.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    marks: Queued<MarkRunning>,
+    completes: Queued<CompleteRun>,
+    /// A writer task ([`write_beside`]) runs and takes what is queued.
+    writing: bool,
+}
+
+impl Pending {
+    pub(super) fn push_mark(&mut self, mark: MarkRunning, reply: Reply) {
+        self.marks.push((mark, reply));
+    }
+
+    pub(super) fn push_complete(&mut self, complete: CompleteRun, reply: Reply) {
+        self.completes.push((complete, reply));
+    }
+
+    /// Whether the caller is to start the writer task (none runs yet).
+    pub(super) fn start_writer(&mut self) -> bool {
+        !std::mem::replace(&mut self.writing, true)
+    }
+
+    /// Takes up to `limit` of the queued messages, starts first.
+    pub(super) fn take(&mut self, limit: usize) -> (Queued<MarkRunning>, Queued<CompleteRun>) {
+        let marks: Vec<_> = self.marks.drain(..self.marks.len().min(limit)).collect();
+        let rest = limit - marks.len();
+        let completes = self
+            .completes
+            .drain(..self.completes.len().min(rest))
+            .collect();
+        (marks, completes)
+    }
+}
+
+/// The queue, whether or not a thread panicked while holding it (no step leaves it half-changed).
+pub(super) fn lock(pending: &Mutex<Pending>) -> MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The writer task beside the atomic writes (PostgreSQL): writes up to `limit` queued messages
+/// per batch, one batch after another, until the queue is empty. Before each batch it yields
+/// once, so the messages that arrived together with the first reach the queue and share its
+/// batch.
+pub(super) async fn write_beside(
+    db: DatabaseConnection,
+    pending: Arc<Mutex<Pending>>,
+    limit: usize,
+) {
+    loop {
+        tokio::task::yield_now().await;
+        let (marks, completes) = {
+            let mut pending = lock(&pending);
+            let batch = pending.take(limit);
+            if batch.0.is_empty() && batch.1.is_empty() {
+                pending.writing = false;
+                return;
+            }
+            batch
+        };
+        apply_batch(&db, marks, completes).await;
+    }
+}
+
 /// Applies the `MarkRunning` and `CompleteRun` messages that queued up while the store was busy,
 /// in one transaction and a handful of statements: one `UPDATE … WHERE id IN (…)` for all the
 /// starts, one read of the finishing runs, one `UPDATE` per distinct outcome (status, error,
@@ -31,8 +99,8 @@ pub(super) type Reply = tokio::sync::oneshot::Sender<Result<bool>>;
 /// message is written again in a transaction of its own, so one bad message never fails another.
 pub(super) async fn apply_batch(
     db: &DatabaseConnection,
-    marks: Vec<(MarkRunning, Reply)>,
-    completes: Vec<(CompleteRun, Reply)>,
+    marks: Queued<MarkRunning>,
+    completes: Queued<CompleteRun>,
 ) {
     let (marks, mark_replies): (Vec<_>, Vec<_>) = marks.into_iter().unzip();
     let (mut completes, complete_replies): (Vec<_>, Vec<_>) = completes.into_iter().unzip();
@@ -86,20 +154,29 @@ async fn write_batch(
     Ok(answers)
 }
 
-/// Job, status and start of the given runs.
-async fn states(db: &impl ConnectionTrait, ids: Vec<Uuid>) -> Result<HashMap<Uuid, RunState>> {
+/// Job, status and start of the given runs. With `lock`, on PostgreSQL, the rows are locked in
+/// id order until the transaction ends, so no other write changes them between this read and
+/// the batch's updates (the store's other writes run beside the batches there).
+async fn states(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+    lock: bool,
+) -> Result<HashMap<Uuid, RunState>> {
     let mut states = HashMap::with_capacity(ids.len());
+    let lock = lock && super::is_postgres(db);
     for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
-        let rows: Vec<(Uuid, Uuid, RunStatus, Option<DateTime<Utc>>)> = PluginJobRun::find()
+        let mut query = PluginJobRun::find()
             .select_only()
             .column(PluginJobRunColumn::Id)
             .column(PluginJobRunColumn::JobId)
             .column(PluginJobRunColumn::Status)
             .column(PluginJobRunColumn::StartedAt)
-            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
-            .into_tuple()
-            .all(db)
-            .await?;
+            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()));
+        if lock {
+            query = query.order_by_asc(PluginJobRunColumn::Id).lock_exclusive();
+        }
+        let rows: Vec<(Uuid, Uuid, RunStatus, Option<DateTime<Utc>>)> =
+            query.into_tuple().all(db).await?;
         states.extend(rows.into_iter().map(|(id, job_id, status, started)| {
             (
                 id,
@@ -140,11 +217,12 @@ async fn mark_all(db: &impl ConnectionTrait, marks: &[MarkRunning]) -> Result<Ve
             .rows_affected;
     }
     // Usually every run was still queued; otherwise (one was cancelled before it started) read
-    // which ones this batch moved. Inside the write transaction nothing else changes them.
+    // which ones this batch moved: its update holds them until the commit, so they still show
+    // the batch's stamp.
     let moved: HashSet<Uuid> = if moved_rows as usize == distinct.len() {
         distinct
     } else {
-        states(db, distinct.into_iter().collect())
+        states(db, distinct.into_iter().collect(), false)
             .await?
             .into_iter()
             .filter(|(_, state)| state.status == RunStatus::Running && state.started == Some(now))
@@ -166,7 +244,7 @@ async fn complete_all(
         return Ok(Vec::new());
     };
     let ids: Vec<Uuid> = completes.iter().map(|c| c.run_id).collect();
-    let before = states(db, ids).await?;
+    let before = states(db, ids, true).await?;
     let mut finished = HashSet::new();
     let mut groups: HashMap<Outcome, (Option<&serde_json::Value>, Vec<Uuid>)> = HashMap::new();
     let mut blocks: HashMap<DateTime<Utc>, Vec<Uuid>> = HashMap::new();
