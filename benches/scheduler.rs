@@ -427,6 +427,56 @@ fn start_with(
         .expect("valid settings")
 }
 
+/// When each worker call came, as lateness behind its slot: the moment the worker is called,
+/// after the run was marked running (the database's `started_at` is the mark).
+#[derive(Debug, Clone, Default)]
+struct CallLog(std::sync::Arc<std::sync::Mutex<Calls>>);
+
+/// Each call's slot and its lateness in milliseconds.
+type Calls = Vec<(DateTime<Utc>, i64)>;
+
+impl CallLog {
+    /// No-op workers for `keys` that note each scheduled call.
+    fn workers(&self, keys: impl Iterator<Item = String>) -> InProcessWorkers {
+        let workers = InProcessWorkers::new();
+        for key in keys {
+            let log = self.clone();
+            workers.register(PLUGIN, &key, move |ctx| {
+                let now = Utc::now();
+                if ctx.trigger == "schedule"
+                    && let Ok(slot) = DateTime::parse_from_rfc3339(&ctx.scheduled_at)
+                {
+                    let slot = slot.with_timezone(&Utc);
+                    let late = (now - slot).num_milliseconds();
+                    log.0.lock().expect("call log").push((slot, late));
+                }
+                std::future::ready(Ok(()))
+            });
+        }
+        workers
+    }
+
+    /// The lateness of the calls for the slots from `first` to `last`, sorted.
+    fn lateness(&self, first: DateTime<Utc>, last: DateTime<Utc>) -> Vec<i64> {
+        let mut late: Vec<i64> = self
+            .0
+            .lock()
+            .expect("call log")
+            .iter()
+            .filter(|(slot, _)| *slot >= first && *slot <= last)
+            .map(|(_, late)| *late)
+            .collect();
+        late.sort_unstable();
+        late
+    }
+}
+
+/// The `q` quantile of sorted values (0 when there are none).
+fn percentile(sorted: &[i64], q: f64) -> i64 {
+    let at = ((sorted.len().max(1) - 1) as f64 * q).round() as usize;
+    sorted.get(at).copied().unwrap_or(0)
+}
+
 fn noop_workers(keys: impl Iterator<Item = String>) -> InProcessWorkers {
     let workers = InProcessWorkers::new();
     for key in keys {
@@ -447,7 +497,8 @@ async fn steady(
 ) -> Value {
     const SLOW: usize = 10;
     let keys = (0..hot).map(|n| format!("hot-{n}"));
-    let workers = noop_workers(keys.clone());
+    let called = CallLog::default();
+    let workers = called.workers(keys.clone());
     let slow_keys: Vec<String> = (0..SLOW).map(|n| format!("slow-{n}")).collect();
     let hold = Duration::from_secs(secs + 10);
     for key in &slow_keys {
@@ -462,6 +513,11 @@ async fn steady(
     };
     if history > 0 {
         config.maintenance_interval = Duration::from_secs(5);
+    }
+    if let Ok(text) = std::env::var("PLUGIN_JOBS_CLAIM_LOOKAHEAD") {
+        // The server's own setting, read the way `serve` reads it.
+        config.claim_lookahead =
+            plugin_jobs::config::parse_duration(&text).expect("PLUGIN_JOBS_CLAIM_LOOKAHEAD");
     }
     let jobs = start_with(db, config, workers);
     let ticks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -548,14 +604,29 @@ async fn steady(
     }
     let duplicated: usize = seen.values().map(|n| n - 1).sum();
     let mut line = lateness(&runs);
+    let runs_seen = runs.len();
+    let mut per_second: BTreeMap<DateTime<Utc>, Vec<PluginJobRunModel>> = BTreeMap::new();
+    for run in runs {
+        per_second.entry(run.scheduled_for).or_default().push(run);
+    }
+    let worst_second = per_second
+        .values()
+        .filter_map(|runs| lateness(runs)["lateness_p99_ms"].as_i64())
+        .max()
+        .unwrap_or(0);
+    line["worst_second_lateness_p99_ms"] = json!(worst_second);
+    let called_late = called.lateness(first, last);
+    line["called_p50_ms"] = json!(percentile(&called_late, 0.5));
+    line["called_p99_ms"] = json!(percentile(&called_late, 0.99));
+    line["called_max_ms"] = json!(called_late.last().copied().unwrap_or(0));
     line["jobs_in_table"] = json!(hot + cold);
     line["due_per_s"] = json!(hot);
     line["seconds"] = json!(secs);
     line["slots_expected"] = json!(expected);
-    line["runs_seen"] = json!(runs.len());
+    line["runs_seen"] = json!(runs_seen);
     line["missed"] = json!(expected.saturating_sub(seen.len()));
     line["duplicated"] = json!(duplicated);
-    line["runs_per_s"] = json!((runs.len() as f64 / secs as f64).round());
+    line["runs_per_s"] = json!((runs_seen as f64 / secs as f64).round());
     let mut tick_ms: Vec<f64> = ticks
         .lock()
         .expect("ticks")
@@ -828,13 +899,9 @@ fn lateness(runs: &[PluginJobRunModel]) -> Value {
         })
         .collect();
     late.sort_unstable();
-    let pick = |q: f64| {
-        let at = ((late.len().max(1) - 1) as f64 * q).round() as usize;
-        late.get(at).copied().unwrap_or(0)
-    };
     json!({
-        "lateness_p50_ms": pick(0.5),
-        "lateness_p99_ms": pick(0.99),
+        "lateness_p50_ms": percentile(&late, 0.5),
+        "lateness_p99_ms": percentile(&late, 0.99),
         "lateness_max_ms": late.last().copied().unwrap_or(0),
     })
 }
