@@ -59,6 +59,87 @@ async fn the_one_shot_wake_starts_a_job_long_before_a_slow_tick() {
 }
 
 #[actix_rt::test]
+async fn on_postgres_a_slot_whose_row_was_held_at_its_claim_starts_soon_after_not_at_the_tick() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let t = TestDb::new().await;
+    if !t.is_postgres() {
+        eprintln!("a SQLite claim never skips a row; nothing to check");
+        return;
+    }
+    let workers = RecordingWorkers::default();
+    workers.inner.register("alpha", "every-second", ok_handler);
+    let config = SchedulerConfig {
+        tick_interval: Duration::from_secs(60),
+        ..SchedulerConfig::default()
+    };
+    let jobs = start(&t, &workers, config);
+    let declared = jobs
+        .register(
+            "alpha",
+            vec![JobDeclaration::new("every-second", "* * * * * *")],
+        )
+        .await
+        .expect("register");
+    let job_id = declared[0].id;
+    wait_until("a first run succeeded", Duration::from_secs(10), || async {
+        t.all_runs()
+            .await
+            .iter()
+            .any(|r| r.status == RunStatus::Succeeded)
+    })
+    .await;
+
+    // Another transaction holds the job's row (as another instance's batch of outcomes does
+    // while it stamps `last_success_at`) until its slot is due and a claim has skipped it.
+    let other = plugin_jobs::db::connect(&t.url).await.expect("connect");
+    let holder = other.begin().await.expect("begin");
+    holder
+        .execute_unprepared(&format!(
+            "SELECT id FROM plugin_jobs WHERE id = '{job_id}' FOR UPDATE"
+        ))
+        .await
+        .expect("lock the job row");
+    let held_slot = t.job(job_id).await.next_run_at.expect("next slot");
+    let ticks = jobs.diagnostics().await.expect("diagnostics").tick_count;
+    // Half a second past the slot, the claim woken for it has run (and skipped the row).
+    let past = held_slot + chrono::TimeDelta::milliseconds(500);
+    wait_until(
+        "a claim ran after the held slot came due",
+        Duration::from_secs(10),
+        || async {
+            chrono::Utc::now() > past
+                && jobs.diagnostics().await.expect("diagnostics").tick_count > ticks
+        },
+    )
+    .await;
+    assert_eq!(
+        t.job(job_id).await.next_run_at,
+        Some(held_slot),
+        "the held row was not claimed"
+    );
+    holder.rollback().await.expect("release the row");
+
+    // With a 60 s tick and no wake armed for a slot already due, only the claim that follows
+    // a contended one starts the held slot within 10 s.
+    wait_until(
+        "the held slot ran after the release",
+        Duration::from_secs(10),
+        || async {
+            t.all_runs().await.iter().any(|r| {
+                r.job_id == job_id
+                    && r.scheduled_for >= held_slot
+                    && r.status == RunStatus::Succeeded
+            })
+        },
+    )
+    .await;
+    jobs.shutdown(Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+}
+
+#[actix_rt::test]
 async fn a_timed_out_run_fails_at_once_and_the_job_stays_blocked_until_the_worker_answers() {
     let t = TestDb::new().await;
     let workers = RecordingWorkers::default();

@@ -128,6 +128,9 @@ pub struct SchedulerActor {
     /// Slots waiting for their job's live run (overlap `queue_one`, `cancel_previous`): when
     /// that run finishes here, the scheduler claims at once so the slot starts.
     waiting: HashMap<Uuid, DateTime<Utc>>,
+    /// Claims in a row that left out due jobs held by another transaction: each claims again
+    /// after a delay that doubles with this count, up to the tick.
+    contended: u32,
 }
 
 impl SchedulerActor {
@@ -158,6 +161,7 @@ impl SchedulerActor {
             saturated: false,
             claim_queued: None,
             waiting: HashMap::new(),
+            contended: 0,
         }
     }
 
@@ -275,6 +279,7 @@ impl SchedulerActor {
             }
             .into_actor(self)
             .map(move |(claimed, next, filled), act, ctx| {
+                let contended = matches!(&claimed, Ok(outcome) if outcome.contended);
                 match claimed {
                     Ok(outcome) => {
                         act.saturated = saturates(&outcome, limit, &plugin_limits);
@@ -299,6 +304,7 @@ impl SchedulerActor {
                     Ok(next) => act.arm_wake(next, ctx),
                     Err(err) => log::error!("reading the next due slot failed: {err}"),
                 }
+                act.retry_contended(contended, ctx);
             }),
         )
     }
@@ -381,6 +387,30 @@ impl SchedulerActor {
         };
         if delay.is_zero() || delay >= self.config.tick_interval {
             return;
+        }
+        self.wake = Some(ctx.run_later(delay, |act, ctx| {
+            act.wake = None;
+            ctx.notify(Tick);
+        }));
+    }
+
+    /// After a claim that left out due jobs because another transaction held their rows
+    /// (another instance's claim, or a batch of outcomes stamping the jobs it finished): claims
+    /// again shortly, as the holder commits within milliseconds, instead of leaving those slots
+    /// to the next tick. The delay doubles while claims stay contended (a row held for long
+    /// costs a claim per tick at most). The claim it wakes re-arms the wake for the next slot.
+    fn retry_contended(&mut self, contended: bool, ctx: &mut Context<Self>) {
+        if !contended {
+            self.contended = 0;
+            return;
+        }
+        let delay = CONTENDED_RETRY.saturating_mul(1 << self.contended.min(16));
+        self.contended = self.contended.saturating_add(1);
+        if !self.timers || !self.is_running() || delay >= self.config.tick_interval {
+            return;
+        }
+        if let Some(handle) = self.wake.take() {
+            ctx.cancel_future(handle);
         }
         self.wake = Some(ctx.run_later(delay, |act, ctx| {
             act.wake = None;
@@ -502,6 +532,10 @@ impl Handler<GetTrackedRuns> for SchedulerActor {
         MessageResult(self.runs.tracked_run_ids())
     }
 }
+
+/// The first delay before claiming again after a contended claim; it doubles while claims stay
+/// contended.
+const CONTENDED_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// How long a claim for freed slots waits for more runs to end, while fewer than half of the
 /// slots are free.

@@ -81,6 +81,10 @@ pub struct ClaimOutcome {
     pub claimed: Vec<ClaimedRun>,
     pub skipped: Vec<SkippedSlot>,
     pub waiting: Vec<WaitingSlot>,
+    /// Due jobs were left out because another transaction held their rows (PostgreSQL's
+    /// `SKIP LOCKED`: another instance's claim, or a batch of outcomes stamping the jobs it
+    /// finished): the caller should claim again shortly rather than at its next tick.
+    pub contended: bool,
 }
 
 /// How a claim moves one job's pointer; jobs with equal moves share one statement.
@@ -120,6 +124,8 @@ struct Claim<'a> {
     now: DateTime<Utc>,
     horizon: DateTime<Utc>,
     schedules: HashMap<(String, String), std::result::Result<Schedule, String>>,
+    /// Some due row was held by another transaction and skipped.
+    contended: bool,
 }
 
 pub(super) async fn claim_due_jobs(
@@ -138,6 +144,7 @@ pub(super) async fn claim_due_jobs(
         now,
         horizon: to_millis(plus(now, msg.lookahead)),
         schedules: HashMap::new(),
+        contended: false,
     };
 
     // Each plugin's due jobs, oldest first, as many firing ones as it may start: one query per
@@ -249,6 +256,7 @@ pub(super) async fn claim_due_jobs(
             });
         }
     }
+    outcome.contended = claim.contended;
     txn.commit().await?;
     Ok(outcome)
 }
@@ -286,7 +294,13 @@ impl Claim<'_> {
                     }
                 }
             }
-            if fires.len() as u64 >= cap || !full {
+            if fires.len() as u64 >= cap {
+                break;
+            }
+            if !full {
+                if !self.contended {
+                    self.contended = self.held_elsewhere(plugin_id, &seen).await?;
+                }
                 break;
             }
         }
@@ -300,7 +314,7 @@ impl Claim<'_> {
     /// with a large backlog of `skip` jobs scan all of them on every claim.
     async fn decide_overlaps(&mut self, plugin_id: &str) -> Result<Vec<Decided>> {
         let due: Vec<PluginJobModel> = self
-            .due_query(plugin_id, OVERLAP_PAGE, &[])
+            .due_query(plugin_id, OVERLAP_PAGE, &[], true)
             .all(self.txn)
             .await?
             .into_iter()
@@ -332,10 +346,36 @@ impl Claim<'_> {
         page: u64,
         seen: &[Uuid],
     ) -> Result<Vec<PluginJobModel>> {
-        Ok(self.due_query(plugin_id, page, seen).all(self.txn).await?)
+        Ok(self
+            .due_query(plugin_id, page, seen, true)
+            .all(self.txn)
+            .await?)
     }
 
-    fn due_query(&self, plugin_id: &str, page: u64, seen: &[Uuid]) -> sea_orm::Select<PluginJob> {
+    /// Whether a short page of due jobs left out a due job because another transaction holds
+    /// its row (PostgreSQL): the same query without the lock, for one row past the ones read.
+    /// Always false on SQLite, where a claim never skips a row.
+    async fn held_elsewhere(&self, plugin_id: &str, seen: &[Uuid]) -> Result<bool> {
+        if !super::is_postgres(self.txn) {
+            return Ok(false);
+        }
+        let held: Option<Uuid> = self
+            .due_query(plugin_id, 1, seen, false)
+            .select_only()
+            .column(PluginJobColumn::Id)
+            .into_tuple()
+            .one(self.txn)
+            .await?;
+        Ok(held.is_some())
+    }
+
+    fn due_query(
+        &self,
+        plugin_id: &str,
+        page: u64,
+        seen: &[Uuid],
+        lock: bool,
+    ) -> sea_orm::Select<PluginJob> {
         let mut query = PluginJob::find()
             .filter(PluginJobColumn::Status.eq(JobStatus::Active))
             .filter(PluginJobColumn::NextRunAt.lte(self.horizon))
@@ -349,7 +389,7 @@ impl Claim<'_> {
             query = query.filter(PluginJobColumn::Id.is_not_in(seen.to_vec()));
         }
         query = query.order_by_asc(PluginJobColumn::NextRunAt).limit(page);
-        if super::is_postgres(self.txn) {
+        if lock && super::is_postgres(self.txn) {
             // Other instances skip the rows this claim holds instead of queueing behind it.
             query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
