@@ -178,6 +178,33 @@ struct Db {
     /// The URL it was opened with (for PostgreSQL, with its schema), for further pools.
     url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL schema made for this scenario, dropped when it ends.
+    schema: Option<String>,
+}
+
+impl Db {
+    /// Drops the scenario's PostgreSQL schema, so that benchmark runs do not pile up tables
+    /// (gigabytes over a day of runs) in the database `DATABASE_URL` points at.
+    async fn remove(self) {
+        let Some(schema) = self.schema else {
+            return;
+        };
+        let _ = self.db.close().await;
+        let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+        let dropped = match plugin_jobs::db::connect(&base).await {
+            Ok(admin) => {
+                let sql =
+                    format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
+                let dropped = admin.execute_unprepared(&sql).await.map(drop);
+                let _ = admin.close().await;
+                dropped.map_err(|err| err.to_string())
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(err) = dropped {
+            eprintln!("could not drop the benchmark schema {schema}: {err}");
+        }
+    }
 }
 
 async fn fresh_db(backend: &str) -> Db {
@@ -194,6 +221,7 @@ async fn fresh_db(backend: &str) -> Db {
             db,
             url,
             _dir: Some(dir),
+            schema: None,
         };
     }
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
@@ -212,6 +240,7 @@ async fn fresh_db(backend: &str) -> Db {
         db,
         url,
         _dir: None,
+        schema: Some(schema),
     }
 }
 
@@ -272,6 +301,7 @@ async fn child(scenario: &str, backend: &str, size: Size) -> Value {
         line["cpu_s"] = json!(round3(cpu_after - cpu_before));
     }
     line["peak_rss_mb"] = json!(peak_rss_mb);
+    db.remove().await;
     line
 }
 
