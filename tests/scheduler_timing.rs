@@ -25,22 +25,33 @@ fn key(job: &str) -> JobRef {
     JobRef::key("alpha", job)
 }
 
-#[actix_rt::test]
-async fn the_one_shot_wake_starts_a_job_long_before_a_slow_tick() {
-    let t = TestDb::new().await;
-    let workers = RecordingWorkers::default();
+/// A scheduler with a 60 s tick and one every-second job (`alpha/every-second`): within a few
+/// seconds only its wakes can start runs. Answers the handle and the job's id.
+async fn every_second_with_a_slow_tick(
+    t: &TestDb,
+    workers: &RecordingWorkers,
+) -> (PluginJobsHandle, uuid::Uuid) {
     workers.inner.register("alpha", "every-second", ok_handler);
     let config = SchedulerConfig {
         tick_interval: Duration::from_secs(60),
         ..SchedulerConfig::default()
     };
-    let jobs = start(&t, &workers, config);
-    jobs.register(
-        "alpha",
-        vec![JobDeclaration::new("every-second", "* * * * * *")],
-    )
-    .await
-    .expect("register");
+    let jobs = start(t, workers, config);
+    let declared = jobs
+        .register(
+            "alpha",
+            vec![JobDeclaration::new("every-second", "* * * * * *")],
+        )
+        .await
+        .expect("register");
+    (jobs, declared[0].id)
+}
+
+#[actix_rt::test]
+async fn the_one_shot_wake_starts_a_job_long_before_a_slow_tick() {
+    let t = TestDb::new().await;
+    let workers = RecordingWorkers::default();
+    let (jobs, _) = every_second_with_a_slow_tick(&t, &workers).await;
     // With a 60 s tick only the wake armed for the next slot can start runs within 10 s.
     wait_until("two runs succeeded", Duration::from_secs(10), || async {
         t.all_runs()
@@ -60,28 +71,13 @@ async fn the_one_shot_wake_starts_a_job_long_before_a_slow_tick() {
 
 #[actix_rt::test]
 async fn on_postgres_a_slot_whose_row_was_held_at_its_claim_starts_soon_after_not_at_the_tick() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
-
     let t = TestDb::new().await;
     if !t.is_postgres() {
         eprintln!("a SQLite claim never skips a row; nothing to check");
         return;
     }
     let workers = RecordingWorkers::default();
-    workers.inner.register("alpha", "every-second", ok_handler);
-    let config = SchedulerConfig {
-        tick_interval: Duration::from_secs(60),
-        ..SchedulerConfig::default()
-    };
-    let jobs = start(&t, &workers, config);
-    let declared = jobs
-        .register(
-            "alpha",
-            vec![JobDeclaration::new("every-second", "* * * * * *")],
-        )
-        .await
-        .expect("register");
-    let job_id = declared[0].id;
+    let (jobs, job_id) = every_second_with_a_slow_tick(&t, &workers).await;
     wait_until("a first run succeeded", Duration::from_secs(10), || async {
         t.all_runs()
             .await
@@ -92,14 +88,7 @@ async fn on_postgres_a_slot_whose_row_was_held_at_its_claim_starts_soon_after_no
 
     // Another transaction holds the job's row (as another instance's batch of outcomes does
     // while it stamps `last_success_at`) until its slot is due and a claim has skipped it.
-    let other = plugin_jobs::db::connect(&t.url).await.expect("connect");
-    let holder = other.begin().await.expect("begin");
-    holder
-        .execute_unprepared(&format!(
-            "SELECT id FROM plugin_jobs WHERE id = '{job_id}' FOR UPDATE"
-        ))
-        .await
-        .expect("lock the job row");
+    let holder = t.hold_job_row(job_id).await;
     let held_slot = t.job(job_id).await.next_run_at.expect("next slot");
     let ticks = jobs.diagnostics().await.expect("diagnostics").tick_count;
     // Half a second past the slot, the claim woken for it has run (and skipped the row).
@@ -118,7 +107,7 @@ async fn on_postgres_a_slot_whose_row_was_held_at_its_claim_starts_soon_after_no
         Some(held_slot),
         "the held row was not claimed"
     );
-    holder.rollback().await.expect("release the row");
+    holder.release().await;
 
     // With a 60 s tick and no wake armed for a slot already due, only the claim that follows
     // a contended one starts the held slot within 10 s.

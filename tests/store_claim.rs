@@ -426,8 +426,6 @@ async fn a_claim_of_ten_thousand_due_jobs_stays_under_the_bind_limits() {
 
 #[actix_rt::test]
 async fn a_due_job_whose_row_another_transaction_holds_is_reported_contended_and_claimed_after() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
-
     let t = TestDb::new().await;
     let store = t.store();
     let job = t.insert_job(job_row("alpha", "quarter")).await;
@@ -441,21 +439,13 @@ async fn a_due_job_whose_row_another_transaction_holds_is_reported_contended_and
 
     // Another transaction holds the due job's row, as a batch of outcomes stamping its
     // `last_success_at` does until it commits.
-    let other = plugin_jobs::db::connect(&t.url).await.expect("connect");
-    let holder = other.begin().await.expect("begin");
-    holder
-        .execute_unprepared(&format!(
-            "SELECT id FROM plugin_jobs WHERE id = '{}' FOR UPDATE",
-            job.id
-        ))
-        .await
-        .expect("lock the job row");
+    let holder = t.hold_job_row(job.id).await;
     let held = send(&store, claim("10:30", 10, &["alpha"])).await;
     assert!(held.claimed.is_empty(), "the held row is skipped");
     assert!(held.contended, "the claim says a due job was left out");
     assert_eq!(t.job(job.id).await.next_run_at, Some(at("10:30")));
 
-    holder.rollback().await.expect("release");
+    holder.release().await;
     let after = send(&store, claim("2024-01-15T10:30:00.050Z", 10, &["alpha"])).await;
     assert_eq!(after.claimed.len(), 1, "claimed once the row is free");
     assert!(!after.contended);

@@ -913,7 +913,7 @@ async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there(
 #[actix_rt::test]
 async fn on_postgres_a_claim_goes_on_while_an_outcome_batch_waits_for_a_lock() {
     use plugin_jobs::store::ClaimDueJobs;
-    use sea_orm::{ConnectionTrait, TransactionTrait};
+    use sea_orm::ConnectionTrait;
 
     let t = TestDb::new().await;
     if !t.is_postgres() {
@@ -939,25 +939,8 @@ async fn on_postgres_a_claim_goes_on_while_an_outcome_batch_waits_for_a_lock() {
 
     // Another connection holds the finishing job's row, which the batch must update
     // (`last_success_at`) once it has finished the run.
-    let other = plugin_jobs::db::connect(&t.url).await.expect("connect");
-    let holder = other.begin().await.expect("begin");
-    let holder_pid: i32 = holder
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT pg_backend_pid() AS pid",
-        ))
-        .await
-        .expect("pid")
-        .expect("row")
-        .try_get("", "pid")
-        .expect("pid column");
-    holder
-        .execute_unprepared(&format!(
-            "SELECT id FROM plugin_jobs WHERE id = '{}' FOR UPDATE",
-            finishing.id
-        ))
-        .await
-        .expect("lock the job row");
+    let holder = t.hold_job_row(finishing.id).await;
+    let holder_pid = holder.pid;
 
     let outcome = actix_rt::spawn({
         let store = store.clone();
@@ -1020,7 +1003,7 @@ async fn on_postgres_a_claim_goes_on_while_an_outcome_batch_waits_for_a_lock() {
         "the batch has not committed while it waits"
     );
 
-    holder.commit().await.expect("release the row");
+    holder.release().await;
     let recorded = outcome
         .await
         .expect("outcome task")

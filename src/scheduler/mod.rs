@@ -378,7 +378,8 @@ impl SchedulerActor {
         // Wake early by the lookahead, so the claim creates the runs ahead of the slot; a slot
         // already inside the lookahead (its job was still running) is claimed when it is due. A
         // slot that is already due but was not claimable (no free slot, a blocked job) waits for
-        // a freed slot or the next tick; arming for it would spin.
+        // a freed slot or the next tick; arming for it would spin. (One a claim skipped because
+        // another transaction held its row is claimed again by `retry_contended`.)
         let now = self.clock.now();
         let early = crate::time::minus(next, self.config.claim_lookahead);
         let wake_at = if early > now { early } else { next };
@@ -387,6 +388,14 @@ impl SchedulerActor {
         };
         if delay.is_zero() || delay >= self.config.tick_interval {
             return;
+        }
+        self.wake_in(delay, ctx);
+    }
+
+    /// Arms the wake: a `Tick` after `delay`, replacing the wake armed before.
+    fn wake_in(&mut self, delay: std::time::Duration, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.wake.take() {
+            ctx.cancel_future(handle);
         }
         self.wake = Some(ctx.run_later(delay, |act, ctx| {
             act.wake = None;
@@ -406,16 +415,9 @@ impl SchedulerActor {
         }
         let delay = CONTENDED_RETRY.saturating_mul(1 << self.contended.min(16));
         self.contended = self.contended.saturating_add(1);
-        if !self.timers || !self.is_running() || delay >= self.config.tick_interval {
-            return;
+        if self.timers && self.is_running() && delay < self.config.tick_interval {
+            self.wake_in(delay, ctx);
         }
-        if let Some(handle) = self.wake.take() {
-            ctx.cancel_future(handle);
-        }
-        self.wake = Some(ctx.run_later(delay, |act, ctx| {
-            act.wake = None;
-            ctx.notify(Tick);
-        }));
     }
 
     fn start_timers(&mut self, ctx: &mut Context<Self>) {

@@ -314,7 +314,7 @@ impl Claim<'_> {
     /// with a large backlog of `skip` jobs scan all of them on every claim.
     async fn decide_overlaps(&mut self, plugin_id: &str) -> Result<Vec<Decided>> {
         let due: Vec<PluginJobModel> = self
-            .due_query(plugin_id, OVERLAP_PAGE, &[], true)
+            .due_query(plugin_id, OVERLAP_PAGE, &[])
             .all(self.txn)
             .await?
             .into_iter()
@@ -346,37 +346,30 @@ impl Claim<'_> {
         page: u64,
         seen: &[Uuid],
     ) -> Result<Vec<PluginJobModel>> {
-        Ok(self
-            .due_query(plugin_id, page, seen, true)
-            .all(self.txn)
-            .await?)
+        Ok(self.due_query(plugin_id, page, seen).all(self.txn).await?)
     }
 
     /// Whether a short page of due jobs left out a due job because another transaction holds
-    /// its row (PostgreSQL): the same query without the lock, for one row past the ones read.
-    /// Always false on SQLite, where a claim never skips a row.
+    /// its row (PostgreSQL): more jobs are due, counted without the lock, than the pages read.
+    /// The rows read stay locked by this claim, so they are all still counted; nothing else is
+    /// bound again. Always false on SQLite, where a claim never skips a row.
     async fn held_elsewhere(&self, plugin_id: &str, seen: &[Uuid]) -> Result<bool> {
         if !super::is_postgres(self.txn) {
             return Ok(false);
         }
-        let held: Option<Uuid> = self
-            .due_query(plugin_id, 1, seen, false)
+        let due: Option<i64> = self
+            .due_filter(plugin_id)
             .select_only()
-            .column(PluginJobColumn::Id)
+            .column_as(PluginJobColumn::Id.count(), "due")
             .into_tuple()
             .one(self.txn)
             .await?;
-        Ok(held.is_some())
+        Ok(due.unwrap_or(0) > seen.len() as i64)
     }
 
-    fn due_query(
-        &self,
-        plugin_id: &str,
-        page: u64,
-        seen: &[Uuid],
-        lock: bool,
-    ) -> sea_orm::Select<PluginJob> {
-        let mut query = PluginJob::find()
+    /// A plugin's claimable jobs whose slot is within the horizon.
+    fn due_filter(&self, plugin_id: &str) -> sea_orm::Select<PluginJob> {
+        PluginJob::find()
             .filter(PluginJobColumn::Status.eq(JobStatus::Active))
             .filter(PluginJobColumn::NextRunAt.lte(self.horizon))
             .filter(PluginJobColumn::PluginId.eq(plugin_id))
@@ -384,12 +377,18 @@ impl Claim<'_> {
                 Condition::any()
                     .add(PluginJobColumn::BlockedUntil.is_null())
                     .add(PluginJobColumn::BlockedUntil.lte(self.now)),
-            );
+            )
+    }
+
+    /// One page of [`Self::due_filter`], oldest first, past the rows already read; on PostgreSQL
+    /// locked, skipping the rows other transactions hold.
+    fn due_query(&self, plugin_id: &str, page: u64, seen: &[Uuid]) -> sea_orm::Select<PluginJob> {
+        let mut query = self.due_filter(plugin_id);
         if !seen.is_empty() {
             query = query.filter(PluginJobColumn::Id.is_not_in(seen.to_vec()));
         }
         query = query.order_by_asc(PluginJobColumn::NextRunAt).limit(page);
-        if lock && super::is_postgres(self.txn) {
+        if super::is_postgres(self.txn) {
             // Other instances skip the rows this claim holds instead of queueing behind it.
             query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }

@@ -155,6 +155,49 @@ impl TestDb {
             .await?;
         Ok(run)
     }
+
+    /// Holds a job's row `FOR UPDATE` in a transaction on a connection of its own (PostgreSQL),
+    /// as another instance's claim, or a batch of outcomes stamping the job, holds it.
+    pub async fn hold_job_row(&self, job_id: Uuid) -> HeldRow {
+        use sea_orm::TransactionTrait;
+
+        let conn = plugin_jobs::db::connect(&self.url).await.expect("connect");
+        let txn = conn.begin().await.expect("begin");
+        let pid: i32 = txn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_backend_pid() AS pid",
+            ))
+            .await
+            .expect("pid")
+            .expect("row")
+            .try_get("", "pid")
+            .expect("pid column");
+        txn.execute_unprepared(&format!(
+            "SELECT id FROM plugin_jobs WHERE id = '{job_id}' FOR UPDATE"
+        ))
+        .await
+        .expect("lock the job row");
+        HeldRow {
+            _conn: conn,
+            txn,
+            pid,
+        }
+    }
+}
+
+/// A row held by [`TestDb::hold_job_row`] until [`HeldRow::release`].
+pub struct HeldRow {
+    _conn: DatabaseConnection,
+    txn: sea_orm::DatabaseTransaction,
+    /// The holding backend's process id, to find the sessions it blocks.
+    pub pid: i32,
+}
+
+impl HeldRow {
+    pub async fn release(self) {
+        self.txn.rollback().await.expect("release the row");
+    }
 }
 
 /// Parses an RFC 3339 instant; a bare `HH:MM` means that time on 2024-01-15 (UTC).
