@@ -14,7 +14,7 @@ use entity::prelude::*;
 use plugin_jobs::Error;
 use plugin_jobs::store::{
     CancelPluginRuns, CompleteRun, CreateRun, GetRun, Heartbeat, ListRuns, MarkRunning, PruneRuns,
-    RescueStaleRuns, SetJobBlock,
+    RescueStaleRuns, SetJobBlock, StoreActor,
 };
 
 fn create(job: &PluginJobModel, trigger: RunTrigger, now: &str) -> CreateRun {
@@ -696,6 +696,84 @@ async fn starts_and_outcomes_sent_together_are_written_in_one_batch_with_each_an
             Some((at("2024-01-15T10:00:01Z") - started).num_milliseconds())
         );
     }
+}
+
+#[actix_rt::test]
+async fn outcomes_that_each_carry_their_own_logs_and_error_are_written_by_a_few_statements() {
+    let t = TestDb::new().await;
+    // Counts the updates of runs that the store sends, on a connection of its own.
+    let updates = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut db = t.db.clone();
+    db.set_metric_callback({
+        let updates = std::sync::Arc::clone(&updates);
+        move |info| {
+            if info.statement.sql.starts_with("UPDATE \"plugin_job_runs\"") {
+                updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let store = StoreActor::new(db).start();
+    let mut runs = Vec::new();
+    for n in 0..300 {
+        let job = t.insert_job(job_row("alpha", &format!("job-{n}"))).await;
+        let row = PluginJobRunModel {
+            status: RunStatus::Running,
+            started_at: Some(at("10:00")),
+            // Lines the run already has: an outcome without lines keeps them.
+            logs: serde_json::json!([{"message": format!("earlier {n}")}]),
+            ..run_row(&job)
+        };
+        runs.push(t.insert_run(row).await.expect("insert run"));
+    }
+
+    // Every third run without lines; the others each with a line of their own, and every odd
+    // run failed with an error of its own.
+    let outcomes = runs.iter().enumerate().map(|(n, run)| CompleteRun {
+        run_id: run.id,
+        status: if n % 2 == 0 {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        },
+        error: (n % 2 == 1).then(|| format!("error {n}")),
+        logs: (n % 3 != 0).then(|| serde_json::json!([{"message": format!("line {n}")}])),
+        block_until: None,
+        now: at("2024-01-15T10:00:02Z"),
+    });
+    let answers = futures_util::future::join_all(outcomes.map(|c| store.send(c))).await;
+    for answer in answers {
+        assert!(matches!(answer.expect("mailbox"), Ok(true)));
+    }
+
+    for (n, run) in runs.iter().enumerate() {
+        let stored = t.run(run.id).await;
+        let status = if n % 2 == 0 {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        assert_eq!(stored.status, status, "run {n}");
+        assert_eq!(stored.error, (n % 2 == 1).then(|| format!("error {n}")));
+        let line = if n % 3 == 0 {
+            format!("earlier {n}")
+        } else {
+            format!("line {n}")
+        };
+        assert_eq!(
+            stored.logs,
+            serde_json::json!([{"message": line}]),
+            "run {n}"
+        );
+        assert_eq!(stored.duration_ms, Some(2_000));
+        assert_eq!(stored.finished_at, Some(at("2024-01-15T10:00:02Z")));
+    }
+    // One statement per batch for the runs with lines and one for those without: 300 outcomes
+    // whose values all differ must not cost a statement each.
+    let updates = updates.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=10).contains(&updates),
+        "{updates} updates of runs for 300 outcomes"
+    );
 }
 
 #[actix_rt::test]

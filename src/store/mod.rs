@@ -39,6 +39,7 @@ mod outcomes;
 mod retries;
 mod runs;
 mod upkeep;
+mod values;
 mod wake;
 
 use actix::prelude::*;

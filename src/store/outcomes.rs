@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait as _, Query, Value};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use super::retries;
+use super::values::{self, given};
 use super::{CompleteRun, MarkRunning, begin_write};
 use crate::time::{elapsed_ms, to_millis};
 use crate::{Error, Result};
@@ -246,7 +247,7 @@ async fn complete_all(
     let ids: Vec<Uuid> = completes.iter().map(|c| c.run_id).collect();
     let before = states(db, ids, true).await?;
     let mut finished = HashSet::new();
-    let mut groups: HashMap<Outcome, (Option<&serde_json::Value>, Vec<Uuid>)> = HashMap::new();
+    let mut runs: Vec<FinishedRun<'_>> = Vec::new();
     let mut blocks: HashMap<DateTime<Utc>, Vec<Uuid>> = HashMap::new();
     let answers = completes
         .iter()
@@ -272,54 +273,25 @@ async fn complete_all(
             if !msg.status.allowed_from().contains(&state.status) || !finished.insert(msg.run_id) {
                 return Ok(false);
             }
-            let outcome = Outcome {
+            runs.push(FinishedRun {
+                id: msg.run_id,
+                job_id: state.job_id,
                 status: msg.status,
-                error: msg.error.clone(),
-                logs: msg.logs.as_ref().map(ToString::to_string),
+                error: msg.error.as_deref(),
                 duration_ms: state.started.map(|started| elapsed_ms(started, now)),
-            };
-            groups
-                .entry(outcome)
-                .or_insert_with(|| (msg.logs.as_ref(), Vec::new()))
-                .1
-                .push(msg.run_id);
+                logs: msg.logs.as_ref(),
+            });
             Ok(true)
         })
         .collect();
-    let mut succeeded_jobs: Vec<Uuid> = groups
-        .iter()
-        .filter(|(outcome, _)| outcome.status == RunStatus::Succeeded)
-        .flat_map(|(_, (_, ids))| ids.iter().filter_map(|id| before.get(id)))
-        .map(|state| state.job_id)
+    let of_status = |status| runs.iter().filter(move |run| run.status == status);
+    let mut succeeded_jobs: Vec<Uuid> = of_status(RunStatus::Succeeded)
+        .map(|run| run.job_id)
         .collect();
     succeeded_jobs.sort();
     succeeded_jobs.dedup();
-    let failed: Vec<Uuid> = groups
-        .iter()
-        .filter(|(outcome, _)| outcome.status == RunStatus::Failed)
-        .flat_map(|(_, (_, ids))| ids.iter().copied())
-        .collect();
-    for (outcome, (logs, ids)) in groups {
-        for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
-            let mut update = PluginJobRun::update_many()
-                .col_expr(PluginJobRunColumn::Status, Expr::value(outcome.status))
-                .col_expr(
-                    PluginJobRunColumn::Error,
-                    Expr::value(outcome.error.clone()),
-                )
-                .col_expr(
-                    PluginJobRunColumn::DurationMs,
-                    Expr::value(outcome.duration_ms),
-                )
-                .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
-                .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
-                .filter(PluginJobRunColumn::Status.is_in(outcome.status.allowed_from().to_vec()));
-            if let Some(logs) = logs {
-                update = update.col_expr(PluginJobRunColumn::Logs, Expr::value(logs.clone()));
-            }
-            update.exec(db).await?;
-        }
-    }
+    let failed: Vec<Uuid> = of_status(RunStatus::Failed).map(|run| run.id).collect();
+    write_outcomes(db, &runs, now).await?;
     for (until, job_ids) in blocks {
         for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
             PluginJob::update_many()
@@ -359,12 +331,65 @@ async fn record_successes(
     Ok(())
 }
 
-/// What a finished run is recorded with; runs with equal outcomes share one `UPDATE`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Outcome {
+/// What a finished run is recorded with.
+#[derive(Debug, Clone, Copy)]
+struct FinishedRun<'a> {
+    id: Uuid,
+    job_id: Uuid,
     status: RunStatus,
-    error: Option<String>,
-    /// The log lines as JSON text: the key only; the update writes the message's own value.
-    logs: Option<String>,
+    error: Option<&'a str>,
     duration_ms: Option<i64>,
+    /// The worker's log lines; without them the run keeps the ones it has.
+    logs: Option<&'a serde_json::Value>,
+}
+
+/// Records finished runs with one `UPDATE … FROM (VALUES …)` per chunk, each row carrying its
+/// own status, error, duration and log lines: a batch costs the same few statements whether its
+/// runs share an outcome or each logged lines of its own (grouping equal outcomes made that one
+/// statement per run). The runs without log lines go in a statement that leaves the column as
+/// it is. Only live runs move, as in every transition.
+async fn write_outcomes(
+    db: &impl ConnectionTrait,
+    runs: &[FinishedRun<'_>],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let (with_logs, without_logs): (Vec<_>, Vec<_>) =
+        runs.iter().partition(|run| run.logs.is_some());
+    for (runs, logs) in [(with_logs, true), (without_logs, false)] {
+        for chunk in runs.chunks(super::IDS_PER_STATEMENT) {
+            let rows = chunk.iter().map(|run: &&FinishedRun<'_>| {
+                let mut row: Vec<Value> = vec![
+                    run.id.into(),
+                    run.status.to_value().into(),
+                    run.error.map(str::to_owned).into(),
+                    run.duration_ms.into(),
+                ];
+                if logs {
+                    row.push(run.logs.cloned().into());
+                }
+                row
+            });
+            let mut update = Query::update();
+            update
+                .table(PluginJobRun)
+                .from(values::table(rows))
+                .value(PluginJobRunColumn::Status, given(2))
+                .value(PluginJobRunColumn::Error, given(3))
+                .value(PluginJobRunColumn::DurationMs, given(4))
+                .value(PluginJobRunColumn::FinishedAt, Expr::value(now))
+                .cond_where(values::by_id(
+                    (PluginJobRun, PluginJobRunColumn::Id),
+                    chunk.iter().map(|run| run.id),
+                ))
+                .and_where(
+                    Expr::col((PluginJobRun, PluginJobRunColumn::Status))
+                        .is_in(RunStatus::LIVE.iter().map(|status| status.to_value())),
+                );
+            if logs {
+                update.value(PluginJobRunColumn::Logs, given(5));
+            }
+            db.execute(&update).await?;
+        }
+    }
+    Ok(())
 }
