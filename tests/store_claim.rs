@@ -106,6 +106,50 @@ async fn pointers_move_to_the_next_slot_of_each_schedule() {
 }
 
 #[actix_rt::test]
+async fn a_claim_of_jobs_with_as_many_schedules_moves_each_pointer_in_a_few_statements() {
+    let t = TestDb::new().await;
+    // Counts the updates of jobs that the store sends.
+    let updates = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut db = t.db.clone();
+    db.set_metric_callback({
+        let updates = std::sync::Arc::clone(&updates);
+        move |info| {
+            if info.statement.sql.starts_with("UPDATE \"plugin_jobs\"") {
+                updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let store = actix::Actor::start(plugin_jobs::store::StoreActor::new(db));
+    // 120 daily schedules, each at a minute of its own; the odd jobs' slot is past their
+    // misfire grace and skipped, so their pointer moves without a run.
+    let mut jobs = Vec::new();
+    for n in 0..120 {
+        let mut job = job_row("alpha", &format!("job-{n}"));
+        job.schedule = format!("{} {} * * *", n % 60, 11 + n / 60);
+        if n % 2 == 1 {
+            job.misfire = MisfirePolicy::Skip;
+            job.next_run_at = Some(at("10:00"));
+        }
+        jobs.push(t.insert_job(job).await);
+    }
+    let outcome = send(&store, claim("10:30", 200, &["alpha"])).await;
+    assert_eq!(outcome.claimed.len(), 60);
+    assert_eq!(outcome.skipped.len(), 60);
+    for (n, job) in jobs.iter().enumerate() {
+        let stored = t.job(job.id).await;
+        let next = format!("2024-01-15T{:02}:{:02}:00Z", 11 + n / 60, n % 60);
+        assert_eq!(stored.next_run_at, Some(at(&next)), "job {n}");
+        let last = (n % 2 == 0).then(|| at("10:30"));
+        assert_eq!(stored.last_run_at, last, "job {n}");
+    }
+    let updates = updates.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&updates),
+        "{updates} updates of jobs for 120 pointer moves"
+    );
+}
+
+#[actix_rt::test]
 async fn nothing_is_claimed_when_nothing_is_due() {
     let t = TestDb::new().await;
     let store = t.store();

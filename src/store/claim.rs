@@ -14,13 +14,14 @@ use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use sea_orm::sea_query::{BinOper, Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use super::jobs::fail_job;
 use super::runs::LiveRunRef;
+use super::values::{self, given};
 use super::{ClaimDueJobs, begin_write, runs};
 use crate::Result;
 use crate::cron::Schedule;
@@ -87,8 +88,8 @@ pub struct ClaimOutcome {
     pub contended: bool,
 }
 
-/// How a claim moves one job's pointer; jobs with equal moves share one statement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a claim moves one job's pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PointerMove {
     from: DateTime<Utc>,
     to: Option<DateTime<Utc>>,
@@ -486,57 +487,57 @@ fn newest_due_slot(
     newest
 }
 
-/// Compare-and-sets every pointer, one statement per distinct move: a job whose pointer another
-/// instance moved first is theirs. Answers the jobs whose pointer this claim moved.
+/// Compare-and-sets every pointer: one `UPDATE … FROM (VALUES …) … RETURNING` per chunk of
+/// jobs, each row with its own move, so a claim of jobs with as many schedules costs the same
+/// few statements as a claim of jobs that share one. A job whose pointer another instance moved
+/// first is theirs. Answers the jobs whose pointer this claim moved.
 async fn move_pointers(
     txn: &DatabaseTransaction,
     decided: &[Decided],
     now: DateTime<Utc>,
 ) -> Result<HashSet<Uuid>> {
-    use sea_orm::sea_query::ExprTrait as _;
-    let mut moves: HashMap<PointerMove, Vec<Uuid>> = HashMap::new();
-    for decided in decided {
-        if let Some(pointer) = decided.pointer {
-            moves.entry(pointer).or_default().push(decided.job.id);
-        }
-    }
-    let mut ours = HashSet::with_capacity(decided.len());
-    for (pointer, ids) in &moves {
-        for chunk in ids.chunks(super::IDS_PER_STATEMENT) {
-            let mut update = PluginJob::update_many()
-                .col_expr(PluginJobColumn::NextRunAt, Expr::value(pointer.to))
-                .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
-                .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-                // `IS NOT DISTINCT FROM`, not `=`: the same test here, but one that PostgreSQL's
-                // planner cannot answer from the `next_run_at` index. When many jobs share a
-                // slot (100,000 hourly jobs, say), that slot is never in the statistics, which
-                // were taken before the pointers moved onto it; the planner then took it for a
-                // rare value and scanned every job of the slot for each claim's 1,000 ids.
-                .filter(
-                    Expr::col(PluginJobColumn::NextRunAt)
-                        .binary(BinOper::Custom("IS NOT DISTINCT FROM"), pointer.from),
-                );
-            if pointer.fires {
-                update = update.col_expr(PluginJobColumn::LastRunAt, Expr::value(pointer.from));
-            }
-            let moved = update.exec(txn).await?.rows_affected;
-            if moved as usize == chunk.len() {
-                ours.extend(chunk.iter().copied());
-            } else {
-                // Some pointers moved under us (possible only without row locks): keep the
-                // rows that now carry our move. The unique index on (job, slot) still stops a
-                // second run of a slot if two instances ever both believe they moved it.
-                let mut query = PluginJob::find()
-                    .select_only()
-                    .column(PluginJobColumn::Id)
-                    .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-                    .filter(PluginJobColumn::UpdatedAt.eq(now));
-                query = match pointer.to {
-                    Some(to) => query.filter(PluginJobColumn::NextRunAt.eq(to)),
-                    None => query.filter(PluginJobColumn::NextRunAt.is_null()),
-                };
-                ours.extend(query.into_tuple::<Uuid>().all(txn).await?);
-            }
+    use sea_orm::sea_query::{ExprTrait as _, Query, Value};
+    let moves: Vec<(Uuid, PointerMove)> = decided
+        .iter()
+        .filter_map(|decided| Some((decided.job.id, decided.pointer?)))
+        .collect();
+    let mut ours = HashSet::with_capacity(moves.len());
+    for chunk in moves.chunks(super::IDS_PER_STATEMENT) {
+        let rows = chunk.iter().map(|(id, pointer)| {
+            vec![
+                Value::from(*id),
+                pointer.from.into(),
+                pointer.to.into(),
+                pointer.fires.into(),
+            ]
+        });
+        let own = |column| Expr::col((PluginJob, column));
+        let mut update = Query::update();
+        update
+            .table(PluginJob)
+            .from(values::table(rows))
+            .value(PluginJobColumn::NextRunAt, given(3))
+            .value(PluginJobColumn::UpdatedAt, Expr::value(now))
+            .value(
+                PluginJobColumn::LastRunAt,
+                Expr::case(given(4), given(2)).finally(own(PluginJobColumn::LastRunAt)),
+            )
+            .cond_where(values::by_id(
+                (PluginJob, PluginJobColumn::Id),
+                chunk.iter().map(|(id, _)| *id),
+            ))
+            // `IS NOT DISTINCT FROM`, not `=`: the same test here, but one that PostgreSQL's
+            // planner cannot answer from the `next_run_at` index. When many jobs share a slot
+            // (100,000 hourly jobs, say), that slot is never in the statistics, which were taken
+            // before the pointers moved onto it; the planner then took it for a rare value and
+            // scanned every job of the slot for each claim's 1,000 ids.
+            .and_where(
+                own(PluginJobColumn::NextRunAt)
+                    .binary(BinOper::Custom("IS NOT DISTINCT FROM"), given(2)),
+            )
+            .returning_col(PluginJobColumn::Id);
+        for row in txn.query_all(&update).await? {
+            ours.insert(row.try_get::<Uuid>("", "id")?);
         }
     }
     Ok(ours)
