@@ -431,3 +431,97 @@ async fn a_recorded_success_stamps_its_job_and_never_goes_back() {
     );
     assert_eq!(t.job(failing.id).await.last_success_at, None);
 }
+
+#[actix_rt::test]
+async fn a_batch_of_outcomes_counts_each_jobs_streak_in_order_and_writes_the_jobs_together() {
+    use plugin_jobs::store::{
+        HealthChangeKind, RecordRunOutcomes, RunOutcome as Outcome, StoreActor,
+    };
+    let t = TestDb::new().await;
+    // Counts the updates of jobs that the store sends.
+    let updates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut db = t.db.clone();
+    db.set_metric_callback({
+        let updates = Arc::clone(&updates);
+        move |info| {
+            if info.statement.sql.starts_with("UPDATE \"plugin_jobs\"") {
+                updates.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let store = StoreActor::new(db).start();
+    // 100 jobs that pause after two failures, each with a run claimed ahead that the pause must
+    // cancel, and one job three failures into a streak.
+    let mut pausing = Vec::new();
+    for n in 0..100 {
+        let mut job = common::job_row("alpha", &format!("job-{n}"));
+        job.pause_after_failures = Some(2);
+        let job = t.insert_job(job).await;
+        let queued = t
+            .insert_run(common::run_row(&job))
+            .await
+            .expect("queued run");
+        pausing.push((job, queued));
+    }
+    let mut streaky = common::job_row("alpha", "streaky");
+    streaky.consecutive_failures = 3;
+    let streaky = t.insert_job(streaky).await;
+
+    let outcome = |job_id, succeeded, error: &str| Outcome {
+        job_id,
+        run_id: uuid::Uuid::now_v7(),
+        succeeded,
+        error: (!error.is_empty()).then(|| error.to_owned()),
+        at: at("10:05"),
+    };
+    let mut outcomes = vec![outcome(streaky.id, true, "")];
+    for (n, (job, _)) in pausing.iter().enumerate() {
+        outcomes.push(outcome(job.id, false, &format!("first {n}")));
+        outcomes.push(outcome(job.id, false, &format!("second {n}")));
+    }
+    let changes = store
+        .send(RecordRunOutcomes {
+            outcomes,
+            default_pause_after: None,
+            now: at("10:06"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("recorded");
+
+    assert_eq!(changes.len(), 101);
+    for (n, (job, queued)) in pausing.iter().enumerate() {
+        let reason = plugin_jobs::store::pause_reason(2, Some(&format!("second {n}")));
+        let change = changes
+            .iter()
+            .find(|change| change.job.id == job.id)
+            .expect("a change for each pausing job");
+        assert_eq!(
+            change.kind,
+            HealthChangeKind::Paused {
+                reason: reason.clone()
+            }
+        );
+        assert_eq!(change.job.status, JobStatus::Paused);
+        let stored = t.job(job.id).await;
+        assert_eq!(stored.status, JobStatus::Paused, "job {n}");
+        assert_eq!(stored.consecutive_failures, 2, "job {n}");
+        assert_eq!(stored.paused_reason.as_deref(), Some(reason.as_str()));
+        assert_eq!(stored.updated_at, at("10:06"));
+        assert_eq!(t.run(queued.id).await.status, RunStatus::Cancelled);
+    }
+    let recovered = changes
+        .iter()
+        .find(|change| change.job.id == streaky.id)
+        .expect("the streak's end");
+    assert_eq!(recovered.kind, HealthChangeKind::Recovered { failures: 3 });
+    let streaky = t.job(streaky.id).await;
+    assert_eq!(streaky.consecutive_failures, 0);
+    assert_eq!(streaky.status, JobStatus::Active);
+    // 201 outcomes on 101 jobs: the jobs are written together, not one statement each.
+    let updates = updates.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&updates),
+        "{updates} updates of jobs for 101 jobs"
+    );
+}

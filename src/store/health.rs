@@ -6,15 +6,16 @@
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::{Expr, LockType};
+use sea_orm::sea_query::LockType;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
+use super::values::{self, given};
 use super::{StoreActor, begin_write, retries, runs};
 use crate::Result;
 use crate::time::to_millis;
@@ -96,63 +97,111 @@ pub(super) async fn record_run_outcomes(
     }
     let txn = begin_write(db).await?;
     let outcomes = drop_plain_successes(&txn, outcomes).await?;
+    // The jobs (locked above on PostgreSQL) and which failures have a retry to come, each read
+    // once for the batch; the outcomes then apply to the jobs in memory, in order, and every
+    // job they changed is written by one statement per chunk.
+    let mut job_ids: Vec<Uuid> = outcomes.iter().map(|outcome| outcome.job_id).collect();
+    job_ids.dedup();
+    let mut jobs = HashMap::with_capacity(job_ids.len());
+    for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+        let found = PluginJob::find()
+            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+            .all(&txn)
+            .await?;
+        jobs.extend(found.into_iter().map(|job| (job.id, job)));
+    }
+    let failed: Vec<Uuid> = outcomes
+        .iter()
+        .filter(|outcome| !outcome.succeeded)
+        .map(|outcome| outcome.run_id)
+        .collect();
+    let retried = retries::retries_to_come(&txn, &failed).await?;
+    let mut changed: Vec<Uuid> = Vec::new();
     let mut changes = Vec::new();
     for outcome in outcomes {
-        let mut query = PluginJob::find_by_id(outcome.job_id);
-        if super::is_postgres(&txn) {
-            // Two instances finishing runs of one job (a manual run beside a scheduled one)
-            // extend the streak one after the other.
-            query = query.lock(LockType::Update);
-        }
-        let Some(job) = query.one(&txn).await? else {
+        let Some(job) = jobs.get_mut(&outcome.job_id) else {
             continue;
         };
         // A failure with a retry to come is not the slot's last attempt: it counts only if
         // the retry is superseded (and then it is reported again).
-        if !outcome.succeeded && retries::retry_follows(&txn, outcome.run_id).await? {
+        if !outcome.succeeded && retried.contains(&outcome.run_id) {
             continue;
         }
-        let mut update = PluginJob::update_many().filter(PluginJobColumn::Id.eq(job.id));
+        if changed.last() != Some(&job.id) {
+            changed.push(job.id);
+        }
         let kind = if outcome.succeeded {
-            update = update.col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(0));
-            (job.consecutive_failures > 0).then_some(HealthChangeKind::Recovered {
-                failures: job.consecutive_failures,
-            })
+            let failures = std::mem::take(&mut job.consecutive_failures);
+            (failures > 0).then_some(HealthChangeKind::Recovered { failures })
         } else {
-            let streak = job.consecutive_failures.saturating_add(1);
-            update = update.col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(streak));
+            job.consecutive_failures = job.consecutive_failures.saturating_add(1);
             let threshold = job.pause_after_failures.or(default_pause_after);
+            let streak = job.consecutive_failures;
             if job.status == JobStatus::Active && threshold.is_some_and(|limit| streak >= limit) {
                 let reason = pause_reason(streak, outcome.error.as_deref());
-                update = update
-                    .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Paused))
-                    .col_expr(PluginJobColumn::PausedReason, Expr::value(reason.clone()))
-                    .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now));
+                job.status = JobStatus::Paused;
+                job.paused_reason = Some(reason.clone());
+                job.updated_at = now;
                 Some(HealthChangeKind::Paused { reason })
             } else {
                 None
             }
         };
-        update.exec(&txn).await?;
-        let Some(kind) = kind else {
-            continue;
-        };
-        if matches!(kind, HealthChangeKind::Paused { .. }) {
-            // As an operator's pause: no run of the job starts once it is paused.
-            let reason = "job paused after consecutive failures";
-            runs::cancel_unstarted_runs(&txn, &[job.id], false, reason, now).await?;
-        }
-        if let Some(job) = PluginJob::find_by_id(job.id).one(&txn).await? {
+        if let Some(kind) = kind {
             changes.push(HealthChange {
-                job,
+                job: job.clone(),
                 run_id: outcome.run_id,
                 error: outcome.error,
                 kind,
             });
         }
     }
+    let changed: Vec<&PluginJobModel> = changed.iter().filter_map(|id| jobs.get(id)).collect();
+    write_health(&txn, &changed).await?;
+    let paused: Vec<Uuid> = changes
+        .iter()
+        .filter(|change| matches!(change.kind, HealthChangeKind::Paused { .. }))
+        .map(|change| change.job.id)
+        .collect();
+    if !paused.is_empty() {
+        // As an operator's pause: no run of the job starts once it is paused.
+        let reason = "job paused after consecutive failures";
+        runs::cancel_unstarted_runs(&txn, &paused, false, reason, now).await?;
+    }
     txn.commit().await?;
     Ok(changes)
+}
+
+/// Writes the streak, status and pause of each job, one statement per chunk of jobs, each row
+/// with the job's own values (the jobs are locked, or on SQLite the transaction is the only
+/// writer, so writing back what was read changes nothing else).
+async fn write_health(txn: &DatabaseTransaction, jobs: &[&PluginJobModel]) -> Result<()> {
+    use sea_orm::sea_query::{Query, Value};
+    for chunk in jobs.chunks(super::IDS_PER_STATEMENT) {
+        let rows = chunk.iter().map(|job| {
+            vec![
+                Value::from(job.id),
+                job.consecutive_failures.into(),
+                job.status.to_value().into(),
+                job.paused_reason.clone().into(),
+                job.updated_at.into(),
+            ]
+        });
+        let mut update = Query::update();
+        update
+            .table(PluginJob)
+            .from(values::table(rows))
+            .value(PluginJobColumn::ConsecutiveFailures, given(2))
+            .value(PluginJobColumn::Status, given(3))
+            .value(PluginJobColumn::PausedReason, given(4))
+            .value(PluginJobColumn::UpdatedAt, given(5))
+            .cond_where(values::by_id(
+                (PluginJob, PluginJobColumn::Id),
+                chunk.iter().map(|job| job.id),
+            ));
+        txn.execute(&update).await?;
+    }
+    Ok(())
 }
 
 /// The jobs of `outcomes` whose failure streak is not zero.

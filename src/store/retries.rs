@@ -3,11 +3,12 @@
 //! are due, and starting one (its run is created and the retry marked `started` in one
 //! transaction, so across instances each retry runs exactly once).
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::{Expr, ExprTrait, LockType};
+use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -98,20 +99,34 @@ pub(super) async fn schedule_after_failures(
     now: DateTime<Utc>,
 ) -> Result<()> {
     for chunk in failed_runs.chunks(super::IDS_PER_STATEMENT) {
-        let failed: Vec<(PluginJobRunModel, Option<PluginJobModel>)> = PluginJobRun::find()
-            .find_also_related(PluginJob)
+        // The runs, then their jobs that retry at all: two reads by primary key. (One join
+        // of the two let PostgreSQL's planner hash the whole jobs table for each chunk: 31 ms
+        // per batch of 500 failures among 100,000 jobs.)
+        let failed: Vec<PluginJobRunModel> = PluginJobRun::find()
             .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
             .filter(PluginJobRunColumn::Status.eq(RunStatus::Failed))
-            .filter(
-                Expr::col((PluginJob, PluginJobColumn::RetryMaxAttempts))
-                    .gt(Expr::col((PluginJobRun, PluginJobRunColumn::Attempt))),
-            )
             .all(db)
             .await?;
+        let mut job_ids: Vec<Uuid> = failed.iter().map(|run| run.job_id).collect();
+        job_ids.sort();
+        job_ids.dedup();
+        let jobs: HashMap<Uuid, PluginJobModel> = PluginJob::find()
+            .filter(PluginJobColumn::Id.is_in(job_ids))
+            .filter(PluginJobColumn::RetryMaxAttempts.gt(1))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|job| (job.id, job))
+            .collect();
         let mut rows = Vec::with_capacity(failed.len());
-        for (run, job) in failed {
-            let Some(job) = job else { continue };
-            let due_at = to_millis(plus(now, backoff(&job, run.attempt, run.id)));
+        for run in failed {
+            let Some(job) = jobs.get(&run.job_id) else {
+                continue;
+            };
+            if job.retry_max_attempts <= run.attempt {
+                continue;
+            }
+            let due_at = to_millis(plus(now, backoff(job, run.attempt, run.id)));
             let attempt = run.attempt.saturating_add(1);
             let superseded = job.next_run_at.filter(|next| due_at >= *next).map(|next| {
                 format!(
@@ -167,18 +182,25 @@ pub(super) async fn schedule_after_failures(
     Ok(())
 }
 
-/// `true` when the failed run has a retry that is still to come or running: its slot is not
-/// over yet, so the failure does not count towards the job's failure streak.
-pub(super) async fn retry_follows(db: &impl ConnectionTrait, failed_run: Uuid) -> Result<bool> {
-    let found = Retry::find()
-        .select_only()
-        .column(RetryColumn::Id)
-        .filter(RetryColumn::FailedRunId.eq(failed_run))
-        .filter(RetryColumn::Status.is_in([RetryStatus::Pending, RetryStatus::Started]))
-        .into_tuple::<Uuid>()
-        .one(db)
-        .await?;
-    Ok(found.is_some())
+/// Which of these failed runs have a retry still to come or running: their slot is not over
+/// yet, so the failure does not count towards the job's failure streak.
+pub(super) async fn retries_to_come(
+    db: &impl ConnectionTrait,
+    failed_runs: &[Uuid],
+) -> Result<HashSet<Uuid>> {
+    let mut found = HashSet::new();
+    for chunk in failed_runs.chunks(super::IDS_PER_STATEMENT) {
+        let ids: Vec<Uuid> = Retry::find()
+            .select_only()
+            .column(RetryColumn::FailedRunId)
+            .filter(RetryColumn::FailedRunId.is_in(chunk.to_vec()))
+            .filter(RetryColumn::Status.is_in([RetryStatus::Pending, RetryStatus::Started]))
+            .into_tuple()
+            .all(db)
+            .await?;
+        found.extend(ids);
+    }
+    Ok(found)
 }
 
 pub(super) async fn list_due_retries(
