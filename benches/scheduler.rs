@@ -6,6 +6,10 @@
 //!   per statement, 1,000 rows per transaction, through sea-orm;
 //! - `steady`: 1,000 jobs on an every-second schedule for 30 s;
 //! - `burst`: 100,000 jobs all due at once, `max_concurrent_runs` 1,000, until all are recorded;
+//! - `burst_varied`: `burst` with 1,440 different schedules and workers that log one line of
+//!   their own per run, so the pointer moves and the outcomes of a batch differ row by row;
+//! - `burst_failing`: `burst` with every run failing with an error of its own, so every outcome
+//!   also extends its job's failure streak;
 //! - `scale`: 1,000,000 jobs in the table, 1,000 of them due every second, for 30 s;
 //! - `history`: `steady` with 1,000,000 finished runs already stored (1,000 per job, the number
 //!   kept), maintenance every 5 s so the prune is active, and 10 long manual runs whose heartbeat
@@ -27,11 +31,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use entity::prelude::*;
+use futures_util::future::BoxFuture;
 use nix::sys::resource::{UsageWho, getrusage};
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::events::RunEvent;
 use plugin_jobs::store::JobDeclaration;
-use plugin_jobs::worker::InProcessWorkers;
+use plugin_jobs::worker::{
+    CancelJob, InProcessWorkers, RunCall, RunJob, RunOutcome, WorkerManager,
+};
 use plugin_jobs::{PluginJobs, PluginJobsHandle};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -42,11 +49,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 const PLUGIN: &str = "bench";
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 10] = [
     "floor",
     "steady",
     "steady10k",
     "burst",
+    "burst_varied",
+    "burst_failing",
     "burst3",
     "scale",
     "history",
@@ -279,7 +288,34 @@ async fn child(scenario: &str, backend: &str, size: Size) -> Value {
             )
             .await
         }
-        "burst" => burst(&db.db, size.burst_jobs, size.burst_concurrency).await,
+        "burst" => {
+            let keys = (0..size.burst_jobs).map(|n| format!("burst-{n}"));
+            let workers = noop_workers(keys.clone());
+            let declarations = keys.map(|k| JobDeclaration::new(k, "0 0 1 1 *")).collect();
+            burst(&db.db, declarations, workers, size.burst_concurrency).await
+        }
+        "burst_varied" => {
+            // 1,440 schedules (each minute of the day) and one log line of its own per run.
+            let declarations = (0..size.burst_jobs)
+                .map(|n| {
+                    let schedule = format!("{} {} * * *", n % 60, n / 60 % 24);
+                    JobDeclaration::new(format!("burst-{n}"), schedule)
+                })
+                .collect();
+            burst(&db.db, declarations, LoggingWorkers, size.burst_concurrency).await
+        }
+        "burst_failing" => {
+            // Every run fails with an error of its own: each job's failure streak grows.
+            let keys = (0..size.burst_jobs).map(|n| format!("burst-{n}"));
+            let workers = InProcessWorkers::new();
+            for key in keys.clone() {
+                workers.register(PLUGIN, &key, |ctx| {
+                    std::future::ready(Err(format!("run {} failed", ctx.run_id)))
+                });
+            }
+            let declarations = keys.map(|k| JobDeclaration::new(k, "0 0 1 1 *")).collect();
+            burst(&db.db, declarations, workers, size.burst_concurrency).await
+        }
         "burst3" => burst_instances(&db, size.burst_jobs, size.burst_concurrency, 3).await,
         "api" => {
             api_load(
@@ -448,7 +484,7 @@ fn start(
 fn start_with(
     db: &DatabaseConnection,
     config: SchedulerConfig,
-    workers: InProcessWorkers,
+    workers: impl WorkerManager,
 ) -> PluginJobsHandle {
     PluginJobs::builder(db.clone())
         .workers(workers)
@@ -505,6 +541,31 @@ impl CallLog {
 fn percentile(sorted: &[i64], q: f64) -> i64 {
     let at = ((sorted.len().max(1) - 1) as f64 * q).round() as usize;
     sorted.get(at).copied().unwrap_or(0)
+}
+
+/// Workers that answer every call at once with one log line naming the run, as a worker that
+/// logs does: every outcome then carries values of its own.
+#[derive(Debug, Clone, Copy)]
+struct LoggingWorkers;
+
+impl WorkerManager for LoggingWorkers {
+    fn is_running(&self, _plugin_id: &str) -> bool {
+        true
+    }
+
+    fn run_job(&self, _plugin_id: &str, job: RunJob, _timeout: Duration) -> RunCall {
+        let line = json!([{"level": "info", "message": format!("run {} done", job.run_id)}]);
+        RunCall::new(std::future::ready(RunOutcome::from_answer(
+            Ok(Value::Null),
+            Some(line),
+        )))
+    }
+
+    fn cancel_job(&self, _plugin_id: &str, _cancel: CancelJob) {}
+
+    fn restart(&self, _plugin_id: &str) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 fn noop_workers(keys: impl Iterator<Item = String>) -> InProcessWorkers {
@@ -732,12 +793,23 @@ async fn insert_history(db: &DatabaseConnection, jobs: &[PluginJobModel], per_jo
         .expect("analyze");
 }
 
-/// `jobs` jobs all due at the same instant; runs until every one is recorded.
-async fn burst(db: &DatabaseConnection, jobs_n: usize, concurrency: usize) -> Value {
-    let keys = (0..jobs_n).map(|n| format!("burst-{n}"));
-    let jobs = start(db, concurrency, noop_workers(keys.clone()));
-    // Registered with a yearly schedule (set-up, not measured), then all made due at once.
-    let declarations = keys.map(|k| JobDeclaration::new(k, "0 0 1 1 *")).collect();
+/// `declarations` all due at the same instant; runs until every one is recorded.
+async fn burst(
+    db: &DatabaseConnection,
+    declarations: Vec<JobDeclaration>,
+    workers: impl WorkerManager,
+    concurrency: usize,
+) -> Value {
+    let jobs_n = declarations.len();
+    let jobs = start_with(
+        db,
+        SchedulerConfig {
+            max_concurrent_runs: concurrency,
+            ..SchedulerConfig::default()
+        },
+        workers,
+    );
+    // Registered with their schedules (set-up, not measured), then all made due at once.
     jobs.register(PLUGIN, declarations).await.expect("register");
     let finished = std::sync::Arc::new(tokio::sync::watch::channel(0usize).0);
     jobs.subscribe(
@@ -747,7 +819,7 @@ async fn burst(db: &DatabaseConnection, jobs_n: usize, concurrency: usize) -> Va
     );
     let (cpu_before, rss_before_window) = make_due_now(db).await;
     let rss_window = RssSampler::start();
-    let (elapsed, window_cpu) = wait_all_succeeded(db, &finished, jobs_n, cpu_before).await;
+    let (elapsed, window_cpu) = wait_all_recorded(db, &finished, jobs_n, cpu_before).await;
     let rss_window_max = rss_window.stop();
     jobs.shutdown(Duration::from_secs(10))
         .await
@@ -803,7 +875,7 @@ async fn burst_instances(db: &Db, jobs_n: usize, concurrency: usize, instances: 
         ready_rx.recv().await.expect("an instance started");
     }
     let (cpu_before, _) = make_due_now(&db.db).await;
-    let (elapsed, window_cpu) = wait_all_succeeded(&db.db, &finished, jobs_n, cpu_before).await;
+    let (elapsed, window_cpu) = wait_all_recorded(&db.db, &finished, jobs_n, cpu_before).await;
     stop.send_replace(true);
     for thread in threads {
         thread.join().expect("instance thread");
@@ -849,11 +921,11 @@ async fn make_due_now(db: &DatabaseConnection) -> (f64, u64) {
     (usage().0, current_rss_mb())
 }
 
-/// Waits until `jobs_n` runs have succeeded; answers the seconds since the call and the CPU
-/// seconds since `cpu_before`. Run events say when the last outcome is on its way; the table
-/// then confirms it, so the measurement does not load the database with a count every few
-/// milliseconds.
-async fn wait_all_succeeded(
+/// Waits until `jobs_n` runs are recorded (succeeded or failed); answers the seconds since the
+/// call and the CPU seconds since `cpu_before`. Run events say when the last outcome is on its
+/// way; the table then confirms it, so the measurement does not load the database with a count
+/// every few milliseconds.
+async fn wait_all_recorded(
     db: &DatabaseConnection,
     finished: &tokio::sync::watch::Sender<usize>,
     jobs_n: usize,
@@ -867,7 +939,7 @@ async fn wait_all_succeeded(
         .expect("finish counter");
     loop {
         let done = PluginJobRun::find()
-            .filter(PluginJobRunColumn::Status.eq(RunStatus::Succeeded))
+            .filter(PluginJobRunColumn::Status.is_not_in(RunStatus::LIVE))
             .count(db)
             .await
             .expect("count");
