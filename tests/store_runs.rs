@@ -991,7 +991,6 @@ async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there(
 #[actix_rt::test]
 async fn on_postgres_a_claim_goes_on_while_an_outcome_batch_waits_for_a_lock() {
     use plugin_jobs::store::ClaimDueJobs;
-    use sea_orm::ConnectionTrait;
 
     let t = TestDb::new().await;
     if !t.is_postgres() {
@@ -1035,29 +1034,8 @@ async fn on_postgres_a_claim_goes_on_while_an_outcome_batch_waits_for_a_lock() {
                 .await
         }
     });
-    common::wait_until(
-        "the outcome batch waits for the held job row",
-        Duration::from_secs(10),
-        || {
-            let db = t.db.clone();
-            async move {
-                let sql = format!(
-                    "SELECT count(*) AS n FROM pg_stat_activity \
-                     WHERE {holder_pid} = ANY(pg_blocking_pids(pid))"
-                );
-                let row = db
-                    .query_one_raw(sea_orm::Statement::from_string(
-                        sea_orm::DbBackend::Postgres,
-                        sql,
-                    ))
-                    .await
-                    .ok()
-                    .flatten();
-                row.and_then(|row| row.try_get::<i64>("", "n").ok()) == Some(1)
-            }
-        },
-    )
-    .await;
+    t.wait_blocked_by(holder_pid, "the outcome batch waits for the held job row")
+        .await;
 
     let claim = ClaimDueJobs {
         now: at("10:30"),
@@ -1097,6 +1075,53 @@ async fn on_postgres_a_claim_goes_on_while_an_outcome_batch_waits_for_a_lock() {
 
 /// A batch beside the claims takes at most its limit of starts and outcomes; the rest make the
 /// next batches, and every message still gets its own answer.
+#[actix_rt::test]
+async fn on_postgres_a_trigger_waits_for_a_transaction_holding_its_job_and_sees_what_it_wrote() {
+    let t = TestDb::new().await;
+    if !t.is_postgres() {
+        eprintln!("skipped: needs DATABASE_URL (row locks are PostgreSQL's)");
+        return;
+    }
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "quarter")).await;
+    let run = t
+        .insert_run(PluginJobRunModel {
+            status: RunStatus::Running,
+            started_at: Some(at("10:00")),
+            ..run_row(&job)
+        })
+        .await
+        .expect("insert run");
+
+    // Another instance gives up on the run, as a shutdown does: in one transaction it records
+    // the run cancelled and blocks the job, because its worker may still be running it.
+    let holder = t.hold_job_row(job.id).await;
+    let holder_pid = holder.pid;
+    let trigger = actix_rt::spawn({
+        let store = store.clone();
+        let msg = create(&job, RunTrigger::Manual, "10:01");
+        async move { store.send(msg).await }
+    });
+    t.wait_blocked_by(holder_pid, "the trigger waits for the held job row")
+        .await;
+    holder
+        .commit_with(&format!(
+            "UPDATE plugin_job_runs SET status = 'cancelled' WHERE id = '{}'; \
+             UPDATE plugin_jobs SET blocked_until = '2024-01-15T11:00:00Z' WHERE id = '{}'",
+            run.id, job.id
+        ))
+        .await;
+
+    // The trigger read the job after that commit: blocked, so no run starts beside the worker.
+    // (Reading the job before it and the runs after it saw neither the block nor a live run.)
+    let answer = trigger.await.expect("trigger task").expect("mailbox");
+    assert!(
+        matches!(&answer, Err(Error::AlreadyRunning { detail, .. }) if detail.contains("blocked")),
+        "{answer:?}"
+    );
+    assert_eq!(t.all_runs().await.len(), 1);
+}
+
 #[actix_rt::test]
 async fn starts_and_outcomes_past_the_batch_limit_are_written_by_the_next_batches() {
     let t = TestDb::new().await;

@@ -257,7 +257,7 @@ pub(super) async fn start_backfill(
     if row.status != BackfillStatus::Pending {
         return Ok(BackfillStart::Taken);
     }
-    let Some(job) = PluginJob::find_by_id(row.job_id).one(&txn).await? else {
+    let Some(job) = runs::job_to_start(&txn, row.job_id).await? else {
         return Ok(BackfillStart::Taken);
     };
     let cancel = |reason: String| async {

@@ -241,7 +241,7 @@ pub(super) async fn start_retry(db: &DatabaseConnection, msg: StartRetry) -> Res
     if retry.status != RetryStatus::Pending {
         return Ok(RetryStart::Taken);
     }
-    let Some(job) = PluginJob::find_by_id(retry.job_id).one(&txn).await? else {
+    let Some(job) = runs::job_to_start(&txn, retry.job_id).await? else {
         return Ok(RetryStart::Taken);
     };
     let attempt = retry.attempt;

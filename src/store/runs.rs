@@ -247,14 +247,28 @@ pub(super) async fn insert_if_free(
     Ok(inserted.contains(&run.id))
 }
 
+/// Reads a job for a write that may start a run of it. On PostgreSQL the row stays locked until
+/// the transaction ends: the block and live-run checks that follow then see one state of the
+/// job. Without the lock, an outcome that ends the job's live run and blocks the job (its worker
+/// may still run it) could commit between the two reads, so that neither saw it: the job read
+/// before it (no block), the runs after it (no live run), and a second run started beside the
+/// worker. The outcome's write takes the same row, so it waits for this transaction or this one
+/// for it. (SQLite has one writer at a time.)
+pub(super) async fn job_to_start(
+    db: &impl ConnectionTrait,
+    job_id: Uuid,
+) -> Result<Option<PluginJobModel>> {
+    let query = super::jobs::lock_rows(db, PluginJob::find_by_id(job_id));
+    Ok(query.one(db).await?)
+}
+
 pub(super) async fn create_run(
     db: &DatabaseConnection,
     msg: CreateRun,
 ) -> Result<PluginJobRunModel> {
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
-    let job = PluginJob::find_by_id(msg.job_id)
-        .one(&txn)
+    let job = job_to_start(&txn, msg.job_id)
         .await?
         .ok_or_else(|| Error::JobNotFound(msg.job_id.to_string()))?;
     if job.status != JobStatus::Active {

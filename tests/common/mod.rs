@@ -156,6 +156,28 @@ impl TestDb {
         Ok(run)
     }
 
+    /// Waits until a session of this database is blocked by the backend `pid` (PostgreSQL).
+    pub async fn wait_blocked_by(&self, pid: i32, what: &str) {
+        let sql = format!(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE {pid} = ANY(pg_blocking_pids(pid))"
+        );
+        wait_until(what, Duration::from_secs(10), || {
+            let (db, sql) = (self.db.clone(), sql.clone());
+            async move {
+                let row = db
+                    .query_one_raw(sea_orm::Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        sql,
+                    ))
+                    .await
+                    .ok()
+                    .flatten();
+                row.and_then(|row| row.try_get::<i64>("", "n").ok()) == Some(1)
+            }
+        })
+        .await;
+    }
+
     /// Holds a job's row `FOR UPDATE` in a transaction on a connection of its own (PostgreSQL),
     /// as another instance's claim, or a batch of outcomes stamping the job, holds it.
     pub async fn hold_job_row(&self, job_id: Uuid) -> HeldRow {
@@ -197,6 +219,12 @@ pub struct HeldRow {
 impl HeldRow {
     pub async fn release(self) {
         self.txn.rollback().await.expect("release the row");
+    }
+
+    /// Runs `sql` in the holding transaction and commits it.
+    pub async fn commit_with(self, sql: &str) {
+        self.txn.execute_unprepared(sql).await.expect("write");
+        self.txn.commit().await.expect("commit");
     }
 }
 
