@@ -434,22 +434,9 @@ async fn a_recorded_success_stamps_its_job_and_never_goes_back() {
 
 #[actix_rt::test]
 async fn a_batch_of_outcomes_counts_each_jobs_streak_in_order_and_writes_the_jobs_together() {
-    use plugin_jobs::store::{
-        HealthChangeKind, RecordRunOutcomes, RunOutcome as Outcome, StoreActor,
-    };
+    use plugin_jobs::store::{HealthChangeKind, RecordRunOutcomes, RunOutcome as Outcome};
     let t = TestDb::new().await;
-    // Counts the updates of jobs that the store sends.
-    let updates = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut db = t.db.clone();
-    db.set_metric_callback({
-        let updates = Arc::clone(&updates);
-        move |info| {
-            if info.statement.sql.starts_with("UPDATE \"plugin_jobs\"") {
-                updates.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    });
-    let store = StoreActor::new(db).start();
+    let (store, updates) = t.counting_store("UPDATE \"plugin_jobs\"");
     // 100 jobs that pause after two failures, each with a run claimed ahead that the pause must
     // cancel, and one job three failures into a streak.
     let mut pausing = Vec::new();

@@ -108,18 +108,7 @@ async fn pointers_move_to_the_next_slot_of_each_schedule() {
 #[actix_rt::test]
 async fn a_claim_of_jobs_with_as_many_schedules_moves_each_pointer_in_a_few_statements() {
     let t = TestDb::new().await;
-    // Counts the updates of jobs that the store sends.
-    let updates = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut db = t.db.clone();
-    db.set_metric_callback({
-        let updates = std::sync::Arc::clone(&updates);
-        move |info| {
-            if info.statement.sql.starts_with("UPDATE \"plugin_jobs\"") {
-                updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    });
-    let store = actix::Actor::start(plugin_jobs::store::StoreActor::new(db));
+    let (store, updates) = t.counting_store("UPDATE \"plugin_jobs\"");
     // 120 daily schedules, each at a minute of its own; the odd jobs' slot is past their
     // misfire grace and skipped, so their pointer moves without a run.
     let mut jobs = Vec::new();

@@ -14,7 +14,7 @@ use entity::prelude::*;
 use plugin_jobs::Error;
 use plugin_jobs::store::{
     CancelPluginRuns, CompleteRun, CreateRun, GetRun, Heartbeat, ListRuns, MarkRunning, PruneRuns,
-    RescueStaleRuns, SetJobBlock, StoreActor,
+    RescueStaleRuns, SetJobBlock,
 };
 
 fn create(job: &PluginJobModel, trigger: RunTrigger, now: &str) -> CreateRun {
@@ -701,18 +701,7 @@ async fn starts_and_outcomes_sent_together_are_written_in_one_batch_with_each_an
 #[actix_rt::test]
 async fn outcomes_that_each_carry_their_own_logs_and_error_are_written_by_a_few_statements() {
     let t = TestDb::new().await;
-    // Counts the updates of runs that the store sends, on a connection of its own.
-    let updates = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut db = t.db.clone();
-    db.set_metric_callback({
-        let updates = std::sync::Arc::clone(&updates);
-        move |info| {
-            if info.statement.sql.starts_with("UPDATE \"plugin_job_runs\"") {
-                updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-    });
-    let store = StoreActor::new(db).start();
+    let (store, updates) = t.counting_store("UPDATE \"plugin_job_runs\"");
     let mut runs = Vec::new();
     for n in 0..300 {
         let job = t.insert_job(job_row("alpha", &format!("job-{n}"))).await;

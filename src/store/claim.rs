@@ -496,7 +496,7 @@ async fn move_pointers(
     decided: &[Decided],
     now: DateTime<Utc>,
 ) -> Result<HashSet<Uuid>> {
-    use sea_orm::sea_query::{ExprTrait as _, Query, Value};
+    use sea_orm::sea_query::{ExprTrait as _, Value};
     let moves: Vec<(Uuid, PointerMove)> = decided
         .iter()
         .filter_map(|decided| Some((decided.job.id, decided.pointer?)))
@@ -504,28 +504,19 @@ async fn move_pointers(
     let mut ours = HashSet::with_capacity(moves.len());
     for chunk in moves.chunks(super::IDS_PER_STATEMENT) {
         let rows = chunk.iter().map(|(id, pointer)| {
-            vec![
-                Value::from(*id),
-                pointer.from.into(),
-                pointer.to.into(),
-                pointer.fires.into(),
-            ]
+            let row: Vec<Value> =
+                vec![pointer.from.into(), pointer.to.into(), pointer.fires.into()];
+            (*id, row)
         });
         let own = |column| Expr::col((PluginJob, column));
-        let mut update = Query::update();
+        let mut update = values::update_by_id::<PluginJob>(PluginJobColumn::Id, rows);
         update
-            .table(PluginJob)
-            .from(values::table(rows))
             .value(PluginJobColumn::NextRunAt, given(3))
             .value(PluginJobColumn::UpdatedAt, Expr::value(now))
             .value(
                 PluginJobColumn::LastRunAt,
                 Expr::case(given(4), given(2)).finally(own(PluginJobColumn::LastRunAt)),
             )
-            .cond_where(values::by_id(
-                (PluginJob, PluginJobColumn::Id),
-                chunk.iter().map(|(id, _)| *id),
-            ))
             // `IS NOT DISTINCT FROM`, not `=`: the same test here, but one that PostgreSQL's
             // planner cannot answer from the `next_run_at` index. When many jobs share a slot
             // (100,000 hourly jobs, say), that slot is never in the statistics, which were taken

@@ -96,20 +96,10 @@ pub(super) async fn record_run_outcomes(
         }
     }
     let txn = begin_write(db).await?;
-    let outcomes = drop_plain_successes(&txn, outcomes).await?;
-    // The jobs (locked above on PostgreSQL) and which failures have a retry to come, each read
-    // once for the batch; the outcomes then apply to the jobs in memory, in order, and every
-    // job they changed is written by one statement per chunk.
-    let mut job_ids: Vec<Uuid> = outcomes.iter().map(|outcome| outcome.job_id).collect();
-    job_ids.dedup();
-    let mut jobs = HashMap::with_capacity(job_ids.len());
-    for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
-        let found = PluginJob::find()
-            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-            .all(&txn)
-            .await?;
-        jobs.extend(found.into_iter().map(|job| (job.id, job)));
-    }
+    let (outcomes, mut jobs) = drop_plain_successes(&txn, outcomes).await?;
+    // Which failures have a retry to come, read once for the batch; the outcomes then apply to
+    // the jobs in memory, in order, and every job they changed is written by one statement per
+    // chunk.
     let failed: Vec<Uuid> = outcomes
         .iter()
         .filter(|outcome| !outcome.succeeded)
@@ -176,29 +166,23 @@ pub(super) async fn record_run_outcomes(
 /// with the job's own values (the jobs are locked, or on SQLite the transaction is the only
 /// writer, so writing back what was read changes nothing else).
 async fn write_health(txn: &DatabaseTransaction, jobs: &[&PluginJobModel]) -> Result<()> {
-    use sea_orm::sea_query::{Query, Value};
+    use sea_orm::sea_query::Value;
     for chunk in jobs.chunks(super::IDS_PER_STATEMENT) {
         let rows = chunk.iter().map(|job| {
-            vec![
-                Value::from(job.id),
+            let row: Vec<Value> = vec![
                 job.consecutive_failures.into(),
                 job.status.to_value().into(),
                 job.paused_reason.clone().into(),
                 job.updated_at.into(),
-            ]
+            ];
+            (job.id, row)
         });
-        let mut update = Query::update();
+        let mut update = values::update_by_id::<PluginJob>(PluginJobColumn::Id, rows);
         update
-            .table(PluginJob)
-            .from(values::table(rows))
             .value(PluginJobColumn::ConsecutiveFailures, given(2))
             .value(PluginJobColumn::Status, given(3))
             .value(PluginJobColumn::PausedReason, given(4))
-            .value(PluginJobColumn::UpdatedAt, given(5))
-            .cond_where(values::by_id(
-                (PluginJob, PluginJobColumn::Id),
-                chunk.iter().map(|job| job.id),
-            ));
+            .value(PluginJobColumn::UpdatedAt, given(5));
         txn.execute(&update).await?;
     }
     Ok(())
@@ -226,15 +210,15 @@ async fn jobs_with_a_streak(
     Ok(streaks)
 }
 
-/// Locks every job of the batch, in id order, before any is written (the one-by-one path then
-/// takes no new lock, so two instances cannot deadlock), and drops the common case: a job whose
-/// outcomes in this batch are all successes and that has no failure streak has nothing to
-/// record (the outcome write stamped its `last_success_at`). Answers the outcomes that still
-/// need the one-by-one path (failures, and successes that end a streak).
+/// Locks and reads every job of the batch, in id order, before any is written (so two
+/// instances cannot deadlock), and drops the common case: a job whose outcomes in this batch are
+/// all successes and that has no failure streak has nothing to record (the outcome write stamped
+/// its `last_success_at`). Answers the outcomes that still count (failures, and successes that
+/// end a streak) and their jobs.
 async fn drop_plain_successes(
     txn: &DatabaseTransaction,
     outcomes: Vec<RunOutcome>,
-) -> Result<Vec<RunOutcome>> {
+) -> Result<(Vec<RunOutcome>, HashMap<Uuid, PluginJobModel>)> {
     let has_failure: HashSet<Uuid> = outcomes
         .iter()
         .filter(|outcome| !outcome.succeeded)
@@ -243,26 +227,25 @@ async fn drop_plain_successes(
     let mut job_ids: Vec<Uuid> = outcomes.iter().map(|outcome| outcome.job_id).collect();
     job_ids.sort();
     job_ids.dedup();
-    let mut plain: HashSet<Uuid> = HashSet::new();
+    let mut jobs = HashMap::with_capacity(job_ids.len());
     for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
         let mut query = PluginJob::find()
-            .select_only()
-            .column(PluginJobColumn::Id)
-            .column(PluginJobColumn::ConsecutiveFailures)
             .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
             .order_by_asc(PluginJobColumn::Id);
         if super::is_postgres(txn) {
             query = query.lock(LockType::Update);
         }
-        let streaks: Vec<(Uuid, i32)> = query.into_tuple().all(txn).await?;
-        plain.extend(streaks.into_iter().filter_map(|(job, streak)| {
-            (streak == 0 && !has_failure.contains(&job)).then_some(job)
-        }));
+        for job in query.all(txn).await? {
+            if job.consecutive_failures > 0 || has_failure.contains(&job.id) {
+                jobs.insert(job.id, job);
+            }
+        }
     }
-    Ok(outcomes
+    let outcomes = outcomes
         .into_iter()
-        .filter(|outcome| !plain.contains(&outcome.job_id))
-        .collect())
+        .filter(|outcome| jobs.contains_key(&outcome.job_id))
+        .collect();
+    Ok((outcomes, jobs))
 }
 
 impl Handler<RecordRunOutcomes> for StoreActor {

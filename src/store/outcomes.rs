@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::{Expr, ExprTrait as _, Query, Value};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Value};
 use sea_orm::{
     ActiveEnum, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -359,7 +359,6 @@ async fn write_outcomes(
         for chunk in runs.chunks(super::IDS_PER_STATEMENT) {
             let rows = chunk.iter().map(|run: &&FinishedRun<'_>| {
                 let mut row: Vec<Value> = vec![
-                    run.id.into(),
                     run.status.to_value().into(),
                     run.error.map(str::to_owned).into(),
                     run.duration_ms.into(),
@@ -367,20 +366,14 @@ async fn write_outcomes(
                 if logs {
                     row.push(run.logs.cloned().into());
                 }
-                row
+                (run.id, row)
             });
-            let mut update = Query::update();
+            let mut update = values::update_by_id::<PluginJobRun>(PluginJobRunColumn::Id, rows);
             update
-                .table(PluginJobRun)
-                .from(values::table(rows))
                 .value(PluginJobRunColumn::Status, given(2))
                 .value(PluginJobRunColumn::Error, given(3))
                 .value(PluginJobRunColumn::DurationMs, given(4))
                 .value(PluginJobRunColumn::FinishedAt, Expr::value(now))
-                .cond_where(values::by_id(
-                    (PluginJobRun, PluginJobRunColumn::Id),
-                    chunk.iter().map(|run| run.id),
-                ))
                 .and_where(
                     Expr::col((PluginJobRun, PluginJobRunColumn::Status))
                         .is_in(RunStatus::LIVE.iter().map(|status| status.to_value())),

@@ -99,9 +99,9 @@ pub(super) async fn schedule_after_failures(
     now: DateTime<Utc>,
 ) -> Result<()> {
     for chunk in failed_runs.chunks(super::IDS_PER_STATEMENT) {
-        // The runs, then their jobs that retry at all: two reads by primary key. (One join
-        // of the two let PostgreSQL's planner hash the whole jobs table for each chunk: 31 ms
-        // per batch of 500 failures among 100,000 jobs.)
+        // The runs, then their jobs that retry at all: two reads by primary key. (PostgreSQL
+        // planned one join of the two as a merge join over the whole jobs index: 25–31 ms per
+        // batch of 500 failures among 100,000 jobs.)
         let failed: Vec<PluginJobRunModel> = PluginJobRun::find()
             .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
             .filter(PluginJobRunColumn::Status.eq(RunStatus::Failed))

@@ -8,31 +8,42 @@
 //! (a `Seq Scan` per claim, seen with `auto_explain` at 100,000 jobs) or walked every live run;
 //! the list makes both databases find the rows by their primary key.
 
+use sea_orm::EntityTrait;
 use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait as _, IntoColumnRef, IntoIden, TableRef, Value, ValueTuple,
+    Alias, Expr, ExprTrait as _, IntoIden, Query, TableRef, UpdateStatement, Value, ValueTuple,
 };
 use uuid::Uuid;
 
 const ALIAS: &str = "v";
 
-/// The rows, as the table `v` of an `UPDATE … FROM`.
-pub(super) fn table(rows: impl IntoIterator<Item = Vec<Value>>) -> TableRef {
-    let rows = rows.into_iter().map(ValueTuple::Many).collect();
-    TableRef::ValuesList(rows, Alias::new(ALIAS).into_iden())
+/// `UPDATE <entity> … FROM (VALUES …) AS v WHERE id IN (…) AND id = v.column1`: each row is
+/// the id of the row it updates (`column1`) and its own values (`column2`, …). The caller sets
+/// the columns (from [`given`]) and adds its own conditions.
+pub(super) fn update_by_id<E: EntityTrait>(
+    id: E::Column,
+    rows: impl IntoIterator<Item = (Uuid, Vec<Value>)>,
+) -> UpdateStatement {
+    let mut ids = Vec::new();
+    let rows: Vec<ValueTuple> = rows
+        .into_iter()
+        .map(|(row_id, values)| {
+            ids.push(row_id);
+            let mut row = Vec::with_capacity(values.len() + 1);
+            row.push(Value::from(row_id));
+            row.extend(values);
+            ValueTuple::Many(row)
+        })
+        .collect();
+    let mut update = Query::update();
+    update
+        .table(E::default())
+        .from(TableRef::ValuesList(rows, Alias::new(ALIAS).into_iden()))
+        .and_where(Expr::col((E::default(), id)).is_in(ids))
+        .and_where(Expr::col((E::default(), id)).eq(given(1)));
+    update
 }
 
-/// The `n`th value (from 1) of the row an updated row is matched with.
+/// The `n`th value (from 1, the id) of the row an updated row is matched with.
 pub(super) fn given(n: usize) -> Expr {
     Expr::col((Alias::new(ALIAS), Alias::new(format!("column{n}"))))
-}
-
-/// The updated table's rows that the `VALUES` rows name: `id` (a column of that table) is one of
-/// `ids` and equals the row's first value.
-pub(super) fn by_id(
-    id: impl IntoColumnRef + Clone,
-    ids: impl IntoIterator<Item = Uuid>,
-) -> Condition {
-    Condition::all()
-        .add(Expr::col(id.clone()).is_in(ids))
-        .add(Expr::col(id).eq(given(1)))
 }

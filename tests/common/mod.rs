@@ -110,6 +110,28 @@ impl TestDb {
         StoreActor::new(self.db.clone()).start()
     }
 
+    /// A `StoreActor` whose statements starting with `prefix` (`UPDATE "plugin_jobs"`, say) are
+    /// counted, with the count: how many statements a write costs, not only what it wrote.
+    pub fn counting_store(
+        &self,
+        prefix: &'static str,
+    ) -> (
+        Addr<StoreActor>,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut db = self.db.clone();
+        db.set_metric_callback({
+            let count = std::sync::Arc::clone(&count);
+            move |info| {
+                if info.statement.sql.starts_with(prefix) {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        });
+        (StoreActor::new(db).start(), count)
+    }
+
     /// A `StoreActor` over a second, independent connection pool to the same database.
     pub async fn second_store(&self) -> Addr<StoreActor> {
         let db = plugin_jobs::db::connect(&self.url)
