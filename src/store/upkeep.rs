@@ -154,21 +154,20 @@ pub(super) async fn prune_runs(
 ) -> Result<u64> {
     let now = to_millis(msg.now);
     let cutoff = minus(now, msg.retention);
-    let finished = || {
-        [
-            RunStatus::Succeeded,
-            RunStatus::Failed,
-            RunStatus::Cancelled,
-        ]
-        .to_vec()
-    };
+    // Finished runs are written as "not live" rather than as the list of finished statuses: a
+    // list is a condition the `(status, created_at, id)` index answers, and while the table's
+    // statistics lag behind its growth (a burst, a fresh installation) PostgreSQL ANDed that
+    // index's whole range of finished runs into each job's lookup: 14 ms per job at 100,000
+    // runs, growing with the table. `NOT IN` leaves it the ordered index scan, which stops
+    // after the rows it needs.
+    let finished = || PluginJobRunColumn::Status.is_not_in(RunStatus::LIVE);
     let mut pruned = 0;
     loop {
         let oldest = Query::select()
             .column(PluginJobRunColumn::Id)
             .from(PluginJobRun)
             .and_where(PluginJobRunColumn::CreatedAt.lt(cutoff))
-            .and_where(PluginJobRunColumn::Status.is_in(finished()))
+            .and_where(finished())
             .order_by(PluginJobRunColumn::CreatedAt, Order::Asc)
             .limit(PRUNE_BATCH)
             .to_owned();
@@ -198,7 +197,7 @@ pub(super) async fn prune_runs(
                 .column(PluginJobRunColumn::Id)
                 .from(PluginJobRun)
                 .and_where(PluginJobRunColumn::JobId.eq(*job_id))
-                .and_where(PluginJobRunColumn::Status.is_in(finished()))
+                .and_where(finished())
                 .order_by(PluginJobRunColumn::CreatedAt, Order::Desc)
                 .order_by(PluginJobRunColumn::Id, Order::Desc)
                 .limit(PRUNE_BATCH)

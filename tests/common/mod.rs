@@ -132,6 +132,30 @@ impl TestDb {
         (StoreActor::new(db).start(), count)
     }
 
+    /// A `StoreActor` whose statements starting with `prefix` are kept, bind values and all: to
+    /// ask the database how it plans what the store really sent.
+    pub fn recording_store(
+        &self,
+        prefix: &'static str,
+    ) -> (
+        Addr<StoreActor>,
+        std::sync::Arc<std::sync::Mutex<Vec<sea_orm::Statement>>>,
+    ) {
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut db = self.db.clone();
+        db.set_metric_callback({
+            let sent = std::sync::Arc::clone(&sent);
+            move |info| {
+                if info.statement.sql.starts_with(prefix) {
+                    sent.lock()
+                        .expect("statements")
+                        .push(info.statement.clone());
+                }
+            }
+        });
+        (StoreActor::new(db).start(), sent)
+    }
+
     /// A `StoreActor` over a second, independent connection pool to the same database.
     pub async fn second_store(&self) -> Addr<StoreActor> {
         let db = plugin_jobs::db::connect(&self.url)
