@@ -432,6 +432,87 @@ async fn a_recorded_success_stamps_its_job_and_never_goes_back() {
     assert_eq!(t.job(failing.id).await.last_success_at, None);
 }
 
+/// While the retries table's statistics lag behind its growth (many failing jobs with retries),
+/// a batch of outcomes finds which failures have a retry to come by their runs, not by reading
+/// every pending retry of the `(status, due_at)` index beside them.
+#[actix_rt::test]
+async fn on_postgres_a_batch_of_failures_finds_its_retries_by_run_before_any_analyze() {
+    use plugin_jobs::store::{RecordRunOutcomes, RunOutcome as Outcome};
+    use sea_orm::EntityTrait;
+    let t = TestDb::new().await;
+    if !t.is_postgres() {
+        return;
+    }
+    t.never_analyze("plugin_job_retries").await;
+    let job = t.insert_job(common::job_row("alpha", "flaky")).await;
+    // 20,000 pending retries, each of a failed run of its own.
+    let failed: Vec<PluginJobRunModel> = (0..20_000)
+        .map(|_| PluginJobRunModel {
+            status: RunStatus::Failed,
+            ..common::run_row(&job)
+        })
+        .collect();
+    for chunk in failed.chunks(1_000) {
+        PluginJobRun::insert_many(chunk.iter().cloned().map(PluginJobRunActiveModel::from))
+            .exec_without_returning(&t.db)
+            .await
+            .expect("insert runs");
+        Retry::insert_many(chunk.iter().map(|run| {
+            RetryActiveModel::from(RetryModel {
+                id: uuid::Uuid::now_v7(),
+                job_id: job.id,
+                plugin_id: job.plugin_id.clone(),
+                failed_run_id: run.id,
+                retry_of: run.id,
+                attempt: 2,
+                scheduled_for: run.scheduled_for,
+                due_at: at("11:00"),
+                status: RetryStatus::Pending,
+                reason: None,
+                run_id: None,
+                created_at: at("10:00"),
+                updated_at: at("10:00"),
+            })
+        }))
+        .exec_without_returning(&t.db)
+        .await
+        .expect("insert retries");
+    }
+    let outcomes: Vec<Outcome> = failed[..300]
+        .iter()
+        .map(|run| Outcome {
+            job_id: job.id,
+            run_id: run.id,
+            succeeded: false,
+            error: Some("boom".to_owned()),
+            at: at("10:05"),
+        })
+        .collect();
+    let (store, sent) = t.recording_store("SELECT");
+    store
+        .send(RecordRunOutcomes {
+            outcomes,
+            default_pause_after: None,
+            now: at("10:06"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("recorded");
+    assert_eq!(
+        t.job(job.id).await.consecutive_failures,
+        0,
+        "failures with a retry to come do not count"
+    );
+    let sent = sent.lock().expect("statements").clone();
+    let of_retries: Vec<_> = sent
+        .into_iter()
+        .filter(|statement| statement.sql.contains("FROM \"plugin_job_retries\""))
+        .collect();
+    assert!(!of_retries.is_empty(), "the batch reads the retries");
+    t.assert_plans_avoid(of_retries, "ix_plugin_job_retries_status_due_at")
+        .await;
+}
+
 #[actix_rt::test]
 async fn a_batch_of_outcomes_counts_each_jobs_streak_in_order_and_writes_the_jobs_together() {
     use plugin_jobs::store::{HealthChangeKind, RecordRunOutcomes, RunOutcome as Outcome};

@@ -156,6 +156,37 @@ impl TestDb {
         (StoreActor::new(db).start(), sent)
     }
 
+    /// Asks PostgreSQL how it plans each statement (as sent, bind values and all) and fails
+    /// when a plan reads `index`.
+    pub async fn assert_plans_avoid(&self, statements: Vec<sea_orm::Statement>, index: &str) {
+        for statement in statements {
+            let plan: Vec<String> = self
+                .db
+                .query_all_raw(sea_orm::Statement {
+                    sql: format!("EXPLAIN {}", statement.sql),
+                    ..statement
+                })
+                .await
+                .expect("explain")
+                .iter()
+                .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
+                .collect();
+            let plan = plan.join("\n");
+            assert!(!plan.contains(index), "a statement reads {index}:\n{plan}");
+        }
+    }
+
+    /// Keeps PostgreSQL from ever analyzing `table` during the test: its statistics stay what a
+    /// table that grew faster than autovacuum has.
+    pub async fn never_analyze(&self, table: &str) {
+        self.db
+            .execute_unprepared(&format!(
+                "ALTER TABLE {table} SET (autovacuum_enabled = false)"
+            ))
+            .await
+            .expect("keep the table unanalyzed");
+    }
+
     /// A `StoreActor` over a second, independent connection pool to the same database.
     pub async fn second_store(&self) -> Addr<StoreActor> {
         let db = plugin_jobs::db::connect(&self.url)
