@@ -3,9 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::GetNextDueAt;
@@ -33,27 +32,40 @@ pub(super) async fn get_next_due_at(
     let jitter_window = after
         .checked_sub_signed(chrono::TimeDelta::milliseconds(MAX_JOB_WINDOW_MS as i64))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let rows = PluginJob::find()
-        .select_only()
-        .column(PluginJobColumn::Id)
-        .column(PluginJobColumn::NextRunAt)
-        .column(PluginJobColumn::JitterMs)
-        .filter(PluginJobColumn::Status.eq(JobStatus::Active))
-        .filter(PluginJobColumn::PluginId.is_in(msg.plugin_ids))
-        .filter(
-            Condition::any()
-                .add(PluginJobColumn::NextRunAt.gt(after))
-                .add(
-                    Condition::all()
-                        .add(PluginJobColumn::JitterMs.gt(0))
-                        .add(PluginJobColumn::NextRunAt.gt(jitter_window)),
-                ),
-        )
-        .order_by_asc(PluginJobColumn::NextRunAt)
-        .limit(NEXT_DUE_ROWS)
+    // Two reads, each a range of its own index: slots after `after`, and passed slots of
+    // jittered jobs whose offset may not have passed yet. Asked as one `OR`, no range could
+    // start at `after`, and PostgreSQL walked every index entry of the day before it, dead
+    // entries of the pointers that claims had moved included (migration
+    // `m20261201_000013_index_jittered_due`).
+    let base = || {
+        PluginJob::find()
+            .select_only()
+            .column(PluginJobColumn::Id)
+            .column(PluginJobColumn::NextRunAt)
+            .column(PluginJobColumn::JitterMs)
+            .filter(PluginJobColumn::Status.eq(JobStatus::Active))
+            .filter(PluginJobColumn::PluginId.is_in(msg.plugin_ids.iter().cloned()))
+            .order_by_asc(PluginJobColumn::NextRunAt)
+            .limit(NEXT_DUE_ROWS)
+    };
+    let passed = base()
+        // A literal, not a bind value: the partial index's `jitter_ms > 0` must be provable
+        // from the query's text for a generic plan to use it.
+        .filter(Expr::cust(r#""plugin_jobs"."jitter_ms" > 0"#))
+        .filter(PluginJobColumn::NextRunAt.gt(jitter_window))
+        .filter(PluginJobColumn::NextRunAt.lte(after))
         .into_tuple::<(Uuid, Option<DateTime<Utc>>, Option<i64>)>()
         .all(db)
         .await?;
+    let ahead = base()
+        .filter(PluginJobColumn::NextRunAt.gt(after))
+        .into_tuple::<(Uuid, Option<DateTime<Utc>>, Option<i64>)>()
+        .all(db)
+        .await?;
+    // Every passed slot comes before every slot ahead: together, the first rows in slot order.
+    let mut rows = passed;
+    rows.extend(ahead);
+    rows.truncate(NEXT_DUE_ROWS as usize);
     let full = rows.len() as u64 == NEXT_DUE_ROWS;
     let earliest = rows
         .iter()

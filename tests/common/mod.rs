@@ -156,11 +156,12 @@ impl TestDb {
         (StoreActor::new(db).start(), sent)
     }
 
-    /// Asks PostgreSQL how it plans each statement (as sent, bind values and all) and fails
-    /// when a plan reads `index`.
-    pub async fn assert_plans_avoid(&self, statements: Vec<sea_orm::Statement>, index: &str) {
+    /// How PostgreSQL plans each statement, as sent (bind values and all): one text per
+    /// statement, its plan lines joined.
+    pub async fn plans(&self, statements: Vec<sea_orm::Statement>) -> Vec<String> {
+        let mut plans = Vec::new();
         for statement in statements {
-            let plan: Vec<String> = self
+            let lines: Vec<String> = self
                 .db
                 .query_all_raw(sea_orm::Statement {
                     sql: format!("EXPLAIN {}", statement.sql),
@@ -171,7 +172,14 @@ impl TestDb {
                 .iter()
                 .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
                 .collect();
-            let plan = plan.join("\n");
+            plans.push(lines.join("\n"));
+        }
+        plans
+    }
+
+    /// Fails when PostgreSQL plans any of the statements with `index`.
+    pub async fn assert_plans_avoid(&self, statements: Vec<sea_orm::Statement>, index: &str) {
+        for plan in self.plans(statements).await {
             assert!(!plan.contains(index), "a statement reads {index}:\n{plan}");
         }
     }
