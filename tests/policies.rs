@@ -610,12 +610,7 @@ async fn on_postgres_the_wake_reads_start_at_their_bounds_past_the_moved_pointer
             ..job_row("alpha", &format!("job-{n}"))
         })
         .collect();
-    for chunk in jobs.chunks(500) {
-        PluginJob::insert_many(chunk.iter().cloned().map(PluginJobActiveModel::from))
-            .exec_without_returning(&t.db)
-            .await
-            .expect("insert jobs");
-    }
+    t.insert_jobs(&jobs).await;
     let mut jittered = job_row("alpha", "jittered");
     jittered.jitter_ms = Some(600_000);
     jittered.next_run_at = Some(at("09:55"));

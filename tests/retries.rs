@@ -398,12 +398,8 @@ async fn on_postgres_recording_failures_reads_its_runs_by_id_before_any_analyze(
             ..run_row(job)
         })
         .collect();
-    for chunk in history.chunks(1_000).chain([running.as_slice()]) {
-        PluginJobRun::insert_many(chunk.iter().cloned().map(PluginJobRunActiveModel::from))
-            .exec_without_returning(&t.db)
-            .await
-            .expect("insert runs");
-    }
+    t.insert_runs(&history).await;
+    t.insert_runs(&running).await;
     // Sent together, the failures are written in batches of many runs: a read of many ids is
     // the one PostgreSQL planned with the status index.
     let (store, sent) = t.recording_store("SELECT");

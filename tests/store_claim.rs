@@ -108,7 +108,7 @@ async fn pointers_move_to_the_next_slot_of_each_schedule() {
 #[actix_rt::test]
 async fn a_claim_of_jobs_with_as_many_schedules_moves_each_pointer_in_a_few_statements() {
     let t = TestDb::new().await;
-    let (store, updates) = t.counting_store("UPDATE \"plugin_jobs\"");
+    let (store, updates) = t.recording_store("UPDATE \"plugin_jobs\"");
     // 120 daily schedules, each at a minute of its own; the odd jobs' slot is past their
     // misfire grace and skipped, so their pointer moves without a run.
     let mut jobs = Vec::new();
@@ -131,7 +131,7 @@ async fn a_claim_of_jobs_with_as_many_schedules_moves_each_pointer_in_a_few_stat
         let last = (n % 2 == 0).then(|| at("10:30"));
         assert_eq!(stored.last_run_at, last, "job {n}");
     }
-    let updates = updates.load(std::sync::atomic::Ordering::SeqCst);
+    let updates = updates.lock().expect("statements").len();
     assert!(
         (1..=2).contains(&updates),
         "{updates} updates of jobs for 120 pointer moves"
@@ -409,19 +409,13 @@ async fn a_slot_inside_the_lookahead_is_claimed_early_unless_its_job_is_still_ru
 
 #[actix_rt::test]
 async fn a_claim_of_ten_thousand_due_jobs_stays_under_the_bind_limits() {
-    use sea_orm::EntityTrait;
     let t = TestDb::new().await;
     let store = t.store();
     // 10,000 due jobs, inserted in chunks that themselves stay under SQLite's bind limit.
     let jobs: Vec<PluginJobModel> = (0..10_000)
         .map(|i| job_row("alpha", &format!("job-{i:05}")))
         .collect();
-    for chunk in jobs.chunks(1_000) {
-        PluginJob::insert_many(chunk.iter().cloned().map(PluginJobActiveModel::from))
-            .exec_without_returning(&t.db)
-            .await
-            .expect("insert jobs");
-    }
+    t.insert_jobs(&jobs).await;
     let outcome = send(&store, claim("10:30", 10_000, &["alpha"])).await;
     assert_eq!(outcome.claimed.len(), 10_000);
     assert!(outcome.skipped.is_empty());

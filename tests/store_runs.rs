@@ -701,7 +701,7 @@ async fn starts_and_outcomes_sent_together_are_written_in_one_batch_with_each_an
 #[actix_rt::test]
 async fn outcomes_that_each_carry_their_own_logs_and_error_are_written_by_a_few_statements() {
     let t = TestDb::new().await;
-    let (store, updates) = t.counting_store("UPDATE \"plugin_job_runs\"");
+    let (store, updates) = t.recording_store("UPDATE \"plugin_job_runs\"");
     let mut runs = Vec::new();
     for n in 0..300 {
         let job = t.insert_job(job_row("alpha", &format!("job-{n}"))).await;
@@ -758,7 +758,7 @@ async fn outcomes_that_each_carry_their_own_logs_and_error_are_written_by_a_few_
     }
     // One statement per batch for the runs with lines and one for those without: 300 outcomes
     // whose values all differ must not cost a statement each.
-    let updates = updates.load(std::sync::atomic::Ordering::SeqCst);
+    let updates = updates.lock().expect("statements").len();
     assert!(
         (1..=10).contains(&updates),
         "{updates} updates of runs for 300 outcomes"
@@ -900,7 +900,6 @@ async fn a_store_with_a_clock_stamps_heartbeats_when_it_writes_them() {
 
 #[actix_rt::test]
 async fn prune_works_through_more_rows_than_one_batch_and_two_stores_prune_each_row_once() {
-    use sea_orm::EntityTrait;
     let t = TestDb::new().await;
     let (first, second) = (t.store(), t.second_store().await);
     let job = t.insert_job(job_row("alpha", "a")).await;
@@ -917,12 +916,7 @@ async fn prune_works_through_more_rows_than_one_batch_and_two_stores_prune_each_
             ..run_row(&job)
         })
         .collect();
-    for chunk in runs.chunks(1_000) {
-        PluginJobRun::insert_many(chunk.iter().cloned().map(PluginJobRunActiveModel::from))
-            .exec_without_returning(&t.db)
-            .await
-            .expect("insert runs");
-    }
+    t.insert_runs(&runs).await;
     let prune = || PruneRuns {
         now,
         keep_per_job: 10,
@@ -943,7 +937,6 @@ async fn prune_works_through_more_rows_than_one_batch_and_two_stores_prune_each_
 /// looks at a hundred jobs.
 #[actix_rt::test]
 async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_any_analyze() {
-    use sea_orm::EntityTrait;
     let t = TestDb::new().await;
     if !t.is_postgres() {
         return;
@@ -964,12 +957,7 @@ async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_a
         .map(|i| finished(&busy, i))
         .chain((0..3).map(|i| finished(&quiet, i)))
         .collect();
-    for chunk in runs.chunks(1_000) {
-        PluginJobRun::insert_many(chunk.iter().cloned().map(PluginJobRunActiveModel::from))
-            .exec_without_returning(&t.db)
-            .await
-            .expect("insert runs");
-    }
+    t.insert_runs(&runs).await;
     let (store, sent) = t.recording_store("DELETE");
     let pruned = store
         .send(PruneRuns {
@@ -992,7 +980,6 @@ async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_a
 
 #[actix_rt::test]
 async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there() {
-    use sea_orm::EntityTrait;
     let t = TestDb::new().await;
     let store = t.store();
     let now = at("2024-03-01T00:00:00Z");
@@ -1007,12 +994,7 @@ async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there(
             });
         }
     }
-    for chunk in runs.chunks(300) {
-        PluginJobRun::insert_many(chunk.iter().cloned().map(PluginJobRunActiveModel::from))
-            .exec_without_returning(&t.db)
-            .await
-            .expect("insert runs");
-    }
+    t.insert_runs(&runs).await;
     let prune = || PruneRuns {
         now,
         keep_per_job: 1,

@@ -57,15 +57,19 @@ pub(super) async fn get_next_due_at(
         .into_tuple::<(Uuid, Option<DateTime<Utc>>, Option<i64>)>()
         .all(db)
         .await?;
-    let ahead = base()
-        .filter(PluginJobColumn::NextRunAt.gt(after))
-        .into_tuple::<(Uuid, Option<DateTime<Utc>>, Option<i64>)>()
-        .all(db)
-        .await?;
     // Every passed slot comes before every slot ahead: together, the first rows in slot order.
     let mut rows = passed;
-    rows.extend(ahead);
-    rows.truncate(NEXT_DUE_ROWS as usize);
+    let room = NEXT_DUE_ROWS - rows.len() as u64;
+    if room > 0 {
+        rows.extend(
+            base()
+                .filter(PluginJobColumn::NextRunAt.gt(after))
+                .limit(room)
+                .into_tuple::<(Uuid, Option<DateTime<Utc>>, Option<i64>)>()
+                .all(db)
+                .await?,
+        );
+    }
     let full = rows.len() as u64 == NEXT_DUE_ROWS;
     let earliest = rows
         .iter()

@@ -111,29 +111,8 @@ impl TestDb {
     }
 
     /// A `StoreActor` whose statements starting with `prefix` (`UPDATE "plugin_jobs"`, say) are
-    /// counted, with the count: how many statements a write costs, not only what it wrote.
-    pub fn counting_store(
-        &self,
-        prefix: &'static str,
-    ) -> (
-        Addr<StoreActor>,
-        std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    ) {
-        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut db = self.db.clone();
-        db.set_metric_callback({
-            let count = std::sync::Arc::clone(&count);
-            move |info| {
-                if info.statement.sql.starts_with(prefix) {
-                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-            }
-        });
-        (StoreActor::new(db).start(), count)
-    }
-
-    /// A `StoreActor` whose statements starting with `prefix` are kept, bind values and all: to
-    /// ask the database how it plans what the store really sent.
+    /// kept, bind values and all: to count how many statements a write costs, not only what it
+    /// wrote, or to ask the database how it plans what the store really sent.
     pub fn recording_store(
         &self,
         prefix: &'static str,
@@ -239,6 +218,26 @@ impl TestDb {
             .exec_without_returning(&self.db)
             .await?;
         Ok(run)
+    }
+
+    /// Inserts many runs as they are, a few hundred per statement (set-up, not the store's path).
+    pub async fn insert_runs(&self, runs: &[PluginJobRunModel]) {
+        for chunk in runs.chunks(500) {
+            PluginJobRun::insert_many(chunk.iter().cloned().map(PluginJobRunActiveModel::from))
+                .exec_without_returning(&self.db)
+                .await
+                .expect("insert runs");
+        }
+    }
+
+    /// Inserts many jobs as they are, a few hundred per statement (set-up, not the store's path).
+    pub async fn insert_jobs(&self, jobs: &[PluginJobModel]) {
+        for chunk in jobs.chunks(500) {
+            PluginJob::insert_many(chunk.iter().cloned().map(PluginJobActiveModel::from))
+                .exec_without_returning(&self.db)
+                .await
+                .expect("insert jobs");
+        }
     }
 
     /// Waits until a session of this database is blocked by the backend `pid` (PostgreSQL).
