@@ -611,3 +611,24 @@ async fn a_worker_that_ignores_shutdown_is_terminated() {
     assert!(ended.contains("signal: 15"), "{ended}");
     assert_eq!(s.workers.status(PLUGIN), WorkerStatus::Stopped);
 }
+
+#[actix_rt::test]
+async fn a_worker_that_exits_right_after_answering_initialize_is_restarted_not_shown_running() {
+    // The answer and the exit reach the supervisor in either order; a burst on stderr makes the
+    // exit come first. Marked running after its exit, the worker would never be restarted.
+    let script = r#"head -c 200000 /dev/zero | tr '\0' x >&2
+echo '{"jsonrpc":"2.0","id":1,"result":{"ok":true}}'
+exit 7"#;
+    let config = ProcessWorkerConfig {
+        crash_limit: 2,
+        ..fast_config()
+    };
+    let s = Setup::given_up(vec!["sh".into(), "-c".into(), script.into()], config).await;
+    assert_eq!(
+        s.workers.starts(PLUGIN),
+        3,
+        "two exits restart, the third gives up"
+    );
+    let error = s.workers.last_error(PLUGIN).unwrap_or_default();
+    assert!(error.contains("exit status: 7"), "{error}");
+}

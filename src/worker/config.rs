@@ -91,8 +91,17 @@ impl PluginProcess {
         let Some((program, args)) = self.command.split_first() else {
             return Err("the manifest's command is empty".to_owned());
         };
+        // Both the program and the working directory are made absolute against the host's
+        // working directory: a relative plugins directory (`--plugins plugins`) would otherwise
+        // be resolved a second time from inside the plugin folder when the child starts.
+        let dir = std::path::absolute(&self.dir).map_err(|err| {
+            format!(
+                "cannot resolve the plugin folder {}: {err}",
+                self.dir.display()
+            )
+        })?;
         let program = if program.starts_with("./") {
-            self.dir.join(program)
+            dir.join(program)
         } else {
             PathBuf::from(program)
         };
@@ -114,7 +123,7 @@ impl PluginProcess {
         };
         command
             .args(args)
-            .current_dir(&self.dir)
+            .current_dir(&dir)
             .env_clear()
             .env("PATH", path)
             .env("TZ", "UTC")

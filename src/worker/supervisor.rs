@@ -248,7 +248,13 @@ impl WorkerActor {
 
     /// The answer to `initialize`, or `None` when none came within the handshake timeout.
     fn on_handshake(&mut self, generation: u64, answer: Option<Result<Value, WorkerError>>) {
-        if generation != self.generation || self.ending.is_some() || self.stopping {
+        // The process may have exited before its answer got here (it answered, then exited at
+        // once): the exit has already been handled, and a dead worker must not be marked running.
+        if generation != self.generation
+            || self.ending.is_some()
+            || self.stopping
+            || self.pid.is_none()
+        {
             return;
         }
         let refusal = match answer {

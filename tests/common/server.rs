@@ -166,7 +166,11 @@ fn spawn(dir: &Path, plugins: &Path, args: &[&str]) -> Result<(Child, String), S
         .open(dir.join("server.log"))
         .expect("log file");
     let db = format!("sqlite://{}?mode=rwc", dir.join("jobs.db").display());
+    // Started in its folder with the plugins directory named relative to it, as a user does
+    // (`--plugins plugins`): a plugin's `./` command must resolve all the same.
+    let plugins = plugins.strip_prefix(dir).unwrap_or(plugins);
     let mut child = Command::new(BIN)
+        .current_dir(dir)
         .arg("serve")
         .args(["--plugins", &plugins.display().to_string()])
         .args(["--bind", "127.0.0.1:0"])
