@@ -177,15 +177,41 @@ fn parse_webhook_event(text: &str) -> Result<NotificationEvent, String> {
 impl Serve {
     /// The server's options, with the scheduler settings checked by
     /// [`SchedulerConfig::validate`]; a broken rule is reported like any bad flag (exit code 2).
+    /// The address, the plugins directory and the webhook URLs are checked here too, so that a
+    /// bad one exits 2 before the database is touched.
     fn into_options(self) -> ServeOptions {
         let options = self.unchecked_options();
-        if let Err(err) = options.scheduler.validate() {
+        let refuse = |message: String| -> ! {
             Serve::augment_args(clap::Command::new("plugin-jobs serve"))
-                .error(
-                    clap::error::ErrorKind::ValueValidation,
-                    format!("invalid value for {err}"),
-                )
-                .exit();
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit()
+        };
+        if let Err(err) = options.scheduler.validate() {
+            refuse(format!("invalid value for {err}"));
+        }
+        let has_token = options.api_token.as_ref().is_some_and(|t| !t.is_empty());
+        let settings = [
+            (
+                "--bind",
+                server::check_bind(&options.bind, has_token).map(drop),
+            ),
+            ("--plugins", server::check_plugins_dir(&options.plugins_dir)),
+            (
+                "--webhook-url",
+                options.notifier.as_ref().map_or(Ok(()), |n| n.validate()),
+            ),
+        ];
+        for (flag, checked) in settings {
+            let message = match checked {
+                Ok(()) => continue,
+                Err(plugin_jobs::Error::InvalidInput(message)) => message,
+                Err(other) => other.to_string(),
+            };
+            // `bind: cannot resolve …` reads `--bind: cannot resolve …`.
+            let message = message
+                .strip_prefix(&format!("{}: ", &flag[2..]))
+                .unwrap_or(&message);
+            refuse(format!("invalid value for {flag}: {message}"));
         }
         options
     }

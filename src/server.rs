@@ -79,12 +79,53 @@ pub fn check_bind(bind: &str, has_token: bool) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// Refuses a plugins directory that cannot be read: starting without it would retire every
+/// manifest job in the database as if each plugin had been removed.
+pub fn check_plugins_dir(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Ok(_) => Ok(()),
+        Err(err) => Err(Error::InvalidInput(format!(
+            "plugins: cannot read the plugins directory {}: {err}",
+            dir.display()
+        ))),
+    }
+}
+
+/// Listens on every address `bind` resolved to that can be bound (`localhost` may name an IPv6
+/// address the machine lacks); fails when none can, before anything else has started.
+fn listen(bind: &str, addrs: &[SocketAddr]) -> Result<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(addrs.len());
+    let mut last_error = None;
+    for addr in addrs {
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => listeners.push(listener),
+            Err(err) => last_error = Some(format!("cannot listen on {addr}: {err}")),
+        }
+    }
+    match last_error {
+        Some(err) if listeners.is_empty() => {
+            Err(Error::InvalidInput(format!("bind: {bind:?}: {err}")))
+        }
+        _ => Ok(listeners),
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully. Call inside an actix
-/// System. Errors are start-up failures (bad address, database unreachable, port taken).
+/// System. Errors are start-up failures (bad address or plugins directory, port taken,
+/// database unreachable); each is found before the database or any plugin is touched, except
+/// an unreachable database, which is found first thing after.
 pub async fn serve(options: ServeOptions) -> Result<()> {
     let stop = shutdown_signal();
     let token = options.api_token.clone().filter(|token| !token.is_empty());
     let addrs = check_bind(&options.bind, token.is_some())?;
+    check_plugins_dir(&options.plugins_dir)?;
+    if let Some(notifier) = &options.notifier {
+        notifier.validate()?;
+    }
+    // The port is taken before the database is migrated and the jobs synced: a second server
+    // started by mistake on the same database and port must not change anything before failing.
+    // Requests wait in the listen queue until the jobs are registered and the server runs.
+    let listeners = listen(&options.bind, &addrs)?;
     let db = crate::db::connect_and_migrate(&options.database_url).await?;
     log::info!("database {} is migrated", redact(&options.database_url));
 
@@ -110,7 +151,6 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         .instance_id(instance_id)
         .pause_after_failures(options.pause_after_failures);
     if let Some(notifier) = options.notifier.clone() {
-        notifier.validate()?;
         log::info!(
             "webhooks: {} to {} destination(s){}",
             notifier
@@ -176,17 +216,18 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     retire_unloaded_plugins(&jobs, &started, &not_started, &options.plugins_dir).await?;
 
     let api = jobs.clone();
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .configure(crate::http::configure(api.clone(), token.clone()))
             .configure(crate::http::dashboard())
     })
     .disable_signals()
-    .shutdown_timeout(5)
-    .bind(addrs.as_slice())
-    .map_err(|err| {
-        Error::InvalidInput(format!("bind: cannot listen on {}: {err}", options.bind))
-    })?;
+    .shutdown_timeout(5);
+    for listener in listeners {
+        server = server.listen(listener).map_err(|err| {
+            Error::InvalidInput(format!("bind: cannot listen on {}: {err}", options.bind))
+        })?;
+    }
     for addr in server.addrs() {
         // On stdout, so scripts and tests can read the port chosen for `:0`.
         println!("plugin-jobs listening on http://{addr}");
@@ -222,7 +263,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     Ok(())
 }
 
-/// Retires the jobs of every plugin the database knows that did not start now (its folder is
+/// Retires the manifest jobs of every plugin the database knows that did not start now (its folder is
 /// gone, its manifest is broken, its worker or registration failed), with the reason as their
 /// `last_error`, so none stays `active` with a stale pointer. They come back `active` when the
 /// plugin loads again.

@@ -1,7 +1,8 @@
 //! What the plugins directory does to jobs at `plugin-jobs serve` start: a job with a bad
 //! schedule or timezone is `failed` alone while its plugin's other jobs run, and a plugin whose
-//! folder disappeared or whose manifest broke has its jobs retired with the reason, until it is
-//! back.
+//! folder disappeared or whose manifest broke has its manifest jobs retired with the reason,
+//! until it is back (its API jobs stay as they are); a plugins directory named relative to the
+//! server's working directory starts `./` commands.
 
 mod common;
 
@@ -66,6 +67,14 @@ fn a_plugin_that_is_gone_or_broken_at_start_has_its_jobs_retired_until_it_is_bac
     let mut server = Server::start(&[(folder.clone(), manifest.clone())], &[]);
     server.wait_worker("keeper", "running");
     assert_eq!(job(&server, "keeper", "a")["status"], "active");
+    // A job created through the API is the API's: no manifest sync retires it.
+    let (status, created) = server.request(
+        "POST",
+        "/api/plugins/keeper/jobs",
+        Some(r#"{"jobKey": "by-api", "schedule": "0 0 1 1 *"}"#),
+        None,
+    );
+    assert_eq!(status, 201, "{created}");
     let plugin_dir = server.dir.path().join("plugins").join(&folder);
 
     // The folder is removed: at the next start its jobs are retired and say why.
@@ -82,6 +91,9 @@ fn a_plugin_that_is_gone_or_broken_at_start_has_its_jobs_retired_until_it_is_bac
             "{reason}"
         );
     }
+    let by_api = job(&server, "keeper", "by-api");
+    assert_eq!(by_api["status"], "active", "{by_api}");
+    assert_eq!(by_api["lastError"], Value::Null);
 
     // Back, but with a broken manifest: still retired, now with the manifest's error.
     std::fs::create_dir_all(&plugin_dir).expect("folder");
@@ -104,9 +116,35 @@ fn a_plugin_that_is_gone_or_broken_at_start_has_its_jobs_retired_until_it_is_bac
     assert!(status.success(), "{status:?}: {}", server.log());
     server.relaunch(&[]);
     server.wait_worker("keeper", "running");
-    for key in ["a", "b"] {
+    for key in ["a", "b", "by-api"] {
         let job = job(&server, "keeper", key);
         assert_eq!(job["status"], "active", "{job}");
         assert_eq!(job["lastError"], Value::Null);
     }
+}
+
+#[test]
+fn a_relative_plugins_directory_starts_a_workers_dot_slash_command() {
+    // `Server` starts `serve` in its folder with `--plugins plugins`, as a user does.
+    let mut server = Server::start(&[], &[]);
+    let folder = server.dir.path().join("plugins").join("local");
+    std::fs::create_dir_all(&folder).expect("plugin folder");
+    let script = folder.join("worker.sh");
+    let worker = common::server::test_worker();
+    std::fs::write(&script, format!("#!/bin/sh\nexec '{worker}' \"$@\"\n")).expect("script");
+    let mut permissions = std::fs::metadata(&script).expect("script").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).expect("chmod");
+    let manifest = json!({"id": "local", "command": ["./worker.sh"], "jobs": [{"jobKey": "ok"}]});
+    std::fs::write(folder.join("manifest.json"), manifest.to_string()).expect("manifest");
+    let status = server.signal("-TERM");
+    assert!(status.success(), "{status:?}: {}", server.log());
+    server.relaunch(&[]);
+    server.wait_worker("local", "running");
+    let (status, run) = server.post("/api/plugins/local/jobs/ok/trigger");
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["runId"].as_str().expect("run id").to_owned();
+    wait_until("the run succeeds", Duration::from_secs(20), || {
+        server.run(&run_id)["status"] == "succeeded"
+    });
 }

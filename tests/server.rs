@@ -201,12 +201,62 @@ fn without_a_token_the_server_refuses_a_non_loopback_address() {
         .env_remove("PLUGIN_JOBS_API_TOKEN")
         .output()
         .expect("run");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2), "a bad setting");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("refusing to listen on 0.0.0.0:0 without an API token"),
         "{stderr}"
     );
+    assert!(
+        !dir.path().join("db").exists(),
+        "refused before the database"
+    );
+}
+
+#[test]
+fn a_missing_plugins_directory_or_a_taken_port_fails_before_any_job_is_touched() {
+    let good = test_plugin(
+        "good",
+        &[],
+        json!([{"jobKey": "a", "schedule": "0 0 1 1 *"}]),
+    );
+    let server = Server::start(&[good], &[]);
+    server.wait_worker("good", "running");
+    let database = server.database_url();
+    let (_, port) = server.addr.rsplit_once(':').expect("port");
+
+    // A second server on the same database: first with a plugins directory that is not there,
+    // then with an empty one but the port the first one holds.
+    let missing = server.dir.path().join("no-such-folder");
+    let empty = tempfile::tempdir().expect("temp");
+    let attempts = [
+        (
+            missing.as_path(),
+            "127.0.0.1:0",
+            2,
+            "cannot read the plugins directory",
+        ),
+        (
+            empty.path(),
+            &*format!("127.0.0.1:{port}"),
+            1,
+            "Address already in use",
+        ),
+    ];
+    for (plugins, bind, code, message) in attempts {
+        let output = Command::new(BIN)
+            .args(["serve", "--bind", bind, "--plugins"])
+            .arg(plugins)
+            .args(["--database-url", &database])
+            .output()
+            .expect("run");
+        assert_eq!(output.status.code(), Some(code), "{bind}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+        let (status, job) = server.get("/api/plugins/good/jobs/a");
+        assert_eq!(status, 200);
+        assert_eq!(job["status"], "active", "not retired: {job}");
+    }
 }
 
 #[test]

@@ -381,6 +381,8 @@ pub(super) async fn retire_plugin_jobs(
         .col_expr(PluginJobColumn::LastError, Expr::value(msg.reason.clone()))
         .col_expr(PluginJobColumn::UpdatedAt, Expr::value(to_millis(msg.now)))
         .filter(PluginJobColumn::PluginId.eq(msg.plugin_id))
+        // Jobs created through the API are the API's to retire, whatever the manifest does.
+        .filter(PluginJobColumn::Origin.eq(JobOrigin::Manifest))
         // Already retired with this very reason: nothing to write (every start checks again).
         .filter(
             Condition::any()

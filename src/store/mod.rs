@@ -371,8 +371,9 @@ pub struct SetJobStatus {
     pub now: DateTime<Utc>,
 }
 
-/// Retires every job of a plugin that could not be loaded (its folder is gone, or its manifest
-/// is now broken), with `reason` as their `last_error`. Declaring the jobs again brings them
+/// Retires every manifest job of a plugin that could not be loaded (its folder is gone, or its
+/// manifest is now broken), with `reason` as their `last_error`; jobs created through the API
+/// are left as they are. Declaring the jobs again brings them
 /// back `active`. Answers how many jobs it changed (none when all were retired with this
 /// reason already).
 #[derive(Message, Debug, Clone)]
