@@ -24,6 +24,10 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 /// The longest jitter or misfire grace a job may declare: a day.
 pub const MAX_JOB_WINDOW_MS: u64 = 24 * 3600 * 1000;
+
+/// The longest `timeoutMs` of a job: [`crate::config::MAX_DURATION`], the bound of every duration
+/// setting, so a deadline never overflows a timer or a timestamp.
+pub const MAX_TIMEOUT_MS: i64 = crate::config::MAX_DURATION.as_millis() as i64;
 /// The longest backoff a policy may name: a week.
 const MAX_BACKOFF_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -194,8 +198,7 @@ impl JobDeclaration {
             let path = err.path().to_string();
             format!("{path}: {}", err.inner())
         })?;
-        check_jobs(std::slice::from_ref(&patched))
-            .map_err(|err| err.replacen("jobs[0].", "", 1))?;
+        check_jobs(std::slice::from_ref(&patched)).map_err(|err| err.replace("jobs[0].", ""))?;
         Ok(patched)
     }
 }
@@ -325,10 +328,11 @@ fn check_job<'a>(
         ));
     }
     if let Some(timeout) = job.timeout_ms
-        && timeout <= 0
+        && !(1..=MAX_TIMEOUT_MS).contains(&timeout)
     {
         return Err(format!(
-            "jobs[{index}].timeoutMs must be positive (got {timeout})"
+            "jobs[{index}].timeoutMs must be between 1 and {MAX_TIMEOUT_MS} (100 years, the \
+             longest duration any setting takes; got {timeout})"
         ));
     }
     if let Some(failures) = job.pause_after_failures

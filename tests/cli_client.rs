@@ -434,14 +434,19 @@ fn trigger_sends_the_payload_and_the_token_in_one_request() {
 
 #[test]
 fn an_answer_that_is_not_the_apis_is_an_error_not_a_crash() {
-    let (url, request) = answer_once("500 Internal Server Error", "<html>oops</html>");
-    let output = client_at(&url, &["jobs"]);
-    request.join().expect("the request");
-    assert_eq!(output.code, Some(1), "{output:?}");
-    assert!(
-        output.stderr.contains("<html>oops</html> (HTTP 500"),
-        "{output:?}"
-    );
+    // Another web server's error pages, a 404 among them, are not the API's "not found".
+    for status in ["500 Internal Server Error", "404 Not Found"] {
+        let (url, request) = answer_once(status, "<html>oops</html>");
+        let output = client_at(&url, &["jobs"]);
+        request.join().expect("the request");
+        assert_eq!(output.code, Some(1), "{output:?}");
+        assert!(
+            output.stderr.contains(&format!(
+                "HTTP {status} that is not the plugin-jobs API's: <html>oops</html>"
+            )),
+            "{output:?}"
+        );
+    }
     let (url, request) = answer_once("200 OK", r#"{"not": "a list"}"#);
     let output = client_at(&url, &["jobs"]);
     request.join().expect("the request");

@@ -928,6 +928,15 @@ async fn unknown_api_routes_and_wrong_methods_answer_in_json() {
     let reply = call(&app, TestRequest::delete().uri("/api/plugins").to_request()).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     reply.error();
+    // HEAD is GET without the body (the server leaves the body out), wherever GET is.
+    for uri in ["/api/plugins", "/api/jobs", "/api/runs", "/healthz"] {
+        let head = TestRequest::default()
+            .method(actix_web::http::Method::HEAD)
+            .uri(uri)
+            .to_request();
+        let response = test::call_service(&app, head).await;
+        assert_eq!(response.status(), StatusCode::OK, "HEAD {uri}");
+    }
     assert!(h.t.all_runs().await.is_empty());
 }
 

@@ -270,6 +270,12 @@ async fn job_listings_filter_by_status_and_plugin() {
     // Filters in SQL still leave a plugin's 404 alone.
     let unknown = get!(app, "/api/plugins/nobody/jobs?limit=5");
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    // So does the filter of every job's listing, as `/api/runs?pluginId=` does.
+    let unknown = get!(app, "/api/jobs?pluginId=nobody&limit=5");
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+    let none_retired = get!(app, "/api/jobs?pluginId=alpha&status=retired");
+    assert_eq!(none_retired.status, StatusCode::OK);
+    assert!(none_retired.items().is_empty());
     let none_paused = get!(app, "/api/plugins/alpha/jobs?status=retired");
     assert_eq!(none_paused.status, StatusCode::OK);
     assert!(none_paused.items().is_empty());
@@ -382,6 +388,11 @@ async fn bad_listing_parameters_answer_400_naming_the_parameter_and_value() {
             "/api/plugins/beta/jobs/k00/runs?cursor=1".to_owned(),
             "cursor",
             "\"1\"",
+        ),
+        (
+            "/api/runs?since=2025-01-02T00:00:00Z&until=2025-01-01T00:00:00Z".to_owned(),
+            "since (2025-01-02T00:00:00Z) is after until",
+            "2025-01-01T00:00:00Z",
         ),
     ];
     for (uri, parameter, value) in cases {

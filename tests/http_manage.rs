@@ -106,6 +106,24 @@ async fn jobs_are_created_changed_and_retired_over_http() {
             StatusCode::NOT_FOUND,
             "Plugin not found: nobody",
         ),
+        (
+            "/api/plugins/billing/jobs",
+            json!({"jobKey": "x", "timeoutMs": i64::MAX}),
+            StatusCode::BAD_REQUEST,
+            "timeoutMs must be between 1 and",
+        ),
+        (
+            "/api/plugins/billing/jobs",
+            json!({"jobKey": "x", "retry": {"backoff": "10m", "maxBackoff": "1s"}}),
+            StatusCode::BAD_REQUEST,
+            "than retry.backoff",
+        ),
+        (
+            "/api/plugins/billing/jobs",
+            json!({"jobKey": "x", "description": "d".repeat(300 * 1024)}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than 262144 bytes",
+        ),
     ];
     for (uri, body, status, why) in cases {
         let reply = call!(&app, json_body(TestRequest::post().uri(uri), body.clone())).await;

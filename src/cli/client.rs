@@ -131,6 +131,25 @@ impl ClientError {
     }
 }
 
+/// An error answer without the API's `{"error": …}` body, with the start of what came instead.
+fn not_the_api(url: String, status: StatusCode, body: &[u8]) -> ClientError {
+    const SHOWN: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown: String = text.chars().take(SHOWN).collect();
+    let more = if text.chars().count() > SHOWN {
+        "…"
+    } else {
+        ""
+    };
+    let reason = if shown.is_empty() {
+        format!("HTTP {status} with an empty body (not the plugin-jobs API?)")
+    } else {
+        format!("HTTP {status} that is not the plugin-jobs API's: {shown}{more}")
+    };
+    ClientError::BadAnswer { url, reason }
+}
+
 /// The API of one server. Create it inside an actix System (awc runs on actix-rt).
 pub struct ApiClient {
     base: BaseUrl,
@@ -205,19 +224,18 @@ impl ApiClient {
                 reason: format!("HTTP {status} with a body that is not JSON: {err}"),
             });
         }
-        let message = match json {
+        match json {
             Ok(Value::Object(object)) => match object.get("error") {
-                Some(Value::String(message)) => message.clone(),
-                _ => Value::Object(object).to_string(),
+                Some(Value::String(message)) => Err(ClientError::Api {
+                    status,
+                    message: message.clone(),
+                }),
+                _ => Err(not_the_api(url, status, &bytes)),
             },
-            _ => String::from_utf8_lossy(&bytes).trim().to_owned(),
-        };
-        let message = if message.is_empty() {
-            status.canonical_reason().unwrap_or("no message").to_owned()
-        } else {
-            message
-        };
-        Err(ClientError::Api { status, message })
+            // Another web server (or a proxy's own error page) answered: its 404 is not "no
+            // such job", so it is not reported as one.
+            _ => Err(not_the_api(url, status, &bytes)),
+        }
     }
 
     fn unreachable(&self, err: &awc::error::SendRequestError) -> ClientError {

@@ -21,10 +21,10 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsafe-in
 /// there). The API must be mounted beside it with [`super::configure`], in the same scope.
 pub fn dashboard() -> impl FnOnce(&mut ServiceConfig) {
     |cfg| {
-        cfg.service(web::resource("/").route(web::get().to(page)));
+        cfg.service(web::resource("/").route(super::read().to(page)));
         // Only reachable inside a scope: `/jobs` → `/jobs/`, so the page's relative `api/…`
         // URLs resolve under the scope.
-        cfg.service(web::resource("").route(web::get().to(add_slash)));
+        cfg.service(web::resource("").route(super::read().to(add_slash)));
     }
 }
 

@@ -3,7 +3,7 @@
 //! plugin) through the handle, and maps the answer onto a view or an [`ApiError`].
 
 use actix_web::http::StatusCode;
-use actix_web::web::{Data, Path, Payload};
+use actix_web::web::{Bytes, Data, Path, Payload};
 use actix_web::{HttpResponse, Responder};
 use entity::prelude::*;
 use serde::Deserialize;
@@ -59,23 +59,25 @@ pub async fn get_job(handle: Handle, path: Path<(String, String)>) -> ApiResult 
     }))
 }
 
+/// A request body of at most `limit` bytes; a larger one is a JSON 413 naming the limit (the
+/// `Bytes` extractor would answer a plain-text one).
+pub(super) async fn read_body(body: Payload, limit: usize) -> Result<Bytes, ApiError> {
+    match body.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(err)) => Err(ApiError::bad_request(format!(
+            "reading the body failed: {err}"
+        ))),
+        Err(_) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes"),
+        )),
+    }
+}
+
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/trigger`: 202 with the queued run.
 pub async fn trigger_job(handle: Handle, path: Path<(String, String)>, body: Payload) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
-    let body = match body.to_bytes_limited(MAX_TRIGGER_BODY).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(err)) => {
-            return Err(ApiError::bad_request(format!(
-                "reading the body failed: {err}"
-            )));
-        }
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {MAX_TRIGGER_BODY} bytes"),
-            ));
-        }
-    };
+    let body = read_body(body, MAX_TRIGGER_BODY).await?;
     let (trigger, payload) = parse_trigger(&body)?;
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
     let run = handle

@@ -113,10 +113,18 @@ pub async fn list_jobs(
 /// runs of a whole page are read in one statement.
 pub async fn list_all_jobs(handle: Handle, req: HttpRequest, query: Query<JobsQuery>) -> ApiResult {
     let plugin_id = non_empty(query.plugin_id.as_deref()).map(str::to_owned);
+    let first_page = non_empty(query.cursor.as_deref()).is_none();
     let page = handle
         .reader
-        .list_job_page(query.page(plugin_id, true)?)
+        .list_job_page(query.page(plugin_id.clone(), true)?)
         .await?;
+    // Like `/api/runs?pluginId=`: an empty first page of a plugin nobody knows is a 404.
+    if let Some(plugin_id) = plugin_id
+        && page.jobs.is_empty()
+        && first_page
+    {
+        ensure_plugin_known(&handle, &plugin_id).await?;
+    }
     let views: Vec<JobOverviewView> = page
         .jobs
         .iter()
@@ -154,13 +162,24 @@ pub struct RunsQuery {
 impl RunsQuery {
     /// The page the query asks for, of every job (the caller narrows it to one).
     fn page(&self) -> Result<ListRunPage, ApiError> {
+        let since = parse_instant("since", self.since.as_deref())?;
+        let until = parse_instant("until", self.until.as_deref())?;
+        if let (Some(since), Some(until)) = (since, until)
+            && since > until
+        {
+            return Err(ApiError::bad_request(format!(
+                "since ({}) is after until ({}): the range is empty",
+                self.since.as_deref().unwrap_or_default(),
+                self.until.as_deref().unwrap_or_default()
+            )));
+        }
         Ok(ListRunPage {
             job_id: None,
             plugin_id: non_empty(self.plugin_id.as_deref()).map(str::to_owned),
             status: parse_enum("status", self.status.as_deref())?,
             trigger: parse_enum("trigger", self.trigger.as_deref())?,
-            since: parse_instant("since", self.since.as_deref())?,
-            until: parse_instant("until", self.until.as_deref())?,
+            since,
+            until,
             before: cursor::decode_runs(self.cursor.as_deref())?,
             limit: parse_limit(self.limit.as_deref())?,
         })

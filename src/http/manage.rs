@@ -5,7 +5,7 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
-use actix_web::web::{Bytes, Data, Path};
+use actix_web::web::{Data, Path, Payload};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -18,9 +18,14 @@ use crate::store::JobRef;
 type Handle = Data<PluginJobsHandle>;
 type ApiResult = Result<HttpResponse, ApiError>;
 
+/// The largest body of a create, change or backfill request (a job's payload is at most 16 KiB;
+/// the rest is its declaration).
+const MAX_JOB_BODY: usize = 256 * 1024;
+
 /// `POST /api/plugins/{pluginId}/jobs`: 201 with the job object (`origin: api`).
-pub async fn create_job(handle: Handle, path: Path<String>, body: Bytes) -> ApiResult {
+pub async fn create_job(handle: Handle, path: Path<String>, body: Payload) -> ApiResult {
     let plugin_id = path.into_inner();
+    let body = super::handlers::read_body(body, MAX_JOB_BODY).await?;
     super::listings::ensure_plugin_known(&handle, &plugin_id).await?;
     let job: JobDeclaration = parse_body(&body, "a job: {\"jobKey\": …, \"schedule\": …}")?;
     let job = handle.create_job(plugin_id, job).await?;
@@ -35,8 +40,9 @@ pub async fn create_job(handle: Handle, path: Path<String>, body: Bytes) -> ApiR
 }
 
 /// `PATCH /api/plugins/{pluginId}/jobs/{jobId}`: the job object after the change.
-pub async fn update_job(handle: Handle, path: Path<(String, String)>, body: Bytes) -> ApiResult {
+pub async fn update_job(handle: Handle, path: Path<(String, String)>, body: Payload) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
+    let body = super::handlers::read_body(body, MAX_JOB_BODY).await?;
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
     let patch: serde_json::Value = parse_body(&body, "a JSON object of the fields to change")?;
     let job = handle.update_job(JobRef::Id(job.id), patch).await?;
@@ -61,8 +67,9 @@ struct BackfillBody {
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/backfill` `{"from": …, "to": …}`: 202 with the
 /// slots that will be replayed.
-pub async fn backfill(handle: Handle, path: Path<(String, String)>, body: Bytes) -> ApiResult {
+pub async fn backfill(handle: Handle, path: Path<(String, String)>, body: Payload) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
+    let body = super::handlers::read_body(body, MAX_JOB_BODY).await?;
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
     let range: BackfillBody = parse_body(
         &body,

@@ -84,7 +84,7 @@ pub fn configure_with(
                 .wrap(from_fn(move |req, next| {
                     guard::guard(Rc::clone(&healthz_access), false, req, next)
                 }))
-                .route(web::get().to(h::healthz))
+                .route(read().to(h::healthz))
                 .default_service(web::to(h::wrong_method)),
         );
         let metrics_access = Rc::clone(&access);
@@ -94,7 +94,7 @@ pub fn configure_with(
                 .wrap(from_fn(move |req, next| {
                     guard::guard(Rc::clone(&metrics_access), true, req, next)
                 }))
-                .route(web::get().to(h::metrics)),
+                .route(read().to(h::metrics)),
         );
         cfg.service(
             web::scope("/api")
@@ -111,17 +111,17 @@ pub fn configure_with(
                 .wrap(from_fn(move |req, next| {
                     guard::guard(Rc::clone(&access), true, req, next)
                 }))
-                .service(resource("/plugins").route(web::get().to(l::list_plugins)))
-                .service(resource("/jobs").route(web::get().to(l::list_all_jobs)))
-                .service(resource("/runs").route(web::get().to(l::list_recent_runs)))
+                .service(resource("/plugins").route(read().to(l::list_plugins)))
+                .service(resource("/jobs").route(read().to(l::list_all_jobs)))
+                .service(resource("/runs").route(read().to(l::list_recent_runs)))
                 .service(
                     resource("/plugins/{pluginId}/jobs")
-                        .route(web::get().to(l::list_jobs))
+                        .route(read().to(l::list_jobs))
                         .route(web::post().to(manage::create_job)),
                 )
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}")
-                        .route(web::get().to(h::get_job))
+                        .route(read().to(h::get_job))
                         .route(web::patch().to(manage::update_job))
                         .route(web::delete().to(manage::delete_job)),
                 )
@@ -132,7 +132,7 @@ pub fn configure_with(
                 )
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}/runs")
-                        .route(web::get().to(l::list_runs)),
+                        .route(read().to(l::list_runs)),
                 )
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}/trigger")
@@ -146,11 +146,17 @@ pub fn configure_with(
                     resource("/plugins/{pluginId}/jobs/{jobId}/resume")
                         .route(web::post().to(h::resume_job)),
                 )
-                .service(resource("/runs/{runId}").route(web::get().to(h::get_run)))
-                .service(resource("/scheduler").route(web::get().to(h::scheduler)))
+                .service(resource("/runs/{runId}").route(read().to(h::get_run)))
+                .service(resource("/scheduler").route(read().to(h::scheduler)))
                 .default_service(web::to(h::no_route)),
         );
     }
+}
+
+/// A route for `GET` and `HEAD` (`web::get()` alone answers `HEAD` with 405); the server sends
+/// a `HEAD` answer's headers without its body.
+pub(crate) fn read() -> actix_web::Route {
+    web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
 }
 
 /// A resource whose wrong-method answer is a JSON 405 like every other error.

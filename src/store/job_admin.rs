@@ -176,7 +176,7 @@ async fn find_key(
 /// One job's refusal names its field without the manifest's `jobs[0].` prefix.
 fn strip_index(err: &Error) -> String {
     match err {
-        Error::InvalidInput(message) => message.replacen("jobs[0].", "", 1),
+        Error::InvalidInput(message) => message.replace("jobs[0].", ""),
         other => other.to_string(),
     }
 }
