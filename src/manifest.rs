@@ -96,6 +96,9 @@ impl std::error::Error for ManifestError {}
 pub struct Plugins {
     pub loaded: Vec<Plugin>,
     pub rejected: Vec<ManifestError>,
+    /// Folders without a `manifest.json` (hidden ones aside): skipped, and said so, since a
+    /// misnamed manifest (`Manifest.json`, `manifest.json.txt`) is an easy mistake.
+    pub skipped: Vec<PathBuf>,
 }
 
 /// Loads every `*/manifest.json` under `dir`, in folder-name order. Folders without a manifest
@@ -113,11 +116,13 @@ pub fn load_dir(dir: &Path) -> Plugins {
             return plugins;
         }
     };
-    let mut folders: Vec<PathBuf> = entries
+    let (mut folders, mut skipped): (Vec<PathBuf>, Vec<PathBuf>) = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.join("manifest.json").is_file())
-        .collect();
+        .filter(|path| path.is_dir() && !is_hidden(path))
+        .partition(|path| path.join("manifest.json").is_file());
     folders.sort();
+    skipped.sort();
+    plugins.skipped = skipped;
     let mut ids = HashSet::new();
     for folder in folders {
         let path = folder.join("manifest.json");
@@ -137,6 +142,11 @@ pub fn load_dir(dir: &Path) -> Plugins {
     plugins
 }
 
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+}
+
 /// Loads and checks one manifest file.
 pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
     let reject = |message: String, plugin_id: Option<&str>| ManifestError {
@@ -146,8 +156,19 @@ pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
     };
     let text =
         std::fs::read_to_string(path).map_err(|err| reject(format!("cannot read: {err}"), None))?;
+    // A byte order mark, as some editors write, is not JSON but says nothing wrong.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let raw: Value =
-        serde_json::from_str(&text).map_err(|err| reject(format!("invalid JSON: {err}"), None))?;
+        serde_json::from_str(text).map_err(|err| reject(format!("invalid JSON: {err}"), None))?;
+    if !raw.is_object() {
+        return Err(reject(
+            format!(
+                "must be a JSON object ({{\"id\": …, \"command\": […], \"jobs\": […]}}), not {}",
+                json_kind(&raw)
+            ),
+            None,
+        ));
+    }
     let id = raw.get("id").and_then(Value::as_str);
     let manifest: Manifest =
         serde_path_to_error::deserialize(raw.clone()).map_err(|err| reject(describe(&err), id))?;
@@ -156,6 +177,18 @@ pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     check(&manifest, &dir).map_err(|message| reject(message, id))?;
     Ok(Plugin { manifest, dir, raw })
+}
+
+/// What kind of JSON value `value` is, with its article.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// serde's own message does not always name the field (`invalid type: null, expected a
@@ -343,5 +376,21 @@ mod tests {
         assert_eq!(rejected.len(), 2, "{rejected:?}");
         assert!(rejected[0].contains("b-bad/manifest.json: missing field `command`"));
         assert!(rejected[1].contains("c-twin/manifest.json: id: \"good\" is used"));
+        assert_eq!(plugins.skipped, [dir.path().join("no-manifest")]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_read_past_and_a_root_that_is_not_an_object_is_named() {
+        let dir = tempfile::tempdir().expect("temp");
+        let path = write(
+            dir.path(),
+            "bom",
+            "\u{feff}{\"id\":\"bom\",\"command\":[\"x\"]}",
+        );
+        assert_eq!(load(&path).expect("loads").manifest.id, "bom");
+        assert_eq!(
+            rejection("[]"),
+            "must be a JSON object ({\"id\": …, \"command\": […], \"jobs\": […]}), not an array"
+        );
     }
 }

@@ -173,6 +173,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let plugins = manifest::load_dir(&options.plugins_dir);
     // Why each plugin that did not start did not; their jobs in the database are retired.
     let mut not_started: HashMap<String, String> = HashMap::new();
+    for folder in &plugins.skipped {
+        log::warn!("skipping {}: it has no manifest.json", folder.display());
+    }
     for rejected in &plugins.rejected {
         log::error!("skipping a plugin: {rejected}");
         if let Some(id) = &rejected.plugin_id {

@@ -29,6 +29,8 @@ pub struct CheckArgs {
 pub struct Report {
     pub listing: String,
     pub problems: Vec<String>,
+    /// What may be right where `serve` runs but looks wrong here (stderr; the exit code stays).
+    pub warnings: Vec<String>,
     pub summary: String,
 }
 
@@ -44,6 +46,9 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     let _ = std::io::Write::flush(&mut std::io::stdout());
     for problem in &report.problems {
         eprintln!("error: {problem}");
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
     }
     print!("{}", report.summary);
     if report.problems.is_empty() {
@@ -107,8 +112,57 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
     Report {
         listing,
         problems,
+        warnings: warnings(plugins),
         summary,
     }
+}
+
+/// Folders skipped for want of a manifest, and programs this machine cannot find: a bare name
+/// on no folder of `PATH` (nor beside this binary, where `serve` also looks), or an absolute
+/// path that is not a file. `serve` on another machine may find them, so they do not fail the
+/// check.
+fn warnings(plugins: &Plugins) -> Vec<String> {
+    let mut warnings: Vec<String> = plugins
+        .skipped
+        .iter()
+        .map(|folder| {
+            format!(
+                "{}: no manifest.json; the folder is skipped",
+                folder.display()
+            )
+        })
+        .collect();
+    let mut folders: Vec<PathBuf> = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+        .into_iter()
+        .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        folders.extend(std::env::split_paths(&path));
+    }
+    for plugin in &plugins.loaded {
+        let Some(program) = plugin.manifest.command.first() else {
+            continue;
+        };
+        let path = std::path::Path::new(program);
+        let found = if program.starts_with("./") {
+            continue; // the loader has checked it is in the plugin folder
+        } else if path.is_absolute() {
+            path.is_file()
+        } else if program.contains('/') {
+            plugin.dir.join(path).is_file()
+        } else {
+            folders.iter().any(|folder| folder.join(program).is_file())
+        };
+        if !found {
+            warnings.push(format!(
+                "{}: command[0]: {program} is not found on this machine (PATH and this binary's \
+                 folder); the worker will not start unless it is there when `serve` runs",
+                plugin.dir.join("manifest.json").display()
+            ));
+        }
+    }
+    warnings
 }
 
 /// The field of a job that `serve` would reject, and why.
@@ -197,6 +251,38 @@ mod tests {
             report.problems[0].contains("b/manifest.json: jobs[0].schedule:"),
             "{:?}",
             report.problems
+        );
+    }
+
+    #[test]
+    fn a_folder_without_a_manifest_and_a_program_not_found_are_warned_about() {
+        let dir = tempfile::tempdir().expect("temp");
+        std::fs::create_dir_all(dir.path().join("typo")).expect("folder");
+        std::fs::write(dir.path().join("typo/Manifest.json"), "{}").expect("file");
+        plugin(
+            dir.path(),
+            "p",
+            r#"{"id":"p","command":["no-such-program-anywhere"]}"#,
+        );
+        plugin(
+            dir.path(),
+            "q",
+            r#"{"id":"q","command":["sh","-c","true"]}"#,
+        );
+        let now = "2026-01-15T07:00:00Z".parse().expect("now");
+        let report = report(dir.path(), &manifest::load_dir(dir.path()), now);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.warnings.len(), 2, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].ends_with("typo: no manifest.json; the folder is skipped"),
+            "{:?}",
+            report.warnings
+        );
+        assert!(
+            report.warnings[1]
+                .contains("p/manifest.json: command[0]: no-such-program-anywhere is not found"),
+            "{:?}",
+            report.warnings
         );
     }
 }

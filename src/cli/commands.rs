@@ -217,24 +217,37 @@ fn pretty(value: &Value) -> String {
 // Commands
 
 async fn jobs(api: &ApiClient, args: &JobsArgs, json: bool) -> Result<String, ClientError> {
-    let path = match &args.status {
-        Some(status) => format!("/api/jobs?status={status}"),
-        None => "/api/jobs".to_owned(),
-    };
-    let mut listed = api.get(&path).await?;
-    if let (Some(plugin), Value::Array(items)) = (&args.plugin, &mut listed) {
-        items.retain(|job| job["pluginId"] == plugin.as_str());
-        if items.is_empty() {
-            // Tell an unknown plugin (404, exit 3) from one without such jobs.
-            api.get(&format!("/api/plugins/{}/jobs", segment(plugin)))
-                .await?;
-        }
+    // Filtered by the server (an unknown plugin is its 404, exit 3).
+    let mut filters = Vec::new();
+    if let Some(status) = &args.status {
+        filters.push(format!("status={}", segment(status)));
     }
+    if let Some(plugin) = &args.plugin {
+        filters.push(format!("pluginId={}", segment(plugin)));
+    }
+    let path = if filters.is_empty() {
+        "/api/jobs".to_owned()
+    } else {
+        format!("/api/jobs?{}", filters.join("&"))
+    };
+    let listed = api.get(&path).await?;
     if json {
         return Ok(pretty(&listed));
     }
     let jobs: Vec<Job> = decode(&path, &listed)?;
-    Ok(render_jobs(&jobs, Utc::now()))
+    let plugins = api.get("/api/plugins").await?;
+    let workers: HashMap<String, String> = plugins
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|plugin| {
+            Some((
+                plugin["id"].as_str()?.to_owned(),
+                plugin["workerStatus"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    Ok(render_jobs(&jobs, &workers, Utc::now()))
 }
 
 async fn runs(api: &ApiClient, args: &RunsArgs, json: bool) -> Result<String, ClientError> {

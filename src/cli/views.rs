@@ -84,8 +84,14 @@ pub struct Triggered {
     pub run_id: String,
 }
 
-/// The jobs table.
-pub fn render_jobs(jobs: &[Job], now: DateTime<Utc>) -> String {
+/// The jobs table. `workers` maps each plugin to its worker's status on the server asked
+/// (`/api/plugins`): an active job whose worker does not run there says so, since that server
+/// does not start its slots.
+pub fn render_jobs(
+    jobs: &[Job],
+    workers: &std::collections::HashMap<String, String>,
+    now: DateTime<Utc>,
+) -> String {
     if jobs.is_empty() {
         return "No jobs.\n".to_owned();
     }
@@ -120,7 +126,12 @@ pub fn render_jobs(jobs: &[Job], now: DateTime<Utc>) -> String {
                     relative(until, now)
                 )
             }
-            _ => String::new(),
+            _ => match workers.get(&job.plugin_id).map(String::as_str) {
+                Some(status) if job.status == "active" && status != "running" => {
+                    format!("worker {status}: its runs wait for it")
+                }
+                _ => String::new(),
+            },
         };
         table.row(vec![
             job.name(),
@@ -252,17 +263,25 @@ mod tests {
              "status": "active", "lastError": null, "blockedUntil": "2026-03-01T12:00:20.000Z",
              "nextRunAt": null,
              "lastRun": {"status": "failed", "scheduledFor": "2026-03-01T11:58:00.000Z",
-                         "startedAt": "2026-03-01T11:58:00.000Z", "finishedAt": null}}
+                         "startedAt": "2026-03-01T11:58:00.000Z", "finishedAt": null}},
+            {"id": "4", "pluginId": "down", "jobKey": "tick", "schedule": "* * * * *",
+             "timezone": "UTC", "status": "active", "lastError": null, "blockedUntil": null,
+             "nextRunAt": "2026-03-01T11:59:00.000Z", "lastRun": null}
         ]))
         .expect("jobs");
+        let workers = [("demo", "running"), ("down", "restarting")]
+            .map(|(plugin, status)| (plugin.to_owned(), status.to_owned()))
+            .into();
         assert_eq!(
-            render_jobs(&jobs, now()),
-            "JOB             STATUS  SCHEDULE       TZ            NEXT   LAST RUN          NOTE\n\
-             demo/heartbeat  active  */5 * * * * *  UTC           in 3s  succeeded 1s ago\n\
-             demo/broken     failed  99 * * * *     Europe/Paris  -      -                 \
+            render_jobs(&jobs, &workers, now()),
+            "JOB             STATUS  SCHEDULE       TZ            NEXT    LAST RUN          NOTE\n\
+             demo/heartbeat  active  */5 * * * * *  UTC           in 3s   succeeded 1s ago\n\
+             demo/broken     failed  99 * * * *     Europe/Paris  -       -                 \
              minute value 99 out of range\n\
-             demo/slow       active  manual         UTC           -      failed 2m ago     \
-             blocked by a timed-out run, clears in 20s\n"
+             demo/slow       active  manual         UTC           -       failed 2m ago     \
+             blocked by a timed-out run, clears in 20s\n\
+             down/tick       active  * * * * *      UTC           1m ago  -                 \
+             worker restarting: its runs wait for it\n"
         );
     }
 
