@@ -122,7 +122,9 @@ pub fn render_jobs(
             (Some(error), _) if job.status == "failed" => truncate(&clean(error), ERROR_WIDTH),
             (_, Some(until)) if until > now => {
                 format!(
-                    "blocked by a timed-out run, clears {}",
+                    // The block is lifted as soon as the worker lets go of the call (it answers,
+                    // or is restarted after the cancel grace); `blockedUntil` is the latest.
+                    "blocked by a timed-out run until its worker lets go, at the latest {}",
                     relative(until, now)
                 )
             }
@@ -279,7 +281,7 @@ mod tests {
              demo/broken     failed  99 * * * *     Europe/Paris  -       -                 \
              minute value 99 out of range\n\
              demo/slow       active  manual         UTC           -       failed 2m ago     \
-             blocked by a timed-out run, clears in 20s\n\
+             blocked by a timed-out run until its worker lets go, at the latest in 20s\n\
              down/tick       active  * * * * *      UTC           1m ago  -                 \
              worker restarting: its runs wait for it\n"
         );

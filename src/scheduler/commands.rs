@@ -137,10 +137,22 @@ impl Handler<TriggerJob> for SchedulerActor {
                                 status: job.status.to_string(),
                             });
                         }
-                        if act.runs.holds(job.id) {
+                        if let Some(live) = act.runs.live(job.id) {
+                            // A settled run is over in the database, but its worker has not
+                            // answered the timed-out or cancelled call: say so, not "running".
+                            let detail = if live.settled {
+                                format!(
+                                    " (its run {} has ended, but the worker has not let go of \
+                                     the call yet; the job is free once it answers or is \
+                                     restarted)",
+                                    live.run_id
+                                )
+                            } else {
+                                String::new()
+                            };
                             return Err(Error::AlreadyRunning {
                                 job: job.job_key,
-                                detail: String::new(),
+                                detail,
                             });
                         }
                         if !act.workers.is_running(&job.plugin_id) {
