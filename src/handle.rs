@@ -148,6 +148,10 @@ impl PluginJobsBuilder {
             events.clone(),
         )
         .start();
+        // A worker that starts taking calls (its first start, a restart) is claimed for at once:
+        // its due jobs start, and the wake is armed for its next slots.
+        let wake = scheduler.clone();
+        workers.on_running(Arc::new(move |_plugin| wake.do_send(JobsChanged)));
         let maintenance = MaintenanceActor::new(
             store.clone(),
             scheduler.clone().recipient(),

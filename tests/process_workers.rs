@@ -633,3 +633,54 @@ exit 7"#;
     let error = s.workers.last_error(PLUGIN).unwrap_or_default();
     assert!(error.contains("exit status: 7"), "{error}");
 }
+
+#[actix_rt::test]
+async fn a_worker_that_starts_taking_calls_gets_its_due_slots_without_waiting_for_a_tick() {
+    // The worker takes a second to come up, so the job is registered (and the scheduler looks
+    // for due jobs) while it is still starting: no claim, and no wake for its slots. With the
+    // safety tick an hour away, only the scheduler being told that the worker now runs can start
+    // the every-second job.
+    let t = TestDb::new().await;
+    let workers = ProcessWorkers::new(fast_config());
+    let script = format!("sleep 1; exec '{}'", test_worker());
+    workers
+        .start(PluginProcess {
+            plugin_id: PLUGIN.to_owned(),
+            command: vec!["sh".into(), "-c".into(), script],
+            dir: std::env::temp_dir(),
+            env: BTreeMap::new(),
+            manifest: json!({"id": PLUGIN}),
+            config: Value::Null,
+        })
+        .expect("start worker");
+    let jobs = PluginJobs::builder(t.db.clone())
+        .workers(workers.clone())
+        .config(SchedulerConfig {
+            tick_interval: Duration::from_secs(3600),
+            ..SchedulerConfig::default()
+        })
+        .start()
+        .expect("valid settings");
+    jobs.register(PLUGIN, vec![JobDeclaration::new("ok", "* * * * * *")])
+        .await
+        .expect("register");
+    assert!(
+        !workers.is_running(PLUGIN),
+        "the worker must still be starting when the job is registered"
+    );
+    wait_until(
+        "a scheduled run of the job succeeds",
+        Duration::from_secs(20),
+        || async {
+            t.all_runs()
+                .await
+                .iter()
+                .any(|run| run.status == RunStatus::Succeeded)
+        },
+    )
+    .await;
+    jobs.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+    workers.stop(PLUGIN).await;
+}

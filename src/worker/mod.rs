@@ -71,10 +71,19 @@ impl std::fmt::Display for WorkerStatus {
     }
 }
 
+/// Called with a plugin's id each time its worker becomes able to take calls.
+pub type RunningListener = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The scheduler's view of the workers. Implementations must be cheap to share across actors.
 pub trait WorkerManager: Send + Sync + Debug + 'static {
     /// True when the plugin's worker can take calls now.
     fn is_running(&self, plugin_id: &str) -> bool;
+
+    /// Sets who is told when a plugin's worker starts taking calls (its first start, and every
+    /// restart): the scheduler, which then claims the plugin's due jobs and arms its wake for
+    /// their next slots at once instead of at the next safety tick. Workers that take calls from
+    /// the moment they exist (the default) never call it.
+    fn on_running(&self, _listener: RunningListener) {}
 
     /// The worker's state for operators. The default derives it from [`Self::is_running`].
     fn status(&self, plugin_id: &str) -> WorkerStatus {

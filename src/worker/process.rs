@@ -18,7 +18,7 @@ use super::connection::Connection;
 use super::rpc::{self, CancelJob, RunJob, RunOutcome};
 use super::run_logs::RunLogs;
 use super::supervisor::{RestartWorker, Slot, StopWorker, WorkerActor};
-use super::{RunCall, WorkerError, WorkerManager, WorkerStatus};
+use super::{RunCall, RunningListener, WorkerError, WorkerManager, WorkerStatus};
 
 /// A started plugin: what the API reads, and the actor that owns the process.
 type Registered = (Arc<Slot>, Addr<WorkerActor>);
@@ -28,6 +28,31 @@ struct Shared {
     config: Arc<ProcessWorkerConfig>,
     workers: RwLock<HashMap<String, Registered>>,
     logs: Arc<RunLogs>,
+    running: Arc<RunningSlot>,
+}
+
+/// Who is told when a worker starts taking calls (see [`WorkerManager::on_running`]).
+#[derive(Default)]
+pub(super) struct RunningSlot(RwLock<Option<RunningListener>>);
+
+impl RunningSlot {
+    /// Tells the listener, if one is set, that `plugin_id`'s worker takes calls.
+    pub(super) fn tell(&self, plugin_id: &str) {
+        let listener = self
+            .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(listener) = listener {
+            listener(plugin_id);
+        }
+    }
+}
+
+impl fmt::Debug for RunningSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RunningSlot")
+    }
 }
 
 impl Shared {
@@ -83,6 +108,7 @@ impl ProcessWorkers {
                 config: Arc::new(config),
                 workers: RwLock::new(HashMap::new()),
                 logs,
+                running: Arc::default(),
             }),
         }
     }
@@ -108,6 +134,7 @@ impl ProcessWorkers {
             Arc::clone(&self.shared.config),
             Arc::clone(&self.shared.logs),
             Arc::clone(&slot),
+            Arc::clone(&self.shared.running),
         )
         .start();
         workers.insert(plugin_id, (slot, actor));
@@ -172,6 +199,15 @@ impl ProcessWorkers {
 impl WorkerManager for ProcessWorkers {
     fn is_running(&self, plugin_id: &str) -> bool {
         self.status(plugin_id) == WorkerStatus::Running
+    }
+
+    fn on_running(&self, listener: RunningListener) {
+        *self
+            .shared
+            .running
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(listener);
     }
 
     fn status(&self, plugin_id: &str) -> WorkerStatus {

@@ -22,6 +22,7 @@ use super::config::{PluginProcess, ProcessWorkerConfig, restart_delay};
 use super::connection::Connection;
 use super::group::kill_group_and_wait;
 use super::pipes::{read_stderr, read_stdout, write_lines};
+use super::process::RunningSlot;
 use super::run_logs::RunLogs;
 use super::{WorkerError, WorkerStatus, codes};
 
@@ -89,6 +90,8 @@ pub struct WorkerActor {
     /// Where the `log` lines of runs in flight are kept (one store for all processes).
     logs: Arc<RunLogs>,
     slot: Arc<Slot>,
+    /// Told each time this worker starts taking calls.
+    running: Arc<RunningSlot>,
     /// Increases with every spawn; events of older processes are ignored.
     generation: u64,
     pid: Option<u32>,
@@ -110,12 +113,14 @@ impl WorkerActor {
         config: Arc<ProcessWorkerConfig>,
         logs: Arc<RunLogs>,
         slot: Arc<Slot>,
+        running: Arc<RunningSlot>,
     ) -> Self {
         Self {
             process,
             config,
             logs,
             slot,
+            running,
             generation: 0,
             pid: None,
             connection: None,
@@ -270,10 +275,13 @@ impl WorkerActor {
         };
         match refusal {
             None => {
-                let mut state = self.slot.lock();
-                state.status = WorkerStatus::Running;
-                state.connection = self.connection.clone();
+                {
+                    let mut state = self.slot.lock();
+                    state.status = WorkerStatus::Running;
+                    state.connection = self.connection.clone();
+                }
                 log::info!("the worker of plugin {} is running", self.plugin());
+                self.running.tell(self.plugin());
             }
             Some(refusal) => {
                 let message = format!("the worker of plugin {} {refusal}", self.plugin());
