@@ -456,6 +456,7 @@ async fn upcoming_is_empty_for_paused_manual_only_and_failed_jobs() {
         .await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.body["upcoming"], json!([]), "{key}");
+        assert_eq!(reply.body["nextRunAt"], json!(null), "{key}");
     }
 }
 
@@ -840,6 +841,11 @@ async fn pause_and_resume_answer_the_job_with_its_new_status() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(keys(&reply.body), field_set(JOB_FIELDS));
     assert_eq!(reply.body["status"], "paused");
+    assert_eq!(
+        reply.body["nextRunAt"],
+        json!(null),
+        "a paused job fires at no slot"
+    );
     assert_eq!(h.t.job(invoice).await.status, JobStatus::Paused);
 
     h.clock.set(at("10:20"));

@@ -345,6 +345,39 @@ async fn worker_status_and_restarts_follow_the_worker_manager() {
 }
 
 #[actix_rt::test]
+async fn a_run_cancelled_before_its_slot_is_counted_finished_cancelled() {
+    let s = Setup::with_config(SchedulerConfig {
+        claim_lookahead: Duration::from_millis(1500),
+        tick_interval: Duration::from_secs(2),
+        ..SchedulerConfig::default()
+    })
+    .await;
+    s.workers.register("p", "tick", |_ctx| async { Ok(()) });
+    s.clock.set(at("2024-01-15T09:59:59Z"));
+    s.jobs
+        .register("p", vec![JobDeclaration::new("tick", "* * * * *")])
+        .await
+        .expect("register");
+    // The 10:00 slot is claimed a second ahead, then its job is paused before it starts.
+    s.tick().await;
+    let runs = s.t.all_runs().await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    s.jobs.pause(JobRef::key("p", "tick")).await.expect("pause");
+    s.wait_for_run(runs[0].id, RunStatus::Cancelled).await;
+    let text = s
+        .wait_for_lines(&[
+            r#"plugin_jobs_runs_queued_total{plugin="p",job="tick",trigger="schedule"} 1"#,
+            r#"plugin_jobs_runs_finished_total{plugin="p",job="tick",trigger="schedule",status="cancelled"} 1"#,
+        ])
+        .await;
+    assert_eq!(
+        samples(&text, "plugin_jobs_run_start_lateness_seconds_count"),
+        Vec::<String>::new(),
+        "a run that never started has no lateness"
+    );
+}
+
+#[actix_rt::test]
 async fn a_rescued_run_is_counted_by_plugin() {
     let t = TestDb::new().await;
     let job = t.insert_job(job_row("legacy", "old")).await;

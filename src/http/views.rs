@@ -113,7 +113,9 @@ impl From<&PluginJobModel> for JobView {
             last_error: job.last_error.clone(),
             blocked_until: iso_opt(job.blocked_until),
             last_run_at: iso_opt(job.last_run_at),
-            next_run_at: iso_opt(job.next_run_at),
+            // Only an active job fires: a paused one keeps its pointer in the database (a resume
+            // computes a new one), but it is no slot the job will fire at.
+            next_run_at: iso_opt(job.next_run_at.filter(|_| job.status == JobStatus::Active)),
             pause_after_failures: job.pause_after_failures,
             consecutive_failures: job.consecutive_failures,
             last_success_at: iso_opt(job.last_success_at),

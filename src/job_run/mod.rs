@@ -22,7 +22,7 @@ use entity::prelude::*;
 
 use crate::clock::Clock;
 use crate::events::{EventBus, RunEvent};
-use crate::store::{CompleteRun, MarkRunning, SetJobBlock, StoreActor};
+use crate::store::{CompleteRun, GetRun, MarkRunning, SetJobBlock, StoreActor};
 use crate::time::{elapsed_ms, iso, plus};
 use crate::worker::{CancelJob, RunJob, RunLines, RunOutcome, WorkerManager};
 
@@ -181,6 +181,7 @@ impl JobRunActor {
                     Ok(false) => {
                         // Cancelled (paused, retired, rescued) before it started: nothing to run.
                         act.phase = Phase::Done;
+                        act.report_ended_unstarted();
                         act.report_finished();
                         ctx.stop();
                     }
@@ -378,6 +379,39 @@ impl JobRunActor {
         self.deps.scheduler.do_send(RunFinished {
             job_id: self.job.id,
             run_id: self.run.id,
+        });
+    }
+
+    /// Tells subscribers how a run that ended before it started ended, once the database says:
+    /// a run cancelled before its slot (its job paused, deleted or rescheduled inside the claim
+    /// lookahead) is a finished run like any other, counted `cancelled`. A run failed before it
+    /// started was rescued, which `RunRescued` reports.
+    fn report_ended_unstarted(&self) {
+        let (store, events) = (self.deps.store.clone(), self.deps.events.clone());
+        let (run_id, job) = (self.run.id, &self.job);
+        let (job_id, plugin_id, job_key) = (job.id, job.plugin_id.clone(), job.job_key.clone());
+        actix::spawn(async move {
+            let run = match crate::store::ask(&store, GetRun(run_id)).await {
+                Ok(Some(run)) => run,
+                Ok(None) => return,
+                Err(err) => {
+                    log::warn!("reading run {run_id}, cancelled before it started: {err}");
+                    return;
+                }
+            };
+            if run.status == RunStatus::Cancelled {
+                events.emit(RunEvent::RunFinished {
+                    run_id,
+                    job_id,
+                    plugin_id,
+                    job_key,
+                    trigger: run.trigger,
+                    attempt: run.attempt,
+                    status: run.status,
+                    duration_ms: 0,
+                    error: run.error,
+                });
+            }
         });
     }
 
