@@ -45,7 +45,9 @@ impl EventBus {
 pub enum SkipReason {
     /// The job's previous run was still live.
     Overlap,
-    /// The slot was older than the misfire grace and the job's policy is `skip`.
+    /// The slot was older than the misfire grace and the job's policy is `skip`; or, under
+    /// `fire_once`, it came due while an older slot of the job waited to start, and that slot's
+    /// one late run stands for it.
     Misfire,
 }
 
@@ -98,13 +100,14 @@ pub enum RunEvent {
         duration_ms: i64,
         error: Option<String>,
     },
-    /// A due slot passed without a run.
+    /// Due slots passed without a run: `slot` and the `count - 1` slots of the job after it.
     SlotSkipped {
         job_id: Uuid,
         plugin_id: String,
         job_key: String,
         slot: DateTime<Utc>,
         reason: SkipReason,
+        count: u32,
     },
     /// A live run was failed because its instance stopped heartbeating it.
     RunRescued {
@@ -135,6 +138,8 @@ pub enum RunEvent {
         plugin_id: String,
         job_key: String,
         run_id: Uuid,
+        /// The attempt of that run: 1 for the first run of a slot, 2 for its first retry, …
+        attempt: i32,
         failures: i32,
         reason: String,
         error: Option<String>,
@@ -145,6 +150,7 @@ pub enum RunEvent {
         plugin_id: String,
         job_key: String,
         run_id: Uuid,
+        attempt: i32,
         failures: i32,
     },
     /// A webhook delivery attempt ended (`delivered`, `failed` and retried later, `gave_up`) or

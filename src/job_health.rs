@@ -111,6 +111,7 @@ impl JobHealthActor {
         let HealthChange {
             job,
             run_id,
+            attempt,
             error,
             kind,
         } = change;
@@ -122,6 +123,7 @@ impl JobHealthActor {
                     plugin_id: job.plugin_id,
                     job_key: job.job_key,
                     run_id,
+                    attempt,
                     failures: job.consecutive_failures,
                     reason,
                     error,
@@ -138,6 +140,7 @@ impl JobHealthActor {
                     plugin_id: job.plugin_id,
                     job_key: job.job_key,
                     run_id,
+                    attempt,
                     failures,
                 });
             }
@@ -157,6 +160,7 @@ impl Handler<RunEvent> for JobHealthActor {
             RunEvent::RunFinished {
                 run_id,
                 job_id,
+                attempt,
                 status,
                 error,
                 ..
@@ -164,6 +168,7 @@ impl Handler<RunEvent> for JobHealthActor {
                 RunStatus::Succeeded | RunStatus::Failed => RunOutcome {
                     job_id,
                     run_id,
+                    attempt,
                     succeeded: status == RunStatus::Succeeded,
                     error,
                     at: self.clock.now(),
@@ -174,11 +179,13 @@ impl Handler<RunEvent> for JobHealthActor {
             RunEvent::RunRescued {
                 run_id,
                 job_id,
+                attempt,
                 error,
                 ..
             } => RunOutcome {
                 job_id,
                 run_id,
+                attempt,
                 succeeded: false,
                 error: Some(error),
                 at: self.clock.now(),
@@ -187,12 +194,14 @@ impl Handler<RunEvent> for JobHealthActor {
             RunEvent::RetryDropped {
                 run_id,
                 job_id,
+                attempt,
                 superseded: true,
                 error,
                 ..
             } => RunOutcome {
                 job_id,
                 run_id,
+                attempt,
                 succeeded: false,
                 error,
                 at: self.clock.now(),

@@ -124,8 +124,19 @@ impl Handler<RunEvent> for SkipRecorder {
     type Result = ();
 
     fn handle(&mut self, event: RunEvent, _ctx: &mut Self::Context) {
-        if let RunEvent::SlotSkipped { job_id, slot, .. } = event {
-            self.0.lock().expect("skips").push((job_id, slot));
+        // The fleet's jobs fire every second: a record of several slots stands for `count`
+        // seconds from `slot`.
+        if let RunEvent::SlotSkipped {
+            job_id,
+            slot,
+            count,
+            ..
+        } = event
+        {
+            let mut skips = self.0.lock().expect("skips");
+            for n in 0..count {
+                skips.push((job_id, slot + chrono::TimeDelta::seconds(i64::from(n))));
+            }
         }
     }
 }

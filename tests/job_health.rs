@@ -342,9 +342,43 @@ async fn a_job_is_paused_after_n_consecutive_failures_and_resume_clears_it() {
     assert_eq!(resumed.status, JobStatus::Active);
     assert_eq!(resumed.paused_reason, None);
     assert_eq!(resumed.consecutive_failures, 0);
+    assert_eq!(resumed.unrecovered_failures, 3, "kept for the recovery");
     assert_eq!(resumed.next_run_at, Some(at("11:15")));
     s.slot("11:15", (1, 5)).await;
     assert_eq!(s.job("nightly").await.status, JobStatus::Active);
+
+    // The first success after the resume recovers the job from every failure since its last
+    // success: the three that paused it and the one after the resume.
+    s.failing.store(false, Ordering::SeqCst);
+    s.slot("11:30", (0, 0)).await;
+    let recovered = || {
+        let mut recovered: Vec<(String, i32, i32)> = s
+            .events()
+            .into_iter()
+            .filter_map(|event| match event {
+                RunEvent::JobRecovered {
+                    job_key,
+                    failures,
+                    attempt,
+                    ..
+                } => Some((job_key, failures, attempt)),
+                _ => None,
+            })
+            .collect();
+        recovered.sort();
+        recovered
+    };
+    wait_until(
+        "JobRecovered is emitted",
+        Duration::from_secs(10),
+        || async { recovered().len() == 2 },
+    )
+    .await;
+    assert_eq!(
+        recovered(),
+        [("hourly".to_owned(), 5, 1), ("nightly".to_owned(), 4, 1)]
+    );
+    assert_eq!(s.job("nightly").await.unrecovered_failures, 0);
 }
 
 #[actix_rt::test]
@@ -480,6 +514,7 @@ async fn on_postgres_a_batch_of_failures_finds_its_retries_by_run_before_any_ana
         .map(|run| Outcome {
             job_id: job.id,
             run_id: run.id,
+            attempt: 1,
             succeeded: false,
             error: Some("boom".to_owned()),
             at: at("10:05"),
@@ -535,6 +570,7 @@ async fn a_batch_of_outcomes_counts_each_jobs_streak_in_order_and_writes_the_job
     let outcome = |job_id, succeeded, error: &str| Outcome {
         job_id,
         run_id: uuid::Uuid::now_v7(),
+        attempt: 1,
         succeeded,
         error: (!error.is_empty()).then(|| error.to_owned()),
         at: at("10:05"),

@@ -14,7 +14,9 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use common::{TestDb, wait_until};
 use entity::prelude::*;
 use hmac::{Hmac, KeyInit, Mac};
+use plugin_jobs::declaration::RetryPolicy;
 use plugin_jobs::notifier::{NotificationEvent, NotifierConfig};
+use plugin_jobs::retry::RetryPass;
 use plugin_jobs::store::{
     CountNotifications, EnqueueNotifications, JobDeclaration, JobRef, NewNotification,
 };
@@ -417,4 +419,94 @@ async fn unknown_events_and_bad_urls_are_refused_by_name() {
     NotifierConfig::new(vec!["https://hooks.example.com/x".to_owned()])
         .validate()
         .expect("https is fine");
+}
+
+#[actix_rt::test]
+async fn job_paused_names_the_attempt_that_paused_and_a_resumed_job_that_succeeds_is_recovered() {
+    let t = TestDb::new().await;
+    let receiver = Receiver::default();
+    let url = start_receiver(&receiver);
+    let workers = InProcessWorkers::new();
+    let failing = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&failing);
+    workers.register("billing", "flaky", move |_ctx| {
+        let fail = flag.load(Ordering::SeqCst);
+        async move {
+            if fail {
+                Err("card declined".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let jobs = start(
+        t.db.clone(),
+        &workers,
+        config(&url, &NotificationEvent::ALL),
+        "hooks-1",
+    );
+    // Paused once one slot has failed all of its three attempts.
+    let mut flaky = JobDeclaration::new("flaky", "");
+    flaky.retry = Some(
+        RetryPolicy::attempts(3).backoff(Duration::from_millis(10), Duration::from_millis(20)),
+    );
+    flaky.pause_after_failures = Some(1);
+    jobs.register("billing", vec![flaky])
+        .await
+        .expect("register");
+    let job = JobRef::key("billing", "flaky");
+    let first = jobs
+        .trigger(job.clone(), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    // Ticks are manual here: each retry is started by a pass once its backoff is over.
+    wait_until(
+        "the third attempt has failed",
+        Duration::from_secs(10),
+        || async {
+            jobs.retries
+                .send(RetryPass)
+                .await
+                .expect("retry actor")
+                .expect("pass");
+            let runs = t.all_runs().await;
+            runs.len() == 3 && runs.iter().all(|run| run.status == RunStatus::Failed)
+        },
+    )
+    .await;
+    wait_until(
+        "job.paused is delivered",
+        Duration::from_secs(10),
+        || async { !receiver.of_type("job.paused").is_empty() },
+    )
+    .await;
+    let paused = receiver.of_type("job.paused")[0].json();
+    let third = t
+        .all_runs()
+        .await
+        .into_iter()
+        .find(|run| run.attempt == 3)
+        .expect("the third attempt");
+    assert_eq!(paused["run"], third.id.to_string(), "{paused}");
+    assert_eq!(paused["attempt"], 3, "{paused}");
+    assert_eq!(paused["failures"], 1, "{paused}");
+
+    // The operator fixes the cause and resumes: the first success is the recovery.
+    failing.store(false, Ordering::SeqCst);
+    jobs.resume(job.clone()).await.expect("resume");
+    let ok = jobs
+        .trigger(job, RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    wait_until(
+        "job.recovered is delivered",
+        Duration::from_secs(10),
+        || async { !receiver.of_type("job.recovered").is_empty() },
+    )
+    .await;
+    let recovered = receiver.of_type("job.recovered")[0].json();
+    assert_eq!(recovered["run"], ok.run_id.to_string(), "{recovered}");
+    assert_eq!(recovered["attempt"], 1, "{recovered}");
+    assert_eq!(recovered["failures"], 1, "{recovered}");
+    assert_ne!(first.run_id, ok.run_id);
 }

@@ -326,6 +326,54 @@ async fn dispatched_with_limit(max: usize, due: usize) -> usize {
 }
 
 #[actix_rt::test]
+async fn slots_that_pass_while_every_run_slot_is_busy_are_recorded_when_one_late_run_stands_for_them()
+ {
+    // One run at a time, held by a manual run: the every-minute job's 10:01, 10:02 and 10:03
+    // slots come due with no free slot. When it frees, the job fires its oldest slot once
+    // (`fire_once`) and the two after it pass without a run: they are counted, not lost.
+    let h = Harness::new(config(1)).await;
+    let gate = Gate::default();
+    let jobs = h
+        .plugin("alpha")
+        .job(JobDeclaration::new("holder", ""), gate.handler())
+        .job(JobDeclaration::new("ticker", "* * * * *"), ok_handler)
+        .register()
+        .await;
+    let ticker = jobs
+        .iter()
+        .find(|job| job.job_key == "ticker")
+        .expect("ticker")
+        .id;
+    let held = h
+        .jobs
+        .trigger(JobRef::key("alpha", "holder"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    h.wait_for_run(held.run_id, RunStatus::Running).await;
+    for minute in 1..=3 {
+        h.tick_at(at("10:00") + TimeDelta::minutes(minute)).await;
+    }
+    assert!(runs_of(&h, ticker).await.is_empty(), "no free slot");
+    gate.open();
+    wait_until(
+        "the ticker's late run has finished",
+        Duration::from_secs(10),
+        || async {
+            let runs = runs_of(&h, ticker).await;
+            runs.len() == 1 && runs[0].status == RunStatus::Succeeded
+        },
+    )
+    .await;
+    assert_eq!(runs_of(&h, ticker).await[0].scheduled_for, at("10:01"));
+    assert_eq!(h.t.job(ticker).await.next_run_at, Some(at("10:04")));
+    assert_eq!(
+        h.jobs.diagnostics().await.expect("d").skipped_slots,
+        2,
+        "10:02 and 10:03 passed without a run of their own"
+    );
+}
+
+#[actix_rt::test]
 async fn the_concurrency_limit_caps_dispatch() {
     assert_eq!(dispatched_with_limit(1, 2).await, 1);
     assert_eq!(dispatched_with_limit(2, 3).await, 2);

@@ -230,6 +230,7 @@ async fn a_slot_that_comes_due_while_the_previous_run_is_live_is_skipped() {
     assert_eq!(outcome.skipped.len(), 1);
     assert_eq!(outcome.skipped[0].reason, SkipReason::Overlap);
     assert_eq!(outcome.skipped[0].slot, at("10:30"));
+    assert_eq!(outcome.skipped[0].count, 1);
     let job = t.job(job.id).await;
     assert_eq!(
         job.next_run_at,
@@ -263,9 +264,20 @@ async fn a_missed_slot_fires_once_or_is_skipped_by_the_misfire_policy() {
         HashSet::from([once.id, recent.id]),
         "within the grace a skip job still fires"
     );
-    assert_eq!(outcome.skipped.len(), 1);
-    assert_eq!(outcome.skipped[0].job_id, skip.id);
-    assert_eq!(outcome.skipped[0].reason, SkipReason::Misfire);
+    // Every slot from 08:15 to 10:30 passed: `skip` skipped them all; `once` fires 08:15 once
+    // and the nine slots after it pass without a run, recorded as one record each.
+    let mut skipped: Vec<_> = outcome
+        .skipped
+        .iter()
+        .map(|s| (s.job_id, s.slot, s.reason, s.count))
+        .collect();
+    skipped.sort_by_key(|s| s.1);
+    let mut expected = vec![
+        (skip.id, at("08:15"), SkipReason::Misfire, 10),
+        (once.id, at("08:30"), SkipReason::Misfire, 9),
+    ];
+    expected.sort_by_key(|s| s.1);
+    assert_eq!(skipped, expected);
     for id in [once.id, skip.id, recent.id] {
         assert_eq!(
             t.job(id).await.next_run_at,

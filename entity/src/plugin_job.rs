@@ -32,7 +32,8 @@ pub struct Model {
     pub next_run_at: Option<DateTimeUtc>,
     /// Pause the job after this many consecutive failed runs; `None` means the server default.
     pub pause_after_failures: Option<i32>,
-    /// Failed runs since the job last succeeded (reset by a success or a resume).
+    /// Failed runs since the job last succeeded or was resumed (reset by a success; a resume
+    /// moves them to `unrecovered_failures`).
     pub consecutive_failures: i32,
     /// When a run of the job last succeeded.
     pub last_success_at: Option<DateTimeUtc>,
@@ -56,6 +57,9 @@ pub struct Model {
     pub jitter_ms: Option<i64>,
     /// The job's own misfire grace; `None` means the server's.
     pub misfire_grace_ms: Option<i64>,
+    /// Failed runs of a streak a resume cleared that no success has answered yet: the next
+    /// success reports `job.recovered` with them (and the streak's own failures).
+    pub unrecovered_failures: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -446,6 +446,7 @@ impl Metrics {
                 plugin_id,
                 job_key,
                 reason,
+                count,
                 ..
             } => {
                 let job_key = self.job_label(&plugin_id, job_key);
@@ -455,7 +456,7 @@ impl Metrics {
                         job: job_key,
                         reason: reason.to_string(),
                     })
-                    .inc();
+                    .inc_by(u64::from(count));
             }
             RunEvent::RunRescued { plugin_id, .. } => {
                 self.runs_rescued

@@ -292,6 +292,7 @@ impl Handler<RunEvent> for NotifierActor {
                 plugin_id,
                 job_key,
                 run_id,
+                attempt,
                 failures,
                 reason,
                 error,
@@ -301,6 +302,7 @@ impl Handler<RunEvent> for NotifierActor {
                 };
                 let mut payload = payload.with_job(job_id, Some(job_key)).with_run(run_id);
                 payload.status = Some("paused".to_owned());
+                payload.attempt = u32::try_from(attempt).ok();
                 payload.reason = Some(reason);
                 payload.failures = Some(failures);
                 payload.error = error;
@@ -311,6 +313,7 @@ impl Handler<RunEvent> for NotifierActor {
                 plugin_id,
                 job_key,
                 run_id,
+                attempt,
                 failures,
             } => {
                 let Some(payload) = self.payload(NotificationEvent::JobRecovered, &plugin_id)
@@ -319,6 +322,7 @@ impl Handler<RunEvent> for NotifierActor {
                 };
                 let mut payload = payload.with_job(job_id, Some(job_key)).with_run(run_id);
                 payload.status = Some(RunStatus::Succeeded.to_string());
+                payload.attempt = u32::try_from(attempt).ok();
                 payload.failures = Some(failures);
                 payload
             }
@@ -328,6 +332,7 @@ impl Handler<RunEvent> for NotifierActor {
                 job_key,
                 slot,
                 reason,
+                count,
             } => {
                 let Some(payload) = self.payload(NotificationEvent::SlotMissed, &plugin_id) else {
                     return;
@@ -335,6 +340,10 @@ impl Handler<RunEvent> for NotifierActor {
                 let mut payload = payload.with_job(job_id, Some(job_key));
                 payload.status = Some(reason.to_string());
                 payload.slot = Some(iso(slot));
+                if count > 1 {
+                    // One delivery for slots that passed together, not one each.
+                    payload.reason = Some(format!("{count} slots from {} passed", iso(slot)));
+                }
                 payload
             }
             RunEvent::RunQueued { .. }

@@ -42,11 +42,12 @@ pub struct NotificationPayload {
     /// `run.*`: the run's status; `slot.missed`: `overlap` or `misfire`; `worker.failed`: the
     /// worker's state.
     pub status: Option<String>,
-    /// `job.paused`: the pause reason.
+    /// `job.paused`: the pause reason; `slot.missed` of several slots at once: how many, from
+    /// `slot` on ("3 slots from … passed").
     pub reason: Option<String>,
     /// `job.paused` and `job.recovered`: consecutive failures before the event.
     pub failures: Option<i32>,
-    /// `slot.missed`: the slot that passed without a run.
+    /// `slot.missed`: the (first) slot that passed without a run.
     pub slot: Option<String>,
 }
 

@@ -313,9 +313,13 @@ impl SchedulerActor {
     /// `cancel_previous` slot preempts), and the runs to spawn.
     fn apply_claim(&mut self, outcome: ClaimOutcome, ctx: &mut Context<Self>) {
         for skipped in outcome.skipped {
-            self.skipped_slots += 1;
+            self.skipped_slots += u64::from(skipped.count);
+            let slots = match skipped.count {
+                1 => "slot".to_owned(),
+                n => format!("{n} slots from"),
+            };
             log::info!(
-                "skipped slot {} of {}/{}: {}",
+                "skipped {slots} {} of {}/{}: {}",
                 iso(skipped.slot),
                 skipped.plugin_id,
                 skipped.job_key,
@@ -327,6 +331,7 @@ impl SchedulerActor {
                 job_key: skipped.job_key,
                 slot: skipped.slot,
                 reason: skipped.reason,
+                count: skipped.count,
             });
         }
         for waiting in outcome.waiting {

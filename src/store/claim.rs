@@ -60,6 +60,10 @@ pub struct SkippedSlot {
     pub job_key: String,
     pub slot: DateTime<Utc>,
     pub reason: SkipReason,
+    /// How many due slots passed, from `slot` on: 1 for `slot` alone; more when the pointer
+    /// moved past several at once (a late claim, or a run that held the job for several slots).
+    /// At most [`MAX_CATCH_UP`] are counted per record.
+    pub count: u32,
 }
 
 /// A due slot that waits for its job's live run to end (overlap `queue_one` or
@@ -100,13 +104,18 @@ struct PointerMove {
 /// What the claim does with one due job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Fate {
-    /// A run of the slot; the pointer moves to the next slot.
-    Fire,
-    /// The slot is skipped; the pointer moves to the next slot.
-    Skip(SkipReason),
-    /// The slot waits behind the live run. With `passed`, newer slots came due meanwhile: the
-    /// pointer moves to the newest (`to`), and the slot it leaves is recorded skipped.
-    Wait { passed: bool, preempt: Option<Uuid> },
+    /// A run of the slot; the pointer moves to the next slot. A claim late by more than a
+    /// period fires the oldest slot once (`fire_once`): `coalesced` is the first of the slots
+    /// after it that pass without a run, and how many there are.
+    Fire {
+        coalesced: Option<(DateTime<Utc>, u32)>,
+    },
+    /// The slot is skipped, with `count - 1` due slots after it; the pointer moves past them.
+    Skip(SkipReason, u32),
+    /// The slot waits behind the live run. With `passed` (how many), newer slots came due
+    /// meanwhile: the pointer moves to the newest (`to`), and the slots it leaves are recorded
+    /// skipped.
+    Wait { passed: u32, preempt: Option<Uuid> },
 }
 
 #[derive(Debug)]
@@ -205,18 +214,20 @@ pub(super) async fn claim_due_jobs(
             job.next_run_at = pointer.to;
             job.updated_at = now;
         }
-        let skipped = |job: &PluginJobModel, reason| SkippedSlot {
+        let skipped = |job: &PluginJobModel, slot, reason, count| SkippedSlot {
             job_id: job.id,
             plugin_id: job.plugin_id.clone(),
             job_key: job.job_key.clone(),
             slot,
             reason,
+            count,
         };
         match fate {
-            Fate::Skip(reason) => outcome.skipped.push(skipped(&job, reason)),
+            Fate::Skip(reason, count) => outcome.skipped.push(skipped(&job, slot, reason, count)),
             Fate::Wait { passed, preempt } => {
-                if passed {
-                    outcome.skipped.push(skipped(&job, SkipReason::Overlap));
+                if passed > 0 {
+                    let overlap = SkipReason::Overlap;
+                    outcome.skipped.push(skipped(&job, slot, overlap, passed));
                 }
                 outcome.waiting.push(WaitingSlot {
                     job_id: job.id,
@@ -226,7 +237,11 @@ pub(super) async fn claim_due_jobs(
                     preempt,
                 });
             }
-            Fate::Fire => {
+            Fate::Fire { coalesced } => {
+                if let Some((first, count)) = coalesced {
+                    let misfire = SkipReason::Misfire;
+                    outcome.skipped.push(skipped(&job, first, misfire, count));
+                }
                 job.last_run_at = Some(slot);
                 let mut run =
                     runs::new_run(&job, RunTrigger::Schedule, slot, &msg.instance_id, now);
@@ -254,6 +269,7 @@ pub(super) async fn claim_due_jobs(
                 job_key: job.job_key.clone(),
                 slot: run.scheduled_for,
                 reason: SkipReason::Overlap,
+                count: 1,
             });
         }
     }
@@ -288,7 +304,7 @@ impl Claim<'_> {
                 }
                 let live_run = live.get(&job.id);
                 if let Some(decided) = self.decide(job, live_run).await? {
-                    if decided.fate == Fate::Fire {
+                    if matches!(decided.fate, Fate::Fire { .. }) {
                         fires.push_back(decided);
                     } else {
                         others.push(decided);
@@ -436,8 +452,13 @@ impl Claim<'_> {
                 fires,
             })
         };
+        // The due slots after this one that the pointer's move to `next` passes.
+        let passed = || slots_between(schedule, slot, next);
         let (pointer, fate) = match (live, job.overlap) {
-            (Some(_), OverlapPolicy::Skip) => (moves_on(false), Fate::Skip(SkipReason::Overlap)),
+            (Some(_), OverlapPolicy::Skip) => {
+                let count = 1 + passed().1;
+                (moves_on(false), Fate::Skip(SkipReason::Overlap, count))
+            }
             (Some(live), OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious) => {
                 // One slot waits: the newest that is due. The ones it replaces are skipped.
                 let newest = newest_due_slot(schedule, &job, slot, now);
@@ -449,16 +470,30 @@ impl Claim<'_> {
                     to: Some(newest),
                     fires: false,
                 });
-                let passed = pointer.is_some();
+                let passed = if pointer.is_some() {
+                    1 + slots_between(schedule, slot, Some(newest)).1
+                } else {
+                    0
+                };
                 (pointer, Fate::Wait { passed, preempt })
             }
             (None, _)
                 if now - due > delta(misfire_grace(&job, self.msg.misfire_grace))
                     && job.misfire == MisfirePolicy::Skip =>
             {
-                (moves_on(false), Fate::Skip(SkipReason::Misfire))
+                let count = 1 + passed().1;
+                (moves_on(false), Fate::Skip(SkipReason::Misfire, count))
             }
-            (None, _) => (moves_on(true), Fate::Fire),
+            (None, _) => {
+                // Claimed ahead of its slot, the pointer passes nothing; claimed late, it may.
+                let coalesced = if slot < now {
+                    let (first, count) = passed();
+                    first.filter(|_| count > 0).map(|first| (first, count))
+                } else {
+                    None
+                };
+                (moves_on(true), Fate::Fire { coalesced })
+            }
         };
         Ok(Some(Decided {
             job,
@@ -467,6 +502,29 @@ impl Claim<'_> {
             fate,
         }))
     }
+}
+
+/// The slots strictly between `slot` and `until` (all of them after `slot` when `until` is
+/// `None`): the first, and how many (walking at most [`MAX_CATCH_UP`]).
+fn slots_between(
+    schedule: &Schedule,
+    slot: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> (Option<DateTime<Utc>>, u32) {
+    let mut first = None;
+    let mut count = 0;
+    let mut at = slot;
+    while count < MAX_CATCH_UP as u32 {
+        match schedule.next_after(at).map(to_millis) {
+            Some(next) if until.is_none_or(|until| next < until) => {
+                first.get_or_insert(next);
+                count += 1;
+                at = next;
+            }
+            _ => break,
+        }
+    }
+    (first, count)
 }
 
 /// The newest slot of `job`, from `slot` on, that is due at `now` (walking at most

@@ -10,8 +10,8 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::LockType;
 use sea_orm::{
-    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveEnum, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -25,6 +25,8 @@ use crate::time::to_millis;
 pub struct RunOutcome {
     pub job_id: Uuid,
     pub run_id: Uuid,
+    /// The run's attempt: 1 for the first run of a slot, 2 for its first retry, …
+    pub attempt: i32,
     /// `true` for a success; `false` for a failure (a timeout and a rescue are failures).
     pub succeeded: bool,
     pub error: Option<String>,
@@ -59,6 +61,8 @@ pub enum HealthChangeKind {
 pub struct HealthChange {
     pub job: PluginJobModel,
     pub run_id: Uuid,
+    /// The attempt of that run.
+    pub attempt: i32,
     pub error: Option<String>,
     pub kind: HealthChangeKind,
 }
@@ -121,7 +125,8 @@ pub(super) async fn record_run_outcomes(
             changed.push(job.id);
         }
         let kind = if outcome.succeeded {
-            let failures = std::mem::take(&mut job.consecutive_failures);
+            let failures = std::mem::take(&mut job.consecutive_failures)
+                .saturating_add(std::mem::take(&mut job.unrecovered_failures));
             (failures > 0).then_some(HealthChangeKind::Recovered { failures })
         } else {
             job.consecutive_failures = job.consecutive_failures.saturating_add(1);
@@ -141,6 +146,7 @@ pub(super) async fn record_run_outcomes(
             changes.push(HealthChange {
                 job: job.clone(),
                 run_id: outcome.run_id,
+                attempt: outcome.attempt,
                 error: outcome.error,
                 kind,
             });
@@ -174,6 +180,7 @@ async fn write_health(txn: &DatabaseTransaction, jobs: &[&PluginJobModel]) -> Re
                 job.status.to_value().into(),
                 job.paused_reason.clone().into(),
                 job.updated_at.into(),
+                job.unrecovered_failures.into(),
             ];
             (job.id, row)
         });
@@ -182,13 +189,15 @@ async fn write_health(txn: &DatabaseTransaction, jobs: &[&PluginJobModel]) -> Re
             .value(PluginJobColumn::ConsecutiveFailures, given(2))
             .value(PluginJobColumn::Status, given(3))
             .value(PluginJobColumn::PausedReason, given(4))
-            .value(PluginJobColumn::UpdatedAt, given(5));
+            .value(PluginJobColumn::UpdatedAt, given(5))
+            .value(PluginJobColumn::UnrecoveredFailures, given(6));
         txn.execute(&update).await?;
     }
     Ok(())
 }
 
-/// The jobs of `outcomes` whose failure streak is not zero.
+/// The jobs of `outcomes` with failures no success has answered yet (a streak, or the failures
+/// a resume cleared from one).
 async fn jobs_with_a_streak(
     db: &DatabaseConnection,
     outcomes: &[RunOutcome],
@@ -201,7 +210,11 @@ async fn jobs_with_a_streak(
             .select_only()
             .column(PluginJobColumn::Id)
             .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-            .filter(PluginJobColumn::ConsecutiveFailures.gt(0))
+            .filter(
+                Condition::any()
+                    .add(PluginJobColumn::ConsecutiveFailures.gt(0))
+                    .add(PluginJobColumn::UnrecoveredFailures.gt(0)),
+            )
             .into_tuple()
             .all(db)
             .await?;
@@ -236,7 +249,8 @@ async fn drop_plain_successes(
             query = query.lock(LockType::Update);
         }
         for job in query.all(txn).await? {
-            if job.consecutive_failures > 0 || has_failure.contains(&job.id) {
+            let streak = job.consecutive_failures > 0 || job.unrecovered_failures > 0;
+            if streak || has_failure.contains(&job.id) {
                 jobs.insert(job.id, job);
             }
         }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::{Expr, LockType};
+use sea_orm::sea_query::{Expr, ExprTrait as _, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -350,9 +350,17 @@ pub(super) async fn set_job_status(
         .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
         .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now));
     if msg.status == JobStatus::Active {
-        // A resume clears an automatic pause: its reason, and the streak that caused it.
+        // A resume clears an automatic pause: its reason, and the streak that caused it (so
+        // the job is paused again only after as many new failures). The streak's failures wait
+        // for the next success, which reports the job recovered from them. (Every expression of
+        // an UPDATE reads the row as it was before it.)
         update = update
             .col_expr(PluginJobColumn::PausedReason, Expr::value(None::<String>))
+            .col_expr(
+                PluginJobColumn::UnrecoveredFailures,
+                Expr::col(PluginJobColumn::UnrecoveredFailures)
+                    .add(Expr::col(PluginJobColumn::ConsecutiveFailures)),
+            )
             .col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(0));
     }
     update

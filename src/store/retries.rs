@@ -383,6 +383,7 @@ mod tests {
             next_run_at: None,
             pause_after_failures: None,
             consecutive_failures: 0,
+            unrecovered_failures: 0,
             last_success_at: None,
             paused_reason: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,
