@@ -162,11 +162,9 @@ async fn outbox_len(jobs: &PluginJobsHandle) -> u64 {
         .expect("count")
 }
 
-#[actix_rt::test]
-async fn failures_successes_and_recoveries_are_posted_signed_with_the_documented_payload() {
-    let t = TestDb::new().await;
-    let receiver = Receiver::default();
-    let url = start_receiver(&receiver);
+/// Workers with `billing/flaky`, which fails with "card declined" while the flag is set (it
+/// starts set).
+fn flaky_worker() -> (InProcessWorkers, Arc<AtomicBool>) {
     let workers = InProcessWorkers::new();
     let failing = Arc::new(AtomicBool::new(true));
     let flag = Arc::clone(&failing);
@@ -180,6 +178,15 @@ async fn failures_successes_and_recoveries_are_posted_signed_with_the_documented
             }
         }
     });
+    (workers, failing)
+}
+
+#[actix_rt::test]
+async fn failures_successes_and_recoveries_are_posted_signed_with_the_documented_payload() {
+    let t = TestDb::new().await;
+    let receiver = Receiver::default();
+    let url = start_receiver(&receiver);
+    let (workers, failing) = flaky_worker();
     let jobs = start(
         t.db.clone(),
         &workers,
@@ -426,19 +433,7 @@ async fn job_paused_names_the_attempt_that_paused_and_a_resumed_job_that_succeed
     let t = TestDb::new().await;
     let receiver = Receiver::default();
     let url = start_receiver(&receiver);
-    let workers = InProcessWorkers::new();
-    let failing = Arc::new(AtomicBool::new(true));
-    let flag = Arc::clone(&failing);
-    workers.register("billing", "flaky", move |_ctx| {
-        let fail = flag.load(Ordering::SeqCst);
-        async move {
-            if fail {
-                Err("card declined".to_owned())
-            } else {
-                Ok(())
-            }
-        }
-    });
+    let (workers, failing) = flaky_worker();
     let jobs = start(
         t.db.clone(),
         &workers,

@@ -47,6 +47,21 @@ fn fast_config() -> ProcessWorkerConfig {
     }
 }
 
+/// The plugin `p` run by `command` in `dir` with `env`.
+fn plugin_process(command: Vec<String>, dir: PathBuf, env: &[(&str, &str)]) -> PluginProcess {
+    PluginProcess {
+        plugin_id: PLUGIN.to_owned(),
+        command,
+        dir,
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+        manifest: json!({"id": PLUGIN}),
+        config: Value::Null,
+    }
+}
+
 struct Setup {
     t: TestDb,
     workers: ProcessWorkers,
@@ -68,17 +83,7 @@ impl Setup {
         let t = TestDb::new().await;
         let workers = ProcessWorkers::new(config);
         workers
-            .start(PluginProcess {
-                plugin_id: PLUGIN.to_owned(),
-                command,
-                dir,
-                env: env
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect::<BTreeMap<_, _>>(),
-                manifest: json!({"id": PLUGIN}),
-                config: Value::Null,
-            })
+            .start(plugin_process(command, dir, env))
             .expect("start worker");
         let jobs = PluginJobs::builder(t.db.clone())
             .workers(workers.clone())
@@ -643,15 +648,9 @@ async fn a_worker_that_starts_taking_calls_gets_its_due_slots_without_waiting_fo
     let t = TestDb::new().await;
     let workers = ProcessWorkers::new(fast_config());
     let script = format!("sleep 1; exec '{}'", test_worker());
+    let command = vec!["sh".into(), "-c".into(), script];
     workers
-        .start(PluginProcess {
-            plugin_id: PLUGIN.to_owned(),
-            command: vec!["sh".into(), "-c".into(), script],
-            dir: std::env::temp_dir(),
-            env: BTreeMap::new(),
-            manifest: json!({"id": PLUGIN}),
-            config: Value::Null,
-        })
+        .start(plugin_process(command, std::env::temp_dir(), &[]))
         .expect("start worker");
     let jobs = PluginJobs::builder(t.db.clone())
         .workers(workers.clone())

@@ -409,7 +409,17 @@ async fn rescue_fails_live_runs_with_stale_heartbeats_and_only_those() {
     );
     assert_eq!(run.duration_ms, Some(60_000));
     assert_eq!(run.finished_at, Some(at("10:01")));
-    assert_eq!(t.run(stale_queued.id).await.status, RunStatus::Failed);
+    assert!(
+        !error.contains("before it started"),
+        "this one had started: {error}"
+    );
+    let queued = t.run(stale_queued.id).await;
+    assert_eq!(queued.status, RunStatus::Failed);
+    let error = queued.error.unwrap_or_default();
+    assert!(
+        error.starts_with("abandoned before it started: instance"),
+        "{error}"
+    );
     assert_eq!(t.run(fresh.id).await.status, RunStatus::Running);
     assert_eq!(t.run(finished.id).await.status, RunStatus::Failed);
     assert_eq!(

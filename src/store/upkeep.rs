@@ -65,8 +65,14 @@ pub(super) async fn rescue_stale_runs(
         let last_beat = run
             .heartbeat_at
             .map_or_else(|| "never".to_owned(), crate::time::iso);
+        // A run claimed ahead of its slot and never started says so: its job did not run.
+        let when = if run.started_at.is_none() {
+            " before it started"
+        } else {
+            ""
+        };
         let error = format!(
-            "abandoned: instance {instance} stopped heartbeating this run (last heartbeat {last_beat}, run lease {} s)",
+            "abandoned{when}: instance {instance} stopped heartbeating this run (last heartbeat {last_beat}, run lease {} s)",
             msg.lease.as_secs()
         );
         let duration = run.started_at.map(|started| elapsed_ms(started, now));
