@@ -175,7 +175,8 @@ impl Metrics {
                 &mut registry,
                 "slots_skipped",
                 "Due slots that passed without a run, by reason (overlap: the previous run was \
-                 still live; misfire: missed by more than the grace under the skip policy)",
+                 still live; misfire: missed by more than the grace under the skip policy, or \
+                 passed while an older slot waited to start under fire_once)",
                 Family::default(),
             ),
             runs_rescued: register(

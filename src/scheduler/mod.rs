@@ -314,17 +314,17 @@ impl SchedulerActor {
     fn apply_claim(&mut self, outcome: ClaimOutcome, ctx: &mut Context<Self>) {
         for skipped in outcome.skipped {
             self.skipped_slots += u64::from(skipped.count);
-            let slots = match skipped.count {
-                1 => "slot".to_owned(),
-                n => format!("{n} slots from"),
-            };
-            log::info!(
-                "skipped {slots} {} of {}/{}: {}",
+            let (job, first) = (
+                format!("{}/{}", skipped.plugin_id, skipped.job_key),
                 iso(skipped.slot),
-                skipped.plugin_id,
-                skipped.job_key,
-                skipped.reason
             );
+            match skipped.count {
+                1 => log::info!("skipped slot {first} of {job}: {}", skipped.reason),
+                n => log::info!(
+                    "skipped {n} slots of {job} from {first}: {}",
+                    skipped.reason
+                ),
+            }
             self.emit(RunEvent::SlotSkipped {
                 job_id: skipped.job_id,
                 plugin_id: skipped.plugin_id,
