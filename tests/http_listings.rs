@@ -394,6 +394,32 @@ async fn bad_listing_parameters_answer_400_naming_the_parameter_and_value() {
             "since (2025-01-02T00:00:00Z) is after until",
             "2025-01-01T00:00:00Z",
         ),
+        // A misspelt filter would list everything: it is refused by name instead.
+        (
+            "/api/jobs?stauts=paused".to_owned(),
+            "unknown parameter",
+            "`stauts`",
+        ),
+        (
+            "/api/plugins/alpha/jobs?plugin=beta".to_owned(),
+            "unknown parameter",
+            "`plugin`",
+        ),
+        (
+            "/api/runs?state=failed".to_owned(),
+            "unknown parameter",
+            "`state`",
+        ),
+        (
+            "/api/plugins/beta/jobs/k00/runs?from=2025-01-01".to_owned(),
+            "unknown parameter",
+            "`from`",
+        ),
+        (
+            "/api/runs?status=failed&status=queued".to_owned(),
+            "duplicate parameter",
+            "`status`",
+        ),
     ];
     for (uri, parameter, value) in cases {
         let reply = get!(app, &uri);

@@ -51,8 +51,9 @@ pub async fn list_plugins(handle: Handle) -> ApiResult {
     Ok(HttpResponse::Ok().json(plugins))
 }
 
+/// A misspelt filter is refused by name rather than ignored (which would list everything).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobsQuery {
     status: Option<String>,
     plugin_id: Option<String>,
@@ -146,8 +147,9 @@ pub async fn list_all_jobs(handle: Handle, req: HttpRequest, query: Query<JobsQu
     ))
 }
 
+/// As [`JobsQuery`], unknown parameters are refused by name.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunsQuery {
     limit: Option<String>,
     cursor: Option<String>,

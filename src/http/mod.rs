@@ -103,7 +103,7 @@ pub fn configure_with(
                     ApiError::new(err.status_code(), format!("invalid JSON body: {err}")).into()
                 }))
                 .app_data(web::QueryConfig::default().error_handler(|err, _req| {
-                    ApiError::new(err.status_code(), format!("invalid query string: {err}")).into()
+                    ApiError::new(err.status_code(), query_error(&err)).into()
                 }))
                 .app_data(web::PathConfig::default().error_handler(|err, req| {
                     ApiError::bad_request(format!("invalid path {}: {err}", req.path())).into()
@@ -186,6 +186,20 @@ pub(crate) fn constant_time_eq(secret: &[u8], candidate: &[u8]) -> bool {
         diff |= byte ^ other;
     }
     std::hint::black_box(diff) == 0
+}
+
+/// What is wrong with a query string, in the API's words: serde's "unknown field `statsu`,
+/// expected one of …" and "duplicate field `status`" name query parameters here.
+fn query_error(err: &actix_web::error::QueryPayloadError) -> String {
+    use actix_web::error::QueryPayloadError;
+    let detail = match err {
+        QueryPayloadError::Deserialize(inner) => inner.to_string(),
+        other => other.to_string(),
+    };
+    format!(
+        "invalid query string: {}",
+        detail.replace("field `", "parameter `")
+    )
 }
 
 #[cfg(test)]
