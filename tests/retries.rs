@@ -559,3 +559,81 @@ async fn a_pending_retry_survives_a_restart_and_runs_once_across_two_instances()
     }
     assert_eq!(runs_of(&t, job_id).await.len(), 2);
 }
+
+#[actix_rt::test]
+async fn a_slot_claimed_by_an_instance_that_died_before_it_started_runs_once_late_under_fire_once()
+{
+    // An instance claimed the 10:30 slots ahead and died before they started: their runs are
+    // queued, never started, and their heartbeats stop at 10:29:45. Neither job has a retry
+    // policy. The `fire_once` job's slot did not run, so it gets its one late run, at once; the
+    // `skip` job's slot is a misfire and stays missed.
+    let h = Harness::with_clock(SchedulerConfig::default(), at("10:31")).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    for key in ["once", "strict"] {
+        h.workers
+            .inner
+            .register(PLUGIN, key, failing_first(0, Arc::clone(&calls)));
+    }
+    let jobs = h
+        .jobs
+        .register(
+            PLUGIN,
+            vec![
+                JobDeclaration::new("once", "*/15 * * * *"),
+                JobDeclaration {
+                    misfire: MisfirePolicy::Skip,
+                    ..JobDeclaration::new("strict", "*/15 * * * *")
+                },
+            ],
+        )
+        .await
+        .expect("register");
+    let mut claimed = Vec::new();
+    for job in &jobs {
+        let run = PluginJobRunModel {
+            trigger: RunTrigger::Schedule,
+            scheduled_for: at("10:30"),
+            instance_id: Some("dead-instance".to_owned()),
+            heartbeat_at: Some(at("2024-01-15T10:29:45Z")),
+            created_at: at("2024-01-15T10:29:45Z"),
+            ..run_row(job)
+        };
+        claimed.push(h.t.insert_run(run).await.expect("insert the claimed run"));
+    }
+    let rescued = h
+        .jobs
+        .store
+        .send(RescueStaleRuns {
+            now: at("10:31"),
+            lease: Duration::from_secs(30),
+            spare: Vec::new(),
+        })
+        .await
+        .expect("store")
+        .expect("rescue");
+    assert_eq!(rescued.len(), 2);
+    for run in &claimed {
+        let error = h.t.run(run.id).await.error.unwrap_or_default();
+        assert!(error.starts_with("abandoned before it started"), "{error}");
+    }
+
+    let asked = retries(&h.t).await;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].failed_run_id, claimed[0].id);
+    assert_eq!(asked[0].status, RetryStatus::Pending);
+    assert_eq!(asked[0].due_at, at("10:31"), "nothing ran: no backoff");
+    assert_eq!(pass(&h.jobs).await.started, 1);
+    wait_for_finished_runs(&h.t, jobs[0].id, 2).await;
+    let late = runs_of(&h.t, jobs[0].id).await.remove(1);
+    assert_eq!(
+        (late.status, late.trigger, late.attempt, late.scheduled_for),
+        (RunStatus::Succeeded, RunTrigger::Retry, 2, at("10:30"))
+    );
+    assert_eq!(late.retry_of, Some(claimed[0].id));
+    assert_eq!(
+        runs_of(&h.t, jobs[1].id).await.len(),
+        1,
+        "strict stays missed"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

@@ -303,7 +303,7 @@ async fn complete_all(
         }
     }
     record_successes(db, &succeeded_jobs, now).await?;
-    retries::schedule_after_failures(db, &failed, now).await?;
+    retries::schedule_after_failures(db, &failed, &HashSet::new(), now).await?;
     Ok(answers)
 }
 

@@ -93,9 +93,15 @@ pub fn backoff(job: &PluginJobModel, attempt: i32, failed_run: Uuid) -> Duration
 /// Asks for the retry of each of these just-failed runs whose job has attempts left. Called in
 /// the transaction that records the failures. A retry due at or after the job's next slot is
 /// stored `superseded` at once: the next slot will run instead.
+///
+/// `unstarted` are failed runs that never started (claimed ahead by an instance that died
+/// before their slot): nothing ran, so their retry is due at once, and the slot of a
+/// `fire_once` job gets that one late attempt even when its retry policy has none left, as a
+/// slot missed while the scheduler was down does.
 pub(super) async fn schedule_after_failures(
     db: &impl ConnectionTrait,
     failed_runs: &[Uuid],
+    unstarted: &HashSet<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     for chunk in failed_runs.chunks(super::IDS_PER_STATEMENT) {
@@ -115,9 +121,11 @@ pub(super) async fn schedule_after_failures(
         let mut job_ids: Vec<Uuid> = failed.iter().map(|run| run.job_id).collect();
         job_ids.sort();
         job_ids.dedup();
-        let jobs: HashMap<Uuid, PluginJobModel> = PluginJob::find()
-            .filter(PluginJobColumn::Id.is_in(job_ids))
-            .filter(PluginJobColumn::RetryMaxAttempts.gt(1))
+        let mut jobs = PluginJob::find().filter(PluginJobColumn::Id.is_in(job_ids));
+        if !failed.iter().any(|run| unstarted.contains(&run.id)) {
+            jobs = jobs.filter(PluginJobColumn::RetryMaxAttempts.gt(1));
+        }
+        let jobs: HashMap<Uuid, PluginJobModel> = jobs
             .all(db)
             .await?
             .into_iter()
@@ -128,10 +136,18 @@ pub(super) async fn schedule_after_failures(
             let Some(job) = jobs.get(&run.job_id) else {
                 continue;
             };
-            if job.retry_max_attempts <= run.attempt {
+            let never_ran = unstarted.contains(&run.id);
+            let catch_up = never_ran
+                && run.trigger == RunTrigger::Schedule
+                && job.misfire == MisfirePolicy::FireOnce;
+            if job.retry_max_attempts <= run.attempt && !catch_up {
                 continue;
             }
-            let due_at = to_millis(plus(now, backoff(job, run.attempt, run.id)));
+            let due_at = if never_ran {
+                now
+            } else {
+                to_millis(plus(now, backoff(job, run.attempt, run.id)))
+            };
             let attempt = run.attempt.saturating_add(1);
             let superseded = job.next_run_at.filter(|next| due_at >= *next).map(|next| {
                 format!(

@@ -60,6 +60,7 @@ pub(super) async fn rescue_stale_runs(
         .filter(|run| !spare.contains(&run.id))
         .collect();
     let mut rescued = Vec::with_capacity(stale.len());
+    let mut unstarted = HashSet::new();
     for run in stale {
         let instance = run.instance_id.as_deref().unwrap_or("an unknown instance");
         let last_beat = run
@@ -87,6 +88,9 @@ pub(super) async fn rescue_stale_runs(
             .exec(&txn)
             .await?;
         if result.rows_affected == 1 {
+            if run.started_at.is_none() {
+                unstarted.insert(run.id);
+            }
             rescued.push(RescuedRun {
                 run_id: run.id,
                 job_id: run.job_id,
@@ -98,7 +102,7 @@ pub(super) async fn rescue_stale_runs(
         }
     }
     let failed: Vec<Uuid> = rescued.iter().map(|run| run.run_id).collect();
-    retries::schedule_after_failures(&txn, &failed, now).await?;
+    retries::schedule_after_failures(&txn, &failed, &unstarted, now).await?;
     txn.commit().await?;
     Ok(rescued)
 }
