@@ -316,6 +316,14 @@ fn check_job<'a>(
             "jobs[{index}].jobKey must not contain a NUL character"
         ));
     }
+    if uuid::Uuid::parse_str(&job.job_key).is_ok() {
+        // The API and the CLI take a job's id or its key in the same place, an id first.
+        return Err(format!(
+            "jobs[{index}].jobKey {:?} reads as a job id (a UUID): the API could not tell it \
+             from one; choose a key that is not a UUID",
+            job.job_key
+        ));
+    }
     if job.job_key.len() > MAX_JOB_KEY_LEN {
         return Err(format!(
             "jobs[{index}].jobKey is longer than {MAX_JOB_KEY_LEN} characters"

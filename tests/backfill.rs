@@ -13,7 +13,7 @@ use entity::prelude::*;
 use plugin_jobs::clock::ManualClock;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::retry::{RetryPass, RetryPassReport};
-use plugin_jobs::store::{JobDeclaration, JobRef};
+use plugin_jobs::store::{JobDeclaration, JobRef, PruneRuns};
 use plugin_jobs::worker::InProcessWorkers;
 use plugin_jobs::{Error, PluginJobs, PluginJobsHandle};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -119,6 +119,12 @@ async fn the_slots_without_a_run_are_replayed_oldest_first_one_at_a_time() {
             "2024-01-15T10:45:00.000Z"
         ]
     );
+
+    // Lateness is the wait since the backfill asked for the slots (none: the clock stands
+    // still), not the hours since the slots themselves.
+    let metrics = h.jobs.metrics().await.expect("metrics");
+    let sum = r#"plugin_jobs_run_start_lateness_seconds_sum{plugin="billing",job="report",trigger="backfill"} 0.0"#;
+    assert!(metrics.lines().any(|line| line == sum), "{metrics}");
 
     // Asking again replays nothing: every slot has its run.
     let again = h
@@ -261,5 +267,57 @@ async fn two_instances_replay_each_slot_exactly_once() {
     assert_eq!(
         pass(&a).await.backfills_started + pass(&b).await.backfills_started,
         0
+    );
+}
+
+#[actix_rt::test]
+async fn a_slot_whose_run_was_pruned_is_never_replayed() {
+    let (h, slots, job) = harness().await;
+    // The 10:15, 10:30 and 10:45 slots run on schedule; then the history keeps one run per job.
+    for slot in ["10:15", "10:30", "10:45"] {
+        h.clock.set(at(slot));
+        h.tick().await;
+        h.wait_idle().await;
+    }
+    let pruned = h
+        .jobs
+        .store
+        .send(PruneRuns {
+            now: at("12:00"),
+            keep_per_job: 1,
+            retention: Duration::from_secs(30 * 86_400),
+        })
+        .await
+        .expect("mailbox")
+        .expect("prune");
+    assert_eq!(pruned, 2);
+    assert_eq!(h.t.job(job).await.pruned_through, Some(at("10:30")));
+
+    // 10:15 and 10:30 ran and their runs are gone, so they are not replayed. 10:00 never ran,
+    // but nothing tells it apart from them any more: only the slots after the newest pruned
+    // one are replayed, here the 11:00 to 11:45 ones that never ran (no tick after 10:45).
+    h.clock.set(at("12:00"));
+    let requested = h
+        .jobs
+        .backfill(JobRef::Id(job), at("10:00"), at("12:00"))
+        .await
+        .expect("backfill");
+    assert_eq!(
+        requested.queued,
+        [
+            "2024-01-15T11:00:00.000Z",
+            "2024-01-15T11:15:00.000Z",
+            "2024-01-15T11:30:00.000Z",
+            "2024-01-15T11:45:00.000Z"
+        ]
+    );
+    assert_eq!(requested.already_covered, 4);
+    assert_eq!(
+        *slots.lock().expect("slots"),
+        [
+            "2024-01-15T10:15:00.000Z",
+            "2024-01-15T10:30:00.000Z",
+            "2024-01-15T10:45:00.000Z"
+        ]
     );
 }

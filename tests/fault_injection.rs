@@ -230,7 +230,11 @@ async fn random_faults_never_run_a_job_twice_at_once_nor_leave_a_run_live_or_unr
         if !started_runs.insert(run_id.to_owned()) {
             violations.push(format!("run executed twice: {line}"));
         }
-        if trigger == "schedule" && !started_slots.insert((key.to_owned(), slot.to_owned())) {
+        // No job here has a retry policy: a retry is the one late run of a slot whose claimed
+        // run never started (its instance was killed first), and must not repeat a slot that
+        // ran.
+        let slot_run = trigger == "schedule" || trigger == "retry";
+        if slot_run && !started_slots.insert((key.to_owned(), slot.to_owned())) {
             violations.push(format!("slot executed twice: {line}"));
         }
         if !by_id.contains_key(run_id) {
@@ -260,11 +264,14 @@ async fn random_faults_never_run_a_job_twice_at_once_nor_leave_a_run_live_or_unr
     eprintln!(
         "fault test (seed {seed}): {injected} faults injected {:?}; {} runs {statuses:?}; \
          {} executions started, {finished} finished in workers, {} worker crashes; \
-         {} violations",
+         {} late runs of slots that never started; {} violations",
         faults.0,
         runs.len(),
         started_runs.len(),
         ledger.lines().filter(|l| l.starts_with("crash ")).count(),
+        runs.iter()
+            .filter(|run| run.trigger == RunTrigger::Retry)
+            .count(),
         violations.len()
     );
     assert!(injected > 0, "faults were injected");

@@ -432,6 +432,13 @@ async fn bad_declarations_are_rejected_with_the_field_named_and_nothing_written(
             "declared twice",
         ),
         (
+            vec![JobDeclaration::new(
+                "01a234dc-e377-7000-8000-b82a6c0676a7",
+                "",
+            )],
+            "reads as a job id",
+        ),
+        (
             vec![JobDeclaration {
                 timeout_ms: Some(0),
                 ..JobDeclaration::new("a", "")

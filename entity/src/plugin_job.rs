@@ -60,6 +60,9 @@ pub struct Model {
     /// Failed runs of a streak a resume cleared that no success has answered yet: the next
     /// success reports `job.recovered` with them (and the streak's own failures).
     pub unrecovered_failures: i32,
+    /// The newest slot whose run (scheduled or backfilled) was pruned: whether a slot at or
+    /// before it ran is no longer known, so a backfill never replays it.
+    pub pruned_through: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -69,7 +69,7 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
         }
         for job in &plugin.manifest.jobs {
             jobs += 1;
-            let (schedule, next) = if job.schedule.is_empty() {
+            let (schedule, next) = if job.schedule.trim().is_empty() {
                 ("manual".to_owned(), "-".to_owned())
             } else {
                 (
@@ -218,7 +218,7 @@ mod tests {
             "a",
             r#"{"id":"a","command":["x"],"jobs":[
                 {"jobKey":"daily","schedule":"0 9 * * *","timezone":"Europe/Paris"},
-                {"jobKey":"byhand"}]}"#,
+                {"jobKey":"byhand"},{"jobKey":"blank","schedule":"   "}]}"#,
         );
         plugin(
             dir.path(),
@@ -234,15 +234,14 @@ mod tests {
             "{}",
             report.listing
         );
-        assert!(
-            report.listing.contains("a       byhand  manual"),
-            "{}",
-            report.listing
-        );
+        // A blank schedule is a manual-only job, as `serve` stores it.
+        for row in ["a       byhand  manual", "a       blank   manual"] {
+            assert!(report.listing.contains(row), "{}", report.listing);
+        }
         assert!(
             report
                 .summary
-                .ends_with(": 2 plugin(s) with 3 job(s) load, 1 problem(s)\n"),
+                .ends_with(": 2 plugin(s) with 4 job(s) load, 1 problem(s)\n"),
             "{}",
             report.summary
         );

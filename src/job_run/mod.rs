@@ -117,11 +117,14 @@ impl JobRunActor {
     }
 
     /// When the run is meant to start: a scheduled slot plus the job's jitter offset for it;
-    /// a manual or retry run at once (its `scheduled_for` is when it was asked for).
+    /// a manual run at once (its `scheduled_for` is when it was asked for); a retry or a
+    /// backfilled slot at once too, from when it was created: its `scheduled_for` is the slot it
+    /// stands for, maybe months ago, which is no measure of how late it started.
     fn due_at(&self) -> DateTime<Utc> {
         match self.run.trigger {
             RunTrigger::Schedule => crate::policy::due_at(&self.job, self.run.scheduled_for),
-            _ => self.run.scheduled_for,
+            RunTrigger::Manual => self.run.scheduled_for,
+            RunTrigger::Retry | RunTrigger::Backfill => self.run.created_at,
         }
     }
 

@@ -161,8 +161,11 @@ pub(super) async fn request_backfill(
             .all(&txn)
             .await?,
     );
-    let (open, done): (Vec<_>, Vec<_>) =
-        slots.into_iter().partition(|slot| !covered.contains(slot));
+    // A slot at or before the newest pruned one may have run: its history is gone, and a replay
+    // could run it twice.
+    let (open, done): (Vec<_>, Vec<_>) = slots.into_iter().partition(|slot| {
+        !covered.contains(slot) && job.pruned_through.is_none_or(|pruned| *slot > pruned)
+    });
     if !open.is_empty() {
         // A cancelled replay of a slot may be asked for again: its row is reused.
         Backfill::delete_many()

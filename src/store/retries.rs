@@ -400,6 +400,7 @@ mod tests {
             pause_after_failures: None,
             consecutive_failures: 0,
             unrecovered_failures: 0,
+            pruned_through: None,
             last_success_at: None,
             paused_reason: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,

@@ -4,11 +4,12 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -259,11 +260,51 @@ async fn delete_batch(db: &DatabaseConnection, ids: SelectStatement) -> Result<O
             return Ok(None);
         }
     }
+    let ids: Vec<Uuid> = txn
+        .query_all(&ids)
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index::<Uuid>(0))
+        .collect::<std::result::Result<_, _>>()?;
+    if ids.is_empty() {
+        txn.commit().await?;
+        return Ok(Some(0));
+    }
+    mark_pruned_slots(&txn, &ids).await?;
     let deleted = PluginJobRun::delete_many()
-        .filter(PluginJobRunColumn::Id.in_subquery(ids))
+        .filter(PluginJobRunColumn::Id.is_in(ids))
         .exec(&txn)
         .await?
         .rows_affected;
     txn.commit().await?;
     Ok(Some(deleted))
+}
+
+/// Moves each job's `pruned_through` up to the newest slot among the scheduled and backfilled
+/// runs `ids` (about to be deleted): once their rows are gone, only this says that those slots
+/// may have run, and a backfill must not replay them.
+async fn mark_pruned_slots(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<()> {
+    let newest: Vec<(Uuid, DateTime<Utc>)> = PluginJobRun::find()
+        .select_only()
+        .column(PluginJobRunColumn::JobId)
+        .column_as(PluginJobRunColumn::ScheduledFor.max(), "newest")
+        .filter(PluginJobRunColumn::Id.is_in(ids.to_vec()))
+        .filter(PluginJobRunColumn::Trigger.is_in([RunTrigger::Schedule, RunTrigger::Backfill]))
+        .group_by(PluginJobRunColumn::JobId)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    for (job_id, slot) in newest {
+        PluginJob::update_many()
+            .col_expr(PluginJobColumn::PrunedThrough, Expr::value(slot))
+            .filter(PluginJobColumn::Id.eq(job_id))
+            .filter(
+                Condition::any()
+                    .add(PluginJobColumn::PrunedThrough.is_null())
+                    .add(PluginJobColumn::PrunedThrough.lt(slot)),
+            )
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }

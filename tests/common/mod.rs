@@ -344,6 +344,7 @@ pub fn job_row(plugin_id: &str, job_key: &str) -> PluginJobModel {
         pause_after_failures: None,
         consecutive_failures: 0,
         unrecovered_failures: 0,
+        pruned_through: None,
         last_success_at: None,
         paused_reason: None,
         created_at: at("2024-01-15T00:00:00Z"),
