@@ -185,6 +185,15 @@ impl<H, Q> RunTable<H, Q> {
         self.queued.remove(index).map(|(.., run)| run)
     }
 
+    /// Removes the queued manual runs of the job `job_id`; answers them.
+    pub fn drop_queued_of(&mut self, job_id: Uuid) -> Vec<Q> {
+        let (dropped, kept) = std::mem::take(&mut self.queued)
+            .into_iter()
+            .partition(|(job, ..)| *job == job_id);
+        self.queued = kept;
+        dropped.into_iter().map(|(.., run)| run).collect()
+    }
+
     /// Removes the queued manual runs of `plugin_id` (every plugin when `None`); answers their
     /// run ids.
     pub fn drain_queued(&mut self, plugin_id: Option<&str>) -> Vec<Uuid> {

@@ -374,6 +374,71 @@ async fn slots_that_pass_while_every_run_slot_is_busy_are_recorded_when_one_late
 }
 
 #[actix_rt::test]
+async fn a_queued_manual_run_of_a_job_paused_or_deleted_leaves_the_queue_at_once() {
+    // One run at a time, held: two manual runs wait for the slot. Pausing one job and deleting
+    // the other cancels their runs in the database; the queue (and `queuedManualRuns`) must not
+    // keep counting them until the slot frees, and each is counted finished `cancelled`.
+    let h = Harness::new(config(1)).await;
+    let gate = Gate::default();
+    h.plugin("alpha")
+        .job(JobDeclaration::new("holder", ""), gate.handler())
+        .job(JobDeclaration::new("paused", ""), ok_handler)
+        .register()
+        .await;
+    h.workers.inner.register("alpha", "deleted", ok_handler);
+    h.jobs
+        .create_job("alpha", JobDeclaration::new("deleted", ""))
+        .await
+        .expect("create");
+    let held = h
+        .jobs
+        .trigger(JobRef::key("alpha", "holder"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    h.wait_for_run(held.run_id, RunStatus::Running).await;
+    let mut waiting = Vec::new();
+    for key in ["paused", "deleted"] {
+        let run = h
+            .jobs
+            .trigger(JobRef::key("alpha", key), RunTrigger::Manual)
+            .await
+            .expect("trigger");
+        waiting.push(run.run_id);
+    }
+    assert_eq!(h.jobs.diagnostics().await.expect("d").queued_manual_runs, 2);
+
+    h.jobs
+        .pause(JobRef::key("alpha", "paused"))
+        .await
+        .expect("pause");
+    h.jobs
+        .delete_job(JobRef::key("alpha", "deleted"))
+        .await
+        .expect("delete");
+    wait_until("the queue is empty", Duration::from_secs(10), || async {
+        h.jobs.diagnostics().await.expect("d").queued_manual_runs == 0
+    })
+    .await;
+    for run_id in waiting {
+        assert_eq!(h.t.run(run_id).await.status, RunStatus::Cancelled);
+    }
+    wait_until(
+        "both are counted finished",
+        Duration::from_secs(10),
+        || async {
+            let text = h.jobs.metrics().await.expect("metrics");
+            ["paused", "deleted"].iter().all(|job| {
+                text.contains(&format!(
+                    r#"plugin_jobs_runs_finished_total{{plugin="alpha",job="{job}",trigger="manual",status="cancelled"}} 1"#
+                ))
+            })
+        },
+    )
+    .await;
+    gate.open();
+}
+
+#[actix_rt::test]
 async fn the_concurrency_limit_caps_dispatch() {
     assert_eq!(dispatched_with_limit(1, 2).await, 1);
     assert_eq!(dispatched_with_limit(2, 3).await, 2);

@@ -385,37 +385,10 @@ impl JobRunActor {
         });
     }
 
-    /// Tells subscribers how a run that ended before it started ended, once the database says:
-    /// a run cancelled before its slot (its job paused, deleted or rescheduled inside the claim
-    /// lookahead) is a finished run like any other, counted `cancelled`. A run failed before it
-    /// started was rescued, which `RunRescued` reports.
+    /// See [`report_ended_unstarted`]: a run claimed ahead and cancelled before its slot.
     fn report_ended_unstarted(&self) {
         let (store, events) = (self.deps.store.clone(), self.deps.events.clone());
-        let (run_id, job) = (self.run.id, &self.job);
-        let (job_id, plugin_id, job_key) = (job.id, job.plugin_id.clone(), job.job_key.clone());
-        actix::spawn(async move {
-            let run = match crate::store::ask(&store, GetRun(run_id)).await {
-                Ok(Some(run)) => run,
-                Ok(None) => return,
-                Err(err) => {
-                    log::warn!("reading run {run_id}, cancelled before it started: {err}");
-                    return;
-                }
-            };
-            if run.status == RunStatus::Cancelled {
-                events.emit(RunEvent::RunFinished {
-                    run_id,
-                    job_id,
-                    plugin_id,
-                    job_key,
-                    trigger: run.trigger,
-                    attempt: run.attempt,
-                    status: run.status,
-                    duration_ms: 0,
-                    error: run.error,
-                });
-            }
-        });
+        report_ended_unstarted(store, events, self.run.id, &self.job);
     }
 
     /// The write of the outcome (see [`record_outcome`]). Callers hold the actor on it
@@ -504,4 +477,41 @@ impl Handler<Cancel> for JobRunActor {
             Phase::Starting | Phase::Releasing | Phase::Done => {}
         }
     }
+}
+
+/// Tells subscribers how a run that never started ended, once the database says: a run
+/// cancelled before it started (its job paused, deleted or rescheduled) is a finished run like
+/// any other, counted `cancelled`. A run failed before it started was rescued, which
+/// `RunRescued` reports. Used by a run's actor that finds its run ended when it was to start,
+/// and by the scheduler for queued manual runs it drops with their job.
+pub(crate) fn report_ended_unstarted(
+    store: Addr<StoreActor>,
+    events: EventBus,
+    run_id: uuid::Uuid,
+    job: &PluginJobModel,
+) {
+    let (job_id, plugin_id, job_key) = (job.id, job.plugin_id.clone(), job.job_key.clone());
+    actix::spawn(async move {
+        let run = match crate::store::ask(&store, GetRun(run_id)).await {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(err) => {
+                log::warn!("reading run {run_id}, ended before it started: {err}");
+                return;
+            }
+        };
+        if run.status == RunStatus::Cancelled {
+            events.emit(RunEvent::RunFinished {
+                run_id,
+                job_id,
+                plugin_id,
+                job_key,
+                trigger: run.trigger,
+                attempt: run.attempt,
+                status: run.status,
+                duration_ms: 0,
+                error: run.error,
+            });
+        }
+    });
 }

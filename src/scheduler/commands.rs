@@ -380,6 +380,11 @@ fn set_status(
             if job.is_ok() && status == JobStatus::Active && act.is_running() && act.timers {
                 ctx.notify(Tick);
             }
+            if let Ok(paused) = &job
+                && paused.status != JobStatus::Active
+            {
+                act.drop_queued_of(paused.id);
+            }
             job
         }),
     )

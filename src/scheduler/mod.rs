@@ -8,8 +8,8 @@
 //! hands it to the oldest queued manual run, or to a due job.
 //!
 //! Handles: `Start`, `Tick`, `TriggerJob`, `RegisterPlugin`, `UnregisterPlugin`, `PauseJob`,
-//! `ResumeJob`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`, `GetDiagnostics`, `Subscribe`,
-//! `Shutdown`, `AwaitReleased`. Sends: store messages, `Cancel` to its `JobRunActor`s,
+//! `ResumeJob`, `JobHalted`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`,
+//! `GetDiagnostics`, `Subscribe`, `Shutdown`, `AwaitReleased`. Sends: store messages, `Cancel` to its `JobRunActor`s,
 //! `RunEvent`s on the bus.
 //!
 //! Rooms: this file is dispatch (the actor, ticks and wakes, claims, spawning runs, the run
@@ -59,6 +59,13 @@ pub struct Tick;
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct JobsChanged;
+
+/// A job stopped being active (paused, or deleted through the API): its queued manual runs,
+/// cancelled in the database with it, leave the queue now rather than when a slot frees, and
+/// are reported finished.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct JobHalted(pub Uuid);
 
 /// Asks for the scheduler's state.
 #[derive(Message, Debug, Clone, Copy)]
@@ -221,6 +228,19 @@ impl SchedulerActor {
                 settled: false,
             },
         );
+    }
+
+    /// Drops the queued manual runs of a job that stopped being active (the store cancelled
+    /// them with it) and reports each as it ended.
+    fn drop_queued_of(&mut self, job_id: Uuid) {
+        for (run, job) in self.runs.drop_queued_of(job_id) {
+            crate::job_run::report_ended_unstarted(
+                self.store.clone(),
+                self.events.clone(),
+                run.id,
+                &job,
+            );
+        }
     }
 
     /// Starts queued manual runs, oldest first, while there are free slots.
@@ -631,6 +651,14 @@ impl Handler<JobsChanged> for SchedulerActor {
         if self.is_running() && self.timers {
             ctx.notify(Tick);
         }
+    }
+}
+
+impl Handler<JobHalted> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: JobHalted, _ctx: &mut Self::Context) {
+        self.drop_queued_of(msg.0);
     }
 }
 
