@@ -206,6 +206,45 @@ async fn a_backfill_can_be_cancelled_before_its_slots_start() {
     assert_eq!(backfill_runs(&h.t).await.len(), 1);
 }
 
+#[actix_rt::test]
+async fn pausing_the_job_cancels_its_whole_backfill_at_once_and_a_new_request_brings_it_back() {
+    let (h, _slots, job) = harness().await;
+    h.clock.set(at("12:00"));
+    let requested = h
+        .jobs
+        .backfill(JobRef::Id(job), at("10:00"), at("11:00"))
+        .await
+        .expect("backfill");
+    assert_eq!(requested.queued.len(), 4);
+    h.jobs.pause(JobRef::Id(job)).await.expect("pause");
+    let statuses: Vec<BackfillStatus> = Backfill::find()
+        .all(&h.t.db)
+        .await
+        .expect("backfills")
+        .into_iter()
+        .map(|row| row.status)
+        .collect();
+    assert_eq!(statuses, [BackfillStatus::Cancelled; 4], "all at once");
+    assert_eq!(
+        h.jobs
+            .cancel_backfill(JobRef::Id(job))
+            .await
+            .expect("cancel"),
+        0,
+        "nothing is left pending"
+    );
+    assert_eq!(pass(&h.jobs).await, RetryPassReport::default());
+
+    h.jobs.resume(JobRef::Id(job)).await.expect("resume");
+    let again = h
+        .jobs
+        .backfill(JobRef::Id(job), at("10:00"), at("11:00"))
+        .await
+        .expect("backfill");
+    assert_eq!(again.queued.len(), 4, "{again:?}");
+    drain(&h, 4).await;
+}
+
 fn instance(
     db: sea_orm::DatabaseConnection,
     clock: &ManualClock,

@@ -10,7 +10,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use entity::prelude::*;
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -199,18 +200,33 @@ pub(super) async fn request_backfill(
 pub(super) async fn cancel_backfill(db: &DatabaseConnection, msg: CancelBackfill) -> Result<u64> {
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
-    let cancelled = Backfill::update_many()
-        .col_expr(
-            BackfillColumn::Status,
-            Expr::value(BackfillStatus::Cancelled),
-        )
-        .col_expr(BackfillColumn::UpdatedAt, Expr::value(now))
-        .filter(BackfillColumn::JobId.eq(msg.job_id))
-        .filter(BackfillColumn::Status.eq(BackfillStatus::Pending))
-        .exec(&txn)
-        .await?
-        .rows_affected;
+    let cancelled = cancel_pending(&txn, &[msg.job_id], now).await?;
     txn.commit().await?;
+    Ok(cancelled)
+}
+
+/// Cancels every backfilled slot of the job that has not started; answers how many. Called
+/// inside the caller's transaction: a `DELETE …/backfill`, and a job that stops being active
+/// (paused, deleted, retired; see `runs::cancel_unstarted_runs`).
+pub(super) async fn cancel_pending(
+    txn: &impl ConnectionTrait,
+    job_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut cancelled = 0;
+    for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+        cancelled += Backfill::update_many()
+            .col_expr(
+                BackfillColumn::Status,
+                Expr::value(BackfillStatus::Cancelled),
+            )
+            .col_expr(BackfillColumn::UpdatedAt, Expr::value(now))
+            .filter(BackfillColumn::JobId.is_in(chunk.to_vec()))
+            .filter(BackfillColumn::Status.eq(BackfillStatus::Pending))
+            .exec(txn)
+            .await?
+            .rows_affected;
+    }
     Ok(cancelled)
 }
 
@@ -276,9 +292,15 @@ pub(super) async fn start_backfill(
         Ok::<_, Error>(BackfillStart::Cancelled { reason })
     };
     if job.status != JobStatus::Active {
-        let answer = cancel(format!("the job is {}", job.status)).await?;
+        // The whole backfill stops with the job, not one slot per pass.
+        let cancelled = cancel_pending(&txn, &[job.id], now).await?;
         txn.commit().await?;
-        return Ok(answer);
+        return Ok(BackfillStart::Cancelled {
+            reason: format!(
+                "the job is {}: {cancelled} backfilled slot(s) cancelled",
+                job.status
+            ),
+        });
     }
     let ran = PluginJobRun::find()
         .select_only()

@@ -187,7 +187,9 @@ pub(super) async fn live_runs(
 
 /// Cancels the runs of these jobs that were created but have not started (a run claimed ahead
 /// of its slot, a queued manual run): pause, retire and a schedule change win over them. With
-/// `only_scheduled`, manual runs are left alone. Answers how many were cancelled.
+/// `only_scheduled` (a schedule change), manual runs are left alone; without it (the job stops
+/// being active), its backfilled slots that have not started are cancelled too, all at once, as
+/// its pending retries are. Answers how many runs were cancelled.
 pub(super) async fn cancel_unstarted_runs(
     db: &impl ConnectionTrait,
     job_ids: &[Uuid],
@@ -210,6 +212,9 @@ pub(super) async fn cancel_unstarted_runs(
             update = update.filter(PluginJobRunColumn::Trigger.eq(RunTrigger::Schedule));
         }
         cancelled += update.exec(db).await?.rows_affected;
+    }
+    if !only_scheduled {
+        super::backfills::cancel_pending(db, job_ids, now).await?;
     }
     Ok(cancelled)
 }
