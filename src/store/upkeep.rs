@@ -9,7 +9,7 @@ use entity::prelude::*;
 use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -241,7 +241,9 @@ async fn delete_batch(db: &DatabaseConnection, ids: SelectStatement) -> Result<O
     /// The advisory lock class of the prune ("pjpr"); the other key is the schema, so
     /// plugin-jobs installations in different schemas of one database prune independently.
     const PRUNE_LOCK: i32 = 0x706a_7072;
-    let txn = db.begin().await?;
+    // Immediate on SQLite: the batch reads its rows before it writes, and two deferred
+    // transactions that both read would deadlock on the upgrade ("database is locked").
+    let txn = begin_write(db).await?;
     if super::is_postgres(&txn) {
         let locked = txn
             .query_one_raw(Statement::from_string(
