@@ -254,7 +254,9 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
         &[],
     )
     .await;
-    s.register(&[("ok", None), ("fail", None)]).await;
+    // A minute's timeout: the malformed answer must fail its run long before.
+    s.register(&[("ok", None), ("fail", None), ("malformed", Some(60_000))])
+        .await;
     s.wait_running().await;
 
     let ok = s.run("ok").await;
@@ -266,6 +268,14 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
     let fail = s.run("fail").await;
     assert_eq!(fail.status, RunStatus::Failed);
     assert_eq!(fail.error.as_deref(), Some("python says no"));
+    let malformed = s.run("malformed").await;
+    assert_eq!(malformed.status, RunStatus::Failed);
+    let error = malformed.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the worker answered with a malformed response")
+            && error.contains("\"message\""),
+        "{error}"
+    );
 
     let ended = s.workers.stop(PLUGIN).await.expect("stopped");
     assert!(ended.contains("exit status: 0"), "{ended}");

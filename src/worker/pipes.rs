@@ -77,12 +77,30 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
             }
             Err(bad) => {
                 let shown: String = line.chars().take(200).collect();
+                // A broken answer to a call in flight fails that call now: dropped, it would
+                // leave the run waiting for an answer until its timeout.
+                if let Some(id) = bad.id.as_ref().filter(|_| !names_a_method(&line)) {
+                    let error = WorkerError::new(
+                        codes::INVALID_REQUEST,
+                        format!("the worker answered with a malformed response ({bad}): {shown}"),
+                    );
+                    if connection.resolve(id, Err(error)) {
+                        log::warn!("plugin {plugin}: a malformed response to call {id}: {bad}");
+                        continue;
+                    }
+                }
                 log::warn!(
                     "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): {shown}"
                 );
             }
         }
     }
+}
+
+/// Whether a line (valid JSON, but not a valid message) carries a `method`: then it was meant as
+/// a request of the worker's, not as an answer to one of ours.
+fn names_a_method(line: &str) -> bool {
+    serde_json::from_str::<Value>(line).is_ok_and(|value| value.get("method").is_some())
 }
 
 /// A `log` notification: to the host's log, and to the run's `logs` when it names a run in flight.

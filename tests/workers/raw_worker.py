@@ -4,7 +4,7 @@
 Proves the protocol works for any language. Job `ok` succeeds and logs a line, job `fail` fails
 with a message, job `echo` logs the payload it was given (as sorted JSON), job `flaky` fails its first attempt and succeeds on a retry (logging the attempt
 and the run it retries), job `flood` sends 100,000 empty log lines and one with a level of almost 1 MiB
-before it succeeds; any other key is an invalid-params error.
+before it succeeds; job `malformed` answers with an error object that has no message; any other key is an invalid-params error.
 """
 import json
 import sys
@@ -55,6 +55,9 @@ for line in sys.stdin:
                       "error": {"code": -32002, "message": "first attempts fail"}})
             else:
                 send({"jsonrpc": "2.0", "id": mid, "result": None})
+        elif job["jobKey"] == "malformed":
+            # An error without a message: not a valid response, but it answers this call.
+            send({"jsonrpc": "2.0", "id": mid, "error": {"code": 1}})
         elif job["jobKey"] == "fail":
             send({"jsonrpc": "2.0", "id": mid,
                   "error": {"code": -32002, "message": "python says no"}})
