@@ -13,7 +13,7 @@ use entity::prelude::*;
 use plugin_jobs::clock::ManualClock;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::retry::{RetryPass, RetryPassReport};
-use plugin_jobs::store::{JobDeclaration, JobRef, PruneRuns};
+use plugin_jobs::store::{BackfillRequested, JobDeclaration, JobRef, PruneRuns};
 use plugin_jobs::worker::InProcessWorkers;
 use plugin_jobs::{Error, PluginJobs, PluginJobsHandle};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -183,16 +183,19 @@ async fn a_request_is_bounded_and_checked_and_each_refusal_says_why() {
     assert!(backfill_runs(&h.t).await.is_empty());
 }
 
+/// At 12:00, asks for the backfill of the job's slots from 10:00 to 11:00.
+async fn backfill_ten_to_eleven(h: &Harness, job: uuid::Uuid) -> BackfillRequested {
+    h.clock.set(at("12:00"));
+    h.jobs
+        .backfill(JobRef::Id(job), at("10:00"), at("11:00"))
+        .await
+        .expect("backfill")
+}
+
 #[actix_rt::test]
 async fn a_backfill_can_be_cancelled_before_its_slots_start() {
     let (h, _slots, job) = harness().await;
-    h.clock.set(at("12:00"));
-    let requested = h
-        .jobs
-        .backfill(JobRef::Id(job), at("10:00"), at("11:00"))
-        .await
-        .expect("backfill");
-    assert_eq!(requested.queued.len(), 4);
+    assert_eq!(backfill_ten_to_eleven(&h, job).await.queued.len(), 4);
     assert_eq!(pass(&h.jobs).await.backfills_started, 1);
     assert_eq!(
         h.jobs
@@ -209,13 +212,7 @@ async fn a_backfill_can_be_cancelled_before_its_slots_start() {
 #[actix_rt::test]
 async fn pausing_the_job_cancels_its_whole_backfill_at_once_and_a_new_request_brings_it_back() {
     let (h, _slots, job) = harness().await;
-    h.clock.set(at("12:00"));
-    let requested = h
-        .jobs
-        .backfill(JobRef::Id(job), at("10:00"), at("11:00"))
-        .await
-        .expect("backfill");
-    assert_eq!(requested.queued.len(), 4);
+    assert_eq!(backfill_ten_to_eleven(&h, job).await.queued.len(), 4);
     h.jobs.pause(JobRef::Id(job)).await.expect("pause");
     let statuses: Vec<BackfillStatus> = Backfill::find()
         .all(&h.t.db)
