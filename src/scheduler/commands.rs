@@ -384,6 +384,7 @@ fn set_status(
                 && paused.status != JobStatus::Active
             {
                 act.drop_queued_of(paused.id);
+                act.drop_waiting_slot(paused);
             }
             job
         }),

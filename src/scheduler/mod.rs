@@ -27,11 +27,12 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::SchedulerConfig;
+use crate::events::SkipReason;
 use crate::events::{EventBus, RunEvent, Subscribe};
 use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished, RunSettled};
 use crate::maintenance::GetTrackedRuns;
 use crate::run_table::{LiveRun, RunTable};
-use crate::store::{ClaimDueJobs, ClaimOutcome, GetNextDueAt, StoreActor};
+use crate::store::{ClaimDueJobs, ClaimOutcome, GetNextDueAt, SkippedSlot, StoreActor};
 use crate::time::iso;
 use crate::worker::WorkerManager;
 
@@ -243,6 +244,23 @@ impl SchedulerActor {
         }
     }
 
+    /// Records the slot a paused job had waiting for its live run (overlap `queue_one` or
+    /// `cancel_previous`) as skipped: the pause drops it (a resume starts from the next slot),
+    /// and it must not pass unrecorded.
+    fn drop_waiting_slot(&mut self, job: &PluginJobModel) {
+        let Some(slot) = self.waiting.remove(&job.id) else {
+            return;
+        };
+        self.record_skipped(SkippedSlot {
+            job_id: job.id,
+            plugin_id: job.plugin_id.clone(),
+            job_key: job.job_key.clone(),
+            slot,
+            reason: SkipReason::Overlap,
+            count: 1,
+        });
+    }
+
     /// Starts queued manual runs, oldest first, while there are free slots.
     fn start_queued_manual(&mut self, ctx: &mut Context<Self>) {
         while let Some((run, job)) = self.runs.pop_startable() {
@@ -329,30 +347,35 @@ impl SchedulerActor {
         )
     }
 
+    /// Counts, logs and emits a due slot (or several) that passed without a run.
+    fn record_skipped(&mut self, skipped: SkippedSlot) {
+        self.skipped_slots += u64::from(skipped.count);
+        let (job, first) = (
+            format!("{}/{}", skipped.plugin_id, skipped.job_key),
+            iso(skipped.slot),
+        );
+        match skipped.count {
+            1 => log::info!("skipped slot {first} of {job}: {}", skipped.reason),
+            n => log::info!(
+                "skipped {n} slots of {job} from {first}: {}",
+                skipped.reason
+            ),
+        }
+        self.emit(RunEvent::SlotSkipped {
+            job_id: skipped.job_id,
+            plugin_id: skipped.plugin_id,
+            job_key: skipped.job_key,
+            slot: skipped.slot,
+            reason: skipped.reason,
+            count: skipped.count,
+        });
+    }
+
     /// Records what a claim did: skipped slots, slots that wait (cancelling the live run a
     /// `cancel_previous` slot preempts), and the runs to spawn.
     fn apply_claim(&mut self, outcome: ClaimOutcome, ctx: &mut Context<Self>) {
         for skipped in outcome.skipped {
-            self.skipped_slots += u64::from(skipped.count);
-            let (job, first) = (
-                format!("{}/{}", skipped.plugin_id, skipped.job_key),
-                iso(skipped.slot),
-            );
-            match skipped.count {
-                1 => log::info!("skipped slot {first} of {job}: {}", skipped.reason),
-                n => log::info!(
-                    "skipped {n} slots of {job} from {first}: {}",
-                    skipped.reason
-                ),
-            }
-            self.emit(RunEvent::SlotSkipped {
-                job_id: skipped.job_id,
-                plugin_id: skipped.plugin_id,
-                job_key: skipped.job_key,
-                slot: skipped.slot,
-                reason: skipped.reason,
-                count: skipped.count,
-            });
+            self.record_skipped(skipped);
         }
         for waiting in outcome.waiting {
             if let Some(run_id) = waiting.preempt
