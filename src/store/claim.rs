@@ -461,7 +461,7 @@ impl Claim<'_> {
             }
             (Some(live), OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious) => {
                 // One slot waits: the newest that is due. The ones it replaces are skipped.
-                let newest = newest_due_slot(schedule, &job, slot, now);
+                let (newest, passed) = newest_due_slot(schedule, &job, slot, now);
                 let preempt = (job.overlap == OverlapPolicy::CancelPrevious
                     && live.instance_id.as_deref() == Some(self.msg.instance_id.as_str()))
                 .then_some(live.run_id);
@@ -470,11 +470,6 @@ impl Claim<'_> {
                     to: Some(newest),
                     fires: false,
                 });
-                let passed = if pointer.is_some() {
-                    1 + slots_between(schedule, slot, Some(newest)).1
-                } else {
-                    0
-                };
                 (pointer, Fate::Wait { passed, preempt })
             }
             (None, _)
@@ -528,21 +523,25 @@ fn slots_between(
 }
 
 /// The newest slot of `job`, from `slot` on, that is due at `now` (walking at most
-/// [`MAX_CATCH_UP`] slots).
+/// [`MAX_CATCH_UP`] slots), and how many slots it is after `slot`: the slots a wait there
+/// passes over.
 fn newest_due_slot(
     schedule: &Schedule,
     job: &PluginJobModel,
     slot: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> DateTime<Utc> {
-    let mut newest = slot;
+) -> (DateTime<Utc>, u32) {
+    let (mut newest, mut passed) = (slot, 0);
     for _ in 0..MAX_CATCH_UP {
         match schedule.next_after(newest).map(to_millis) {
-            Some(next) if due_at(job, next) <= now => newest = next,
+            Some(next) if due_at(job, next) <= now => {
+                newest = next;
+                passed += 1;
+            }
             _ => break,
         }
     }
-    newest
+    (newest, passed)
 }
 
 /// Compare-and-sets every pointer: one `UPDATE … FROM (VALUES …) … RETURNING` per chunk of
