@@ -29,7 +29,7 @@ use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::notifier::{NotifierActor, NotifierConfig};
 use crate::retry::{PendingWorkAdded, RetryActor, StartRetries};
 use crate::scheduler::{
-    AwaitReleased, Diagnostics, GetDiagnostics, JobHalted, JobsChanged, PauseJob, PluginOptions,
+    AwaitReleased, Diagnostics, GetDiagnostics, JobUpdated, JobsChanged, PauseJob, PluginOptions,
     RegisterPlugin, ResumeJob, SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob,
     TriggeredRun, UnregisterPlugin,
 };
@@ -363,9 +363,7 @@ impl PluginJobsHandle {
     /// Tells the scheduler when a change landed, so it claims without waiting for a tick.
     fn changed(&self, result: Result<PluginJobModel>) -> Result<PluginJobModel> {
         if let Ok(job) = &result {
-            if job.status != JobStatus::Active {
-                self.scheduler.do_send(JobHalted(job.id));
-            }
+            self.scheduler.do_send(JobUpdated(job.clone()));
             self.scheduler.do_send(JobsChanged);
         }
         result

@@ -214,6 +214,50 @@ async fn a_waiting_slot_dropped_by_a_pause_is_recorded_skipped() {
 }
 
 #[actix_rt::test]
+async fn a_waiting_slot_dropped_by_a_new_schedule_is_recorded_skipped() {
+    let h = Harness::new(config(10)).await;
+    let (gate, counts) = (Gate::default(), InFlight::default());
+    h.workers.inner.register("p", "slow", counts.handler(&gate));
+    h.jobs.register("p", vec![]).await.expect("register");
+    let job_id = h
+        .jobs
+        .create_job("p", declared("slow", "* * * * *", OverlapPolicy::QueueOne))
+        .await
+        .expect("create")
+        .id;
+    h.clock.set(at("10:01"));
+    h.tick().await;
+    let first = runs_of(&h.t, job_id).await.remove(0);
+    h.wait_for_run(first.id, RunStatus::Running).await;
+    h.clock.set(at("10:02"));
+    h.tick().await;
+
+    // A change that leaves the pointer where it is keeps the slot waiting.
+    let payload = serde_json::json!({"payload": {"n": 1}});
+    h.jobs
+        .update_job(JobRef::Id(job_id), payload)
+        .await
+        .expect("patch");
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(d.waiting_slots.len(), 1, "the 10:02 slot still waits");
+    assert_eq!(d.skipped_slots, 0);
+
+    // A new schedule moves the pointer to 11:00: the 10:02 slot will not run, and says so.
+    let hourly = serde_json::json!({"schedule": "0 * * * *"});
+    h.jobs
+        .update_job(JobRef::Id(job_id), hourly)
+        .await
+        .expect("patch");
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert!(d.waiting_slots.is_empty());
+    assert_eq!(d.skipped_slots, 1, "10:02 passed without a run");
+    gate.open();
+    h.wait_for_run(first.id, RunStatus::Succeeded).await;
+    h.tick().await;
+    assert_eq!(runs_of(&h.t, job_id).await.len(), 1);
+}
+
+#[actix_rt::test]
 async fn queue_one_keeps_the_newest_due_slot_waiting_and_starts_it_when_the_live_run_ends() {
     let h = Harness::new(config(10)).await;
     let (gate, counts) = (Gate::default(), InFlight::default());

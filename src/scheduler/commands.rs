@@ -317,6 +317,9 @@ impl Handler<RegisterPlugin> for SchedulerActor {
         Box::pin(async move { store.send(sync).await? }.into_actor(self).map(
             move |jobs, act, ctx| {
                 let jobs = jobs?;
+                for job in &jobs {
+                    act.job_changed(job);
+                }
                 act.runs.set_plugin_cap(&plugin_id, cap);
                 act.plugins.insert(plugin_id);
                 if act.is_running() && act.timers {
@@ -380,11 +383,8 @@ fn set_status(
             if job.is_ok() && status == JobStatus::Active && act.is_running() && act.timers {
                 ctx.notify(Tick);
             }
-            if let Ok(paused) = &job
-                && paused.status != JobStatus::Active
-            {
-                act.drop_queued_of(paused.id);
-                act.drop_waiting_slot(paused);
+            if let Ok(changed) = &job {
+                act.job_changed(changed);
             }
             job
         }),

@@ -8,7 +8,7 @@
 //! hands it to the oldest queued manual run, or to a due job.
 //!
 //! Handles: `Start`, `Tick`, `TriggerJob`, `RegisterPlugin`, `UnregisterPlugin`, `PauseJob`,
-//! `ResumeJob`, `JobHalted`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`,
+//! `ResumeJob`, `JobUpdated`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`,
 //! `GetDiagnostics`, `Subscribe`, `Shutdown`, `AwaitReleased`. Sends: store messages, `Cancel` to its `JobRunActor`s,
 //! `RunEvent`s on the bus.
 //!
@@ -61,12 +61,13 @@ pub struct Tick;
 #[rtype(result = "()")]
 pub struct JobsChanged;
 
-/// A job stopped being active (paused, or deleted through the API): its queued manual runs,
-/// cancelled in the database with it, leave the queue now rather than when a slot frees, and
-/// are reported finished.
-#[derive(Message, Debug, Clone, Copy)]
+/// A job was changed through the API (created, patched, deleted). When it stopped being active
+/// its queued manual runs, cancelled in the database with it, leave the queue now rather than
+/// when a slot frees, and are reported finished; when its slot pointer moved past the slot that
+/// waited for its live run, that slot is recorded skipped.
+#[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct JobHalted(pub Uuid);
+pub struct JobUpdated(pub PluginJobModel);
 
 /// Asks for the scheduler's state.
 #[derive(Message, Debug, Clone, Copy)]
@@ -244,13 +245,24 @@ impl SchedulerActor {
         }
     }
 
-    /// Records the slot a paused job had waiting for its live run (overlap `queue_one` or
-    /// `cancel_previous`) as skipped: the pause drops it (a resume starts from the next slot),
-    /// and it must not pass unrecorded.
-    fn drop_waiting_slot(&mut self, job: &PluginJobModel) {
-        let Some(slot) = self.waiting.remove(&job.id) else {
+    /// Catches up with a job changed in the store. A job that stopped being active loses its
+    /// queued manual runs. The slot it had waiting for its live run (overlap `queue_one` or
+    /// `cancel_previous`) is dropped when the job stopped being active (a resume starts from the
+    /// next slot) or its pointer moved past the slot (a new schedule): it is recorded skipped,
+    /// so that it does not pass unrecorded. A pointer at or before the waiting slot is the
+    /// slot itself, or an older view of the job than the claim's.
+    fn job_changed(&mut self, job: &PluginJobModel) {
+        let halted = job.status != JobStatus::Active;
+        if halted {
+            self.drop_queued_of(job.id);
+        }
+        let Some(&slot) = self.waiting.get(&job.id) else {
             return;
         };
+        if !halted && job.next_run_at.is_some_and(|next| next <= slot) {
+            return;
+        }
+        self.waiting.remove(&job.id);
         self.record_skipped(SkippedSlot {
             job_id: job.id,
             plugin_id: job.plugin_id.clone(),
@@ -677,11 +689,11 @@ impl Handler<JobsChanged> for SchedulerActor {
     }
 }
 
-impl Handler<JobHalted> for SchedulerActor {
+impl Handler<JobUpdated> for SchedulerActor {
     type Result = ();
 
-    fn handle(&mut self, msg: JobHalted, _ctx: &mut Self::Context) {
-        self.drop_queued_of(msg.0);
+    fn handle(&mut self, msg: JobUpdated, _ctx: &mut Self::Context) {
+        self.job_changed(&msg.0);
     }
 }
 
