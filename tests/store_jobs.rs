@@ -341,6 +341,64 @@ async fn a_paused_job_redeclared_stays_paused() {
 }
 
 #[actix_rt::test]
+async fn a_pause_outlives_the_job_failing_or_retiring_and_a_resume_ends_it() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let declare = |schedule: &str, now: &str| {
+        let jobs = match schedule {
+            "" => vec![],
+            schedule => vec![JobDeclaration::new("a", schedule)],
+        };
+        store.send(sync("alpha", jobs, now))
+    };
+    let job_id = declare("0 * * * *", "10:00")
+        .await
+        .expect("mailbox")
+        .expect("sync")[0]
+        .id;
+    let set = |status, now| SetJobStatus {
+        job_id,
+        status,
+        now: at(now),
+    };
+    let paused = set(JobStatus::Paused, "10:01");
+    store.send(paused).await.expect("mailbox").expect("pause");
+    assert_eq!(t.job(job_id).await.paused_at, Some(at("10:01")));
+
+    // A bad schedule fails the paused job; fixed, it comes back paused.
+    declare("99 * * * *", "10:02")
+        .await
+        .expect("mailbox")
+        .expect("sync");
+    assert_eq!(t.job(job_id).await.status, JobStatus::Failed);
+    declare("0 * * * *", "10:03")
+        .await
+        .expect("mailbox")
+        .expect("sync");
+    assert_eq!(t.job(job_id).await.status, JobStatus::Paused);
+
+    // Dropped from the manifest it retires; declared again, it is still paused.
+    declare("", "10:04").await.expect("mailbox").expect("sync");
+    assert_eq!(t.job(job_id).await.status, JobStatus::Retired);
+    declare("0 * * * *", "10:05")
+        .await
+        .expect("mailbox")
+        .expect("sync");
+    assert_eq!(t.job(job_id).await.status, JobStatus::Paused);
+
+    // A resume ends the pause: retired and declared again, the job is active.
+    let resumed = set(JobStatus::Active, "10:06");
+    store.send(resumed).await.expect("mailbox").expect("resume");
+    assert_eq!(t.job(job_id).await.paused_at, None);
+    declare("", "10:07").await.expect("mailbox").expect("sync");
+    declare("0 * * * *", "10:08")
+        .await
+        .expect("mailbox")
+        .expect("sync");
+    assert_eq!(t.job(job_id).await.status, JobStatus::Active);
+}
+
+#[actix_rt::test]
 async fn an_invalid_schedule_or_timezone_fails_the_job_with_the_reason() {
     let t = TestDb::new().await;
     let store = t.store();

@@ -63,6 +63,10 @@ pub struct Model {
     /// The newest slot whose run (scheduled or backfilled) was pruned: whether a slot at or
     /// before it ran is no longer known, so a backfill never replays it.
     pub pruned_through: Option<DateTimeUtc>,
+    /// When the job was paused (by an operator, or after too many failed runs); cleared by a
+    /// resume. It outlives the job going `failed` or `retired`, so a job declared again comes
+    /// back paused.
+    pub paused_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,7 @@ mod m20261130_000011_index_due_by_plugin;
 mod m20261130_000012_lighter_writes;
 mod m20261201_000013_index_jittered_due;
 mod m20261202_000014_job_bookkeeping;
+mod m20261202_000015_paused_at;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_lighter_writes::Migration),
             Box::new(m20261201_000013_index_jittered_due::Migration),
             Box::new(m20261202_000014_job_bookkeeping::Migration),
+            Box::new(m20261202_000015_paused_at::Migration),
         ]
     }
 }

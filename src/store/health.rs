@@ -136,6 +136,7 @@ pub(super) async fn record_run_outcomes(
                 let reason = pause_reason(streak, outcome.error.as_deref());
                 job.status = JobStatus::Paused;
                 job.paused_reason = Some(reason.clone());
+                job.paused_at = Some(now);
                 job.updated_at = now;
                 Some(HealthChangeKind::Paused { reason })
             } else {
@@ -181,6 +182,7 @@ async fn write_health(txn: &DatabaseTransaction, jobs: &[&PluginJobModel]) -> Re
                 job.paused_reason.clone().into(),
                 job.updated_at.into(),
                 job.unrecovered_failures.into(),
+                job.paused_at.into(),
             ];
             (job.id, row)
         });
@@ -190,7 +192,8 @@ async fn write_health(txn: &DatabaseTransaction, jobs: &[&PluginJobModel]) -> Re
             .value(PluginJobColumn::Status, given(3))
             .value(PluginJobColumn::PausedReason, given(4))
             .value(PluginJobColumn::UpdatedAt, given(5))
-            .value(PluginJobColumn::UnrecoveredFailures, given(6));
+            .value(PluginJobColumn::UnrecoveredFailures, given(6))
+            .value(PluginJobColumn::PausedAt, given(7));
         txn.execute(&update).await?;
     }
     Ok(())

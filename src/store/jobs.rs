@@ -54,11 +54,13 @@ pub(super) fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>)
     }
 }
 
-/// An operator's pause survives a re-declaration; every other status becomes active.
-fn redeclared_status(current: JobStatus) -> JobStatus {
-    match current {
-        JobStatus::Paused => JobStatus::Paused,
-        JobStatus::Active | JobStatus::Failed | JobStatus::Retired => JobStatus::Active,
+/// A pause survives a re-declaration, also of a job that went `failed` or `retired` while
+/// paused (its `paused_at` remembers); every other job becomes active.
+fn redeclared_status(job: &PluginJobModel) -> JobStatus {
+    if job.status == JobStatus::Paused || job.paused_at.is_some() {
+        JobStatus::Paused
+    } else {
+        JobStatus::Active
     }
 }
 
@@ -242,7 +244,7 @@ pub(super) async fn upsert_declaration(
     }
     let (status, last_error, next_run_at) = match check {
         ScheduleCheck::Invalid(reason) => (JobStatus::Failed, Some(reason), None),
-        ScheduleCheck::Manual => (redeclared_status(job.status), None, None),
+        ScheduleCheck::Manual => (redeclared_status(job), None, None),
         ScheduleCheck::Valid(next) => {
             // A past pointer of an unchanged schedule is kept on purpose: the misfire policy
             // decides at the next tick what to do with slots missed while we were down.
@@ -250,7 +252,7 @@ pub(super) async fn upsert_declaration(
                 || job.next_run_at.is_none()
                 || matches!(job.status, JobStatus::Retired | JobStatus::Failed);
             let pointer = if recompute { next } else { job.next_run_at };
-            (redeclared_status(job.status), None, pointer)
+            (redeclared_status(job), None, pointer)
         }
     };
     PluginJob::update_many()
@@ -348,7 +350,11 @@ pub(super) async fn set_job_status(
     let mut update = PluginJob::update_many()
         .col_expr(PluginJobColumn::Status, Expr::value(msg.status))
         .col_expr(PluginJobColumn::NextRunAt, Expr::value(next_run_at))
-        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now));
+        .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
+        .col_expr(
+            PluginJobColumn::PausedAt,
+            Expr::value((msg.status == JobStatus::Paused).then_some(now)),
+        );
     if msg.status == JobStatus::Active {
         // A resume clears an automatic pause: its reason, and the streak that caused it (so
         // the job is paused again only after as many new failures). The streak's failures wait
