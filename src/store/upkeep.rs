@@ -6,14 +6,15 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait as _, Order, Query, SelectStatement, Value};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
 use super::retries;
+use super::values::{self, given};
 use super::{CancelPluginRuns, Heartbeat, PruneRuns, RescueStaleRuns, begin_write};
 use crate::Result;
 use crate::time::{elapsed_ms, minus, to_millis};
@@ -296,17 +297,18 @@ async fn mark_pruned_slots(txn: &DatabaseTransaction, ids: &[Uuid]) -> Result<()
         .into_tuple()
         .all(txn)
         .await?;
-    for (job_id, slot) in newest {
-        PluginJob::update_many()
-            .col_expr(PluginJobColumn::PrunedThrough, Expr::value(slot))
-            .filter(PluginJobColumn::Id.eq(job_id))
-            .filter(
-                Condition::any()
-                    .add(PluginJobColumn::PrunedThrough.is_null())
-                    .add(PluginJobColumn::PrunedThrough.lt(slot)),
-            )
-            .exec(txn)
-            .await?;
+    // One statement per chunk of jobs, not one per job: a batch may span a thousand jobs, and
+    // their rows stay locked (claims skip them) until the batch commits.
+    let pruned = || Expr::col((PluginJob, PluginJobColumn::PrunedThrough));
+    for chunk in newest.chunks(super::IDS_PER_STATEMENT) {
+        let rows = chunk
+            .iter()
+            .map(|(job_id, slot)| (*job_id, vec![Value::from(*slot)]));
+        let mut update = values::update_by_id::<PluginJob>(PluginJobColumn::Id, rows);
+        update
+            .value(PluginJobColumn::PrunedThrough, given(2))
+            .and_where(pruned().is_null().or(pruned().lt(given(2))));
+        txn.execute(&update).await?;
     }
     Ok(())
 }
