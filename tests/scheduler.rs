@@ -439,6 +439,43 @@ async fn a_queued_manual_run_of_a_job_paused_or_deleted_leaves_the_queue_at_once
 }
 
 #[actix_rt::test]
+async fn a_queued_manual_run_of_a_job_a_manifest_fails_stays_queued_and_starts() {
+    // A sync that fails a job (a bad schedule) does not cancel its manual runs: the queue must
+    // keep the one waiting for the held slot, or it would stay `queued` forever.
+    let h = Harness::new(config(1)).await;
+    let gate = Gate::default();
+    h.plugin("alpha")
+        .job(JobDeclaration::new("holder", ""), gate.handler())
+        .job(JobDeclaration::new("broken", ""), ok_handler)
+        .register()
+        .await;
+    let held = h
+        .jobs
+        .trigger(JobRef::key("alpha", "holder"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    h.wait_for_run(held.run_id, RunStatus::Running).await;
+    let queued = h
+        .jobs
+        .trigger(JobRef::key("alpha", "broken"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+
+    let declared = vec![
+        JobDeclaration::new("holder", ""),
+        JobDeclaration::new("broken", "99 * * * *"),
+    ];
+    let jobs = h.jobs.register("alpha", declared).await.expect("sync");
+    assert!(
+        jobs.iter()
+            .any(|job| job.job_key == "broken" && job.status == JobStatus::Failed)
+    );
+    assert_eq!(h.jobs.diagnostics().await.expect("d").queued_manual_runs, 1);
+    gate.open();
+    h.wait_for_run(queued.run_id, RunStatus::Succeeded).await;
+}
+
+#[actix_rt::test]
 async fn the_concurrency_limit_caps_dispatch() {
     assert_eq!(dispatched_with_limit(1, 2).await, 1);
     assert_eq!(dispatched_with_limit(2, 3).await, 2);

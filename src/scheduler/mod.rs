@@ -245,15 +245,16 @@ impl SchedulerActor {
         }
     }
 
-    /// Catches up with a job changed in the store. A job that stopped being active loses its
-    /// queued manual runs. The slot it had waiting for its live run (overlap `queue_one` or
-    /// `cancel_previous`) is dropped when the job stopped being active (a resume starts from the
-    /// next slot) or its pointer moved past the slot (a new schedule): it is recorded skipped,
-    /// so that it does not pass unrecorded. A pointer at or before the waiting slot is the
-    /// slot itself, or an older view of the job than the claim's.
+    /// Catches up with a job changed in the store. A job paused or retired loses its queued
+    /// manual runs: the store cancelled them with the change (those of a job that went `failed`
+    /// were not cancelled, and stay queued). The slot it had waiting for its live run (overlap
+    /// `queue_one` or `cancel_previous`) is dropped when the job stopped being active (a resume
+    /// starts from the next slot) or its pointer moved past the slot (a new schedule): it is
+    /// recorded skipped, so that it does not pass unrecorded. A pointer at or before the
+    /// waiting slot is the slot itself, or an older view of the job than the claim's.
     fn job_changed(&mut self, job: &PluginJobModel) {
         let halted = job.status != JobStatus::Active;
-        if halted {
+        if matches!(job.status, JobStatus::Paused | JobStatus::Retired) {
             self.drop_queued_of(job.id);
         }
         let Some(&slot) = self.waiting.get(&job.id) else {
