@@ -180,44 +180,12 @@ async fn a_declared_misfire_grace_reaches_the_claim() {
 
 // Overlap ---------------------------------------------------------------------------------------
 
-#[actix_rt::test]
-async fn a_waiting_slot_dropped_by_a_pause_is_recorded_skipped() {
-    let h = Harness::new(config(10)).await;
-    let (gate, counts) = (Gate::default(), InFlight::default());
-    h.workers.inner.register("p", "slow", counts.handler(&gate));
-    let jobs = h
-        .jobs
-        .register(
-            "p",
-            vec![declared("slow", "* * * * *", OverlapPolicy::QueueOne)],
-        )
-        .await
-        .expect("register");
-    let job_id = jobs[0].id;
-    h.clock.set(at("10:01"));
-    h.tick().await;
-    let first = runs_of(&h.t, job_id).await.remove(0);
-    h.wait_for_run(first.id, RunStatus::Running).await;
-    h.clock.set(at("10:02"));
-    h.tick().await;
-    let d = h.jobs.diagnostics().await.expect("d");
-    assert_eq!(d.waiting_slots.len(), 1, "the 10:02 slot waits");
-
-    // The pause drops the waiting slot (a resume starts from the next one): it is recorded.
-    h.jobs.pause(JobRef::Id(job_id)).await.expect("pause");
-    let d = h.jobs.diagnostics().await.expect("d");
-    assert!(d.waiting_slots.is_empty());
-    assert_eq!(d.skipped_slots, 1, "10:02 passed without a run");
-    gate.open();
-    h.wait_for_run(first.id, RunStatus::Succeeded).await;
-    assert_eq!(runs_of(&h.t, job_id).await.len(), 1);
-}
-
-#[actix_rt::test]
-async fn a_waiting_slot_dropped_by_a_new_schedule_is_recorded_skipped() {
-    let h = Harness::new(config(10)).await;
-    let (gate, counts) = (Gate::default(), InFlight::default());
-    h.workers.inner.register("p", "slow", counts.handler(&gate));
+/// An every-minute `queue_one` job (created through the API) whose 10:01 run is held by
+/// `gate`, with the 10:02 slot waiting for it. Answers the job and the held run.
+async fn a_slot_waiting_behind_a_held_run(h: &Harness, gate: &Gate) -> (Uuid, Uuid) {
+    h.workers
+        .inner
+        .register("p", "slow", InFlight::default().handler(gate));
     h.jobs.register("p", vec![]).await.expect("register");
     let job_id = h
         .jobs
@@ -231,6 +199,30 @@ async fn a_waiting_slot_dropped_by_a_new_schedule_is_recorded_skipped() {
     h.wait_for_run(first.id, RunStatus::Running).await;
     h.clock.set(at("10:02"));
     h.tick().await;
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(d.waiting_slots.len(), 1, "the 10:02 slot waits");
+    (job_id, first.id)
+}
+
+#[actix_rt::test]
+async fn a_waiting_slot_dropped_by_a_pause_is_recorded_skipped() {
+    let (h, gate) = (Harness::new(config(10)).await, Gate::default());
+    let (job_id, first) = a_slot_waiting_behind_a_held_run(&h, &gate).await;
+
+    // The pause drops the waiting slot (a resume starts from the next one): it is recorded.
+    h.jobs.pause(JobRef::Id(job_id)).await.expect("pause");
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert!(d.waiting_slots.is_empty());
+    assert_eq!(d.skipped_slots, 1, "10:02 passed without a run");
+    gate.open();
+    h.wait_for_run(first, RunStatus::Succeeded).await;
+    assert_eq!(runs_of(&h.t, job_id).await.len(), 1);
+}
+
+#[actix_rt::test]
+async fn a_waiting_slot_dropped_by_a_new_schedule_is_recorded_skipped() {
+    let (h, gate) = (Harness::new(config(10)).await, Gate::default());
+    let (job_id, first) = a_slot_waiting_behind_a_held_run(&h, &gate).await;
 
     // A change that leaves the pointer where it is keeps the slot waiting.
     let payload = serde_json::json!({"payload": {"n": 1}});
@@ -252,7 +244,7 @@ async fn a_waiting_slot_dropped_by_a_new_schedule_is_recorded_skipped() {
     assert!(d.waiting_slots.is_empty());
     assert_eq!(d.skipped_slots, 1, "10:02 passed without a run");
     gate.open();
-    h.wait_for_run(first.id, RunStatus::Succeeded).await;
+    h.wait_for_run(first, RunStatus::Succeeded).await;
     h.tick().await;
     assert_eq!(runs_of(&h.t, job_id).await.len(), 1);
 }

@@ -373,29 +373,39 @@ async fn slots_that_pass_while_every_run_slot_is_busy_are_recorded_when_one_late
     );
 }
 
-#[actix_rt::test]
-async fn a_queued_manual_run_of_a_job_paused_or_deleted_leaves_the_queue_at_once() {
-    // One run at a time, held: two manual runs wait for the slot. Pausing one job and deleting
-    // the other cancels their runs in the database; the queue (and `queuedManualRuns`) must not
-    // keep counting them until the slot frees, and each is counted finished `cancelled`.
+/// A scheduler with one run slot, held by a manual run of `alpha/holder` until the gate opens.
+/// `alpha` also declares the manual-only jobs `others`, which succeed: their manual runs wait
+/// in the queue.
+async fn one_slot_held(others: &[&str]) -> (Harness, Gate) {
     let h = Harness::new(config(1)).await;
     let gate = Gate::default();
-    h.plugin("alpha")
-        .job(JobDeclaration::new("holder", ""), gate.handler())
-        .job(JobDeclaration::new("paused", ""), ok_handler)
-        .register()
-        .await;
-    h.workers.inner.register("alpha", "deleted", ok_handler);
-    h.jobs
-        .create_job("alpha", JobDeclaration::new("deleted", ""))
-        .await
-        .expect("create");
+    let mut plugin = h
+        .plugin("alpha")
+        .job(JobDeclaration::new("holder", ""), gate.handler());
+    for key in others {
+        plugin = plugin.job(JobDeclaration::new(*key, ""), ok_handler);
+    }
+    plugin.register().await;
     let held = h
         .jobs
         .trigger(JobRef::key("alpha", "holder"), RunTrigger::Manual)
         .await
         .expect("trigger");
     h.wait_for_run(held.run_id, RunStatus::Running).await;
+    (h, gate)
+}
+
+#[actix_rt::test]
+async fn a_queued_manual_run_of_a_job_paused_or_deleted_leaves_the_queue_at_once() {
+    // One run at a time, held: two manual runs wait for the slot. Pausing one job and deleting
+    // the other cancels their runs in the database; the queue (and `queuedManualRuns`) must not
+    // keep counting them until the slot frees, and each is counted finished `cancelled`.
+    let (h, gate) = one_slot_held(&["paused"]).await;
+    h.workers.inner.register("alpha", "deleted", ok_handler);
+    h.jobs
+        .create_job("alpha", JobDeclaration::new("deleted", ""))
+        .await
+        .expect("create");
     let mut waiting = Vec::new();
     for key in ["paused", "deleted"] {
         let run = h
@@ -442,19 +452,7 @@ async fn a_queued_manual_run_of_a_job_paused_or_deleted_leaves_the_queue_at_once
 async fn a_queued_manual_run_of_a_job_a_manifest_fails_stays_queued_and_starts() {
     // A sync that fails a job (a bad schedule) does not cancel its manual runs: the queue must
     // keep the one waiting for the held slot, or it would stay `queued` forever.
-    let h = Harness::new(config(1)).await;
-    let gate = Gate::default();
-    h.plugin("alpha")
-        .job(JobDeclaration::new("holder", ""), gate.handler())
-        .job(JobDeclaration::new("broken", ""), ok_handler)
-        .register()
-        .await;
-    let held = h
-        .jobs
-        .trigger(JobRef::key("alpha", "holder"), RunTrigger::Manual)
-        .await
-        .expect("trigger");
-    h.wait_for_run(held.run_id, RunStatus::Running).await;
+    let (h, gate) = one_slot_held(&["broken"]).await;
     let queued = h
         .jobs
         .trigger(JobRef::key("alpha", "broken"), RunTrigger::Manual)
