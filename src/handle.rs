@@ -155,6 +155,7 @@ impl PluginJobsBuilder {
         let maintenance = MaintenanceActor::new(
             store.clone(),
             scheduler.clone().recipient(),
+            scheduler.clone().recipient(),
             Arc::clone(&self.clock),
             self.config,
             events.clone(),

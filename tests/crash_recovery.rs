@@ -131,3 +131,75 @@ fn a_run_abandoned_by_a_killed_server_is_failed_after_restart_and_the_job_fires_
         "failed {waited} ms after its last heartbeat"
     );
 }
+
+/// Sends `signal` to the server without waiting for it to exit.
+fn send(server: &Server, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+}
+
+fn worker_restarts(server: &Server) -> u64 {
+    let (status, text) = server.get_text("/metrics");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find(|line| line.starts_with(r#"plugin_jobs_worker_restarts_total{plugin="stalled"}"#))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_server_stalled_past_the_lease_stops_its_worker_as_soon_as_it_resumes() {
+    // Server A runs a 60 s call and is stopped (SIGSTOP) past the run lease: B fails the run as
+    // abandoned and may run the job again, while A's worker still runs the old call. When A
+    // resumes, its next heartbeat finds the run ended and restarts its worker at once.
+    let manifest = json!({
+        "id": "stalled",
+        "command": [test_worker()],
+        "env": {"SLEEP_MS": "60000"},
+        "jobs": [{"jobKey": "sleep", "schedule": "", "timeoutMs": 120000}],
+    });
+    let plugins = [("stalled".to_owned(), manifest.to_string())];
+    let args = args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = Server::start(&plugins, &args);
+    let url = a.database_url();
+    let b_args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--database-url", &url])
+        .collect();
+    let b = Server::start(&plugins, &b_args);
+    a.wait_worker("stalled", "running");
+    b.wait_worker("stalled", "running");
+
+    let (status, body) = a.post("/api/plugins/stalled/jobs/sleep/trigger");
+    assert_eq!(status, 202, "{body}");
+    let run_id = body["runId"].as_str().expect("runId").to_owned();
+    wait_until("A runs it", Duration::from_secs(20), || {
+        a.run(&run_id)["status"] == "running"
+    });
+    let restarts_before = worker_restarts(&a);
+
+    send(&a, "-STOP");
+    wait_until(
+        "B fails the stalled run as abandoned",
+        Duration::from_secs(30),
+        || b.run(&run_id)["status"] == "failed",
+    );
+    send(&a, "-CONT");
+    wait_until(
+        "A restarts the worker that still ran it",
+        Duration::from_secs(10),
+        || worker_restarts(&a) > restarts_before,
+    );
+    assert!(a.log().contains("fenced"), "{}", a.log());
+    assert_eq!(
+        b.run(&run_id)["status"],
+        "failed",
+        "the rescue's outcome stands"
+    );
+}

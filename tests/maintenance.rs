@@ -6,11 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Gate, Harness, at, job_row, run_row};
+use chrono::TimeDelta;
+
+use common::{Gate, Harness, at, job_row, run_row, wait_until};
 use entity::prelude::*;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::maintenance::{HeartbeatPass, PrunePass, RescuePass};
 use plugin_jobs::store::{JobDeclaration, JobRef};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 #[actix_rt::test]
 async fn each_pass_runs_on_request_and_rescue_spares_this_instances_runs() {
@@ -85,4 +89,97 @@ async fn each_pass_runs_on_request_and_rescue_spares_this_instances_runs() {
     assert_eq!(pruned, 1);
     gate.open();
     h.wait_for_run(ours, RunStatus::Succeeded).await;
+}
+
+#[actix_rt::test]
+async fn a_run_another_instance_ended_is_stopped_here_at_the_next_heartbeat() {
+    // This instance stalled past the run lease; another one failed its run as abandoned and may
+    // start the job again. The next heartbeat finds the run ended and stops the worker's call.
+    let h = Harness::new(SchedulerConfig::default()).await;
+    let gate = Gate::default();
+    h.plugin("alpha")
+        .job(JobDeclaration::new("slow", ""), gate.handler())
+        .register()
+        .await;
+    let ours = h
+        .jobs
+        .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)
+        .await
+        .expect("trigger")
+        .run_id;
+    h.wait_for_run(ours, RunStatus::Running).await;
+    let rescue = "abandoned: instance elsewhere stopped heartbeating";
+    PluginJobRun::update_many()
+        .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Failed))
+        .col_expr(PluginJobRunColumn::Error, Expr::value(rescue))
+        .filter(PluginJobRunColumn::Id.eq(ours))
+        .exec(&h.t.db)
+        .await
+        .expect("rescue");
+
+    let beat = h
+        .jobs
+        .maintenance
+        .send(HeartbeatPass)
+        .await
+        .expect("mailbox")
+        .expect("heartbeat");
+    assert_eq!(beat, 0, "the run is no longer this instance's");
+    wait_until("the fenced call ends", Duration::from_secs(10), || async {
+        h.jobs.diagnostics().await.expect("d").active_job_count == 0
+    })
+    .await;
+    let run = h.t.run(ours).await;
+    assert_eq!(run.status, RunStatus::Failed, "the rescue's outcome stands");
+    assert_eq!(run.error.as_deref(), Some(rescue));
+    gate.open();
+}
+
+#[actix_rt::test]
+async fn runs_are_stopped_before_their_lease_lapses_when_heartbeats_keep_failing() {
+    // The database is gone: heartbeats fail, and after the lease less two heartbeat intervals
+    // (30 s - 2 × 5 s) another instance could soon fail the runs as abandoned. This one tells
+    // its worker to stop them first (it cannot record that: the database is gone).
+    let h = Harness::new(SchedulerConfig {
+        run_lease: Duration::from_secs(30),
+        heartbeat_interval: Duration::from_secs(5),
+        ..SchedulerConfig::default()
+    })
+    .await;
+    let gate = Gate::default();
+    h.plugin("alpha")
+        .job(JobDeclaration::new("slow", ""), gate.handler())
+        .register()
+        .await;
+    let ours = h
+        .jobs
+        .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)
+        .await
+        .expect("trigger")
+        .run_id;
+    h.wait_for_run(ours, RunStatus::Running).await;
+    let beat = || h.jobs.maintenance.send(HeartbeatPass);
+    let cancels = || {
+        h.workers
+            .inner
+            .notifications()
+            .into_iter()
+            .filter(|(_, method, params)| {
+                method == "cancelJob" && params["runId"] == ours.to_string().as_str()
+            })
+            .count()
+    };
+    beat().await.expect("mailbox").expect("heartbeat at 10:00");
+    h.t.db.clone().close().await.expect("close");
+
+    h.clock.set(at("10:00") + TimeDelta::seconds(15));
+    beat().await.expect("mailbox").expect_err("no database");
+    assert_eq!(cancels(), 0, "15 s is within the lease");
+    h.clock.set(at("10:00") + TimeDelta::seconds(20));
+    beat().await.expect("mailbox").expect_err("no database");
+    wait_until("the worker is told", Duration::from_secs(10), || async {
+        cancels() == 1
+    })
+    .await;
+    gate.open();
 }

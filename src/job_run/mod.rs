@@ -64,6 +64,16 @@ pub struct Cancel {
     pub reason: String,
 }
 
+/// Stops a run whose lease is lost (see [`crate::maintenance`], "Fencing"): as [`Cancel`], but
+/// a worker that may still run it is restarted at once rather than after the cancel grace, since
+/// another instance may already run the job. Its outcome is recorded only if the run is still
+/// live; a run that already has an outcome here is left alone.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Fence {
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Claimed ahead of its slot; nothing has reached the worker.
@@ -280,20 +290,8 @@ impl JobRunActor {
     /// Ends the run while its worker may still be running it: `cancelJob`, then the outcome and
     /// the job's block in one write, then wait for the worker to let go.
     fn give_up(&mut self, status: RunStatus, error: String, ctx: &mut Context<Self>) {
-        self.phase = Phase::Releasing;
         self.cancel_timer(ctx);
-        self.send_cancel(&error);
-        let block_until = plus(
-            self.deps.clock.now(),
-            self.deps.cancel_grace.saturating_add(RELEASE_MARGIN),
-        );
-        let record = self.record(status, Some(error), Some(block_until));
-        ctx.wait(record.into_actor(self).map(|(), act, _ctx| {
-            act.deps.settled.do_send(RunSettled {
-                job_id: act.job.id,
-                run_id: act.run.id,
-            });
-        }));
+        self.give_up_without_grace(status, error, ctx);
         self.timer = Some(ctx.run_later(self.deps.cancel_grace, |act, ctx| {
             if act.phase != Phase::Releasing {
                 return;
@@ -306,6 +304,24 @@ impl JobRunActor {
         }));
     }
 
+    /// Records the run given up (with a block while the worker may still run it) and tells the
+    /// worker; whoever calls it restarts the worker, now or after the cancel grace.
+    fn give_up_without_grace(&mut self, status: RunStatus, error: String, ctx: &mut Context<Self>) {
+        self.phase = Phase::Releasing;
+        self.send_cancel(&error);
+        let block_until = plus(
+            self.deps.clock.now(),
+            self.deps.cancel_grace.saturating_add(RELEASE_MARGIN),
+        );
+        let record = self.record(status, Some(error), Some(block_until));
+        ctx.wait(record.into_actor(self).map(|(), act, _ctx| {
+            act.deps.settled.do_send(RunSettled {
+                job_id: act.job.id,
+                run_id: act.run.id,
+            });
+        }));
+    }
+
     /// Asks the worker to stop the run (`cancelJob`); it may or may not listen.
     fn send_cancel(&self, reason: &str) {
         let cancel = CancelJob::new(self.run.id.to_string(), reason);
@@ -315,12 +331,14 @@ impl JobRunActor {
     /// Restarts the worker and releases the job once its old process group is gone.
     fn restart_worker(&mut self, ctx: &mut Context<Self>) {
         self.cancel_timer(ctx);
+        // Started outside the actor's context: a write the actor waits on (the outcome, while
+        // the database is down) must not hold the restart back.
         let restarted = self.deps.workers.restart(&self.job.plugin_id);
-        ctx.spawn(
-            restarted
-                .into_actor(self)
-                .map(|(), act, ctx| act.release(ctx)),
-        );
+        let me = ctx.address();
+        actix::spawn(async move {
+            restarted.await;
+            me.do_send(WorkerRestarted);
+        });
         self.timer = Some(ctx.run_later(RESTART_BOUND, |act, ctx| {
             log::error!(
                 "the worker of {} did not restart within {} s; releasing the job anyway",
@@ -474,6 +492,41 @@ impl Handler<Cancel> for JobRunActor {
             }
             Phase::Calling => self.give_up(RunStatus::Cancelled, msg.reason, ctx),
             // Starting holds the mailbox until it is done; the others have their outcome.
+            Phase::Starting | Phase::Releasing | Phase::Done => {}
+        }
+    }
+}
+
+/// The worker restarted by [`JobRunActor::restart_worker`] is up again.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+struct WorkerRestarted;
+
+impl Handler<WorkerRestarted> for JobRunActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: WorkerRestarted, ctx: &mut Self::Context) {
+        self.release(ctx);
+    }
+}
+
+impl Handler<Fence> for JobRunActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Fence, ctx: &mut Self::Context) {
+        match self.phase {
+            Phase::Calling if !self.deps.workers.cancels_on_drop() => {
+                self.log(log::Level::Error, &format!("fenced: {}", msg.reason));
+                let reason = format!("cancelled: {}", msg.reason);
+                // The restart goes first: giving up waits on the outcome's write.
+                self.restart_worker(ctx);
+                self.give_up_without_grace(RunStatus::Cancelled, reason, ctx);
+            }
+            Phase::Waiting | Phase::Calling => {
+                self.log(log::Level::Error, &format!("fenced: {}", msg.reason));
+                let reason = format!("cancelled: {}", msg.reason);
+                ctx.notify(Cancel { reason });
+            }
             Phase::Starting | Phase::Releasing | Phase::Done => {}
         }
     }

@@ -8,7 +8,7 @@
 //! hands it to the oldest queued manual run, or to a due job.
 //!
 //! Handles: `Start`, `Tick`, `TriggerJob`, `RegisterPlugin`, `UnregisterPlugin`, `PauseJob`,
-//! `ResumeJob`, `JobUpdated`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`,
+//! `ResumeJob`, `JobUpdated`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`, `FenceRuns`,
 //! `GetDiagnostics`, `Subscribe`, `Shutdown`, `AwaitReleased`. Sends: store messages, `Cancel` to its `JobRunActor`s,
 //! `RunEvent`s on the bus.
 //!
@@ -29,8 +29,8 @@ use crate::clock::Clock;
 use crate::config::SchedulerConfig;
 use crate::events::SkipReason;
 use crate::events::{EventBus, RunEvent, Subscribe};
-use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished, RunSettled};
-use crate::maintenance::GetTrackedRuns;
+use crate::job_run::{Cancel, Fence, JobRunActor, RunDeps, RunFinished, RunSettled};
+use crate::maintenance::{FenceRuns, GetTrackedRuns};
 use crate::run_table::{LiveRun, RunTable};
 use crate::store::{ClaimDueJobs, ClaimOutcome, GetNextDueAt, SkippedSlot, StoreActor};
 use crate::time::iso;
@@ -686,6 +686,21 @@ impl Handler<JobsChanged> for SchedulerActor {
     fn handle(&mut self, _msg: JobsChanged, ctx: &mut Self::Context) {
         if self.is_running() && self.timers {
             ctx.notify(Tick);
+        }
+    }
+}
+
+impl Handler<FenceRuns> for SchedulerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FenceRuns, _ctx: &mut Self::Context) {
+        let fenced: HashSet<Uuid> = msg.run_ids.into_iter().collect();
+        for live in self.runs.unsettled(None) {
+            if fenced.contains(&live.run_id) {
+                live.handle.do_send(Fence {
+                    reason: msg.reason.clone(),
+                });
+            }
         }
     }
 }

@@ -16,7 +16,7 @@
 //! stay in the mailbox's order.
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
-//! `Heartbeat`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
+//! `Heartbeat`, `EndedRuns`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
 //! `ListDueRetries` (in `retries.rs`), `CreateJob`, `UpdateJob` and
 //! `DeleteJob` (in `job_admin.rs`), `RequestBackfill`, `CancelBackfill`, `StartBackfill` and
@@ -339,6 +339,12 @@ pub struct Heartbeat {
     pub now: DateTime<Utc>,
 }
 
+/// Which of the given runs are no longer live: ended by someone else while this instance
+/// still runs them (another instance rescued them as abandoned).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<Uuid>>")]
+pub struct EndedRuns(pub Vec<Uuid>);
+
 /// Fails every live run whose heartbeat is older than `lease`, as abandoned by its instance.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<RescuedRun>>")]
@@ -622,6 +628,7 @@ read_handlers! {
     GetNextDueAt => wake::get_next_due_at,
     ListRuns => runs::list_runs,
     GetRun => runs::get_run,
+    EndedRuns => upkeep::ended_runs,
     ListDueRetries => retries::list_due_retries,
     ListPendingBackfills => backfills::list_pending_backfills,
     Ping => ping,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::retries;
 use super::values::{self, given};
-use super::{CancelPluginRuns, Heartbeat, PruneRuns, RescueStaleRuns, begin_write};
+use super::{CancelPluginRuns, EndedRuns, Heartbeat, PruneRuns, RescueStaleRuns, begin_write};
 use crate::Result;
 use crate::time::{elapsed_ms, minus, to_millis};
 
@@ -43,6 +43,22 @@ pub(super) async fn heartbeat(db: &DatabaseConnection, msg: Heartbeat) -> Result
             .rows_affected;
     }
     Ok(moved)
+}
+
+pub(super) async fn ended_runs(db: &DatabaseConnection, msg: EndedRuns) -> Result<Vec<Uuid>> {
+    let mut live = HashSet::with_capacity(msg.0.len());
+    for chunk in msg.0.chunks(super::IDS_PER_STATEMENT) {
+        let ids: Vec<Uuid> = PluginJobRun::find()
+            .select_only()
+            .column(PluginJobRunColumn::Id)
+            .filter(PluginJobRunColumn::Id.is_in(chunk.to_vec()))
+            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+            .into_tuple()
+            .all(db)
+            .await?;
+        live.extend(ids);
+    }
+    Ok(msg.0.into_iter().filter(|id| !live.contains(id)).collect())
 }
 
 pub(super) async fn rescue_stale_runs(

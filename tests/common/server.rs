@@ -101,6 +101,11 @@ impl Server {
         self.request("GET", path, None, None)
     }
 
+    /// A GET whose answer is not JSON (`/metrics`).
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        raw_http_text(&self.addr, "GET", path, "", &[])
+    }
+
     pub fn post(&self, path: &str) -> (u16, Value) {
         self.request("POST", path, None, None)
     }
@@ -218,7 +223,7 @@ fn http(
     raw_http(addr, method, path, body.unwrap_or(""), &headers)
 }
 
-/// One HTTP/1.1 request with the given headers (`Host` defaults to `addr`).
+/// One HTTP/1.1 request with the given headers (`Host` defaults to `addr`); the body as JSON.
 fn raw_http(
     addr: &str,
     method: &str,
@@ -226,6 +231,18 @@ fn raw_http(
     body: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
+    let (status, body) = raw_http_text(addr, method, path, body, headers);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// One HTTP/1.1 request with the given headers (`Host` defaults to `addr`); the body as text.
+fn raw_http_text(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -261,7 +278,7 @@ fn raw_http(
     } else {
         body.to_owned()
     };
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    (status, body)
 }
 
 fn dechunk(mut body: &str) -> String {
