@@ -124,11 +124,12 @@ async fn a_shell_wrapped_worker_and_all_it_started_are_gone_before_a_timed_out_j
     let t = TestDb::new().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let pid_file = dir.path().join("worker.pid");
-    // `sh -c "…; exit 0"` cannot exec: the real worker is the shell's child.
+    // `sh -c "…; exit 0"` cannot exec: the real worker is the shell's child. It also starts a
+    // process in a session of its own (`STRAY`), which leaves the worker's group.
     let wrapped = vec![
         "sh".to_owned(),
         "-c".to_owned(),
-        format!("python3 {}; exit 0", stubborn()),
+        format!("STRAY=1 python3 {}; exit 0", stubborn()),
     ];
     let s = instance(
         t.db.clone(),
@@ -147,6 +148,8 @@ async fn a_shell_wrapped_worker_and_all_it_started_are_gone_before_a_timed_out_j
     )
     .await;
     let worker_pid = read_pid(&pid_file).expect("pid");
+    let stray_pid = read_pid(&pid_file.with_extension("pid.stray")).expect("stray pid");
+    assert!(alive(stray_pid));
     wait_until("the run times out", Duration::from_secs(10), || async {
         t.run(run_id).await.status == RunStatus::Failed
     })
@@ -172,6 +175,10 @@ async fn a_shell_wrapped_worker_and_all_it_started_are_gone_before_a_timed_out_j
         "the wrapped worker {worker_pid} is gone before the job is free"
     );
     assert!(!alive(guard_pid), "the old guard {guard_pid} is gone");
+    assert!(
+        !alive(stray_pid),
+        "the process {stray_pid} it started in a session of its own is gone"
+    );
     wait_until("a new worker runs", Duration::from_secs(20), || async {
         s.workers.is_running(PLUGIN) && s.workers.starts(PLUGIN) == 2
     })

@@ -148,7 +148,6 @@ fn signal_group(group: Pid, signal: Signal) {
 /// worker's group, until none is left or the bound passes.
 fn reap_descendants(group: Pid) {
     let deadline = Instant::now() + REAP_BOUND;
-    let mut killed_strays = false;
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {
@@ -160,13 +159,12 @@ fn reap_descendants(group: Pid) {
                     );
                     return;
                 }
-                if !killed_strays {
-                    // Descendants that moved to a group of their own are still our children
-                    // (we are their subreaper): kill them one by one.
-                    killed_strays = true;
-                    for pid in children() {
-                        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                    }
+                // Descendants that moved to a group of their own are still our children (we
+                // are their subreaper): kill them one by one. On every pass, not once: one
+                // becomes our child only when its parent has exited, and behind a shell wrapper
+                // that parent (the shell's child) may still be dying when the shell is reaped.
+                for pid in children() {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }

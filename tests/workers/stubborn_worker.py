@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A worker that holds on: it ignores cancelJob, the shutdown request, SIGTERM and the end of
-its stdin. Job `hang` writes the worker's pid to $PID_FILE and never answers; job `ok`
-succeeds. Used to show that plugin-jobs kills what it cannot ask to stop, and that a job stays
+its stdin. Job `hang` writes the worker's pid to $PID_FILE and never answers (with $STRAY set,
+it first starts `sleep` in a session of its own, as a daemonizing worker does, and writes that
+pid to $PID_FILE.stray); job `ok` succeeds. Used to show that plugin-jobs kills what it cannot ask to stop, and that a job stays
 blocked until that worker is gone.
 """
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -38,6 +40,10 @@ for line in sys.stdin:
     elif method == "runJob":
         job = message["params"]["job"]
         if job["jobKey"] == "hang":
+            if pid_file and os.environ.get("STRAY"):
+                stray = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+                with open(pid_file + ".stray", "w") as out:
+                    out.write(str(stray.pid))
             if pid_file:
                 with open(pid_file, "w") as out:
                     out.write(str(os.getpid()))
