@@ -254,9 +254,17 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
         &[],
     )
     .await;
-    // A minute's timeout: the malformed answer must fail its run long before.
-    s.register(&[("ok", None), ("fail", None), ("malformed", Some(60_000))])
-        .await;
+    // A minute's timeout: the malformed, odd-byte and oversized answers must fail their runs
+    // long before.
+    let minute = Some(60_000);
+    s.register(&[
+        ("ok", None),
+        ("fail", None),
+        ("malformed", minute),
+        ("latin1", minute),
+        ("huge", minute),
+    ])
+    .await;
     s.wait_running().await;
 
     let ok = s.run("ok").await;
@@ -274,6 +282,16 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
     assert!(
         error.starts_with("the worker answered with a malformed response")
             && error.contains("\"message\""),
+        "{error}"
+    );
+    let latin1 = s.run("latin1").await;
+    assert_eq!(latin1.status, RunStatus::Failed);
+    assert_eq!(latin1.error.as_deref(), Some("caf\u{FFFD} failed"));
+    let huge = s.run("huge").await;
+    assert_eq!(huge.status, RunStatus::Failed);
+    let error = huge.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the worker's answer was 2097") && error.contains("over the limit"),
         "{error}"
     );
 

@@ -41,10 +41,24 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
     loop {
         let line = match rpc::read_line(&mut stdout, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
-            Ok(Line::Oversized(bytes)) => {
-                log::warn!(
-                    "plugin {plugin}: dropped a stdout line of {bytes} bytes (too long or not UTF-8)"
-                );
+            Ok(Line::Oversized { bytes, head }) => {
+                // An answer too long to read fails its call now, saying why: dropped, it would
+                // leave the run waiting for an answer until its timeout.
+                if let Some(id) = rpc::answered_id(&head) {
+                    let error = WorkerError::new(
+                        codes::INVALID_REQUEST,
+                        format!(
+                            "the worker's answer was {bytes} bytes long, over the limit of {} \
+                             bytes on a line",
+                            rpc::MAX_LINE_BYTES
+                        ),
+                    );
+                    if connection.resolve(&id, Err(error)) {
+                        log::warn!("plugin {plugin}: an answer of {bytes} bytes to call {id}");
+                        continue;
+                    }
+                }
+                log::warn!("plugin {plugin}: dropped a stdout line of {bytes} bytes (too long)");
                 continue;
             }
             Ok(Line::Eof) => return,
@@ -142,7 +156,7 @@ pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
     loop {
         let line = match rpc::read_line(&mut stderr, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
-            Ok(Line::Oversized(bytes)) => format!("<{bytes} bytes>"),
+            Ok(Line::Oversized { bytes, .. }) => format!("<{bytes} bytes>"),
             Ok(Line::Eof) | Err(_) => return,
         };
         log::info!("[{plugin} stderr] {line}");

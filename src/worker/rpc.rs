@@ -338,11 +338,20 @@ fn line(value: Value) -> String {
 /// What [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
+    /// A line; bytes that are not UTF-8 are replaced with U+FFFD, so that one odd byte does not
+    /// cost a whole answer.
     Text(String),
-    /// A line longer than [`MAX_LINE_BYTES`] (or not UTF-8), discarded.
-    Oversized(usize),
+    /// A line longer than the limit, discarded: how long it was, and its first
+    /// [`OVERSIZED_HEAD_BYTES`] bytes (enough to tell whose answer it was).
+    Oversized {
+        bytes: usize,
+        head: Vec<u8>,
+    },
     Eof,
 }
+
+/// How much of a discarded line is kept.
+pub const OVERSIZED_HEAD_BYTES: usize = 256;
 
 /// Reads one line of at most `max` bytes without ever buffering more: a longer line is skipped
 /// to its newline and reported, so a misbehaving peer cannot exhaust memory.
@@ -352,11 +361,15 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 ) -> std::io::Result<Line> {
     let mut buffer = Vec::new();
     let mut skipped = 0usize;
+    let mut head = Vec::new();
     loop {
         let chunk = reader.fill_buf().await?;
         if chunk.is_empty() {
             return Ok(if skipped > 0 {
-                Line::Oversized(skipped)
+                Line::Oversized {
+                    bytes: skipped,
+                    head,
+                }
             } else if buffer.is_empty() {
                 Line::Eof
             } else {
@@ -369,6 +382,8 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         };
         let piece = &chunk[..if done { taken - 1 } else { taken }];
         if skipped > 0 || buffer.len() + piece.len() > max {
+            let room = OVERSIZED_HEAD_BYTES.saturating_sub(head.len());
+            head.extend(buffer.iter().chain(piece).take(room));
             skipped += buffer.len() + piece.len();
             buffer.clear();
         } else {
@@ -377,12 +392,37 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         reader.consume(taken);
         if done {
             return Ok(if skipped > 0 {
-                Line::Oversized(skipped)
+                Line::Oversized {
+                    bytes: skipped,
+                    head,
+                }
             } else {
                 into_line(buffer)
             });
         }
     }
+}
+
+/// The id of the answer a discarded line began: `{"jsonrpc":"2.0","id":7,"result":…` as workers
+/// write it, with the id before the bulk. `None` when the head names a `method` (a request or a
+/// notification of the worker's) or holds no id.
+pub fn answered_id(head: &[u8]) -> Option<Value> {
+    let head = String::from_utf8_lossy(head);
+    if head.contains("\"method\"") {
+        return None;
+    }
+    let rest = head.split_once("\"id\"")?.1.trim_start();
+    let value = rest.strip_prefix(':')?.trim_start();
+    if let Some(quoted) = value.strip_prefix('"') {
+        let (id, _) = quoted.split_once('"')?;
+        return Some(Value::String(id.to_owned()));
+    }
+    let end = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .unwrap_or(value.len());
+    serde_json::from_str::<serde_json::Number>(&value[..end])
+        .ok()
+        .map(Value::Number)
 }
 
 fn into_line(mut buffer: Vec<u8>) -> Line {
@@ -391,7 +431,7 @@ fn into_line(mut buffer: Vec<u8>) -> Line {
     }
     match String::from_utf8(buffer) {
         Ok(text) => Line::Text(text),
-        Err(err) => Line::Oversized(err.as_bytes().len()),
+        Err(err) => Line::Text(String::from_utf8_lossy(err.as_bytes()).into_owned()),
     }
 }
 
@@ -503,6 +543,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_line_that_is_not_utf8_is_read_with_replacement_characters() {
+        let input = b"{\"error\":\"caf\xe9 failed\"}\n".to_vec();
+        let mut reader = tokio::io::BufReader::new(&input[..]);
+        assert_eq!(
+            read_line(&mut reader, 100).await.ok(),
+            Some(Line::Text("{\"error\":\"caf\u{FFFD} failed\"}".into()))
+        );
+    }
+
+    #[test]
+    fn the_id_of_a_discarded_answer_is_read_from_its_head() {
+        let id = |head: &str| answered_id(head.as_bytes());
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":7,"result":"xxxx"#),
+            Some(json!(7))
+        );
+        assert_eq!(id(r#"{"id" : "r-1", "result":"#), Some(json!("r-1")));
+        assert_eq!(id(r#"{"jsonrpc":"2.0","result":"xxxxxxxx"#), None);
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","method":"log","params":{"id":3"#),
+            None
+        );
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":"#), None);
+    }
+
+    #[tokio::test]
     async fn skips_lines_longer_than_the_limit() {
         let input = format!("short\n{}\nnext\nlast", "x".repeat(100));
         let mut reader = tokio::io::BufReader::with_capacity(16, input.as_bytes());
@@ -512,7 +578,10 @@ mod tests {
         );
         assert_eq!(
             read_line(&mut reader, 10).await.ok(),
-            Some(Line::Oversized(100))
+            Some(Line::Oversized {
+                bytes: 100,
+                head: vec![b'x'; 100]
+            })
         );
         assert_eq!(
             read_line(&mut reader, 10).await.ok(),

@@ -155,7 +155,7 @@ impl Worker {
         let shutdown_id = loop {
             let line = match rpc::read_line(&mut input, rpc::MAX_LINE_BYTES).await? {
                 Line::Text(line) => line,
-                Line::Oversized(bytes) => {
+                Line::Oversized { bytes, .. } => {
                     eprintln!("dropped an input line of {bytes} bytes");
                     continue;
                 }

@@ -4,7 +4,9 @@
 Proves the protocol works for any language. Job `ok` succeeds and logs a line, job `fail` fails
 with a message, job `echo` logs the payload it was given (as sorted JSON), job `flaky` fails its first attempt and succeeds on a retry (logging the attempt
 and the run it retries), job `flood` sends 100,000 empty log lines and one with a level of almost 1 MiB
-before it succeeds; job `malformed` answers with an error object that has no message; any other key is an invalid-params error.
+before it succeeds; job `malformed` answers with an error object that has no message; job `latin1`
+fails with a message holding a byte that is not UTF-8; job `huge` answers with a 2 MiB result
+(over the host's 1 MiB limit on a line); any other key is an invalid-params error.
 """
 import json
 import sys
@@ -58,6 +60,14 @@ for line in sys.stdin:
         elif job["jobKey"] == "malformed":
             # An error without a message: not a valid response, but it answers this call.
             send({"jsonrpc": "2.0", "id": mid, "error": {"code": 1}})
+        elif job["jobKey"] == "latin1":
+            line = json.dumps({"jsonrpc": "2.0", "id": mid,
+                               "error": {"code": -32002, "message": "caf\u00e9 failed"}},
+                              ensure_ascii=False)
+            sys.stdout.buffer.write(line.encode("latin-1") + b"\n")
+            sys.stdout.flush()
+        elif job["jobKey"] == "huge":
+            send({"jsonrpc": "2.0", "id": mid, "result": "x" * (2 << 20)})
         elif job["jobKey"] == "fail":
             send({"jsonrpc": "2.0", "id": mid,
                   "error": {"code": -32002, "message": "python says no"}})
