@@ -491,6 +491,22 @@ async fn a_worker_that_never_answers_initialize_is_killed_reported_and_takes_no_
 }
 
 #[actix_rt::test]
+async fn a_worker_that_dies_at_every_start_is_given_up_however_long_its_backoff() {
+    // The backoff (0.4, 0.8, 1.6 s) outgrows the window (0.5 s): counted in wall-clock time, no
+    // two crashes would ever share the window. Counted in the worker's time up, all four do.
+    let config = ProcessWorkerConfig {
+        crash_limit: 3,
+        crash_window: Duration::from_millis(500),
+        restart_backoff: Duration::from_millis(400),
+        max_restart_backoff: Duration::from_secs(5),
+        ..fast_config()
+    };
+    let s = Setup::given_up(vec![test_worker(), "--crash-on-start".into()], config).await;
+    assert_eq!(s.workers.starts(PLUGIN), 4, "the fourth crash gives up");
+    assert_eq!(s.workers.status(PLUGIN), WorkerStatus::Failed);
+}
+
+#[actix_rt::test]
 async fn a_worker_that_keeps_crashing_is_given_up_after_more_than_the_crash_limit() {
     let config = ProcessWorkerConfig {
         crash_limit: 3,

@@ -38,7 +38,8 @@ pub struct ProcessWorkerConfig {
     /// First restart delay after a crash; it doubles per crash in the window.
     pub restart_backoff: Duration,
     pub max_restart_backoff: Duration,
-    /// More crashes than this within `crash_window` and the worker is given up on.
+    /// More crashes than this within `crash_window` of the worker's time up (the restart
+    /// backoff between its starts does not count) and the worker is given up on.
     pub crash_limit: usize,
     pub crash_window: Duration,
     /// Cap on the `log` lines kept per run, in bytes as stored (every entry's timestamp, level,

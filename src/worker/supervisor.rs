@@ -97,7 +97,12 @@ pub struct WorkerActor {
     pid: Option<u32>,
     connection: Option<Arc<Connection>>,
     stderr_tail: Arc<Mutex<String>>,
-    crashes: VecDeque<Instant>,
+    /// The worker's total time up (started to exited) at each recent crash: the crash window
+    /// is measured in the worker's own time, not counting the restart backoff.
+    crashes: VecDeque<Duration>,
+    /// Time up of the processes that have ended, and when the current one started.
+    uptime: Duration,
+    up_since: Option<Instant>,
     /// Why the current process is being ended by us, when it is.
     ending: Option<String>,
     restart_requested: bool,
@@ -126,6 +131,8 @@ impl WorkerActor {
             connection: None,
             stderr_tail: Arc::new(Mutex::new(String::new())),
             crashes: VecDeque::new(),
+            uptime: Duration::ZERO,
+            up_since: None,
             ending: None,
             restart_requested: false,
             exit_waiters: Vec::new(),
@@ -153,6 +160,7 @@ impl WorkerActor {
     fn spawn_process(&mut self, ctx: &mut Context<Self>) {
         self.generation += 1;
         self.ending = None;
+        self.up_since = Some(Instant::now());
         self.set_status(WorkerStatus::Starting);
         let spawned = self
             .process
@@ -319,22 +327,29 @@ impl WorkerActor {
     }
 
     /// Counts a crash and restarts after the backoff, or gives up.
+    ///
+    /// The window counts the time the worker was up, not the backoff between its starts: with a
+    /// backoff that doubles to 5 minutes, 10 minutes of wall-clock time never hold more than
+    /// about nine crashes, and a worker that dies at every start would never be given up on.
     fn crashed(&mut self, message: String, ctx: &mut Context<Self>) {
         self.set_error(&message);
-        let now = Instant::now();
-        let window = self.config.crash_window;
+        if let Some(since) = self.up_since.take() {
+            self.uptime += since.elapsed();
+        }
+        let (now, window) = (self.uptime, self.config.crash_window);
         self.crashes.push_back(now);
         while self
             .crashes
             .front()
-            .is_some_and(|&at| now.duration_since(at) > window)
+            .is_some_and(|&at| now.saturating_sub(at) > window)
         {
             self.crashes.pop_front();
         }
         let crashes = self.crashes.len();
         if crashes > self.config.crash_limit {
             log::error!(
-                "giving up on the worker of plugin {}: {crashes} crashes within {} s; last: {message}",
+                "giving up on the worker of plugin {}: {crashes} crashes within {} s of running; \
+                 last: {message}",
                 self.plugin(),
                 window.as_secs()
             );
