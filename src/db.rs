@@ -45,10 +45,41 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     Ok(Database::connect(options).await?)
 }
 
+/// How long a migration that collides with another instance's is tried again.
+const MIGRATE_PATIENCE: Duration = Duration::from_secs(15);
+
 /// Applies every pending migration (the migration table is `plugin_jobs_migrations`).
+///
+/// Instances started together on a new database all migrate it at once, and all but one find a
+/// table or column already created (or the database locked): each migration is one statement
+/// after another, so the first to create something wins. A migration that fails that way is
+/// tried again, with a short backoff, until the winner has recorded it; then it is skipped.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
-    Migrator::up(db, None).await?;
-    Ok(())
+    let deadline = std::time::Instant::now() + MIGRATE_PATIENCE;
+    let mut delay = Duration::from_millis(20);
+    loop {
+        match Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(err) if collided(&err) && std::time::Instant::now() < deadline => {
+                log::info!(
+                    "migrating the database collided with another instance ({err}); trying \
+                     again in {} ms",
+                    delay.as_millis()
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(500));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Whether a migration failed because another instance migrates the same database.
+fn collided(err: &sea_orm::DbErr) -> bool {
+    let text = err.to_string().to_lowercase();
+    ["already exists", "duplicate", "locked", "busy", "unique"]
+        .iter()
+        .any(|sign| text.contains(sign))
 }
 
 /// Connects and migrates in one call.

@@ -123,3 +123,23 @@ async fn deleting_a_job_deletes_its_runs() {
         .expect("delete job");
     assert!(t.all_runs().await.is_empty(), "runs cascade with their job");
 }
+
+#[actix_rt::test]
+async fn instances_that_start_together_on_a_new_database_all_migrate_it() {
+    // Several servers started at the same moment on one new SQLite file each run the
+    // migrations: none may fail because another created a table first.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("new.db").display());
+        let starts: Vec<_> = (0..3)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { plugin_jobs::db::connect_and_migrate(&url).await })
+            })
+            .collect();
+        for start in starts {
+            let db = start.await.expect("task");
+            assert!(db.is_ok(), "round {round}: {:?}", db.err());
+        }
+    }
+}
