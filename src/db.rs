@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 use crate::Result;
 
@@ -42,44 +45,96 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     } else {
         options.max_connections(POOL_SIZE);
     }
-    Ok(Database::connect(options).await?)
+    // Setting up a new SQLite file (its journal mode) takes a lock that another instance
+    // starting at the same moment may hold: the same patience as for the migrations.
+    let connected = patiently("connecting", || Database::connect(options.clone())).await;
+    connected.map_err(|err| explain_connect_error(url, err))
 }
 
-/// How long a migration that collides with another instance's is tried again.
+/// A SQLite file that cannot be opened is most often one that does not exist yet, named in a URL
+/// without `mode=rwc`: the error says so, and names the file.
+fn explain_connect_error(url: &str, err: sea_orm::DbErr) -> crate::Error {
+    let text = err.to_string();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && text.contains("code: 14")
+    {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let hint = if query.contains("mode=rwc") || std::path::Path::new(path).exists() {
+            "check that its folder exists and is writable"
+        } else {
+            "it does not exist; add ?mode=rwc to the URL to create it"
+        };
+        return crate::Error::InvalidInput(format!(
+            "cannot open the SQLite database {path}: {hint} ({text})"
+        ));
+    }
+    err.into()
+}
+
+/// How long connecting or migrating, when it collides with another instance doing the same (a
+/// lock held past SQLite's busy timeout), is tried again.
 const MIGRATE_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Applies every pending migration (the migration table is `plugin_jobs_migrations`).
 ///
-/// Instances started together on a new database all migrate it at once, and all but one find a
-/// table or column already created (or the database locked): each migration is one statement
-/// after another, so the first to create something wins. A migration that fails that way is
-/// tried again, with a short backoff, until the winner has recorded it; then it is skipped.
+/// Instances started together on a new database all migrate it at once. The migrator runs one
+/// statement after another with no transaction of its own, so two of them interleave ("table
+/// already exists", "no such index"). Here all pending migrations run in one transaction that
+/// first takes the database's write lock (SQLite `BEGIN IMMEDIATE`; on PostgreSQL an advisory
+/// lock, and DDL is transactional): the instances migrate one after another, and the later ones
+/// find nothing pending. A half-applied migration is rolled back with the rest.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    patiently("migrating", || async {
+        let txn = db
+            .begin_with_options(TransactionOptions {
+                isolation_level: None,
+                access_mode: None,
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            })
+            .await?;
+        if db.get_database_backend() == DbBackend::Postgres {
+            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                .await?;
+        }
+        Migrator::up(&txn, None).await?;
+        txn.commit().await
+    })
+    .await?;
+    Ok(())
+}
+
+/// The PostgreSQL advisory lock that serialises migrations (any constant; this is "plgnjobs").
+const MIGRATION_LOCK: i64 = 0x706c_676e_6a6f_6273;
+
+/// Runs `attempt` until it succeeds, fails for a reason other than a collision with another
+/// instance, or [`MIGRATE_PATIENCE`] has passed.
+async fn patiently<T, F, Fut>(what: &str, mut attempt: F) -> std::result::Result<T, sea_orm::DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, sea_orm::DbErr>>,
+{
     let deadline = std::time::Instant::now() + MIGRATE_PATIENCE;
     let mut delay = Duration::from_millis(20);
     loop {
-        match Migrator::up(db, None).await {
-            Ok(()) => return Ok(()),
+        match attempt().await {
             Err(err) if collided(&err) && std::time::Instant::now() < deadline => {
                 log::info!(
-                    "migrating the database collided with another instance ({err}); trying \
-                     again in {} ms",
+                    "{what} the database collided with another instance ({err}); trying again \
+                     in {} ms",
                     delay.as_millis()
                 );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_millis(500));
             }
-            Err(err) => return Err(err.into()),
+            done => return done,
         }
     }
 }
 
-/// Whether a migration failed because another instance migrates the same database.
+/// Whether connecting or migrating failed on a lock another instance holds.
 fn collided(err: &sea_orm::DbErr) -> bool {
     let text = err.to_string().to_lowercase();
-    ["already exists", "duplicate", "locked", "busy", "unique"]
-        .iter()
-        .any(|sign| text.contains(sign))
+    ["locked", "busy"].iter().any(|sign| text.contains(sign))
 }
 
 /// Connects and migrates in one call.

@@ -143,3 +143,23 @@ async fn instances_that_start_together_on_a_new_database_all_migrate_it() {
         }
     }
 }
+
+#[actix_rt::test]
+async fn a_sqlite_file_that_cannot_be_opened_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let missing = dir.path().join("new.db");
+    let err = plugin_jobs::db::connect(&format!("sqlite://{}", missing.display()))
+        .await
+        .expect_err("no such file")
+        .to_string();
+    assert!(
+        err.contains(&missing.display().to_string()) && err.contains("?mode=rwc"),
+        "{err}"
+    );
+    let folder = dir.path().join("no-such-folder/new.db");
+    let err = plugin_jobs::db::connect(&format!("sqlite://{}?mode=rwc", folder.display()))
+        .await
+        .expect_err("no such folder")
+        .to_string();
+    assert!(err.contains("folder exists"), "{err}");
+}
