@@ -420,6 +420,17 @@ async fn bad_listing_parameters_answer_400_naming_the_parameter_and_value() {
             "duplicate parameter",
             "`status`",
         ),
+        // A listing under a plugin's path has its plugin there: another one is refused.
+        (
+            "/api/plugins/alpha/jobs?pluginId=beta".to_owned(),
+            "unknown parameter",
+            "`pluginId`",
+        ),
+        (
+            "/api/plugins/beta/jobs/k00/runs?pluginId=alpha".to_owned(),
+            "unknown parameter",
+            "`pluginId`",
+        ),
     ];
     for (uri, parameter, value) in cases {
         let reply = get!(app, &uri);

@@ -91,6 +91,7 @@ pub async fn list_jobs(
     query: Query<JobsQuery>,
 ) -> ApiResult {
     let plugin_id = plugin_id.into_inner();
+    refuse_plugin_filter(query.plugin_id.as_deref())?;
     let page = query.page(Some(plugin_id.clone()), false)?;
     let first_page = page.after.is_none();
     let page = handle.reader.list_job_page(page).await?;
@@ -241,6 +242,7 @@ pub async fn list_runs(
     query: Query<RunsQuery>,
 ) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
+    refuse_plugin_filter(query.plugin_id.as_deref())?;
     let view = parse_view(query.view.as_deref())?;
     let page = query.page()?;
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
@@ -319,6 +321,19 @@ pub(super) async fn ensure_plugin_known(
         Ok(())
     } else {
         Err(crate::Error::PluginNotFound(plugin_id.to_owned()).into())
+    }
+}
+
+/// `pluginId` filters `/api/jobs` and `/api/runs`; a listing under `/api/plugins/{pluginId}`
+/// has its plugin in the path and refuses the parameter, as it refuses any it does not take.
+fn refuse_plugin_filter(raw: Option<&str>) -> Result<(), ApiError> {
+    match raw {
+        None => Ok(()),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid query string: unknown parameter `pluginId`: this listing's plugin is in \
+             its path (pluginId filters /api/jobs and /api/runs)"
+                .to_owned(),
+        )),
     }
 }
 
