@@ -74,6 +74,29 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether the database pool was closed: the server is stopping, and a background pass that
+    /// fails on it is no error.
+    pub fn is_pool_closed(&self) -> bool {
+        use sea_orm::{ConnAcquireErr, RuntimeErr, SqlxError};
+        match self {
+            Self::Database(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)) => true,
+            Self::Database(
+                DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)),
+            ) => matches!(**err, SqlxError::PoolClosed),
+            _ => false,
+        }
+    }
+
+    /// The level at which a background pass (retries, heartbeats, rescue, prune, webhooks) logs
+    /// its failure: `debug` for a pool closed by the shutdown, `error` otherwise.
+    pub fn pass_level(&self) -> log::Level {
+        if self.is_pool_closed() {
+            log::Level::Debug
+        } else {
+            log::Level::Error
+        }
+    }
 }
 
 fn db_err_is_transient(err: &DbErr) -> bool {

@@ -153,12 +153,12 @@ impl Handler<StartMaintenance> for MaintenanceActor {
             actix::spawn(async move {
                 // Rescue first: a prune never races the failing of abandoned runs.
                 if let Ok(Err(err)) = me.send(RescuePass).await {
-                    log::error!("rescue pass failed: {err}");
+                    log::log!(err.pass_level(), "rescue pass failed: {err}");
                 }
                 match me.send(PrunePass).await {
                     Ok(Ok(0)) | Err(_) => {}
                     Ok(Ok(pruned)) => log::info!("pruned {pruned} runs"),
-                    Ok(Err(err)) => log::error!("prune pass failed: {err}"),
+                    Ok(Err(err)) => log::log!(err.pass_level(), "prune pass failed: {err}"),
                 }
             });
         };
@@ -170,7 +170,7 @@ impl Handler<StartMaintenance> for MaintenanceActor {
             let me = ctx.address();
             actix::spawn(async move {
                 if let Ok(Err(err)) = me.send(HeartbeatPass).await {
-                    log::error!("heartbeat failed: {err}");
+                    log::log!(err.pass_level(), "heartbeat failed: {err}");
                 }
             });
         });

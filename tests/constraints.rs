@@ -163,3 +163,15 @@ async fn a_sqlite_file_that_cannot_be_opened_is_named_with_the_fix() {
         .to_string();
     assert!(err.contains("folder exists"), "{err}");
 }
+
+#[actix_rt::test]
+async fn a_pass_that_fails_on_a_pool_closed_by_the_shutdown_is_no_error() {
+    let t = TestDb::new().await;
+    t.db.clone().close().await.expect("close");
+    let err = plugin_jobs::db::migrate(&t.db)
+        .await
+        .expect_err("the pool is closed");
+    assert!(err.is_pool_closed(), "{err:?}");
+    assert_eq!(err.pass_level(), log::Level::Debug);
+    assert!(!plugin_jobs::Error::ShuttingDown.is_pool_closed());
+}

@@ -183,7 +183,7 @@ impl NotifierActor {
         let me = ctx.address();
         actix::spawn(async move {
             if let Ok(Err(err)) = me.send(DeliverPass).await {
-                log::error!("webhook delivery pass failed: {err}");
+                log::log!(err.pass_level(), "webhook delivery pass failed: {err}");
             }
         });
     }
