@@ -257,24 +257,27 @@ impl Handler<RetryPass> for RetryActor {
             }
             Ok(report)
         };
-        Box::pin(pass.into_actor(self).map(|report: Result<RetryPassReport>, act, ctx| {
-            act.passing = false;
-            let delay = match &report {
-                Ok(_) if act.again => Duration::ZERO,
-                Ok(report) => act.next_delay(report),
-                Err(err) => {
-                    log::log!(
-                        err.pass_level(),
-                        "retry pass failed, trying again in {:?}: {err}",
-                        act.poll
-                    );
-                    act.poll
-                }
-            };
-            act.again = false;
-            act.arm(delay, ctx);
-            report
-        }))
+        Box::pin(
+            pass.into_actor(self)
+                .map(|report: Result<RetryPassReport>, act, ctx| {
+                    act.passing = false;
+                    let delay = match &report {
+                        Ok(_) if act.again => Duration::ZERO,
+                        Ok(report) => act.next_delay(report),
+                        Err(err) => {
+                            log::log!(
+                                err.pass_level(),
+                                "retry pass failed, trying again in {:?}: {err}",
+                                act.poll
+                            );
+                            act.poll
+                        }
+                    };
+                    act.again = false;
+                    act.arm(delay, ctx);
+                    report
+                }),
+        )
     }
 }
 

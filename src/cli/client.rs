@@ -67,6 +67,17 @@ impl BaseUrl {
         if uri.query().is_some() {
             return Err(format!("{text:?}: the base URL takes no query string"));
         }
+        // `Uri` parses any digits after the colon and then reports no port at all.
+        if let Some((_, port)) = uri
+            .authority()
+            .and_then(|authority| authority.as_str().rsplit_once(':'))
+            .filter(|(host, _)| host.ends_with(']') || !host.contains('['))
+            && !port.parse::<u16>().is_ok_and(|port| port > 0)
+        {
+            return Err(format!(
+                "{text:?}: port {port} is out of range (1 to 65535)"
+            ));
+        }
         Ok(Self(text.trim().trim_end_matches('/').to_owned()))
     }
 
@@ -271,12 +282,22 @@ mod tests {
             BaseUrl::parse("http://host/jobs").map(|u| u.join("/api/jobs")),
             Ok("http://host/jobs/api/jobs".to_owned())
         );
+        for good in [
+            "http://[::1]",
+            "http://[::1]:8080",
+            "http://localhost:65535",
+        ] {
+            assert!(BaseUrl::parse(good).is_ok(), "{good}");
+        }
         for bad in [
             "127.0.0.1:8080",
             "ftp://host",
             "http://",
             "http://h/?a=1",
             "a b",
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:0",
+            "http://[::1]:70000",
         ] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
