@@ -250,6 +250,28 @@ async fn a_waiting_slot_dropped_by_a_new_schedule_is_recorded_skipped() {
 }
 
 #[actix_rt::test]
+async fn a_run_that_ends_after_newer_slots_came_due_starts_the_newest_one() {
+    // 10:02 waits behind the 10:01 run; 10:03 comes due with no claim in between to move the
+    // wait on. When the run ends, only the newest slot runs: 10:03, and 10:02 is skipped.
+    let (h, gate) = (Harness::new(config(10)).await, Gate::default());
+    let (job_id, first) = a_slot_waiting_behind_a_held_run(&h, &gate).await;
+    h.clock.set(at("10:03") + TimeDelta::seconds(30));
+    gate.open();
+    h.wait_for_run(first, RunStatus::Succeeded).await;
+    wait_until("the next slot starts", Duration::from_secs(10), || async {
+        runs_of(&h.t, job_id).await.len() == 2
+    })
+    .await;
+    let next = runs_of(&h.t, job_id).await.remove(1);
+    assert_eq!(next.scheduled_for, at("10:03"), "the newest due slot");
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(d.skipped_slots, 1, "10:02 passed without a run");
+    let job = h.t.job(job_id).await;
+    assert_eq!(job.last_run_at, Some(at("10:03")));
+    assert_eq!(job.next_run_at, Some(at("10:04")));
+}
+
+#[actix_rt::test]
 async fn queue_one_keeps_the_newest_due_slot_waiting_and_starts_it_when_the_live_run_ends() {
     let h = Harness::new(config(10)).await;
     let (gate, counts) = (Gate::default(), InFlight::default());

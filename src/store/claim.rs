@@ -97,18 +97,21 @@ pub struct ClaimOutcome {
 struct PointerMove {
     from: DateTime<Utc>,
     to: Option<DateTime<Utc>>,
-    /// The slot runs (so `last_run_at` moves too); false when it is skipped.
-    fires: bool,
+    /// The slot that runs (`last_run_at` moves to it); `None` when the pointer's slot is skipped
+    /// or waits.
+    fired: Option<DateTime<Utc>>,
 }
 
 /// What the claim does with one due job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Fate {
     /// A run of the slot; the pointer moves to the next slot. A claim late by more than a
-    /// period fires the oldest slot once (`fire_once`): `coalesced` is the first of the slots
-    /// after it that pass without a run, and how many there are.
+    /// period fires the oldest slot once (`fire_once`), or under overlap `queue_one` and
+    /// `cancel_previous` the newest due one (only the newest waits): `coalesced` is the first of
+    /// the slots that pass without a run, how many there are, and why (`misfire`: a late claim;
+    /// `overlap`: they came due while the job's previous run was live).
     Fire {
-        coalesced: Option<(DateTime<Utc>, u32)>,
+        coalesced: Option<(DateTime<Utc>, u32, SkipReason)>,
     },
     /// The slot is skipped, with `count - 1` due slots after it; the pointer moves past them.
     Skip(SkipReason, u32),
@@ -238,9 +241,8 @@ pub(super) async fn claim_due_jobs(
                 });
             }
             Fate::Fire { coalesced } => {
-                if let Some((first, count)) = coalesced {
-                    let misfire = SkipReason::Misfire;
-                    outcome.skipped.push(skipped(&job, first, misfire, count));
+                if let Some((first, count, reason)) = coalesced {
+                    outcome.skipped.push(skipped(&job, first, reason, count));
                 }
                 job.last_run_at = Some(slot);
                 let mut run =
@@ -445,11 +447,11 @@ impl Claim<'_> {
             }
         };
         let next = schedule.next_after(now.max(slot)).map(to_millis);
-        let moves_on = |fires| {
+        let moves_on = |fired| {
             Some(PointerMove {
                 from: slot,
                 to: next,
-                fires,
+                fired,
             })
         };
         // The due slots after this one that the pointer's move to `next` passes.
@@ -457,7 +459,7 @@ impl Claim<'_> {
         let (pointer, fate) = match (live, job.overlap) {
             (Some(_), OverlapPolicy::Skip) => {
                 let count = 1 + passed().1;
-                (moves_on(false), Fate::Skip(SkipReason::Overlap, count))
+                (moves_on(None), Fate::Skip(SkipReason::Overlap, count))
             }
             (Some(live), OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious) => {
                 // One slot waits: the newest that is due. The ones it replaces are skipped.
@@ -468,26 +470,49 @@ impl Claim<'_> {
                 let pointer = (newest != slot).then_some(PointerMove {
                     from: slot,
                     to: Some(newest),
-                    fires: false,
+                    fired: None,
                 });
                 (pointer, Fate::Wait { passed, preempt })
+            }
+            (None, OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious) if slot < now => {
+                // The slot waited for a run that has ended; newer slots may have come due
+                // meanwhile (the run ended here before a claim moved the wait on). Only the
+                // newest waits, so it is the one that runs (or misfires), standing for them.
+                let (newest, before) = newest_due_slot(schedule, &job, slot, now);
+                let grace = delta(misfire_grace(&job, self.msg.misfire_grace));
+                if now - due_at(&job, newest) > grace && job.misfire == MisfirePolicy::Skip {
+                    let count = 1 + passed().1;
+                    (moves_on(None), Fate::Skip(SkipReason::Misfire, count))
+                } else {
+                    let coalesced = (before > 0).then_some((slot, before, SkipReason::Overlap));
+                    let fate = Fate::Fire { coalesced };
+                    let pointer = moves_on(Some(newest));
+                    return Ok(Some(Decided {
+                        job,
+                        slot: newest,
+                        pointer,
+                        fate,
+                    }));
+                }
             }
             (None, _)
                 if now - due > delta(misfire_grace(&job, self.msg.misfire_grace))
                     && job.misfire == MisfirePolicy::Skip =>
             {
                 let count = 1 + passed().1;
-                (moves_on(false), Fate::Skip(SkipReason::Misfire, count))
+                (moves_on(None), Fate::Skip(SkipReason::Misfire, count))
             }
             (None, _) => {
                 // Claimed ahead of its slot, the pointer passes nothing; claimed late, it may.
                 let coalesced = if slot < now {
                     let (first, count) = passed();
-                    first.filter(|_| count > 0).map(|first| (first, count))
+                    first
+                        .filter(|_| count > 0)
+                        .map(|first| (first, count, SkipReason::Misfire))
                 } else {
                     None
                 };
-                (moves_on(true), Fate::Fire { coalesced })
+                (moves_on(Some(slot)), Fate::Fire { coalesced })
             }
         };
         Ok(Some(Decided {
@@ -562,7 +587,7 @@ async fn move_pointers(
     for chunk in moves.chunks(super::IDS_PER_STATEMENT) {
         let rows = chunk.iter().map(|(id, pointer)| {
             let row: Vec<Value> =
-                vec![pointer.from.into(), pointer.to.into(), pointer.fires.into()];
+                vec![pointer.from.into(), pointer.to.into(), pointer.fired.into()];
             (*id, row)
         });
         let own = |column| Expr::col((PluginJob, column));
@@ -572,7 +597,8 @@ async fn move_pointers(
             .value(PluginJobColumn::UpdatedAt, Expr::value(now))
             .value(
                 PluginJobColumn::LastRunAt,
-                Expr::case(given(4), given(2)).finally(own(PluginJobColumn::LastRunAt)),
+                Expr::case(given(4).is_not_null(), given(4))
+                    .finally(own(PluginJobColumn::LastRunAt)),
             )
             // `IS NOT DISTINCT FROM`, not `=`: the same test here, but one that PostgreSQL's
             // planner cannot answer from the `next_run_at` index. When many jobs share a slot
