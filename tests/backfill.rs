@@ -357,3 +357,66 @@ async fn a_slot_whose_run_was_pruned_is_never_replayed() {
         ]
     );
 }
+
+#[actix_rt::test]
+async fn the_jobs_own_slot_waits_for_a_backfilled_run_and_goes_before_the_next_one() {
+    // The backfill replays 09:00 and 09:15 of an every-15-minutes job; 09:00's run is still
+    // going when 10:15 comes due. 10:15 is the job's own slot: it waits for that run (it is
+    // not skipped as an overlap) and runs before the backfill's next slot.
+    let h = Harness::new(SchedulerConfig::default()).await;
+    let gate = common::Gate::default();
+    let (held, calls) = (gate.clone(), Arc::new(Mutex::new(Vec::new())));
+    let called = Arc::clone(&calls);
+    h.workers.inner.register(PLUGIN, "report", move |ctx| {
+        let call = format!("{} {}", ctx.trigger, &ctx.scheduled_at[11..16]);
+        called.lock().expect("calls").push(call);
+        let wait = (ctx.trigger == "backfill" && ctx.scheduled_at.contains("T09:00"))
+            .then(|| held.wait());
+        async move {
+            if let Some(wait) = wait {
+                wait.await;
+            }
+            Ok(())
+        }
+    });
+    let job = h
+        .jobs
+        .register(PLUGIN, vec![JobDeclaration::new("report", "*/15 * * * *")])
+        .await
+        .expect("register")[0]
+        .id;
+    h.clock.set(at("10:10"));
+    h.jobs
+        .backfill(JobRef::Id(job), at("09:00"), at("09:30"))
+        .await
+        .expect("backfill");
+    assert_eq!(pass(&h.jobs).await.backfills_started, 1);
+    let first = backfill_runs(&h.t).await.remove(0);
+    h.wait_for_run(first.id, RunStatus::Running).await;
+
+    h.clock.set(at("10:15"));
+    h.tick().await;
+    let d = h.jobs.diagnostics().await.expect("d");
+    assert_eq!(d.waiting_slots.len(), 1, "10:15 waits for the backfilled run");
+    assert_eq!(d.skipped_slots, 0);
+
+    gate.open();
+    h.wait_for_run(first.id, RunStatus::Succeeded).await;
+    let scheduled = || async {
+        PluginJobRun::find()
+            .filter(PluginJobRunColumn::Trigger.eq(RunTrigger::Schedule))
+            .all(&h.t.db)
+            .await
+            .expect("runs")
+    };
+    wait_until("10:15 runs", Duration::from_secs(10), || async {
+        scheduled().await.iter().any(|run| run.status == RunStatus::Succeeded)
+    })
+    .await;
+    drain(&h, 2).await;
+    assert_eq!(
+        *calls.lock().expect("calls"),
+        ["backfill 09:00", "schedule 10:15", "backfill 09:15"]
+    );
+    assert_eq!(h.jobs.diagnostics().await.expect("d").skipped_slots, 0);
+}

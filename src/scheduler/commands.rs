@@ -230,6 +230,7 @@ impl Handler<RunBackfill> for SchedulerActor {
         let start = StartBackfill {
             backfill_id: slot.id,
             instance_id: self.instance_id.clone(),
+            misfire_grace: self.config.misfire_grace,
             now: self.clock.now(),
         };
         self.start_pending(slot.job_id, &slot.plugin_id, start)

@@ -65,6 +65,8 @@ pub struct ListPendingBackfills {
 pub struct StartBackfill {
     pub backfill_id: Uuid,
     pub instance_id: String,
+    /// The server's misfire grace: a due slot of the job's own within it goes first.
+    pub misfire_grace: std::time::Duration,
     pub now: DateTime<Utc>,
 }
 
@@ -329,7 +331,14 @@ pub(super) async fn start_backfill(
         .into_tuple::<Uuid>()
         .one(&txn)
         .await?;
-    if older.is_some() {
+    // The job's own slots come first: one that is due within its misfire grace (it may be
+    // waiting for the backfilled run that just ended) starts before the next backfilled slot.
+    // One due for longer is the claim's to coalesce or skip, and does not hold the backfill.
+    let grace = crate::policy::misfire_grace(&job, msg.misfire_grace);
+    let own_slot_due = job.next_run_at.is_some_and(|next| {
+        next <= now && (now - next).to_std().is_ok_and(|late| late <= grace)
+    });
+    if older.is_some() || own_slot_due {
         return Ok(BackfillStart::Busy);
     }
     let run = runs::pending_run(

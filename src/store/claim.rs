@@ -456,7 +456,13 @@ impl Claim<'_> {
         };
         // The due slots after this one that the pointer's move to `next` passes.
         let passed = || slots_between(schedule, slot, next);
-        let (pointer, fate) = match (live, job.overlap) {
+        // A backfilled slot's run holds the job only for a while: the job's own slot waits for
+        // it rather than being skipped, or cancelling it, whatever the overlap policy.
+        let overlap = match live {
+            Some(live) if live.trigger == RunTrigger::Backfill => OverlapPolicy::QueueOne,
+            _ => job.overlap,
+        };
+        let (pointer, fate) = match (live, overlap) {
             (Some(_), OverlapPolicy::Skip) => {
                 let count = 1 + passed().1;
                 (moves_on(None), Fate::Skip(SkipReason::Overlap, count))
@@ -464,7 +470,7 @@ impl Claim<'_> {
             (Some(live), OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious) => {
                 // One slot waits: the newest that is due. The ones it replaces are skipped.
                 let (newest, passed) = newest_due_slot(schedule, &job, slot, now);
-                let preempt = (job.overlap == OverlapPolicy::CancelPrevious
+                let preempt = (overlap == OverlapPolicy::CancelPrevious
                     && live.instance_id.as_deref() == Some(self.msg.instance_id.as_str()))
                 .then_some(live.run_id);
                 let pointer = (newest != slot).then_some(PointerMove {

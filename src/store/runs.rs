@@ -152,6 +152,7 @@ pub(super) async fn live_job_ids(
 pub(super) struct LiveRunRef {
     pub run_id: Uuid,
     pub instance_id: Option<String>,
+    pub trigger: RunTrigger,
 }
 
 /// The live runs of these jobs, by job (one statement per thousand jobs).
@@ -167,20 +168,23 @@ pub(super) async fn live_runs(
             .column(PluginJobRunColumn::JobId)
             .column(PluginJobRunColumn::Id)
             .column(PluginJobRunColumn::InstanceId)
+            .column(PluginJobRunColumn::Trigger)
             .filter(PluginJobRunColumn::JobId.is_in(chunk.to_vec()))
             .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
-            .into_tuple::<(Uuid, Uuid, Option<String>)>()
+            .into_tuple::<(Uuid, Uuid, Option<String>, RunTrigger)>()
             .all(db)
             .await?;
-        live.extend(rows.into_iter().map(|(job_id, run_id, instance_id)| {
-            (
-                job_id,
-                LiveRunRef {
-                    run_id,
-                    instance_id,
-                },
-            )
-        }));
+        live.extend(
+            rows.into_iter()
+                .map(|(job_id, run_id, instance_id, trigger)| {
+                    let live = LiveRunRef {
+                        run_id,
+                        instance_id,
+                        trigger,
+                    };
+                    (job_id, live)
+                }),
+        );
     }
     Ok(live)
 }
