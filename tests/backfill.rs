@@ -64,16 +64,20 @@ async fn drain(h: &Harness, expected: usize) {
     assert_eq!(pass(&h.jobs).await, RetryPassReport::default());
 }
 
+/// Registers the every-15-minutes `report` job; answers its id.
+async fn register_report(h: &Harness) -> uuid::Uuid {
+    h.jobs
+        .register(PLUGIN, vec![JobDeclaration::new("report", "*/15 * * * *")])
+        .await
+        .expect("register")[0]
+        .id
+}
+
 async fn harness() -> (Harness, Arc<Mutex<Vec<String>>>, uuid::Uuid) {
     let h = Harness::new(SchedulerConfig::default()).await;
     let slots = Arc::new(Mutex::new(Vec::new()));
     recording(&h.workers.inner, &slots);
-    let job = h
-        .jobs
-        .register(PLUGIN, vec![JobDeclaration::new("report", "*/15 * * * *")])
-        .await
-        .expect("register")[0]
-        .id;
+    let job = register_report(&h).await;
     (h, slots, job)
 }
 
@@ -370,8 +374,8 @@ async fn the_jobs_own_slot_waits_for_a_backfilled_run_and_goes_before_the_next_o
     h.workers.inner.register(PLUGIN, "report", move |ctx| {
         let call = format!("{} {}", ctx.trigger, &ctx.scheduled_at[11..16]);
         called.lock().expect("calls").push(call);
-        let wait = (ctx.trigger == "backfill" && ctx.scheduled_at.contains("T09:00"))
-            .then(|| held.wait());
+        let wait =
+            (ctx.trigger == "backfill" && ctx.scheduled_at.contains("T09:00")).then(|| held.wait());
         async move {
             if let Some(wait) = wait {
                 wait.await;
@@ -379,12 +383,7 @@ async fn the_jobs_own_slot_waits_for_a_backfilled_run_and_goes_before_the_next_o
             Ok(())
         }
     });
-    let job = h
-        .jobs
-        .register(PLUGIN, vec![JobDeclaration::new("report", "*/15 * * * *")])
-        .await
-        .expect("register")[0]
-        .id;
+    let job = register_report(&h).await;
     h.clock.set(at("10:10"));
     h.jobs
         .backfill(JobRef::Id(job), at("09:00"), at("09:30"))
@@ -397,7 +396,11 @@ async fn the_jobs_own_slot_waits_for_a_backfilled_run_and_goes_before_the_next_o
     h.clock.set(at("10:15"));
     h.tick().await;
     let d = h.jobs.diagnostics().await.expect("d");
-    assert_eq!(d.waiting_slots.len(), 1, "10:15 waits for the backfilled run");
+    assert_eq!(
+        d.waiting_slots.len(),
+        1,
+        "10:15 waits for the backfilled run"
+    );
     assert_eq!(d.skipped_slots, 0);
 
     gate.open();
@@ -410,7 +413,10 @@ async fn the_jobs_own_slot_waits_for_a_backfilled_run_and_goes_before_the_next_o
             .expect("runs")
     };
     wait_until("10:15 runs", Duration::from_secs(10), || async {
-        scheduled().await.iter().any(|run| run.status == RunStatus::Succeeded)
+        scheduled()
+            .await
+            .iter()
+            .any(|run| run.status == RunStatus::Succeeded)
     })
     .await;
     drain(&h, 2).await;

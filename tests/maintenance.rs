@@ -16,6 +16,23 @@ use plugin_jobs::store::{JobDeclaration, JobRef};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+/// A manual run of `alpha/slow` that this instance runs until the gate opens.
+async fn a_held_run(h: &Harness) -> (Gate, uuid::Uuid) {
+    let gate = Gate::default();
+    h.plugin("alpha")
+        .job(JobDeclaration::new("slow", ""), gate.handler())
+        .register()
+        .await;
+    let run = h
+        .jobs
+        .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)
+        .await
+        .expect("trigger")
+        .run_id;
+    h.wait_for_run(run, RunStatus::Running).await;
+    (gate, run)
+}
+
 #[actix_rt::test]
 async fn each_pass_runs_on_request_and_rescue_spares_this_instances_runs() {
     let h = Harness::new(SchedulerConfig {
@@ -24,18 +41,7 @@ async fn each_pass_runs_on_request_and_rescue_spares_this_instances_runs() {
         ..SchedulerConfig::default()
     })
     .await;
-    let gate = Gate::default();
-    h.plugin("alpha")
-        .job(JobDeclaration::new("slow", ""), gate.handler())
-        .register()
-        .await;
-    let ours = h
-        .jobs
-        .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)
-        .await
-        .expect("trigger")
-        .run_id;
-    h.wait_for_run(ours, RunStatus::Running).await;
+    let (gate, ours) = a_held_run(&h).await;
     // Another instance's run, abandoned long ago.
     let orphan_job = h.t.insert_job(job_row("other", "orphan")).await;
     let orphan =
@@ -96,18 +102,7 @@ async fn a_run_another_instance_ended_is_stopped_here_at_the_next_heartbeat() {
     // This instance stalled past the run lease; another one failed its run as abandoned and may
     // start the job again. The next heartbeat finds the run ended and stops the worker's call.
     let h = Harness::new(SchedulerConfig::default()).await;
-    let gate = Gate::default();
-    h.plugin("alpha")
-        .job(JobDeclaration::new("slow", ""), gate.handler())
-        .register()
-        .await;
-    let ours = h
-        .jobs
-        .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)
-        .await
-        .expect("trigger")
-        .run_id;
-    h.wait_for_run(ours, RunStatus::Running).await;
+    let (gate, ours) = a_held_run(&h).await;
     let rescue = "abandoned: instance elsewhere stopped heartbeating";
     PluginJobRun::update_many()
         .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Failed))
@@ -146,18 +141,7 @@ async fn runs_are_stopped_before_their_lease_lapses_when_heartbeats_keep_failing
         ..SchedulerConfig::default()
     })
     .await;
-    let gate = Gate::default();
-    h.plugin("alpha")
-        .job(JobDeclaration::new("slow", ""), gate.handler())
-        .register()
-        .await;
-    let ours = h
-        .jobs
-        .trigger(JobRef::key("alpha", "slow"), RunTrigger::Manual)
-        .await
-        .expect("trigger")
-        .run_id;
-    h.wait_for_run(ours, RunStatus::Running).await;
+    let (gate, ours) = a_held_run(&h).await;
     let beat = || h.jobs.maintenance.send(HeartbeatPass);
     let cancels = || {
         h.workers

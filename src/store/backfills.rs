@@ -335,9 +335,9 @@ pub(super) async fn start_backfill(
     // waiting for the backfilled run that just ended) starts before the next backfilled slot.
     // One due for longer is the claim's to coalesce or skip, and does not hold the backfill.
     let grace = crate::policy::misfire_grace(&job, msg.misfire_grace);
-    let own_slot_due = job.next_run_at.is_some_and(|next| {
-        next <= now && (now - next).to_std().is_ok_and(|late| late <= grace)
-    });
+    let own_slot_due = job
+        .next_run_at
+        .is_some_and(|next| next <= now && (now - next).to_std().is_ok_and(|late| late <= grace));
     if older.is_some() || own_slot_due {
         return Ok(BackfillStart::Busy);
     }
