@@ -39,7 +39,8 @@ pub struct GetTrackedRuns;
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct FenceRuns {
-    pub run_ids: Vec<Uuid>,
+    /// The runs to fence; `None`: every run of this instance.
+    pub run_ids: Option<Vec<Uuid>>,
     pub reason: String,
 }
 
@@ -128,11 +129,9 @@ impl MaintenanceActor {
             iso(since)
         );
         log::error!("fencing every run of this instance: {reason}");
-        let (fence, scheduler) = (self.fence.clone(), self.scheduler.clone());
-        actix::spawn(async move {
-            if let Ok(run_ids) = scheduler.send(GetTrackedRuns).await {
-                fence.do_send(FenceRuns { run_ids, reason });
-            }
+        self.fence.do_send(FenceRuns {
+            run_ids: None,
+            reason,
         });
     }
 }
@@ -198,7 +197,7 @@ impl Handler<HeartbeatPass> for MaintenanceActor {
             async move {
                 let run_ids = scheduler.send(GetTrackedRuns).await?;
                 if run_ids.is_empty() {
-                    return Ok((0, run_ids, Vec::new()));
+                    return Ok((0, Vec::new()));
                 }
                 // The store stamps the heartbeat again when it writes it.
                 let now = clock.now();
@@ -210,38 +209,36 @@ impl Handler<HeartbeatPass> for MaintenanceActor {
                 // Fewer rows than runs: some ended meanwhile, most by their own outcome. Those
                 // this instance still runs were ended by another: their lease is lost.
                 let lost = if moved < run_ids.len() as u64 {
-                    crate::store::ask(&store, EndedRuns(run_ids.clone())).await?
+                    crate::store::ask(&store, EndedRuns(run_ids)).await?
                 } else {
                     Vec::new()
                 };
-                Ok((moved, run_ids, lost))
+                Ok((moved, lost))
             }
             .into_actor(self)
-            .map(
-                move |beat: Result<(u64, Vec<Uuid>, Vec<Uuid>)>, act, _ctx| {
-                    act.beating = false;
-                    match beat {
-                        Ok((moved, _, lost)) => {
-                            act.last_beat = Some(started);
-                            act.fenced = false;
-                            if !lost.is_empty() {
-                                let reason = "its lease was lost: another instance ended it while \
+            .map(move |beat: Result<(u64, Vec<Uuid>)>, act, _ctx| {
+                act.beating = false;
+                match beat {
+                    Ok((moved, lost)) => {
+                        act.last_beat = Some(started);
+                        act.fenced = false;
+                        if !lost.is_empty() {
+                            let reason = "its lease was lost: another instance ended it while \
                                           this one, stalled past the run lease, still ran it"
-                                    .to_owned();
-                                act.fence.do_send(FenceRuns {
-                                    run_ids: lost,
-                                    reason,
-                                });
-                            }
-                            Ok(moved)
+                                .to_owned();
+                            act.fence.do_send(FenceRuns {
+                                run_ids: Some(lost),
+                                reason,
+                            });
                         }
-                        Err(err) => {
-                            act.fence_if_lapsing(since, act.clock.now(), &err.to_string());
-                            Err(err)
-                        }
+                        Ok(moved)
                     }
-                },
-            ),
+                    Err(err) => {
+                        act.fence_if_lapsing(since, act.clock.now(), &err.to_string());
+                        Err(err)
+                    }
+                }
+            }),
         )
     }
 }

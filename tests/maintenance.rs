@@ -16,6 +16,15 @@ use plugin_jobs::store::{JobDeclaration, JobRef};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+/// One heartbeat pass, awaited.
+async fn heartbeat(h: &Harness) -> plugin_jobs::Result<u64> {
+    h.jobs
+        .maintenance
+        .send(HeartbeatPass)
+        .await
+        .expect("mailbox")
+}
+
 /// A manual run of `alpha/slow` that this instance runs until the gate opens.
 async fn a_held_run(h: &Harness) -> (Gate, uuid::Uuid) {
     let gate = Gate::default();
@@ -68,13 +77,7 @@ async fn each_pass_runs_on_request_and_rescue_spares_this_instances_runs() {
     );
     assert_eq!(h.t.run(ours).await.status, RunStatus::Running);
 
-    let beat = h
-        .jobs
-        .maintenance
-        .send(HeartbeatPass)
-        .await
-        .expect("mailbox")
-        .expect("heartbeat");
+    let beat = heartbeat(&h).await.expect("heartbeat");
     assert_eq!(beat, 1, "one run is ours");
     assert_eq!(h.t.run(ours).await.heartbeat_at, Some(at("10:10")));
 
@@ -112,13 +115,7 @@ async fn a_run_another_instance_ended_is_stopped_here_at_the_next_heartbeat() {
         .await
         .expect("rescue");
 
-    let beat = h
-        .jobs
-        .maintenance
-        .send(HeartbeatPass)
-        .await
-        .expect("mailbox")
-        .expect("heartbeat");
+    let beat = heartbeat(&h).await.expect("heartbeat");
     assert_eq!(beat, 0, "the run is no longer this instance's");
     wait_until("the fenced call ends", Duration::from_secs(10), || async {
         h.jobs.diagnostics().await.expect("d").active_job_count == 0
@@ -142,7 +139,6 @@ async fn runs_are_stopped_before_their_lease_lapses_when_heartbeats_keep_failing
     })
     .await;
     let (gate, ours) = a_held_run(&h).await;
-    let beat = || h.jobs.maintenance.send(HeartbeatPass);
     let cancels = || {
         h.workers
             .inner
@@ -153,14 +149,14 @@ async fn runs_are_stopped_before_their_lease_lapses_when_heartbeats_keep_failing
             })
             .count()
     };
-    beat().await.expect("mailbox").expect("heartbeat at 10:00");
+    heartbeat(&h).await.expect("heartbeat at 10:00");
     h.t.db.clone().close().await.expect("close");
 
     h.clock.set(at("10:00") + TimeDelta::seconds(15));
-    beat().await.expect("mailbox").expect_err("no database");
+    heartbeat(&h).await.expect_err("no database");
     assert_eq!(cancels(), 0, "15 s is within the lease");
     h.clock.set(at("10:00") + TimeDelta::seconds(20));
-    beat().await.expect("mailbox").expect_err("no database");
+    heartbeat(&h).await.expect_err("no database");
     wait_until("the worker is told", Duration::from_secs(10), || async {
         cancels() == 1
     })

@@ -67,7 +67,7 @@ pub struct Cancel {
 /// Stops a run whose lease is lost (see [`crate::maintenance`], "Fencing"): as [`Cancel`], but
 /// a worker that may still run it is restarted at once rather than after the cancel grace, since
 /// another instance may already run the job. Its outcome is recorded only if the run is still
-/// live; a run that already has an outcome here is left alone.
+/// live.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Fence {
@@ -513,22 +513,21 @@ impl Handler<WorkerRestarted> for JobRunActor {
 impl Handler<Fence> for JobRunActor {
     type Result = ();
 
+    /// Only a call in flight has work to stop. A run waiting for its slot finds at its start
+    /// that it ended (its start moves only a queued run); one that has its outcome is left alone.
     fn handle(&mut self, msg: Fence, ctx: &mut Self::Context) {
-        match self.phase {
-            Phase::Calling if !self.deps.workers.cancels_on_drop() => {
-                self.log(log::Level::Error, &format!("fenced: {}", msg.reason));
-                let reason = format!("cancelled: {}", msg.reason);
-                // The restart goes first: giving up waits on the outcome's write.
-                self.restart_worker(ctx);
-                self.give_up_without_grace(RunStatus::Cancelled, reason, ctx);
-            }
-            Phase::Waiting | Phase::Calling => {
-                self.log(log::Level::Error, &format!("fenced: {}", msg.reason));
-                let reason = format!("cancelled: {}", msg.reason);
-                ctx.notify(Cancel { reason });
-            }
-            Phase::Starting | Phase::Releasing | Phase::Done => {}
+        if self.phase != Phase::Calling {
+            return;
         }
+        self.log(log::Level::Error, &format!("fenced: {}", msg.reason));
+        let reason = format!("cancelled: {}", msg.reason);
+        if self.deps.workers.cancels_on_drop() {
+            ctx.notify(Cancel { reason });
+            return;
+        }
+        // The restart goes first: giving up waits on the outcome's write.
+        self.restart_worker(ctx);
+        self.give_up_without_grace(RunStatus::Cancelled, reason, ctx);
     }
 }
 

@@ -8,8 +8,9 @@
 //! hands it to the oldest queued manual run, or to a due job.
 //!
 //! Handles: `Start`, `Tick`, `TriggerJob`, `RegisterPlugin`, `UnregisterPlugin`, `PauseJob`,
-//! `ResumeJob`, `JobUpdated`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`, `FenceRuns`,
-//! `GetDiagnostics`, `Subscribe`, `Shutdown`, `AwaitReleased`. Sends: store messages, `Cancel` to its `JobRunActor`s,
+//! `ResumeJob`, `JobUpdated`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`,
+//! `FenceRuns`, `GetDiagnostics`, `Subscribe`, `Shutdown`, `AwaitReleased`. Sends: store messages,
+//! `Cancel` and `Fence` to its `JobRunActor`s,
 //! `RunEvent`s on the bus.
 //!
 //! Rooms: this file is dispatch (the actor, ticks and wakes, claims, spawning runs, the run
@@ -694,9 +695,9 @@ impl Handler<FenceRuns> for SchedulerActor {
     type Result = ();
 
     fn handle(&mut self, msg: FenceRuns, _ctx: &mut Self::Context) {
-        let fenced: HashSet<Uuid> = msg.run_ids.into_iter().collect();
+        let fenced: Option<HashSet<Uuid>> = msg.run_ids.map(|ids| ids.into_iter().collect());
         for live in self.runs.unsettled(None) {
-            if fenced.contains(&live.run_id) {
+            if fenced.as_ref().is_none_or(|ids| ids.contains(&live.run_id)) {
                 live.handle.do_send(Fence {
                     reason: msg.reason.clone(),
                 });

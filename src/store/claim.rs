@@ -491,14 +491,7 @@ impl Claim<'_> {
                     (moves_on(None), Fate::Skip(SkipReason::Misfire, count))
                 } else {
                     let coalesced = (before > 0).then_some((slot, before, SkipReason::Overlap));
-                    let fate = Fate::Fire { coalesced };
-                    let pointer = moves_on(Some(newest));
-                    return Ok(Some(Decided {
-                        job,
-                        slot: newest,
-                        pointer,
-                        fate,
-                    }));
+                    (moves_on(Some(newest)), Fate::Fire { coalesced })
                 }
             }
             (None, _)
@@ -523,7 +516,8 @@ impl Claim<'_> {
         };
         Ok(Some(Decided {
             job,
-            slot,
+            // The slot that fires, when one does (the newest of a wait); else the pointer's.
+            slot: pointer.and_then(|pointer| pointer.fired).unwrap_or(slot),
             pointer,
             fate,
         }))

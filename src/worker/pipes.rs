@@ -42,23 +42,19 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
         let line = match rpc::read_line(&mut stdout, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
             Ok(Line::Oversized { bytes, head }) => {
-                // An answer too long to read fails its call now, saying why: dropped, it would
-                // leave the run waiting for an answer until its timeout.
-                if let Some(id) = rpc::answered_id(&head) {
-                    let error = WorkerError::new(
-                        codes::INVALID_REQUEST,
-                        format!(
-                            "the worker's answer was {bytes} bytes long, over the limit of {} \
-                             bytes on a line",
-                            rpc::MAX_LINE_BYTES
-                        ),
+                let error = || {
+                    format!(
+                        "the worker's answer was {bytes} bytes long, over the limit of {} bytes \
+                         on a line",
+                        rpc::MAX_LINE_BYTES
+                    )
+                };
+                let id = rpc::answered_id(&head);
+                if !id.is_some_and(|id| fail_call(&plugin, &connection, &id, error())) {
+                    log::warn!(
+                        "plugin {plugin}: dropped a stdout line of {bytes} bytes (too long)"
                     );
-                    if connection.resolve(&id, Err(error)) {
-                        log::warn!("plugin {plugin}: an answer of {bytes} bytes to call {id}");
-                        continue;
-                    }
                 }
-                log::warn!("plugin {plugin}: dropped a stdout line of {bytes} bytes (too long)");
                 continue;
             }
             Ok(Line::Eof) => return,
@@ -91,24 +87,30 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
             }
             Err(bad) => {
                 let shown: String = line.chars().take(200).collect();
-                // A broken answer to a call in flight fails that call now: dropped, it would
-                // leave the run waiting for an answer until its timeout.
-                if let Some(id) = bad.id.as_ref().filter(|_| !names_a_method(&line)) {
-                    let error = WorkerError::new(
-                        codes::INVALID_REQUEST,
-                        format!("the worker answered with a malformed response ({bad}): {shown}"),
+                let error =
+                    format!("the worker answered with a malformed response ({bad}): {shown}");
+                let id = bad.id.as_ref().filter(|_| !names_a_method(&line));
+                if !id.is_some_and(|id| fail_call(&plugin, &connection, id, error)) {
+                    log::warn!(
+                        "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): \
+                         {shown}"
                     );
-                    if connection.resolve(id, Err(error)) {
-                        log::warn!("plugin {plugin}: a malformed response to call {id}: {bad}");
-                        continue;
-                    }
                 }
-                log::warn!(
-                    "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): {shown}"
-                );
             }
         }
     }
+}
+
+/// Fails the call in flight with `id` with `error`: an answer that cannot be read (malformed, or
+/// too long) still answers its call, which would otherwise wait for its timeout. Answers whether
+/// such a call was in flight.
+fn fail_call(plugin: &str, connection: &Connection, id: &Value, error: String) -> bool {
+    let shown = format!("plugin {plugin}: call {id} failed: {error}");
+    let failed = connection.resolve(id, Err(WorkerError::new(codes::INVALID_REQUEST, error)));
+    if failed {
+        log::warn!("{shown}");
+    }
+    failed
 }
 
 /// Whether a line (valid JSON, but not a valid message) carries a `method`: then it was meant as
