@@ -139,6 +139,8 @@ struct Serve {
     #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value_t = HumanDuration(config::DEFAULT_RUN_RETENTION))]
     run_retention: HumanDuration,
     /// How long before its slot a job is claimed, so its run is ready and starts on time.
+    /// Raise it (to 700ms, say) when thousands of jobs share a slot: their claim takes hundreds
+    /// of milliseconds.
     #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value_t = HumanDuration(config::DEFAULT_CLAIM_LOOKAHEAD))]
     claim_lookahead: HumanDuration,
     /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.

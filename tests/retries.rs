@@ -508,6 +508,91 @@ fn instance(
 }
 
 #[actix_rt::test]
+async fn a_slot_a_stop_ended_before_it_came_gets_its_late_run_after_the_restart() {
+    let t = TestDb::new().await;
+    let clock = ManualClock::new(at("2024-01-15T10:14:45Z"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    // A lookahead of 30 s: the 10:15 slot is claimed at 10:14:45 and its run waits 15 s for it.
+    let config = SchedulerConfig {
+        tick_interval: Duration::from_secs(60),
+        claim_lookahead: Duration::from_secs(30),
+        ..SchedulerConfig::default()
+    };
+    let start = |db, name: &str| {
+        let workers = InProcessWorkers::new();
+        for key in ["flaky", "strict"] {
+            workers.register(PLUGIN, key, failing_first(0, Arc::clone(&calls)));
+        }
+        PluginJobs::builder(db)
+            .workers(workers)
+            .clock(clock.clone())
+            .config(config.clone())
+            .instance_id(name)
+            .manual_ticks()
+            .start()
+            .expect("start")
+    };
+    let declarations = vec![
+        JobDeclaration::new("flaky", "*/15 * * * *"),
+        JobDeclaration {
+            misfire: MisfirePolicy::Skip,
+            ..JobDeclaration::new("strict", "*/15 * * * *")
+        },
+    ];
+    let a = start(t.db.clone(), "instance-a");
+    let jobs = a
+        .register(PLUGIN, declarations.clone())
+        .await
+        .expect("jobs");
+    a.scheduler.send(Tick).await.expect("tick");
+    let claimed: Vec<PluginJobRunModel> = t.all_runs().await;
+    assert_eq!(claimed.len(), 2, "both 10:15 slots are claimed ahead");
+    assert!(claimed.iter().all(|run| run.status == RunStatus::Queued));
+    // A stop with no grace, before the slot: nothing has reached the worker.
+    let report = a.shutdown(Duration::ZERO).await.expect("shutdown");
+    assert_eq!(report.cancelled, 2);
+    for run in &claimed {
+        let run = t.run(run.id).await;
+        assert_eq!(
+            (run.status, run.error.as_deref()),
+            (
+                RunStatus::Cancelled,
+                Some("Scheduler shutting down before the run started")
+            )
+        );
+    }
+    let asked = retries(&t).await;
+    assert_eq!(asked.len(), 1, "the fire_once slot only: {asked:?}");
+    assert_eq!(asked[0].job_id, jobs[0].id);
+    assert_eq!(
+        (asked[0].status, asked[0].due_at, asked[0].scheduled_for),
+        (
+            RetryStatus::Pending,
+            at("2024-01-15T10:14:45Z"),
+            at("10:15")
+        )
+    );
+
+    // The restarted server carries the slot out once; the `skip` job's slot stays missed.
+    let b = start(t.db.clone(), "instance-b");
+    b.register(PLUGIN, declarations).await.expect("register");
+    clock.set(at("2024-01-15T10:15:02Z"));
+    assert_eq!(pass(&b).await.started, 1);
+    wait_for_finished_runs(&t, jobs[0].id, 2).await;
+    let late = runs_of(&t, jobs[0].id).await.remove(1);
+    assert_eq!(
+        (late.status, late.trigger, late.scheduled_for),
+        (RunStatus::Succeeded, RunTrigger::Retry, at("10:15"))
+    );
+    assert_eq!(
+        runs_of(&t, jobs[1].id).await.len(),
+        1,
+        "strict stays missed"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[actix_rt::test]
 async fn a_pending_retry_survives_a_restart_and_runs_once_across_two_instances() {
     let t = TestDb::new().await;
     let clock = ManualClock::new(at("10:00"));

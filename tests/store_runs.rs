@@ -839,6 +839,30 @@ async fn an_outcome_with_nul_bytes_is_stored_cleaned_and_does_not_fail_its_batch
 }
 
 #[actix_rt::test]
+async fn an_outcome_with_a_huge_error_keeps_its_head_and_says_how_long_it_was() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let job = t.insert_job(job_row("alpha", "loud")).await;
+    let mut run = run_row(&job);
+    run.status = RunStatus::Running;
+    let run = t.insert_run(run).await.expect("insert run");
+    // 'é' is two bytes: the cap falls inside one, and the cut moves back to a boundary.
+    let error = format!("x{}", "é".repeat(600_000));
+    let sent = complete(run.id, RunStatus::Failed, Some(&error), "10:00");
+    assert!(store.send(sent).await.expect("mailbox").expect("recorded"));
+    let stored = t.run(run.id).await.error.expect("an error");
+    let (head, tail) = stored.split_once('…').expect("a truncation mark");
+    assert!(
+        head.len() <= plugin_jobs::store::ERROR_CAP,
+        "{} bytes kept",
+        head.len()
+    );
+    assert!(head.len() > plugin_jobs::store::ERROR_CAP - 2);
+    assert!(error.starts_with(head));
+    assert_eq!(tail, " (truncated: 1200001 bytes in all)");
+}
+
+#[actix_rt::test]
 async fn an_outcome_that_cannot_be_written_fails_alone_and_not_its_batch() {
     let t = TestDb::new().await;
     let store = t.store();

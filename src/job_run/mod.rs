@@ -62,6 +62,19 @@ pub struct RunSettled {
 #[rtype(result = "()")]
 pub struct Cancel {
     pub reason: String,
+    /// The reason to record instead when the run is still waiting for its slot (nothing reached
+    /// the worker).
+    pub before_start: Option<String>,
+}
+
+impl Cancel {
+    /// A cancellation with one reason, whether or not the run has started.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            before_start: None,
+        }
+    }
 }
 
 /// Stops a run whose lease is lost (see [`crate::maintenance`], "Fencing"): as [`Cancel`], but
@@ -263,7 +276,11 @@ impl JobRunActor {
                 self.logs.ended(outcome.logs);
                 let (status, error) = match outcome.result {
                     Ok(()) => (RunStatus::Succeeded, None),
-                    Err(err) => (RunStatus::Failed, Some(err.message)),
+                    Err(err) => {
+                        let mut error = err.message;
+                        crate::store::bound_error(&mut error);
+                        (RunStatus::Failed, Some(error))
+                    }
                 };
                 self.finish(status, error, ctx);
             }
@@ -479,7 +496,8 @@ impl Handler<Cancel> for JobRunActor {
             Phase::Waiting => {
                 // Nothing reached the worker: the run simply ends.
                 self.cancel_timer(ctx);
-                self.finish(RunStatus::Cancelled, Some(msg.reason), ctx);
+                let reason = msg.before_start.unwrap_or(msg.reason);
+                self.finish(RunStatus::Cancelled, Some(reason), ctx);
             }
             Phase::Calling if self.deps.workers.cancels_on_drop() => {
                 // Dropping the call ends it: the job is free as soon as the outcome is written.
@@ -522,7 +540,7 @@ impl Handler<Fence> for JobRunActor {
         self.log(log::Level::Error, &format!("fenced: {}", msg.reason));
         let reason = format!("cancelled: {}", msg.reason);
         if self.deps.workers.cancels_on_drop() {
-            ctx.notify(Cancel { reason });
+            ctx.notify(Cancel::new(reason));
             return;
         }
         // The restart goes first: giving up waits on the outcome's write.

@@ -343,9 +343,7 @@ impl Handler<UnregisterPlugin> for SchedulerActor {
         self.plugins.remove(&msg.plugin_id);
         self.runs.set_plugin_cap(&msg.plugin_id, None);
         for live in self.runs.unsettled(Some(&msg.plugin_id)) {
-            live.handle.do_send(Cancel {
-                reason: REASON.to_owned(),
-            });
+            live.handle.do_send(Cancel::new(REASON));
         }
         let queued = self.runs.drain_queued(Some(&msg.plugin_id));
         let store = self.store.clone();

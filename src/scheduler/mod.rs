@@ -407,7 +407,7 @@ impl SchedulerActor {
                     waiting.job_key,
                     iso(waiting.slot)
                 );
-                live.handle.do_send(Cancel { reason });
+                live.handle.do_send(Cancel::new(reason));
             }
             self.waiting.insert(waiting.job_id, waiting.slot);
         }

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use entity::prelude::*;
 use uuid::Uuid;
 
-use crate::job_run::Cancel;
-use crate::store::{CompleteRun, StoreActor};
+use crate::job_run::{Cancel, JobRunActor};
+use crate::store::{CancelUnstarted, CompleteRun, StoreActor};
 
 use super::{Lifecycle, SchedulerActor};
 
@@ -40,6 +40,28 @@ pub struct ShutdownReport {
 
 /// How long the shutdown waits for cancelled runs to record their outcome.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// The error of a run that a shutdown ended before it started.
+const BEFORE_START: &str = "Scheduler shutting down before the run started";
+
+/// Ends the runs claimed ahead of their slot that have not started, before the live runs are
+/// told to stop: a slot that a stop ended before it came gets what a slot that passed while the
+/// server was down gets ([`CancelUnstarted`]), in the transaction that ends its run. The runs
+/// that have started are left to their cancellation.
+async fn hand_back_unstarted(
+    store: &Addr<StoreActor>,
+    live: &[(Uuid, Addr<JobRunActor>)],
+    now: DateTime<Utc>,
+) {
+    let cancel = CancelUnstarted {
+        run_ids: live.iter().map(|(run_id, _)| *run_id).collect(),
+        reason: BEFORE_START.to_owned(),
+        now,
+    };
+    if let Err(err) = crate::store::ask(store, cancel).await {
+        log::error!("ending the runs that had not started failed: {err}");
+    }
+}
 
 /// Records queued runs that never started as `cancelled`.
 pub(super) async fn cancel_queued(
@@ -98,25 +120,35 @@ impl Handler<Shutdown> for SchedulerActor {
         let drained = self.runs.wait_drained();
         Box::pin(
             async move {
-                let reason = "Scheduler shutting down before the run started";
-                cancel_queued(&store, &queued, reason, now).await;
+                cancel_queued(&store, &queued, BEFORE_START, now).await;
                 let drained = actix_rt::time::timeout(msg.grace, drained).await.is_ok();
                 (queued.len(), drained)
             }
             .into_actor(self)
             .then(move |(queued, drained), act, _ctx| {
                 let mut cancelled = queued;
+                let mut live = Vec::new();
                 if !drained {
-                    for live in act.runs.unsettled(None) {
-                        cancelled += 1;
-                        live.handle.do_send(Cancel {
-                            reason: reason.clone(),
-                        });
-                    }
+                    live = act
+                        .runs
+                        .unsettled(None)
+                        .map(|run| (run.run_id, run.handle.clone()))
+                        .collect();
+                    cancelled += live.len();
                 }
                 let settled = act.runs.wait_settled();
                 let finished = live_before.saturating_sub(cancelled - queued);
+                let (store, now) = (act.store.clone(), act.clock.now());
                 async move {
+                    if !live.is_empty() {
+                        hand_back_unstarted(&store, &live, now).await;
+                    }
+                    for (_, handle) in live {
+                        handle.do_send(Cancel {
+                            reason: reason.clone(),
+                            before_start: Some(BEFORE_START.to_owned()),
+                        });
+                    }
                     // The cancelled runs record their outcome before they report settled.
                     let _ = actix_rt::time::timeout(SETTLE_WAIT, settled).await;
                     ShutdownReport {

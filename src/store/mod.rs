@@ -16,7 +16,7 @@
 //! stay in the mailbox's order.
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
-//! `Heartbeat`, `EndedRuns`, `RescueStaleRuns`, `CancelPluginRuns`, `SetJobStatus`, `SetJobBlock`,
+//! `Heartbeat`, `EndedRuns`, `RescueStaleRuns`, `CancelPluginRuns`, `CancelUnstarted`, `SetJobStatus`, `SetJobBlock`,
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
 //! `ListDueRetries` (in `retries.rs`), `CreateJob`, `UpdateJob` and
 //! `DeleteJob` (in `job_admin.rs`), `RequestBackfill`, `CancelBackfill`, `StartBackfill` and
@@ -288,6 +288,7 @@ impl CompleteRun {
     fn sanitize(&mut self) {
         if let Some(error) = &mut self.error {
             clean_text(error);
+            bound_error(error);
         }
         if let Some(logs) = &mut self.logs {
             clean_json(logs);
@@ -309,6 +310,25 @@ pub fn clean_text(text: &mut String) {
     if text.contains('\0') {
         *text = text.replace('\0', "\u{FFFD}");
     }
+}
+
+/// The most bytes of a run's error that are kept: an error is a message, and a worker that
+/// answers with a whole report in it (up to the 1 MiB line limit) would otherwise store it with
+/// every run it fails, and send it with every listing and webhook. The logs carry the detail.
+pub const ERROR_CAP: usize = 4 * 1024;
+
+/// Cuts an error longer than [`ERROR_CAP`] bytes at a character boundary, and says so.
+pub fn bound_error(error: &mut String) {
+    if error.len() <= ERROR_CAP {
+        return;
+    }
+    let total = error.len();
+    let mut end = ERROR_CAP;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    error.truncate(end);
+    error.push_str(&format!("… (truncated: {total} bytes in all)"));
 }
 
 /// [`clean_text`] for every string and key of a JSON value.
@@ -363,6 +383,18 @@ pub struct RescueStaleRuns {
 pub struct CancelPluginRuns {
     pub plugin_id: String,
     pub instance_id: Option<String>,
+    pub reason: String,
+    pub now: DateTime<Utc>,
+}
+
+/// Cancels those of these runs that are still queued and never started (a shutdown's runs
+/// claimed ahead of their slot), and in the same transaction gives each slot what a slot that
+/// passed while the server was down gets: a `fire_once` job's slot its one late run, a retry
+/// policy its attempt, due at once (see [`retries`]). Answers the runs it cancelled.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<Uuid>>")]
+pub struct CancelUnstarted {
+    pub run_ids: Vec<Uuid>,
     pub reason: String,
     pub now: DateTime<Utc>,
 }
@@ -601,6 +633,7 @@ write_handlers! {
     CreateRun => runs::create_run,
     RescueStaleRuns => upkeep::rescue_stale_runs,
     CancelPluginRuns => upkeep::cancel_plugin_runs,
+    CancelUnstarted => upkeep::cancel_unstarted,
     StartRetry => retries::start_retry,
     CreateJob => job_admin::create_job,
     UpdateJob => job_admin::update_job,

@@ -94,10 +94,10 @@ pub fn backoff(job: &PluginJobModel, attempt: i32, failed_run: Uuid) -> Duration
 /// the transaction that records the failures. A retry due at or after the job's next slot is
 /// stored `superseded` at once: the next slot will run instead.
 ///
-/// `unstarted` are failed runs that never started (claimed ahead by an instance that died
-/// before their slot): nothing ran, so their retry is due at once, and the slot of a
-/// `fire_once` job gets that one late attempt even when its retry policy has none left, as a
-/// slot missed while the scheduler was down does.
+/// `unstarted` are runs that never started (claimed ahead by an instance that died or shut down
+/// before their slot), failed or cancelled: nothing ran, so their retry is due at once, and the
+/// slot of a `fire_once` job gets that one late attempt even when its retry policy has none
+/// left, as a slot missed while the scheduler was down does.
 pub(super) async fn schedule_after_failures(
     db: &impl ConnectionTrait,
     failed_runs: &[Uuid],
@@ -116,7 +116,10 @@ pub(super) async fn schedule_after_failures(
             .all(db)
             .await?
             .into_iter()
-            .filter(|run| run.status == RunStatus::Failed)
+            .filter(|run| {
+                run.status == RunStatus::Failed
+                    || (run.status == RunStatus::Cancelled && unstarted.contains(&run.id))
+            })
             .collect();
         let mut job_ids: Vec<Uuid> = failed.iter().map(|run| run.job_id).collect();
         job_ids.sort();

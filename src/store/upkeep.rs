@@ -15,7 +15,10 @@ use uuid::Uuid;
 
 use super::retries;
 use super::values::{self, given};
-use super::{CancelPluginRuns, EndedRuns, Heartbeat, PruneRuns, RescueStaleRuns, begin_write};
+use super::{
+    CancelPluginRuns, CancelUnstarted, EndedRuns, Heartbeat, PruneRuns, RescueStaleRuns,
+    begin_write,
+};
 use crate::Result;
 use crate::time::{elapsed_ms, minus, to_millis};
 
@@ -157,6 +160,38 @@ pub(super) async fn cancel_plugin_runs(
             cancelled.push(run.id);
         }
     }
+    txn.commit().await?;
+    Ok(cancelled)
+}
+
+pub(super) async fn cancel_unstarted(
+    db: &DatabaseConnection,
+    msg: CancelUnstarted,
+) -> Result<Vec<Uuid>> {
+    let now = to_millis(msg.now);
+    let txn = begin_write(db).await?;
+    let mut cancelled = Vec::with_capacity(msg.run_ids.len());
+    // One statement per run, each a compare-and-set: a run whose start is written meanwhile (on
+    // PostgreSQL the starts are written beside) has started, and is not this message's to end.
+    for run_id in msg.run_ids {
+        let result = PluginJobRun::update_many()
+            .col_expr(
+                PluginJobRunColumn::Status,
+                Expr::value(RunStatus::Cancelled),
+            )
+            .col_expr(PluginJobRunColumn::Error, Expr::value(msg.reason.clone()))
+            .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+            .filter(PluginJobRunColumn::Id.eq(run_id))
+            .filter(PluginJobRunColumn::Status.eq(RunStatus::Queued))
+            .filter(PluginJobRunColumn::StartedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 1 {
+            cancelled.push(run_id);
+        }
+    }
+    let unstarted: HashSet<Uuid> = cancelled.iter().copied().collect();
+    retries::schedule_after_failures(&txn, &cancelled, &unstarted, now).await?;
     txn.commit().await?;
     Ok(cancelled)
 }
