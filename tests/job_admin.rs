@@ -130,6 +130,31 @@ async fn manifest_syncs_leave_api_jobs_alone() {
     let kept = h.t.job(api.id).await;
     assert_eq!(kept.origin, JobOrigin::Api);
     assert_eq!(kept.schedule, "0 * * * *");
+
+    // Once the API job is deleted (retired), the manifest's declaration takes the key over:
+    // the same row, its history kept, now the manifest's job.
+    h.jobs.pause(JobRef::Id(api.id)).await.expect("paused");
+    h.jobs
+        .delete_job(JobRef::Id(api.id))
+        .await
+        .expect("deleted");
+    h.jobs
+        .register(
+            PLUGIN,
+            vec![
+                JobDeclaration::new("invoice", "*/15 * * * *"),
+                JobDeclaration::new("report", "*/5 * * * *"),
+            ],
+        )
+        .await
+        .expect("sync");
+    let taken = h.t.job(api.id).await;
+    assert_eq!(
+        (taken.origin, taken.status, taken.schedule.as_str()),
+        (JobOrigin::Manifest, JobStatus::Active, "*/5 * * * *"),
+        "a deletion ends the pause too"
+    );
+    assert_eq!(taken.next_run_at, Some(at("10:05")));
 }
 
 #[actix_rt::test]

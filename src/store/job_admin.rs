@@ -126,6 +126,12 @@ pub(super) async fn delete_job(db: &DatabaseConnection, msg: DeleteJob) -> Resul
                 PluginJobColumn::NextRunAt,
                 Expr::value(None::<DateTime<Utc>>),
             )
+            // A deleted job's pause ends with it: created again, or declared by a manifest,
+            // the key starts active.
+            .col_expr(
+                PluginJobColumn::PausedAt,
+                Expr::value(None::<DateTime<Utc>>),
+            )
             .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
             .filter(PluginJobColumn::Id.eq(job.id))
             .exec(&txn)

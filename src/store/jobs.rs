@@ -88,8 +88,11 @@ pub(super) async fn sync_job_declarations(
 
     for decl in &msg.jobs {
         let job = existing.get(&decl.job_key);
-        if let Some(job) = job.filter(|job| job.origin == JobOrigin::Api) {
-            // A job created through the API keeps its key; the manifest cannot take it over.
+        if let Some(job) =
+            job.filter(|job| job.origin == JobOrigin::Api && job.status != JobStatus::Retired)
+        {
+            // A job created through the API keeps its key; the manifest cannot take it over
+            // (once it is deleted, the manifest's declaration takes the key, and its history).
             log::warn!(
                 "plugin {}: the manifest declares job {:?}, which was created through the API \
                  (id {}); the API job is kept and the declaration ignored",
