@@ -158,13 +158,18 @@ struct Serve {
     )]
     webhook_urls: Vec<String>,
     /// Sign every webhook with HMAC-SHA256 under this secret (header X-Plugin-Jobs-Signature).
-    #[arg(long, env = "PLUGIN_JOBS_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PLUGIN_JOBS_WEBHOOK_SECRET",
+        hide_env_values = true,
+        requires = "webhook_urls"
+    )]
     webhook_secret: Option<String>,
-    /// The events that are posted: run.failed, run.succeeded, job.paused, job.recovered,
-    /// slot.missed, worker.failed.
+    /// The events that are posted, separated by commas: run.failed, run.succeeded, job.paused,
+    /// job.recovered, slot.missed, worker.failed.
     #[arg(long, env = "PLUGIN_JOBS_WEBHOOK_EVENTS", value_delimiter = ',',
-          default_values_t = NotificationEvent::DEFAULT,
-          value_parser = parse_webhook_event)]
+          default_value = NotificationEvent::DEFAULT_LIST,
+          value_parser = parse_webhook_event, requires = "webhook_urls")]
     webhook_events: Vec<NotificationEvent>,
     /// Log lines on stderr: text for people, or json (one object per line) for log shippers.
     #[arg(long, env = "PLUGIN_JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -192,6 +197,21 @@ impl Serve {
             refuse(format!("invalid value for {err}"));
         }
         let has_token = options.api_token.as_ref().is_some_and(|t| !t.is_empty());
+        if let Some(token) = options
+            .api_token
+            .as_ref()
+            .filter(|t| t.trim() != t.as_str())
+        {
+            let what = if token.trim().is_empty() {
+                "is only whitespace"
+            } else {
+                "starts or ends with whitespace"
+            };
+            refuse(format!(
+                "invalid value for --api-token: it {what}, which HTTP drops from the \
+                 Authorization header, so no request could carry it"
+            ));
+        }
         let settings = [
             (
                 "--bind",

@@ -216,6 +216,27 @@ async fn a_trigger_may_carry_a_one_off_payload() {
     assert_eq!(run.payload, Some(json!({"invoice": 42})));
     let calls = h.workers.calls();
     assert_eq!(calls[0].params["job"]["payload"], json!({"invoice": 42}));
+
+    // The payload's limit is the payload's, not the body's: one of exactly 16 KiB, pretty-printed
+    // in a body with its `trigger`, is taken; one byte more is refused, naming the payload.
+    let uri = "/api/plugins/billing/jobs/invoice/trigger";
+    let at_limit = |extra: usize| json!({"note": "n".repeat(16 * 1024 - 11 + extra)});
+    assert_eq!(at_limit(0).to_string().len(), 16 * 1024);
+    for (extra, status, why) in [
+        (0, StatusCode::ACCEPTED, "runId"),
+        (1, StatusCode::BAD_REQUEST, "payload is 16385 bytes as JSON"),
+    ] {
+        let body = json!({"trigger": "manual", "payload": at_limit(extra)});
+        let body = serde_json::to_string_pretty(&body).expect("json");
+        let request = TestRequest::post()
+            .uri(uri)
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body);
+        let reply = call!(&app, request).await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+        assert!(reply.body.to_string().contains(why), "{}", reply.body);
+        h.wait_idle().await;
+    }
 }
 
 #[actix_rt::test]

@@ -239,3 +239,37 @@ fn serve_checks_settings_given_in_the_environment_and_across_flags() {
     assert!(stderr.contains("--run-lease"), "{stderr}");
     assert!(stderr.contains("more than twice"), "{stderr}");
 }
+
+#[test]
+fn serve_refuses_a_token_no_request_could_carry() {
+    for token in [" ", "secret\t"] {
+        let (code, stderr) = serve(&["--api-token", token], &[]);
+        assert_eq!(code, Some(2), "{token:?}: {stderr}");
+        assert!(stderr.contains("--api-token"), "{stderr}");
+        assert!(stderr.contains("whitespace"), "{stderr}");
+    }
+}
+
+#[test]
+fn serve_refuses_webhook_settings_without_a_webhook_url() {
+    for (args, env) in [
+        (&["--webhook-secret", "s3cret"][..], &[][..]),
+        (&[], &[("PLUGIN_JOBS_WEBHOOK_EVENTS", "run.failed")][..]),
+    ] {
+        let (code, stderr) = serve(args, env);
+        assert_eq!(code, Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains("--webhook-url"), "{stderr}");
+    }
+    // Space-separated events, as a list is often written, say how to write them.
+    let (code, stderr) = serve(
+        &[
+            "--webhook-url",
+            "http://127.0.0.1:9/hook",
+            "--webhook-events",
+            "run.failed run.succeeded",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("separate events with commas"), "{stderr}");
+}

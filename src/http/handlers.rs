@@ -17,8 +17,9 @@ use crate::store::{GetJob, GetRun, JobRef, Ping, ask};
 
 /// How many slots a job's detail shows.
 const UPCOMING_SLOTS: usize = 5;
-/// The largest trigger body read; the one field it may hold fits in far less.
-const MAX_TRIGGER_BODY: usize = 16 * 1024;
+/// The largest trigger body read: as large as a job's body, since it may hold a payload of up to
+/// 16 KiB as compact JSON, sent with any whitespace. The payload's own limit is checked apart.
+const MAX_TRIGGER_BODY: usize = 256 * 1024;
 
 pub(super) type Handle = Data<PluginJobsHandle>;
 type ApiResult = Result<HttpResponse, ApiError>;

@@ -36,6 +36,9 @@ impl NotificationEvent {
         Self::SlotMissed,
         Self::JobRecovered,
     ];
+    /// [`Self::DEFAULT`] as the server's flag takes it, separated by commas (checked by a test).
+    pub const DEFAULT_LIST: &'static str =
+        "run.failed,job.paused,worker.failed,slot.missed,job.recovered";
 
     /// The event's name on the wire (`run.failed`, …).
     pub fn as_str(self) -> &'static str {
@@ -65,8 +68,13 @@ impl FromStr for NotificationEvent {
             .find(|event| event.as_str() == text.trim())
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|event| event.as_str()).collect();
+                let hint = if text.trim().contains(char::is_whitespace) {
+                    " (separate events with commas: run.failed,run.succeeded)"
+                } else {
+                    ""
+                };
                 Error::InvalidInput(format!(
-                    "unknown webhook event {text:?}; known events: {}",
+                    "unknown webhook event {text:?}{hint}; known events: {}",
                     known.join(", ")
                 ))
             })
@@ -139,5 +147,30 @@ impl NotifierConfig {
     /// The lease of a claimed delivery: long enough for the POST and the write of its result.
     pub(super) fn lease(&self) -> Duration {
         self.request_timeout * 2 + Duration::from_secs(5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NotificationEvent;
+
+    #[test]
+    fn the_flags_default_list_holds_the_default_events() {
+        let parsed: Vec<NotificationEvent> = NotificationEvent::DEFAULT_LIST
+            .split(',')
+            .map(|event| event.parse().expect("a known event"))
+            .collect();
+        assert_eq!(parsed, NotificationEvent::DEFAULT);
+    }
+
+    #[test]
+    fn events_separated_by_spaces_are_refused_with_a_hint() {
+        let err = "run.failed run.succeeded"
+            .parse::<NotificationEvent>()
+            .expect_err("one unknown event");
+        assert!(
+            err.to_string().contains("separate events with commas"),
+            "{err}"
+        );
     }
 }
