@@ -28,9 +28,14 @@ pub enum Error {
     /// No plugin with that id is registered.
     #[error("Plugin not found: {0}")]
     PluginNotFound(String),
-    /// The job exists but is paused, failed or retired.
-    #[error("Job {job} is not active (status: {status})")]
-    JobNotActive { job: String, status: String },
+    /// The job exists but is paused, failed or retired, so it cannot be what `action` says
+    /// (`triggered`, `paused`, …).
+    #[error("Job {job} is {status}, so it cannot be {action}")]
+    JobNotActive {
+        job: String,
+        status: String,
+        action: &'static str,
+    },
     /// The job has a live (queued or running) run, or is blocked by a timed-out call.
     #[error("Job {job} is already running{detail}")]
     AlreadyRunning { job: String, detail: String },

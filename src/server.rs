@@ -60,6 +60,11 @@ impl Default for ServeOptions {
 
 /// The addresses `bind` resolves to; refused when one is not loopback and there is no token.
 pub fn check_bind(bind: &str, has_token: bool) -> Result<Vec<SocketAddr>> {
+    if !bind.contains(':') || bind.ends_with(']') {
+        return Err(Error::InvalidInput(format!(
+            "bind: {bind:?} has no port: write host:port, as in 127.0.0.1:8080 (port 0 picks a free one)"
+        )));
+    }
     let addrs: Vec<SocketAddr> = bind
         .to_socket_addrs()
         .map_err(|err| Error::InvalidInput(format!("bind: cannot resolve {bind:?}: {err}")))?
@@ -354,10 +359,14 @@ mod tests {
                 .contains("refusing to listen on 0.0.0.0:8080 without an API token")
         );
         assert!(check_bind("0.0.0.0:8080", true).is_ok());
-        let err = check_bind("nonsense", false).expect_err("bad address");
+        for no_port in ["127.0.0.1", "[::1]", "localhost"] {
+            let err = check_bind(no_port, false).expect_err("no port");
+            assert!(err.to_string().contains("has no port"), "{err}");
+        }
+        let err = check_bind("nonsense:80", false).expect_err("bad address");
         assert!(
             err.to_string()
-                .contains("bind: cannot resolve \"nonsense\""),
+                .contains("bind: cannot resolve \"nonsense:80\""),
             "{err}"
         );
     }

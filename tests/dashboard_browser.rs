@@ -710,7 +710,10 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
     let refused = browser.wait_text(&format!("{OK_ROW} [data-field=message]"), "a 409", |t| {
         t.starts_with("409")
     });
-    assert!(refused.contains("not active"), "{refused}");
+    assert!(
+        refused.contains("is paused, so it cannot be triggered"),
+        "{refused}"
+    );
     browser.click(&format!(r#"{OK_ROW} button[data-action="resume"]"#));
     browser.wait_text(&format!("{OK_ROW} [data-field=status]"), "active", |t| {
         t == "active"

@@ -762,7 +762,11 @@ async fn trigger_of_a_paused_or_failed_job_is_409() {
         )
         .await;
         assert_eq!(reply.status, StatusCode::CONFLICT, "{key}");
-        assert!(reply.error().contains("not active"), "{}", reply.error());
+        assert!(
+            reply.error().contains("so it cannot be triggered"),
+            "{}",
+            reply.error()
+        );
     }
     assert!(h.t.all_runs().await.is_empty());
 }

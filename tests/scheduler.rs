@@ -865,7 +865,10 @@ async fn trigger_errors_name_the_reason() {
         .await
         .map_err(err)
         .expect_err("paused");
-    assert!(paused.contains("not active"), "{paused}");
+    assert!(
+        paused.contains("is paused, so it cannot be triggered"),
+        "{paused}"
+    );
     let down = h
         .jobs
         .trigger(JobRef::key("down", "job"), RunTrigger::Manual)

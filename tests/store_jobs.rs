@@ -578,7 +578,11 @@ async fn pause_keeps_the_pointer_and_resume_moves_it_to_the_next_slot_after_now(
         .await
         .expect("mailbox")
         .expect_err("a retired job cannot be resumed");
-    assert!(err.to_string().contains("not active"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is retired, so it cannot be resumed"),
+        "{err}"
+    );
 }
 
 #[actix_rt::test]

@@ -249,7 +249,9 @@ async fn creating_a_run_checks_the_job_atomically() {
         .expect("mailbox")
         .expect_err("paused job");
     assert!(
-        not_active.to_string().contains("not active"),
+        not_active
+            .to_string()
+            .contains("is paused, so it cannot be triggered"),
         "{not_active}"
     );
 

@@ -27,6 +27,9 @@ pub struct Job {
     pub next_run_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub last_run: Option<RunSummary>,
+    /// Why the job was paused automatically (none for an operator's pause).
+    #[serde(default)]
+    pub paused_reason: Option<String>,
 }
 
 impl Job {
@@ -120,6 +123,10 @@ pub fn render_jobs(
         );
         let note = match (&job.last_error, job.blocked_until) {
             (Some(error), _) if job.status == "failed" => truncate(&clean(error), ERROR_WIDTH),
+            _ if job.status == "paused" && job.paused_reason.is_some() => truncate(
+                &clean(job.paused_reason.as_deref().unwrap_or("")),
+                ERROR_WIDTH,
+            ),
             (_, Some(until)) if until > now => {
                 format!(
                     // The block is lifted as soon as the worker lets go of the call (it answers,
@@ -268,7 +275,11 @@ mod tests {
                          "startedAt": "2026-03-01T11:58:00.000Z", "finishedAt": null}},
             {"id": "4", "pluginId": "down", "jobKey": "tick", "schedule": "* * * * *",
              "timezone": "UTC", "status": "active", "lastError": null, "blockedUntil": null,
-             "nextRunAt": "2026-03-01T11:59:00.000Z", "lastRun": null}
+             "nextRunAt": "2026-03-01T11:59:00.000Z", "lastRun": null},
+            {"id": "5", "pluginId": "demo", "jobKey": "sync", "schedule": "0 * * * *",
+             "timezone": "UTC", "status": "paused", "lastError": null, "blockedUntil": null,
+             "nextRunAt": null, "lastRun": null,
+             "pausedReason": "paused after 3 consecutive failures; last error: boom"}
         ]))
         .expect("jobs");
         let workers = [("demo", "running"), ("down", "restarting")]
@@ -283,7 +294,9 @@ mod tests {
              demo/slow       active  manual         UTC           -       failed 2m ago     \
              blocked by a timed-out run until its worker lets go, at the latest in 20s\n\
              down/tick       active  * * * * *      UTC           1m ago  -                 \
-             worker restarting: its runs wait for it\n"
+             worker restarting: its runs wait for it\n\
+             demo/sync       paused  0 * * * *      UTC           -       -                 \
+             paused after 3 consecutive failures; last error: boom\n"
         );
     }
 

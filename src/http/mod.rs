@@ -102,8 +102,8 @@ pub fn configure_with(
                 .app_data(web::JsonConfig::default().error_handler(|err, _req| {
                     ApiError::new(err.status_code(), format!("invalid JSON body: {err}")).into()
                 }))
-                .app_data(web::QueryConfig::default().error_handler(|err, _req| {
-                    ApiError::new(err.status_code(), query_error(&err)).into()
+                .app_data(web::QueryConfig::default().error_handler(|err, req| {
+                    ApiError::new(err.status_code(), query_error(&err, req.path())).into()
                 }))
                 .app_data(web::PathConfig::default().error_handler(|err, req| {
                     ApiError::bad_request(format!("invalid path {}: {err}", req.path())).into()
@@ -189,17 +189,22 @@ pub(crate) fn constant_time_eq(secret: &[u8], candidate: &[u8]) -> bool {
 }
 
 /// What is wrong with a query string, in the API's words: serde's "unknown field `statsu`,
-/// expected one of …" and "duplicate field `status`" name query parameters here.
-fn query_error(err: &actix_web::error::QueryPayloadError) -> String {
+/// expected one of …" and "duplicate field `status`" name query parameters here. The listings
+/// under `/api/plugins/{pluginId}` share their parameters with `/api/jobs` and `/api/runs` but
+/// refuse `pluginId` (their plugin is in the path), so it is not offered there.
+fn query_error(err: &actix_web::error::QueryPayloadError, path: &str) -> String {
     use actix_web::error::QueryPayloadError;
     let detail = match err {
         QueryPayloadError::Deserialize(inner) => inner.to_string(),
         other => other.to_string(),
     };
-    format!(
-        "invalid query string: {}",
-        detail.replace("field `", "parameter `")
-    )
+    let mut detail = detail.replace("field `", "parameter `");
+    if path.starts_with("/api/plugins/") {
+        detail = detail
+            .replace("`pluginId`, ", "")
+            .replace(", `pluginId`", "");
+    }
+    format!("invalid query string: {detail}")
 }
 
 #[cfg(test)]

@@ -135,6 +135,7 @@ impl Handler<TriggerJob> for SchedulerActor {
                             return Err(Error::JobNotActive {
                                 job: job.job_key,
                                 status: job.status.to_string(),
+                                action: "triggered",
                             });
                         }
                         if let Some(live) = act.runs.live(job.id) {

@@ -114,6 +114,7 @@ pub(super) async fn request_backfill(
         return Err(Error::JobNotActive {
             job: job.job_key,
             status: job.status.to_string(),
+            action: "backfilled",
         });
     }
     if job.schedule.trim().is_empty() {

@@ -100,6 +100,7 @@ pub(super) async fn update_job(db: &DatabaseConnection, msg: UpdateJob) -> Resul
         return Err(Error::JobNotActive {
             job: job.job_key,
             status: job.status.to_string(),
+            action: "changed",
         });
     }
     let mut decl = JobDeclaration::of_job(&job)

@@ -330,6 +330,7 @@ pub(super) async fn set_job_status(
                     return Err(Error::JobNotActive {
                         job: job.job_key,
                         status: JobStatus::Failed.to_string(),
+                        action: "resumed",
                     });
                 }
             }
@@ -338,10 +339,15 @@ pub(super) async fn set_job_status(
             txn.commit().await?;
             return Ok(job);
         }
-        (JobStatus::Failed | JobStatus::Retired, _) => {
+        (JobStatus::Failed | JobStatus::Retired, wanted) => {
             return Err(Error::JobNotActive {
                 job: job.job_key,
                 status: job.status.to_string(),
+                action: if wanted == JobStatus::Paused {
+                    "paused"
+                } else {
+                    "resumed"
+                },
             });
         }
         (_, wanted) => {

@@ -284,6 +284,7 @@ pub(super) async fn create_run(
         return Err(Error::JobNotActive {
             job: job.job_key,
             status: job.status.to_string(),
+            action: "triggered",
         });
     }
     if let Some(until) = job.blocked_until.filter(|until| *until > now) {
