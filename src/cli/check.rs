@@ -101,6 +101,22 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
                 problems.push(format!("{}: jobs[{index}].{field}: {err}", path.display()));
             }
         }
+        // A program shipped in the plugin folder goes with it: one that cannot be run is the
+        // plugin's own defect, not this machine's.
+        if let Some(program) = plugin.manifest.command.first()
+            && program.contains('/')
+            && !std::path::Path::new(program).is_absolute()
+        {
+            let file = plugin.dir.join(program);
+            if file.is_file() && !is_executable(&file) {
+                problems.push(format!(
+                    "{}: command[0]: {program} is not executable (chmod +x {}): the worker \
+                     cannot start",
+                    path.display(),
+                    file.display()
+                ));
+            }
+        }
     }
     let summary = format!(
         "{}: {} plugin(s) with {} job(s) load, {} problem(s)\n",
@@ -145,16 +161,27 @@ fn warnings(plugins: &Plugins) -> Vec<String> {
             continue;
         };
         let path = std::path::Path::new(program);
-        let found = if program.starts_with("./") {
+        if program.starts_with("./") {
             continue; // the loader has checked it is in the plugin folder
-        } else if path.is_absolute() {
-            path.is_file()
-        } else if program.contains('/') {
-            plugin.dir.join(path).is_file()
+        }
+        // In the plugin folder, a program that cannot run is a problem of the plugin's (above).
+        let in_plugin = program.contains('/') && !path.is_absolute();
+        let candidates: Vec<PathBuf> = if path.is_absolute() {
+            vec![path.to_path_buf()]
+        } else if in_plugin {
+            vec![plugin.dir.join(path)]
         } else {
-            folders.iter().any(|folder| folder.join(program).is_file())
+            folders.iter().map(|folder| folder.join(program)).collect()
         };
-        if !found {
+        let files: Vec<&PathBuf> = candidates.iter().filter(|file| file.is_file()).collect();
+        if !in_plugin && !files.is_empty() && !files.iter().any(|file| is_executable(file)) {
+            warnings.push(format!(
+                "{}: command[0]: {program} ({}) is not executable on this machine; the worker \
+                 will not start unless it is when `serve` runs",
+                plugin.dir.join("manifest.json").display(),
+                files[0].display()
+            ));
+        } else if files.is_empty() {
             warnings.push(format!(
                 "{}: command[0]: {program} is not found on this machine (PATH and this binary's \
                  folder); the worker will not start unless it is there when `serve` runs",
@@ -163,6 +190,13 @@ fn warnings(plugins: &Plugins) -> Vec<String> {
         }
     }
     warnings
+}
+
+/// Whether anyone may execute `file` (a mode bit; who runs `serve` may differ from who runs the
+/// check).
+fn is_executable(file: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(file).is_ok_and(|meta| meta.permissions().mode() & 0o111 != 0)
 }
 
 /// The field of a job that `serve` would reject, and why.
@@ -283,5 +317,33 @@ mod tests {
             "{:?}",
             report.warnings
         );
+    }
+
+    #[test]
+    fn a_program_in_the_plugin_folder_that_cannot_run_is_a_problem() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp");
+        plugin(dir.path(), "p", r#"{"id":"p","command":["./w"]}"#);
+        plugin(dir.path(), "q", r#"{"id":"q","command":["bin/w"]}"#);
+        let mode = |file: &std::path::Path, mode| {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        let p = dir.path().join("p/w");
+        std::fs::write(&p, "#!/bin/sh\n").expect("w");
+        mode(&p, 0o644);
+        std::fs::create_dir_all(dir.path().join("q/bin")).expect("bin");
+        let q = dir.path().join("q/bin/w");
+        std::fs::write(&q, "#!/bin/sh\n").expect("w");
+        mode(&q, 0o755);
+        let now = "2026-01-15T07:00:00Z".parse().expect("now");
+        let checked = || report(dir.path(), &manifest::load_dir(dir.path()), now);
+        let problems = checked().problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("p/manifest.json: command[0]: ./w is not executable"),
+            "{problems:?}"
+        );
+        mode(&p, 0o755);
+        assert!(checked().problems.is_empty());
     }
 }
