@@ -363,14 +363,17 @@ async fn a_hung_run_times_out_and_blocks_its_job_until_the_worker_is_restarted_a
     let s = Setup::with(
         vec![test_worker()],
         std::env::temp_dir(),
-        &[],
+        &[("SLEEP_MS", "60000")],
         fast_config(),
         Duration::from_secs(2),
     )
     .await;
-    s.register(&[("hang", Some(200)), ("ok", None)]).await;
+    s.register(&[("hang", Some(200)), ("ok", None), ("sleep", None)])
+        .await;
     s.wait_running().await;
 
+    // A run of another job on the same worker, which the restart will end.
+    let bystander = s.trigger("sleep").await.expect("trigger");
     let run_id = s.trigger("hang").await.expect("trigger");
     let run = s.finished(run_id).await;
     assert_eq!(
@@ -406,6 +409,16 @@ async fn a_hung_run_times_out_and_blocks_its_job_until_the_worker_is_restarted_a
     assert_eq!(s.run("ok").await.status, RunStatus::Succeeded);
     let rerun = s.trigger("hang").await;
     assert!(rerun.is_ok(), "the job is unblocked: {rerun:?}");
+    // The run the restart cost its worker says which run that restart was for.
+    let ended = s.finished(bystander).await;
+    let error = ended.error.unwrap_or_default();
+    assert_eq!(ended.status, RunStatus::Failed, "{error}");
+    assert!(
+        error.contains(&format!(
+            "was restarted to stop run {run_id} of {PLUGIN}/hang, which was given up"
+        )),
+        "{error}"
+    );
 }
 
 #[actix_rt::test]

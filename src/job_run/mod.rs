@@ -317,7 +317,11 @@ impl JobRunActor {
                 log::Level::Warn,
                 "did not end in its worker within the cancel grace; restarting the worker",
             );
-            act.restart_worker(ctx);
+            let why = format!(
+                "to stop {}, which was given up and did not end within the cancel grace",
+                act.label()
+            );
+            act.restart_worker(&why, ctx);
         }));
     }
 
@@ -346,11 +350,11 @@ impl JobRunActor {
     }
 
     /// Restarts the worker and releases the job once its old process group is gone.
-    fn restart_worker(&mut self, ctx: &mut Context<Self>) {
+    fn restart_worker(&mut self, why: &str, ctx: &mut Context<Self>) {
         self.cancel_timer(ctx);
         // Started outside the actor's context: a write the actor waits on (the outcome, while
         // the database is down) must not hold the restart back.
-        let restarted = self.deps.workers.restart(&self.job.plugin_id);
+        let restarted = self.deps.workers.restart_because(&self.job.plugin_id, why);
         let me = ctx.address();
         actix::spawn(async move {
             restarted.await;
@@ -544,7 +548,8 @@ impl Handler<Fence> for JobRunActor {
             return;
         }
         // The restart goes first: giving up waits on the outcome's write.
-        self.restart_worker(ctx);
+        let why = format!("to stop {}, whose lease was lost", self.label());
+        self.restart_worker(&why, ctx);
         self.give_up_without_grace(RunStatus::Cancelled, reason, ctx);
     }
 }

@@ -120,6 +120,14 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
     /// next run. Resolves once the old worker is gone (for a process, its whole process group),
     /// so every call that was in flight on it is over.
     fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()>;
+
+    /// [`Self::restart`], saying why (`to stop run … of billing/sync, which timed out`): the
+    /// other calls in flight on the worker end with the reason, so their runs say what cost
+    /// them their worker. By default the reason is not used.
+    fn restart_because(&self, plugin_id: &str, why: &str) -> BoxFuture<'static, ()> {
+        let _ = why;
+        self.restart(plugin_id)
+    }
 }
 
 /// Takes the lines a run has logged so far.

@@ -242,10 +242,17 @@ impl WorkerManager for ProcessWorkers {
     }
 
     fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()> {
+        self.restart_because(plugin_id, "on request")
+    }
+
+    fn restart_because(&self, plugin_id: &str, why: &str) -> BoxFuture<'static, ()> {
         let actor = self.shared.actor(plugin_id);
+        let restart = RestartWorker {
+            why: why.to_owned(),
+        };
         async move {
             if let Some(actor) = actor
-                && let Ok(gone) = actor.send(RestartWorker).await
+                && let Ok(gone) = actor.send(restart).await
             {
                 let _ = gone.await;
             }

@@ -65,9 +65,12 @@ impl Slot {
 
 /// Ends the current process (SIGKILL to its whole group) and starts a new one at once, without
 /// counting a crash. Answers a receiver that resolves once the old process group is gone.
-#[derive(Message, Debug, Clone, Copy)]
+#[derive(Message, Debug, Clone)]
 #[rtype(result = "oneshot::Receiver<()>")]
-pub(super) struct RestartWorker;
+pub(super) struct RestartWorker {
+    /// Why, as the calls that were in flight on it are told.
+    pub why: String,
+}
 
 /// Stops the worker for good; answers a receiver that resolves once the process is gone.
 #[derive(Message, Debug, Clone, Copy)]
@@ -445,7 +448,7 @@ impl Handler<Exited> for WorkerActor {
 impl Handler<RestartWorker> for WorkerActor {
     type Result = MessageResult<RestartWorker>;
 
-    fn handle(&mut self, _msg: RestartWorker, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RestartWorker, _ctx: &mut Self::Context) -> Self::Result {
         let (gone, answer) = oneshot::channel();
         if self.pid.is_none() {
             let _ = gone.send(());
@@ -458,7 +461,11 @@ impl Handler<RestartWorker> for WorkerActor {
         }
         self.restart_requested = true;
         self.set_status(WorkerStatus::Restarting);
-        let reason = format!("the worker of plugin {} was restarted", self.plugin());
+        let reason = format!(
+            "the worker of plugin {} was restarted {}",
+            self.plugin(),
+            msg.why
+        );
         self.end_process(reason, Signal::SIGKILL);
         MessageResult(answer)
     }
