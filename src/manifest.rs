@@ -222,6 +222,21 @@ fn check(manifest: &Manifest, dir: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
+    for (key, value) in &manifest.env {
+        if key == "PLUGIN_JOBS_PLUGIN_ID" {
+            return Err(format!(
+                "env.{key}: is set by the host, to the plugin's id ({id:?}); remove it"
+            ));
+        }
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(format!(
+                "env: {key:?} is not a variable name (empty, or holding '=' or NUL)"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!("env.{key}: the value holds a NUL byte"));
+        }
+    }
     if let Some(max) = manifest.max_concurrent_runs
         && !(1..=MAX_PLUGIN_CONCURRENCY).contains(&max)
     {
@@ -303,6 +318,20 @@ mod tests {
         assert!(
             text.starts_with("maxConcurrentRuns: invalid type"),
             "{text}"
+        );
+        let id = rejection(r#"{"id":"p","command":["x"],"env":{"PLUGIN_JOBS_PLUGIN_ID":"q"}}"#);
+        assert!(
+            id.starts_with("env.PLUGIN_JOBS_PLUGIN_ID: is set by the host"),
+            "{id}"
+        );
+        for env in [r#"{"A=B":"1"}"#, r#"{"":"1"}"#, r#"{"A\u0000":"1"}"#] {
+            let name = rejection(&format!(r#"{{"id":"p","command":["x"],"env":{env}}}"#));
+            assert!(name.contains("is not a variable name"), "{env}: {name}");
+        }
+        let nul = rejection(r#"{"id":"p","command":["x"],"env":{"A":"x\u0000y"}}"#);
+        assert!(
+            nul.starts_with("env.A: the value holds a NUL byte"),
+            "{nul}"
         );
     }
 
