@@ -35,7 +35,7 @@ use crate::scheduler::{
 };
 use crate::store::{
     BackfillRequested, CancelBackfill, CreateJob, DeleteJob, GetJob, JobDeclaration, JobRef,
-    RequestBackfill, StoreActor, StoreReader, UpdateJob,
+    PendingBackfillOf, RequestBackfill, StoreActor, StoreReader, UpdateJob,
 };
 use crate::worker::{InProcessWorkers, WorkerManager};
 
@@ -335,6 +335,15 @@ impl PluginJobsHandle {
         let requested = crate::store::ask(&self.store, msg).await?;
         self.retries.do_send(PendingWorkAdded);
         Ok(requested)
+    }
+
+    /// The job's backfilled slots that have not started, oldest first.
+    pub async fn pending_backfill(
+        &self,
+        job: JobRef,
+    ) -> Result<Vec<chrono::DateTime<chrono::Utc>>> {
+        let job_id = self.job_id(job).await?;
+        crate::store::ask(&self.store, PendingBackfillOf { job_id }).await
     }
 
     /// Cancels the job's backfilled slots that have not started. Answers how many.

@@ -275,7 +275,21 @@ async fn backfill_over_http_queues_the_missing_slots_and_can_be_cancelled() {
         let message = bad.body["error"].as_str().expect("an error");
         assert!(message.contains(why), "{body}: {message}");
     }
+    // The slots waiting to be replayed can be read back, oldest first.
+    let pending = call!(&app, TestRequest::get().uri(uri)).await;
+    assert_eq!(pending.status, StatusCode::OK, "{}", pending.body);
+    assert_eq!(
+        pending.body["pending"],
+        json!([
+            "2024-01-15T10:00:00.000Z",
+            "2024-01-15T10:15:00.000Z",
+            "2024-01-15T10:30:00.000Z",
+            "2024-01-15T10:45:00.000Z"
+        ])
+    );
     let cancelled = call!(&app, TestRequest::delete().uri(uri)).await;
     assert_eq!(cancelled.status, StatusCode::OK);
     assert_eq!(cancelled.body, json!({"cancelled": 4}));
+    let pending = call!(&app, TestRequest::get().uri(uri)).await;
+    assert_eq!(pending.body["pending"], json!([]));
 }

@@ -81,6 +81,16 @@ pub async fn backfill(handle: Handle, path: Path<(String, String)>, body: Payloa
     Ok(HttpResponse::Accepted().json(requested))
 }
 
+/// `GET /api/plugins/{pluginId}/jobs/{jobId}/backfill`: the slots waiting to be replayed,
+/// oldest first (`{"jobId", "pending": [ISO 8601 UTC, …]}`).
+pub async fn pending_backfill(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+    let (plugin_id, job_ref) = path.into_inner();
+    let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
+    let pending = handle.pending_backfill(JobRef::Id(job.id)).await?;
+    let pending: Vec<String> = pending.into_iter().map(crate::time::iso).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "jobId": job.id, "pending": pending })))
+}
+
 /// `DELETE /api/plugins/{pluginId}/jobs/{jobId}/backfill`: cancels the slots not started yet.
 pub async fn cancel_backfill(handle: Handle, path: Path<(String, String)>) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();

@@ -127,6 +127,7 @@ pub fn configure_with(
                 )
                 .service(
                     resource("/plugins/{pluginId}/jobs/{jobId}/backfill")
+                        .route(web::get().to(manage::pending_backfill))
                         .route(web::post().to(manage::backfill))
                         .route(web::delete().to(manage::cancel_backfill)),
                 )

@@ -11,7 +11,7 @@ use entity::prelude::*;
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -50,6 +50,13 @@ pub struct BackfillRequested {
 pub struct CancelBackfill {
     pub job_id: Uuid,
     pub now: DateTime<Utc>,
+}
+
+/// One job's slots waiting to be replayed, oldest first.
+#[derive(actix::Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<Vec<DateTime<Utc>>>")]
+pub struct PendingBackfillOf {
+    pub job_id: Uuid,
 }
 
 /// The pending replays, oldest slot first.
@@ -231,6 +238,23 @@ pub(super) async fn cancel_pending(
             .rows_affected;
     }
     Ok(cancelled)
+}
+
+pub(super) async fn pending_backfill_of(
+    db: &DatabaseConnection,
+    msg: PendingBackfillOf,
+) -> Result<Vec<DateTime<Utc>>> {
+    // At most MAX_BACKFILL_SLOTS per request, and one request's slots at a time are pending
+    // in practice; the read is bounded by what requests could store.
+    Ok(Backfill::find()
+        .select_only()
+        .column(BackfillColumn::ScheduledFor)
+        .filter(BackfillColumn::JobId.eq(msg.job_id))
+        .filter(BackfillColumn::Status.eq(BackfillStatus::Pending))
+        .order_by_asc(BackfillColumn::ScheduledFor)
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 pub(super) async fn list_pending_backfills(

@@ -20,7 +20,7 @@
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
 //! `ListDueRetries` (in `retries.rs`), `CreateJob`, `UpdateJob` and
 //! `DeleteJob` (in `job_admin.rs`), `RequestBackfill`, `CancelBackfill`, `StartBackfill` and
-//! `ListPendingBackfills` (in `backfills.rs`), the outbox messages
+//! `ListPendingBackfills`, `PendingBackfillOf` (in `backfills.rs`), the outbox messages
 //! (in `outbox.rs`), and the reads `ListJobs`, `GetJob`, `GetNextDueAt`, `ListRuns`, `GetRun`,
 //! `Ping`, plus the API's paginated listings `ListJobPage`, `ListRunPage` and
 //! `CountJobsByPlugin` (in `listings.rs`). Sends nothing.
@@ -59,7 +59,7 @@ use crate::clock::Clock;
 pub use crate::events::SkipReason;
 pub use backfills::{
     BackfillRequested, BackfillStart, CancelBackfill, ListPendingBackfills, MAX_BACKFILL_SLOTS,
-    RequestBackfill, StartBackfill,
+    PendingBackfillOf, RequestBackfill, StartBackfill,
 };
 pub use claim::{ClaimOutcome, ClaimedRun, SkippedSlot, WaitingSlot};
 pub use health::{HealthChange, HealthChangeKind, RecordRunOutcomes, RunOutcome, pause_reason};
@@ -664,6 +664,7 @@ read_handlers! {
     EndedRuns => upkeep::ended_runs,
     ListDueRetries => retries::list_due_retries,
     ListPendingBackfills => backfills::list_pending_backfills,
+    PendingBackfillOf => backfills::pending_backfill_of,
     Ping => ping,
 }
 
