@@ -263,6 +263,7 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
         ("malformed", minute),
         ("latin1", minute),
         ("huge", minute),
+        ("notjson", minute),
     ])
     .await;
     s.wait_running().await;
@@ -292,6 +293,13 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
     let error = huge.error.unwrap_or_default();
     assert!(
         error.starts_with("the worker's answer was 2097") && error.contains("over the limit"),
+        "{error}"
+    );
+    let not_json = s.run("notjson").await;
+    let error = not_json.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the worker answered with a malformed response (not JSON")
+            && error.contains("\"result\":nul"),
         "{error}"
     );
 

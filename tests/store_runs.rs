@@ -862,6 +862,11 @@ async fn an_outcome_with_a_huge_error_keeps_its_head_and_says_how_long_it_was() 
     assert!(head.len() > plugin_jobs::store::ERROR_CAP - 2);
     assert!(error.starts_with(head));
     assert_eq!(tail, " (truncated: 1200001 bytes in all)");
+    // Cut once more (the run's actor cuts it for its event, the store for its row), it is the
+    // same: the note keeps the original length.
+    let mut again = stored.clone();
+    plugin_jobs::store::bound_error(&mut again);
+    assert_eq!(again, stored);
 }
 
 #[actix_rt::test]

@@ -317,9 +317,14 @@ pub fn clean_text(text: &mut String) {
 /// every run it fails, and send it with every listing and webhook. The logs carry the detail.
 pub const ERROR_CAP: usize = 4 * 1024;
 
-/// Cuts an error longer than [`ERROR_CAP`] bytes at a character boundary, and says so.
+/// Room past [`ERROR_CAP`] for the note [`bound_error`] appends, so that an error it has cut
+/// is not cut again (the run's actor cuts it for its event, the store for the row).
+const NOTE_ROOM: usize = 64;
+
+/// Cuts an error longer than [`ERROR_CAP`] bytes (and its note's room) at a character
+/// boundary, and says how long it was.
 pub fn bound_error(error: &mut String) {
-    if error.len() <= ERROR_CAP {
+    if error.len() <= ERROR_CAP + NOTE_ROOM {
         return;
     }
     let total = error.len();

@@ -254,7 +254,9 @@ pub fn parse(line: &str) -> Result<Message, Malformed> {
     let value: Value = serde_json::from_str(line).map_err(|err| Malformed {
         code: codes::PARSE_ERROR,
         message: format!("not JSON: {err}"),
-        id: None,
+        // A line that begins as an answer does (`{"jsonrpc":"2.0","id":7,"result":nul}`) still
+        // names the call it answers, which then fails at once instead of at its timeout.
+        id: answered_id(line.as_bytes()),
     })?;
     let Value::Object(mut object) = value else {
         return Err(Malformed::invalid("not a JSON object", None));

@@ -66,6 +66,10 @@ for line in sys.stdin:
                               ensure_ascii=False)
             sys.stdout.buffer.write(line.encode("latin-1") + b"\n")
             sys.stdout.flush()
+        elif job["jobKey"] == "notjson":
+            # An answer whose id can be read, in a line that is not JSON.
+            sys.stdout.write('{"jsonrpc":"2.0","id":%s,"result":nul}\n' % json.dumps(mid))
+            sys.stdout.flush()
         elif job["jobKey"] == "huge":
             send({"jsonrpc": "2.0", "id": mid, "result": "x" * (2 << 20)})
         elif job["jobKey"] == "fail":
