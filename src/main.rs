@@ -41,7 +41,7 @@ enum Command {
     /// Apply every pending migration to the database.
     Migrate {
         /// Database URL (sqlite://… or postgres://…).
-        #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL)]
+        #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL, hide_env_values = true)]
         database_url: String,
     },
     /// Print the next slots of a cron expression: each in UTC and in local time with its offset,
@@ -96,7 +96,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct Serve {
     /// Database URL: sqlite://path?mode=rwc (default) or postgres://user:pass@host/db.
-    #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL, hide_env_values = true)]
     database_url: String,
     /// Folder with one sub-folder per plugin, each holding a manifest.json.
     #[arg(long, env = "PLUGIN_JOBS_PLUGINS", default_value = server::DEFAULT_PLUGINS_DIR)]
@@ -143,7 +143,7 @@ struct Serve {
     /// of milliseconds.
     #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value_t = HumanDuration(config::DEFAULT_CLAIM_LOOKAHEAD))]
     claim_lookahead: HumanDuration,
-    /// On SIGINT/SIGTERM, how long live runs get to finish before they are cancelled.
+    /// On SIGINT/SIGTERM/SIGHUP, how long live runs get to finish before they are cancelled.
     #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value_t = HumanDuration(config::DEFAULT_SHUTDOWN_GRACE))]
     shutdown_grace: HumanDuration,
     /// Pause a job after this many consecutive failed runs, unless its manifest sets
@@ -154,6 +154,8 @@ struct Serve {
     #[arg(
         long = "webhook-url",
         env = "PLUGIN_JOBS_WEBHOOK_URL",
+        // A webhook URL may carry a token of its receiver's.
+        hide_env_values = true,
         value_delimiter = ','
     )]
     webhook_urls: Vec<String>,

@@ -1,6 +1,6 @@
 //! The standalone server (DESIGN §7): migrate, start one worker per plugin of the plugins
 //! directory, register their jobs, serve the HTTP API, `/metrics` and the dashboard at `/`, and
-//! on SIGINT or SIGTERM shut down gracefully — stop accepting requests, let runs finish within
+//! on SIGINT, SIGTERM or SIGHUP shut down gracefully — stop accepting requests, let runs finish within
 //! the grace, cancel the rest, and stop the workers with `shutdown`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -310,23 +310,28 @@ async fn retire_unloaded_plugins(
     Ok(())
 }
 
-/// Resolves on the first SIGINT or SIGTERM received from the moment it is called.
+/// Resolves on the first SIGINT, SIGTERM or SIGHUP received from the moment it is called. A
+/// hangup (the terminal of a foreground `serve` went away) stops the server as gracefully as
+/// the others: by default it would kill the process on the spot, leaving its runs live until
+/// another instance's rescue.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     // Installed now, not when first polled: a signal that arrives while the server starts is
     // kept, and handled once it is up, instead of killing the process.
     let streams = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     );
     async move {
-        let (Ok(mut interrupt), Ok(mut terminate)) = streams else {
-            log::error!("cannot listen for SIGINT/SIGTERM; stop the server with SIGKILL");
+        let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = streams else {
+            log::error!("cannot listen for SIGINT/SIGTERM/SIGHUP; stop the server with SIGKILL");
             std::future::pending::<()>().await;
             return;
         };
         tokio::select! {
             _ = interrupt.recv() => log::info!("SIGINT received"),
             _ = terminate.recv() => log::info!("SIGTERM received"),
+            _ = hangup.recv() => log::info!("SIGHUP received"),
         }
     }
 }

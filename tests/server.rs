@@ -261,6 +261,17 @@ fn a_missing_plugins_directory_or_a_taken_port_fails_before_any_job_is_touched()
 
 #[test]
 fn sigterm_during_a_run_lets_it_finish_records_it_and_exits_zero() {
+    stopping_during_a_run_lets_it_finish("-TERM");
+}
+
+/// A hangup (the terminal of a foreground server went away) stops it as gracefully: by default
+/// SIGHUP would kill it on the spot, its run left live until another instance rescued it.
+#[test]
+fn sighup_stops_the_server_as_gracefully_as_sigterm() {
+    stopping_during_a_run_lets_it_finish("-HUP");
+}
+
+fn stopping_during_a_run_lets_it_finish(signal: &str) {
     let good = test_plugin("good", &[], json!([{"jobKey": "sleep"}]));
     let mut server = Server::start(&[good], &["--shutdown-grace", "20s"]);
     server.wait_worker("good", "running");
@@ -271,7 +282,7 @@ fn sigterm_during_a_run_lets_it_finish_records_it_and_exits_zero() {
         server.run(&run_id)["status"] == "running"
     });
     let db = server.dir.path().join("jobs.db");
-    let exit = server.signal("-TERM");
+    let exit = server.signal(signal);
     assert_eq!(exit.code(), Some(0), "{}", server.log());
 
     // The server is gone: the run's outcome is in the database.

@@ -273,3 +273,19 @@ fn serve_refuses_webhook_settings_without_a_webhook_url() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("separate events with commas"), "{stderr}");
 }
+
+#[test]
+fn help_does_not_print_secrets_given_in_the_environment() {
+    for args in [&["serve", "--help"][..], &["migrate", "--help"]] {
+        let output = Command::new(BIN)
+            .args(args)
+            .env("PLUGIN_JOBS_DATABASE_URL", "postgres://u:hunter2@db/jobs")
+            .env("PLUGIN_JOBS_WEBHOOK_URL", "https://hooks.example/t0ken")
+            .output()
+            .expect("run the binary");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("PLUGIN_JOBS_DATABASE_URL"), "{help}");
+        assert!(!help.contains("hunter2"), "{args:?}: {help}");
+        assert!(!help.contains("t0ken"), "{args:?}: {help}");
+    }
+}
