@@ -14,6 +14,12 @@ use crate::{Error, Result};
 
 /// Longest accepted job key.
 pub const MAX_JOB_KEY_LEN: usize = 200;
+/// Longest accepted plugin id.
+pub const MAX_PLUGIN_ID_LEN: usize = 200;
+/// Longest accepted `displayName`, in bytes.
+pub const MAX_DISPLAY_NAME_LEN: usize = 200;
+/// Longest accepted `description`, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 4 * 1024;
 /// Most attempts a retry policy may ask for (the first included).
 pub const MAX_ATTEMPTS: u32 = 100;
 /// The wait before the first retry when a policy names none.
@@ -283,15 +289,27 @@ impl RetryPolicy {
 /// rule is [`Error::InvalidInput`] naming the field (`jobs[2].retry.backoff`). Schedules and
 /// timezones are not checked here: a bad one fails only its own job, with the reason stored.
 pub fn validate(plugin_id: &str, jobs: &[JobDeclaration]) -> Result<()> {
-    if plugin_id.trim().is_empty() {
-        return Err(Error::InvalidInput("pluginId must not be empty".to_owned()));
-    }
-    if plugin_id.contains('\0') {
-        return Err(Error::InvalidInput(
-            "pluginId must not contain a NUL character".to_owned(),
-        ));
-    }
+    check_plugin_id(plugin_id).map_err(|err| Error::InvalidInput(format!("pluginId {err}")))?;
     check_jobs(jobs).map_err(Error::InvalidInput)
+}
+
+/// A plugin id's rules, wherever it comes from (a manifest also limits its characters). The
+/// message completes "pluginId …" or "id …".
+pub fn check_plugin_id(id: &str) -> std::result::Result<(), String> {
+    if id.trim().is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if id.chars().any(char::is_control) {
+        return Err("must not contain control characters (NUL, newline, ESC, …)".to_owned());
+    }
+    if id.chars().all(|c| c == '.') {
+        // `.` and `..` are path segments: the API's and the dashboard's URLs could not name it.
+        return Err(format!("{id:?} is a path segment, not a name"));
+    }
+    if id.len() > MAX_PLUGIN_ID_LEN {
+        return Err(format!("is longer than {MAX_PLUGIN_ID_LEN} bytes"));
+    }
+    Ok(())
 }
 
 /// The rules of [`validate`] for the jobs alone; the message names the field.
@@ -311,9 +329,9 @@ fn check_job<'a>(
     if job.job_key.trim().is_empty() {
         return Err(format!("jobs[{index}].jobKey must not be empty"));
     }
-    if job.job_key.contains('\0') {
+    if job.job_key.chars().any(char::is_control) {
         return Err(format!(
-            "jobs[{index}].jobKey must not contain a NUL character"
+            "jobs[{index}].jobKey must not contain control characters (NUL, newline, ESC, …)"
         ));
     }
     if uuid::Uuid::parse_str(&job.job_key).is_ok() {
@@ -328,6 +346,17 @@ fn check_job<'a>(
         return Err(format!(
             "jobs[{index}].jobKey is longer than {MAX_JOB_KEY_LEN} characters"
         ));
+    }
+    for (name, text, max) in [
+        ("displayName", &job.display_name, MAX_DISPLAY_NAME_LEN),
+        ("description", &job.description, MAX_DESCRIPTION_LEN),
+    ] {
+        if text.len() > max {
+            return Err(format!(
+                "jobs[{index}].{name} is longer than {max} bytes (got {})",
+                text.len()
+            ));
+        }
     }
     if !seen.insert(job.job_key.as_str()) {
         return Err(format!(
@@ -462,5 +491,42 @@ mod tests {
             serde_json::from_str::<JobDeclaration>(r#"{"jobKey":"a","retry":{"maxAttempt":3}}"#)
                 .expect_err("unknown field");
         assert!(unknown.to_string().contains("maxAttempt"), "{unknown}");
+    }
+
+    #[test]
+    fn names_that_urls_or_terminals_cannot_carry_are_refused() {
+        for (id, why) in [
+            ("", "must not be empty"),
+            (".", "is a path segment"),
+            ("..", "is a path segment"),
+            ("a\u{1b}[2Jb", "control characters"),
+        ] {
+            let err = check_plugin_id(id).expect_err(id);
+            assert!(err.contains(why), "{id:?}: {err}");
+        }
+        let long = "p".repeat(MAX_PLUGIN_ID_LEN + 1);
+        assert!(check_plugin_id(&long).is_err());
+        assert!(check_plugin_id("billing.v2").is_ok());
+
+        let job = |key: &str| JobDeclaration::new(key, "");
+        let err = check_jobs(&[job("line\nbreak")]).expect_err("newline");
+        assert!(
+            err.contains("jobs[0].jobKey must not contain control"),
+            "{err}"
+        );
+        let mut described = job("d");
+        described.description = "d".repeat(MAX_DESCRIPTION_LEN + 1);
+        let err = check_jobs(&[described]).expect_err("long description");
+        assert!(
+            err.starts_with("jobs[0].description is longer than 4096 bytes"),
+            "{err}"
+        );
+        let mut named = job("n");
+        named.display_name = "n".repeat(MAX_DISPLAY_NAME_LEN + 1);
+        let err = check_jobs(&[named]).expect_err("long name");
+        assert!(
+            err.starts_with("jobs[0].displayName is longer than 200"),
+            "{err}"
+        );
     }
 }

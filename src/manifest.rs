@@ -170,6 +170,19 @@ pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
         ));
     }
     let id = raw.get("id").and_then(Value::as_str);
+    // serde would take a job's fields in order from an array (`["nightly", "", "", "0 3 * * *"]`):
+    // every job is an object, as the top level is.
+    if let Some(jobs) = raw.get("jobs").and_then(Value::as_array)
+        && let Some((index, job)) = jobs.iter().enumerate().find(|(_, job)| !job.is_object())
+    {
+        return Err(reject(
+            format!(
+                "jobs[{index}]: must be a JSON object ({{\"jobKey\": …, \"schedule\": …}}), not {}",
+                json_kind(job)
+            ),
+            id,
+        ));
+    }
     let manifest: Manifest =
         serde_path_to_error::deserialize(raw.clone()).map_err(|err| reject(describe(&err), id))?;
     let dir = path
@@ -213,6 +226,7 @@ fn check(manifest: &Manifest, dir: &Path) -> Result<(), String> {
             "id: {id:?} must be non-empty and use only letters, digits, '-', '_' and '.'"
         ));
     }
+    crate::declaration::check_plugin_id(id).map_err(|err| format!("id: {err}"))?;
     let Some(program) = manifest.command.first().filter(|p| !p.is_empty()) else {
         return Err("command: must name a program, e.g. [\"./worker\"]".to_owned());
     };
@@ -297,6 +311,12 @@ mod tests {
         assert!(
             rejection(r#"{"id":"p","command":["x"],"colour":1}"#)
                 .contains("unknown field `colour`")
+        );
+        let positional =
+            rejection(r#"{"id":"p","command":["x"],"jobs":[["a","","","* * * * *"]]}"#);
+        assert!(
+            positional.starts_with("jobs[0]: must be a JSON object"),
+            "{positional}"
         );
         let key = rejection(r#"{"id":"p","command":["x"],"jobs":[{"schedule":"* * * * *"}]}"#);
         assert!(key.starts_with("jobs[0]: missing field `jobKey`"), "{key}");

@@ -938,6 +938,25 @@ async fn unknown_api_routes_and_wrong_methods_answer_in_json() {
     let reply = call(&app, TestRequest::delete().uri("/api/plugins").to_request()).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     reply.error();
+    // A 405 says which methods the route takes (RFC 9110).
+    for (uri, allow) in [
+        ("/api/jobs", "GET, HEAD"),
+        (
+            "/api/plugins/billing/jobs/invoice",
+            "GET, HEAD, PATCH, DELETE",
+        ),
+        ("/api/plugins/billing/jobs/invoice/trigger", "POST"),
+    ] {
+        let request = TestRequest::put().uri(uri).to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{uri}");
+        let header = response.headers().get(actix_web::http::header::ALLOW);
+        assert_eq!(
+            header.and_then(|value| value.to_str().ok()),
+            Some(allow),
+            "{uri}"
+        );
+    }
     // HEAD is GET without the body (the server leaves the body out), wherever GET is.
     for uri in ["/api/plugins", "/api/jobs", "/api/runs", "/healthz"] {
         let head = TestRequest::default()

@@ -133,13 +133,18 @@ pub async fn no_route() -> impl Responder {
     ApiError::not_found("No such API route").to_response()
 }
 
-/// A known path asked with a method it does not take.
-pub async fn wrong_method() -> impl Responder {
-    ApiError::new(
+/// A known path asked with a method it does not take; `allow` lists those it takes.
+pub async fn wrong_method(allow: &'static str) -> impl Responder {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "Method not allowed on this route",
+        format!("Method not allowed on this route (it takes {allow})"),
     )
-    .to_response()
+    .to_response();
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +202,12 @@ fn parse_trigger(body: &[u8]) -> Result<(RunTrigger, Option<serde_json::Value>),
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok((RunTrigger::Manual, None));
     }
+    if !matches!(first_token(body), Some(b'{' | b'n')) {
+        return Err(ApiError::bad_request(
+            r#"invalid JSON body: expected an object, {"trigger": "manual" | "retry", "payload": …}"#
+                .to_owned(),
+        ));
+    }
     let parsed: Option<TriggerBody> = serde_json::from_slice(body).map_err(|err| {
         ApiError::bad_request(format!(
             r#"invalid JSON body (expected {{"trigger": "manual" | "retry", "payload": …}}): {err}"#
@@ -213,6 +224,15 @@ fn parse_trigger(body: &[u8]) -> Result<(RunTrigger, Option<serde_json::Value>),
         }
     };
     Ok((trigger, payload))
+}
+
+/// The first byte of a JSON text past its whitespace. A body must be an object: serde would
+/// also take a struct as an array of its fields in order (`["manual", {…}]`), which no client
+/// means and whose errors name the struct, not a field.
+pub(super) fn first_token(body: &[u8]) -> Option<u8> {
+    body.iter()
+        .copied()
+        .find(|byte| !byte.is_ascii_whitespace())
 }
 
 #[cfg(test)]
@@ -236,6 +256,8 @@ mod tests {
             &br#"{"trigger":"schedule"}"#[..],
             b"{",
             b"[1]",
+            br#"["manual", {"p": 1}]"#,
+            b"[]",
             br#"{"trigger":5}"#,
             br#"{"trigger":"manual","extra":1}"#,
         ] {

@@ -106,6 +106,11 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Re
             "the body is empty: expected {expected}"
         )));
     }
+    if super::handlers::first_token(body) != Some(b'{') {
+        return Err(ApiError::bad_request(format!(
+            "invalid body: expected a JSON object, {expected}"
+        )));
+    }
     let mut reader = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut reader).map_err(|err| {
         let path = err.path().to_string();
@@ -135,5 +140,13 @@ mod tests {
         assert!(err.message.contains("shedule"), "{}", err.message);
         let err = parse_body::<JobDeclaration>(b"  ", "a job").expect_err("empty");
         assert!(err.message.contains("empty"), "{}", err.message);
+        // serde would take the struct's fields in order from an array.
+        let err =
+            parse_body::<JobDeclaration>(br#" ["arr1", "", ""]"#, "a job").expect_err("an array");
+        assert!(
+            err.message.contains("expected a JSON object"),
+            "{}",
+            err.message
+        );
     }
 }

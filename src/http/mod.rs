@@ -85,11 +85,11 @@ pub fn configure_with(
                     guard::guard(Rc::clone(&healthz_access), false, req, next)
                 }))
                 .route(read().to(h::healthz))
-                .default_service(web::to(h::wrong_method)),
+                .default_service(web::to(|| h::wrong_method("GET, HEAD"))),
         );
         let metrics_access = Rc::clone(&access);
         cfg.service(
-            resource("/metrics")
+            resource("/metrics", "GET, HEAD")
                 .app_data(handle.clone())
                 .wrap(from_fn(move |req, next| {
                     guard::guard(Rc::clone(&metrics_access), true, req, next)
@@ -111,44 +111,50 @@ pub fn configure_with(
                 .wrap(from_fn(move |req, next| {
                     guard::guard(Rc::clone(&access), true, req, next)
                 }))
-                .service(resource("/plugins").route(read().to(l::list_plugins)))
-                .service(resource("/jobs").route(read().to(l::list_all_jobs)))
-                .service(resource("/runs").route(read().to(l::list_recent_runs)))
+                .service(resource("/plugins", "GET, HEAD").route(read().to(l::list_plugins)))
+                .service(resource("/jobs", "GET, HEAD").route(read().to(l::list_all_jobs)))
+                .service(resource("/runs", "GET, HEAD").route(read().to(l::list_recent_runs)))
                 .service(
-                    resource("/plugins/{pluginId}/jobs")
+                    resource("/plugins/{pluginId}/jobs", "GET, HEAD, POST")
                         .route(read().to(l::list_jobs))
                         .route(web::post().to(manage::create_job)),
                 )
                 .service(
-                    resource("/plugins/{pluginId}/jobs/{jobId}")
-                        .route(read().to(h::get_job))
-                        .route(web::patch().to(manage::update_job))
-                        .route(web::delete().to(manage::delete_job)),
+                    resource(
+                        "/plugins/{pluginId}/jobs/{jobId}",
+                        "GET, HEAD, PATCH, DELETE",
+                    )
+                    .route(read().to(h::get_job))
+                    .route(web::patch().to(manage::update_job))
+                    .route(web::delete().to(manage::delete_job)),
                 )
                 .service(
-                    resource("/plugins/{pluginId}/jobs/{jobId}/backfill")
-                        .route(web::get().to(manage::pending_backfill))
-                        .route(web::post().to(manage::backfill))
-                        .route(web::delete().to(manage::cancel_backfill)),
+                    resource(
+                        "/plugins/{pluginId}/jobs/{jobId}/backfill",
+                        "GET, HEAD, POST, DELETE",
+                    )
+                    .route(read().to(manage::pending_backfill))
+                    .route(web::post().to(manage::backfill))
+                    .route(web::delete().to(manage::cancel_backfill)),
                 )
                 .service(
-                    resource("/plugins/{pluginId}/jobs/{jobId}/runs")
+                    resource("/plugins/{pluginId}/jobs/{jobId}/runs", "GET, HEAD")
                         .route(read().to(l::list_runs)),
                 )
                 .service(
-                    resource("/plugins/{pluginId}/jobs/{jobId}/trigger")
+                    resource("/plugins/{pluginId}/jobs/{jobId}/trigger", "POST")
                         .route(web::post().to(h::trigger_job)),
                 )
                 .service(
-                    resource("/plugins/{pluginId}/jobs/{jobId}/pause")
+                    resource("/plugins/{pluginId}/jobs/{jobId}/pause", "POST")
                         .route(web::post().to(h::pause_job)),
                 )
                 .service(
-                    resource("/plugins/{pluginId}/jobs/{jobId}/resume")
+                    resource("/plugins/{pluginId}/jobs/{jobId}/resume", "POST")
                         .route(web::post().to(h::resume_job)),
                 )
-                .service(resource("/runs/{runId}").route(read().to(h::get_run)))
-                .service(resource("/scheduler").route(read().to(h::scheduler)))
+                .service(resource("/runs/{runId}", "GET, HEAD").route(read().to(h::get_run)))
+                .service(resource("/scheduler", "GET, HEAD").route(read().to(h::scheduler)))
                 .default_service(web::to(h::no_route)),
         );
     }
@@ -160,9 +166,10 @@ pub(crate) fn read() -> actix_web::Route {
     web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
 }
 
-/// A resource whose wrong-method answer is a JSON 405 like every other error.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(h::wrong_method))
+/// A resource whose wrong-method answer is a JSON 405 like every other error, with the
+/// methods it takes in `Allow` (RFC 9110 §15.5.6).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || h::wrong_method(allow)))
 }
 
 /// The credentials of an `Authorization: Bearer <token>` header (the scheme is
