@@ -730,6 +730,14 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         unavailable.contains("Worker for plugin down is not running"),
         "{unavailable}"
     );
+
+    // Five past midnight, local time, is 00:05 (some locales' 24-hour clock says 24:05).
+    let clock = browser.script(
+        "return fmtClock(new Date(2099, 0, 1, 0, 5, 0).toISOString());",
+        json!([]),
+    );
+    let clock = clock.as_str().unwrap_or_default().to_owned();
+    assert!(clock.ends_with("00:05:00"), "{clock}");
     eprintln!("browser test took {:?}", started.elapsed());
 }
 
