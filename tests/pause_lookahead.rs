@@ -50,7 +50,7 @@ async fn no_run_starts_after_a_pause_has_answered_even_when_its_slot_was_claimed
             .iter()
             .filter(|run| {
                 run.status == RunStatus::Cancelled
-                    && run.error.as_deref() == Some("job paused before its slot")
+                    && run.error.as_deref() == Some("job paused before the run started")
             })
             .count()
     };
@@ -175,7 +175,10 @@ async fn retiring_a_job_cancels_its_slot_claimed_ahead() {
     let (started, run) = claim_ahead_then_sync(Vec::new()).await;
     assert!(!started, "a retired job's slot does not start");
     assert_eq!(run.status, RunStatus::Cancelled);
-    assert_eq!(run.error.as_deref(), Some("job retired before its slot"));
+    assert_eq!(
+        run.error.as_deref(),
+        Some("job retired before the run started")
+    );
 }
 
 #[actix_rt::test]

@@ -272,24 +272,35 @@ async fn runs(api: &ApiClient, args: &RunsArgs, json: bool) -> Result<String, Cl
         return Ok(pretty(&listed));
     }
     let runs: Vec<Run> = decode(&path, &listed)?;
-    let names = match &args.target {
-        Some(Target::Job(job)) => runs
-            .iter()
-            .map(|run| (run.job_id.clone(), job.to_string()))
-            .collect(),
-        _ if runs.is_empty() => HashMap::new(),
-        _ => job_names(api).await?,
-    };
+    let names = job_names(api, &runs).await;
     Ok(render_runs(&runs, &names, Utc::now()))
 }
 
-/// Job id → `plugin/key`, for listings whose runs name their job by id only.
-async fn job_names(api: &ApiClient) -> Result<HashMap<String, String>, ClientError> {
-    let jobs: Vec<Job> = decode("/api/jobs", &api.get("/api/jobs").await?)?;
-    Ok(jobs
+/// Job id → `plugin/key` for the jobs of these runs, which name their job by id only: one read
+/// per distinct job (a page of runs names a few), whatever the number of jobs on the server. A
+/// job that cannot be read (deleted since) shows as its id.
+async fn job_names(api: &ApiClient, runs: &[Run]) -> HashMap<String, String> {
+    let mut jobs: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|run| (run.plugin_id.as_str(), run.job_id.as_str()))
+        .collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    let reads = jobs.into_iter().map(|(plugin_id, job_id)| async move {
+        let path = job_path(plugin_id, job_id);
+        let job: Job = decode(&path, &api.get(&path).await.ok()?).ok()?;
+        Some((job.id.clone(), job.name()))
+    });
+    futures_util::future::join_all(reads)
+        .await
         .into_iter()
-        .map(|job| (job.id.clone(), job.name()))
-        .collect())
+        .flatten()
+        .collect()
+}
+
+/// The API path of a job of a plugin, by id or key.
+fn job_path(plugin_id: &str, job: &str) -> String {
+    format!("/api/plugins/{}/jobs/{}", segment(plugin_id), segment(job))
 }
 
 async fn run_detail(api: &ApiClient, args: &RunArgs, json: bool) -> Result<String, ClientError> {
@@ -299,16 +310,11 @@ async fn run_detail(api: &ApiClient, args: &RunArgs, json: bool) -> Result<Strin
         return Ok(pretty(&found));
     }
     let run: Run = decode(&path, &found)?;
-    let job_path = format!(
-        "/api/plugins/{}/jobs/{}",
-        segment(&run.plugin_id),
-        segment(&run.job_id)
-    );
-    // The run names its job by id; the key reads better. A job pruned since shows as its id.
-    let name = match api.get(&job_path).await {
-        Ok(job) => decode::<Job>(&job_path, &job).map_or_else(|_| run.job_id.clone(), |j| j.name()),
-        Err(_) => format!("{}/{}", run.plugin_id, run.job_id),
-    };
+    // The run names its job by id; the key reads better. A job deleted since shows as its id.
+    let name = job_names(api, std::slice::from_ref(&run))
+        .await
+        .remove(&run.job_id)
+        .unwrap_or_else(|| format!("{}/{}", run.plugin_id, run.job_id));
     Ok(render_run(&run, &name, Utc::now()))
 }
 

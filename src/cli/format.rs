@@ -3,9 +3,11 @@
 //! Pure functions; the client commands and `check` print what these return.
 
 use chrono::{DateTime, Utc};
+use unicode_width::UnicodeWidthStr as _;
 
 /// Columns separated by two spaces, each as wide as its widest cell; the last column is not
-/// padded, so lines carry no trailing blanks. Widths count characters, not bytes.
+/// padded, so lines carry no trailing blanks. Widths are the columns a terminal gives the text
+/// (`unicode-width`): a CJK character takes two, a combining mark none.
 #[derive(Debug)]
 pub struct Table {
     header: Vec<String>,
@@ -33,10 +35,10 @@ impl Table {
 
     /// The table as lines, header first, each ending with a newline.
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.width()).collect();
         for row in &self.rows {
             for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
+                *width = (*width).max(cell.width());
             }
         }
         let mut out = String::new();
@@ -47,7 +49,8 @@ impl Table {
                     line.push_str("  ");
                 }
                 line.push_str(cell);
-                let pad = width.saturating_sub(cell.chars().count());
+                // Columns on a terminal: `日本` takes four, a combining accent none.
+                let pad = width.saturating_sub(cell.width());
                 line.extend(std::iter::repeat_n(' ', pad));
             }
             out.push_str(line.trim_end());
@@ -78,8 +81,20 @@ pub fn fields(rows: &[(&str, String)]) -> String {
 /// into a space, so a worker's message cannot break a table or drive the terminal.
 pub fn clean(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || is_bidi_control(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
+}
+
+/// The invisible marks that reorder text after them (U+202E turns `exe.txt` around): a name
+/// holding one would show on a terminal as something it is not.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `text` cut to at most `max` characters, with `…` where it was cut.
@@ -199,5 +214,17 @@ mod tests {
     fn truncation_marks_the_cut() {
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("a long message", 6), "a lon…");
+    }
+
+    #[test]
+    fn wide_characters_keep_the_columns_aligned_and_bidi_marks_are_blanked() {
+        let mut table = Table::new(&["JOB", "STATUS"]);
+        table.row(vec!["py/日本語".to_owned(), "active".to_owned()]);
+        table.row(vec!["py/ok".to_owned(), "paused".to_owned()]);
+        assert_eq!(
+            table.render(),
+            "JOB        STATUS\npy/日本語  active\npy/ok      paused\n"
+        );
+        assert_eq!(clean("evil\u{202E}txt.exe"), "evil txt.exe");
     }
 }

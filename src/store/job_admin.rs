@@ -119,8 +119,14 @@ pub(super) async fn delete_job(db: &DatabaseConnection, msg: DeleteJob) -> Resul
     let txn = begin_write(db).await?;
     let job = api_job(&txn, msg.job_id).await?;
     if job.status != JobStatus::Retired {
-        runs::cancel_unstarted_runs(&txn, &[job.id], false, "job deleted before its slot", now)
-            .await?;
+        runs::cancel_unstarted_runs(
+            &txn,
+            &[job.id],
+            false,
+            "job deleted before the run started",
+            now,
+        )
+        .await?;
         PluginJob::update_many()
             .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
             .col_expr(

@@ -118,7 +118,7 @@ pub(super) async fn sync_job_declarations(
         })
         .map(|job| job.id)
         .collect();
-    let reason = "job retired before its slot";
+    let reason = "job retired before the run started";
     runs::cancel_unstarted_runs(&txn, &gone, false, reason, now).await?;
     for chunk in gone.chunks(super::IDS_PER_STATEMENT) {
         PluginJob::update_many()
@@ -384,7 +384,7 @@ pub(super) async fn set_job_status(
         .await?;
     if msg.status == JobStatus::Paused {
         // Once the pause is answered, no run of the job starts: not even one claimed ahead.
-        let reason = "job paused before its slot";
+        let reason = "job paused before the run started";
         runs::cancel_unstarted_runs(&txn, &[job.id], false, reason, now).await?;
     }
     let job = PluginJob::find_by_id(msg.job_id)
