@@ -117,16 +117,19 @@ async fn manifest_syncs_leave_api_jobs_alone() {
         .expect("sync");
     assert_eq!(h.t.job(api.id).await.status, JobStatus::Active);
     // A manifest declaring the same key does not take the API job over.
-    h.jobs
-        .register(
-            PLUGIN,
-            vec![
-                JobDeclaration::new("invoice", "*/15 * * * *"),
-                JobDeclaration::new("report", "*/5 * * * *"),
-            ],
-        )
-        .await
-        .expect("sync");
+    let declare_report = || async {
+        h.jobs
+            .register(
+                PLUGIN,
+                vec![
+                    JobDeclaration::new("invoice", "*/15 * * * *"),
+                    JobDeclaration::new("report", "*/5 * * * *"),
+                ],
+            )
+            .await
+            .expect("sync")
+    };
+    declare_report().await;
     let kept = h.t.job(api.id).await;
     assert_eq!(kept.origin, JobOrigin::Api);
     assert_eq!(kept.schedule, "0 * * * *");
@@ -138,16 +141,7 @@ async fn manifest_syncs_leave_api_jobs_alone() {
         .delete_job(JobRef::Id(api.id))
         .await
         .expect("deleted");
-    h.jobs
-        .register(
-            PLUGIN,
-            vec![
-                JobDeclaration::new("invoice", "*/15 * * * *"),
-                JobDeclaration::new("report", "*/5 * * * *"),
-            ],
-        )
-        .await
-        .expect("sync");
+    declare_report().await;
     let taken = h.t.job(api.id).await;
     assert_eq!(
         (taken.origin, taken.status, taken.schedule.as_str()),

@@ -144,24 +144,37 @@ pub(super) async fn cancel_plugin_runs(
     let mut cancelled = Vec::with_capacity(live.len());
     for run in live {
         let duration = run.started_at.map(|started| elapsed_ms(started, now));
-        let result = PluginJobRun::update_many()
-            .col_expr(
-                PluginJobRunColumn::Status,
-                Expr::value(RunStatus::Cancelled),
-            )
-            .col_expr(PluginJobRunColumn::Error, Expr::value(msg.reason.clone()))
-            .col_expr(PluginJobRunColumn::DurationMs, Expr::value(duration))
-            .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
-            .filter(PluginJobRunColumn::Id.eq(run.id))
-            .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 1 {
+        if cancel_run(&txn, run.id, &RunStatus::LIVE, &msg.reason, duration, now).await? {
             cancelled.push(run.id);
         }
     }
     txn.commit().await?;
     Ok(cancelled)
+}
+
+/// Records one run `cancelled` with `reason` if it is still in one of the `from` statuses (a
+/// compare-and-set); answers whether it was.
+async fn cancel_run(
+    txn: &DatabaseTransaction,
+    run_id: Uuid,
+    from: &[RunStatus],
+    reason: &str,
+    duration_ms: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let result = PluginJobRun::update_many()
+        .col_expr(
+            PluginJobRunColumn::Status,
+            Expr::value(RunStatus::Cancelled),
+        )
+        .col_expr(PluginJobRunColumn::Error, Expr::value(reason.to_owned()))
+        .col_expr(PluginJobRunColumn::DurationMs, Expr::value(duration_ms))
+        .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+        .filter(PluginJobRunColumn::Id.eq(run_id))
+        .filter(PluginJobRunColumn::Status.is_in(from.iter().copied()))
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
 }
 
 pub(super) async fn cancel_unstarted(
@@ -174,19 +187,8 @@ pub(super) async fn cancel_unstarted(
     // One statement per run, each a compare-and-set: a run whose start is written meanwhile (on
     // PostgreSQL the starts are written beside) has started, and is not this message's to end.
     for run_id in msg.run_ids {
-        let result = PluginJobRun::update_many()
-            .col_expr(
-                PluginJobRunColumn::Status,
-                Expr::value(RunStatus::Cancelled),
-            )
-            .col_expr(PluginJobRunColumn::Error, Expr::value(msg.reason.clone()))
-            .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
-            .filter(PluginJobRunColumn::Id.eq(run_id))
-            .filter(PluginJobRunColumn::Status.eq(RunStatus::Queued))
-            .filter(PluginJobRunColumn::StartedAt.is_null())
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 1 {
+        // A queued run has not started: its start moves it to running.
+        if cancel_run(&txn, run_id, &[RunStatus::Queued], &msg.reason, None, now).await? {
             cancelled.push(run_id);
         }
     }
