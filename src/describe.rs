@@ -13,6 +13,12 @@ pub fn describe(expr: &str) -> String {
     if expr.is_empty() {
         return "manual only".to_owned();
     }
+    // `0 0 31 2 *` reads as "every year on February 31": say instead that no date matches.
+    if let Ok(schedule) = Schedule::parse(expr, "UTC")
+        && schedule.next_after(chrono::DateTime::UNIX_EPOCH).is_none()
+    {
+        return format!("never: no date matches {expr}");
+    }
     describe_fields(expr).unwrap_or_else(|| expr.to_owned())
 }
 
@@ -294,6 +300,8 @@ mod tests {
             ("@yearly", "every year on January 1 at 00:00"),
             ("0 12 25 DEC *", "every year on December 25 at 12:00"),
             ("0 0 9 * * * *", "every day at 09:00"),
+            ("0 0 31 2 *", "never: no date matches 0 0 31 2 *"),
+            ("0 0 30 2 *", "never: no date matches 0 0 30 2 *"),
         ] {
             assert_eq!(describe(expr), words, "{expr}");
         }
