@@ -49,6 +49,8 @@ struct Receiver {
     failures: Arc<AtomicUsize>,
     /// How long each answer takes, so that two instances deliver side by side.
     delay: Duration,
+    /// Answers every request with a redirect to `/elsewhere` (which takes anything).
+    redirect: bool,
 }
 
 impl Receiver {
@@ -81,6 +83,11 @@ async fn hook(request: HttpRequest, body: String, receiver: web::Data<Receiver>)
     if !receiver.delay.is_zero() {
         actix_rt::time::sleep(receiver.delay).await;
     }
+    if receiver.redirect {
+        return HttpResponse::Found()
+            .insert_header(("Location", "/elsewhere"))
+            .finish();
+    }
     let fail = receiver
         .failures
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -99,6 +106,7 @@ fn start_receiver(receiver: &Receiver) -> String {
         App::new()
             .app_data(data.clone())
             .route("/hook", web::post().to(hook))
+            .route("/elsewhere", web::to(HttpResponse::Ok))
     })
     .workers(1)
     .disable_signals()
@@ -353,7 +361,7 @@ async fn two_instances_deliver_every_outbox_row_exactly_once() {
             }
         })
         .collect();
-    let added = store
+    let dropped = store
         .send(EnqueueNotifications {
             rows,
             max_rows: 10_000,
@@ -362,7 +370,7 @@ async fn two_instances_deliver_every_outbox_row_exactly_once() {
         .await
         .expect("mailbox")
         .expect("enqueue");
-    assert_eq!(added, 60);
+    assert!(dropped.is_empty(), "{dropped:?}");
 
     let workers = InProcessWorkers::new();
     let mut small_batches = config(&url, &[NotificationEvent::RunFailed]);
@@ -504,4 +512,114 @@ async fn job_paused_names_the_attempt_that_paused_and_a_resumed_job_that_succeed
     assert_eq!(recovered["attempt"], 1, "{recovered}");
     assert_eq!(recovered["failures"], 1, "{recovered}");
     assert_ne!(first.run_id, ok.run_id);
+}
+
+/// A failing job's worker and a notifier posting its `run.failed` events to `urls`.
+fn failing_job_posting_to(t: &TestDb, urls: &[&str], max_outbox: u64) -> PluginJobsHandle {
+    let workers = InProcessWorkers::new();
+    workers.register("billing", "broken", |_ctx| async { Err("boom".to_owned()) });
+    let mut config = config(urls[0], &[NotificationEvent::RunFailed]);
+    config.urls = urls.iter().map(|url| (*url).to_owned()).collect();
+    config.max_outbox = max_outbox;
+    start(t.db.clone(), &workers, config, "hooks-1")
+}
+
+async fn fail_once(t: &TestDb, jobs: &PluginJobsHandle) {
+    let run = jobs
+        .trigger(JobRef::key("billing", "broken"), RunTrigger::Manual)
+        .await
+        .expect("trigger");
+    wait_until("the run failed", Duration::from_secs(10), || async {
+        t.run(run.run_id).await.status == RunStatus::Failed
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_redirect_is_not_a_delivery_and_a_slow_receiver_does_not_hold_back_another() {
+    let t = TestDb::new().await;
+    let moved = Receiver {
+        redirect: true,
+        ..Receiver::default()
+    };
+    let slow = Receiver {
+        delay: Duration::from_secs(4),
+        ..Receiver::default()
+    };
+    let fast = Receiver::default();
+    let urls = [
+        start_receiver(&moved),
+        start_receiver(&slow),
+        start_receiver(&fast),
+    ];
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let jobs = failing_job_posting_to(&t, &urls, 10_000);
+    jobs.register("billing", vec![JobDeclaration::new("broken", "")])
+        .await
+        .expect("register");
+    fail_once(&t, &jobs).await;
+    wait_until(
+        "the slow receiver holds the first event",
+        Duration::from_secs(3),
+        || async { slow.deliveries().len() == 1 && fast.deliveries().len() == 1 },
+    )
+    .await;
+    // The slow receiver holds its request for 4 s. The second event reaches the fast one
+    // meanwhile (a batch waited for every POST of the one before).
+    fail_once(&t, &jobs).await;
+    wait_until(
+        "the fast receiver has the second event",
+        Duration::from_secs(2),
+        || async { fast.deliveries().len() == 2 },
+    )
+    .await;
+    assert_eq!(
+        slow.deliveries().len(),
+        1,
+        "the slow one is still on the first"
+    );
+    // A 302 is retried, not taken for a delivery (a redirect would have been followed with a
+    // GET, whose 200 counted as delivered).
+    wait_until(
+        "the redirect was tried twice",
+        Duration::from_secs(10),
+        || async { moved.deliveries().len() >= 2 },
+    )
+    .await;
+    let left = jobs
+        .store
+        .send(CountNotifications)
+        .await
+        .expect("mailbox")
+        .expect("count");
+    assert!(left >= 1, "the redirected delivery is still in the outbox");
+}
+
+#[actix_rt::test]
+async fn a_receiver_that_is_down_fills_only_its_own_share_of_the_outbox() {
+    let t = TestDb::new().await;
+    let fast = Receiver::default();
+    let fast_url = start_receiver(&fast);
+    // Nothing listens on port 9 of loopback (discard): every attempt fails at once.
+    let jobs = failing_job_posting_to(&t, &[&fast_url, "http://127.0.0.1:9/hook"], 2);
+    jobs.register("billing", vec![JobDeclaration::new("broken", "")])
+        .await
+        .expect("register");
+    for _ in 0..4 {
+        fail_once(&t, &jobs).await;
+    }
+    wait_until(
+        "the fast receiver has every event",
+        Duration::from_secs(10),
+        || async { fast.deliveries().len() == 4 },
+    )
+    .await;
+    let metrics = jobs.metrics().await.expect("metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l
+                == r#"plugin_jobs_notifications_total{event="run.failed",outcome="dropped"} 2"#),
+        "the dead URL's share holds 2 rows, and 2 of its 4 deliveries were dropped:\n{metrics}"
+    );
 }

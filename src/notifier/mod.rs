@@ -42,11 +42,19 @@ use crate::store::{
 use crate::time::iso;
 use crate::worker::{WorkerManager, WorkerStatus};
 
-/// Runs one delivery pass now: claims due deliveries and posts them. Answers how many were
-/// delivered.
+/// Runs one delivery pass now: each destination whose lane is idle claims its due deliveries
+/// and posts them, beside the others. Answers how many lanes it started.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "Result<usize>")]
 pub struct DeliverPass;
+
+/// A destination's batch is done (its lane is idle again).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+struct LaneDone(String);
+
+/// How often at most the notifier says it dropped deliveries of a full outbox (with how many).
+const DROP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Posts the webhooks of one instance.
 pub struct NotifierActor {
@@ -58,9 +66,13 @@ pub struct NotifierActor {
     config: Arc<NotifierConfig>,
     instance_id: String,
     client: awc::Client,
-    /// A pass is in flight; `again` asks for another one when it ends.
-    delivering: bool,
-    again: bool,
+    /// Destinations whose batch is in flight (each URL is a lane of its own, so a slow or dead
+    /// receiver delays only its own deliveries), and those asked for again meanwhile.
+    delivering: std::collections::HashSet<String>,
+    again: std::collections::HashSet<String>,
+    /// Deliveries dropped for a full outbox since it was last said, and when that was.
+    dropped_unsaid: u64,
+    dropped_said_at: Option<std::time::Instant>,
     worker_states: HashMap<String, WorkerStatus>,
 }
 
@@ -86,6 +98,9 @@ impl NotifierActor {
         let client = awc::Client::builder()
             .connector(awc::Connector::new().rustls_0_23(tls_config()))
             .timeout(config.request_timeout)
+            // A redirect would be followed with a GET and no body, and its 2xx taken for a
+            // delivery: a 3xx is an answer like any other that is not 2xx.
+            .disable_redirects()
             .finish();
         Self {
             store,
@@ -96,8 +111,10 @@ impl NotifierActor {
             config: Arc::new(config),
             instance_id,
             client,
-            delivering: false,
-            again: false,
+            delivering: std::collections::HashSet::new(),
+            again: std::collections::HashSet::new(),
+            dropped_unsaid: 0,
+            dropped_said_at: None,
             worker_states: HashMap::new(),
         }
     }
@@ -149,20 +166,17 @@ impl NotifierActor {
         );
         async move { crate::store::ask(&store, msg).await }
             .into_actor(self)
-            .map(move |added, act, ctx| {
-                let dropped = match added {
-                    Ok(added) => wanted - added.min(wanted),
+            .map(move |dropped_to, act, ctx| {
+                let dropped_to = match dropped_to {
+                    Ok(urls) => urls,
                     Err(err) => {
                         log::error!("webhook: cannot store a {event_type} event: {err}");
-                        wanted
+                        vec![String::new(); wanted]
                     }
                 };
+                let dropped = dropped_to.len();
                 if dropped > 0 {
-                    log::error!(
-                        "webhook: {dropped} delivery(ies) of a {event_type} event dropped: the \
-                         outbox is full ({} rows) or unwritable",
-                        act.config.max_outbox
-                    );
+                    act.say_dropped(dropped as u64, &event_type, &dropped_to);
                     for _ in 0..dropped {
                         events.emit(RunEvent::NotificationSent {
                             event_type: event_type.clone(),
@@ -175,11 +189,31 @@ impl NotifierActor {
             .spawn(ctx);
     }
 
-    fn deliver_soon(&mut self, ctx: &mut Context<Self>) {
-        if self.delivering {
-            self.again = true;
+    /// Logs dropped deliveries at most once a minute, with how many since the last time: a
+    /// receiver that is down for long would otherwise put an ERROR line in the log per event.
+    fn say_dropped(&mut self, dropped: u64, event_type: &str, urls: &[String]) {
+        self.dropped_unsaid += dropped;
+        if self
+            .dropped_said_at
+            .is_some_and(|at| at.elapsed() < DROP_LOG_EVERY)
+        {
             return;
         }
+        let urls: std::collections::BTreeSet<String> =
+            urls.iter().map(|url| post::redact(url)).collect();
+        log::error!(
+            "webhook: {} delivery(ies) dropped since the last report (the latest of a \
+             {event_type} event, to {}): the outbox holds {} rows for that URL already, or is \
+             unwritable",
+            self.dropped_unsaid,
+            urls.into_iter().collect::<Vec<_>>().join(", "),
+            self.config.max_outbox
+        );
+        self.dropped_unsaid = 0;
+        self.dropped_said_at = Some(std::time::Instant::now());
+    }
+
+    fn deliver_soon(&mut self, ctx: &mut Context<Self>) {
         let me = ctx.address();
         actix::spawn(async move {
             if let Ok(Err(err)) = me.send(DeliverPass).await {
@@ -357,16 +391,39 @@ impl Handler<RunEvent> for NotifierActor {
 }
 
 impl Handler<DeliverPass> for NotifierActor {
-    type Result = ResponseActFuture<Self, Result<usize>>;
+    type Result = Result<usize>;
 
-    fn handle(&mut self, _msg: DeliverPass, _ctx: &mut Self::Context) -> Self::Result {
-        if self.delivering {
-            // One pass at a time; the one in flight starts another when it ends.
-            self.again = true;
-            return Box::pin(actix::fut::ready(Ok(0)));
+    fn handle(&mut self, _msg: DeliverPass, ctx: &mut Self::Context) -> Self::Result {
+        let mut started = 0;
+        for url in self.config.urls.clone() {
+            if self.delivering.contains(&url) {
+                // One batch per destination at a time; the one in flight asks for another.
+                self.again.insert(url);
+                continue;
+            }
+            self.delivering.insert(url.clone());
+            started += 1;
+            self.deliver_to(url, ctx);
         }
-        self.delivering = true;
-        self.again = false;
+        Ok(started)
+    }
+}
+
+impl Handler<LaneDone> for NotifierActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LaneDone, ctx: &mut Self::Context) {
+        self.delivering.remove(&msg.0);
+        if self.again.remove(&msg.0) {
+            self.deliver_soon(ctx);
+        }
+    }
+}
+
+impl NotifierActor {
+    /// One batch to one destination: claims its due rows, posts them side by side, and records
+    /// each result; then the lane is idle again ([`LaneDone`]).
+    fn deliver_to(&self, url: String, ctx: &mut Context<Self>) {
         let (store, client, config, clock, events, instance_id) = (
             self.store.clone(),
             self.client.clone(),
@@ -375,70 +432,75 @@ impl Handler<DeliverPass> for NotifierActor {
             self.events.clone(),
             self.instance_id.clone(),
         );
-        let pass = async move {
+        let me = ctx.address();
+        actix::spawn(async move {
             let claim = ClaimNotifications {
                 instance_id: instance_id.clone(),
+                url: url.clone(),
                 limit: config.batch,
                 lease: config.lease(),
                 now: clock.now(),
             };
-            let rows = crate::store::ask(&store, claim).await?;
-            let now = clock.now();
-            let posts = rows
-                .into_iter()
-                .map(|row| deliver(client.clone(), row, Arc::clone(&config), now));
-            let mut delivered = 0;
-            for (row, result, error) in futures_util::future::join_all(posts).await {
-                let outcome = match (&result, &error) {
-                    (DeliveryResult::Delivered, _) => {
-                        delivered += 1;
-                        "delivered"
+            match crate::store::ask(&store, claim).await {
+                Ok(rows) => {
+                    let posts = rows.into_iter().map(|row| {
+                        deliver(client.clone(), row, Arc::clone(&config), Arc::clone(&clock))
+                    });
+                    for (row, result, error) in futures_util::future::join_all(posts).await {
+                        record(&store, &events, &instance_id, row, result, error).await;
                     }
-                    (DeliveryResult::Retry { at, .. }, Some(error)) => {
-                        log::warn!(
-                            "webhook {} of event {} to {} failed (attempt {}): {error}; retrying at {}",
-                            row.event_type,
-                            row.event_id,
-                            row.url,
-                            row.attempts + 1,
-                            iso(*at)
-                        );
-                        "failed"
-                    }
-                    (_, error) => {
-                        log::error!(
-                            "webhook {} of event {} to {} given up after {} attempts: {}",
-                            row.event_type,
-                            row.event_id,
-                            row.url,
-                            row.attempts + 1,
-                            error.as_deref().unwrap_or("failed")
-                        );
-                        "gave_up"
-                    }
-                };
-                events.emit(RunEvent::NotificationSent {
-                    event_type: row.event_type.clone(),
-                    outcome,
-                });
-                let finish = FinishNotification {
-                    id: row.id,
-                    instance_id: instance_id.clone(),
-                    result,
-                };
-                if let Err(err) = crate::store::ask(&store, finish).await {
-                    // The lease runs out and the row is delivered again: at least once.
-                    log::error!("webhook: recording delivery {} failed: {err}", row.id);
                 }
+                Err(err) => log::log!(err.pass_level(), "webhook delivery pass failed: {err}"),
             }
-            Ok(delivered)
-        };
-        Box::pin(pass.into_actor(self).map(|result, act, ctx| {
-            act.delivering = false;
-            if act.again {
-                act.deliver_soon(ctx);
-            }
-            result
-        }))
+            me.do_send(LaneDone(url));
+        });
+    }
+}
+
+/// Logs, counts and stores what became of one delivery.
+async fn record(
+    store: &Addr<StoreActor>,
+    events: &EventBus,
+    instance_id: &str,
+    row: entity::prelude::NotificationModel,
+    result: DeliveryResult,
+    error: Option<String>,
+) {
+    let to = post::redact(&row.url);
+    let outcome = match (&result, &error) {
+        (DeliveryResult::Delivered, _) => "delivered",
+        (DeliveryResult::Retry { at, .. }, Some(error)) => {
+            log::warn!(
+                "webhook {} of event {} to {to} failed (attempt {}): {error}; retrying at {}",
+                row.event_type,
+                row.event_id,
+                row.attempts + 1,
+                iso(*at)
+            );
+            "failed"
+        }
+        (_, error) => {
+            log::error!(
+                "webhook {} of event {} to {to} given up after {} attempts: {}",
+                row.event_type,
+                row.event_id,
+                row.attempts + 1,
+                error.as_deref().unwrap_or("failed")
+            );
+            "gave_up"
+        }
+    };
+    events.emit(RunEvent::NotificationSent {
+        event_type: row.event_type.clone(),
+        outcome,
+    });
+    let finish = FinishNotification {
+        id: row.id,
+        instance_id: instance_id.to_owned(),
+        result,
+    };
+    if let Err(err) = crate::store::ask(store, finish).await {
+        // The lease runs out and the row is delivered again: at least once.
+        log::error!("webhook: recording delivery {} failed: {err}", row.id);
     }
 }

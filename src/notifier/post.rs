@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use entity::prelude::NotificationModel;
 
 use super::config::NotifierConfig;
 use super::payload::{DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature};
+use crate::clock::Clock;
 use crate::store::DeliveryResult;
 use crate::time::delta;
 
@@ -33,13 +33,34 @@ pub(super) fn tls_config() -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
+/// The URL as logs show it: scheme, host and port, and the first segment of the path. The
+/// rest of a webhook URL (`/services/T0/B0/<token>`) and its query often carry a token of the
+/// receiver's, as does a user-info part.
+pub(super) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<webhook URL>".to_owned();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let mut segments = path.split('/').filter(|segment| !segment.is_empty());
+    match (segments.next(), segments.next()) {
+        (None, _) => format!("{scheme}://{host}/"),
+        (Some(first), None) if !url.contains('?') => format!("{scheme}://{host}/{first}"),
+        (Some(first), _) => format!("{scheme}://{host}/{first}/…"),
+    }
+}
+
 /// One POST of one outbox row. Answers what to record for it.
 pub(super) async fn deliver(
     client: awc::Client,
     row: NotificationModel,
     config: Arc<NotifierConfig>,
-    now: DateTime<Utc>,
+    clock: Arc<dyn Clock>,
 ) -> (NotificationModel, DeliveryResult, Option<String>) {
+    let now = clock.now();
     let sent = async {
         let mut request = client
             .post(&row.url)
@@ -60,16 +81,23 @@ pub(super) async fn deliver(
             .send_body(row.body.clone())
             .await
             .map_err(|err| err.to_string())?;
-        if response.status().is_success() {
+        let status = response.status();
+        if status.is_success() {
             Ok(())
+        } else if status.is_redirection() {
+            Err(format!(
+                "the receiver answered {status}; redirects are not followed (configure the URL it \
+                 points to)"
+            ))
         } else {
-            Err(format!("the receiver answered {}", response.status()))
+            Err(format!("the receiver answered {status}"))
         }
     };
     match sent.await {
         Ok(()) => (row, DeliveryResult::Delivered, None),
         Err(error) => {
-            let at = now + delta(config.backoff(row.attempts));
+            // From the answer, not the claim: the POST may have taken its whole timeout.
+            let at = clock.now() + delta(config.backoff(row.attempts));
             let deadline = row.created_at + delta(config.give_up_after);
             let result = if at > deadline {
                 DeliveryResult::GiveUp
@@ -80,6 +108,30 @@ pub(super) async fn deliver(
                 }
             };
             (row, result, Some(error))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn logged_urls_keep_their_host_and_leave_tokens_out() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T0/B0/SECRET",
+                "https://hooks.slack.com/services/…",
+            ),
+            ("http://127.0.0.1:9000/hook", "http://127.0.0.1:9000/hook"),
+            ("http://user:pass@example.com/", "http://example.com/"),
+            (
+                "https://example.com/hook?token=abc",
+                "https://example.com/hook/…",
+            ),
+            ("https://example.com", "https://example.com/"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
         }
     }
 }

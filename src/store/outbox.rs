@@ -28,23 +28,24 @@ pub struct NewNotification {
     pub body: String,
 }
 
-/// Adds deliveries to the outbox, due now, unless it already holds `max_rows`: the outbox is
-/// bounded, and what does not fit is dropped. Answers how many rows were added (the first
-/// ones).
+/// Adds deliveries to the outbox, due now, unless it already holds `max_rows` for their URL:
+/// the outbox is bounded per destination, so a receiver that is down fills its own share and
+/// not the others', and what does not fit is dropped. Answers the URLs of the rows dropped.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<usize>")]
+#[rtype(result = "Result<Vec<String>>")]
 pub struct EnqueueNotifications {
     pub rows: Vec<NewNotification>,
     pub max_rows: u64,
     pub now: DateTime<Utc>,
 }
 
-/// Claims up to `limit` due deliveries for `instance_id` until `now + lease`: rows whose
-/// `next_attempt_at` has come and which no live lease holds. Answers the claimed rows.
+/// Claims up to `limit` due deliveries to `url` for `instance_id` until `now + lease`: rows
+/// whose `next_attempt_at` has come and which no live lease holds. Answers the claimed rows.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<NotificationModel>>")]
 pub struct ClaimNotifications {
     pub instance_id: String,
+    pub url: String,
     pub limit: u64,
     pub lease: Duration,
     pub now: DateTime<Utc>,
@@ -76,15 +77,30 @@ pub struct FinishNotification {
 #[rtype(result = "Result<u64>")]
 pub struct CountNotifications;
 
-async fn enqueue(db: &DatabaseConnection, msg: EnqueueNotifications) -> Result<usize> {
+async fn enqueue(db: &DatabaseConnection, msg: EnqueueNotifications) -> Result<Vec<String>> {
     let now = to_millis(msg.now);
     let txn = begin_write(db).await?;
-    let held = Notification::find().count(&txn).await?;
-    let room = usize::try_from(msg.max_rows.saturating_sub(held)).unwrap_or(usize::MAX);
-    let rows: Vec<NotificationActiveModel> = msg
-        .rows
+    let mut room: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut dropped = Vec::new();
+    let mut kept = Vec::with_capacity(msg.rows.len());
+    for row in msg.rows {
+        if !room.contains_key(&row.url) {
+            let held = Notification::find()
+                .filter(NotificationColumn::Url.eq(&row.url))
+                .count(&txn)
+                .await?;
+            room.insert(row.url.clone(), msg.max_rows.saturating_sub(held));
+        }
+        match room.get_mut(&row.url) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                kept.push(row);
+            }
+            _ => dropped.push(row.url),
+        }
+    }
+    let rows: Vec<NotificationActiveModel> = kept
         .into_iter()
-        .take(room)
         .map(|row| NotificationActiveModel {
             id: Set(Uuid::now_v7()),
             event_id: Set(row.event_id),
@@ -99,7 +115,6 @@ async fn enqueue(db: &DatabaseConnection, msg: EnqueueNotifications) -> Result<u
             created_at: Set(now),
         })
         .collect();
-    let added = rows.len();
     // A row binds 11 values: 2,000 rows stay under SQLite's bind limit.
     for chunk in rows.chunks(2_000) {
         Notification::insert_many(chunk.to_vec())
@@ -107,7 +122,7 @@ async fn enqueue(db: &DatabaseConnection, msg: EnqueueNotifications) -> Result<u
             .await?;
     }
     txn.commit().await?;
-    Ok(added)
+    Ok(dropped)
 }
 
 async fn claim(db: &DatabaseConnection, msg: ClaimNotifications) -> Result<Vec<NotificationModel>> {
@@ -118,6 +133,7 @@ async fn claim(db: &DatabaseConnection, msg: ClaimNotifications) -> Result<Vec<N
         .add(NotificationColumn::ClaimedUntil.is_null())
         .add(NotificationColumn::ClaimedUntil.lte(now));
     let mut due = Notification::find()
+        .filter(NotificationColumn::Url.eq(&msg.url))
         .filter(NotificationColumn::NextAttemptAt.lte(now))
         .filter(unclaimed.clone())
         .order_by_asc(NotificationColumn::NextAttemptAt)
