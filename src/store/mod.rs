@@ -324,16 +324,22 @@ const NOTE_ROOM: usize = 64;
 /// Cuts an error longer than [`ERROR_CAP`] bytes (and its note's room) at a character
 /// boundary, and says how long it was.
 pub fn bound_error(error: &mut String) {
-    if error.len() <= ERROR_CAP + NOTE_ROOM {
+    bound_text(error, ERROR_CAP);
+}
+
+/// Cuts `text` longer than `cap` bytes (and the room of the note) at a character boundary,
+/// and says how long it was. Cutting it again changes nothing.
+pub fn bound_text(text: &mut String, cap: usize) {
+    if text.len() <= cap + NOTE_ROOM {
         return;
     }
-    let total = error.len();
-    let mut end = ERROR_CAP;
-    while !error.is_char_boundary(end) {
+    let total = text.len();
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    error.truncate(end);
-    error.push_str(&format!("… (truncated: {total} bytes in all)"));
+    text.truncate(end);
+    text.push_str(&format!("… (truncated: {total} bytes in all)"));
 }
 
 /// [`clean_text`] for every string and key of a JSON value.

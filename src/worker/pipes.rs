@@ -149,19 +149,57 @@ fn worker_log(plugin: &str, params: &Value, connection: &Connection, logs: &RunL
     }
 }
 
+/// Most stderr lines of one worker logged in a second: a worker that floods its stderr would
+/// otherwise flood the host's log, and spend the host's CPU on it. The rest are counted.
+const STDERR_LINES_PER_SECOND: u32 = 50;
+
+/// Most bytes of one stderr line logged.
+const STDERR_LINE_LOGGED: usize = 4 * 1024;
+
+/// Logs a worker's stderr (at most [`STDERR_LINES_PER_SECOND`] lines a second, each cut to
+/// [`STDERR_LINE_LOGGED`] bytes; how many were left out is said) and keeps its last `keep`
+/// bytes in `tail`, for the error of a crash. Answers how many lines it logged and left out.
 pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
     mut stderr: R,
     plugin: String,
     tail: Arc<Mutex<String>>,
     keep: usize,
-) {
+) -> (u64, u64) {
+    let mut totals = (0_u64, 0_u64);
+    let mut window = std::time::Instant::now();
+    let (mut logged, mut skipped) = (0_u32, 0_u64);
+    let say_skipped = |skipped: u64| {
+        if skipped > 0 {
+            log::warn!(
+                "[{plugin} stderr] {skipped} line(s) not logged: more than \
+                 {STDERR_LINES_PER_SECOND} a second"
+            );
+        }
+    };
     loop {
         let line = match rpc::read_line(&mut stderr, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
             Ok(Line::Oversized { bytes, .. }) => format!("<{bytes} bytes>"),
-            Ok(Line::Eof) | Err(_) => return,
+            Ok(Line::Eof) | Err(_) => {
+                say_skipped(skipped);
+                return totals;
+            }
         };
-        log::info!("[{plugin} stderr] {line}");
+        if window.elapsed() >= std::time::Duration::from_secs(1) {
+            say_skipped(std::mem::take(&mut skipped));
+            window = std::time::Instant::now();
+            logged = 0;
+        }
+        if logged < STDERR_LINES_PER_SECOND {
+            logged += 1;
+            totals.0 += 1;
+            let mut shown = line.clone();
+            crate::store::bound_text(&mut shown, STDERR_LINE_LOGGED);
+            log::info!("[{plugin} stderr] {shown}");
+        } else {
+            skipped += 1;
+            totals.1 += 1;
+        }
         let mut tail = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         tail.push_str(&line);
         tail.push('\n');
@@ -172,5 +210,23 @@ pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
             }
             tail.drain(..cut);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stderr_flood_is_logged_at_a_bounded_rate_and_its_tail_kept() {
+        let lines: String = (0..200).map(|n| format!("line {n}\n")).collect();
+        let tail = Arc::new(Mutex::new(String::new()));
+        let reader = tokio::io::BufReader::new(lines.as_bytes());
+        let (logged, skipped) = read_stderr(reader, "p".to_owned(), Arc::clone(&tail), 20).await;
+        // All 200 lines arrive within a second: the first 50 are logged, the rest counted.
+        assert_eq!((logged, skipped), (50, 150));
+        let tail = tail.lock().expect("tail").clone();
+        assert!(tail.ends_with("line 199\n"), "{tail:?}");
+        assert!(tail.len() <= 20);
     }
 }

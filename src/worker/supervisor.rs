@@ -213,14 +213,20 @@ impl WorkerActor {
             Arc::clone(&self.stderr_tail),
             self.config.stderr_tail_bytes,
         ));
-        let reader = actix_rt::spawn(read_stdout(
-            BufReader::new(stdout),
-            self.plugin().to_owned(),
-            Arc::clone(&connection),
-            Arc::clone(&self.logs),
-        ));
         let generation = self.generation;
         let actor = ctx.address();
+        let reader = actix_rt::spawn({
+            let (plugin, logs, actor) = (
+                self.plugin().to_owned(),
+                Arc::clone(&self.logs),
+                actor.clone(),
+            );
+            let connection = Arc::clone(&connection);
+            async move {
+                read_stdout(BufReader::new(stdout), plugin, connection, logs).await;
+                actor.do_send(StdoutClosed { generation });
+            }
+        });
         let group = self.pid.and_then(|pid| i32::try_from(pid).ok());
         actix_rt::spawn(async move {
             let status = match child.wait().await {
@@ -395,6 +401,42 @@ impl Actor for WorkerActor {
         // The System is going down: the worker's group goes with it (a guard is told to kill
         // it; an unguarded child also dies with its handle, `kill_on_drop`).
         self.signal(Signal::SIGKILL);
+    }
+}
+
+/// The worker's stdout reached its end: it can answer nothing more.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+struct StdoutClosed {
+    generation: u64,
+}
+
+/// How long a worker whose stdout closed may take to exit on its own before it is ended.
+const STDOUT_CLOSED_GRACE: Duration = Duration::from_secs(2);
+
+impl Handler<StdoutClosed> for WorkerActor {
+    type Result = ();
+
+    /// A worker that closed its stdout but keeps running would take every call and answer none:
+    /// each run would wait out its timeout, and the worker would look healthy for ever. Unless it
+    /// exits by itself within a moment (as a worker that is ending does), it is ended, and its
+    /// exit counts as a crash.
+    fn handle(&mut self, msg: StdoutClosed, ctx: &mut Self::Context) {
+        if msg.generation != self.generation {
+            return;
+        }
+        ctx.run_later(STDOUT_CLOSED_GRACE, move |act, _ctx| {
+            if act.generation != msg.generation || act.pid.is_none() || act.stopping {
+                return;
+            }
+            let reason = format!(
+                "the worker of plugin {} closed its stdout but kept running, so it could answer \
+                 nothing more",
+                act.plugin()
+            );
+            log::warn!("{reason}; ending it");
+            act.end_process(reason, Signal::SIGKILL);
+        });
     }
 }
 
