@@ -1024,18 +1024,7 @@ async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there(
     let t = TestDb::new().await;
     let store = t.store();
     let now = at("2024-03-01T00:00:00Z");
-    let mut runs = Vec::new();
-    for n in 0..150 {
-        let job = t.insert_job(job_row("alpha", &format!("job-{n:03}"))).await;
-        for i in 0..3 {
-            runs.push(PluginJobRunModel {
-                status: RunStatus::Succeeded,
-                created_at: now - TimeDelta::seconds(i + 1),
-                ..run_row(&job)
-            });
-        }
-    }
-    t.insert_runs(&runs).await;
+    jobs_with_three_finished_runs(&t, 150, now).await;
     let prune = || PruneRuns {
         now,
         keep_per_job: 1,
@@ -1048,6 +1037,64 @@ async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there(
     assert_eq!(t.all_runs().await.len(), 150);
     let third = store.send(prune()).await.expect("mailbox").expect("prune");
     assert_eq!(third, 0, "round again from the first job: nothing left");
+}
+
+#[actix_rt::test]
+async fn with_exactly_a_page_of_jobs_every_prune_pass_trims() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let now = at("2024-03-01T00:00:00Z");
+    let jobs = jobs_with_three_finished_runs(&t, 100, now).await;
+    let prune = |now| PruneRuns {
+        now,
+        keep_per_job: 1,
+        retention: Duration::from_secs(30 * 86_400),
+    };
+    let first = store
+        .send(prune(now))
+        .await
+        .expect("mailbox")
+        .expect("prune");
+    assert_eq!(first, 200);
+    // The pass ended on the last job. The next one starts over at once: it used to find no
+    // job after the last, trim nothing, and leave the history to grow until the pass after.
+    let later = now + TimeDelta::seconds(10);
+    t.insert_runs(&finished_runs(&jobs, later)).await;
+    let second = store
+        .send(prune(later))
+        .await
+        .expect("mailbox")
+        .expect("prune");
+    assert_eq!(second, 300, "each job's 1 + 3 runs trimmed to 1");
+}
+
+/// `count` jobs, each with three finished runs created just before `now`.
+async fn jobs_with_three_finished_runs(
+    t: &TestDb,
+    count: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<PluginJobModel> {
+    let mut jobs = Vec::with_capacity(count);
+    for n in 0..count {
+        jobs.push(t.insert_job(job_row("alpha", &format!("job-{n:03}"))).await);
+    }
+    t.insert_runs(&finished_runs(&jobs, now)).await;
+    jobs
+}
+
+fn finished_runs(
+    jobs: &[PluginJobModel],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<PluginJobRunModel> {
+    jobs.iter()
+        .flat_map(|job| {
+            (0..3).map(move |i| PluginJobRunModel {
+                status: RunStatus::Succeeded,
+                created_at: now - TimeDelta::seconds(i + 1),
+                ..run_row(job)
+            })
+        })
+        .collect()
 }
 
 /// On PostgreSQL the outcome batches are written beside the claims: a batch that waits for a

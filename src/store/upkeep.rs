@@ -247,15 +247,23 @@ pub(super) async fn prune_runs(
     let after = *cursor
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut page = PluginJob::find()
-        .select_only()
-        .column(PluginJobColumn::Id)
-        .order_by_asc(PluginJobColumn::Id)
-        .limit(PRUNE_JOBS_PER_PASS);
-    if let Some(after) = after {
-        page = page.filter(PluginJobColumn::Id.gt(after));
+    let page = |after: Option<Uuid>| {
+        let mut page = PluginJob::find()
+            .select_only()
+            .column(PluginJobColumn::Id)
+            .order_by_asc(PluginJobColumn::Id)
+            .limit(PRUNE_JOBS_PER_PASS);
+        if let Some(after) = after {
+            page = page.filter(PluginJobColumn::Id.gt(after));
+        }
+        page.into_tuple::<Uuid>().all(db)
+    };
+    let mut jobs: Vec<Uuid> = page(after).await?;
+    if jobs.is_empty() && after.is_some() {
+        // The last pass ended on the last job (a table of exactly a page): start over now,
+        // rather than spend this pass on nothing.
+        jobs = page(None).await?;
     }
-    let jobs: Vec<Uuid> = page.into_tuple().all(db).await?;
     for job_id in &jobs {
         loop {
             let surplus = Query::select()
