@@ -623,3 +623,53 @@ async fn a_receiver_that_is_down_fills_only_its_own_share_of_the_outbox() {
         "the dead URL's share holds 2 rows, and 2 of its 4 deliveries were dropped:\n{metrics}"
     );
 }
+
+#[actix_rt::test]
+async fn worker_failed_says_why_the_worker_was_given_up_on() {
+    use plugin_jobs::worker::{PluginProcess, ProcessWorkerConfig, ProcessWorkers};
+
+    let t = TestDb::new().await;
+    let receiver = Receiver::default();
+    let url = start_receiver(&receiver);
+    let workers = ProcessWorkers::new(ProcessWorkerConfig {
+        crash_limit: 1,
+        restart_backoff: Duration::from_millis(20),
+        max_restart_backoff: Duration::from_millis(50),
+        ..ProcessWorkerConfig::default()
+    });
+    let dying = "import sys; sys.stderr.write('dying\\n'); sys.exit(7)";
+    workers
+        .start(PluginProcess {
+            plugin_id: "crash".to_owned(),
+            command: vec!["python3".into(), "-c".into(), dying.into()],
+            dir: std::env::temp_dir(),
+            env: Default::default(),
+            manifest: json!({"id": "crash"}),
+            config: Value::Null,
+        })
+        .expect("start the worker");
+    let jobs = PluginJobs::builder(t.db.clone())
+        .workers(workers)
+        .instance_id("hooks-1")
+        .notifier(config(&url, &[NotificationEvent::WorkerFailed]))
+        .manual_ticks()
+        .start()
+        .expect("start");
+    jobs.register("crash", vec![JobDeclaration::new("tick", "")])
+        .await
+        .expect("register");
+    wait_until(
+        "worker.failed is posted",
+        Duration::from_secs(20),
+        || async { !receiver.of_type("worker.failed").is_empty() },
+    )
+    .await;
+    let body = receiver.of_type("worker.failed")[0].json();
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("giving up on the worker of plugin crash: 2 crashes")
+            && error.contains("exit status: 7")
+            && error.contains("dying"),
+        "{body}"
+    );
+}

@@ -245,7 +245,11 @@ impl NotifierActor {
                             continue;
                         };
                         payload.status = Some(status.to_string());
-                        payload.error = Some(format!("the worker of plugin {plugin} failed"));
+                        // The manager says why (11 crashes, and the last one's exit and stderr).
+                        payload.error =
+                            Some(act.workers.last_error(&plugin).unwrap_or_else(|| {
+                                format!("the worker of plugin {plugin} failed")
+                            }));
                         act.enqueue(payload, ctx);
                     }
                 }

@@ -121,6 +121,12 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
     /// so every call that was in flight on it is over.
     fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()>;
 
+    /// Why the plugin's worker last crashed or was given up on, when the manager knows.
+    fn last_error(&self, plugin_id: &str) -> Option<String> {
+        let _ = plugin_id;
+        None
+    }
+
     /// [`Self::restart`], saying why (`to stop run … of billing/sync, which timed out`): the
     /// other calls in flight on the worker end with the reason, so their runs say what cost
     /// them their worker. By default the reason is not used.

@@ -221,6 +221,10 @@ impl WorkerManager for ProcessWorkers {
         self.starts(plugin_id).saturating_sub(1)
     }
 
+    fn last_error(&self, plugin_id: &str) -> Option<String> {
+        ProcessWorkers::last_error(self, plugin_id)
+    }
+
     fn run_job(&self, plugin_id: &str, job: RunJob, _timeout: Duration) -> RunCall {
         let Some(connection) = self.shared.connection(plugin_id) else {
             return RunCall::refused(WorkerError::unavailable(plugin_id));

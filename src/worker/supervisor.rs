@@ -356,12 +356,14 @@ impl WorkerActor {
         }
         let crashes = self.crashes.len();
         if crashes > self.config.crash_limit {
-            log::error!(
+            let given_up = format!(
                 "giving up on the worker of plugin {}: {crashes} crashes within {} s of running; \
                  last: {message}",
                 self.plugin(),
                 window.as_secs()
             );
+            log::error!("{given_up}");
+            self.set_error(&given_up);
             self.set_status(WorkerStatus::Failed);
             return;
         }
