@@ -751,19 +751,27 @@ async fn a_worker_that_starts_taking_calls_gets_its_due_slots_without_waiting_fo
 
 #[actix_rt::test]
 async fn a_worker_that_closes_its_stdout_but_keeps_running_is_ended_and_restarted() {
-    let s = Setup::with(
-        vec!["python3".into(), "./mute_worker.py".into()],
-        raw_worker_dir(),
-        &[],
-        fast_config(),
-        Duration::from_secs(2),
-    )
-    .await;
-    // Alive but mute, it would take every call and answer none, and look running for ever.
-    wait_until(
-        "the mute worker is ended and started again",
-        Duration::from_secs(20),
-        || async { s.workers.starts(PLUGIN) >= 2 },
-    )
-    .await;
+    // Also under the guard the server runs workers with: the guard must not keep the pipe
+    // open after the worker closed it.
+    let guard = Path::new(env!("CARGO_BIN_EXE_plugin-jobs")).to_path_buf();
+    for guard in [None, Some(guard)] {
+        let s = Setup::with(
+            vec!["python3".into(), "./mute_worker.py".into()],
+            raw_worker_dir(),
+            &[],
+            ProcessWorkerConfig {
+                guard: guard.clone(),
+                ..fast_config()
+            },
+            Duration::from_secs(2),
+        )
+        .await;
+        // Alive but mute, it would take every call and answer none, and look running for ever.
+        wait_until(
+            &format!("the mute worker (guard {guard:?}) is ended and started again"),
+            Duration::from_secs(20),
+            || async { s.workers.starts(PLUGIN) >= 2 },
+        )
+        .await;
+    }
 }

@@ -447,12 +447,19 @@ impl NotifierActor {
             };
             match crate::store::ask(&store, claim).await {
                 Ok(rows) => {
+                    // Each delivery is logged and recorded as soon as it is done, not after the
+                    // batch's slowest: under load the records queue in the store, and a log
+                    // line written after them would name a retry time already past.
                     let posts = rows.into_iter().map(|row| {
-                        deliver(client.clone(), row, Arc::clone(&config), Arc::clone(&clock))
+                        let post =
+                            deliver(client.clone(), row, Arc::clone(&config), Arc::clone(&clock));
+                        let (store, events, instance_id) = (&store, &events, &instance_id);
+                        async move {
+                            let (row, result, error) = post.await;
+                            record(store, events, instance_id, row, result, error).await;
+                        }
                     });
-                    for (row, result, error) in futures_util::future::join_all(posts).await {
-                        record(&store, &events, &instance_id, row, result, error).await;
-                    }
+                    futures_util::future::join_all(posts).await;
                 }
                 Err(err) => log::log!(err.pass_level(), "webhook delivery pass failed: {err}"),
             }

@@ -116,6 +116,7 @@ async fn guard(host: i32, command: Vec<OsString>) -> i32 {
     let Some(group) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
         return 1;
     };
+    let_go_of_the_pipes();
     let group = Pid::from_raw(group);
     let status = loop {
         tokio::select! {
@@ -134,6 +135,27 @@ async fn guard(host: i32, command: Vec<OsString>) -> i32 {
             eprintln!("plugin-jobs worker guard: waiting for the worker failed: {err}");
             1
         }
+    }
+}
+
+/// The worker holds the host's stdin and stdout pipes now. The guard's own copies would keep
+/// them open after the worker closed them: the host would never see the end of a worker's
+/// stdout (a worker that closed it but kept running would look healthy for ever), nor would
+/// the worker see the end of its stdin. The guard keeps its stderr, for its own messages.
+fn let_go_of_the_pipes() {
+    let null = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .open("/dev/null")
+    };
+    let redirected = null(false)
+        .map_err(|err| err.to_string())
+        .and_then(|input| nix::unistd::dup2_stdin(&input).map_err(|err| err.to_string()))
+        .and_then(|()| null(true).map_err(|err| err.to_string()))
+        .and_then(|output| nix::unistd::dup2_stdout(&output).map_err(|err| err.to_string()));
+    if let Err(err) = redirected {
+        eprintln!("plugin-jobs worker guard: could not let go of the worker's pipes: {err}");
     }
 }
 
