@@ -58,6 +58,17 @@ impl Receiver {
         self.got.lock().expect("deliveries").clone()
     }
 
+    /// The first delivery of `event`, once one has arrived.
+    async fn first(&self, event: &str) -> Delivery {
+        wait_until(
+            &format!("{event} is delivered"),
+            Duration::from_secs(20),
+            || async { !self.of_type(event).is_empty() },
+        )
+        .await;
+        self.of_type(event).remove(0)
+    }
+
     fn of_type(&self, event: &str) -> Vec<Delivery> {
         self.deliveries()
             .into_iter()
@@ -209,13 +220,7 @@ async fn failures_successes_and_recoveries_are_posted_signed_with_the_documented
         .trigger(JobRef::key("billing", "flaky"), RunTrigger::Manual)
         .await
         .expect("trigger");
-    wait_until(
-        "run.failed is delivered",
-        Duration::from_secs(10),
-        || async { !receiver.of_type("run.failed").is_empty() },
-    )
-    .await;
-    let delivery = &receiver.of_type("run.failed")[0];
+    let delivery = &receiver.first("run.failed").await;
     verify(delivery, SECRET);
     let body = delivery.json();
     assert_eq!(delivery.delivery, body["id"].as_str().expect("an id"));
@@ -477,13 +482,7 @@ async fn job_paused_names_the_attempt_that_paused_and_a_resumed_job_that_succeed
         },
     )
     .await;
-    wait_until(
-        "job.paused is delivered",
-        Duration::from_secs(10),
-        || async { !receiver.of_type("job.paused").is_empty() },
-    )
-    .await;
-    let paused = receiver.of_type("job.paused")[0].json();
+    let paused = receiver.first("job.paused").await.json();
     let third = t
         .all_runs()
         .await
@@ -501,13 +500,7 @@ async fn job_paused_names_the_attempt_that_paused_and_a_resumed_job_that_succeed
         .trigger(job, RunTrigger::Manual)
         .await
         .expect("trigger");
-    wait_until(
-        "job.recovered is delivered",
-        Duration::from_secs(10),
-        || async { !receiver.of_type("job.recovered").is_empty() },
-    )
-    .await;
-    let recovered = receiver.of_type("job.recovered")[0].json();
+    let recovered = receiver.first("job.recovered").await.json();
     assert_eq!(recovered["run"], ok.run_id.to_string(), "{recovered}");
     assert_eq!(recovered["attempt"], 1, "{recovered}");
     assert_eq!(recovered["failures"], 1, "{recovered}");
@@ -658,13 +651,7 @@ async fn worker_failed_says_why_the_worker_was_given_up_on() {
     jobs.register("crash", vec![JobDeclaration::new("tick", "")])
         .await
         .expect("register");
-    wait_until(
-        "worker.failed is posted",
-        Duration::from_secs(20),
-        || async { !receiver.of_type("worker.failed").is_empty() },
-    )
-    .await;
-    let body = receiver.of_type("worker.failed")[0].json();
+    let body = receiver.first("worker.failed").await.json();
     let error = body["error"].as_str().unwrap_or_default();
     assert!(
         error.starts_with("giving up on the worker of plugin crash: 2 crashes")
