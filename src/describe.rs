@@ -13,12 +13,6 @@ pub fn describe(expr: &str) -> String {
     if expr.is_empty() {
         return "manual only".to_owned();
     }
-    // `0 0 31 2 *` reads as "every year on February 31": say instead that no date matches.
-    if let Ok(schedule) = Schedule::parse(expr, "UTC")
-        && schedule.next_after(chrono::DateTime::UNIX_EPOCH).is_none()
-    {
-        return format!("never: no date matches {expr}");
-    }
     describe_fields(expr).unwrap_or_else(|| expr.to_owned())
 }
 
@@ -73,7 +67,12 @@ enum Days {
     Monthly(String),
     /// "on January 1".
     Yearly(String),
+    /// A date no year has: "February has no day 31".
+    Never(String),
 }
+
+/// The most days each month can have (February in a leap year).
+const LONGEST_MONTHS: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 fn describe_fields(expr: &str) -> Option<String> {
     // Only what the scheduler accepts gets words; its weekday set settles names and ranges.
@@ -100,6 +99,7 @@ fn describe_fields(expr: &str) -> Option<String> {
         (Time::At(at), Days::Weekdays(on) | Days::Monthly(on)) => format!("{at} {on}"),
         (Time::Every(every), Days::Yearly(on)) => format!("{every} {on}, every year"),
         (Time::At(at), Days::Yearly(on)) => format!("every year {on} {at}"),
+        (_, Days::Never(why)) => format!("never: {why}"),
     })
 }
 
@@ -198,7 +198,12 @@ fn days(day: &Field, month: &Field, weekday_token: &str, weekdays: &[u32]) -> Op
             )))
         }
         (Value(m), Value(d)) => {
-            let name = MONTH_NAMES.get(usize::try_from(m.checked_sub(1)?).ok()?)?;
+            let index = usize::try_from(m.checked_sub(1)?).ok()?;
+            let name = MONTH_NAMES.get(index)?;
+            // `0 0 31 2 *` would read "every year on February 31": no year has that date.
+            if *d > *LONGEST_MONTHS.get(index)? {
+                return Some(Days::Never(format!("{name} has no day {d}")));
+            }
             Some(Days::Yearly(format!("on {name} {d}")))
         }
         _ => None,
@@ -300,8 +305,9 @@ mod tests {
             ("@yearly", "every year on January 1 at 00:00"),
             ("0 12 25 DEC *", "every year on December 25 at 12:00"),
             ("0 0 9 * * * *", "every day at 09:00"),
-            ("0 0 31 2 *", "never: no date matches 0 0 31 2 *"),
-            ("0 0 30 2 *", "never: no date matches 0 0 30 2 *"),
+            ("0 0 31 2 *", "never: February has no day 31"),
+            ("0 0 31 APR *", "never: April has no day 31"),
+            ("0 0 29 2 *", "every year on February 29 at 00:00"),
         ] {
             assert_eq!(describe(expr), words, "{expr}");
         }

@@ -132,11 +132,7 @@ impl JobPath {
 
     /// `/api/plugins/{plugin}/jobs/{job}`.
     fn api(&self) -> String {
-        format!(
-            "/api/plugins/{}/jobs/{}",
-            segment(&self.plugin),
-            segment(&self.job)
-        )
+        job_path(&self.plugin, &self.job)
     }
 }
 

@@ -31,7 +31,6 @@ pub use payload::{
 };
 use post::{deliver, tls_config};
 
-use crate::Result;
 use crate::clock::Clock;
 use crate::events::{EventBus, RunEvent};
 use crate::scheduler::{GetDiagnostics, SchedulerActor};
@@ -43,9 +42,10 @@ use crate::time::iso;
 use crate::worker::{WorkerManager, WorkerStatus};
 
 /// Runs one delivery pass now: each destination whose lane is idle claims its due deliveries
-/// and posts them, beside the others. Answers how many lanes it started.
+/// and posts them, beside the others (a lane's failures are logged by the lane). Answers how
+/// many lanes it started.
 #[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "Result<usize>")]
+#[rtype(result = "usize")]
 pub struct DeliverPass;
 
 /// A destination's batch is done (its lane is idle again).
@@ -214,12 +214,7 @@ impl NotifierActor {
     }
 
     fn deliver_soon(&mut self, ctx: &mut Context<Self>) {
-        let me = ctx.address();
-        actix::spawn(async move {
-            if let Ok(Err(err)) = me.send(DeliverPass).await {
-                log::log!(err.pass_level(), "webhook delivery pass failed: {err}");
-            }
-        });
+        ctx.notify(DeliverPass);
     }
 
     /// Sends `worker.failed` for each plugin whose worker has turned `failed` since the last
@@ -395,7 +390,7 @@ impl Handler<RunEvent> for NotifierActor {
 }
 
 impl Handler<DeliverPass> for NotifierActor {
-    type Result = Result<usize>;
+    type Result = usize;
 
     fn handle(&mut self, _msg: DeliverPass, ctx: &mut Self::Context) -> Self::Result {
         let mut started = 0;
@@ -409,7 +404,7 @@ impl Handler<DeliverPass> for NotifierActor {
             started += 1;
             self.deliver_to(url, ctx);
         }
-        Ok(started)
+        started
     }
 }
 
