@@ -63,7 +63,7 @@ pub struct JobDeclaration {
     #[serde(default)]
     pub pause_after_failures: Option<u32>,
     /// Retry a failed or abandoned run with backoff; `None` means no retry.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_object")]
     pub retry: Option<RetryPolicy>,
     /// JSON handed to every run in `runJob` (`payload`), at most 16 KiB as JSON text.
     #[serde(default)]
@@ -94,6 +94,38 @@ pub struct RetryPolicy {
     /// The longest wait between two attempts; default 5 min.
     #[serde(default)]
     pub max_backoff: Option<String>,
+}
+
+/// An optional nested struct that only an object (or `null`) gives. Serde would also take a
+/// struct from an array of its fields in order, so `"retry": [3]` would read as three attempts;
+/// no client means that, and the error it earns names the field: `expected an object`.
+fn optional_object<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOnly<T>(T);
+    struct Fields<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Fields<T> {
+        type Value = ObjectOnly<T>;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ObjectOnly)
+        }
+    }
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+        fn deserialize<D: serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> std::result::Result<Self, D::Error> {
+            deserializer.deserialize_map(Fields(std::marker::PhantomData))
+        }
+    }
+    Option::<ObjectOnly<T>>::deserialize(deserializer).map(|object| object.map(|ObjectOnly(t)| t))
 }
 
 fn one() -> u32 {
@@ -491,6 +523,16 @@ mod tests {
             serde_json::from_str::<JobDeclaration>(r#"{"jobKey":"a","retry":{"maxAttempt":3}}"#)
                 .expect_err("unknown field");
         assert!(unknown.to_string().contains("maxAttempt"), "{unknown}");
+        let positional =
+            serde_json::from_str::<JobDeclaration>(r#"{"jobKey":"a","retry":[3, "1s"]}"#)
+                .expect_err("an array is not a policy");
+        assert!(
+            positional.to_string().contains("expected an object"),
+            "{positional}"
+        );
+        let none = serde_json::from_str::<JobDeclaration>(r#"{"jobKey":"a","retry":null}"#)
+            .expect("null is no retry");
+        assert_eq!(none.retry, None);
     }
 
     #[test]

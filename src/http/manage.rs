@@ -135,6 +135,14 @@ mod tests {
         )
         .expect_err("bad type");
         assert!(err.message.contains("retry.maxAttempts"), "{}", err.message);
+        let err = parse_body::<JobDeclaration>(br#"{"jobKey": "a", "retry": [3]}"#, "a job")
+            .expect_err("a policy as an array");
+        assert!(
+            err.message
+                .contains("retry: invalid type: sequence, expected an object"),
+            "{}",
+            err.message
+        );
         let err = parse_body::<JobDeclaration>(br#"{"jobKey": "a", "shedule": ""}"#, "a job")
             .expect_err("unknown field");
         assert!(err.message.contains("shedule"), "{}", err.message);
