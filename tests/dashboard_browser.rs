@@ -738,6 +738,12 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
     );
     let clock = clock.as_str().unwrap_or_default().to_owned();
     assert!(clock.ends_with("00:05:00"), "{clock}");
+    // A slot months away reads in days, not in thousands of hours.
+    let spans = browser.script(
+        "return [fmtMs(5 * 3600e3), fmtMs(3 * 86400e3 + 7200e3), fmtMs(200 * 86400e3)];",
+        json!([]),
+    );
+    assert_eq!(spans, json!(["5 h 0 min", "3 d 2 h", "200 d"]));
     eprintln!("browser test took {:?}", started.elapsed());
 }
 
