@@ -165,9 +165,14 @@ pub(super) async fn find_job(
         }
     }
     let by_key = JobRef::key(plugin_id, job_ref);
-    ask(&handle.store, GetJob(by_key))
-        .await?
-        .ok_or_else(|| crate::Error::JobNotFound(format!("{job_ref} (plugin {plugin_id})")).into())
+    match ask(&handle.store, GetJob(by_key)).await? {
+        Some(job) => Ok(job),
+        None => {
+            // A misspelt plugin is named as such, not as a missing job of a plugin that is not.
+            super::listings::ensure_plugin_known(handle, plugin_id).await?;
+            Err(crate::Error::JobNotFound(format!("{job_ref} (plugin {plugin_id})")).into())
+        }
+    }
 }
 
 /// The job's next slots after now, with their DST notes; none unless it is active with a valid
