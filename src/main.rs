@@ -199,20 +199,13 @@ impl Serve {
             refuse(format!("invalid value for {err}"));
         }
         let has_token = options.api_token.as_ref().is_some_and(|t| !t.is_empty());
-        if let Some(token) = options
+        if let Some(Err(why)) = options
             .api_token
-            .as_ref()
-            .filter(|t| t.trim() != t.as_str())
+            .as_deref()
+            .filter(|token| !token.is_empty())
+            .map(plugin_jobs::http::check_token)
         {
-            let what = if token.trim().is_empty() {
-                "is only whitespace"
-            } else {
-                "starts or ends with whitespace"
-            };
-            refuse(format!(
-                "invalid value for --api-token: it {what}, which HTTP drops from the \
-                 Authorization header, so no request could carry it"
-            ));
+            refuse(format!("invalid value for --api-token: {why}"));
         }
         let settings = [
             (

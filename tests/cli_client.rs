@@ -175,6 +175,7 @@ fn trigger_run_and_runs_follow_a_run_to_its_logs() {
         "Job:        good/ok\n",
         "Status:     succeeded\n",
         "Trigger:    manual\n",
+        "Attempt:    1\n",
         "Error:      -\n",
         "Logs (2):\n",
         &format!("info   hello from run {ok_run}\n"),
@@ -303,6 +304,8 @@ fn exit_codes_follow_the_http_status() {
         &["trigger", "good/sleep", "--payload", "{oops"],
         &["runs", "--limit", "0"],
         &["jobs", "--url", "ftp://host"],
+        &["jobs", "--url", "http://127.0.0.1:1#frag"],
+        &["jobs", "--token", "s3cret\n"],
     ] {
         let output = client(&server, usage);
         assert_eq!(output.code, Some(2), "{usage:?}: {output:?}");
@@ -335,7 +338,12 @@ fn with_an_api_token_the_client_needs_it_and_exits_5_without() {
         refused.stderr.contains("Unauthorized (HTTP 401") && refused.stderr.contains("--token"),
         "{refused:?}"
     );
-    assert_eq!(client(&server, &["jobs", "--token", "wrong"]).code, Some(5));
+    let wrong = client(&server, &["jobs", "--token", "wrong"]);
+    assert_eq!(wrong.code, Some(5), "{wrong:?}");
+    assert!(
+        wrong.stderr.contains("the server refused the token given"),
+        "{wrong:?}"
+    );
     let allowed = client(&server, &["jobs", "--token", "s3cret"]);
     assert_eq!(allowed.code, Some(0), "{allowed:?}");
     assert!(allowed.stdout.contains("good/ok "), "{allowed:?}");

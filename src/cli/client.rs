@@ -67,6 +67,9 @@ impl BaseUrl {
         if uri.query().is_some() {
             return Err(format!("{text:?}: the base URL takes no query string"));
         }
+        if text.contains('#') {
+            return Err(format!("{text:?}: the base URL takes no fragment (#…)"));
+        }
         // `Uri` parses any digits after the colon and then reports no port at all.
         if let Some((_, port)) = uri
             .authority()
@@ -97,8 +100,13 @@ impl fmt::Display for BaseUrl {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an error status; `message` is its `{"error"}` text.
-    #[error("{message} (HTTP {status}){hint}", hint = hint(*status))]
-    Api { status: StatusCode, message: String },
+    #[error("{message} (HTTP {status}){hint}", hint = hint(*status, *token_sent))]
+    Api {
+        status: StatusCode,
+        message: String,
+        /// Whether the request carried a token (a 401 then means it was refused).
+        token_sent: bool,
+    },
     /// No answer: nothing listens there, the host is unknown, or the answer took too long.
     #[error(
         "cannot reach the server at {url}: {reason} (is `plugin-jobs serve` running there? \
@@ -110,11 +118,13 @@ pub enum ClientError {
     BadAnswer { url: String, reason: String },
 }
 
-fn hint(status: StatusCode) -> &'static str {
-    if status == StatusCode::UNAUTHORIZED {
-        "; pass --token or set PLUGIN_JOBS_API_TOKEN"
-    } else {
-        ""
+fn hint(status: StatusCode, token_sent: bool) -> &'static str {
+    match (status, token_sent) {
+        (StatusCode::UNAUTHORIZED, false) => "; pass --token or set PLUGIN_JOBS_API_TOKEN",
+        (StatusCode::UNAUTHORIZED, true) => {
+            "; the server refused the token given (--token or PLUGIN_JOBS_API_TOKEN)"
+        }
+        _ => "",
     }
 }
 
@@ -192,6 +202,11 @@ impl ApiClient {
         }
     }
 
+    /// The full URL of `path`, as error messages name it.
+    pub fn url(&self, path: &str) -> String {
+        self.base.join(path)
+    }
+
     /// `GET path` (path and query, e.g. `/api/runs?limit=5`).
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.send(Method::GET, path, None).await
@@ -240,6 +255,7 @@ impl ApiClient {
                 Some(Value::String(message)) => Err(ClientError::Api {
                     status,
                     message: message.clone(),
+                    token_sent: self.token.is_some(),
                 }),
                 _ => Err(not_the_api(url, status, &bytes)),
             },
@@ -298,6 +314,7 @@ mod tests {
             "http://127.0.0.1:99999",
             "http://127.0.0.1:0",
             "http://[::1]:70000",
+            "http://127.0.0.1:8080#frag",
         ] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
@@ -310,6 +327,7 @@ mod tests {
         let api = |code: u16| ClientError::Api {
             status: StatusCode::from_u16(code).expect("status"),
             message: String::new(),
+            token_sent: false,
         };
         assert_eq!(api(404).exit_code(), 3);
         assert_eq!(api(409).exit_code(), 4);
@@ -321,7 +339,16 @@ mod tests {
             reason: "refused".into(),
         };
         assert_eq!(down.exit_code(), 6);
-        assert!(api(401).to_string().contains("--token"));
+        assert!(api(401).to_string().contains("pass --token"));
+        let refused = ClientError::Api {
+            status: StatusCode::UNAUTHORIZED,
+            message: "Unauthorized".into(),
+            token_sent: true,
+        };
+        assert!(
+            refused.to_string().contains("refused the token given"),
+            "{refused}"
+        );
     }
 
     #[test]

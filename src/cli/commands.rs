@@ -23,6 +23,14 @@ fn default_url() -> BaseUrl {
         .expect("the default bind address is a host and a port")
 }
 
+/// A token a header can carry (an empty one means none, as the server's does).
+fn parse_token(text: &str) -> Result<String, String> {
+    if !text.is_empty() {
+        plugin_jobs::http::check_token(text)?;
+    }
+    Ok(text.to_owned())
+}
+
 /// Where the server is, how to authenticate, and how to print: shared by every client command.
 #[derive(Debug, Args)]
 pub struct Connection {
@@ -31,7 +39,7 @@ pub struct Connection {
     #[arg(long, env = "PLUGIN_JOBS_URL", default_value_t = default_url(), value_parser = BaseUrl::parse)]
     pub url: BaseUrl,
     /// API token, sent as `Authorization: Bearer <token>`.
-    #[arg(long, env = "PLUGIN_JOBS_API_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "PLUGIN_JOBS_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
     pub token: Option<String>,
     /// Print the API's JSON instead of a table.
     #[arg(long)]
@@ -198,8 +206,12 @@ pub fn run(command: ClientCommand) -> ExitCode {
     }
 }
 
-fn decode<T: DeserializeOwned>(path: &str, value: &Value) -> Result<T, ClientError> {
-    T::deserialize(value).map_err(|err| ClientError::bad_shape(path, &err))
+fn decode<T: DeserializeOwned>(
+    api: &ApiClient,
+    path: &str,
+    value: &Value,
+) -> Result<T, ClientError> {
+    T::deserialize(value).map_err(|err| ClientError::bad_shape(&api.url(path), &err))
 }
 
 fn pretty(value: &Value) -> String {
@@ -230,7 +242,7 @@ async fn jobs(api: &ApiClient, args: &JobsArgs, json: bool) -> Result<String, Cl
     if json {
         return Ok(pretty(&listed));
     }
-    let jobs: Vec<Job> = decode(&path, &listed)?;
+    let jobs: Vec<Job> = decode(api, &path, &listed)?;
     let plugins = api.get("/api/plugins").await?;
     let workers: HashMap<String, String> = plugins
         .as_array()
@@ -267,7 +279,7 @@ async fn runs(api: &ApiClient, args: &RunsArgs, json: bool) -> Result<String, Cl
     if json {
         return Ok(pretty(&listed));
     }
-    let runs: Vec<Run> = decode(&path, &listed)?;
+    let runs: Vec<Run> = decode(api, &path, &listed)?;
     let names = job_names(api, &runs).await;
     Ok(render_runs(&runs, &names, Utc::now()))
 }
@@ -284,7 +296,7 @@ async fn job_names(api: &ApiClient, runs: &[Run]) -> HashMap<String, String> {
     jobs.dedup();
     let reads = jobs.into_iter().map(|(plugin_id, job_id)| async move {
         let path = job_path(plugin_id, job_id);
-        let job: Job = decode(&path, &api.get(&path).await.ok()?).ok()?;
+        let job: Job = decode(api, &path, &api.get(&path).await.ok()?).ok()?;
         Some((job.id.clone(), job.name()))
     });
     futures_util::future::join_all(reads)
@@ -305,7 +317,7 @@ async fn run_detail(api: &ApiClient, args: &RunArgs, json: bool) -> Result<Strin
     if json {
         return Ok(pretty(&found));
     }
-    let run: Run = decode(&path, &found)?;
+    let run: Run = decode(api, &path, &found)?;
     // The run names its job by id; the key reads better. A job deleted since shows as its id.
     let name = job_names(api, std::slice::from_ref(&run))
         .await
@@ -324,7 +336,7 @@ async fn trigger(api: &ApiClient, args: &TriggerArgs, json: bool) -> Result<Stri
     if json {
         return Ok(pretty(&answer));
     }
-    let triggered: Triggered = decode(&path, &answer)?;
+    let triggered: Triggered = decode(api, &path, &answer)?;
     Ok(format!(
         "{} triggered: run {} is queued (follow it with `plugin-jobs run {}`)\n",
         args.job, triggered.run_id, triggered.run_id
@@ -342,7 +354,7 @@ async fn set_state(
     if json {
         return Ok(pretty(&answer));
     }
-    let job: Job = decode(&path, &answer)?;
+    let job: Job = decode(api, &path, &answer)?;
     Ok(render_job_state(&job, Utc::now()))
 }
 

@@ -67,6 +67,22 @@ pub struct Run {
     pub logs: Vec<LogLine>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// 1 for a slot's first run, 2 for its first retry, …
+    #[serde(default)]
+    pub attempt: Option<i32>,
+    /// For a retry: the slot's first run.
+    #[serde(default)]
+    pub retry_of: Option<String>,
+}
+
+impl Run {
+    /// The trigger, with the attempt when the run is a retry: `retry #3`.
+    fn trigger_text(&self) -> String {
+        match self.attempt {
+            Some(attempt) if attempt > 1 => format!("{} #{attempt}", self.trigger),
+            _ => self.trigger.clone(),
+        }
+    }
 }
 
 /// One of a run's `logs`.
@@ -186,7 +202,7 @@ pub fn render_runs(runs: &[Run], names: &HashMap<String, String>, now: DateTime<
         table.row(vec![
             run.id.clone(),
             name,
-            run.trigger.clone(),
+            run.trigger_text(),
             run.status.clone(),
             relative(run.scheduled_for, now),
             run.duration_ms.map_or_else(|| "-".to_owned(), duration_ms),
@@ -215,6 +231,14 @@ pub fn render_run(run: &Run, name: &str, now: DateTime<Utc>) -> String {
         ("Job", name.to_owned()),
         ("Status", run.status.clone()),
         ("Trigger", run.trigger.clone()),
+        (
+            "Attempt",
+            match (&run.attempt, &run.retry_of) {
+                (Some(attempt), Some(first)) => format!("{attempt} (retry of run {first})"),
+                (Some(attempt), None) => attempt.to_string(),
+                (None, _) => "-".to_owned(),
+            },
+        ),
         ("Scheduled", instant(Some(run.scheduled_for), now)),
         ("Started", format!("{}{late}", instant(run.started_at, now))),
         ("Finished", instant(run.finished_at, now)),
@@ -321,11 +345,24 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Duration:   1.5s\n"), "{text}");
+        assert!(text.contains("Attempt:    -\n"), "{text}");
         assert!(text.contains("Error:      boom\n"), "{text}");
         assert!(text.contains("Logs (1):\nTIME"), "{text}");
         assert!(
             text.contains("2026-03-01T11:59:00.010Z  info   start\n"),
             "{text}"
         );
+        let retry: Run = serde_json::from_value(json!({
+            "id": "r3", "jobId": "j1", "pluginId": "demo", "trigger": "retry",
+            "status": "succeeded", "scheduledFor": "2026-03-01T11:59:00.000Z",
+            "durationMs": 3, "error": null, "startedAt": null, "finishedAt": null,
+            "attempt": 3, "retryOf": "r1"
+        }))
+        .expect("retry");
+        let text = render_run(&retry, "demo/report", now());
+        assert!(text.contains("Attempt:    3 (retry of run r1)\n"), "{text}");
+        let names = HashMap::from([("j1".to_owned(), "demo/report".to_owned())]);
+        let table = render_runs(&[retry], &names, now());
+        assert!(table.contains("  retry #3  "), "{table}");
     }
 }

@@ -34,6 +34,28 @@ pub struct ApiOptions {
     pub allowed_hosts: Vec<String>,
 }
 
+/// Whether `token` can be an API token: one an `Authorization` header carries unchanged, so
+/// printable ASCII (spaces inside allowed) with no whitespace at either end (HTTP drops it).
+/// The server checks `--api-token` with it and the command-line client `--token`.
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.trim().is_empty() {
+        return Err("it is empty or only whitespace".to_owned());
+    }
+    if token.trim() != token {
+        return Err(
+            "it starts or ends with whitespace (a newline, say), which HTTP drops from the \
+             Authorization header, so no request could carry it"
+                .to_owned(),
+        );
+    }
+    if let Some(bad) = token.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+        return Err(format!(
+            "it contains {bad:?}: an Authorization header carries printable ASCII only"
+        ));
+    }
+    Ok(())
+}
+
 /// The checks one mounted API applies, built once from [`ApiOptions`].
 #[derive(Debug)]
 pub(super) enum Access {
@@ -204,5 +226,19 @@ mod tests {
         assert_eq!(split_host("localhost"), ("localhost", None));
         assert_eq!(split_host("[::1]:8080"), ("[::1]", Some("8080")));
         assert_eq!(split_host("[::1]"), ("[::1]", None));
+    }
+
+    #[test]
+    fn a_token_is_what_a_header_carries_unchanged() {
+        assert_eq!(check_token("s3cret with-a space"), Ok(()));
+        for (bad, why) in [
+            ("   ", "only whitespace"),
+            ("s3cret\n", "ends with whitespace"),
+            ("a\u{1}b", "printable ASCII"),
+            ("café", "printable ASCII"),
+        ] {
+            let err = check_token(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
     }
 }

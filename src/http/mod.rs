@@ -43,7 +43,7 @@ use actix_web::{HttpRequest, ResponseError};
 
 pub use dashboard::dashboard;
 pub use error::ApiError;
-pub use guard::ApiOptions;
+pub use guard::{ApiOptions, check_token};
 pub use views::{JobDetailView, JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 
 use crate::PluginJobsHandle;
