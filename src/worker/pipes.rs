@@ -38,10 +38,11 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
     connection: Arc<Connection>,
     logs: Arc<RunLogs>,
 ) {
+    let mut echoes = Throttle::new(format!("[{plugin}] log notification"));
     loop {
         let line = match rpc::read_line(&mut stdout, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
-            Ok(Line::Oversized { bytes, head }) => {
+            Ok(Line::Oversized { bytes, head, tail }) => {
                 let error = || {
                     format!(
                         "the worker's answer was {bytes} bytes long, over the limit of {} bytes \
@@ -50,15 +51,29 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
                     )
                 };
                 let id = rpc::answered_id(&head);
-                if !id.is_some_and(|id| fail_call(&plugin, &connection, &id, error())) {
-                    log::warn!(
-                        "plugin {plugin}: dropped a stdout line of {bytes} bytes (too long)"
+                if id.is_some_and(|id| fail_call(&plugin, &connection, &id, error())) {
+                    continue;
+                }
+                log::warn!("plugin {plugin}: dropped a stdout line of {bytes} bytes (too long)");
+                // A run's log line that was dropped leaves a trace in the run's logs.
+                if let Some(run_id) = rpc::logged_run_id(&head, &tail)
+                    .filter(|run_id| connection.run_in_flight(run_id))
+                {
+                    let note = format!(
+                        "a log line of {bytes} bytes was dropped: over the limit of {} bytes \
+                         on a line",
+                        rpc::MAX_LINE_BYTES
                     );
+                    logs.keep(&run_id, "warn", &note);
                 }
                 continue;
             }
-            Ok(Line::Eof) => return,
+            Ok(Line::Eof) => {
+                echoes.finish();
+                return;
+            }
             Err(err) => {
+                echoes.finish();
                 log::warn!("plugin {plugin}: reading stdout failed: {err}");
                 return;
             }
@@ -66,37 +81,73 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
         if line.trim().is_empty() {
             continue;
         }
-        match rpc::parse(&line) {
-            Ok(Message::Response { id, result }) => {
-                if !connection.resolve(&id, result) {
-                    log::warn!("plugin {plugin}: dropped a response with unknown id {id}");
-                }
+        dispatch(&line, &plugin, &connection, &logs, &mut echoes);
+    }
+}
+
+/// How many messages run together in one line are read, past the first: a worker that lost a
+/// newline loses it once, and a hostile line costs a bounded number of parses.
+const MESSAGES_RUN_TOGETHER: usize = 4;
+
+/// Acts on one line of the worker's stdout. A line that is not a message may be two run
+/// together (a worker wrote half an answer without its newline, then the next one): the message
+/// that starts inside it is read too, so that only the broken call pays for the broken line.
+fn dispatch(
+    line: &str,
+    plugin: &str,
+    connection: &Connection,
+    logs: &RunLogs,
+    echoes: &mut Throttle,
+) {
+    let mut line = line;
+    for _ in 0..=MESSAGES_RUN_TOGETHER {
+        let bad = match rpc::parse(line) {
+            Ok(message) => {
+                act_on(message, plugin, connection, logs, echoes);
+                return;
             }
-            Ok(Message::Notification { method, params }) if method == "log" => {
-                worker_log(&plugin, &params, &connection, &logs);
+            Err(bad) => bad,
+        };
+        let shown: String = line.chars().take(200).collect();
+        let error = format!("the worker answered with a malformed response ({bad}): {shown}");
+        let id = bad.id.as_ref().filter(|_| !names_a_method(line));
+        if !id.is_some_and(|id| fail_call(plugin, connection, id, error)) {
+            log::warn!(
+                "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): {shown}"
+            );
+        }
+        match line.get(1..).and_then(|rest| rest.find("{\"jsonrpc\"")) {
+            Some(at) => line = &line[1 + at..],
+            None => return,
+        }
+    }
+}
+
+fn act_on(
+    message: Message,
+    plugin: &str,
+    connection: &Connection,
+    logs: &RunLogs,
+    echoes: &mut Throttle,
+) {
+    match message {
+        Message::Response { id, result } => {
+            if !connection.resolve(&id, result) {
+                log::warn!("plugin {plugin}: dropped a response with unknown id {id}");
             }
-            Ok(Message::Notification { method, .. }) => {
-                log::debug!("plugin {plugin}: ignored notification {method}");
-            }
-            Ok(Message::Request { id, method, .. }) => {
-                let refusal = WorkerError::new(
-                    codes::METHOD_NOT_FOUND,
-                    format!("the host has no method {method}"),
-                );
-                connection.send_line(rpc::response(&id, &Err(refusal)));
-            }
-            Err(bad) => {
-                let shown: String = line.chars().take(200).collect();
-                let error =
-                    format!("the worker answered with a malformed response ({bad}): {shown}");
-                let id = bad.id.as_ref().filter(|_| !names_a_method(&line));
-                if !id.is_some_and(|id| fail_call(&plugin, &connection, id, error)) {
-                    log::warn!(
-                        "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): \
-                         {shown}"
-                    );
-                }
-            }
+        }
+        Message::Notification { method, params } if method == "log" => {
+            worker_log(plugin, &params, connection, logs, echoes);
+        }
+        Message::Notification { method, .. } => {
+            log::debug!("plugin {plugin}: ignored notification {method}");
+        }
+        Message::Request { id, method, .. } => {
+            let refusal = WorkerError::new(
+                codes::METHOD_NOT_FOUND,
+                format!("the host has no method {method}"),
+            );
+            connection.send_line(rpc::response(&id, &Err(refusal)));
         }
     }
 }
@@ -119,46 +170,103 @@ fn names_a_method(line: &str) -> bool {
     serde_json::from_str::<Value>(line).is_ok_and(|value| value.get("method").is_some())
 }
 
-/// A `log` notification: to the host's log, and to the run's `logs` when it names a run in flight.
-fn worker_log(plugin: &str, params: &Value, connection: &Connection, logs: &RunLogs) {
+/// A `log` notification: to the run's `logs` when it names one of this worker's runs in flight,
+/// and to the host's log within the [`Throttle`] (a worker that logs 50,000 lines a run would
+/// otherwise fill the host's disk, whatever the run keeps). The level is one of the five the
+/// host logs with (`warning` reads as `warn`, anything else as `info`), so a stored level is
+/// never a worker's arbitrary text.
+fn worker_log(
+    plugin: &str,
+    params: &Value,
+    connection: &Connection,
+    logs: &RunLogs,
+    echoes: &mut Throttle,
+) {
     let Some(message) = params.get("message").and_then(Value::as_str) else {
         log::warn!("plugin {plugin}: dropped a log notification without a string \"message\"");
         return;
     };
-    let level = params
-        .get("level")
-        .and_then(Value::as_str)
-        .unwrap_or("info");
-    let host_level = match level {
-        "error" => log::Level::Error,
-        "warn" | "warning" => log::Level::Warn,
-        "debug" => log::Level::Debug,
-        "trace" => log::Level::Trace,
-        _ => log::Level::Info,
+    let (level, host_level) = match params.get("level").and_then(Value::as_str) {
+        Some("error") => ("error", log::Level::Error),
+        Some("warn" | "warning") => ("warn", log::Level::Warn),
+        Some("debug") => ("debug", log::Level::Debug),
+        Some("trace") => ("trace", log::Level::Trace),
+        _ => ("info", log::Level::Info),
     };
     let run_id = params.get("runId").and_then(Value::as_str);
-    log::log!(
-        host_level,
-        "[{plugin}{}] {message}",
-        run_id.map(|id| format!(" run {id}")).unwrap_or_default()
-    );
-    if let Some(run_id) = run_id
-        && connection.run_in_flight(run_id)
-    {
+    let ours = run_id.filter(|run_id| connection.run_in_flight(run_id));
+    if log::log_enabled!(host_level) && echoes.admit() {
+        let mut shown = message.to_owned();
+        crate::store::bound_text(&mut shown, LINE_LOGGED);
+        // A run id that is not one of this worker's calls is not printed as if it were.
+        let run = match (ours, run_id) {
+            (Some(run_id), _) => format!(" run {run_id}"),
+            (None, Some(_)) => " (a run id not in flight on this worker)".to_owned(),
+            (None, None) => String::new(),
+        };
+        log::log!(host_level, "[{plugin}{run}] {shown}");
+    }
+    if let Some(run_id) = ours {
         logs.keep(run_id, level, message);
     }
 }
 
-/// Most stderr lines of one worker logged in a second: a worker that floods its stderr would
-/// otherwise flood the host's log, and spend the host's CPU on it. The rest are counted.
-const STDERR_LINES_PER_SECOND: u32 = 50;
+/// Most lines a second that one worker's stderr, or its `log` notifications, put in the host's
+/// log; the rest are counted, and the count is logged once the second is over.
+const LINES_PER_SECOND: u32 = 50;
 
-/// Most bytes of one stderr line logged.
-const STDERR_LINE_LOGGED: usize = 4 * 1024;
+/// Most bytes of one worker line put in the host's log.
+const LINE_LOGGED: usize = 4 * 1024;
 
-/// Logs a worker's stderr (at most [`STDERR_LINES_PER_SECOND`] lines a second, each cut to
-/// [`STDERR_LINE_LOGGED`] bytes; how many were left out is said) and keeps its last `keep`
-/// bytes in `tail`, for the error of a crash. Answers how many lines it logged and left out.
+/// A per-second budget of lines for the host's log, which says how many it left out.
+struct Throttle {
+    what: String,
+    window: std::time::Instant,
+    admitted: u32,
+    skipped: u64,
+}
+
+impl Throttle {
+    fn new(what: String) -> Self {
+        Self {
+            what,
+            window: std::time::Instant::now(),
+            admitted: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Whether one more line may be logged in this second.
+    fn admit(&mut self) -> bool {
+        if self.window.elapsed() >= std::time::Duration::from_secs(1) {
+            self.finish();
+            self.window = std::time::Instant::now();
+            self.admitted = 0;
+        }
+        if self.admitted < LINES_PER_SECOND {
+            self.admitted += 1;
+            true
+        } else {
+            self.skipped += 1;
+            false
+        }
+    }
+
+    /// Says how many lines were left out since it last said so.
+    fn finish(&mut self) {
+        let skipped = std::mem::take(&mut self.skipped);
+        if skipped > 0 {
+            log::warn!(
+                "{} {skipped} line(s) not logged: more than {LINES_PER_SECOND} a second",
+                self.what
+            );
+        }
+    }
+}
+
+/// Logs a worker's stderr (at most [`LINES_PER_SECOND`] lines a second, each cut to
+/// [`LINE_LOGGED`] bytes; how many were left out is said) and keeps its last `keep` bytes in
+/// `tail`, for the error of a crash. Answers how many lines it logged and left out.
 pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
     mut stderr: R,
     plugin: String,
@@ -166,38 +274,22 @@ pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
     keep: usize,
 ) -> (u64, u64) {
     let mut totals = (0_u64, 0_u64);
-    let mut window = std::time::Instant::now();
-    let (mut logged, mut skipped) = (0_u32, 0_u64);
-    let say_skipped = |skipped: u64| {
-        if skipped > 0 {
-            log::warn!(
-                "[{plugin} stderr] {skipped} line(s) not logged: more than \
-                 {STDERR_LINES_PER_SECOND} a second"
-            );
-        }
-    };
+    let mut throttle = Throttle::new(format!("[{plugin} stderr]"));
     loop {
         let line = match rpc::read_line(&mut stderr, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
             Ok(Line::Oversized { bytes, .. }) => format!("<{bytes} bytes>"),
             Ok(Line::Eof) | Err(_) => {
-                say_skipped(skipped);
+                throttle.finish();
                 return totals;
             }
         };
-        if window.elapsed() >= std::time::Duration::from_secs(1) {
-            say_skipped(std::mem::take(&mut skipped));
-            window = std::time::Instant::now();
-            logged = 0;
-        }
-        if logged < STDERR_LINES_PER_SECOND {
-            logged += 1;
+        if throttle.admit() {
             totals.0 += 1;
             let mut shown = line.clone();
-            crate::store::bound_text(&mut shown, STDERR_LINE_LOGGED);
+            crate::store::bound_text(&mut shown, LINE_LOGGED);
             log::info!("[{plugin} stderr] {shown}");
         } else {
-            skipped += 1;
             totals.1 += 1;
         }
         let mut tail = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -216,6 +308,77 @@ pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttle_admits_fifty_lines_a_second() {
+        let mut throttle = Throttle::new("[p]".to_owned());
+        let admitted = (0..200).filter(|_| throttle.admit()).count();
+        assert_eq!((admitted, throttle.skipped), (50, 150));
+        throttle.window -= std::time::Duration::from_secs(1);
+        assert!(throttle.admit(), "a new second, a new budget");
+        assert_eq!(throttle.skipped, 0, "the count was said and reset");
+    }
+
+    #[tokio::test]
+    async fn a_run_keeps_its_own_log_lines_with_a_known_level_and_no_one_elses() {
+        let (writer, _lines) = tokio::sync::mpsc::unbounded_channel();
+        let logs = Arc::new(RunLogs::new(64 * 1024));
+        let connection = Arc::new(Connection::new("p", writer, Arc::clone(&logs)));
+        let call = connection.run_job(&super::rpc::RunJob::new("k", "r", "manual", ""));
+        let log = |run: &str, level: &str, message: &str| {
+            let params = serde_json::json!({"runId": run, "level": level, "message": message});
+            format!("{}\n", rpc::notification("log", &params).trim_end())
+        };
+        let stdout = [
+            log("r", "\u{1b}[31merror\u{1b}[0m", "odd level"),
+            log("r", "warning", "a warning"),
+            log("someone-else", "info", "not this worker's run"),
+            log("r", "info", &"x".repeat(rpc::MAX_LINE_BYTES)),
+        ]
+        .concat();
+        let reader = tokio::io::BufReader::new(stdout.as_bytes());
+        read_stdout(
+            reader,
+            "p".to_owned(),
+            Arc::clone(&connection),
+            Arc::clone(&logs),
+        )
+        .await;
+        let kept = logs.take("r").expect("the run's lines");
+        let levels: Vec<&str> = kept
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter_map(|line| line["level"].as_str())
+            .collect();
+        assert_eq!(levels, ["info", "warn", "warn"]);
+        let dropped = kept[2]["message"].as_str().unwrap_or_default();
+        assert!(dropped.starts_with("a log line of "), "{dropped}");
+        assert_eq!(logs.take("someone-else"), None);
+        drop(call);
+    }
+
+    #[tokio::test]
+    async fn half_an_answer_without_its_newline_costs_only_its_own_call() {
+        let (writer, _lines) = tokio::sync::mpsc::unbounded_channel();
+        let logs = Arc::new(RunLogs::new(64 * 1024));
+        let connection = Arc::new(Connection::new("p", writer, Arc::clone(&logs)));
+        let broken = connection.run_job(&super::rpc::RunJob::new("k", "a", "manual", ""));
+        let fine = connection.run_job(&super::rpc::RunJob::new("k", "b", "manual", ""));
+        let stdout =
+            "{\"jsonrpc\":\"2.0\",\"id\":1{\"jsonrpc\": \"2.0\", \"id\": 2, \"result\": 7}\n";
+        let reader = tokio::io::BufReader::new(stdout.as_bytes());
+        read_stdout(reader, "p".to_owned(), Arc::clone(&connection), logs).await;
+        let broken = broken.await.expect_err("the half answer fails its call");
+        assert!(broken.message.contains("malformed response"), "{broken:?}");
+        // Answered already, or never: the stream has ended.
+        let fine = tokio::time::timeout(std::time::Duration::from_secs(5), fine).await;
+        assert_eq!(
+            fine,
+            Ok(Ok(serde_json::json!(7))),
+            "the whole answer is read"
+        );
+    }
 
     #[tokio::test]
     async fn a_stderr_flood_is_logged_at_a_bounded_rate_and_its_tail_kept() {

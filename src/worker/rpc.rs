@@ -298,6 +298,11 @@ fn parse_error_object(error: Value, id: &Value) -> Result<WorkerError, Malformed
     let code = error.get("code").and_then(Value::as_i64);
     let message = error.get("message").and_then(Value::as_str);
     match (code, message) {
+        // An empty message would record a failed run with a blank error.
+        (Some(code), Some(message)) if message.trim().is_empty() => Ok(WorkerError::new(
+            code,
+            format!("the worker answered an error with no message (code {code})"),
+        )),
         (Some(code), Some(message)) => Ok(WorkerError::new(code, message)),
         _ => Err(Malformed::invalid(
             "\"error\" needs an integer \"code\" and a string \"message\"",
@@ -343,11 +348,13 @@ pub enum Line {
     /// A line; bytes that are not UTF-8 are replaced with U+FFFD, so that one odd byte does not
     /// cost a whole answer.
     Text(String),
-    /// A line longer than the limit, discarded: how long it was, and its first
-    /// [`OVERSIZED_HEAD_BYTES`] bytes (enough to tell whose answer it was).
+    /// A line longer than the limit, discarded: how long it was, and its first and last
+    /// [`OVERSIZED_HEAD_BYTES`] bytes (enough to tell whose answer or log line it was, whichever
+    /// end the worker wrote the id at).
     Oversized {
         bytes: usize,
         head: Vec<u8>,
+        tail: Vec<u8>,
     },
     Eof,
 }
@@ -364,6 +371,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     let mut buffer = Vec::new();
     let mut skipped = 0usize;
     let mut head = Vec::new();
+    let mut tail = Vec::new();
     loop {
         let chunk = reader.fill_buf().await?;
         if chunk.is_empty() {
@@ -371,6 +379,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
                 Line::Oversized {
                     bytes: skipped,
                     head,
+                    tail,
                 }
             } else if buffer.is_empty() {
                 Line::Eof
@@ -386,6 +395,14 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         if skipped > 0 || buffer.len() + piece.len() > max {
             let room = OVERSIZED_HEAD_BYTES.saturating_sub(head.len());
             head.extend(buffer.iter().chain(piece).take(room));
+            let last = piece.len().min(OVERSIZED_HEAD_BYTES);
+            if last < OVERSIZED_HEAD_BYTES {
+                tail.extend_from_slice(
+                    &buffer[buffer.len().saturating_sub(OVERSIZED_HEAD_BYTES)..],
+                );
+            }
+            tail.extend_from_slice(&piece[piece.len() - last..]);
+            tail.drain(..tail.len().saturating_sub(OVERSIZED_HEAD_BYTES));
             skipped += buffer.len() + piece.len();
             buffer.clear();
         } else {
@@ -397,6 +414,7 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
                 Line::Oversized {
                     bytes: skipped,
                     head,
+                    tail,
                 }
             } else {
                 into_line(buffer)
@@ -413,7 +431,29 @@ pub fn answered_id(head: &[u8]) -> Option<Value> {
     if head.contains("\"method\"") {
         return None;
     }
-    let rest = head.split_once("\"id\"")?.1.trim_start();
+    member_in_head(&head, "\"id\"")
+}
+
+/// The run a discarded `log` notification named, found in its first or last bytes: workers
+/// write `"runId"` before the bulk of the message (`{"jsonrpc":"2.0","method":"log","params":
+/// {"runId":"…","level":"info","message":…`) or, keys sorted, after it (`…","runId":"…"}}`).
+pub fn logged_run_id(head: &[u8], tail: &[u8]) -> Option<String> {
+    let head = String::from_utf8_lossy(head);
+    if !head.contains("\"log\"") {
+        return None;
+    }
+    let tail = String::from_utf8_lossy(tail);
+    [&head, &tail]
+        .into_iter()
+        .find_map(|text| match member_in_head(text, "\"runId\"")? {
+            Value::String(run_id) => Some(run_id),
+            _ => None,
+        })
+}
+
+/// The string or integer value of the first member `key` (quoted) in the start of a JSON text.
+fn member_in_head(head: &str, key: &str) -> Option<Value> {
+    let rest = head.split_once(key)?.1.trim_start();
     let value = rest.strip_prefix(':')?.trim_start();
     if let Some(quoted) = value.strip_prefix('"') {
         let (id, _) = quoted.split_once('"')?;
@@ -461,6 +501,12 @@ mod tests {
                 id: json!(1),
                 result: Ok(Value::Null)
             })
+        );
+        let blank = parse(r#"{"jsonrpc":"2.0","id":2,"error":{"code":1,"message":" "}}"#);
+        assert!(
+            matches!(&blank, Ok(Message::Response { result: Err(err), .. })
+                if err.message == "the worker answered an error with no message (code 1)"),
+            "{blank:?}"
         );
         let err = parse(r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32002,"message":"boom"}}"#);
         assert_eq!(
@@ -582,7 +628,8 @@ mod tests {
             read_line(&mut reader, 10).await.ok(),
             Some(Line::Oversized {
                 bytes: 100,
-                head: vec![b'x'; 100]
+                head: vec![b'x'; 100],
+                tail: vec![b'x'; 100]
             })
         );
         assert_eq!(
