@@ -36,6 +36,12 @@ pub enum Error {
         status: String,
         action: &'static str,
     },
+    /// The run has its outcome already, so there is nothing to cancel.
+    #[error("Run {run} has already ended ({status}), so it cannot be cancelled")]
+    RunEnded { run: Uuid, status: String },
+    /// The run is live on another instance, which alone can stop its call.
+    #[error("Run {run} runs on instance {instance}: cancel it through that server")]
+    RunElsewhere { run: Uuid, instance: String },
     /// The job has a live (queued or running) run, or is blocked by a timed-out call.
     #[error("Job {job} is already running{detail}")]
     AlreadyRunning { job: String, detail: String },

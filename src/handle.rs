@@ -29,9 +29,9 @@ use crate::metrics::{MetricsActor, RenderMetrics};
 use crate::notifier::{NotifierActor, NotifierConfig};
 use crate::retry::{PendingWorkAdded, RetryActor, StartRetries};
 use crate::scheduler::{
-    AwaitReleased, Diagnostics, GetDiagnostics, JobUpdated, JobsChanged, PauseJob, PluginOptions,
-    RegisterPlugin, ResumeJob, SchedulerActor, Shutdown, ShutdownReport, Start, TriggerJob,
-    TriggeredRun, UnregisterPlugin,
+    AwaitReleased, CancelRun, Diagnostics, GetDiagnostics, JobUpdated, JobsChanged, PauseJob,
+    PluginOptions, RegisterPlugin, ResumeJob, SchedulerActor, Shutdown, ShutdownReport, Start,
+    TriggerJob, TriggeredRun, UnregisterPlugin,
 };
 use crate::store::{
     BackfillRequested, CancelBackfill, CreateJob, DeleteJob, GetJob, JobDeclaration, JobRef,
@@ -385,6 +385,14 @@ impl PluginJobsHandle {
 
     pub async fn resume(&self, job: JobRef) -> Result<PluginJobModel> {
         self.scheduler.send(ResumeJob(job)).await?
+    }
+
+    /// Cancels a live run of this instance (see [`CancelRun`]); answers the run as recorded.
+    pub async fn cancel_run(
+        &self,
+        run_id: uuid::Uuid,
+    ) -> Result<entity::prelude::PluginJobRunModel> {
+        self.scheduler.send(CancelRun(run_id)).await?
     }
 
     /// Registers a plugin and syncs its declared jobs.

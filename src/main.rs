@@ -75,6 +75,8 @@ enum Command {
     Run(RunArgs),
     /// Queue a manual run of a job now.
     Trigger(TriggerArgs),
+    /// Cancel a live run (queued or running) held by the server asked.
+    Cancel(RunArgs),
     /// Pause a job: its slots pass without runs until it is resumed.
     Pause(JobArgs),
     /// Resume a paused job from its next slot.
@@ -285,6 +287,7 @@ fn main() -> std::process::ExitCode {
         Command::Jobs(args) => return cli::commands::run(ClientCommand::Jobs(args)),
         Command::Runs(args) => return cli::commands::run(ClientCommand::Runs(args)),
         Command::Run(args) => return cli::commands::run(ClientCommand::Run(args)),
+        Command::Cancel(args) => return cli::commands::run(ClientCommand::Cancel(args)),
         Command::Trigger(args) => return cli::commands::run(ClientCommand::Trigger(args)),
         Command::Pause(args) => return cli::commands::run(ClientCommand::Pause(args)),
         Command::Resume(args) => return cli::commands::run(ClientCommand::Resume(args)),

@@ -1,4 +1,4 @@
-//! The CLI client (`plugin-jobs jobs|runs|run|trigger|pause|resume`) against a real
+//! The CLI client (`plugin-jobs jobs|runs|run|trigger|cancel|pause|resume`) against a real
 //! `plugin-jobs serve`: its tables, its `--json` (the API's JSON as is), and its exit codes
 //! (404 → 3, 409 → 4, 401 → 5, unreachable → 6, other errors → 1, bad usage → 2).
 
@@ -259,6 +259,52 @@ fn pause_and_resume_change_the_job_and_say_so() {
             && resumed.stdout.contains("-12-31T23:00:00.000Z (in "),
         "{resumed:?}"
     );
+}
+
+#[test]
+fn cancel_stops_a_run_and_its_job_waits_for_a_worker_that_ignores_it() {
+    let good = test_plugin(
+        "good",
+        &[],
+        json!([{"jobKey": "sleep"}, {"jobKey": "hang"}]),
+    );
+    let server = Server::start(&[good], &["--cancel-grace", "2s"]);
+    server.wait_worker("good", "running");
+
+    // A worker that honours cancelJob stops the run early.
+    let sleeping = triggered_run(&client(&server, &["trigger", "good/sleep"]));
+    wait_for_status(&server, &sleeping, "running");
+    let cancelled = client(&server, &["cancel", &sleeping]);
+    assert_eq!(
+        (cancelled.code, cancelled.stdout.clone()),
+        (Some(0), format!("run {sleeping} is cancelled\n")),
+        "{cancelled:?}"
+    );
+    let run = server.run(&sleeping);
+    assert_eq!(run["error"], "cancelled by an operator", "{run}");
+    let again = client(&server, &["cancel", &sleeping]);
+    assert_eq!(again.code, Some(4), "an ended run is a 409: {again:?}");
+    assert!(
+        again.stderr.contains("has already ended (cancelled)"),
+        "{again:?}"
+    );
+
+    // One that ignores it: the run is recorded cancelled at once, and its job stays held (no
+    // second call beside the first) until the worker is restarted after the cancel grace.
+    let hanging = triggered_run(&client(&server, &["trigger", "good/hang"]));
+    wait_for_status(&server, &hanging, "running");
+    let cancelled = client(&server, &["cancel", &hanging, "--json"]);
+    assert_eq!(cancelled.code, Some(0), "{cancelled:?}");
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    let held = client(&server, &["trigger", "good/hang"]);
+    assert_eq!(
+        held.code,
+        Some(4),
+        "the worker still holds the job: {held:?}"
+    );
+    wait_until("the job is free again", Duration::from_secs(30), || {
+        client(&server, &["trigger", "good/hang"]).code == Some(0)
+    });
 }
 
 #[test]

@@ -449,6 +449,73 @@ async fn a_queued_manual_run_of_a_job_paused_or_deleted_leaves_the_queue_at_once
 }
 
 #[actix_rt::test]
+async fn an_operator_cancels_a_running_run_and_a_queued_one_and_nothing_else() {
+    // One slot, held by a hanging run of `holder`; a manual run of `waiter` queues behind it.
+    let (h, gate) = one_slot_held(&["waiter"]).await;
+    let holder =
+        h.t.all_runs()
+            .await
+            .into_iter()
+            .find(|run| run.status == RunStatus::Running)
+            .expect("the holder runs")
+            .id;
+    let waiter = h
+        .jobs
+        .trigger(JobRef::key("alpha", "waiter"), RunTrigger::Manual)
+        .await
+        .expect("trigger")
+        .run_id;
+
+    let queued = h
+        .jobs
+        .cancel_run(waiter)
+        .await
+        .expect("cancel the queued run");
+    assert_eq!(queued.status, RunStatus::Cancelled);
+    assert_eq!(
+        queued.error.as_deref(),
+        Some("cancelled by an operator before the run started")
+    );
+    assert_eq!(h.jobs.diagnostics().await.expect("d").queued_manual_runs, 0);
+
+    let running = h
+        .jobs
+        .cancel_run(holder)
+        .await
+        .expect("cancel the running run");
+    assert_eq!(running.status, RunStatus::Cancelled, "recorded at once");
+    assert_eq!(running.error.as_deref(), Some("cancelled by an operator"));
+    assert!(running.finished_at.is_some());
+
+    // The slot is free again: the job can run anew, and the ended runs cannot be cancelled.
+    let again = h
+        .jobs
+        .trigger(JobRef::key("alpha", "waiter"), RunTrigger::Manual)
+        .await
+        .expect("the slot is free");
+    h.wait_for_run(again.run_id, RunStatus::Succeeded).await;
+    let ended = h.jobs.cancel_run(holder).await.expect_err("ended");
+    assert!(
+        matches!(ended, plugin_jobs::Error::RunEnded { .. }),
+        "{ended}"
+    );
+    assert!(
+        ended.to_string().contains("has already ended (cancelled)"),
+        "{ended}"
+    );
+    let unknown = h
+        .jobs
+        .cancel_run(uuid::Uuid::now_v7())
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(unknown, plugin_jobs::Error::RunNotFound(_)),
+        "{unknown}"
+    );
+    gate.open();
+}
+
+#[actix_rt::test]
 async fn a_queued_manual_run_of_a_job_a_manifest_fails_stays_queued_and_starts() {
     // A sync that fails a job (a bad schedule) does not cancel its manual runs: the queue must
     // keep the one waiting for the held slot, or it would stay `queued` forever.

@@ -113,6 +113,7 @@ pub enum ClientCommand {
     Jobs(JobsArgs),
     Runs(RunsArgs),
     Run(RunArgs),
+    Cancel(RunArgs),
     Trigger(TriggerArgs),
     Pause(JobArgs),
     Resume(JobArgs),
@@ -178,7 +179,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
     let conn = match &command {
         ClientCommand::Jobs(args) => &args.conn,
         ClientCommand::Runs(args) => &args.conn,
-        ClientCommand::Run(args) => &args.conn,
+        ClientCommand::Run(args) | ClientCommand::Cancel(args) => &args.conn,
         ClientCommand::Trigger(args) => &args.conn,
         ClientCommand::Pause(args) | ClientCommand::Resume(args) => &args.conn,
     };
@@ -189,6 +190,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Jobs(args) => jobs(&api, args, json).await,
             ClientCommand::Runs(args) => runs(&api, args, json).await,
             ClientCommand::Run(args) => run_detail(&api, args, json).await,
+            ClientCommand::Cancel(args) => cancel(&api, args, json).await,
             ClientCommand::Trigger(args) => trigger(&api, args, json).await,
             ClientCommand::Pause(args) => set_state(&api, args, "pause", json).await,
             ClientCommand::Resume(args) => set_state(&api, args, "resume", json).await,
@@ -324,6 +326,22 @@ async fn run_detail(api: &ApiClient, args: &RunArgs, json: bool) -> Result<Strin
         .remove(&run.job_id)
         .unwrap_or_else(|| format!("{}/{}", run.plugin_id, run.job_id));
     Ok(render_run(&run, &name, Utc::now()))
+}
+
+async fn cancel(api: &ApiClient, args: &RunArgs, json: bool) -> Result<String, ClientError> {
+    let path = format!("/api/runs/{}/cancel", segment(&args.run_id));
+    let answer = api.post(&path, None).await?;
+    if json {
+        return Ok(pretty(&answer));
+    }
+    let run: Run = decode(api, &path, &answer)?;
+    Ok(match run.status.as_str() {
+        "cancelled" => format!("run {} is cancelled\n", run.id),
+        status => format!(
+            "run {} is {status}: its cancellation is on its way (follow it with `plugin-jobs run {}`)\n",
+            run.id, run.id
+        ),
+    })
 }
 
 async fn trigger(api: &ApiClient, args: &TriggerArgs, json: bool) -> Result<String, ClientError> {

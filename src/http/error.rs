@@ -69,6 +69,8 @@ impl From<Error> for ApiError {
                 StatusCode::NOT_FOUND
             }
             Error::JobNotActive { .. }
+            | Error::RunEnded { .. }
+            | Error::RunElsewhere { .. }
             | Error::AlreadyRunning { .. }
             | Error::JobExists { .. }
             | Error::DeclaredByManifest { .. } => StatusCode::CONFLICT,

@@ -115,6 +115,22 @@ pub async fn get_run(handle: Handle, run_id: Path<String>) -> ApiResult {
     Ok(HttpResponse::Ok().json(RunView::from(&run)))
 }
 
+/// `POST /api/runs/{runId}/cancel`: cancels a live run of this server; answers the run as
+/// recorded (`cancelled`, or still `running` when its outcome took longer than a few seconds).
+pub async fn cancel_run(handle: Handle, run_id: Path<String>, body: Bytes) -> ApiResult {
+    let raw = run_id.into_inner();
+    let run_id = Uuid::parse_str(&raw).map_err(|err| {
+        ApiError::bad_request(format!("invalid run id {raw:?}: expected a UUID ({err})"))
+    })?;
+    if !body.iter().all(u8::is_ascii_whitespace) && body.as_ref() != b"{}" {
+        return Err(ApiError::bad_request(
+            "cancel takes no body (or an empty object)".to_owned(),
+        ));
+    }
+    let run = handle.cancel_run(run_id).await?;
+    Ok(HttpResponse::Ok().json(RunView::from(&run)))
+}
+
 /// `GET /metrics`: every metric in the Prometheus text format.
 pub async fn metrics(handle: Handle) -> ApiResult {
     let text = handle.metrics().await?;

@@ -154,6 +154,9 @@ pub fn configure_with(
                         .route(web::post().to(h::resume_job)),
                 )
                 .service(resource("/runs/{runId}", "GET, HEAD").route(read().to(h::get_run)))
+                .service(
+                    resource("/runs/{runId}/cancel", "POST").route(web::post().to(h::cancel_run)),
+                )
                 .service(resource("/scheduler", "GET, HEAD").route(read().to(h::scheduler)))
                 .default_service(web::to(h::no_route)),
         );

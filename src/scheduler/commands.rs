@@ -1,5 +1,6 @@
 //! The `SchedulerActor`'s commands: run a job now (`TriggerJob`), start a due retry
-//! (`RunRetry`), register and unregister a plugin, pause and resume a job. Each checks what this
+//! (`RunRetry`), register and unregister a plugin, pause and resume a job, cancel a run
+//! (`CancelRun`). Each checks what this
 //! instance knows (the job is not held here, its worker runs), then lets the store decide
 //! atomically.
 
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use crate::events::RunEvent;
 use crate::job_run::Cancel;
 use crate::store::{
-    BackfillStart, CreateRun, GetJob, JobDeclaration, JobRef, RetryStart, SetJobStatus,
+    BackfillStart, CreateRun, GetJob, GetRun, JobDeclaration, JobRef, RetryStart, SetJobStatus,
     StartBackfill, StartRetry, StoreActor, SyncJobDeclarations,
 };
 use crate::{Error, Result};
@@ -94,7 +95,55 @@ pub struct PauseJob(pub JobRef);
 #[rtype(result = "Result<PluginJobModel>")]
 pub struct ResumeJob(pub JobRef);
 
+/// An operator's cancellation of a live run of this instance: a run waiting for its slot or for
+/// a free one ends `cancelled` at once; a running one gets `cancelJob`, is recorded `cancelled`,
+/// and keeps its job until its worker lets go (as after a timeout). Answers the run once its
+/// outcome is recorded (or as it is after [`CANCEL_ANSWER_WAIT`]).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<PluginJobRunModel>")]
+pub struct CancelRun(pub Uuid);
+
+/// The error recorded on a run an operator cancelled.
+pub const CANCELLED_BY_OPERATOR: &str = "cancelled by an operator";
+
+/// How long [`CancelRun`] waits for the run's outcome to be written before it answers.
+pub const CANCEL_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl SchedulerActor {
+    /// Stops `run` if this instance holds it; answers whether it was a queued manual run, whose
+    /// row the caller cancels (no actor has it yet).
+    fn cancel_held(&mut self, run: &PluginJobRunModel) -> Result<bool> {
+        if !RunStatus::LIVE.contains(&run.status) {
+            return Err(Error::RunEnded {
+                run: run.id,
+                status: run.status.to_string(),
+            });
+        }
+        if let Some(live) = self
+            .runs
+            .live(run.job_id)
+            .filter(|live| live.run_id == run.id)
+        {
+            if !live.settled {
+                live.handle.do_send(Cancel {
+                    reason: CANCELLED_BY_OPERATOR.to_owned(),
+                    before_start: Some(format!("{CANCELLED_BY_OPERATOR} before the run started")),
+                });
+            }
+            return Ok(false);
+        }
+        if self.runs.remove_queued(run.id) {
+            return Ok(true);
+        }
+        Err(Error::RunElsewhere {
+            run: run.id,
+            instance: run
+                .instance_id
+                .clone()
+                .unwrap_or_else(|| "(none recorded)".to_owned()),
+        })
+    }
+
     fn job_lookup(
         &self,
         job: JobRef,
@@ -356,6 +405,47 @@ impl Handler<UnregisterPlugin> for SchedulerActor {
             }
             .into_actor(self),
         )
+    }
+}
+
+impl Handler<CancelRun> for SchedulerActor {
+    type Result = ResponseActFuture<Self, Result<PluginJobRunModel>>;
+
+    fn handle(&mut self, msg: CancelRun, _ctx: &mut Self::Context) -> Self::Result {
+        let run_id = msg.0;
+        let store = self.store.clone();
+        let lookup = async move {
+            store
+                .send(GetRun(run_id))
+                .await??
+                .ok_or(Error::RunNotFound(run_id))
+        };
+        Box::pin(lookup.into_actor(self).then(move |found, act, _ctx| {
+            let decided = found.and_then(|run| act.cancel_held(&run));
+            let store = act.store.clone();
+            let now = act.clock.now();
+            async move {
+                if decided? {
+                    let reason = format!("{CANCELLED_BY_OPERATOR} before the run started");
+                    cancel_queued(&store, &[run_id], &reason, now).await;
+                }
+                // The run's actor records the outcome; answer with it once it is there.
+                let deadline = tokio::time::Instant::now() + CANCEL_ANSWER_WAIT;
+                loop {
+                    let run = store
+                        .send(GetRun(run_id))
+                        .await??
+                        .ok_or(Error::RunNotFound(run_id))?;
+                    if !RunStatus::LIVE.contains(&run.status)
+                        || tokio::time::Instant::now() >= deadline
+                    {
+                        return Ok(run);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+            .into_actor(act)
+        }))
     }
 }
 

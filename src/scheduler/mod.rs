@@ -41,8 +41,8 @@ mod commands;
 mod shutdown;
 
 pub use commands::{
-    PauseJob, PluginOptions, RegisterPlugin, ResumeJob, RunBackfill, RunRetry, TriggerJob,
-    TriggeredRun, UnregisterPlugin,
+    CANCELLED_BY_OPERATOR, CancelRun, PauseJob, PluginOptions, RegisterPlugin, ResumeJob,
+    RunBackfill, RunRetry, TriggerJob, TriggeredRun, UnregisterPlugin,
 };
 pub use shutdown::{AwaitReleased, Shutdown, ShutdownReport};
 
