@@ -16,6 +16,8 @@ use crate::{Error, Result};
 pub const MAX_JOB_KEY_LEN: usize = 200;
 /// Longest accepted plugin id.
 pub const MAX_PLUGIN_ID_LEN: usize = 200;
+/// Longest accepted `schedule`, in bytes: room for any list a cron field can hold.
+pub const MAX_SCHEDULE_LEN: usize = 1024;
 /// Longest accepted `displayName`, in bytes.
 pub const MAX_DISPLAY_NAME_LEN: usize = 200;
 /// Longest accepted `description`, in bytes.
@@ -47,8 +49,9 @@ pub struct JobDeclaration {
     pub display_name: String,
     #[serde(default)]
     pub description: String,
-    /// Cron expression; empty (the default) means the job only runs when triggered.
-    #[serde(default)]
+    /// Cron expression; empty (the default) means the job only runs when triggered. Read with
+    /// its fields one space apart (`" 0\t3 * * *\n"` is stored as `"0 3 * * *"`).
+    #[serde(default, deserialize_with = "spaced_fields")]
     pub schedule: String,
     /// IANA timezone the schedule is evaluated in.
     #[serde(default = "default_timezone")]
@@ -94,6 +97,14 @@ pub struct RetryPolicy {
     /// The longest wait between two attempts; default 5 min.
     #[serde(default)]
     pub max_backoff: Option<String>,
+}
+
+/// A cron expression with its fields one space apart, as it is stored and shown.
+fn spaced_fields<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// An optional nested struct that only an object (or `null`) gives. Serde would also take a
@@ -376,10 +387,12 @@ fn check_job<'a>(
     }
     if job.job_key.len() > MAX_JOB_KEY_LEN {
         return Err(format!(
-            "jobs[{index}].jobKey is longer than {MAX_JOB_KEY_LEN} characters"
+            "jobs[{index}].jobKey is longer than {MAX_JOB_KEY_LEN} bytes (got {})",
+            job.job_key.len()
         ));
     }
     for (name, text, max) in [
+        ("schedule", &job.schedule, MAX_SCHEDULE_LEN),
         ("displayName", &job.display_name, MAX_DISPLAY_NAME_LEN),
         ("description", &job.description, MAX_DESCRIPTION_LEN),
     ] {

@@ -80,6 +80,17 @@ async fn jobs_are_created_changed_and_retired_over_http() {
     assert_eq!(created.body["jitterMs"], 500);
     assert_eq!(created.body["misfireGraceMs"], 2000);
     assert_eq!(created.body["nextRunAt"], "2024-01-15T11:00:00.000Z");
+    // A schedule is stored with its fields one space apart, however it was spaced.
+    let spaced = call!(
+        &app,
+        json_body(
+            TestRequest::post().uri("/api/plugins/billing/jobs"),
+            json!({"jobKey": "spaced", "schedule": "  0\t*  * * *\n"}),
+        ),
+    )
+    .await;
+    assert_eq!(spaced.status, StatusCode::CREATED, "{}", spaced.body);
+    assert_eq!(spaced.body["schedule"], "0 * * * *");
 
     let cases = [
         (
@@ -117,6 +128,24 @@ async fn jobs_are_created_changed_and_retired_over_http() {
             json!({"jobKey": "x", "retry": {"backoff": "10m", "maxBackoff": "1s"}}),
             StatusCode::BAD_REQUEST,
             "than retry.backoff",
+        ),
+        (
+            "/api/plugins/billing/jobs",
+            json!({"jobKey": "x", "schedule": "0 0 30 2 *"}),
+            StatusCode::BAD_REQUEST,
+            "schedule \"0 0 30 2 *\" never fires: February has no day 30",
+        ),
+        (
+            "/api/plugins/billing/jobs",
+            json!({"jobKey": "x", "schedule": "0 0 0 1 1 * 2020"}),
+            StatusCode::BAD_REQUEST,
+            "never fires: it has no slot after 2024-01-15T10:",
+        ),
+        (
+            "/api/plugins/billing/jobs",
+            json!({"jobKey": "x", "schedule": format!("{} * * * *", vec!["0"; 600].join(","))}),
+            StatusCode::BAD_REQUEST,
+            "schedule is longer than 1024 bytes (got 1207)",
         ),
         (
             "/api/plugins/billing/jobs",

@@ -11,6 +11,8 @@ use super::format::{Table, clean, duration_ms, fields, instant, relative, trunca
 
 /// Longest error shown in a table cell; `plugin-jobs run` shows it whole.
 const ERROR_WIDTH: usize = 60;
+/// Widest schedule shown in the jobs table (`--json` has it whole).
+const SCHEDULE_WIDTH: usize = 40;
 
 /// A job object (with `lastRun` when it comes from `GET /api/jobs`).
 #[derive(Debug, Deserialize)]
@@ -121,7 +123,7 @@ pub fn render_jobs(
         let schedule = if job.schedule.is_empty() {
             "manual".to_owned()
         } else {
-            job.schedule.clone()
+            truncate(&clean(&job.schedule), SCHEDULE_WIDTH)
         };
         let next = match job.next_run_at {
             Some(next) if job.status == "active" && !job.schedule.is_empty() => relative(next, now),
@@ -147,13 +149,20 @@ pub fn render_jobs(
                 format!(
                     // The block is lifted as soon as the worker lets go of the call (it answers,
                     // or is restarted after the cancel grace); `blockedUntil` is the latest.
-                    "blocked by a timed-out run until its worker lets go, at the latest {}",
+                    "blocked until its worker lets go of a timed-out or cancelled run, at the \
+                     latest {}",
                     relative(until, now)
                 )
             }
             _ => match workers.get(&job.plugin_id).map(String::as_str) {
                 Some(status) if job.status == "active" && status != "running" => {
                     format!("worker {status}: its runs wait for it")
+                }
+                _ if job.status == "active"
+                    && !job.schedule.is_empty()
+                    && job.next_run_at.is_none() =>
+                {
+                    "never fires again: its schedule has no slot left".to_owned()
                 }
                 _ => String::new(),
             },
@@ -316,7 +325,8 @@ mod tests {
              demo/broken     failed  99 * * * *     Europe/Paris  -       -                 \
              minute value 99 out of range\n\
              demo/slow       active  manual         UTC           -       failed 2m ago     \
-             blocked by a timed-out run until its worker lets go, at the latest in 20s\n\
+             blocked until its worker lets go of a timed-out or cancelled run, at the latest in \
+             20s\n\
              down/tick       active  * * * * *      UTC           1m ago  -                 \
              worker restarting: its runs wait for it\n\
              demo/sync       paused  0 * * * *      UTC           -       -                 \

@@ -111,16 +111,80 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Re
             "invalid body: expected a JSON object, {expected}"
         )));
     }
-    let mut reader = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut reader).map_err(|err| {
-        let path = err.path().to_string();
+    let refuse = |path: String, err: &dyn std::fmt::Display| {
         let place = if path == "." {
             String::new()
         } else {
             format!("{path}: ")
         };
-        ApiError::bad_request(format!("invalid body: {place}{}", err.inner()))
-    })
+        ApiError::bad_request(format!("invalid body: {place}{err}"))
+    };
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize::<_, UniqueMembers>(&mut reader)
+        .map_err(|err| refuse(err.path().to_string(), err.inner()))?;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut reader)
+        .map_err(|err| refuse(err.path().to_string(), err.inner()))
+}
+
+/// Any JSON text, read only to refuse an object that names a member twice: a struct refuses
+/// it, but a patch is read as a `serde_json::Value`, which would keep the last one silently.
+struct UniqueMembers;
+
+impl<'de> Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueMembers)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueMembers {
+    type Value = UniqueMembers;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<UniqueMembers>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate field `{key}`"
+                )));
+            }
+            map.next_value::<UniqueMembers>()?;
+        }
+        Ok(self)
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +199,17 @@ mod tests {
         )
         .expect_err("bad type");
         assert!(err.message.contains("retry.maxAttempts"), "{}", err.message);
+        let err = parse_body::<serde_json::Value>(
+            br#"{"timeoutMs": null, "retry": {"backoff": "1s", "backoff": "2s"}}"#,
+            "a patch",
+        )
+        .expect_err("a member twice");
+        assert!(
+            err.message
+                .starts_with("invalid body: retry: duplicate field `backoff` at line 1"),
+            "{}",
+            err.message
+        );
         let err = parse_body::<JobDeclaration>(br#"{"jobKey": "a", "retry": [3]}"#, "a job")
             .expect_err("a policy as an array");
         assert!(

@@ -149,12 +149,26 @@ pub(super) async fn delete_job(db: &DatabaseConnection, msg: DeleteJob) -> Resul
     Ok(retired)
 }
 
-/// A job created or changed through the API must have a schedule and timezone that parse: the
-/// caller hears why at once (a manifest's bad schedule instead fails only its job, at load).
+/// A job created or changed through the API must have a schedule and timezone that parse, and
+/// a schedule that fires again: the caller hears why at once (a manifest's bad schedule instead
+/// fails only its job, at load, and `plugin-jobs check` reports one that never fires).
 fn require_valid_schedule(job: &JobDeclaration, now: DateTime<Utc>) -> Result<()> {
     match check_schedule(&job.schedule, &job.timezone, now) {
         ScheduleCheck::Invalid(reason) => Err(Error::InvalidInput(reason)),
-        ScheduleCheck::Manual | ScheduleCheck::Valid(_) => Ok(()),
+        ScheduleCheck::Valid(None) => {
+            let why = match crate::describe::describe(&job.schedule) {
+                description if description.starts_with("never: ") => {
+                    description["never: ".len()..].to_owned()
+                }
+                _ => format!("it has no slot after {}", crate::time::iso(now)),
+            };
+            Err(Error::InvalidInput(format!(
+                "schedule {:?} never fires: {why}; leave it empty for a job that only runs when \
+                 triggered",
+                job.schedule
+            )))
+        }
+        ScheduleCheck::Manual | ScheduleCheck::Valid(Some(_)) => Ok(()),
     }
 }
 
