@@ -688,6 +688,32 @@ async fn a_run_is_shown_with_every_field_and_unknown_or_malformed_ids_are_refuse
         "{}",
         reply.error()
     );
+
+    // `view` as in the listings; any other parameter, here or where none is taken, is refused.
+    let summary = call(
+        &app,
+        get(&format!("/api/runs/{run_id}?view=summary")).to_request(),
+    )
+    .await;
+    assert_eq!(summary.status, StatusCode::OK);
+    assert!(summary.body.get("logs").is_none(), "{}", summary.body);
+    for (uri, named) in [
+        (
+            format!("/api/runs/{run_id}?view=brief"),
+            "invalid view \"brief\"",
+        ),
+        (format!("/api/runs/{run_id}?veiw=summary"), "`veiw`"),
+        (
+            "/api/plugins?limit=1".to_owned(),
+            "unknown parameter `limit`",
+        ),
+        ("/api/scheduler?x=1".to_owned(), "unknown parameter `x`"),
+        ("/api/plugins/billing/jobs/report?x=1".to_owned(), "`x`"),
+    ] {
+        let reply = call(&app, get(&uri).to_request()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(reply.error().contains(named), "{uri}: {}", reply.error());
+    }
 }
 
 // Trigger ---------------------------------------------------------------------------------------
@@ -838,9 +864,27 @@ async fn pause_and_resume_answer_the_job_with_its_new_status() {
     let app = app!(h);
     let invoice = job_id(&h, "invoice").await;
 
+    // A body it would ignore is refused, and the job is left as it was.
     let reply = call(
         &app,
-        post("/api/plugins/billing/jobs/invoice/pause").to_request(),
+        post("/api/plugins/billing/jobs/invoice/pause")
+            .set_payload(r#"{"reason": "maintenance"}"#)
+            .to_request(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.error().starts_with("pause takes no body"),
+        "{}",
+        reply.error()
+    );
+    assert_eq!(h.t.job(invoice).await.status, JobStatus::Active);
+
+    let reply = call(
+        &app,
+        post("/api/plugins/billing/jobs/invoice/pause")
+            .set_payload("{}")
+            .to_request(),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);

@@ -3,13 +3,14 @@
 //! plugin) through the handle, and maps the answer onto a view or an [`ApiError`].
 
 use actix_web::http::StatusCode;
-use actix_web::web::{Bytes, Data, Path, Payload};
+use actix_web::web::{Bytes, Data, Path, Payload, Query};
 use actix_web::{HttpResponse, Responder};
 use entity::prelude::*;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::listings::NoParameters;
 use super::views::{JobDetailView, JobView, RunView};
 use crate::PluginJobsHandle;
 use crate::cron::{Schedule, Slot};
@@ -49,7 +50,11 @@ pub async fn healthz(handle: Handle) -> ApiResult {
 }
 
 /// `GET /api/plugins/{pluginId}/jobs/{jobId}`: the job and its next slots.
-pub async fn get_job(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+pub async fn get_job(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
     let upcoming_slots = upcoming_slots(&handle, &job);
@@ -88,7 +93,8 @@ pub async fn trigger_job(handle: Handle, path: Path<(String, String)>, body: Pay
 }
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/pause`: the job, paused.
-pub async fn pause_job(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+pub async fn pause_job(handle: Handle, path: Path<(String, String)>, body: Bytes) -> ApiResult {
+    no_body(&body, "pause")?;
     let (plugin_id, job_ref) = path.into_inner();
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
     let job = handle.pause(JobRef::Id(job.id)).await?;
@@ -96,7 +102,8 @@ pub async fn pause_job(handle: Handle, path: Path<(String, String)>) -> ApiResul
 }
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/resume`: the job, active from the next slot.
-pub async fn resume_job(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+pub async fn resume_job(handle: Handle, path: Path<(String, String)>, body: Bytes) -> ApiResult {
+    no_body(&body, "resume")?;
     let (plugin_id, job_ref) = path.into_inner();
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
     let job = handle.resume(JobRef::Id(job.id)).await?;
@@ -104,7 +111,12 @@ pub async fn resume_job(handle: Handle, path: Path<(String, String)>) -> ApiResu
 }
 
 /// `GET /api/runs/{runId}`: one run.
-pub async fn get_run(handle: Handle, run_id: Path<String>) -> ApiResult {
+pub async fn get_run(
+    handle: Handle,
+    run_id: Path<String>,
+    query: Query<super::listings::RunQuery>,
+) -> ApiResult {
+    let view = super::listings::parse_view(query.view.as_deref())?;
     let raw = run_id.into_inner();
     let run_id = Uuid::parse_str(&raw).map_err(|err| {
         ApiError::bad_request(format!("invalid run id {raw:?}: expected a UUID ({err})"))
@@ -112,7 +124,7 @@ pub async fn get_run(handle: Handle, run_id: Path<String>) -> ApiResult {
     let run = ask(&handle.store, GetRun(run_id))
         .await?
         .ok_or(crate::Error::RunNotFound(run_id))?;
-    Ok(HttpResponse::Ok().json(RunView::from(&run)))
+    Ok(HttpResponse::Ok().json(view.view(&run)))
 }
 
 /// `POST /api/runs/{runId}/cancel`: cancels a live run of this server; answers the run as
@@ -122,13 +134,24 @@ pub async fn cancel_run(handle: Handle, run_id: Path<String>, body: Bytes) -> Ap
     let run_id = Uuid::parse_str(&raw).map_err(|err| {
         ApiError::bad_request(format!("invalid run id {raw:?}: expected a UUID ({err})"))
     })?;
-    if !body.iter().all(u8::is_ascii_whitespace) && body.as_ref() != b"{}" {
-        return Err(ApiError::bad_request(
-            "cancel takes no body (or an empty object)".to_owned(),
-        ));
-    }
+    no_body(&body, "cancel")?;
     let run = handle.cancel_run(run_id).await?;
     Ok(HttpResponse::Ok().json(RunView::from(&run)))
+}
+
+/// 400 unless the body of an action that takes none is empty, `{}` or `null`: fields it would
+/// ignore are refused by name instead, as every other body's unknown fields are.
+fn no_body(body: &[u8], action: &str) -> Result<(), ApiError> {
+    let text = String::from_utf8_lossy(body);
+    match text.trim() {
+        "" | "{}" | "null" => Ok(()),
+        other => {
+            let shown: String = other.chars().take(80).collect();
+            Err(ApiError::bad_request(format!(
+                "{action} takes no body (or an empty object); got {shown}"
+            )))
+        }
+    }
 }
 
 /// `GET /metrics`: every metric in the Prometheus text format.
@@ -140,7 +163,7 @@ pub async fn metrics(handle: Handle) -> ApiResult {
 }
 
 /// `GET /api/scheduler`: the scheduler's diagnostics.
-pub async fn scheduler(handle: Handle) -> ApiResult {
+pub async fn scheduler(handle: Handle, _query: Query<NoParameters>) -> ApiResult {
     Ok(HttpResponse::Ok().json(handle.diagnostics().await?))
 }
 

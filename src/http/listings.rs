@@ -28,9 +28,22 @@ pub const NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
+/// The query of a path that takes no parameters: any it is given is refused by name, as the
+/// listings refuse a misspelt one, rather than ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParameters {}
+
+/// The query of one run: `view=full|summary`, as in the run listings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    pub view: Option<String>,
+}
+
 /// `GET /api/plugins`: registered plugins and plugins with jobs in the database, by id, each
 /// with its job count (counted in SQL, not by reading the jobs).
-pub async fn list_plugins(handle: Handle) -> ApiResult {
+pub async fn list_plugins(handle: Handle, _query: Query<NoParameters>) -> ApiResult {
     let diagnostics = handle.diagnostics().await?;
     let mut counts: std::collections::BTreeMap<String, u64> = diagnostics
         .registered_plugins
@@ -191,7 +204,7 @@ impl RunsQuery {
 
 /// How much of each run a listing answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RunsView {
+pub(super) enum RunsView {
     /// Run objects, logs included (the default).
     Full,
     /// Run objects without `logs`: what a status strip or a filtered scan needs, a fraction of
@@ -200,6 +213,14 @@ enum RunsView {
 }
 
 impl RunsView {
+    /// One run as this view shows it.
+    pub(super) fn view(self, run: &PluginJobRunModel) -> RunView {
+        match self {
+            Self::Full => RunView::from(run),
+            Self::Summary => RunView::without_logs(run),
+        }
+    }
+
     fn views(self, runs: &[PluginJobRunModel]) -> Vec<RunView> {
         match self {
             Self::Full => runs.iter().map(RunView::from).collect(),
@@ -386,7 +407,7 @@ fn parse_limit(raw: Option<&str>) -> Result<u64, ApiError> {
 
 /// `view` of a run listing: `full` (run objects) or `summary` (run objects without `logs`);
 /// absent or empty means full.
-fn parse_view(raw: Option<&str>) -> Result<RunsView, ApiError> {
+pub(super) fn parse_view(raw: Option<&str>) -> Result<RunsView, ApiError> {
     match non_empty(raw) {
         None | Some("full") => Ok(RunsView::Full),
         Some("summary") => Ok(RunsView::Summary),

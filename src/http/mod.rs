@@ -209,7 +209,9 @@ fn query_error(err: &actix_web::error::QueryPayloadError, path: &str) -> String 
         QueryPayloadError::Deserialize(inner) => inner.to_string(),
         other => other.to_string(),
     };
-    let mut detail = detail.replace("field `", "parameter `");
+    let mut detail = detail
+        .replace("field `", "parameter `")
+        .replace("there are no fields", "this path takes none");
     if path.starts_with("/api/plugins/") {
         detail = detail
             .replace("`pluginId`, ", "")
