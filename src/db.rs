@@ -26,12 +26,45 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// jobs; each stop is a hand-off between threads.
 const SQLITE_ROW_BUFFER: usize = 1_024;
 
+/// Whether `url` names a database plugin-jobs can use: `sqlite:` or `postgres://` (also
+/// `postgresql://`). The message says what else it found.
+pub fn check_url(url: &str) -> Result<()> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme);
+    match scheme {
+        Some("sqlite" | "postgres" | "postgresql") => Ok(()),
+        _ => Err(crate::Error::InvalidInput(format!(
+            "database-url: {:?} is not a database plugin-jobs can use: expected \
+             sqlite://path?mode=rwc or postgres://user:password@host/database",
+            redact(url)
+        ))),
+    }
+}
+
+/// The URL without its password, for logs and messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// How long a PostgreSQL server that refuses connections (one starting beside this process,
+/// say) is waited for.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Opens a pool for `url` (`sqlite://…` or `postgres://…`).
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
+    check_url(url)?;
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(10));
+        .acquire_timeout(CONNECT_PATIENCE);
     if url.starts_with("sqlite:") {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         options.max_connections(if in_memory { 1 } else { POOL_SIZE });
@@ -48,13 +81,34 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     // Setting up a new SQLite file (its journal mode) takes a lock that another instance
     // starting at the same moment may hold: the same patience as for the migrations.
     let connected = patiently("connecting", || Database::connect(options.clone())).await;
-    connected.map_err(|err| explain_connect_error(url, err))
+    match connected {
+        Ok(db) => Ok(db),
+        Err(err) => Err(explain_connect_error(url, err).await),
+    }
 }
 
 /// A SQLite file that cannot be opened is most often one that does not exist yet, named in a URL
-/// without `mode=rwc`: the error says so, and names the file.
-fn explain_connect_error(url: &str, err: sea_orm::DbErr) -> crate::Error {
+/// without `mode=rwc`: the error says so, and names the file. A PostgreSQL server that refused
+/// every connection until the pool gave up leaves only "pool timed out": one more connection,
+/// outside the pool, says why ("Connection refused", an unknown host, a wrong password).
+async fn explain_connect_error(url: &str, err: sea_orm::DbErr) -> crate::Error {
     let text = err.to_string();
+    if url.starts_with("postgres") && text.contains("pool timed out") {
+        use sea_orm::sqlx::Connection as _;
+        let cause =
+            match tokio::time::timeout(CONNECT_PATIENCE, sea_orm::sqlx::PgConnection::connect(url))
+                .await
+            {
+                Ok(Err(cause)) => cause.to_string(),
+                Ok(Ok(_)) => "it accepted a connection only after the pool gave up".to_owned(),
+                Err(_) => format!("no answer within {} s", CONNECT_PATIENCE.as_secs()),
+            };
+        return crate::Error::Unreachable(format!(
+            "cannot connect to the database at {} (tried for {} s): {cause}",
+            redact(url),
+            CONNECT_PATIENCE.as_secs()
+        ));
+    }
     if let Some(path) = url.strip_prefix("sqlite://")
         && text.contains("code: 14")
     {
@@ -64,7 +118,7 @@ fn explain_connect_error(url: &str, err: sea_orm::DbErr) -> crate::Error {
         } else {
             "it does not exist; add ?mode=rwc to the URL to create it"
         };
-        return crate::Error::InvalidInput(format!(
+        return crate::Error::Unreachable(format!(
             "cannot open the SQLite database {path}: {hint} ({text})"
         ));
     }

@@ -69,6 +69,9 @@ pub enum Error {
     /// A scheduler setting breaks a rule; the message names the setting and the rule.
     #[error("invalid setting {0}")]
     Config(#[from] ConfigError),
+    /// The database cannot be opened or reached; the message names it and says why.
+    #[error("{0}")]
+    Unreachable(String),
     /// The scheduler is shutting down and takes no new work.
     #[error("scheduler is shutting down")]
     ShuttingDown,

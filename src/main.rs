@@ -216,6 +216,10 @@ impl Serve {
             ),
             ("--plugins", server::check_plugins_dir(&options.plugins_dir)),
             (
+                "--database-url",
+                plugin_jobs::db::check_url(&options.database_url),
+            ),
+            (
                 "--webhook-url",
                 options.notifier.as_ref().map_or(Ok(()), |n| n.validate()),
             ),
@@ -301,6 +305,13 @@ fn main() -> std::process::ExitCode {
             actix_rt::System::new().block_on(server::serve(serve.into_options()))
         }
         Command::Migrate { database_url } => {
+            if let Err(err) = plugin_jobs::db::check_url(&database_url) {
+                let message = err.to_string();
+                let message = message.strip_prefix("invalid input: ").unwrap_or(&message);
+                Cli::command()
+                    .error(clap::error::ErrorKind::ValueValidation, message)
+                    .exit();
+            }
             cli::logging::init(LogFormat::Text);
             actix_rt::System::new().block_on(async move {
                 plugin_jobs::db::connect_and_migrate(&database_url)

@@ -132,7 +132,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     // Requests wait in the listen queue until the jobs are registered and the server runs.
     let listeners = listen(&options.bind, &addrs)?;
     let db = crate::db::connect_and_migrate(&options.database_url).await?;
-    log::info!("database {} is migrated", redact(&options.database_url));
+    log::info!(
+        "database {} is migrated",
+        crate::db::redact(&options.database_url)
+    );
 
     let scheduler = options.scheduler.clone();
     // One id for the runs this instance records and the `initialize` its workers receive.
@@ -336,20 +339,6 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// The URL without its password, for logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,7 +367,13 @@ mod tests {
 
     #[test]
     fn passwords_are_kept_out_of_logs() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("sqlite://x.db?mode=rwc"), "sqlite://x.db?mode=rwc");
+        assert_eq!(
+            crate::db::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            crate::db::redact("sqlite://x.db?mode=rwc"),
+            "sqlite://x.db?mode=rwc"
+        );
     }
 }

@@ -309,3 +309,37 @@ fn stopping_during_a_run_lets_it_finish(signal: &str) {
         "{log}"
     );
 }
+
+#[test]
+fn a_database_url_it_cannot_use_or_reach_is_named_with_the_reason() {
+    let unsupported = Command::new(BIN)
+        .args(["migrate", "--database-url", "mysql://user:secret@host/db"])
+        .output()
+        .expect("run");
+    assert_eq!(unsupported.status.code(), Some(2), "bad usage");
+    let stderr = String::from_utf8_lossy(&unsupported.stderr);
+    assert!(
+        stderr.contains("\"mysql://user:***@host/db\" is not a database plugin-jobs can use"),
+        "{stderr}"
+    );
+
+    // Nothing listens on a port that was free a moment ago: the pool waits for the server to
+    // come up, then the error says what the last attempt met.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let refused = Command::new(BIN)
+        .args(["migrate", "--database-url"])
+        .arg(format!("postgres://user:secret@127.0.0.1:{port}/db"))
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to the database at postgres://user:***@127.0.0.1:{port}/db"
+        )) && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+}

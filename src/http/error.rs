@@ -74,7 +74,9 @@ impl From<Error> for ApiError {
             | Error::AlreadyRunning { .. }
             | Error::JobExists { .. }
             | Error::DeclaredByManifest { .. } => StatusCode::CONFLICT,
-            Error::WorkerNotRunning(_) | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::WorkerNotRunning(_) | Error::ShuttingDown | Error::Unreachable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::InvalidInput(_) | Error::Cron(_) => StatusCode::BAD_REQUEST,
             // A stopped actor, or a database that cannot be reached, is a service that is not
             // there right now; any other database failure is the server's fault.
