@@ -137,6 +137,7 @@ fn start_server() -> Server {
         {"jobKey": "ok", "displayName": "Say hello", "description": "Logs two lines."},
         {"jobKey": "sleep", "displayName": "Sleep"},
         {"jobKey": "fail", "displayName": "Fail"},
+        {"jobKey": "hang", "displayName": "Hang"},
         // Once a year, and in 2027 at a time that New York skips: its first slot has a DST note.
         {"jobKey": "spring", "displayName": "Spring forward", "schedule": "30 2 14 3 *",
          "timezone": "America/New_York"},
@@ -600,6 +601,41 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         |t| !t.is_empty(),
     );
     assert!(error.contains("boom: failed on purpose"), "{error}");
+    browser.click("#detail-close");
+    wait_for("the detail to close", Duration::from_secs(10), || {
+        (!browser.visible("#detail")).then_some(())
+    });
+
+    // A run that hangs: its detail offers to cancel it, and then shows it cancelled.
+    let (status, hung) = server.request(
+        "POST",
+        "/api/plugins/good/jobs/hang/trigger",
+        None,
+        Some(TOKEN),
+    );
+    assert_eq!(status, 202, "{hung}");
+    let hung_id = hung["runId"].as_str().expect("a run id").to_owned();
+    wait_for("the hanging run to start", Duration::from_secs(20), || {
+        (api(&server, &format!("/api/runs/{hung_id}")).1["status"] == "running").then_some(())
+    });
+    browser.script("openDetail(arguments[0]);", json!([hung_id]));
+    let hung_detail = format!(r#"#detail [data-run-detail="{hung_id}"]"#);
+    browser.wait_text(
+        &format!("{hung_detail} [data-field=status]"),
+        "the run shown running",
+        |t| t == "running",
+    );
+    browser.click(&format!("{hung_detail} button[data-cancel-run]"));
+    browser.wait_text(
+        &format!("{hung_detail} [data-field=status]"),
+        "the run shown cancelled",
+        |t| t == "cancelled",
+    );
+    assert_eq!(
+        api(&server, &format!("/api/runs/{hung_id}")).1["error"],
+        "cancelled by an operator"
+    );
+    assert!(!browser.visible(&format!("{hung_detail} button[data-cancel-run]")));
     browser.click("#detail-close");
     wait_for("the detail to close", Duration::from_secs(10), || {
         (!browser.visible("#detail")).then_some(())
