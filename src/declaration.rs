@@ -446,13 +446,61 @@ fn check_job<'a>(
     Ok(())
 }
 
-/// A payload's rule: at most [`MAX_PAYLOAD_BYTES`] as JSON text. The message completes "payload …".
+/// A payload's rules: at most [`MAX_PAYLOAD_BYTES`] as JSON text, and every number kept as it
+/// was written. The message completes "payload …".
 pub fn check_payload(payload: &serde_json::Value) -> std::result::Result<(), String> {
     let size = payload.to_string().len();
     if size > MAX_PAYLOAD_BYTES {
         return Err(format!(
             "is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES} (16 KiB)"
         ));
+    }
+    Ok(())
+}
+
+/// The first integer in a JSON text that no 64-bit integer holds (`123456789012345678901234`):
+/// serde_json reads it as a float, so it would be stored and sent rounded
+/// (`1.2345678901234568e23`). A body or a manifest that holds one is refused instead; a number
+/// written with a fraction or an exponent is a float as written and is left alone. Written by
+/// hand because serde_json only keeps such numbers exact with a crate-wide feature
+/// (`arbitrary_precision`) that every other use of it would pay for.
+pub fn check_integers(text: &[u8]) -> std::result::Result<(), String> {
+    let mut index = 0;
+    let mut in_string = false;
+    while index < text.len() {
+        let byte = text[index];
+        if in_string {
+            match byte {
+                b'\\' => index += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            index += 1;
+            continue;
+        }
+        if byte == b'"' {
+            in_string = true;
+            index += 1;
+            continue;
+        }
+        if byte == b'-' || byte.is_ascii_digit() {
+            let end = text[index..]
+                .iter()
+                .position(|b| !(b.is_ascii_digit() || b"-+.eE".contains(b)))
+                .map_or(text.len(), |length| index + length);
+            let token = String::from_utf8_lossy(&text[index..end]);
+            let integer = !token.contains(['.', 'e', 'E']);
+            if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                let shown: String = token.chars().take(40).collect();
+                return Err(format!(
+                    "holds the integer {shown}, past what a number keeps exactly here (64 bits): \
+                     it would be stored and sent rounded; send it as a string"
+                ));
+            }
+            index = end;
+            continue;
+        }
+        index += 1;
     }
     Ok(())
 }
@@ -546,6 +594,21 @@ mod tests {
         let none = serde_json::from_str::<JobDeclaration>(r#"{"jobKey":"a","retry":null}"#)
             .expect("null is no retry");
         assert_eq!(none.retry, None);
+    }
+
+    #[test]
+    fn an_integer_past_64_bits_is_refused_not_rounded() {
+        let err = check_integers(
+            br#"{"note": "123456789012345678901234", "ids": [1, 123456789012345678901234]}"#,
+        )
+        .expect_err("rounded");
+        assert!(
+            err.starts_with("holds the integer 123456789012345678901234, past"),
+            "{err}"
+        );
+        let fine = br#"{"max": 18446744073709551615, "min": -9223372036854775808, "x": 0.5,
+            "big": 1.5e300, "s": "\"99999999999999999999999\""}"#;
+        assert_eq!(check_integers(fine), Ok(()));
     }
 
     #[test]

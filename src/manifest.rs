@@ -170,6 +170,8 @@ pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
         ));
     }
     let id = raw.get("id").and_then(Value::as_str);
+    crate::declaration::check_integers(text.as_bytes())
+        .map_err(|err| reject(format!("the manifest {err}"), id))?;
     // serde would take a job's fields in order from an array (`["nightly", "", "", "0 3 * * *"]`):
     // every job is an object, as the top level is.
     if let Some(jobs) = raw.get("jobs").and_then(Value::as_array)
@@ -324,6 +326,13 @@ mod tests {
             rejection(r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a"},{"jobKey":"a"}]}"#);
         assert!(twice.starts_with("jobs[1].jobKey"), "{twice}");
         assert!(rejection(r#"{"id":"a/b","command":["x"]}"#).starts_with("id:"));
+        let rounded = rejection(
+            r#"{"id":"p","command":["x"],"jobs":[{"jobKey":"a","payload":{"n":123456789012345678901234}}]}"#,
+        );
+        assert!(
+            rounded.starts_with("the manifest holds the integer 123456789012345678901234"),
+            "{rounded}"
+        );
         let zero = rejection(r#"{"id":"p","command":["x"],"maxConcurrentRuns":0}"#);
         assert!(
             zero.starts_with("maxConcurrentRuns: must be between 1"),

@@ -252,6 +252,8 @@ fn parse_trigger(body: &[u8]) -> Result<(RunTrigger, Option<serde_json::Value>),
                 .to_owned(),
         ));
     }
+    crate::declaration::check_integers(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid JSON body: it {err}")))?;
     let parsed: Option<TriggerBody> = serde_json::from_slice(body).map_err(|err| {
         ApiError::bad_request(format!(
             r#"invalid JSON body (expected {{"trigger": "manual" | "retry", "payload": …}}): {err}"#
@@ -282,6 +284,18 @@ pub(super) fn first_token(body: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trigger_payload_integer_past_64_bits_is_refused() {
+        let err = parse_trigger(br#"{"payload": {"id": 123456789012345678901234}}"#)
+            .expect_err("rounded");
+        assert!(
+            err.message
+                .starts_with("invalid JSON body: it holds the integer 123456789012345678901234"),
+            "{}",
+            err.message
+        );
+    }
 
     #[test]
     fn trigger_body_is_optional_and_only_manual_or_retry() {

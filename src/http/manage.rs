@@ -111,6 +111,8 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Re
             "invalid body: expected a JSON object, {expected}"
         )));
     }
+    crate::declaration::check_integers(body)
+        .map_err(|err| ApiError::bad_request(format!("invalid body: it {err}")))?;
     let refuse = |path: String, err: &dyn std::fmt::Display| {
         let place = if path == "." {
             String::new()
