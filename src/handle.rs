@@ -30,8 +30,8 @@ use crate::notifier::{NotifierActor, NotifierConfig};
 use crate::retry::{PendingWorkAdded, RetryActor, StartRetries};
 use crate::scheduler::{
     AwaitReleased, CancelRun, Diagnostics, GetDiagnostics, JobUpdated, JobsChanged, PauseJob,
-    PluginOptions, RegisterPlugin, ResumeJob, SchedulerActor, Shutdown, ShutdownReport, Start,
-    TriggerJob, TriggeredRun, UnregisterPlugin,
+    PluginOptions, RegisterPlugin, ResumeJob, RunFence, SchedulerActor, Shutdown, ShutdownReport,
+    Start, TriggerJob, TriggeredRun, UnregisterPlugin,
 };
 use crate::store::{
     BackfillRequested, CancelBackfill, CreateJob, DeleteJob, GetJob, JobDeclaration, JobRef,
@@ -146,8 +146,9 @@ impl PluginJobsBuilder {
             instance_id.clone(),
             self.timers,
             events.clone(),
-        )
-        .start();
+        );
+        let fence = RunFence::new(scheduler.live_run_actors()).start();
+        let scheduler = scheduler.start();
         // A worker that starts taking calls (its first start, a restart) is claimed for at once:
         // its due jobs start, and the wake is armed for its next slots.
         let wake = scheduler.clone();
@@ -155,7 +156,7 @@ impl PluginJobsBuilder {
         let maintenance = MaintenanceActor::new(
             store.clone(),
             scheduler.clone().recipient(),
-            scheduler.clone().recipient(),
+            fence.recipient(),
             Arc::clone(&self.clock),
             self.config,
             events.clone(),

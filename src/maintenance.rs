@@ -4,8 +4,9 @@
 //! services do); the timers only send those messages.
 //!
 //! Handles: `StartMaintenance`, `HeartbeatPass`, `RescuePass`, `PrunePass`. Sends: `Heartbeat`,
-//! `EndedRuns`, `RescueStaleRuns`, `PruneRuns` (store), `GetTrackedRuns` and `FenceRuns`
-//! (scheduler), `RunRescued` events.
+//! `EndedRuns`, `RescueStaleRuns`, `PruneRuns` (store), `GetTrackedRuns` (scheduler),
+//! `FenceRuns` (the `RunFence`, which reaches the runs without waiting for the scheduler's
+//! mailbox, held while a claim waits for the database), `RunRescued` events.
 //!
 //! **Fencing.** A run's lease is its heartbeat: once this instance has not heartbeated a run for
 //! `run_lease`, another instance may fail it as abandoned and start its job again. So this

@@ -12,9 +12,12 @@ use common::{Gate, Harness, at, job_row, run_row, wait_until};
 use entity::prelude::*;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::maintenance::{HeartbeatPass, PrunePass, RescuePass};
+use plugin_jobs::scheduler::Tick;
 use plugin_jobs::store::{JobDeclaration, JobRef};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, TransactionTrait,
+};
 
 /// One heartbeat pass, awaited.
 async fn heartbeat(h: &Harness) -> plugin_jobs::Result<u64> {
@@ -162,4 +165,90 @@ async fn runs_are_stopped_before_their_lease_lapses_when_heartbeats_keep_failing
     })
     .await;
     gate.open();
+}
+
+#[actix_rt::test]
+async fn runs_are_fenced_even_while_the_scheduler_waits_on_the_database() {
+    // The scheduler holds its mailbox while a claim waits for the database, and a database that
+    // stops answering (a partition, say) leaves the claim waiting. The fence must not queue
+    // behind it: by the time the claim gives up, another instance may run the job again.
+    let h = Harness::new(SchedulerConfig {
+        run_lease: Duration::from_secs(30),
+        heartbeat_interval: Duration::from_secs(5),
+        ..SchedulerConfig::default()
+    })
+    .await;
+    let (gate, ours) = a_held_run(&h).await;
+    let cancels = || {
+        h.workers
+            .inner
+            .notifications()
+            .into_iter()
+            .filter(|(_, method, params)| {
+                method == "cancelJob" && params["runId"] == ours.to_string().as_str()
+            })
+            .count()
+    };
+    heartbeat(&h).await.expect("heartbeat at 10:00");
+
+    // A transaction holds the jobs table: the next claim waits for it.
+    let txn = h.t.db.begin().await.expect("begin");
+    let hold = match txn.get_database_backend() {
+        DbBackend::Postgres => "LOCK TABLE plugin_jobs IN EXCLUSIVE MODE",
+        _ => "UPDATE plugin_jobs SET updated_at = updated_at",
+    };
+    txn.execute_unprepared(hold).await.expect("hold the table");
+    h.jobs.scheduler.do_send(Tick);
+    // A heartbeat asks the scheduler for its runs, so it waits too; the next one finds it still
+    // waiting 20 s after the last that reached the database, and fences.
+    h.clock.set(at("10:00") + TimeDelta::seconds(20));
+    h.jobs.maintenance.do_send(HeartbeatPass);
+    wait_until("the worker is told", Duration::from_secs(5), || {
+        let fenced = cancels() == 1;
+        if !fenced {
+            h.jobs.maintenance.do_send(HeartbeatPass);
+        }
+        async move { fenced }
+    })
+    .await;
+    txn.rollback().await.expect("release");
+    gate.open();
+}
+
+#[actix_rt::test]
+async fn an_outcome_that_comes_after_a_rescue_changes_nothing_and_tells_no_one() {
+    // Another instance failed the run as abandoned while this one still ran it (it could not
+    // reach the database, say); then the worker answers here. The rescue stands: no success is
+    // counted, and the job's failure streak is not reset by a run that did not count.
+    let h = Harness::new(SchedulerConfig::default()).await;
+    let (gate, ours) = a_held_run(&h).await;
+    let rescue = "abandoned: instance elsewhere stopped heartbeating";
+    PluginJobRun::update_many()
+        .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Failed))
+        .col_expr(PluginJobRunColumn::Error, Expr::value(rescue))
+        .filter(PluginJobRunColumn::Id.eq(ours))
+        .exec(&h.t.db)
+        .await
+        .expect("rescue");
+    let job_id = h.t.run(ours).await.job_id;
+    PluginJob::update_many()
+        .col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(1))
+        .filter(PluginJobColumn::Id.eq(job_id))
+        .exec(&h.t.db)
+        .await
+        .expect("the rescue's failure");
+
+    gate.open();
+    wait_until("the call ends here", Duration::from_secs(10), || async {
+        h.jobs.diagnostics().await.expect("d").active_job_count == 0
+    })
+    .await;
+    let run = h.t.run(ours).await;
+    assert_eq!(run.status, RunStatus::Failed, "the rescue's outcome stands");
+    assert_eq!(h.t.job(job_id).await.consecutive_failures, 1);
+    let metrics = h.jobs.metrics().await.expect("metrics");
+    assert!(
+        !metrics.contains(r#"job="slow",trigger="manual",status="succeeded"}"#),
+        "{metrics}"
+    );
 }

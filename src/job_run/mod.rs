@@ -462,10 +462,19 @@ impl JobRunActor {
             now,
         };
         let (store, events) = (self.deps.store.clone(), self.deps.events.clone());
+        let label = self.label();
         async move {
-            record_outcome(store, msg).await;
-            // Subscribers hear of the outcome once it is in the database.
-            events.emit(finished);
+            if record_outcome(store, msg).await {
+                // Subscribers hear of the outcome once it is in the database.
+                events.emit(finished);
+            } else if let RunEvent::RunFinished { status, .. } = &finished {
+                // The run ended elsewhere first (a rescue, a fence): that outcome stands, and
+                // no webhook, metric or failure streak hears of this one.
+                log::warn!(
+                    "{label} ended {status} here after it had already ended; its recorded \
+                     outcome stands"
+                );
+            }
         }
     }
 }

@@ -38,20 +38,22 @@ where
 
 /// Writes a run's outcome: retried while the database is unavailable; when the database
 /// refuses it for good, a fallback outcome without the worker's text is written instead (the
-/// run still ends), and the failure is logged loudly.
-pub(super) async fn record_outcome(store: Addr<StoreActor>, msg: CompleteRun) {
+/// run still ends), and the failure is logged loudly. Answers whether this outcome is the
+/// run's: not when the run had ended already (another instance failed it as abandoned while
+/// this one could not reach the database, say), whose outcome then stands alone.
+pub(super) async fn record_outcome(store: Addr<StoreActor>, msg: CompleteRun) -> bool {
     let run_id = msg.run_id;
     let first = msg.clone();
     let err = match retry_write(store.clone(), move || first.clone(), "recording an outcome").await
     {
-        Ok(_) => return,
+        Ok(recorded) => return recorded,
         Err(crate::Error::RunNotFound(id)) => {
             log::warn!("run {id} vanished before its outcome was recorded");
-            return;
+            return false;
         }
         Err(err @ crate::Error::Mailbox(_)) => {
             log::error!("store unavailable; outcome of run {run_id} not recorded: {err}");
-            return;
+            return false;
         }
         Err(err) => err,
     };
@@ -67,16 +69,20 @@ pub(super) async fn record_outcome(store: Addr<StoreActor>, msg: CompleteRun) {
         logs: None,
         ..msg
     };
-    if let Err(err) = retry_write(
+    match retry_write(
         store,
         move || fallback.clone(),
         "recording a fallback outcome",
     )
     .await
     {
-        log::error!(
-            "run {run_id}: even the fallback outcome was refused ({err}); the rescue pass will \
-             fail the run once its heartbeat stops"
-        );
+        Ok(recorded) => recorded,
+        Err(err) => {
+            log::error!(
+                "run {run_id}: even the fallback outcome was refused ({err}); the rescue pass \
+                 will fail the run once its heartbeat stops"
+            );
+            false
+        }
     }
 }

@@ -9,9 +9,9 @@
 //!
 //! Handles: `Start`, `Tick`, `TriggerJob`, `RegisterPlugin`, `UnregisterPlugin`, `PauseJob`,
 //! `ResumeJob`, `JobUpdated`, `RunRetry`, `RunFinished`, `RunSettled`, `GetTrackedRuns`,
-//! `FenceRuns`, `GetDiagnostics`, `Subscribe`, `Shutdown`, `AwaitReleased`. Sends: store messages,
-//! `Cancel` and `Fence` to its `JobRunActor`s,
-//! `RunEvent`s on the bus.
+//! `GetDiagnostics`, `Subscribe`, `Shutdown`, `AwaitReleased`. Sends: store messages, `Cancel` to
+//! its `JobRunActor`s, `RunEvent`s on the bus. The `RunFence` beside it (`fence.rs`) fences its
+//! runs without going through its mailbox.
 //!
 //! Rooms: this file is dispatch (the actor, ticks and wakes, claims, spawning runs, the run
 //! lifecycle messages); `commands.rs` the operator and plugin commands (trigger, retry,
@@ -30,20 +30,22 @@ use crate::clock::Clock;
 use crate::config::SchedulerConfig;
 use crate::events::SkipReason;
 use crate::events::{EventBus, RunEvent, Subscribe};
-use crate::job_run::{Cancel, Fence, JobRunActor, RunDeps, RunFinished, RunSettled};
-use crate::maintenance::{FenceRuns, GetTrackedRuns};
+use crate::job_run::{Cancel, JobRunActor, RunDeps, RunFinished, RunSettled};
+use crate::maintenance::GetTrackedRuns;
 use crate::run_table::{LiveRun, RunTable};
 use crate::store::{ClaimDueJobs, ClaimOutcome, GetNextDueAt, SkippedSlot, StoreActor};
 use crate::time::iso;
 use crate::worker::WorkerManager;
 
 mod commands;
+mod fence;
 mod shutdown;
 
 pub use commands::{
     CANCELLED_BY_OPERATOR, CancelRun, PauseJob, PluginOptions, RegisterPlugin, ResumeJob,
     RunBackfill, RunRetry, TriggerJob, TriggeredRun, UnregisterPlugin,
 };
+pub use fence::{LiveRunActors, RunFence};
 pub use shutdown::{AwaitReleased, Shutdown, ShutdownReport};
 
 /// Starts ticking (the timer, unless ticks are manual). A second `Start` is a no-op.
@@ -141,6 +143,8 @@ pub struct SchedulerActor {
     /// Claims in a row that left out due jobs held by another transaction: each claims again
     /// after a delay that doubles with this count, up to the tick.
     contended: u32,
+    /// The actors of the runs not settled yet, shared with the `RunFence`.
+    live_actors: LiveRunActors,
 }
 
 impl SchedulerActor {
@@ -172,6 +176,7 @@ impl SchedulerActor {
             claim_queued: None,
             waiting: HashMap::new(),
             contended: 0,
+            live_actors: LiveRunActors::default(),
         }
     }
 
@@ -203,6 +208,12 @@ impl SchedulerActor {
         self.claim_queued = Some(QueuedClaim::Now);
     }
 
+    /// The list of this scheduler's live run actors, for a [`RunFence`] (take it before the
+    /// actor starts; both must run in the same actix System).
+    pub fn live_run_actors(&self) -> LiveRunActors {
+        self.live_actors.clone()
+    }
+
     fn emit(&self, event: RunEvent) {
         self.events.emit(event);
     }
@@ -222,6 +233,7 @@ impl SchedulerActor {
         let plugin_id = job.plugin_id.clone();
         let run_id = run.id;
         let handle = JobRunActor::new(run, job, deps).start();
+        self.live_actors.insert(run_id, handle.clone());
         self.runs.insert(
             job_id,
             LiveRun {
@@ -555,6 +567,7 @@ impl Handler<RunFinished> for SchedulerActor {
 
     fn handle(&mut self, msg: RunFinished, ctx: &mut Self::Context) {
         self.runs.finish(msg.job_id, msg.run_id);
+        self.live_actors.remove(msg.run_id);
         if !self.is_running() {
             return;
         }
@@ -586,6 +599,7 @@ impl Handler<RunSettled> for SchedulerActor {
 
     fn handle(&mut self, msg: RunSettled, _ctx: &mut Self::Context) {
         self.runs.settle(msg.job_id, msg.run_id);
+        self.live_actors.remove(msg.run_id);
     }
 }
 
@@ -687,21 +701,6 @@ impl Handler<JobsChanged> for SchedulerActor {
     fn handle(&mut self, _msg: JobsChanged, ctx: &mut Self::Context) {
         if self.is_running() && self.timers {
             ctx.notify(Tick);
-        }
-    }
-}
-
-impl Handler<FenceRuns> for SchedulerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: FenceRuns, _ctx: &mut Self::Context) {
-        let fenced: Option<HashSet<Uuid>> = msg.run_ids.map(|ids| ids.into_iter().collect());
-        for live in self.runs.unsettled(None) {
-            if fenced.as_ref().is_none_or(|ids| ids.contains(&live.run_id)) {
-                live.handle.do_send(Fence {
-                    reason: msg.reason.clone(),
-                });
-            }
         }
     }
 }
