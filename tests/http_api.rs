@@ -17,7 +17,9 @@ use entity::prelude::*;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::http::configure;
 use plugin_jobs::store::JobDeclaration;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, TransactionTrait,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -957,6 +959,44 @@ async fn healthz_is_ok_and_503_once_the_database_is_unreachable() {
     let reply = call(&app, get("/healthz").to_request()).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(reply.error().contains("database"), "{}", reply.error());
+}
+
+#[actix_rt::test]
+async fn healthz_and_metrics_answer_while_the_database_does_not() {
+    let (h, _gate) = billing().await;
+    let app = app!(h);
+    let invoice = job_id(&h, "invoice").await;
+    // A transaction holds the jobs table: the store's next write waits for it, and the store
+    // (one writer) with it; so does the scheduler's next claim, and its mailbox with it.
+    let txn = h.t.db.begin().await.expect("begin");
+    let hold = match txn.get_database_backend() {
+        DbBackend::Postgres => "LOCK TABLE plugin_jobs IN ACCESS EXCLUSIVE MODE",
+        _ => "UPDATE plugin_jobs SET updated_at = updated_at",
+    };
+    txn.execute_unprepared(hold).await.expect("hold the table");
+    h.jobs.store.do_send(plugin_jobs::store::SetJobBlock {
+        job_id: invoice,
+        blocked_until: None,
+        now: at("10:00"),
+    });
+    h.jobs.scheduler.do_send(plugin_jobs::scheduler::Tick);
+
+    let reply = call(&app, get("/healthz").to_request()).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        reply
+            .error()
+            .contains("database unreachable (no answer within 3 s)"),
+        "{}",
+        reply.error()
+    );
+    let response = test::call_service(&app, get("/metrics").to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK, "the counters are served");
+    let text = String::from_utf8_lossy(&test::read_body(response).await).into_owned();
+    assert!(text.contains("plugin_jobs_tick_duration_seconds"), "{text}");
+    txn.rollback().await.expect("release");
+    let reply = call(&app, get("/healthz").to_request()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
 
 #[actix_rt::test]

@@ -88,6 +88,12 @@ impl From<Error> for ApiError {
         if matches!(err, Error::Database(_) | Error::Mailbox(_)) {
             log::error!("API request failed: {err}");
         }
+        if let Error::Database(inner @ (DbErr::ConnectionAcquire(_) | DbErr::Conn(_))) = &err {
+            return Self::new(
+                status,
+                format!("database unreachable, try again once it is back ({inner})"),
+            );
+        }
         Self::new(status, err.to_string())
     }
 }

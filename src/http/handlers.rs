@@ -36,9 +36,11 @@ pub async fn healthz(handle: Handle) -> ApiResult {
             format!("{} not running", down.join(", ")),
         ));
     }
-    match ask(&handle.store, Ping).await {
-        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))),
-        Err(err) => {
+    // A probe must hear at once: a database that does not answer (a partition) would otherwise
+    // hold the check for as long as the pool waits for a connection.
+    match tokio::time::timeout(HEALTH_CHECK_WAIT, ask(&handle.store, Ping)).await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))),
+        Ok(Err(err)) => {
             // The detail stays in the server's log: it can name hosts, users and versions.
             log::warn!("health check failed: {err}");
             Err(ApiError::new(
@@ -46,8 +48,24 @@ pub async fn healthz(handle: Handle) -> ApiResult {
                 "database unreachable",
             ))
         }
+        Err(_) => {
+            log::warn!(
+                "health check failed: the database did not answer within {} s",
+                HEALTH_CHECK_WAIT.as_secs()
+            );
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "database unreachable (no answer within {} s)",
+                    HEALTH_CHECK_WAIT.as_secs()
+                ),
+            ))
+        }
     }
 }
+
+/// How long `/healthz` waits for the database.
+const HEALTH_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// `GET /api/plugins/{pluginId}/jobs/{jobId}`: the job and its next slots.
 pub async fn get_job(

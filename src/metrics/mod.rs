@@ -86,23 +86,50 @@ impl Handler<RenderMetrics> for MetricsActor {
     fn handle(&mut self, _msg: RenderMetrics, _ctx: &mut Self::Context) -> Self::Result {
         let (scheduler, store) = (self.scheduler.clone(), self.store.clone());
         let (labelled, free) = self.metrics.labels();
+        // A scrape is wanted most when the database is down, and then the scheduler (holding
+        // its mailbox while a claim waits) and the store may not answer: what they do not tell
+        // within the wait keeps its last values, and the counters kept here are served anyway.
         Box::pin(
             async move {
-                let diagnostics = scheduler.send(GetDiagnostics).await?;
-                let jobs = labelled_jobs(&store, &labelled, free).await?;
-                Ok::<_, crate::Error>((diagnostics, jobs))
+                let diagnostics =
+                    tokio::time::timeout(SCRAPE_WAIT, scheduler.send(GetDiagnostics)).await;
+                let jobs =
+                    tokio::time::timeout(SCRAPE_WAIT, labelled_jobs(&store, &labelled, free)).await;
+                (diagnostics, jobs)
             }
             .into_actor(self)
-            .map(|read, act, _ctx| {
-                let (diagnostics, jobs) = read?;
-                act.metrics
-                    .observe_state(&diagnostics, act.workers.as_ref());
-                act.metrics.observe_jobs(jobs);
+            .map(|(diagnostics, jobs), act, _ctx| {
+                match diagnostics {
+                    Ok(Ok(diagnostics)) => act
+                        .metrics
+                        .observe_state(&diagnostics, act.workers.as_ref()),
+                    Ok(Err(err)) => return Err(err.into()),
+                    Err(_) => log::warn!(
+                        "metrics: the scheduler did not answer within {} s; its gauges keep \
+                         their last values",
+                        SCRAPE_WAIT.as_secs()
+                    ),
+                }
+                match jobs {
+                    Ok(Ok(jobs)) => act.metrics.observe_jobs(jobs),
+                    Ok(Err(err)) => log::warn!(
+                        "metrics: reading the jobs failed ({err}); their gauges keep their last \
+                         values"
+                    ),
+                    Err(_) => log::warn!(
+                        "metrics: the database did not answer within {} s; the jobs' gauges \
+                         keep their last values",
+                        SCRAPE_WAIT.as_secs()
+                    ),
+                }
                 Ok(act.metrics.encode())
             }),
         )
     }
 }
+
+/// How long a scrape waits for the scheduler's state and for the jobs.
+const SCRAPE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The jobs that have (or, while there is room, get) series of their own, read a page at a
 /// time: the ones already `labelled`, and the first `free` others in (plugin, key) order.
