@@ -198,7 +198,7 @@ impl Handler<TriggerJob> for SchedulerActor {
                                     live.run_id
                                 )
                             } else {
-                                String::new()
+                                format!(" (run {})", live.run_id)
                             };
                             return Err(Error::AlreadyRunning {
                                 job: job.job_key,

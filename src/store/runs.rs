@@ -291,7 +291,7 @@ pub(super) async fn create_run(
         return Err(Error::AlreadyRunning {
             job: job.job_key,
             detail: format!(
-                " (a timed-out call has not answered; blocked until {})",
+                " (a timed-out or cancelled call has not answered; blocked until {})",
                 crate::time::iso(until)
             ),
         });
@@ -300,8 +300,17 @@ pub(super) async fn create_run(
         job: job.job_key.clone(),
         detail: String::new(),
     };
-    if !live_job_ids(&txn, [job.id]).await?.is_empty() {
-        return Err(already_running());
+    let live = PluginJobRun::find()
+        .filter(PluginJobRunColumn::JobId.eq(job.id))
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+        .one(&txn)
+        .await?;
+    if let Some(live) = live {
+        // Queued (waiting for its slot or for a free one) or running: the caller is told which.
+        return Err(Error::AlreadyRunning {
+            job: job.job_key.clone(),
+            detail: format!(" (run {} is {})", live.id, live.status),
+        });
     }
     let mut run = new_run(&job, msg.trigger, now, &msg.instance_id, now);
     if let Some(mut payload) = msg.payload {
