@@ -40,7 +40,10 @@ pub enum Error {
     #[error("Run {run} has already ended ({status}), so it cannot be cancelled")]
     RunEnded { run: Uuid, status: String },
     /// The run is live on another instance, which alone can stop its call.
-    #[error("Run {run} runs on instance {instance}: cancel it through that server")]
+    #[error(
+        "Run {run} runs on instance {instance}: cancel it through that server (if it is gone, the \
+         run can be cancelled from any server once its lease lapses, or is failed as abandoned)"
+    )]
     RunElsewhere { run: Uuid, instance: String },
     /// The job has a live (queued or running) run, or is blocked by a timed-out call.
     #[error("Job {job} is already running{detail}")]

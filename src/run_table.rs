@@ -194,11 +194,13 @@ impl<H, Q> RunTable<H, Q> {
         dropped.into_iter().map(|(.., run)| run).collect()
     }
 
-    /// Removes the queued manual run `run_id`; answers whether it was queued.
-    pub fn remove_queued(&mut self, run_id: Uuid) -> bool {
-        let before = self.queued.len();
-        self.queued.retain(|(_, queued, ..)| *queued != run_id);
-        self.queued.len() != before
+    /// Removes the queued manual run `run_id`; answers it if it was queued.
+    pub fn remove_queued(&mut self, run_id: Uuid) -> Option<Q> {
+        let index = self
+            .queued
+            .iter()
+            .position(|(_, queued, ..)| *queued == run_id)?;
+        self.queued.remove(index).map(|(.., run)| run)
     }
 
     /// Removes the queued manual runs of `plugin_id` (every plugin when `None`); answers their

@@ -512,7 +512,62 @@ async fn an_operator_cancels_a_running_run_and_a_queued_one_and_nothing_else() {
         matches!(unknown, plugin_jobs::Error::RunNotFound(_)),
         "{unknown}"
     );
+    // Both cancellations are counted as finished runs.
+    wait_until("the cancels are counted", Duration::from_secs(10), || async {
+        let text = h.jobs.metrics().await.expect("metrics");
+        ["holder", "waiter"].iter().all(|job| {
+            text.contains(&format!(
+                r#"plugin_jobs_runs_finished_total{{plugin="alpha",job="{job}",trigger="manual",status="cancelled"}} 1"#
+            ))
+        })
+    })
+    .await;
     gate.open();
+}
+
+#[actix_rt::test]
+async fn a_run_of_another_instance_is_cancelled_here_only_once_its_lease_lapsed() {
+    let h = Harness::with_clock(config(4), at("10:00")).await;
+    let job = h.t.insert_job(common::job_row("alpha", "remote")).await;
+    let elsewhere = |heartbeat: &str| PluginJobRunModel {
+        status: RunStatus::Running,
+        instance_id: Some("host-elsewhere".to_owned()),
+        heartbeat_at: Some(at(heartbeat)),
+        started_at: Some(at("09:00")),
+        ..common::run_row(&job)
+    };
+    // Heartbeated 10 s ago: its instance runs it, and only that one may stop its call.
+    let fresh =
+        h.t.insert_run(elsewhere("2024-01-15T09:59:50Z"))
+            .await
+            .expect("insert");
+    let refused = h.jobs.cancel_run(fresh.id).await.expect_err("not ours");
+    assert!(
+        refused
+            .to_string()
+            .starts_with(&format!("Run {} runs on instance host-elsewhere", fresh.id)),
+        "{refused}"
+    );
+    assert_eq!(h.t.run(fresh.id).await.status, RunStatus::Running);
+
+    // Not heartbeated for longer than the lease (30 s): its instance is gone or fenced.
+    PluginJobRun::delete_by_id(fresh.id)
+        .exec(&h.t.db)
+        .await
+        .expect("delete");
+    let stale =
+        h.t.insert_run(elsewhere("2024-01-15T09:59:00Z"))
+            .await
+            .expect("insert");
+    let cancelled = h.jobs.cancel_run(stale.id).await.expect("cancel");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert_eq!(
+        cancelled.error.as_deref(),
+        Some(
+            "cancelled by an operator (instance host-elsewhere, which ran it, had stopped \
+             heartbeating it)"
+        )
+    );
 }
 
 #[actix_rt::test]

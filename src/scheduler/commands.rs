@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::events::RunEvent;
 use crate::job_run::Cancel;
 use crate::store::{
-    BackfillStart, CreateRun, GetJob, GetRun, JobDeclaration, JobRef, RetryStart, SetJobStatus,
-    StartBackfill, StartRetry, StoreActor, SyncJobDeclarations,
+    BackfillStart, CancelStaleRun, CreateRun, GetJob, GetRun, JobDeclaration, JobRef, RetryStart,
+    SetJobStatus, StartBackfill, StartRetry, StoreActor, SyncJobDeclarations,
 };
 use crate::{Error, Result};
 
@@ -106,13 +106,22 @@ pub struct CancelRun(pub Uuid);
 /// The error recorded on a run an operator cancelled.
 pub const CANCELLED_BY_OPERATOR: &str = "cancelled by an operator";
 
+/// What a [`CancelRun`] found the run to be.
+enum Cancelling {
+    /// Its actor here was told to cancel it; it records the outcome.
+    Held,
+    /// A manual run queued here for a free slot, taken off the queue: its row is cancelled.
+    Queued(Box<PluginJobModel>),
+    /// Not this instance's: only a run whose instance stopped heartbeating it may be ended here.
+    Elsewhere,
+}
+
 /// How long [`CancelRun`] waits for the run's outcome to be written before it answers.
 pub const CANCEL_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl SchedulerActor {
-    /// Stops `run` if this instance holds it; answers whether it was a queued manual run, whose
-    /// row the caller cancels (no actor has it yet).
-    fn cancel_held(&mut self, run: &PluginJobRunModel) -> Result<bool> {
+    /// Stops `run` if this instance holds it, and says what is left to do.
+    fn cancel_held(&mut self, run: &PluginJobRunModel) -> Result<Cancelling> {
         if !RunStatus::LIVE.contains(&run.status) {
             return Err(Error::RunEnded {
                 run: run.id,
@@ -130,18 +139,12 @@ impl SchedulerActor {
                     before_start: Some(format!("{CANCELLED_BY_OPERATOR} before the run started")),
                 });
             }
-            return Ok(false);
+            return Ok(Cancelling::Held);
         }
-        if self.runs.remove_queued(run.id) {
-            return Ok(true);
+        if let Some((_, job)) = self.runs.remove_queued(run.id) {
+            return Ok(Cancelling::Queued(Box::new(job)));
         }
-        Err(Error::RunElsewhere {
-            run: run.id,
-            instance: run
-                .instance_id
-                .clone()
-                .unwrap_or_else(|| "(none recorded)".to_owned()),
-        })
+        Ok(Cancelling::Elsewhere)
     }
 
     fn job_lookup(
@@ -421,13 +424,46 @@ impl Handler<CancelRun> for SchedulerActor {
                 .ok_or(Error::RunNotFound(run_id))
         };
         Box::pin(lookup.into_actor(self).then(move |found, act, _ctx| {
-            let decided = found.and_then(|run| act.cancel_held(&run));
-            let store = act.store.clone();
-            let now = act.clock.now();
+            let decided = found.and_then(|run| Ok((act.cancel_held(&run)?, run)));
+            let (store, events) = (act.store.clone(), act.events.clone());
+            let (now, lease) = (act.clock.now(), act.config.run_lease);
             async move {
-                if decided? {
-                    let reason = format!("{CANCELLED_BY_OPERATOR} before the run started");
-                    cancel_queued(&store, &[run_id], &reason, now).await;
+                let (cancelling, run) = decided?;
+                match cancelling {
+                    Cancelling::Held => {}
+                    Cancelling::Queued(job) => {
+                        let reason = format!("{CANCELLED_BY_OPERATOR} before the run started");
+                        cancel_queued(&store, &[run_id], &reason, now).await;
+                        crate::job_run::report_ended_unstarted(store.clone(), events, run_id, &job);
+                    }
+                    Cancelling::Elsewhere => {
+                        let instance = run.instance_id.as_deref().unwrap_or("(none recorded)");
+                        let reason = format!(
+                            "{CANCELLED_BY_OPERATOR} (instance {instance}, which ran it, had \
+                             stopped heartbeating it)"
+                        );
+                        let stale = CancelStaleRun {
+                            run_id,
+                            lease,
+                            reason,
+                            now,
+                        };
+                        if !crate::store::ask(&store, stale).await? {
+                            return Err(Error::RunElsewhere {
+                                run: run_id,
+                                instance: instance.to_owned(),
+                            });
+                        }
+                        let job = store.send(GetJob(JobRef::Id(run.job_id))).await??;
+                        if let Some(job) = job {
+                            crate::job_run::report_ended_unstarted(
+                                store.clone(),
+                                events,
+                                run_id,
+                                &job,
+                            );
+                        }
+                    }
                 }
                 // The run's actor records the outcome; answer with it once it is there.
                 let deadline = tokio::time::Instant::now() + CANCEL_ANSWER_WAIT;

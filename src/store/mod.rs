@@ -16,7 +16,7 @@
 //! stay in the mailbox's order.
 //!
 //! Handles: `SyncJobDeclarations`, `ClaimDueJobs`, `CreateRun`, `MarkRunning`, `CompleteRun`,
-//! `Heartbeat`, `EndedRuns`, `RescueStaleRuns`, `CancelPluginRuns`, `CancelUnstarted`, `SetJobStatus`, `SetJobBlock`,
+//! `Heartbeat`, `EndedRuns`, `RescueStaleRuns`, `CancelPluginRuns`, `CancelUnstarted`, `CancelStaleRun`, `SetJobStatus`, `SetJobBlock`,
 //! `RetirePluginJobs`, `PruneRuns`, `RecordRunOutcomes` (in `health.rs`), `StartRetry`,
 //! `ListDueRetries` (in `retries.rs`), `CreateJob`, `UpdateJob` and
 //! `DeleteJob` (in `job_admin.rs`), `RequestBackfill`, `CancelBackfill`, `StartBackfill` and
@@ -410,6 +410,18 @@ pub struct CancelUnstarted {
     pub now: DateTime<Utc>,
 }
 
+/// An operator's cancellation of a live run whose instance stopped heartbeating it more than
+/// `lease` ago (the instance is gone, or cut off and fenced): only then may another instance end
+/// it. Answers whether it was cancelled; a run that is not stale is left alone.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<bool>")]
+pub struct CancelStaleRun {
+    pub run_id: Uuid,
+    pub lease: Duration,
+    pub reason: String,
+    pub now: DateTime<Utc>,
+}
+
 /// Pauses (`Paused`) or resumes (`Active`) a job. Resuming moves its pointer to the first slot
 /// after now. Answers the job as it is afterwards.
 #[derive(Message, Debug, Clone)]
@@ -645,6 +657,7 @@ write_handlers! {
     RescueStaleRuns => upkeep::rescue_stale_runs,
     CancelPluginRuns => upkeep::cancel_plugin_runs,
     CancelUnstarted => upkeep::cancel_unstarted,
+    CancelStaleRun => upkeep::cancel_stale_run,
     StartRetry => retries::start_retry,
     CreateJob => job_admin::create_job,
     UpdateJob => job_admin::update_job,

@@ -16,8 +16,8 @@ use uuid::Uuid;
 use super::retries;
 use super::values::{self, given};
 use super::{
-    CancelPluginRuns, CancelUnstarted, EndedRuns, Heartbeat, PruneRuns, RescueStaleRuns,
-    begin_write,
+    CancelPluginRuns, CancelStaleRun, CancelUnstarted, EndedRuns, Heartbeat, PruneRuns,
+    RescueStaleRuns, begin_write,
 };
 use crate::Result;
 use crate::time::{elapsed_ms, minus, to_millis};
@@ -174,6 +174,27 @@ async fn cancel_run(
         .filter(PluginJobRunColumn::Status.is_in(from.iter().copied()))
         .exec(txn)
         .await?;
+    Ok(result.rows_affected == 1)
+}
+
+pub(super) async fn cancel_stale_run(db: &DatabaseConnection, msg: CancelStaleRun) -> Result<bool> {
+    let now = to_millis(msg.now);
+    let cutoff = minus(now, msg.lease);
+    let txn = begin_write(db).await?;
+    // The same compare-and-set as the rescue's: live, and not heartbeated within the lease.
+    let result = PluginJobRun::update_many()
+        .col_expr(
+            PluginJobRunColumn::Status,
+            Expr::value(RunStatus::Cancelled),
+        )
+        .col_expr(PluginJobRunColumn::Error, Expr::value(msg.reason.clone()))
+        .col_expr(PluginJobRunColumn::FinishedAt, Expr::value(now))
+        .filter(PluginJobRunColumn::Id.eq(msg.run_id))
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+        .filter(PluginJobRunColumn::HeartbeatAt.lt(cutoff))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
     Ok(result.rows_affected == 1)
 }
 
