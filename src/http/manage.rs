@@ -61,8 +61,24 @@ pub async fn delete_job(handle: Handle, path: Path<(String, String)>) -> ApiResu
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BackfillBody {
+    #[serde(deserialize_with = "instant")]
     from: DateTime<Utc>,
+    #[serde(deserialize_with = "instant")]
     to: DateTime<Utc>,
+}
+
+/// An RFC 3339 instant; the error quotes what came and shows what is expected (chrono's own
+/// says "premature end of input").
+fn instant<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|instant| instant.with_timezone(&Utc))
+        .map_err(|err| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not an instant ({err}): expected RFC 3339 with a time and an \
+                 offset, such as 2026-12-02T00:00:00Z"
+            ))
+        })
 }
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/backfill` `{"from": …, "to": …}`: 202 with the
@@ -192,6 +208,23 @@ impl<'de> serde::de::Visitor<'de> for UniqueMembers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backfill_date_that_is_not_an_instant_is_quoted() {
+        let err = parse_body::<BackfillBody>(
+            br#"{"from": "2026-12-02", "to": "2026-12-03T00:00:00Z"}"#,
+            "a range",
+        )
+        .expect_err("a date without a time");
+        assert!(
+            err.message.starts_with(
+                "invalid body: from: \"2026-12-02\" is not an instant (premature end of input): \
+                 expected RFC 3339"
+            ),
+            "{}",
+            err.message
+        );
+    }
 
     #[test]
     fn a_bad_body_names_the_field() {
