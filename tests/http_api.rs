@@ -17,9 +17,7 @@ use entity::prelude::*;
 use plugin_jobs::config::SchedulerConfig;
 use plugin_jobs::http::configure;
 use plugin_jobs::store::JobDeclaration;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -968,12 +966,7 @@ async fn healthz_and_metrics_answer_while_the_database_does_not() {
     let invoice = job_id(&h, "invoice").await;
     // A transaction holds the jobs table: the store's next write waits for it, and the store
     // (one writer) with it; so does the scheduler's next claim, and its mailbox with it.
-    let txn = h.t.db.begin().await.expect("begin");
-    let hold = match txn.get_database_backend() {
-        DbBackend::Postgres => "LOCK TABLE plugin_jobs IN ACCESS EXCLUSIVE MODE",
-        _ => "UPDATE plugin_jobs SET updated_at = updated_at",
-    };
-    txn.execute_unprepared(hold).await.expect("hold the table");
+    let txn = h.t.hold_jobs_table().await;
     h.jobs.store.do_send(plugin_jobs::store::SetJobBlock {
         job_id: invoice,
         blocked_until: None,

@@ -15,9 +15,7 @@ use plugin_jobs::maintenance::{HeartbeatPass, PrunePass, RescuePass};
 use plugin_jobs::scheduler::Tick;
 use plugin_jobs::store::{JobDeclaration, JobRef};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 /// One heartbeat pass, awaited.
 async fn heartbeat(h: &Harness) -> plugin_jobs::Result<u64> {
@@ -26,6 +24,29 @@ async fn heartbeat(h: &Harness) -> plugin_jobs::Result<u64> {
         .send(HeartbeatPass)
         .await
         .expect("mailbox")
+}
+
+/// How many `cancelJob` notifications the worker got for `run`.
+fn cancel_jobs_sent(h: &Harness, run: uuid::Uuid) -> usize {
+    h.workers
+        .inner
+        .notifications()
+        .into_iter()
+        .filter(|(_, method, params)| {
+            method == "cancelJob" && params["runId"] == run.to_string().as_str()
+        })
+        .count()
+}
+
+/// A harness whose runs are fenced 20 s after the last heartbeat that reached the database
+/// (a 30 s lease less two 5 s heartbeat intervals).
+async fn fencing_in_twenty_seconds() -> Harness {
+    Harness::new(SchedulerConfig {
+        run_lease: Duration::from_secs(30),
+        heartbeat_interval: Duration::from_secs(5),
+        ..SchedulerConfig::default()
+    })
+    .await
 }
 
 /// A manual run of `alpha/slow` that this instance runs until the gate opens.
@@ -135,23 +156,9 @@ async fn runs_are_stopped_before_their_lease_lapses_when_heartbeats_keep_failing
     // The database is gone: heartbeats fail, and after the lease less two heartbeat intervals
     // (30 s - 2 × 5 s) another instance could soon fail the runs as abandoned. This one tells
     // its worker to stop them first (it cannot record that: the database is gone).
-    let h = Harness::new(SchedulerConfig {
-        run_lease: Duration::from_secs(30),
-        heartbeat_interval: Duration::from_secs(5),
-        ..SchedulerConfig::default()
-    })
-    .await;
+    let h = fencing_in_twenty_seconds().await;
     let (gate, ours) = a_held_run(&h).await;
-    let cancels = || {
-        h.workers
-            .inner
-            .notifications()
-            .into_iter()
-            .filter(|(_, method, params)| {
-                method == "cancelJob" && params["runId"] == ours.to_string().as_str()
-            })
-            .count()
-    };
+    let cancels = || cancel_jobs_sent(&h, ours);
     heartbeat(&h).await.expect("heartbeat at 10:00");
     h.t.db.clone().close().await.expect("close");
 
@@ -172,32 +179,13 @@ async fn runs_are_fenced_even_while_the_scheduler_waits_on_the_database() {
     // The scheduler holds its mailbox while a claim waits for the database, and a database that
     // stops answering (a partition, say) leaves the claim waiting. The fence must not queue
     // behind it: by the time the claim gives up, another instance may run the job again.
-    let h = Harness::new(SchedulerConfig {
-        run_lease: Duration::from_secs(30),
-        heartbeat_interval: Duration::from_secs(5),
-        ..SchedulerConfig::default()
-    })
-    .await;
+    let h = fencing_in_twenty_seconds().await;
     let (gate, ours) = a_held_run(&h).await;
-    let cancels = || {
-        h.workers
-            .inner
-            .notifications()
-            .into_iter()
-            .filter(|(_, method, params)| {
-                method == "cancelJob" && params["runId"] == ours.to_string().as_str()
-            })
-            .count()
-    };
+    let cancels = || cancel_jobs_sent(&h, ours);
     heartbeat(&h).await.expect("heartbeat at 10:00");
 
     // A transaction holds the jobs table: the next claim waits for it.
-    let txn = h.t.db.begin().await.expect("begin");
-    let hold = match txn.get_database_backend() {
-        DbBackend::Postgres => "LOCK TABLE plugin_jobs IN EXCLUSIVE MODE",
-        _ => "UPDATE plugin_jobs SET updated_at = updated_at",
-    };
-    txn.execute_unprepared(hold).await.expect("hold the table");
+    let txn = h.t.hold_jobs_table().await;
     h.jobs.scheduler.do_send(Tick);
     // A heartbeat asks the scheduler for its runs, so it waits too; the next one finds it still
     // waiting 20 s after the last that reached the database, and fences.

@@ -395,6 +395,20 @@ async fn one_slot_held(others: &[&str]) -> (Harness, Gate) {
     (h, gate)
 }
 
+/// Waits until one manual run of each of `jobs` (plugin `alpha`) is counted finished
+/// `cancelled`.
+async fn wait_cancelled_counted(h: &Harness, jobs: &[&str]) {
+    wait_until("the cancels are counted", Duration::from_secs(10), || async {
+        let text = h.jobs.metrics().await.expect("metrics");
+        jobs.iter().all(|job| {
+            text.contains(&format!(
+                r#"plugin_jobs_runs_finished_total{{plugin="alpha",job="{job}",trigger="manual",status="cancelled"}} 1"#
+            ))
+        })
+    })
+    .await;
+}
+
 #[actix_rt::test]
 async fn a_queued_manual_run_of_a_job_paused_or_deleted_leaves_the_queue_at_once() {
     // One run at a time, held: two manual runs wait for the slot. Pausing one job and deleting
@@ -432,19 +446,7 @@ async fn a_queued_manual_run_of_a_job_paused_or_deleted_leaves_the_queue_at_once
     for run_id in waiting {
         assert_eq!(h.t.run(run_id).await.status, RunStatus::Cancelled);
     }
-    wait_until(
-        "both are counted finished",
-        Duration::from_secs(10),
-        || async {
-            let text = h.jobs.metrics().await.expect("metrics");
-            ["paused", "deleted"].iter().all(|job| {
-                text.contains(&format!(
-                    r#"plugin_jobs_runs_finished_total{{plugin="alpha",job="{job}",trigger="manual",status="cancelled"}} 1"#
-                ))
-            })
-        },
-    )
-    .await;
+    wait_cancelled_counted(&h, &["paused", "deleted"]).await;
     gate.open();
 }
 
@@ -513,15 +515,7 @@ async fn an_operator_cancels_a_running_run_and_a_queued_one_and_nothing_else() {
         "{unknown}"
     );
     // Both cancellations are counted as finished runs.
-    wait_until("the cancels are counted", Duration::from_secs(10), || async {
-        let text = h.jobs.metrics().await.expect("metrics");
-        ["holder", "waiter"].iter().all(|job| {
-            text.contains(&format!(
-                r#"plugin_jobs_runs_finished_total{{plugin="alpha",job="{job}",trigger="manual",status="cancelled"}} 1"#
-            ))
-        })
-    })
-    .await;
+    wait_cancelled_counted(&h, &["holder", "waiter"]).await;
     gate.open();
 }
 

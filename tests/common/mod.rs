@@ -262,6 +262,21 @@ impl TestDb {
         .await;
     }
 
+    /// Holds the whole jobs table in a transaction, so the store's next write and the
+    /// scheduler's next claim wait for it (on PostgreSQL every statement on the table does): a
+    /// database that stops answering. Released by `rollback`.
+    pub async fn hold_jobs_table(&self) -> sea_orm::DatabaseTransaction {
+        use sea_orm::TransactionTrait;
+
+        let txn = self.db.begin().await.expect("begin");
+        let hold = match txn.get_database_backend() {
+            sea_orm::DbBackend::Postgres => "LOCK TABLE plugin_jobs IN ACCESS EXCLUSIVE MODE",
+            _ => "UPDATE plugin_jobs SET updated_at = updated_at",
+        };
+        txn.execute_unprepared(hold).await.expect("hold the table");
+        txn
+    }
+
     /// Holds a job's row `FOR UPDATE` in a transaction on a connection of its own (PostgreSQL),
     /// as another instance's claim, or a batch of outcomes stamping the job, holds it.
     pub async fn hold_job_row(&self, job_id: Uuid) -> HeldRow {
