@@ -26,6 +26,20 @@ async fn heartbeat(h: &Harness) -> plugin_jobs::Result<u64> {
         .expect("mailbox")
 }
 
+/// The error another instance's rescue records.
+const RESCUE: &str = "abandoned: instance elsewhere stopped heartbeating";
+
+/// Fails `run` as another instance's rescue does, behind this instance's back.
+async fn rescue_elsewhere(h: &Harness, run: uuid::Uuid) {
+    PluginJobRun::update_many()
+        .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Failed))
+        .col_expr(PluginJobRunColumn::Error, Expr::value(RESCUE))
+        .filter(PluginJobRunColumn::Id.eq(run))
+        .exec(&h.t.db)
+        .await
+        .expect("rescue");
+}
+
 /// How many `cancelJob` notifications the worker got for `run`.
 fn cancel_jobs_sent(h: &Harness, run: uuid::Uuid) -> usize {
     h.workers
@@ -130,14 +144,7 @@ async fn a_run_another_instance_ended_is_stopped_here_at_the_next_heartbeat() {
     // start the job again. The next heartbeat finds the run ended and stops the worker's call.
     let h = Harness::new(SchedulerConfig::default()).await;
     let (gate, ours) = a_held_run(&h).await;
-    let rescue = "abandoned: instance elsewhere stopped heartbeating";
-    PluginJobRun::update_many()
-        .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Failed))
-        .col_expr(PluginJobRunColumn::Error, Expr::value(rescue))
-        .filter(PluginJobRunColumn::Id.eq(ours))
-        .exec(&h.t.db)
-        .await
-        .expect("rescue");
+    rescue_elsewhere(&h, ours).await;
 
     let beat = heartbeat(&h).await.expect("heartbeat");
     assert_eq!(beat, 0, "the run is no longer this instance's");
@@ -147,7 +154,7 @@ async fn a_run_another_instance_ended_is_stopped_here_at_the_next_heartbeat() {
     .await;
     let run = h.t.run(ours).await;
     assert_eq!(run.status, RunStatus::Failed, "the rescue's outcome stands");
-    assert_eq!(run.error.as_deref(), Some(rescue));
+    assert_eq!(run.error.as_deref(), Some(RESCUE));
     gate.open();
 }
 
@@ -210,14 +217,7 @@ async fn an_outcome_that_comes_after_a_rescue_changes_nothing_and_tells_no_one()
     // counted, and the job's failure streak is not reset by a run that did not count.
     let h = Harness::new(SchedulerConfig::default()).await;
     let (gate, ours) = a_held_run(&h).await;
-    let rescue = "abandoned: instance elsewhere stopped heartbeating";
-    PluginJobRun::update_many()
-        .col_expr(PluginJobRunColumn::Status, Expr::value(RunStatus::Failed))
-        .col_expr(PluginJobRunColumn::Error, Expr::value(rescue))
-        .filter(PluginJobRunColumn::Id.eq(ours))
-        .exec(&h.t.db)
-        .await
-        .expect("rescue");
+    rescue_elsewhere(&h, ours).await;
     let job_id = h.t.run(ours).await.job_id;
     PluginJob::update_many()
         .col_expr(PluginJobColumn::ConsecutiveFailures, Expr::value(1))
