@@ -462,7 +462,7 @@ impl JobRunActor {
             now,
         };
         let (store, events) = (self.deps.store.clone(), self.deps.events.clone());
-        let label = self.label();
+        let run_id = self.run.id;
         async move {
             if record_outcome(store, msg).await {
                 // Subscribers hear of the outcome once it is in the database.
@@ -471,7 +471,7 @@ impl JobRunActor {
                 // The run ended elsewhere first (a rescue, a fence): that outcome stands, and
                 // no webhook, metric or failure streak hears of this one.
                 log::warn!(
-                    "{label} ended {status} here after it had already ended; its recorded \
+                    "run {run_id} ended {status} here after it had already ended; its recorded \
                      outcome stands"
                 );
             }
