@@ -24,8 +24,8 @@ use plugin_jobs::server::{self, ServeOptions};
     long_about = "A durable cron scheduler for plugin jobs. Plugins are programs that declare \
                   cron jobs in a manifest.json and run them when asked over JSON-RPC on stdio; \
                   plugin-jobs stores every job and run in SQLite or PostgreSQL.",
-    after_long_help = "Exit codes of the client commands (jobs, runs, run, trigger, pause, \
-                       resume): 0 done, 1 any other error (400, 503, 500, an unexpected answer), \
+    after_long_help = "Exit codes of the client commands (jobs, runs, run, trigger, cancel, \
+                       pause, resume): 0 done, 1 any other error (400, 503, 500, an unexpected answer), \
                        2 bad usage, 3 not found (404), 4 conflict (409), 5 unauthorized (401), \
                        6 server unreachable. check exits 1 when a manifest is rejected."
 )]
