@@ -16,6 +16,27 @@ pub fn describe(expr: &str) -> String {
     describe_fields(expr).unwrap_or_else(|| expr.to_owned())
 }
 
+/// Why a parsed `schedule` (written `expr`) has no slot after `now`, when it has none: what
+/// its fields rule out ("February has no day 30"), or that its last slot has passed. `serve`
+/// fails such a job, the API refuses it and `check` reports it: a job is never silently
+/// dormant.
+pub fn never_fires(
+    expr: &str,
+    schedule: &Schedule,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    if schedule.next_after(now).is_some() {
+        return None;
+    }
+    let why = match describe(expr) {
+        description if description.starts_with("never: ") => {
+            description["never: ".len()..].to_owned()
+        }
+        _ => format!("it has no slot after {}", crate::time::iso(now)),
+    };
+    Some(format!("schedule {:?} never fires: {why}", expr.trim()))
+}
+
 /// The shapes of one field that have words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Field {

@@ -173,15 +173,16 @@ impl<H, Q> RunTable<H, Q> {
     }
 
     /// The oldest queued manual run that a slot is free for (its plugin's limit included: a
-    /// run of a plugin at its limit lets the runs of other plugins behind it go first).
-    pub fn pop_startable(&mut self) -> Option<Q> {
+    /// run of a plugin at its limit lets the runs of other plugins behind it go first) and whose
+    /// plugin is `ready` (a worker that is restarting would fail the run at once: it waits).
+    pub fn pop_startable(&mut self, ready: impl Fn(&str) -> bool) -> Option<Q> {
         if self.free_slots() == 0 {
             return None;
         }
         let index = self
             .queued
             .iter()
-            .position(|(_, _, plugin, _)| self.free_slots_for(plugin) > 0)?;
+            .position(|(_, _, plugin, _)| self.free_slots_for(plugin) > 0 && ready(plugin))?;
         self.queued.remove(index).map(|(.., run)| run)
     }
 
@@ -285,6 +286,16 @@ mod tests {
     }
 
     #[test]
+    fn a_manual_run_of_a_plugin_not_ready_lets_the_next_one_go() {
+        let mut table: RunTable<(), &str> = RunTable::new(1);
+        table.push_manual(Uuid::now_v7(), Uuid::now_v7(), "p".to_owned(), "first");
+        table.push_manual(Uuid::now_v7(), Uuid::now_v7(), "q".to_owned(), "second");
+        assert_eq!(table.pop_startable(|plugin| plugin != "p"), Some("second"));
+        assert_eq!(table.pop_startable(|plugin| plugin != "p"), None);
+        assert_eq!(table.pop_startable(|_| true), Some("first"));
+    }
+
+    #[test]
     fn manual_runs_wait_first_in_first_out_for_a_free_slot() {
         let mut table: RunTable<(), &str> = RunTable::new(1);
         let busy = Uuid::now_v7();
@@ -294,9 +305,9 @@ mod tests {
         table.push_manual(a, Uuid::now_v7(), "p".to_owned(), "first");
         table.push_manual(b, Uuid::now_v7(), "q".to_owned(), "second");
         assert!(table.holds(a) && table.holds(b));
-        assert_eq!(table.pop_startable(), None, "no free slot yet");
+        assert_eq!(table.pop_startable(|_| true), None, "no free slot yet");
         table.finish(busy, busy_run);
-        assert_eq!(table.pop_startable(), Some("first"));
+        assert_eq!(table.pop_startable(|_| true), Some("first"));
         assert_eq!(table.queued_count(), 1);
         assert_eq!(table.drain_queued(Some("p")), Vec::<Uuid>::new());
         assert_eq!(table.drain_queued(Some("q")).len(), 1);
@@ -359,8 +370,12 @@ mod tests {
         table.insert(Uuid::now_v7(), live(Uuid::now_v7(), "a"));
         table.push_manual(Uuid::now_v7(), Uuid::now_v7(), "a".to_owned(), "a waits");
         table.push_manual(Uuid::now_v7(), Uuid::now_v7(), "b".to_owned(), "b goes");
-        assert_eq!(table.pop_startable(), Some("b goes"));
-        assert_eq!(table.pop_startable(), None, "a is still at its limit");
+        assert_eq!(table.pop_startable(|_| true), Some("b goes"));
+        assert_eq!(
+            table.pop_startable(|_| true),
+            None,
+            "a is still at its limit"
+        );
         assert_eq!(table.queued_count(), 1);
     }
 

@@ -268,7 +268,7 @@ fn cancel_stops_a_run_and_its_job_waits_for_a_worker_that_ignores_it() {
         &[],
         json!([{"jobKey": "sleep"}, {"jobKey": "hang"}]),
     );
-    let server = Server::start(&[good], &["--cancel-grace", "2s"]);
+    let server = Server::start(&[good], &["--cancel-grace", "2s", "--max-concurrent", "1"]);
     server.wait_worker("good", "running");
 
     // A worker that honours cancelJob stops the run early.
@@ -302,6 +302,11 @@ fn cancel_stops_a_run_and_its_job_waits_for_a_worker_that_ignores_it() {
         Some(4),
         "the worker still holds the job: {held:?}"
     );
+    // The one slot is held too: a manual run waits for it, and then for the worker that the
+    // restart stops, rather than failing against a worker that is not up yet.
+    let waiting = triggered_run(&client(&server, &["trigger", "good/sleep"]));
+    assert_eq!(server.run(&waiting)["status"], "queued");
+    wait_for_status(&server, &waiting, "succeeded");
     wait_until("the job is free again", Duration::from_secs(30), || {
         client(&server, &["trigger", "good/hang"]).code == Some(0)
     });
@@ -351,6 +356,12 @@ fn exit_codes_follow_the_http_status() {
     for usage in [
         &["trigger", "good"][..],
         &["trigger", "good/sleep", "--payload", "{oops"],
+        &[
+            "trigger",
+            "good/sleep",
+            "--payload",
+            r#"{"id": 123456789012345678901234}"#,
+        ],
         &["runs", "--limit", "0"],
         &["jobs", "--url", "ftp://host"],
         &["jobs", "--url", "http://127.0.0.1:1#frag"],

@@ -407,7 +407,11 @@ async fn an_invalid_schedule_or_timezone_fails_the_job_with_the_reason() {
     let jobs = store
         .send(sync(
             "alpha",
-            vec![JobDeclaration::new("bad-cron", "61 * * * *"), bad_tz],
+            vec![
+                JobDeclaration::new("bad-cron", "61 * * * *"),
+                bad_tz,
+                JobDeclaration::new("never", "0 0 30 2 *"),
+            ],
             "10:00",
         ))
         .await
@@ -425,6 +429,13 @@ async fn an_invalid_schedule_or_timezone_fails_the_job_with_the_reason() {
     assert_eq!(bad_tz.status, JobStatus::Failed);
     let reason = bad_tz.last_error.expect("a failed job says why");
     assert!(reason.contains("Mars/Olympus"), "{reason}");
+    // A schedule that can never fire is no more silently dormant than one that cannot parse.
+    let never = t.job(by_key(&jobs, "never").id).await;
+    assert_eq!(never.status, JobStatus::Failed);
+    assert_eq!(
+        never.last_error.as_deref(),
+        Some("schedule \"0 0 30 2 *\" never fires: February has no day 30")
+    );
 
     // Fixing the schedule brings the job back, with its error cleared.
     let jobs = store

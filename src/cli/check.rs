@@ -97,7 +97,7 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
     for plugin in &plugins.loaded {
         let path = plugin.dir.join("manifest.json");
         for (index, job) in plugin.manifest.jobs.iter().enumerate() {
-            if let Some((field, err)) = job_problem(&job.schedule, &job.timezone) {
+            if let Some((field, err)) = job_problem(&job.schedule, &job.timezone, now) {
                 problems.push(format!("{}: jobs[{index}].{field}: {err}", path.display()));
             }
         }
@@ -200,14 +200,20 @@ fn is_executable(file: &std::path::Path) -> bool {
 }
 
 /// The field of a job that `serve` would reject, and why.
-fn job_problem(schedule: &str, timezone: &str) -> Option<(&'static str, String)> {
+fn job_problem(
+    schedule: &str,
+    timezone: &str,
+    now: DateTime<Utc>,
+) -> Option<(&'static str, String)> {
     if schedule.trim().is_empty() {
         return plugin_jobs::cron::parse_timezone(timezone)
             .err()
             .map(|err| ("timezone", err.to_string()));
     }
     match Schedule::parse(schedule, timezone) {
-        Ok(_) => None,
+        Ok(parsed) => {
+            plugin_jobs::describe::never_fires(schedule, &parsed, now).map(|why| ("schedule", why))
+        }
         Err(err @ plugin_jobs::cron::CronError::UnknownTimezone { .. }) => {
             Some(("timezone", err.to_string()))
         }
@@ -237,6 +243,19 @@ fn next_slot(expression: &str, timezone: &str, now: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn a_schedule_that_never_fires_is_a_problem_as_serve_would_fail_it() {
+        let now = "2026-01-15T07:00:00Z".parse().expect("now");
+        assert_eq!(
+            job_problem("0 0 30 2 *", "UTC", now),
+            Some((
+                "schedule",
+                "schedule \"0 0 30 2 *\" never fires: February has no day 30".to_owned()
+            ))
+        );
+        assert_eq!(job_problem("0 0 * * *", "UTC", now), None);
+    }
 
     fn plugin(dir: &Path, folder: &str, manifest: &str) {
         let folder = dir.join(folder);

@@ -170,8 +170,12 @@ impl Target {
     }
 }
 
+/// JSON as the server would take it: an integer past 64 bits would be rounded here before it
+/// is sent, so it is refused, as the server refuses it.
 fn parse_json(text: &str) -> Result<Value, String> {
-    serde_json::from_str(text).map_err(|err| format!("not valid JSON: {err}"))
+    let value = serde_json::from_str(text).map_err(|err| format!("not valid JSON: {err}"))?;
+    plugin_jobs::declaration::check_integers(text.as_bytes()).map_err(|err| format!("it {err}"))?;
+    Ok(value)
 }
 
 /// Runs one client command in its own actix System; prints its answer or its error.

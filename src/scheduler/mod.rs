@@ -35,7 +35,7 @@ use crate::maintenance::GetTrackedRuns;
 use crate::run_table::{LiveRun, RunTable};
 use crate::store::{ClaimDueJobs, ClaimOutcome, GetNextDueAt, SkippedSlot, StoreActor};
 use crate::time::iso;
-use crate::worker::WorkerManager;
+use crate::worker::{WorkerManager, WorkerStatus};
 
 mod commands;
 mod fence;
@@ -288,8 +288,20 @@ impl SchedulerActor {
     }
 
     /// Starts queued manual runs, oldest first, while there are free slots.
+    /// Starts the queued manual runs (triggers, retries, backfilled slots) that slots are free
+    /// for, except those whose worker is starting or restarting (one a cancel or a timeout just
+    /// restarted, say): they wait for it, and go when it runs (`JobsChanged`). A worker that
+    /// failed for good or is stopped does not hold them: their runs end failed, not queued
+    /// forever.
     fn start_queued_manual(&mut self, ctx: &mut Context<Self>) {
-        while let Some((run, job)) = self.runs.pop_startable() {
+        let workers = Arc::clone(&self.workers);
+        let ready = |plugin: &str| {
+            !matches!(
+                workers.status(plugin),
+                WorkerStatus::Starting | WorkerStatus::Restarting
+            )
+        };
+        while let Some((run, job)) = self.runs.pop_startable(ready) {
             self.spawn_run(run, job, ctx);
         }
     }

@@ -155,20 +155,7 @@ pub(super) async fn delete_job(db: &DatabaseConnection, msg: DeleteJob) -> Resul
 fn require_valid_schedule(job: &JobDeclaration, now: DateTime<Utc>) -> Result<()> {
     match check_schedule(&job.schedule, &job.timezone, now) {
         ScheduleCheck::Invalid(reason) => Err(Error::InvalidInput(reason)),
-        ScheduleCheck::Valid(None) => {
-            let why = match crate::describe::describe(&job.schedule) {
-                description if description.starts_with("never: ") => {
-                    description["never: ".len()..].to_owned()
-                }
-                _ => format!("it has no slot after {}", crate::time::iso(now)),
-            };
-            Err(Error::InvalidInput(format!(
-                "schedule {:?} never fires: {why}; leave it empty for a job that only runs when \
-                 triggered",
-                job.schedule
-            )))
-        }
-        ScheduleCheck::Manual | ScheduleCheck::Valid(Some(_)) => Ok(()),
+        ScheduleCheck::Manual | ScheduleCheck::Valid(_) => Ok(()),
     }
 }
 

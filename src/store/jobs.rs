@@ -46,7 +46,10 @@ pub(super) fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>)
         };
     }
     match Schedule::parse(schedule, timezone) {
-        Ok(parsed) => ScheduleCheck::Valid(parsed.next_after(now).map(to_millis)),
+        Ok(parsed) => match crate::describe::never_fires(schedule, &parsed, now) {
+            Some(reason) => invalid(reason),
+            None => ScheduleCheck::Valid(parsed.next_after(now).map(to_millis)),
+        },
         Err(err @ crate::cron::CronError::UnknownTimezone { .. }) => {
             invalid(format!("invalid timezone {timezone:?}: {err}"))
         }
