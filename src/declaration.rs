@@ -345,6 +345,15 @@ pub fn check_plugin_id(id: &str) -> std::result::Result<(), String> {
     if id.chars().any(char::is_control) {
         return Err("must not contain control characters (NUL, newline, ESC, …)".to_owned());
     }
+    if id.trim() != id {
+        return Err(format!("{id:?} must not start or end with whitespace"));
+    }
+    if let Some(hidden) = id.chars().find(|c| is_invisible(*c)) {
+        return Err(format!(
+            "must not contain invisible or text-direction characters (U+{:04X})",
+            u32::from(hidden)
+        ));
+    }
     if id.chars().all(|c| c == '.') {
         // `.` and `..` are path segments: the API's and the dashboard's URLs could not name it.
         return Err(format!("{id:?} is a path segment, not a name"));
@@ -353,6 +362,20 @@ pub fn check_plugin_id(id: &str) -> std::result::Result<(), String> {
         return Err(format!("is longer than {MAX_PLUGIN_ID_LEN} bytes"));
     }
     Ok(())
+}
+
+/// Characters that show as nothing or turn the text around them: zero-width spaces and
+/// joiners, the byte-order mark, and the bidirectional overrides and isolates. In a name they
+/// make two different names look the same, or a table print out of order.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// The rules of [`validate`] for the jobs alone; the message names the field.
@@ -376,6 +399,34 @@ fn check_job<'a>(
         return Err(format!(
             "jobs[{index}].jobKey must not contain control characters (NUL, newline, ESC, …)"
         ));
+    }
+    if job.job_key.trim() != job.job_key {
+        // `d6` and `d6 ` would be two jobs that every listing shows alike.
+        return Err(format!(
+            "jobs[{index}].jobKey {:?} must not start or end with whitespace",
+            job.job_key
+        ));
+    }
+    if let Some(hidden) = job.job_key.chars().find(|c| is_invisible(*c)) {
+        return Err(format!(
+            "jobs[{index}].jobKey must not contain invisible or text-direction characters \
+             (U+{:04X})",
+            u32::from(hidden)
+        ));
+    }
+    for (name, text, allowed) in [
+        ("displayName", &job.display_name, &[][..]),
+        ("description", &job.description, &['\n', '\t'][..]),
+    ] {
+        if let Some(bad) = text
+            .chars()
+            .find(|c| c.is_control() && !allowed.contains(c))
+        {
+            return Err(format!(
+                "jobs[{index}].{name} must not contain control characters (got U+{:04X})",
+                u32::from(bad)
+            ));
+        }
     }
     if uuid::Uuid::parse_str(&job.job_key).is_ok() {
         // The API and the CLI take a job's id or its key in the same place, an id first.
@@ -627,6 +678,28 @@ mod tests {
         assert!(check_plugin_id("billing.v2").is_ok());
 
         let job = |key: &str| JobDeclaration::new(key, "");
+        for (key, why) in [
+            ("d6 ", "must not start or end with whitespace"),
+            (
+                "\u{e9}\u{200b}",
+                "invisible or text-direction characters (U+200B)",
+            ),
+            ("a\u{202e}b", "(U+202E)"),
+        ] {
+            let err = check_jobs(&[job(key)]).expect_err(key);
+            assert!(err.contains(why), "{key:?}: {err}");
+        }
+        let mut named = job("n");
+        named.display_name = "\u{7}bell".to_owned();
+        let err = check_jobs(&[named]).expect_err("a bell");
+        assert!(
+            err.contains("displayName must not contain control characters (got U+0007)"),
+            "{err}"
+        );
+        let mut described = job("n");
+        described.description = "two\nlines\tand a tab".to_owned();
+        assert_eq!(check_jobs(&[described]), Ok(()));
+        assert!(check_plugin_id(" billing").is_err());
         let err = check_jobs(&[job("line\nbreak")]).expect_err("newline");
         assert!(
             err.contains("jobs[0].jobKey must not contain control"),
