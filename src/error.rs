@@ -39,6 +39,9 @@ pub enum Error {
     /// The run has its outcome already, so there is nothing to cancel.
     #[error("Run {run} has already ended ({status}), so it cannot be cancelled")]
     RunEnded { run: Uuid, status: String },
+    /// Another cancellation of the run is on its way.
+    #[error("Run {0} is being cancelled already")]
+    RunCancelling(Uuid),
     /// The run is live on another instance, which alone can stop its call.
     #[error(
         "Run {run} runs on instance {instance}: cancel it through that server (if it is gone, the \

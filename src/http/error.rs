@@ -70,6 +70,7 @@ impl From<Error> for ApiError {
             }
             Error::JobNotActive { .. }
             | Error::RunEnded { .. }
+            | Error::RunCancelling(_)
             | Error::RunElsewhere { .. }
             | Error::AlreadyRunning { .. }
             | Error::JobExists { .. }

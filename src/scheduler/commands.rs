@@ -134,6 +134,9 @@ impl SchedulerActor {
             .filter(|live| live.run_id == run.id)
         {
             if !live.settled {
+                if !self.cancelling.insert(run.id) {
+                    return Err(Error::RunCancelling(run.id));
+                }
                 live.handle.do_send(Cancel {
                     reason: CANCELLED_BY_OPERATOR.to_owned(),
                     before_start: Some(format!("{CANCELLED_BY_OPERATOR} before the run started")),

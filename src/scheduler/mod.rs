@@ -145,6 +145,9 @@ pub struct SchedulerActor {
     contended: u32,
     /// The actors of the runs not settled yet, shared with the `RunFence`.
     live_actors: LiveRunActors,
+    /// Runs an operator's cancellation was sent to and that have not settled yet: a second
+    /// one, sent meanwhile, is told so rather than answered as if it had cancelled the run.
+    cancelling: HashSet<Uuid>,
 }
 
 impl SchedulerActor {
@@ -177,6 +180,7 @@ impl SchedulerActor {
             waiting: HashMap::new(),
             contended: 0,
             live_actors: LiveRunActors::default(),
+            cancelling: HashSet::new(),
         }
     }
 
@@ -287,12 +291,11 @@ impl SchedulerActor {
         });
     }
 
-    /// Starts queued manual runs, oldest first, while there are free slots.
-    /// Starts the queued manual runs (triggers, retries, backfilled slots) that slots are free
-    /// for, except those whose worker is starting or restarting (one a cancel or a timeout just
-    /// restarted, say): they wait for it, and go when it runs (`JobsChanged`). A worker that
-    /// failed for good or is stopped does not hold them: their runs end failed, not queued
-    /// forever.
+    /// Starts the queued manual runs (triggers, retries, backfilled slots), oldest first, that
+    /// slots are free for, except those whose worker is starting or restarting (one a cancel or
+    /// a timeout just restarted, say): they wait for it, and go when it runs (`JobsChanged`). A
+    /// worker that failed for good or is stopped does not hold them: their runs end failed, not
+    /// queued forever.
     fn start_queued_manual(&mut self, ctx: &mut Context<Self>) {
         let workers = Arc::clone(&self.workers);
         let ready = |plugin: &str| {
@@ -580,6 +583,7 @@ impl Handler<RunFinished> for SchedulerActor {
     fn handle(&mut self, msg: RunFinished, ctx: &mut Self::Context) {
         self.runs.finish(msg.job_id, msg.run_id);
         self.live_actors.remove(msg.run_id);
+        self.cancelling.remove(&msg.run_id);
         if !self.is_running() {
             return;
         }
@@ -612,6 +616,7 @@ impl Handler<RunSettled> for SchedulerActor {
     fn handle(&mut self, msg: RunSettled, _ctx: &mut Self::Context) {
         self.runs.settle(msg.job_id, msg.run_id);
         self.live_actors.remove(msg.run_id);
+        self.cancelling.remove(&msg.run_id);
     }
 }
 
