@@ -364,17 +364,32 @@ pub fn check_plugin_id(id: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Characters that show as nothing or turn the text around them: zero-width spaces and
-/// joiners, the byte-order mark, and the bidirectional overrides and isolates. In a name they
-/// make two different names look the same, or a table print out of order.
+/// Characters that show as nothing or turn the text around them: Unicode's default-ignorable
+/// code points (zero-width spaces and joiners, soft hyphen, fillers, variation selectors, tags,
+/// the byte-order mark, the bidirectional marks, overrides and isolates) and the line and
+/// paragraph separators. In a name they make two different names look the same, or a table
+/// print out of order. The ranges are Unicode 15's `Default_Ignorable_Code_Point`, listed here
+/// rather than taken from a crate for one property.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
     )
 }
 
@@ -685,6 +700,10 @@ mod tests {
                 "invisible or text-direction characters (U+200B)",
             ),
             ("a\u{202e}b", "(U+202E)"),
+            ("y\u{61c}", "(U+061C)"),
+            ("z\u{ad}", "(U+00AD)"),
+            ("\u{3164}", "(U+3164)"),
+            ("t\u{e0001}", "(U+E0001)"),
         ] {
             let err = check_jobs(&[job(key)]).expect_err(key);
             assert!(err.contains(why), "{key:?}: {err}");

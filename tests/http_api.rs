@@ -879,6 +879,19 @@ async fn pause_and_resume_answer_the_job_with_its_new_status() {
         reply.error()
     );
     assert_eq!(h.t.job(invoice).await.status, JobStatus::Active);
+    // So is a query parameter it would ignore.
+    let reply = call(
+        &app,
+        post("/api/plugins/billing/jobs/invoice/pause?force=1").to_request(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.error().contains("unknown parameter `force`"),
+        "{}",
+        reply.error()
+    );
+    assert_eq!(h.t.job(invoice).await.status, JobStatus::Active);
 
     let reply = call(
         &app,

@@ -99,7 +99,12 @@ pub(super) async fn read_body(body: Payload, limit: usize) -> Result<Bytes, ApiE
 }
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/trigger`: 202 with the queued run.
-pub async fn trigger_job(handle: Handle, path: Path<(String, String)>, body: Payload) -> ApiResult {
+pub async fn trigger_job(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+    body: Payload,
+) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let body = read_body(body, MAX_TRIGGER_BODY).await?;
     let (trigger, payload) = parse_trigger(&body)?;
@@ -111,7 +116,12 @@ pub async fn trigger_job(handle: Handle, path: Path<(String, String)>, body: Pay
 }
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/pause`: the job, paused.
-pub async fn pause_job(handle: Handle, path: Path<(String, String)>, body: Bytes) -> ApiResult {
+pub async fn pause_job(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+    body: Bytes,
+) -> ApiResult {
     no_body(&body, "pause")?;
     let (plugin_id, job_ref) = path.into_inner();
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
@@ -120,7 +130,12 @@ pub async fn pause_job(handle: Handle, path: Path<(String, String)>, body: Bytes
 }
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/resume`: the job, active from the next slot.
-pub async fn resume_job(handle: Handle, path: Path<(String, String)>, body: Bytes) -> ApiResult {
+pub async fn resume_job(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+    body: Bytes,
+) -> ApiResult {
     no_body(&body, "resume")?;
     let (plugin_id, job_ref) = path.into_inner();
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
@@ -147,7 +162,12 @@ pub async fn get_run(
 
 /// `POST /api/runs/{runId}/cancel`: cancels a live run of this server; answers the run as
 /// recorded (`cancelled`, or still `running` when its outcome took longer than a few seconds).
-pub async fn cancel_run(handle: Handle, run_id: Path<String>, body: Bytes) -> ApiResult {
+pub async fn cancel_run(
+    handle: Handle,
+    run_id: Path<String>,
+    _query: Query<NoParameters>,
+    body: Bytes,
+) -> ApiResult {
     let raw = run_id.into_inner();
     let run_id = Uuid::parse_str(&raw).map_err(|err| {
         ApiError::bad_request(format!("invalid run id {raw:?}: expected a UUID ({err})"))

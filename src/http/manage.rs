@@ -5,11 +5,12 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::header;
-use actix_web::web::{Data, Path, Payload};
+use actix_web::web::{Data, Path, Payload, Query};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::listings::NoParameters;
 use super::views::JobView;
 use crate::PluginJobsHandle;
 use crate::declaration::JobDeclaration;
@@ -23,7 +24,12 @@ type ApiResult = Result<HttpResponse, ApiError>;
 const MAX_JOB_BODY: usize = 256 * 1024;
 
 /// `POST /api/plugins/{pluginId}/jobs`: 201 with the job object (`origin: api`).
-pub async fn create_job(handle: Handle, path: Path<String>, body: Payload) -> ApiResult {
+pub async fn create_job(
+    handle: Handle,
+    path: Path<String>,
+    _query: Query<NoParameters>,
+    body: Payload,
+) -> ApiResult {
     let plugin_id = path.into_inner();
     let body = super::handlers::read_body(body, MAX_JOB_BODY).await?;
     super::listings::ensure_plugin_known(&handle, &plugin_id).await?;
@@ -40,7 +46,12 @@ pub async fn create_job(handle: Handle, path: Path<String>, body: Payload) -> Ap
 }
 
 /// `PATCH /api/plugins/{pluginId}/jobs/{jobId}`: the job object after the change.
-pub async fn update_job(handle: Handle, path: Path<(String, String)>, body: Payload) -> ApiResult {
+pub async fn update_job(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+    body: Payload,
+) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let body = super::handlers::read_body(body, MAX_JOB_BODY).await?;
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
@@ -50,7 +61,11 @@ pub async fn update_job(handle: Handle, path: Path<(String, String)>, body: Payl
 }
 
 /// `DELETE /api/plugins/{pluginId}/jobs/{jobId}`: 204; the job is retired, its history kept.
-pub async fn delete_job(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+pub async fn delete_job(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
     handle.delete_job(JobRef::Id(job.id)).await?;
@@ -83,7 +98,12 @@ fn instant<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<DateTime
 
 /// `POST /api/plugins/{pluginId}/jobs/{jobId}/backfill` `{"from": …, "to": …}`: 202 with the
 /// slots that will be replayed.
-pub async fn backfill(handle: Handle, path: Path<(String, String)>, body: Payload) -> ApiResult {
+pub async fn backfill(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+    body: Payload,
+) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let body = super::handlers::read_body(body, MAX_JOB_BODY).await?;
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
@@ -108,7 +128,11 @@ pub async fn pending_backfill(handle: Handle, path: Path<(String, String)>) -> A
 }
 
 /// `DELETE /api/plugins/{pluginId}/jobs/{jobId}/backfill`: cancels the slots not started yet.
-pub async fn cancel_backfill(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+pub async fn cancel_backfill(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
     let cancelled = handle.cancel_backfill(JobRef::Id(job.id)).await?;
