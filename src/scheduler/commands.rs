@@ -112,7 +112,8 @@ enum Cancelling {
     Held,
     /// A manual run queued here for a free slot, taken off the queue: its row is cancelled.
     Queued(Box<PluginJobModel>),
-    /// Not this instance's: only a run whose instance stopped heartbeating it may be ended here.
+    /// Not held here: this instance's run that has just ended (its outcome is being written),
+    /// or another instance's, which is ended here only if that instance stopped heartbeating it.
     Elsewhere,
 }
 
@@ -133,15 +134,17 @@ impl SchedulerActor {
             .live(run.job_id)
             .filter(|live| live.run_id == run.id)
         {
-            if !live.settled {
-                if !self.cancelling.insert(run.id) {
-                    return Err(Error::RunCancelling(run.id));
-                }
-                live.handle.do_send(Cancel {
-                    reason: CANCELLED_BY_OPERATOR.to_owned(),
-                    before_start: Some(format!("{CANCELLED_BY_OPERATOR} before the run started")),
-                });
+            if live.settled {
+                // Its outcome is recorded (the worker may still hold the job): it has ended.
+                return Ok(Cancelling::Elsewhere);
             }
+            if !self.cancelling.insert(run.id) {
+                return Err(Error::RunCancelling(run.id));
+            }
+            live.handle.do_send(Cancel {
+                reason: CANCELLED_BY_OPERATOR.to_owned(),
+                before_start: Some(format!("{CANCELLED_BY_OPERATOR} before the run started")),
+            });
             return Ok(Cancelling::Held);
         }
         if let Some((_, job)) = self.runs.remove_queued(run.id) {
@@ -428,6 +431,7 @@ impl Handler<CancelRun> for SchedulerActor {
         };
         Box::pin(lookup.into_actor(self).then(move |found, act, _ctx| {
             let decided = found.and_then(|run| Ok((act.cancel_held(&run)?, run)));
+            let ours = act.instance_id.clone();
             let (store, events) = (act.store.clone(), act.events.clone());
             let (now, lease) = (act.clock.now(), act.config.run_lease);
             async move {
@@ -438,6 +442,28 @@ impl Handler<CancelRun> for SchedulerActor {
                         let reason = format!("{CANCELLED_BY_OPERATOR} before the run started");
                         cancel_queued(&store, &[run_id], &reason, now).await;
                         crate::job_run::report_ended_unstarted(store.clone(), events, run_id, &job);
+                    }
+                    Cancelling::Elsewhere if run.instance_id.as_deref() == Some(ours.as_str()) => {
+                        // Ours, but no longer in the run table: it ended between the read and
+                        // now (another cancellation, its own outcome). Its outcome is being
+                        // written; the caller hears how it ended.
+                        let deadline = tokio::time::Instant::now() + CANCEL_ANSWER_WAIT;
+                        loop {
+                            let run = store
+                                .send(GetRun(run_id))
+                                .await??
+                                .ok_or(Error::RunNotFound(run_id))?;
+                            if !RunStatus::LIVE.contains(&run.status) {
+                                return Err(Error::RunEnded {
+                                    run: run_id,
+                                    status: run.status.to_string(),
+                                });
+                            }
+                            if tokio::time::Instant::now() >= deadline {
+                                return Err(Error::RunCancelling(run_id));
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
                     }
                     Cancelling::Elsewhere => {
                         let instance = run.instance_id.as_deref().unwrap_or("(none recorded)");
