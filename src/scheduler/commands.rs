@@ -447,23 +447,15 @@ impl Handler<CancelRun> for SchedulerActor {
                         // Ours, but no longer in the run table: it ended between the read and
                         // now (another cancellation, its own outcome). Its outcome is being
                         // written; the caller hears how it ended.
-                        let deadline = tokio::time::Instant::now() + CANCEL_ANSWER_WAIT;
-                        loop {
-                            let run = store
-                                .send(GetRun(run_id))
-                                .await??
-                                .ok_or(Error::RunNotFound(run_id))?;
-                            if !RunStatus::LIVE.contains(&run.status) {
-                                return Err(Error::RunEnded {
-                                    run: run_id,
-                                    status: run.status.to_string(),
-                                });
+                        let run = run_once_ended(&store, run_id).await?;
+                        return Err(if RunStatus::LIVE.contains(&run.status) {
+                            Error::RunCancelling(run_id)
+                        } else {
+                            Error::RunEnded {
+                                run: run_id,
+                                status: run.status.to_string(),
                             }
-                            if tokio::time::Instant::now() >= deadline {
-                                return Err(Error::RunCancelling(run_id));
-                            }
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                        }
+                        });
                     }
                     Cancelling::Elsewhere => {
                         let instance = run.instance_id.as_deref().unwrap_or("(none recorded)");
@@ -495,22 +487,25 @@ impl Handler<CancelRun> for SchedulerActor {
                     }
                 }
                 // The run's actor records the outcome; answer with it once it is there.
-                let deadline = tokio::time::Instant::now() + CANCEL_ANSWER_WAIT;
-                loop {
-                    let run = store
-                        .send(GetRun(run_id))
-                        .await??
-                        .ok_or(Error::RunNotFound(run_id))?;
-                    if !RunStatus::LIVE.contains(&run.status)
-                        || tokio::time::Instant::now() >= deadline
-                    {
-                        return Ok(run);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
+                run_once_ended(&store, run_id).await
             }
             .into_actor(act)
         }))
+    }
+}
+
+/// The run once its outcome is recorded, or as it is after [`CANCEL_ANSWER_WAIT`].
+async fn run_once_ended(store: &Addr<StoreActor>, run_id: Uuid) -> Result<PluginJobRunModel> {
+    let deadline = tokio::time::Instant::now() + CANCEL_ANSWER_WAIT;
+    loop {
+        let run = store
+            .send(GetRun(run_id))
+            .await??
+            .ok_or(Error::RunNotFound(run_id))?;
+        if !RunStatus::LIVE.contains(&run.status) || tokio::time::Instant::now() >= deadline {
+            return Ok(run);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

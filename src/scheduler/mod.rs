@@ -583,7 +583,9 @@ impl Handler<RunFinished> for SchedulerActor {
     fn handle(&mut self, msg: RunFinished, ctx: &mut Self::Context) {
         self.runs.finish(msg.job_id, msg.run_id);
         self.live_actors.remove(msg.run_id);
-        self.cancelling.remove(&msg.run_id);
+        if !self.cancelling.is_empty() {
+            self.cancelling.remove(&msg.run_id);
+        }
         if !self.is_running() {
             return;
         }
@@ -616,7 +618,9 @@ impl Handler<RunSettled> for SchedulerActor {
     fn handle(&mut self, msg: RunSettled, _ctx: &mut Self::Context) {
         self.runs.settle(msg.job_id, msg.run_id);
         self.live_actors.remove(msg.run_id);
-        self.cancelling.remove(&msg.run_id);
+        if !self.cancelling.is_empty() {
+            self.cancelling.remove(&msg.run_id);
+        }
     }
 }
 
