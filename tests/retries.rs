@@ -108,30 +108,14 @@ async fn wait_for_finished_runs(t: &TestDb, job_id: uuid::Uuid, count: usize) {
     .await;
 }
 
-/// Waits until the scheduler has let go of every run: a run's outcome is in the database a
-/// moment before the scheduler hears it finished, and a retry pass in between finds the job
-/// still held and starts nothing.
-async fn wait_released(h: &Harness) {
-    wait_until(
-        "the scheduler lets go of the runs",
-        Duration::from_secs(10),
-        || async {
-            h.jobs
-                .diagnostics()
-                .await
-                .expect("diagnostics")
-                .active_job_count
-                == 0
-        },
-    )
-    .await;
-}
-
-/// Moves the manual clock to the slot and ticks until its run is finished.
+/// Moves the manual clock to the slot and ticks until its run is finished and the scheduler
+/// has let go of it: a run's outcome is in the database a moment before the scheduler hears it
+/// finished, and a retry pass in between would find the job still held and start nothing.
 async fn fire_slot(h: &Harness, slot: DateTime<Utc>, job_id: uuid::Uuid, runs_after: usize) {
     h.clock.set(slot);
     h.tick().await;
     wait_for_finished_runs(&h.t, job_id, runs_after).await;
+    h.wait_idle().await;
 }
 
 async fn job(t: &TestDb, job_id: uuid::Uuid) -> PluginJobModel {
@@ -224,7 +208,7 @@ async fn retries_stop_at_max_attempts_and_the_streak_counts_slots_not_attempts()
             .expect("a pending retry");
         assert_eq!(retry.attempt, attempt);
         h.clock.set(retry.due_at);
-        wait_released(&h).await;
+        h.wait_idle().await;
         assert_eq!(pass(&h.jobs).await.started, 1);
         wait_for_finished_runs(&h.t, job_id, attempt as usize).await;
     }
@@ -255,7 +239,7 @@ async fn retries_stop_at_max_attempts_and_the_streak_counts_slots_not_attempts()
             .find(|retry| retry.status == RetryStatus::Pending)
             .expect("a pending retry");
         h.clock.set(retry.due_at);
-        wait_released(&h).await;
+        h.wait_idle().await;
         assert_eq!(pass(&h.jobs).await.started, 1);
         wait_for_finished_runs(&h.t, job_id, 3 + attempt as usize).await;
     }
