@@ -660,3 +660,80 @@ async fn worker_failed_says_why_the_worker_was_given_up_on() {
         "{body}"
     );
 }
+
+/// A worker that dies at every start is given up on only after its 11th crash (about 14
+/// minutes with the default backoff); meanwhile its jobs run nowhere. The notifier says so at
+/// its third crash, once.
+#[actix_rt::test]
+async fn a_worker_that_keeps_crashing_is_reported_once_before_it_is_given_up_on() {
+    use plugin_jobs::worker::{PluginProcess, ProcessWorkerConfig, ProcessWorkers};
+
+    let t = TestDb::new().await;
+    let receiver = Receiver::default();
+    let url = start_receiver(&receiver);
+    let workers = ProcessWorkers::new(ProcessWorkerConfig {
+        crash_limit: 1_000,
+        restart_backoff: Duration::from_millis(20),
+        max_restart_backoff: Duration::from_millis(50),
+        ..ProcessWorkerConfig::default()
+    });
+    let dying = "import sys; sys.stderr.write('dying\\n'); sys.exit(7)";
+    workers
+        .start(PluginProcess {
+            plugin_id: "crash".to_owned(),
+            command: vec!["python3".into(), "-c".into(), dying.into()],
+            dir: std::env::temp_dir(),
+            env: Default::default(),
+            manifest: json!({"id": "crash"}),
+            config: Value::Null,
+        })
+        .expect("start the worker");
+    let jobs = PluginJobs::builder(t.db.clone())
+        .workers(workers)
+        .instance_id("hooks-1")
+        .notifier(config(&url, &[NotificationEvent::WorkerFailed]))
+        .manual_ticks()
+        .start()
+        .expect("start");
+    jobs.register("crash", vec![JobDeclaration::new("tick", "")])
+        .await
+        .expect("register");
+    let body = receiver.first("worker.failed").await.json();
+    assert_eq!(body["status"], "restarting", "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("the worker of plugin crash keeps crashing (")
+            && error.contains("exit status: 7")
+            && error.contains("dying"),
+        "{body}"
+    );
+    // It keeps crashing, many times over: still the one delivery.
+    let restarted_since = |count: u64| {
+        let jobs = jobs.clone();
+        async move {
+            let metrics = jobs.metrics().await.expect("metrics");
+            metrics
+                .lines()
+                .filter_map(|line| {
+                    line.strip_prefix(r#"plugin_jobs_worker_restarts_total{plugin="crash"} "#)
+                })
+                .any(|value| value.parse::<u64>().is_ok_and(|value| value >= count))
+        }
+    };
+    wait_until("ten more crashes", Duration::from_secs(20), || {
+        restarted_since(15)
+    })
+    .await;
+    // The notifier looks every poll interval; give it several looks at the crashing worker.
+    let looks_before = receiver.deliveries().len();
+    wait_until("ten more crashes again", Duration::from_secs(20), || {
+        restarted_since(25)
+    })
+    .await;
+    let deliveries = receiver.deliveries();
+    assert_eq!(
+        (looks_before, deliveries.len()),
+        (1, 1),
+        "one report of the crash loop: {deliveries:?}"
+    );
+}

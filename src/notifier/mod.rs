@@ -53,6 +53,12 @@ pub struct DeliverPass;
 #[rtype(result = "()")]
 struct LaneDone(String);
 
+/// Crashes within its crash window after which a worker that is still being restarted is
+/// reported (`worker.failed` with status `restarting`), once until its count drops below again:
+/// with the default backoff a worker that dies at every start is only given up on about 14
+/// minutes in, and its jobs run nowhere meanwhile.
+const CRASH_LOOP_CRASHES: usize = 3;
+
 /// How often at most the notifier says it dropped deliveries of a full outbox (with how many).
 const DROP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -74,6 +80,8 @@ pub struct NotifierActor {
     dropped_unsaid: u64,
     dropped_said_at: Option<std::time::Instant>,
     worker_states: HashMap<String, WorkerStatus>,
+    /// Plugins whose worker was reported as crashing over and over and has not settled since.
+    crash_loops_said: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for NotifierActor {
@@ -116,6 +124,7 @@ impl NotifierActor {
             dropped_unsaid: 0,
             dropped_said_at: None,
             worker_states: HashMap::new(),
+            crash_loops_said: std::collections::HashSet::new(),
         }
     }
 
@@ -218,7 +227,9 @@ impl NotifierActor {
     }
 
     /// Sends `worker.failed` for each plugin whose worker has turned `failed` since the last
-    /// look.
+    /// look, and once for a worker still being restarted that has crashed
+    /// [`CRASH_LOOP_CRASHES`] times within its crash window (again only after its count fell
+    /// below that).
     fn check_workers(&mut self, ctx: &mut Context<Self>) {
         if !self.wants(NotificationEvent::WorkerFailed) {
             return;
@@ -231,25 +242,47 @@ impl NotifierActor {
                     return;
                 };
                 for plugin in diagnostics.registered_plugins {
-                    let status = act.workers.status(&plugin);
-                    let before = act.worker_states.insert(plugin.clone(), status);
-                    if status == WorkerStatus::Failed && before != Some(WorkerStatus::Failed) {
-                        let Some(mut payload) =
-                            act.payload(NotificationEvent::WorkerFailed, &plugin)
-                        else {
-                            continue;
-                        };
-                        payload.status = Some(status.to_string());
-                        // The manager says why (11 crashes, and the last one's exit and stderr).
-                        payload.error =
-                            Some(act.workers.last_error(&plugin).unwrap_or_else(|| {
-                                format!("the worker of plugin {plugin} failed")
-                            }));
-                        act.enqueue(payload, ctx);
-                    }
+                    act.check_worker(plugin, ctx);
                 }
             })
             .spawn(ctx);
+    }
+
+    fn check_worker(&mut self, plugin: String, ctx: &mut Context<Self>) {
+        let status = self.workers.status(&plugin);
+        let crashes = self.workers.recent_crashes(&plugin);
+        let before = self.worker_states.insert(plugin.clone(), status);
+        if crashes < CRASH_LOOP_CRASHES {
+            self.crash_loops_said.remove(&plugin);
+        }
+        // The manager says why (11 crashes, and the last one's exit and stderr).
+        let last = self.workers.last_error(&plugin);
+        let (status, error) = if status == WorkerStatus::Failed {
+            if before == Some(WorkerStatus::Failed) {
+                return;
+            }
+            let error = last.unwrap_or_else(|| format!("the worker of plugin {plugin} failed"));
+            (status, error)
+        } else if crashes >= CRASH_LOOP_CRASHES
+            && matches!(status, WorkerStatus::Restarting | WorkerStatus::Starting)
+            && self.crash_loops_said.insert(plugin.clone())
+        {
+            // Caught between two starts or during one: either way it is being restarted.
+            let error = format!(
+                "the worker of plugin {plugin} keeps crashing ({crashes} crashes within its \
+                 crash window) and is being restarted; last: {}",
+                last.as_deref().unwrap_or("unknown")
+            );
+            (WorkerStatus::Restarting, error)
+        } else {
+            return;
+        };
+        let Some(mut payload) = self.payload(NotificationEvent::WorkerFailed, &plugin) else {
+            return;
+        };
+        payload.status = Some(status.to_string());
+        payload.error = Some(error);
+        self.enqueue(payload, ctx);
     }
 }
 

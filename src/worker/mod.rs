@@ -121,6 +121,13 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
     /// so every call that was in flight on it is over.
     fn restart(&self, plugin_id: &str) -> BoxFuture<'static, ()>;
 
+    /// How many times the plugin's worker crashed within its crash window, as counted at its
+    /// latest crash: the notifier says a worker keeps crashing before it is given up on. The
+    /// default knows of none.
+    fn recent_crashes(&self, _plugin_id: &str) -> usize {
+        0
+    }
+
     /// Why the plugin's worker last crashed or was given up on, when the manager knows.
     fn last_error(&self, plugin_id: &str) -> Option<String> {
         let _ = plugin_id;

@@ -221,6 +221,12 @@ impl WorkerManager for ProcessWorkers {
         self.starts(plugin_id).saturating_sub(1)
     }
 
+    fn recent_crashes(&self, plugin_id: &str) -> usize {
+        self.shared
+            .slot(plugin_id)
+            .map_or(0, |slot| slot.lock().recent_crashes)
+    }
+
     fn last_error(&self, plugin_id: &str) -> Option<String> {
         ProcessWorkers::last_error(self, plugin_id)
     }

@@ -34,6 +34,8 @@ pub(super) struct SlotState {
     pub(super) pid: Option<u32>,
     pub(super) last_error: Option<String>,
     pub(super) starts: u64,
+    /// Crashes within the crash window as counted at the latest crash (0 before any).
+    pub(super) recent_crashes: usize,
 }
 
 /// What the manager and the API see of one plugin's worker.
@@ -52,6 +54,7 @@ impl Slot {
                 pid: None,
                 last_error: None,
                 starts: 0,
+                recent_crashes: 0,
             }),
         }
     }
@@ -355,6 +358,7 @@ impl WorkerActor {
             self.crashes.pop_front();
         }
         let crashes = self.crashes.len();
+        self.slot.lock().recent_crashes = crashes;
         if crashes > self.config.crash_limit {
             let given_up = format!(
                 "giving up on the worker of plugin {}: {crashes} crashes within {} s of running; \
