@@ -375,5 +375,16 @@ mod tests {
             crate::db::redact("sqlite://x.db?mode=rwc"),
             "sqlite://x.db?mode=rwc"
         );
+        // PostgreSQL also reads the password from the query.
+        assert_eq!(
+            crate::db::redact(
+                "postgres://u:p%40ss@h:1/db?sslmode=require&password=qsecret&SSLPassword=k"
+            ),
+            "postgres://u:***@h:1/db?sslmode=require&password=***&SSLPassword=***"
+        );
+        assert_eq!(
+            crate::db::redact("postgres://h/db?password=a@b"),
+            "postgres://h/db?password=***"
+        );
     }
 }
