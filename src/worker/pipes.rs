@@ -196,8 +196,7 @@ fn worker_log(
     let run_id = params.get("runId").and_then(Value::as_str);
     let ours = run_id.filter(|run_id| connection.run_in_flight(run_id));
     if log::log_enabled!(host_level) && echoes.admit() {
-        let mut shown = message.to_owned();
-        crate::store::bound_text(&mut shown, LINE_LOGGED);
+        let shown = for_host_log(message);
         // A run id that is not one of this worker's calls is not printed as if it were.
         let run = match (ours, run_id) {
             (Some(run_id), _) => format!(" run {run_id}"),
@@ -217,6 +216,32 @@ const LINES_PER_SECOND: u32 = 50;
 
 /// Most bytes of one worker line put in the host's log.
 const LINE_LOGGED: usize = 4 * 1024;
+
+/// A worker's line as the host's log shows it: cut to [`LINE_LOGGED`] bytes, with every control
+/// character (newline, carriage return, terminal escape) and text-direction mark escaped
+/// (`\n`, `\u{1b}`), so a worker can neither forge a record of the host's nor recolour or
+/// retitle the operator's terminal.
+fn for_host_log(line: &str) -> String {
+    let mut bounded = line.to_owned();
+    crate::store::bound_text(&mut bounded, LINE_LOGGED);
+    if !bounded.chars().any(needs_escape) {
+        return bounded;
+    }
+    let mut shown = String::with_capacity(bounded.len() + 16);
+    for c in bounded.chars() {
+        if needs_escape(c) {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
 
 /// A per-second budget of lines for the host's log, which says how many it left out.
 struct Throttle {
@@ -286,8 +311,7 @@ pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
         };
         if throttle.admit() {
             totals.0 += 1;
-            let mut shown = line.clone();
-            crate::store::bound_text(&mut shown, LINE_LOGGED);
+            let shown = for_host_log(&line);
             log::info!("[{plugin} stderr] {shown}");
         } else {
             totals.1 += 1;
@@ -308,6 +332,20 @@ pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_line_cannot_forge_a_host_record_or_drive_the_terminal() {
+        let forged = "line1\n[2026-12-02T00:00:00Z ERROR plugin_jobs::server] FORGED\u{1b}[31m \
+                      red \u{1b}]0;title\u{7} \r overwrite \u{202E}txt.exe";
+        let shown = for_host_log(forged);
+        assert!(!shown.chars().any(needs_escape), "{shown:?}");
+        assert_eq!(
+            shown,
+            "line1\\n[2026-12-02T00:00:00Z ERROR plugin_jobs::server] FORGED\\u{1b}[31m red \
+             \\u{1b}]0;title\\u{7} \\r overwrite \\u{202e}txt.exe"
+        );
+        assert_eq!(for_host_log("plain, ünïcode ✓"), "plain, ünïcode ✓");
+    }
 
     #[test]
     fn a_throttle_admits_fifty_lines_a_second() {
