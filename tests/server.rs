@@ -346,3 +346,41 @@ fn a_database_url_it_cannot_use_or_reach_is_named_with_the_reason() {
         "{stderr}"
     );
 }
+
+/// A client that promises a body and never sends it all is answered 408 once the body wait
+/// passes, instead of holding its connection and handler for as long as it likes.
+#[test]
+fn a_body_that_never_arrives_in_full_is_answered_408() {
+    use std::io::{Read, Write};
+
+    let server = Server::start(&[demo_plugin()], &[]);
+    for (path, promised) in [
+        ("/api/plugins/demo/jobs", 100),
+        ("/api/plugins/demo/jobs/heartbeat/pause", 10),
+    ] {
+        let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("read timeout");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {promised}\r\n\r\n{{",
+            server.addr
+        );
+        stream.write_all(head.as_bytes()).expect("send");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer:?}");
+        assert!(
+            answer.contains("the request body did not arrive in full within 10 s"),
+            "{path}: {answer}"
+        );
+    }
+    let (status, job) = server.get("/api/plugins/demo/jobs/heartbeat");
+    assert_eq!(
+        (status, job["status"].as_str()),
+        (200, Some("active")),
+        "{job}"
+    );
+}

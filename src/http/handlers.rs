@@ -83,17 +83,35 @@ pub async fn get_job(
     }))
 }
 
-/// A request body of at most `limit` bytes; a larger one is a JSON 413 naming the limit (the
-/// `Bytes` extractor would answer a plain-text one).
+/// Longest wait for a request body to arrive in full once its headers have: actix-web times out
+/// the headers only, and a client that promises a body it never sends would hold its
+/// connection (and, on a write route, its handler) for as long as it likes.
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Most bytes of the body of an action that takes none (pause, resume, cancel), which may be
+/// empty, `{}` or `null`.
+const MAX_EMPTY_BODY: usize = 1024;
+
+/// A request body of at most `limit` bytes, arrived within [`BODY_WAIT`]; a larger one is a
+/// JSON 413 naming the limit (the `Bytes` extractor would answer a plain-text one), a late one
+/// a 408.
 pub(super) async fn read_body(body: Payload, limit: usize) -> Result<Bytes, ApiError> {
-    match body.to_bytes_limited(limit).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(err)) => Err(ApiError::bad_request(format!(
+    match actix_rt::time::timeout(BODY_WAIT, body.to_bytes_limited(limit)).await {
+        Ok(Ok(Ok(bytes))) => Ok(bytes),
+        Ok(Ok(Err(err))) => Err(ApiError::bad_request(format!(
             "reading the body failed: {err}"
         ))),
-        Err(_) => Err(ApiError::new(
+        Ok(Err(_)) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body is larger than {limit} bytes"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive in full within {} s (is its Content-Length \
+                 larger than what was sent?)",
+                BODY_WAIT.as_secs()
+            ),
         )),
     }
 }
@@ -120,9 +138,9 @@ pub async fn pause_job(
     handle: Handle,
     path: Path<(String, String)>,
     _query: Query<NoParameters>,
-    body: Bytes,
+    body: Payload,
 ) -> ApiResult {
-    no_body(&body, "pause")?;
+    no_body(body, "pause").await?;
     let (plugin_id, job_ref) = path.into_inner();
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
     let job = handle.pause(JobRef::Id(job.id)).await?;
@@ -134,9 +152,9 @@ pub async fn resume_job(
     handle: Handle,
     path: Path<(String, String)>,
     _query: Query<NoParameters>,
-    body: Bytes,
+    body: Payload,
 ) -> ApiResult {
-    no_body(&body, "resume")?;
+    no_body(body, "resume").await?;
     let (plugin_id, job_ref) = path.into_inner();
     let job = find_job(&handle, &plugin_id, &job_ref).await?;
     let job = handle.resume(JobRef::Id(job.id)).await?;
@@ -166,21 +184,22 @@ pub async fn cancel_run(
     handle: Handle,
     run_id: Path<String>,
     _query: Query<NoParameters>,
-    body: Bytes,
+    body: Payload,
 ) -> ApiResult {
     let raw = run_id.into_inner();
     let run_id = Uuid::parse_str(&raw).map_err(|err| {
         ApiError::bad_request(format!("invalid run id {raw:?}: expected a UUID ({err})"))
     })?;
-    no_body(&body, "cancel")?;
+    no_body(body, "cancel").await?;
     let run = handle.cancel_run(run_id).await?;
     Ok(HttpResponse::Ok().json(RunView::from(&run)))
 }
 
 /// 400 unless the body of an action that takes none is empty, `{}` or `null`: fields it would
 /// ignore are refused by name instead, as every other body's unknown fields are.
-fn no_body(body: &[u8], action: &str) -> Result<(), ApiError> {
-    let text = String::from_utf8_lossy(body);
+async fn no_body(body: Payload, action: &str) -> Result<(), ApiError> {
+    let body = read_body(body, MAX_EMPTY_BODY).await?;
+    let text = String::from_utf8_lossy(&body);
     match text.trim() {
         "" | "{}" | "null" => Ok(()),
         other => {
