@@ -780,6 +780,38 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         json!([]),
     );
     assert_eq!(spans, json!(["5 h 0 min", "3 d 2 h", "200 d"]));
+
+    // A long key and an unbroken description (both within the limits) break where they must:
+    // the other columns and the actions stay on the page, on a desktop and on a phone.
+    let long_key = format!("nightly_reconciliation_{}", "of_ledger_entries_".repeat(8));
+    let (status, created) = http(
+        &server.addr,
+        "POST",
+        "/api/plugins/good/jobs",
+        Some(&json!({"jobKey": long_key, "schedule": "", "description": "x".repeat(3000)})),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 201, "{created}");
+    let long_row = format!(r#"tr[data-job="good/{long_key}"]"#);
+    wait_for("the long job's row", Duration::from_secs(20), || {
+        browser.visible(&long_row).then_some(())
+    });
+    for width in [1280, 390] {
+        browser.viewport(width, 1000);
+        wait_for(
+            &format!("the page within {width} px"),
+            Duration::from_secs(10),
+            || {
+                let widths = browser.script(
+                    "return [document.documentElement.scrollWidth, window.innerWidth];",
+                    json!([]),
+                );
+                let (page, window) = (widths[0].as_i64(), widths[1].as_i64());
+                (window == Some(width) && page.is_some_and(|page| page <= width)).then_some(())
+            },
+        );
+    }
+    browser.viewport(1280, 1000);
     eprintln!("browser test took {:?}", started.elapsed());
 }
 
