@@ -264,6 +264,8 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
         ("latin1", minute),
         ("huge", minute),
         ("notjson", minute),
+        ("records", minute),
+        ("bigrecord", minute),
     ])
     .await;
     s.wait_running().await;
@@ -300,6 +302,20 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
     assert!(
         error.starts_with("the worker answered with a malformed response (not JSON")
             && error.contains("\"result\":nul"),
+        "{error}"
+    );
+
+    // Records the worker prints for itself carry an "id" that is its call's: they are not
+    // answers, and the call goes on to its real answer (ending it there would free the job while
+    // the worker still runs it).
+    let records = s.run("records").await;
+    assert_eq!(records.status, RunStatus::Succeeded, "{:?}", records.error);
+    // An oversized answer whose result holds an "id" of its own is the answer of the id at its
+    // end.
+    let big = s.run("bigrecord").await;
+    let error = big.error.unwrap_or_default();
+    assert!(
+        error.starts_with("the worker's answer was 2097") && error.contains("over the limit"),
         "{error}"
     );
 
@@ -774,4 +790,30 @@ async fn a_worker_that_closes_its_stdout_but_keeps_running_is_ended_and_restarte
         )
         .await;
     }
+}
+
+#[actix_rt::test]
+async fn a_worker_that_closes_its_stdin_but_keeps_running_is_ended_and_its_run_says_why() {
+    let s = Setup::new(
+        vec!["python3".into(), "./deaf_worker.py".into()],
+        raw_worker_dir(),
+        &[],
+    )
+    .await;
+    // A minute's timeout: the run must not wait it out.
+    s.register(&[("any", Some(60_000))]).await;
+    s.wait_running().await;
+    let run = s.run("any").await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap_or_default();
+    assert!(
+        error.contains("closed its stdin but kept running"),
+        "{error}"
+    );
+    wait_until(
+        "the deaf worker is started again",
+        Duration::from_secs(20),
+        || async { s.workers.starts(PLUGIN) >= 2 },
+    )
+    .await;
 }

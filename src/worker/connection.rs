@@ -136,6 +136,11 @@ impl Connection {
         let _ = self.writer.send(line);
     }
 
+    /// Whether the call with `id` is waiting for its answer.
+    pub(super) fn is_waiting(&self, id: u64) -> bool {
+        self.lock().pending.contains_key(&id)
+    }
+
     /// Hands an answer to its caller. False when no call has that id (never sent, already
     /// answered, or given up on).
     pub(super) fn resolve(&self, id: &Value, result: Result<Value, WorkerError>) -> bool {

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
 use super::connection::Connection;
@@ -38,8 +38,15 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
     connection: Arc<Connection>,
     logs: Arc<RunLogs>,
 ) {
-    let mut echoes = Throttle::new(format!("[{plugin}] log notification"));
+    let mut echoes = Throttles {
+        logs: Throttle::new(format!("[{plugin}] log notification")),
+        drops: Throttle::new(format!(
+            "plugin {plugin}: stdout line(s) not JSON-RPC or unanswerable:"
+        )),
+    };
     loop {
+        echoes.logs.say_when_quiet(&mut stdout).await;
+        echoes.drops.say_when_quiet(&mut stdout).await;
         let line = match rpc::read_line(&mut stdout, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
             Ok(Line::Oversized { bytes, head, tail }) => {
@@ -50,11 +57,15 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
                         rpc::MAX_LINE_BYTES
                     )
                 };
-                let id = rpc::answered_id(&head);
+                let id = rpc::answered_id(&head, &tail);
                 if id.is_some_and(|id| fail_call(&plugin, &connection, &id, error())) {
                     continue;
                 }
-                log::warn!("plugin {plugin}: dropped a stdout line of {bytes} bytes (too long)");
+                if echoes.drops.admit() {
+                    log::warn!(
+                        "plugin {plugin}: dropped a stdout line of {bytes} bytes (too long)"
+                    );
+                }
                 // A run's log line that was dropped leaves a trace in the run's logs.
                 if let Some(run_id) = rpc::logged_run_id(&head, &tail)
                     .filter(|run_id| connection.run_in_flight(run_id))
@@ -97,7 +108,7 @@ fn dispatch(
     plugin: &str,
     connection: &Connection,
     logs: &RunLogs,
-    echoes: &mut Throttle,
+    echoes: &mut Throttles,
 ) {
     let mut line = line;
     for _ in 0..=MESSAGES_RUN_TOGETHER {
@@ -111,7 +122,8 @@ fn dispatch(
         let shown: String = line.chars().take(200).collect();
         let error = format!("the worker answered with a malformed response ({bad}): {shown}");
         let id = bad.id.as_ref().filter(|_| !names_a_method(line));
-        if !id.is_some_and(|id| fail_call(plugin, connection, id, error)) {
+        if !id.is_some_and(|id| fail_call(plugin, connection, id, error)) && echoes.drops.admit() {
+            let shown = for_host_log(&shown);
             log::warn!(
                 "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): {shown}"
             );
@@ -128,16 +140,20 @@ fn act_on(
     plugin: &str,
     connection: &Connection,
     logs: &RunLogs,
-    echoes: &mut Throttle,
+    echoes: &mut Throttles,
 ) {
     match message {
         Message::Response { id, result } => {
-            if !connection.resolve(&id, result) {
-                log::warn!("plugin {plugin}: dropped a response with unknown id {id}");
+            if !connection.resolve(&id, result) && echoes.drops.admit() {
+                log::warn!(
+                    "plugin {plugin}: dropped a response with id {}: {}",
+                    for_host_log(&id.to_string()),
+                    unanswered_why(&id, connection)
+                );
             }
         }
         Message::Notification { method, params } if method == "log" => {
-            worker_log(plugin, &params, connection, logs, echoes);
+            worker_log(plugin, &params, connection, logs, &mut echoes.logs);
         }
         Message::Notification { method, .. } => {
             log::debug!("plugin {plugin}: ignored notification {method}");
@@ -150,6 +166,30 @@ fn act_on(
             connection.send_line(rpc::response(&id, &Err(refusal)));
         }
     }
+}
+
+/// Why an answer's id matched no call: a call long over, or an id the host never sends (its
+/// calls have integer ids, echoed as sent: `"5"`, `5.0` or `null` answer none of them).
+fn unanswered_why(id: &Value, connection: &Connection) -> String {
+    if id.is_u64() {
+        return "no call with that id is waiting (answered already, given up on, or never sent)"
+            .to_owned();
+    }
+    let meant = match id {
+        Value::String(text) => text.trim().parse::<u64>().ok(),
+        Value::Number(number) => number
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+            .map(|n| n as u64),
+        _ => None,
+    };
+    let waiting = meant
+        .filter(|meant| connection.is_waiting(*meant))
+        .map(|meant| format!("; call {meant} is waiting for an answer with \"id\": {meant}"))
+        .unwrap_or_default();
+    format!(
+        "the host's calls have integer ids, and an answer must echo its call's id as sent{waiting}"
+    )
 }
 
 /// Fails the call in flight with `id` with `error`: an answer that cannot be read (malformed, or
@@ -243,6 +283,21 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// The budgets of one worker's stdout: its `log` notifications, and the warnings about lines
+/// dropped (not JSON-RPC, too long, answering no call), which a worker that prints its own
+/// output to stdout would otherwise turn into one host warning per line.
+struct Throttles {
+    logs: Throttle,
+    drops: Throttle,
+}
+
+impl Throttles {
+    fn finish(&mut self) {
+        self.logs.finish();
+        self.drops.finish();
+    }
+}
+
 /// A per-second budget of lines for the host's log, which says how many it left out.
 struct Throttle {
     what: String,
@@ -277,6 +332,20 @@ impl Throttle {
         }
     }
 
+    /// With lines left out and not said yet, waits for the worker's next output until this
+    /// second is over, and then says how many: a worker that goes quiet after a burst (a daily
+    /// job) is not left with its count unsaid until its next line, hours later. Reads nothing
+    /// (`fill_buf` is cancel-safe).
+    async fn say_when_quiet<R: AsyncBufRead + Unpin>(&mut self, reader: &mut R) {
+        if self.skipped == 0 {
+            return;
+        }
+        let left = std::time::Duration::from_secs(1).saturating_sub(self.window.elapsed());
+        if tokio::time::timeout(left, reader.fill_buf()).await.is_err() {
+            self.finish();
+        }
+    }
+
     /// Says how many lines were left out since it last said so.
     fn finish(&mut self) {
         let skipped = std::mem::take(&mut self.skipped);
@@ -301,6 +370,7 @@ pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
     let mut totals = (0_u64, 0_u64);
     let mut throttle = Throttle::new(format!("[{plugin} stderr]"));
     loop {
+        throttle.say_when_quiet(&mut stderr).await;
         let line = match rpc::read_line(&mut stderr, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
             Ok(Line::Oversized { bytes, .. }) => format!("<{bytes} bytes>"),
@@ -345,6 +415,24 @@ mod tests {
              \\u{1b}]0;title\\u{7} \\r overwrite \\u{202e}txt.exe"
         );
         assert_eq!(for_host_log("plain, ünïcode ✓"), "plain, ünïcode ✓");
+    }
+
+    /// A worker that goes quiet after a burst has its count said once the second is over, not
+    /// at its next line (hours later, for a daily job).
+    #[tokio::test]
+    async fn a_throttle_says_its_count_when_the_worker_goes_quiet() {
+        let mut throttle = Throttle::new("[p]".to_owned());
+        let admitted = (0..60).filter(|_| throttle.admit()).count();
+        assert_eq!((admitted, throttle.skipped), (50, 10));
+        let (_quiet_writer, quiet) = tokio::io::duplex(64);
+        let mut quiet = tokio::io::BufReader::new(quiet);
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            throttle.say_when_quiet(&mut quiet),
+        )
+        .await
+        .expect("said within the second");
+        assert_eq!(throttle.skipped, 0, "the count was said");
     }
 
     #[test]

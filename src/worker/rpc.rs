@@ -256,14 +256,21 @@ pub fn parse(line: &str) -> Result<Message, Malformed> {
         message: format!("not JSON: {err}"),
         // A line that begins as an answer does (`{"jsonrpc":"2.0","id":7,"result":nul}`) still
         // names the call it answers, which then fails at once instead of at its timeout.
-        id: answered_id(line.as_bytes()),
+        id: answered_id(line.as_bytes(), &[]),
     })?;
     let Value::Object(mut object) = value else {
         return Err(Malformed::invalid("not a JSON object", None));
     };
-    let id = object.remove("id").filter(|id| !id.is_null());
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(Malformed::invalid("\"jsonrpc\" is not \"2.0\"", id));
+    let id = object.remove("id");
+    let null_id = id.as_ref().is_some_and(Value::is_null);
+    let id = id.filter(|id| !id.is_null());
+    match object.get("jsonrpc").map(|version| version.as_str()) {
+        Some(Some("2.0")) => {}
+        // An object without `"jsonrpc"` is output of the worker's own (a record it printed,
+        // `{"id": 2, "customer": …}`), not an answer: its `id` names none of the host's calls,
+        // and taking it for one would end a call the worker is still running.
+        None => return Err(Malformed::invalid("no \"jsonrpc\" member", None)),
+        Some(_) => return Err(Malformed::invalid("\"jsonrpc\" is not \"2.0\"", id)),
     }
     if let Some(method) = object.remove("method") {
         let Value::String(method) = method else {
@@ -276,8 +283,13 @@ pub fn parse(line: &str) -> Result<Message, Malformed> {
         });
     }
     let Some(id) = id else {
+        let answer = object.contains_key("result") || object.contains_key("error");
         return Err(Malformed::invalid(
-            "neither \"method\" nor \"id\": not a request, a notification or a response",
+            if null_id && answer {
+                "a response with \"id\": null answers no call (it must echo its request's id)"
+            } else {
+                "neither \"method\" nor \"id\": not a request, a notification or a response"
+            },
             None,
         ));
     };
@@ -423,15 +435,145 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     }
 }
 
-/// The id of the answer a discarded line began: `{"jsonrpc":"2.0","id":7,"result":…` as workers
-/// write it, with the id before the bulk. `None` when the head names a `method` (a request or a
-/// notification of the worker's) or holds no id.
-pub fn answered_id(head: &[u8]) -> Option<Value> {
-    let head = String::from_utf8_lossy(head);
-    if head.contains("\"method\"") {
+/// The id of the answer a line that cannot be read was, when the line says so for sure: a JSON
+/// object with a top-level `"jsonrpc"` member and no `"method"`, whose top-level `"id"` is in
+/// its `head` (`{"jsonrpc":"2.0","id":7,"result":…`, as most workers write it) or is its last
+/// member, at the very end of its `tail` (`…,"id":7}`). An `"id"` nested in the result, or in a
+/// line the worker printed for itself (`exported {"id": 2}`), names none of the host's calls.
+pub fn answered_id(head: &[u8], tail: &[u8]) -> Option<Value> {
+    let members = TopLevel::scan(&String::from_utf8_lossy(head))?;
+    if !members.jsonrpc || members.method {
         return None;
     }
-    member_in_head(&head, "\"id\"")
+    members
+        .id
+        .or_else(|| last_member_id(&String::from_utf8_lossy(tail)))
+}
+
+/// What the start of a JSON object says at its top level.
+#[derive(Debug, Default, PartialEq)]
+struct TopLevel {
+    jsonrpc: bool,
+    method: bool,
+    id: Option<Value>,
+}
+
+impl TopLevel {
+    /// Reads the top-level members of the object `text` begins, as far as `text` goes. `None`
+    /// when `text` does not begin with an object.
+    fn scan(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        let mut at = skip_space(bytes, 0);
+        if bytes.get(at) != Some(&b'{') {
+            return None;
+        }
+        let mut found = Self::default();
+        at += 1;
+        loop {
+            at = skip_space(bytes, at);
+            match bytes.get(at) {
+                Some(b',') => {
+                    at += 1;
+                    continue;
+                }
+                Some(b'"') => {}
+                _ => return Some(found),
+            }
+            let Some(key_end) = string_end(bytes, at) else {
+                return Some(found);
+            };
+            let key = &text[at + 1..key_end - 1];
+            at = skip_space(bytes, key_end);
+            if bytes.get(at) != Some(&b':') {
+                return Some(found);
+            }
+            at = skip_space(bytes, at + 1);
+            // A value the text cuts short says nothing for sure (`"id":12` of `"id":123`).
+            let Some(end) = value_end(bytes, at) else {
+                return Some(found);
+            };
+            match key {
+                "jsonrpc" => found.jsonrpc = true,
+                "method" => found.method = true,
+                "id" => found.id = member_value(&text[at..end]),
+                _ => {}
+            }
+            at = end;
+        }
+    }
+}
+
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
+}
+
+/// The index just past the JSON string that starts at `at` (its opening quote), or `None` when
+/// the text ends first.
+fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The index just past the JSON value that starts at `at`, or `None` when the text ends first.
+fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'"' => string_end(bytes, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'"' => {
+                        i = string_end(bytes, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            let end = bytes[at..]
+                .iter()
+                .position(|&b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())?;
+            Some(at + end)
+        }
+    }
+}
+
+/// The id of `…,"id":7}` at the very end of a line: the object's last member.
+fn last_member_id(tail: &str) -> Option<Value> {
+    let body = tail.trim_end().strip_suffix('}')?.trim_end();
+    let key_at = body.rfind("\"id\"")?;
+    let before = body[..key_at].trim_end();
+    if !before.ends_with(',') && !before.ends_with('{') {
+        return None;
+    }
+    let value = body[key_at + 4..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let parsed = member_value(value)?;
+    // The whole rest is the value: nothing nested after it.
+    (serde_json::to_string(&parsed).ok()? == value).then_some(parsed)
 }
 
 /// The run a discarded `log` notification named, found in its first or last bytes: workers
@@ -454,7 +596,11 @@ pub fn logged_run_id(head: &[u8], tail: &[u8]) -> Option<String> {
 /// The string or integer value of the first member `key` (quoted) in the start of a JSON text.
 fn member_in_head(head: &str, key: &str) -> Option<Value> {
     let rest = head.split_once(key)?.1.trim_start();
-    let value = rest.strip_prefix(':')?.trim_start();
+    member_value(rest.strip_prefix(':')?.trim_start())
+}
+
+/// The string or integer a JSON text begins with.
+fn member_value(value: &str) -> Option<Value> {
     if let Some(quoted) = value.strip_prefix('"') {
         let (id, _) = quoted.split_once('"')?;
         return Some(Value::String(id.to_owned()));
@@ -602,18 +748,57 @@ mod tests {
 
     #[test]
     fn the_id_of_a_discarded_answer_is_read_from_its_head() {
-        let id = |head: &str| answered_id(head.as_bytes());
+        let id = |head: &str| answered_id(head.as_bytes(), &[]);
         assert_eq!(
             id(r#"{"jsonrpc":"2.0","id":7,"result":"xxxx"#),
             Some(json!(7))
         );
-        assert_eq!(id(r#"{"id" : "r-1", "result":"#), Some(json!("r-1")));
+        assert_eq!(
+            id(r#"{ "jsonrpc" : "2.0" , "id" : "r-1", "result":"#),
+            Some(json!("r-1"))
+        );
         assert_eq!(id(r#"{"jsonrpc":"2.0","result":"xxxxxxxx"#), None);
         assert_eq!(
             id(r#"{"jsonrpc":"2.0","method":"log","params":{"id":3"#),
             None
         );
         assert_eq!(id(r#"{"jsonrpc":"2.0","id":"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":12"#), None, "cut short");
+    }
+
+    /// An `"id"` that is not the answer's own names none of the host's calls: ending one would
+    /// free a job its worker is still running.
+    #[test]
+    fn an_id_that_is_not_the_answers_own_names_no_call() {
+        let id = |head: &str, tail: &str| answered_id(head.as_bytes(), tail.as_bytes());
+        // Output of the worker's own: no "jsonrpc".
+        assert_eq!(id(r#"{"id": 2, "customer": "c2"#, ""), None);
+        assert_eq!(id(r#"exported row {"id": 2, "customer": "c1"}"#, ""), None);
+        assert_eq!(id(r#"{"id" : "r-1", "result":"#, ""), None);
+        // An id nested in the result is not the answer's.
+        assert_eq!(
+            id(
+                r#"{"jsonrpc":"2.0","result":{"id":2,"rows":"xxxx"#,
+                r#"xxxx"},"id":9}"#
+            ),
+            Some(json!(9))
+        );
+        assert_eq!(
+            id(
+                r#"{"jsonrpc":"2.0","result":{"rows":"xxxx"#,
+                r#"xxxx","id":2}}"#
+            ),
+            None
+        );
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","result":{"rows":"x\"id\":3"#, ""),
+            None
+        );
+        // A complete line without "jsonrpc" is not an answer either.
+        let record = parse(r#"{"id": 2, "customer": "c2"}"#).expect_err("a record");
+        assert_eq!(record.id, None, "{record}");
+        let bad = parse(r#"{"id": 2, "result": 1"#).expect_err("cut");
+        assert_eq!(bad.id, None, "{bad}");
     }
 
     #[tokio::test]

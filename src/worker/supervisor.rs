@@ -204,10 +204,14 @@ impl WorkerActor {
             state.starts += 1;
         }
         self.stderr_tail = Arc::new(Mutex::new(String::new()));
-        let plugin = self.plugin().to_owned();
+        let generation = self.generation;
+        let actor = ctx.address();
         actix_rt::spawn(async move {
             if let Err(err) = write_lines(stdin, queued).await {
-                log::debug!("stdin of the worker of plugin {plugin} closed: {err}");
+                actor.do_send(StdinClosed {
+                    generation,
+                    error: err.to_string(),
+                });
             }
         });
         actix_rt::spawn(read_stderr(
@@ -417,7 +421,8 @@ struct StdoutClosed {
     generation: u64,
 }
 
-/// How long a worker whose stdout closed may take to exit on its own before it is ended.
+/// How long a worker whose stdout (or stdin) closed may take to exit on its own before it is
+/// ended.
 const STDOUT_CLOSED_GRACE: Duration = Duration::from_secs(2);
 
 impl Handler<StdoutClosed> for WorkerActor {
@@ -439,6 +444,46 @@ impl Handler<StdoutClosed> for WorkerActor {
                 "the worker of plugin {} closed its stdout but kept running, so it could answer \
                  nothing more",
                 act.plugin()
+            );
+            log::warn!("{reason}; ending it");
+            act.end_process(reason, Signal::SIGKILL);
+        });
+    }
+}
+
+/// Writing to the worker's stdin failed: the worker closed it (or is exiting).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StdinClosed {
+    generation: u64,
+    error: String,
+}
+
+impl Handler<StdinClosed> for WorkerActor {
+    type Result = ();
+
+    /// A worker that closed its stdin but keeps running can take no call: every call already
+    /// sent would wait out its run's timeout, and every later one would be refused while the
+    /// worker looked healthy. Unless it exits by itself within a moment, it is ended, and its
+    /// exit counts as a crash.
+    fn handle(&mut self, msg: StdinClosed, ctx: &mut Self::Context) {
+        if msg.generation != self.generation || self.stopping {
+            return;
+        }
+        log::debug!(
+            "writing to the stdin of the worker of plugin {} failed: {}",
+            self.plugin(),
+            msg.error
+        );
+        ctx.run_later(STDOUT_CLOSED_GRACE, move |act, _ctx| {
+            if act.generation != msg.generation || act.pid.is_none() || act.stopping {
+                return;
+            }
+            let reason = format!(
+                "the worker of plugin {} closed its stdin but kept running, so it could be sent \
+                 nothing more ({})",
+                act.plugin(),
+                msg.error
             );
             log::warn!("{reason}; ending it");
             act.end_process(reason, Signal::SIGKILL);

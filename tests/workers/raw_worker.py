@@ -6,7 +6,9 @@ with a message, job `echo` logs the payload it was given (as sorted JSON), job `
 and the run it retries), job `flood` sends 100,000 empty log lines and one with a level of almost 1 MiB
 before it succeeds; job `malformed` answers with an error object that has no message; job `latin1`
 fails with a message holding a byte that is not UTF-8; job `huge` answers with a 2 MiB result
-(over the host's 1 MiB limit on a line); any other key is an invalid-params error.
+(over the host's 1 MiB limit on a line); job `records` prints records of its own to stdout, with
+an `"id"` that is its call's, before it succeeds; job `bigrecord` answers with a 2 MiB result
+holding an `"id"` of its own, the answer's id last; any other key is an invalid-params error.
 """
 import json
 import sys
@@ -70,6 +72,14 @@ for line in sys.stdin:
             # An answer whose id can be read, in a line that is not JSON.
             sys.stdout.write('{"jsonrpc":"2.0","id":%s,"result":nul}\n' % json.dumps(mid))
             sys.stdout.flush()
+        elif job["jobKey"] == "records":
+            # Output of the worker's own, as print() debugging writes it: not answers.
+            for record in ({"id": mid, "customer": "c1"}, {"id": mid, "result": "exported"}):
+                sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.write('exported row {"id": %s, "customer": "c2"}\n' % json.dumps(mid))
+            send({"jsonrpc": "2.0", "id": mid, "result": None})
+        elif job["jobKey"] == "bigrecord":
+            send({"jsonrpc": "2.0", "result": {"id": 999, "rows": "x" * (2 << 20)}, "id": mid})
         elif job["jobKey"] == "huge":
             send({"jsonrpc": "2.0", "id": mid, "result": "x" * (2 << 20)})
         elif job["jobKey"] == "fail":
