@@ -235,9 +235,9 @@ async fn plugins_are_the_registered_ones_and_those_with_jobs_in_the_database() {
     assert_eq!(
         reply.body,
         json!([
-            {"id": "billing", "workerStatus": "running", "jobCount": 4},
-            {"id": "empty", "workerStatus": "stopped", "jobCount": 0},
-            {"id": "legacy", "workerStatus": "stopped", "jobCount": 1},
+            {"id": "billing", "workerStatus": "running", "workerError": null, "jobCount": 4},
+            {"id": "empty", "workerStatus": "stopped", "workerError": null, "jobCount": 0},
+            {"id": "legacy", "workerStatus": "stopped", "workerError": null, "jobCount": 1},
         ])
     );
 

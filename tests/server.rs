@@ -384,3 +384,38 @@ fn a_body_that_never_arrives_in_full_is_answered_408() {
         "{job}"
     );
 }
+
+/// Why a worker keeps restarting is in `GET /api/plugins`, not only in the host's log.
+#[test]
+fn a_failing_workers_last_error_is_in_the_plugins_listing() {
+    let crashing = test_plugin(
+        "crashy",
+        &["--crash-on-start"],
+        json!([{"jobKey": "tick", "schedule": ""}]),
+    );
+    let server = Server::start(&[crashing, demo_plugin()], &[]);
+    wait_until(
+        "the crashing worker's error is listed",
+        Duration::from_secs(20),
+        || {
+            let (status, plugins) = server.get("/api/plugins");
+            assert_eq!(status, 200, "{plugins}");
+            let find = |id: &str| {
+                plugins
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|plugin| plugin["id"] == id)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (crashy, demo) = (find("crashy"), find("demo"));
+            demo["workerStatus"] == "running"
+                && demo["workerError"].is_null()
+                && crashy["workerStatus"] != "running"
+                && crashy["workerError"]
+                    .as_str()
+                    .is_some_and(|error| error.contains("exit status"))
+        },
+    );
+}

@@ -20,6 +20,7 @@ use super::handlers::{Handle, find_job, slot_instants, upcoming_slots};
 use super::views::{JobOverviewView, JobView, PluginView, RunSummaryView, RunView};
 use crate::PluginJobsHandle;
 use crate::store::{ListJobPage, ListRunPage, ListRuns};
+use crate::worker::WorkerStatus;
 
 /// The largest `limit` of a listing.
 const MAX_LIMIT: u64 = 500;
@@ -55,10 +56,17 @@ pub async fn list_plugins(handle: Handle, _query: Query<NoParameters>) -> ApiRes
     }
     let plugins: Vec<PluginView> = counts
         .into_iter()
-        .map(|(id, job_count)| PluginView {
-            worker_status: handle.workers.status(&id),
-            id,
-            job_count: usize::try_from(job_count).unwrap_or(usize::MAX),
+        .map(|(id, job_count)| {
+            let worker_status = handle.workers.status(&id);
+            let worker_error = (worker_status != WorkerStatus::Running)
+                .then(|| handle.workers.last_error(&id))
+                .flatten();
+            PluginView {
+                worker_status,
+                worker_error,
+                id,
+                job_count: usize::try_from(job_count).unwrap_or(usize::MAX),
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(plugins))

@@ -21,6 +21,10 @@ fn iso_opt(t: Option<DateTime<Utc>>) -> Option<String> {
 pub struct PluginView {
     pub id: String,
     pub worker_status: WorkerStatus,
+    /// Why the worker last crashed, failed its handshake or was given up on, while it is not
+    /// running (`null` once it runs again): what an operator needs to see a restart loop's cause
+    /// without reading the host's log.
+    pub worker_error: Option<String>,
     /// Jobs of the plugin in the database, whatever their status.
     pub job_count: usize,
 }

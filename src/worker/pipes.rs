@@ -128,6 +128,10 @@ fn dispatch(
                 "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): {shown}"
             );
         }
+        // A batch's messages are not two run together.
+        if line.trim_start().starts_with('[') {
+            return;
+        }
         match line.get(1..).and_then(|rest| rest.find("{\"jsonrpc\"")) {
             Some(at) => line = &line[1 + at..],
             None => return,
@@ -159,10 +163,12 @@ fn act_on(
             log::debug!("plugin {plugin}: ignored notification {method}");
         }
         Message::Request { id, method, .. } => {
-            let refusal = WorkerError::new(
-                codes::METHOD_NOT_FOUND,
-                format!("the host has no method {method}"),
-            );
+            let message = if method == "log" {
+                "log is a notification: send it without an \"id\"".to_owned()
+            } else {
+                format!("the host has no method {method}")
+            };
+            let refusal = WorkerError::new(codes::METHOD_NOT_FOUND, message);
             connection.send_line(rpc::response(&id, &Err(refusal)));
         }
     }

@@ -251,6 +251,8 @@ impl Malformed {
 
 /// Decodes one line.
 pub fn parse(line: &str) -> Result<Message, Malformed> {
+    // A byte-order mark some writers put first is not part of the message.
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     let value: Value = serde_json::from_str(line).map_err(|err| Malformed {
         code: codes::PARSE_ERROR,
         message: format!("not JSON: {err}"),
@@ -258,8 +260,21 @@ pub fn parse(line: &str) -> Result<Message, Malformed> {
         // names the call it answers, which then fails at once instead of at its timeout.
         id: answered_id(line.as_bytes(), &[]),
     })?;
-    let Value::Object(mut object) = value else {
-        return Err(Malformed::invalid("not a JSON object", None));
+    let mut object = match value {
+        Value::Object(object) => object,
+        // A batch answers the calls it holds, which then fail at once rather than at their
+        // timeout; the first one's id is the one named.
+        Value::Array(batch) => {
+            let id = batch.iter().find_map(|message| {
+                message.get("jsonrpc")?;
+                message.get("id").filter(|id| !id.is_null()).cloned()
+            });
+            return Err(Malformed::invalid(
+                "a batch (a JSON array): the host reads one message per line, not batches",
+                id,
+            ));
+        }
+        _ => return Err(Malformed::invalid("not a JSON object", None)),
     };
     let id = object.remove("id");
     let null_id = id.as_ref().is_some_and(Value::is_null);
@@ -673,6 +688,29 @@ mod tests {
         assert!(both.message.contains("exactly one"), "{both}");
         let error = parse(r#"{"jsonrpc":"2.0","id":1,"error":{"code":"x"}}"#).expect_err("code");
         assert!(error.message.contains("integer \"code\""), "{error}");
+        let batch = parse(r#"[{"jsonrpc":"2.0","id":2,"result":null}]"#).expect_err("batch");
+        assert!(batch.message.contains("a batch"), "{batch}");
+        assert_eq!(
+            batch.id,
+            Some(json!(2)),
+            "the call it answers fails at once"
+        );
+        let null_id = parse(r#"{"jsonrpc":"2.0","id":null,"result":1}"#).expect_err("null id");
+        assert!(
+            null_id.message.contains("\"id\": null answers no call"),
+            "{null_id}"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_a_message_is_not_part_of_it() {
+        assert_eq!(
+            parse("\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"ok\":true}}"),
+            Ok(Message::Response {
+                id: json!(1),
+                result: Ok(json!({"ok": true}))
+            })
+        );
     }
 
     #[test]
