@@ -922,3 +922,56 @@ async fn due_jobs_of_several_plugins_are_claimed_round_robin() {
         "a's other jobs wait for the next claim"
     );
 }
+
+/// Under `queue_one` and `cancel_previous`, slots missed while no instance claimed (a stop, a
+/// late claim) with no run live are misfires, as under any other policy: `fire_once` gives the
+/// oldest one late run and the others are skipped as `misfire`, not as `overlap` (no run was
+/// live to overlap).
+#[actix_rt::test]
+async fn slots_missed_with_no_run_live_misfire_under_every_overlap_policy() {
+    let h = Harness::new(config(10)).await;
+    let policies = [
+        ("queued", OverlapPolicy::QueueOne),
+        ("preempting", OverlapPolicy::CancelPrevious),
+        ("skipping", OverlapPolicy::Skip),
+    ];
+    for (key, _) in policies {
+        h.workers.inner.register("p", key, ok_handler);
+    }
+    let jobs = h
+        .jobs
+        .register(
+            "p",
+            policies
+                .iter()
+                .map(|(key, overlap)| declared(key, "* * * * *", *overlap))
+                .collect(),
+        )
+        .await
+        .expect("register");
+    // Nothing claims from 10:01 to 10:04: four slots are missed.
+    h.clock.set(at("2024-01-15T10:04:10Z"));
+    h.tick().await;
+    for job in &jobs {
+        wait_until("the late run ended", Duration::from_secs(10), || async {
+            let runs = runs_of(&h.t, job.id).await;
+            runs.len() == 1 && !runs[0].status.is_live()
+        })
+        .await;
+        let runs = runs_of(&h.t, job.id).await;
+        assert_eq!(
+            runs[0].scheduled_for,
+            at("10:01"),
+            "{}: the oldest missed slot runs late",
+            job.job_key
+        );
+    }
+    let metrics = h.jobs.metrics().await.expect("metrics");
+    for (key, _) in policies {
+        let line = format!(
+            r#"plugin_jobs_slots_skipped_total{{plugin="p",job="{key}",reason="misfire"}} 3"#
+        );
+        assert!(metrics.lines().any(|l| l == line), "{line}:\n{metrics}");
+    }
+    assert!(!metrics.contains(r#"reason="overlap""#), "{metrics}");
+}

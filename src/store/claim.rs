@@ -431,6 +431,17 @@ impl Claim<'_> {
             // is decided when it is due.
             return Ok(None);
         }
+        // Under `queue_one` and `cancel_previous` a past slot with no run live may be one that
+        // waited for a run which has ended since (only the newest due slot then runs, standing
+        // for the ones after it), or one nothing ran at, missed while no instance claimed (a
+        // stop, a late claim): that one misfires like any other policy's.
+        let waited = live.is_none()
+            && slot < now
+            && matches!(
+                job.overlap,
+                OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious
+            )
+            && self.ended_after(job.id, due).await?;
         let schedule = self
             .schedules
             .entry((job.schedule.clone(), job.timezone.clone()))
@@ -480,7 +491,7 @@ impl Claim<'_> {
                 });
                 (pointer, Fate::Wait { passed, preempt })
             }
-            (None, OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious) if slot < now => {
+            (None, OverlapPolicy::QueueOne | OverlapPolicy::CancelPrevious) if waited => {
                 // The slot waited for a run that has ended; newer slots may have come due
                 // meanwhile (the run ended here before a claim moved the wait on). Only the
                 // newest waits, so it is the one that runs (or misfires), standing for them.
@@ -521,6 +532,22 @@ impl Claim<'_> {
             pointer,
             fate,
         }))
+    }
+}
+
+impl Claim<'_> {
+    /// Whether a run of the job ended at or after `due`: the slot due then waited for it.
+    async fn ended_after(&self, job_id: Uuid, due: DateTime<Utc>) -> Result<bool> {
+        let ended = PluginJobRun::find()
+            .select_only()
+            .column(PluginJobRunColumn::Id)
+            .filter(PluginJobRunColumn::JobId.eq(job_id))
+            .filter(PluginJobRunColumn::FinishedAt.gte(due))
+            .limit(1)
+            .into_tuple::<Uuid>()
+            .one(self.txn)
+            .await?;
+        Ok(ended.is_some())
     }
 }
 
