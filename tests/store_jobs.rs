@@ -688,3 +688,57 @@ async fn a_pause_during_another_instances_registration_holds() {
             .expect("resume");
     }
 }
+
+/// A plugin that was gone (or whose manifest was rejected) retires its jobs with that reason;
+/// when it loads again, a job its manifest no longer declares stays retired without the
+/// reason, which no longer holds.
+#[actix_rt::test]
+async fn a_job_retired_while_its_plugin_was_gone_loses_that_reason_when_the_plugin_returns() {
+    use plugin_jobs::store::RetirePluginJobs;
+
+    let t = TestDb::new().await;
+    let store = t.store();
+    let jobs = store
+        .send(sync(
+            "alpha",
+            vec![
+                JobDeclaration::new("keep", "0 * * * *"),
+                JobDeclaration::new("drop", "0 * * * *"),
+            ],
+            "10:00",
+        ))
+        .await
+        .expect("mailbox")
+        .expect("sync");
+    let gone = "plugin alpha is no longer in the plugins directory /srv/plugins";
+    store
+        .send(RetirePluginJobs {
+            plugin_id: "alpha".to_owned(),
+            reason: gone.to_owned(),
+            now: at("10:05"),
+        })
+        .await
+        .expect("mailbox")
+        .expect("retire");
+    let dropped = t.job(by_key(&jobs, "drop").id).await;
+    assert_eq!(
+        (dropped.status, dropped.last_error.as_deref()),
+        (JobStatus::Retired, Some(gone))
+    );
+    store
+        .send(sync(
+            "alpha",
+            vec![JobDeclaration::new("keep", "0 * * * *")],
+            "10:10",
+        ))
+        .await
+        .expect("mailbox")
+        .expect("sync");
+    let dropped = t.job(by_key(&jobs, "drop").id).await;
+    assert_eq!(
+        (dropped.status, dropped.last_error),
+        (JobStatus::Retired, None)
+    );
+    let kept = t.job(by_key(&jobs, "keep").id).await;
+    assert_eq!((kept.status, kept.last_error), (JobStatus::Active, None));
+}

@@ -111,12 +111,15 @@ pub(super) async fn sync_job_declarations(
     // Jobs no longer declared retire. Their ids are listed in chunks rather than the declared
     // keys in one `NOT IN`, so a plugin with tens of thousands of jobs stays under the
     // databases' limits on bound parameters.
+    // A job the plugin retired while it was gone or its manifest was rejected keeps no reason
+    // of that once the plugin loads again: it is retired because the manifest no longer
+    // declares it, which needs none.
     let declared: HashSet<&str> = msg.jobs.iter().map(|job| job.job_key.as_str()).collect();
     let gone: Vec<Uuid> = existing
         .values()
         .filter(|job| {
             job.origin == JobOrigin::Manifest
-                && job.status != JobStatus::Retired
+                && (job.status != JobStatus::Retired || job.last_error.is_some())
                 && !declared.contains(job.job_key.as_str())
         })
         .map(|job| job.id)
@@ -126,9 +129,12 @@ pub(super) async fn sync_job_declarations(
     for chunk in gone.chunks(super::IDS_PER_STATEMENT) {
         PluginJob::update_many()
             .col_expr(PluginJobColumn::Status, Expr::value(JobStatus::Retired))
+            .col_expr(
+                PluginJobColumn::LastError,
+                Expr::value(Option::<String>::None),
+            )
             .col_expr(PluginJobColumn::UpdatedAt, Expr::value(now))
             .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-            .filter(PluginJobColumn::Status.ne(JobStatus::Retired))
             .exec(&txn)
             .await?;
     }
