@@ -307,3 +307,50 @@ async fn a_job_cancelled_by_a_shutdown_stays_blocked_for_other_instances_until_i
     );
     b.workers.stop_all().await;
 }
+
+/// A guard killed outright (SIGKILL, the OOM killer) cannot end the worker it started: the host
+/// does, before it fails the worker's calls and frees their jobs. Otherwise the worker ran on
+/// unsupervised and its job could start again beside it.
+#[actix_rt::test]
+async fn a_worker_whose_guard_is_killed_outright_is_gone_before_its_run_ends() {
+    let t = TestDb::new().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid_file = dir.path().join("worker.pid");
+    let s = instance(
+        t.db.clone(),
+        vec!["python3".to_owned(), stubborn()],
+        &pid_file,
+        60_000,
+        Duration::from_secs(30),
+    )
+    .await;
+    let guard_pid = s.workers.pid(PLUGIN).expect("guard pid") as i32;
+    let run_id = trigger(&s.jobs).await.expect("trigger");
+    wait_until(
+        "the worker runs the job",
+        Duration::from_secs(10),
+        || async { read_pid(&pid_file).is_some() },
+    )
+    .await;
+    let worker_pid = read_pid(&pid_file).expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(guard_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the guard");
+    wait_until("the run ends", Duration::from_secs(20), || async {
+        !t.run(run_id).await.status.is_live()
+    })
+    .await;
+    assert!(
+        !alive(worker_pid),
+        "the worker {worker_pid} is gone before its run ended"
+    );
+    let run = t.run(run_id).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    wait_until("a new worker runs", Duration::from_secs(20), || async {
+        s.workers.is_running(PLUGIN) && s.workers.starts(PLUGIN) == 2
+    })
+    .await;
+    s.workers.stop_all().await;
+}

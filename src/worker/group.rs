@@ -34,6 +34,32 @@ pub(super) async fn kill_group_and_wait(group: Pid) {
     }
 }
 
+/// The process group of the worker a guard (`guard`, a pid) started: the guard's child that
+/// leads a group of its own. `None` without `/proc`, or when the guard has no such child.
+pub(super) fn guarded_worker_group(guard: u32) -> Option<Pid> {
+    let children = std::fs::read_to_string(format!("/proc/{guard}/task/{guard}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<i32>().ok())
+        .find(|&pid| stat_of(pid).is_some_and(|(_, pgrp)| pgrp == pid))
+        .map(Pid::from_raw)
+}
+
+/// The state and process group of `pid`, from `/proc/<pid>/stat`.
+fn stat_of(pid: i32) -> Option<(String, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat)
+}
+
+/// `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+fn parse_stat(stat: &str) -> Option<(String, i32)> {
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.to_owned();
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
 /// Whether a process of `group` is still alive (not a zombie). Without `/proc` to look at,
 /// every member counts as alive.
 fn group_has_living_member(group: Pid) -> bool {
@@ -44,13 +70,8 @@ fn group_has_living_member(group: Pid) -> bool {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             return false;
         };
-        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|pgrp| pgrp.parse::<i32>().ok());
-        pgrp == Some(group.as_raw()) && !matches!(state, Some("Z" | "X"))
+        parse_stat(&stat).is_some_and(|(state, pgrp)| {
+            pgrp == group.as_raw() && !matches!(state.as_str(), "Z" | "X")
+        })
     })
 }

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::{PluginProcess, ProcessWorkerConfig, restart_delay};
 use super::connection::Connection;
+use super::group::guarded_worker_group;
 use super::group::kill_group_and_wait;
 use super::pipes::{read_stderr, read_stdout, write_lines};
 use super::process::RunningSlot;
@@ -101,6 +102,9 @@ pub struct WorkerActor {
     /// Increases with every spawn; events of older processes are ignored.
     generation: u64,
     pid: Option<u32>,
+    /// Under a guard, the process group of the worker it started (learnt once the worker
+    /// answered `initialize`): a guard killed outright cannot end it, so its exit path does.
+    worker_group: Arc<Mutex<Option<Pid>>>,
     connection: Option<Arc<Connection>>,
     stderr_tail: Arc<Mutex<String>>,
     /// The worker's total time up (started to exited) at each recent crash: the crash window
@@ -134,6 +138,7 @@ impl WorkerActor {
             running,
             generation: 0,
             pid: None,
+            worker_group: Arc::new(Mutex::new(None)),
             connection: None,
             stderr_tail: Arc::new(Mutex::new(String::new())),
             crashes: VecDeque::new(),
@@ -235,16 +240,33 @@ impl WorkerActor {
             }
         });
         let group = self.pid.and_then(|pid| i32::try_from(pid).ok());
+        self.worker_group = Arc::new(Mutex::new(None));
+        let worker_group = Arc::clone(&self.worker_group);
         actix_rt::spawn(async move {
-            let status = match child.wait().await {
-                Ok(status) => status.to_string(),
-                Err(err) => format!("unknown exit status ({err})"),
-            };
+            let exited = child.wait().await;
             // Whatever the worker left running in its group goes with it (a guard has already
             // done this for its worker's group; then the guard's own group is empty).
             if let Some(group) = group {
                 kill_group_and_wait(Pid::from_raw(group)).await;
             }
+            // A guard killed outright (SIGKILL, the OOM killer) could not end its worker, which
+            // would run on unsupervised, its calls failed and its jobs freed: its group goes
+            // now, before anyone hears the worker is gone. A guard that exited by itself has
+            // ended that group already (it reports the worker's death as an exit code).
+            let guard_killed = exited.as_ref().is_ok_and(|status| {
+                std::os::unix::process::ExitStatusExt::signal(status).is_some()
+            });
+            let orphaned = worker_group
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+            if let (true, Some(orphaned)) = (guard_killed, orphaned) {
+                kill_group_and_wait(orphaned).await;
+            }
+            let status = match exited {
+                Ok(status) => status.to_string(),
+                Err(err) => format!("unknown exit status ({err})"),
+            };
             // Let the reader hand over every answer the worker wrote before it exited.
             let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
             actor.do_send(Exited { generation, status });
@@ -277,6 +299,15 @@ impl WorkerActor {
 
     /// The answer to `initialize`, or `None` when none came within the handshake timeout.
     fn on_handshake(&mut self, generation: u64, answer: Option<Result<Value, WorkerError>>) {
+        if generation == self.generation
+            && self.config.guard.is_some()
+            && let Some(guard) = self.pid
+        {
+            *self
+                .worker_group
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = guarded_worker_group(guard);
+        }
         // The process may have exited before its answer got here (it answered, then exited at
         // once): the exit has already been handled, and a dead worker must not be marked running.
         if generation != self.generation
