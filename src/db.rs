@@ -211,6 +211,25 @@ fn collided(err: &sea_orm::DbErr) -> bool {
     ["locked", "busy"].iter().any(|sign| text.contains(sign))
 }
 
+/// Fails unless the database takes writes: a SQLite file opened `mode=ro` (or read-only on
+/// disk), a PostgreSQL standby. The server records every run; on such a database it would start,
+/// skip every plugin and answer `/healthz` with 200 while scheduling nothing. The statement
+/// changes no row, but a read-only database refuses it all the same.
+pub async fn check_writable(db: &DatabaseConnection, url: &str) -> Result<()> {
+    use sea_orm::ConnectionTrait;
+    match db
+        .execute_unprepared("UPDATE plugin_jobs SET id = id WHERE 1 = 0")
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) => Err(crate::Error::Unreachable(format!(
+            "the database at {} takes no writes ({err}); plugin-jobs records every job and run \
+             there: open it read-write (sqlite://…?mode=rwc, a PostgreSQL primary)",
+            redact(url)
+        ))),
+    }
+}
+
 /// Connects and migrates in one call.
 pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection> {
     let db = connect(url).await?;

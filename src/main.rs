@@ -193,6 +193,10 @@ impl Serve {
     fn into_options(self) -> ServeOptions {
         let options = self.unchecked_options();
         let refuse = |message: String| -> ! {
+            let message = match env_hint(&message) {
+                Some(hint) => format!("{message}\n{hint}"),
+                None => message,
+            };
             Serve::augment_args(clap::Command::new("plugin-jobs serve"))
                 .error(clap::error::ErrorKind::ValueValidation, message)
                 .exit()
@@ -284,7 +288,16 @@ fn exit_on_panic() {
 fn main() -> std::process::ExitCode {
     // Started as the guard of a plugin worker (see `plugin_jobs::worker::guard`)?
     plugin_jobs::worker::guard::run_if_requested();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| {
+        if err.use_stderr()
+            && let Some(hint) = env_hint(&err.to_string())
+        {
+            let _ = err.print();
+            eprintln!("{hint}");
+            std::process::exit(err.exit_code());
+        }
+        err.exit()
+    });
     let result = match cli.command {
         Command::DemoWorker => return demo_worker(),
         Command::Check(args) => return cli::check::run(&args),
@@ -316,7 +329,10 @@ fn main() -> std::process::ExitCode {
             actix_rt::System::new().block_on(async move {
                 plugin_jobs::db::connect_and_migrate(&database_url)
                     .await
-                    .map(|_| println!("database at {database_url} is migrated"))
+                    .map(|_| {
+                        let shown = plugin_jobs::db::redact(&database_url);
+                        cli::print_out(&format!("database at {shown} is migrated\n"));
+                    })
             })
         }
         Command::Cron {
@@ -337,9 +353,37 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
+            if let Some(hint) = env_hint(&err.to_string()) {
+                eprintln!("{hint}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Names the environment variable a refused flag value came from: an operator who set
+/// `Environment=PLUGIN_JOBS_MAX_CONCURRENT=…` in a unit file never typed `--max-concurrent`,
+/// which is all clap's message (and a setting's check) names. `None` when the message names no
+/// flag that was set through its variable and not typed.
+fn env_hint(message: &str) -> Option<String> {
+    let typed: Vec<String> = std::env::args().skip(1).collect();
+    let command = Cli::command();
+    let mut args: Vec<&clap::Arg> = command.get_arguments().collect();
+    for sub in command.get_subcommands() {
+        args.extend(sub.get_arguments());
+    }
+    args.into_iter().find_map(|arg| {
+        let flag = format!("--{}", arg.get_long()?);
+        let variable = arg.get_env()?.to_str()?;
+        let named = message.match_indices(&flag).any(|(at, _)| {
+            !message[at + flag.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+        });
+        let was_typed = typed
+            .iter()
+            .any(|word| word == &flag || word.starts_with(&format!("{flag}=")));
+        (named && !was_typed && std::env::var_os(variable).is_some())
+            .then(|| format!("  (the value comes from the environment variable {variable})"))
+    })
 }
 
 fn demo_worker() -> std::process::ExitCode {
@@ -373,19 +417,31 @@ fn print_slots(
     json: bool,
 ) -> plugin_jobs::Result<()> {
     let schedule = plugin_jobs::cron::Schedule::parse(expression, tz)?;
+    // An expression whose fields rule out every date says why; one whose last slot has passed
+    // lists what is left and says there is no next slot.
+    if plugin_jobs::describe::describe(expression).starts_with("never: ")
+        && let Some(never) = plugin_jobs::describe::never_fires(expression, &schedule, from)
+    {
+        return Err(plugin_jobs::Error::InvalidInput(never));
+    }
     let slots = schedule.upcoming_slots(from, count);
     if json {
         let text = serde_json::to_string_pretty(&slots)
             .expect("a slot serialises as four strings, which cannot fail");
-        println!("{text}");
+        cli::print_out(&format!("{text}\n"));
         return Ok(());
     }
+    let mut text = String::new();
     for slot in &slots {
-        println!("{slot}");
+        text.push_str(&format!("{slot}\n"));
     }
     if slots.len() < count {
         let after = slots.last().map_or(from, |slot| slot.at);
-        println!("no next slot after {}", plugin_jobs::time::iso(after));
+        text.push_str(&format!(
+            "no next slot after {}\n",
+            plugin_jobs::time::iso(after)
+        ));
     }
+    cli::print_out(&text);
     Ok(())
 }

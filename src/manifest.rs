@@ -119,7 +119,9 @@ pub fn load_dir(dir: &Path) -> Plugins {
     let (mut folders, mut skipped): (Vec<PathBuf>, Vec<PathBuf>) = entries
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .filter(|path| path.is_dir() && !is_hidden(path))
-        .partition(|path| path.join("manifest.json").is_file());
+        // A `manifest.json` that is there but not a readable file (a folder, a dangling
+        // link) is a rejected manifest, not a missing one.
+        .partition(|path| path.join("manifest.json").symlink_metadata().is_ok());
     folders.sort();
     skipped.sort();
     plugins.skipped = skipped;
@@ -154,6 +156,15 @@ pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
         message,
         plugin_id: plugin_id.map(str::to_owned),
     };
+    if path.is_dir() {
+        return Err(reject("is a folder, not a file".to_owned(), None));
+    }
+    if !path.exists()
+        && let Ok(target) = std::fs::read_link(path)
+    {
+        let message = format!("is a link to {}, which does not exist", target.display());
+        return Err(reject(message, None));
+    }
     let text =
         std::fs::read_to_string(path).map_err(|err| reject(format!("cannot read: {err}"), None))?;
     // A byte order mark, as some editors write, is not JSON but says nothing wrong.

@@ -132,6 +132,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     // Requests wait in the listen queue until the jobs are registered and the server runs.
     let listeners = listen(&options.bind, &addrs)?;
     let db = crate::db::connect_and_migrate(&options.database_url).await?;
+    crate::db::check_writable(&db, &options.database_url).await?;
     log::info!(
         "database {} is migrated",
         crate::db::redact(&options.database_url)
@@ -241,7 +242,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     }
     for addr in server.addrs() {
         // On stdout, so scripts and tests can read the port chosen for `:0`.
-        println!("plugin-jobs listening on http://{addr}");
+        // Not `println!`: with stdout closed (`serve | head -1`, a supervisor without one) it
+        // would panic, and the server exit with it.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "plugin-jobs listening on http://{addr}");
     }
     let server = server.run();
     let http = server.handle();

@@ -366,10 +366,33 @@ fn exit_codes_follow_the_http_status() {
         &["jobs", "--url", "ftp://host"],
         &["jobs", "--url", "http://127.0.0.1:1#frag"],
         &["jobs", "--token", "s3cret\n"],
+        &["run", ""],
+        &["cancel", " "],
     ] {
         let output = client(&server, usage);
         assert_eq!(output.code, Some(2), "{usage:?}: {output:?}");
     }
+
+    // A base URL with the API's own prefix reaches no route: that is the URL's fault (exit 1,
+    // with the URL and how to fix it), not a missing job (exit 3).
+    let api_prefix = client_at(&format!("http://{}/api", server.addr), &["jobs"]);
+    assert_eq!(api_prefix.code, Some(1), "{api_prefix:?}");
+    assert!(
+        api_prefix
+            .stderr
+            .contains(&format!("http://{}/api/api/jobs", server.addr))
+            && api_prefix.stderr.contains("without /api"),
+        "{api_prefix:?}"
+    );
+    // A bad value set through the environment names the variable, not only the flag.
+    let from_env = client_at("localhost:1", &["jobs"]);
+    assert_eq!(from_env.code, Some(2), "{from_env:?}");
+    assert!(
+        from_env
+            .stderr
+            .contains("the value comes from the environment variable PLUGIN_JOBS_URL"),
+        "{from_env:?}"
+    );
 
     // A port that was free a moment ago: nothing listens there.
     let port = TcpListener::bind("127.0.0.1:0")

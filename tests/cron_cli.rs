@@ -104,3 +104,38 @@ fn bad_input_is_refused_naming_what_was_wrong() {
     let output = cron(&["* * * * *", "--count", "0"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// A reader that goes away (`plugin-jobs cron … | head -1`) ends the command quietly with
+/// success, as Unix tools do: no panic, no backtrace, no exit code 101.
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plugin-jobs"))
+        .args(["cron", "* * * * * *", "--count", "10000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0_u8; 64];
+    stdout.read_exact(&mut first).expect("the first slot");
+    drop(stdout);
+    let output = child.wait_with_output().expect("it ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// A schedule that never fires says why, as `check` and the API do.
+#[test]
+fn a_schedule_that_never_fires_says_why() {
+    let output = cron(&["0 0 30 2 *"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("never fires: February has no day 30"),
+        "{stderr}"
+    );
+}

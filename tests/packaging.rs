@@ -44,6 +44,11 @@ fn completions_for_each_shell_know_every_subcommand() {
         for command in COMMANDS {
             assert!(script.contains(command), "{shell} lacks {command}");
         }
+        // The command the server starts its demo worker with is hidden from completions too.
+        assert!(
+            !script.contains("demo-worker"),
+            "{shell} offers demo-worker"
+        );
     }
     let script = stdout_of(&["completions", "bash"]);
     assert!(

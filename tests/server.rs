@@ -345,6 +345,28 @@ fn a_database_url_it_cannot_use_or_reach_is_named_with_the_reason() {
         )) && stderr.contains("Connection refused"),
         "{stderr}"
     );
+
+    // A database opened read-only: `serve` records every run, so it refuses to start rather
+    // than skip every plugin and answer /healthz with 200.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("jobs.db");
+    let migrated = Command::new(BIN)
+        .args(["migrate", "--database-url"])
+        .arg(format!("sqlite://{}?mode=rwc", file.display()))
+        .output()
+        .expect("run");
+    assert!(migrated.status.success(), "{migrated:?}");
+    std::fs::create_dir_all(dir.path().join("plugins")).expect("plugins");
+    let read_only = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--plugins"])
+        .arg(dir.path().join("plugins"))
+        .arg("--database-url")
+        .arg(format!("sqlite://{}?mode=ro", file.display()))
+        .output()
+        .expect("run");
+    assert_eq!(read_only.status.code(), Some(1), "{read_only:?}");
+    let stderr = String::from_utf8_lossy(&read_only.stderr);
+    assert!(stderr.contains("takes no writes"), "{stderr}");
 }
 
 /// A client that promises a body and never sends it all is answered 408 once the body wait

@@ -41,7 +41,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         &manifest::load_dir(&args.plugins),
         Utc::now(),
     );
-    print!("{}", report.listing);
+    super::print_out(&report.listing);
     // Flushed first so that a terminal shows the table, the problems and the summary in order.
     let _ = std::io::Write::flush(&mut std::io::stdout());
     for problem in &report.problems {
@@ -50,7 +50,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
     }
-    print!("{}", report.summary);
+    super::print_out(&report.summary);
     if report.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -303,6 +303,29 @@ mod tests {
             report.problems[0].contains("b/manifest.json: jobs[0].schedule:"),
             "{:?}",
             report.problems
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_is_a_folder_or_a_dangling_link_is_a_problem_not_a_missing_file() {
+        let dir = tempfile::tempdir().expect("temp");
+        std::fs::create_dir_all(dir.path().join("folder/manifest.json")).expect("folder");
+        std::fs::create_dir_all(dir.path().join("link")).expect("folder");
+        std::os::unix::fs::symlink("/no/such/file", dir.path().join("link/manifest.json"))
+            .expect("link");
+        let now = "2026-01-15T07:00:00Z".parse().expect("now");
+        let report = report(dir.path(), &manifest::load_dir(dir.path()), now);
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].ends_with("folder/manifest.json: is a folder, not a file"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1]
+                .ends_with("link/manifest.json: is a link to /no/such/file, which does not exist"),
+            "{problems:?}"
         );
     }
 

@@ -152,6 +152,9 @@ impl ClientError {
     }
 }
 
+/// The API's answer to a path it has no route for.
+const NO_SUCH_ROUTE: &str = "No such API route";
+
 /// An error answer without the API's `{"error": …}` body, with the start of what came instead.
 fn not_the_api(url: String, status: StatusCode, body: &[u8]) -> ClientError {
     const SHOWN: usize = 200;
@@ -252,6 +255,19 @@ impl ApiClient {
         }
         match json {
             Ok(Value::Object(object)) => match object.get("error") {
+                // The client only asks for routes the API has: a server without the route is
+                // reached at the wrong base (`--url …/api`), not missing a job or a run.
+                Some(Value::String(message))
+                    if status == StatusCode::NOT_FOUND && message == NO_SUCH_ROUTE =>
+                {
+                    Err(ClientError::BadAnswer {
+                        url,
+                        reason: format!(
+                            "HTTP {status}: {message} (--url is the server's root, such as \
+                             http://127.0.0.1:8080, without /api)"
+                        ),
+                    })
+                }
                 Some(Value::String(message)) => Err(ClientError::Api {
                     status,
                     message: message.clone(),

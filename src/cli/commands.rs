@@ -79,9 +79,19 @@ pub struct RunsArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The run's id, as `runs` and `trigger` print it.
+    #[arg(value_parser = run_id)]
     pub run_id: String,
     #[command(flatten)]
     pub conn: Connection,
+}
+
+/// A run id as typed: not empty (`run ''` would ask for the runs listing's route).
+fn run_id(text: &str) -> Result<String, String> {
+    let id = text.trim();
+    if id.is_empty() {
+        return Err("a run id is a UUID, as `runs` and `trigger` print it; got nothing".to_owned());
+    }
+    Ok(id.to_owned())
 }
 
 /// `plugin-jobs trigger`: queue a manual run.
@@ -202,7 +212,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
     });
     match answered {
         Ok(text) => {
-            print!("{text}");
+            super::print_out(&text);
             ExitCode::SUCCESS
         }
         Err(err) => {

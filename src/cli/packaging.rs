@@ -20,11 +20,17 @@ pub struct ManArgs {
 }
 
 /// Prints the completion script of `shell` for `cli`.
-pub fn completions(shell: clap_complete::Shell, mut cli: clap::Command) -> ExitCode {
+pub fn completions(shell: clap_complete::Shell, cli: clap::Command) -> ExitCode {
+    // clap_complete offers hidden commands too (`demo-worker`, which the server starts): the
+    // script is generated from the command without them, as `--help` and the pages show it.
+    let mut visible = clap::Command::new("plugin-jobs")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(cli.get_arguments().cloned())
+        .subcommands(visible_subcommands(&cli).cloned());
     // Generated in memory first: clap_complete panics when a write fails, and a closed pipe
     // must be an error message, not a panic.
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut cli, "plugin-jobs", &mut script);
+    clap_complete::generate(shell, &mut visible, "plugin-jobs", &mut script);
     print_bytes("completion script", &script)
 }
 
@@ -41,7 +47,7 @@ pub fn man(args: &ManArgs, cli: clap::Command) -> ExitCode {
         });
         return match written {
             Ok(()) => {
-                println!("man pages written to {}", dir.display());
+                super::print_out(&format!("man pages written to {}\n", dir.display()));
                 ExitCode::SUCCESS
             }
             Err(err) => {
@@ -89,8 +95,11 @@ fn page_of(command: clap::Command) -> clap_mangen::Man {
 }
 
 fn print_bytes(what: &str, bytes: &[u8]) -> ExitCode {
-    match std::io::stdout().write_all(bytes) {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader had what it wanted (`plugin-jobs man | head`); see `print_out`.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: cannot print the {what}: {err}");
             ExitCode::FAILURE
