@@ -101,56 +101,56 @@ struct Serve {
     #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL, hide_env_values = true)]
     database_url: String,
     /// Folder with one sub-folder per plugin, each holding a manifest.json.
-    #[arg(long, env = "PLUGIN_JOBS_PLUGINS", default_value = server::DEFAULT_PLUGINS_DIR)]
+    #[arg(long, env = "PLUGIN_JOBS_PLUGINS", default_value = server::DEFAULT_PLUGINS_DIR, hide_env_values = true)]
     plugins: PathBuf,
     /// Address the HTTP API listens on. Without --api-token only loopback addresses are
     /// allowed; port 0 picks a free port (printed on stdout).
-    #[arg(long, env = "PLUGIN_JOBS_BIND", default_value = server::DEFAULT_BIND)]
+    #[arg(long, env = "PLUGIN_JOBS_BIND", default_value = server::DEFAULT_BIND, hide_env_values = true)]
     bind: String,
     /// Bearer token every /api request must carry (Authorization: Bearer <token>).
     #[arg(long, env = "PLUGIN_JOBS_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
     /// Most runs in flight at once on this instance, scheduled and manual together.
-    #[arg(long, env = "PLUGIN_JOBS_MAX_CONCURRENT", default_value_t = config::DEFAULT_MAX_CONCURRENT_RUNS)]
+    #[arg(long, env = "PLUGIN_JOBS_MAX_CONCURRENT", default_value_t = config::DEFAULT_MAX_CONCURRENT_RUNS, hide_env_values = true)]
     max_concurrent: usize,
     /// Timeout of runs whose job sets no timeoutMs.
-    #[arg(long, env = "PLUGIN_JOBS_JOB_TIMEOUT", default_value_t = HumanDuration(config::DEFAULT_JOB_TIMEOUT))]
+    #[arg(long, env = "PLUGIN_JOBS_JOB_TIMEOUT", default_value_t = HumanDuration(config::DEFAULT_JOB_TIMEOUT), hide_env_values = true)]
     job_timeout: HumanDuration,
     /// Safety-net tick interval; the scheduler also wakes exactly at each next slot.
-    #[arg(long, env = "PLUGIN_JOBS_TICK_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_TICK_INTERVAL))]
+    #[arg(long, env = "PLUGIN_JOBS_TICK_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_TICK_INTERVAL), hide_env_values = true)]
     tick_interval: HumanDuration,
     /// Age past which a missed slot is a misfire, handled by the job's misfire policy.
-    #[arg(long, env = "PLUGIN_JOBS_MISFIRE_GRACE", default_value_t = HumanDuration(config::DEFAULT_MISFIRE_GRACE))]
+    #[arg(long, env = "PLUGIN_JOBS_MISFIRE_GRACE", default_value_t = HumanDuration(config::DEFAULT_MISFIRE_GRACE), hide_env_values = true)]
     misfire_grace: HumanDuration,
     /// How long a timed-out run's worker gets to answer before it is restarted.
-    #[arg(long, env = "PLUGIN_JOBS_CANCEL_GRACE", default_value_t = HumanDuration(config::DEFAULT_CANCEL_GRACE))]
+    #[arg(long, env = "PLUGIN_JOBS_CANCEL_GRACE", default_value_t = HumanDuration(config::DEFAULT_CANCEL_GRACE), hide_env_values = true)]
     cancel_grace: HumanDuration,
     /// How often this instance refreshes the heartbeat of its live runs.
-    #[arg(long, env = "PLUGIN_JOBS_HEARTBEAT_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_HEARTBEAT_INTERVAL))]
+    #[arg(long, env = "PLUGIN_JOBS_HEARTBEAT_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_HEARTBEAT_INTERVAL), hide_env_values = true)]
     heartbeat_interval: HumanDuration,
     /// Heartbeat age past which a live run counts as abandoned and is failed.
-    #[arg(long, env = "PLUGIN_JOBS_RUN_LEASE", default_value_t = HumanDuration(config::DEFAULT_RUN_LEASE))]
+    #[arg(long, env = "PLUGIN_JOBS_RUN_LEASE", default_value_t = HumanDuration(config::DEFAULT_RUN_LEASE), hide_env_values = true)]
     run_lease: HumanDuration,
     /// Interval of the maintenance pass (rescue abandoned runs, prune history).
-    #[arg(long, env = "PLUGIN_JOBS_MAINTENANCE_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_MAINTENANCE_INTERVAL))]
+    #[arg(long, env = "PLUGIN_JOBS_MAINTENANCE_INTERVAL", default_value_t = HumanDuration(config::DEFAULT_MAINTENANCE_INTERVAL), hide_env_values = true)]
     maintenance_interval: HumanDuration,
     /// Runs kept per job; older ones are pruned.
-    #[arg(long, env = "PLUGIN_JOBS_KEEP_RUNS_PER_JOB", default_value_t = config::DEFAULT_KEEP_RUNS_PER_JOB)]
+    #[arg(long, env = "PLUGIN_JOBS_KEEP_RUNS_PER_JOB", default_value_t = config::DEFAULT_KEEP_RUNS_PER_JOB, hide_env_values = true)]
     keep_runs_per_job: u64,
     /// Age past which finished runs are pruned.
-    #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value_t = HumanDuration(config::DEFAULT_RUN_RETENTION))]
+    #[arg(long, env = "PLUGIN_JOBS_RUN_RETENTION", default_value_t = HumanDuration(config::DEFAULT_RUN_RETENTION), hide_env_values = true)]
     run_retention: HumanDuration,
     /// How long before its slot a job is claimed, so its run is ready and starts on time.
     /// Raise it (to 700ms, say) when thousands of jobs share a slot: their claim takes hundreds
     /// of milliseconds.
-    #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value_t = HumanDuration(config::DEFAULT_CLAIM_LOOKAHEAD))]
+    #[arg(long, env = "PLUGIN_JOBS_CLAIM_LOOKAHEAD", default_value_t = HumanDuration(config::DEFAULT_CLAIM_LOOKAHEAD), hide_env_values = true)]
     claim_lookahead: HumanDuration,
     /// On SIGINT/SIGTERM/SIGHUP, how long live runs get to finish before they are cancelled.
-    #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value_t = HumanDuration(config::DEFAULT_SHUTDOWN_GRACE))]
+    #[arg(long, env = "PLUGIN_JOBS_SHUTDOWN_GRACE", default_value_t = HumanDuration(config::DEFAULT_SHUTDOWN_GRACE), hide_env_values = true)]
     shutdown_grace: HumanDuration,
     /// Pause a job after this many consecutive failed runs, unless its manifest sets
     /// `pauseAfterFailures` (default: never pause).
-    #[arg(long, env = "PLUGIN_JOBS_PAUSE_AFTER_FAILURES", value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+    #[arg(long, env = "PLUGIN_JOBS_PAUSE_AFTER_FAILURES", value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64), hide_env_values = true)]
     pause_after_failures: Option<u32>,
     /// POST run events to this URL (repeat the flag, or separate with commas, for several).
     #[arg(
@@ -171,12 +171,12 @@ struct Serve {
     webhook_secret: Option<String>,
     /// The events that are posted, separated by commas: run.failed, run.succeeded, job.paused,
     /// job.recovered, slot.missed, worker.failed.
-    #[arg(long, env = "PLUGIN_JOBS_WEBHOOK_EVENTS", value_delimiter = ',',
+    #[arg(long, env = "PLUGIN_JOBS_WEBHOOK_EVENTS", hide_env_values = true, value_delimiter = ',',
           default_value = NotificationEvent::DEFAULT_LIST,
           value_parser = parse_webhook_event, requires = "webhook_urls")]
     webhook_events: Vec<NotificationEvent>,
     /// Log lines on stderr: text for people, or json (one object per line) for log shippers.
-    #[arg(long, env = "PLUGIN_JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "PLUGIN_JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, hide_env_values = true)]
     log_format: LogFormat,
 }
 

@@ -19,7 +19,7 @@ use super::format::{Table, relative};
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Folder with one sub-folder per plugin, each holding a manifest.json (as for `serve`).
-    #[arg(long, env = "PLUGIN_JOBS_PLUGINS", default_value = server::DEFAULT_PLUGINS_DIR)]
+    #[arg(long, env = "PLUGIN_JOBS_PLUGINS", default_value = server::DEFAULT_PLUGINS_DIR, hide_env_values = true)]
     pub plugins: PathBuf,
 }
 
