@@ -173,7 +173,21 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
         Migrator::up(&txn, None).await?;
         txn.commit().await
     })
-    .await?;
+    .await
+    .map_err(|err| {
+        // sea-orm's words for a migration this binary does not know of.
+        if err
+            .to_string()
+            .contains("has been applied but its file is missing")
+        {
+            crate::Error::Unreachable(format!(
+                "the database was migrated by a newer plugin-jobs ({err}): run that version \
+                 (or a later one) on it; this one cannot know what the newer tables mean"
+            ))
+        } else {
+            err.into()
+        }
+    })?;
     Ok(())
 }
 

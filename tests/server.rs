@@ -367,6 +367,30 @@ fn a_database_url_it_cannot_use_or_reach_is_named_with_the_reason() {
     assert_eq!(read_only.status.code(), Some(1), "{read_only:?}");
     let stderr = String::from_utf8_lossy(&read_only.stderr);
     assert!(stderr.contains("takes no writes"), "{stderr}");
+
+    // A database a newer plugin-jobs migrated says so.
+    let noted = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(\"insert into \
+             plugin_jobs_migrations (version, applied_at) values ('m20991231_000099_future', \
+             0)\"); c.commit()",
+        )
+        .arg(&file)
+        .status()
+        .expect("python3");
+    assert!(noted.success());
+    let newer = Command::new(BIN)
+        .args(["migrate", "--database-url"])
+        .arg(format!("sqlite://{}?mode=rwc", file.display()))
+        .output()
+        .expect("run");
+    assert_eq!(newer.status.code(), Some(1), "{newer:?}");
+    let stderr = String::from_utf8_lossy(&newer.stderr);
+    assert!(
+        stderr.contains("the database was migrated by a newer plugin-jobs"),
+        "{stderr}"
+    );
 }
 
 /// A client that promises a body and never sends it all is answered 408 once the body wait
