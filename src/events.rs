@@ -114,8 +114,12 @@ pub enum RunEvent {
         run_id: Uuid,
         job_id: Uuid,
         plugin_id: String,
+        job_key: String,
+        trigger: RunTrigger,
         attempt: i32,
         error: String,
+        /// From its start to the rescue; `None` for a run that never started.
+        duration_ms: Option<i64>,
     },
     /// A failed run's retry was dropped: `superseded` when the job's next slot came before it
     /// could start (the slot's last attempt has then failed), otherwise cancelled because the

@@ -470,6 +470,14 @@ impl PluginJobsHandle {
         .collect()
     }
 
+    /// Stops the webhook deliveries and waits up to `timeout` for those in flight to be
+    /// recorded: call it before closing the database pool. Without a notifier it returns at once.
+    pub async fn drain_notifications(&self, timeout: Duration) {
+        if let Some(notifier) = &self.notifier {
+            let _ = notifier.send(crate::notifier::Drain { timeout }).await;
+        }
+    }
+
     /// Waits up to `timeout` until no run holds a job any more. Answers how many still do.
     pub async fn await_released(&self, timeout: Duration) -> Result<usize> {
         Ok(self.scheduler.send(AwaitReleased { timeout }).await?)

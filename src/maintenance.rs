@@ -268,8 +268,11 @@ impl Handler<RescuePass> for MaintenanceActor {
                     run_id: run.run_id,
                     job_id: run.job_id,
                     plugin_id: run.plugin_id.clone(),
+                    job_key: run.job_key.clone(),
+                    trigger: run.trigger,
                     attempt: run.attempt,
                     error: run.error.clone(),
+                    duration_ms: run.duration_ms,
                 });
             }
             Ok(rescued)

@@ -23,6 +23,9 @@ use entity::prelude::JobStatus;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://plugin-jobs.db?mode=rwc";
 /// Default plugins directory.
 pub const DEFAULT_PLUGINS_DIR: &str = "./plugins";
+/// How long the shutdown waits for webhook deliveries in flight to be answered and recorded.
+const NOTIFIER_DRAIN: Duration = Duration::from_secs(10);
+
 /// How long the shutdown waits for cancelled runs to release their jobs once workers stopped.
 const RELEASE_WAIT: Duration = Duration::from_secs(15);
 /// Default listen address.
@@ -271,6 +274,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         log::warn!("{held} job(s) still blocked at exit; their blocks expire on their own");
     }
     let _ = serving.await;
+    // Deliveries in flight are recorded before the pool closes: a POST the receiver took but
+    // could not be recorded would be posted again at the next start.
+    jobs.drain_notifications(NOTIFIER_DRAIN).await;
     // Close the pool while the runtime still runs: it waits for in-flight statements (a prune
     // batch, say) to give their connections back, which they cannot do once it is gone.
     db.close_by_ref().await.ok();

@@ -378,7 +378,7 @@ async fn a_run_cancelled_before_its_slot_is_counted_finished_cancelled() {
 }
 
 #[actix_rt::test]
-async fn a_rescued_run_is_counted_by_plugin() {
+async fn a_rescued_run_is_counted_by_plugin_and_as_a_failed_run_of_its_job() {
     let t = TestDb::new().await;
     let job = t.insert_job(job_row("legacy", "old")).await;
     // Started and last heartbeated an hour ago: past the lease, within the retention (the same
@@ -400,10 +400,15 @@ async fn a_rescued_run_is_counted_by_plugin() {
         .instance_id("rescuer")
         .start()
         .expect("valid settings");
-    let line = r#"plugin_jobs_runs_rescued_total{plugin="legacy"} 1"#;
+    // Counted as a failed run too: alerts on failed runs must see the rescued ones.
+    let lines = [
+        r#"plugin_jobs_runs_rescued_total{plugin="legacy"} 1"#,
+        r#"plugin_jobs_runs_finished_total{plugin="legacy",job="old",trigger="manual",status="failed"} 1"#,
+        r#"plugin_jobs_run_duration_seconds_count{plugin="legacy",job="old",status="failed"} 1"#,
+    ];
     wait_for("the rescue is counted", Duration::from_secs(10), || async {
         let text = jobs.metrics().await.expect("metrics");
-        if has_line(&text, line) {
+        if lines.iter().all(|line| has_line(&text, line)) {
             Ok(())
         } else {
             Err(text)

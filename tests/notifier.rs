@@ -737,3 +737,46 @@ async fn a_worker_that_keeps_crashing_is_reported_once_before_it_is_given_up_on(
         "one report of the crash loop: {deliveries:?}"
     );
 }
+
+/// A stopping server drains the notifier before it closes the database pool: the delivery a
+/// receiver is answering is recorded (its outbox row deleted), so it is not posted again at the
+/// next start, and no new delivery starts meanwhile.
+#[actix_rt::test]
+async fn draining_waits_for_the_delivery_in_flight_to_be_recorded() {
+    let t = TestDb::new().await;
+    let slow = Receiver {
+        delay: Duration::from_secs(1),
+        ..Receiver::default()
+    };
+    let url = start_receiver(&slow);
+    let jobs = failing_job_posting_to(&t, &[url.as_str()], 10_000);
+    jobs.register("billing", vec![JobDeclaration::new("broken", "")])
+        .await
+        .expect("register");
+    fail_once(&t, &jobs).await;
+    wait_until(
+        "the receiver holds the delivery",
+        Duration::from_secs(5),
+        || async { slow.deliveries().len() == 1 },
+    )
+    .await;
+    assert_eq!(outbox_len(&jobs).await, 1, "not answered yet");
+    jobs.drain_notifications(Duration::from_secs(10)).await;
+    assert_eq!(outbox_len(&jobs).await, 0, "answered and recorded");
+    // Draining, it starts nothing: a new event waits in the outbox for the next start.
+    fail_once(&t, &jobs).await;
+    wait_until(
+        "the event is in the outbox",
+        Duration::from_secs(5),
+        || async { outbox_len(&jobs).await == 1 },
+    )
+    .await;
+    let notifier = jobs.notifier.as_ref().expect("a notifier");
+    let started = notifier
+        .send(plugin_jobs::notifier::DeliverPass)
+        .await
+        .expect("mailbox");
+    assert_eq!(started, 0, "a delivery pass starts no lane once drained");
+    assert_eq!(outbox_len(&jobs).await, 1);
+    assert_eq!(slow.deliveries().len(), 1, "no delivery after the drain");
+}

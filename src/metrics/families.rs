@@ -459,10 +459,39 @@ impl Metrics {
                     })
                     .inc_by(u64::from(count));
             }
-            RunEvent::RunRescued { plugin_id, .. } => {
+            RunEvent::RunRescued {
+                plugin_id,
+                job_key,
+                trigger,
+                duration_ms,
+                ..
+            } => {
                 self.runs_rescued
-                    .get_or_create(&PluginLabels { plugin: plugin_id })
+                    .get_or_create(&PluginLabels {
+                        plugin: plugin_id.clone(),
+                    })
                     .inc();
+                // A rescued run is a failed run like any other: the failure alerts built on
+                // `runs_finished_total{status="failed"}` must see it.
+                let failed = entity::prelude::RunStatus::Failed.to_string();
+                let job_key = self.job_label(&plugin_id, job_key);
+                self.runs_finished
+                    .get_or_create(&FinishedLabels {
+                        plugin: plugin_id.clone(),
+                        job: job_key.clone(),
+                        trigger: trigger.to_string(),
+                        status: failed.clone(),
+                    })
+                    .inc();
+                if let Some(duration_ms) = duration_ms {
+                    self.run_duration
+                        .get_or_create(&DurationLabels {
+                            plugin: plugin_id,
+                            job: job_key,
+                            status: failed,
+                        })
+                        .observe(seconds_from_ms(duration_ms));
+                }
             }
             RunEvent::TickFinished { duration } => {
                 self.tick_duration.observe(duration.as_secs_f64());

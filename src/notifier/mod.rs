@@ -8,12 +8,12 @@
 //! once: a receiver deduplicates on the event `id`.
 //!
 //! It never blocks the scheduler: it only hears events (sent with `do_send`), and its HTTP calls
-//! run in its own futures. It may enqueue, claim and finish outbox rows, read jobs, and ask the
-//! scheduler for its registered plugins; it never writes jobs or runs.
+//! run in its own futures. It may enqueue, claim and finish outbox rows, and ask the scheduler
+//! for its registered plugins; it never writes jobs or runs.
 //!
-//! Handles: `RunEvent`, `DeliverPass`. Sends: `EnqueueNotifications`, `ClaimNotifications`,
-//! `FinishNotification`, `GetJob` (store), `GetDiagnostics` (scheduler), `NotificationSent`
-//! events.
+//! Handles: `RunEvent`, `DeliverPass`, `Drain`. Sends: `EnqueueNotifications`,
+//! `ClaimNotifications`, `FinishNotification` (store), `GetDiagnostics` (scheduler),
+//! `NotificationSent` events.
 
 mod config;
 mod payload;
@@ -35,8 +35,8 @@ use crate::clock::Clock;
 use crate::events::{EventBus, RunEvent};
 use crate::scheduler::{GetDiagnostics, SchedulerActor};
 use crate::store::{
-    ClaimNotifications, DeliveryResult, EnqueueNotifications, FinishNotification, GetJob, JobRef,
-    NewNotification, StoreActor,
+    ClaimNotifications, DeliveryResult, EnqueueNotifications, FinishNotification, NewNotification,
+    StoreActor,
 };
 use crate::time::iso;
 use crate::worker::{WorkerManager, WorkerStatus};
@@ -47,6 +47,16 @@ use crate::worker::{WorkerManager, WorkerStatus};
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "usize")]
 pub struct DeliverPass;
+
+/// Stops starting deliveries and answers once the batches in flight are recorded (or `timeout`
+/// passed): a server that is stopping drains the notifier before it closes the database pool,
+/// or a delivery the receiver already took could not be recorded and would be posted again at
+/// the next start. Rows not yet claimed stay in the outbox for the next start.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Drain {
+    pub timeout: std::time::Duration,
+}
 
 /// A destination's batch is done (its lane is idle again).
 #[derive(Message, Debug, Clone)]
@@ -82,6 +92,9 @@ pub struct NotifierActor {
     worker_states: HashMap<String, WorkerStatus>,
     /// Plugins whose worker was reported as crashing over and over and has not settled since.
     crash_loops_said: std::collections::HashSet<String>,
+    /// Set by [`Drain`]: no new batch starts; the waiters are told once none is in flight.
+    draining: bool,
+    drained: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for NotifierActor {
@@ -125,6 +138,8 @@ impl NotifierActor {
             dropped_said_at: None,
             worker_states: HashMap::new(),
             crash_loops_said: std::collections::HashSet::new(),
+            draining: false,
+            drained: Vec::new(),
         }
     }
 
@@ -332,26 +347,19 @@ impl Handler<RunEvent> for NotifierActor {
                 run_id,
                 job_id,
                 plugin_id,
+                job_key,
                 attempt,
                 error,
+                ..
             } => {
-                // The rescue does not carry the job's key: it is read before the event goes out.
                 let Some(payload) = self.payload(NotificationEvent::RunFailed, &plugin_id) else {
                     return;
                 };
-                let mut payload = payload.with_job(job_id, None).with_run(run_id);
+                let mut payload = payload.with_job(job_id, Some(job_key)).with_run(run_id);
                 payload.status = Some(RunStatus::Failed.to_string());
                 payload.error = Some(error);
                 payload.attempt = u32::try_from(attempt).ok();
-                let store = self.store.clone();
-                async move { crate::store::ask(&store, GetJob(JobRef::Id(job_id))).await }
-                    .into_actor(self)
-                    .map(move |job, act, ctx| {
-                        payload.job = job.ok().flatten().map(|job| job.job_key);
-                        act.enqueue(payload, ctx);
-                    })
-                    .spawn(ctx);
-                return;
+                payload
             }
             RunEvent::JobPaused {
                 job_id,
@@ -427,6 +435,9 @@ impl Handler<DeliverPass> for NotifierActor {
 
     fn handle(&mut self, _msg: DeliverPass, ctx: &mut Self::Context) -> Self::Result {
         let mut started = 0;
+        if self.draining {
+            return started;
+        }
         for url in self.config.urls.clone() {
             if self.delivering.contains(&url) {
                 // One batch per destination at a time; the one in flight asks for another.
@@ -446,9 +457,39 @@ impl Handler<LaneDone> for NotifierActor {
 
     fn handle(&mut self, msg: LaneDone, ctx: &mut Self::Context) {
         self.delivering.remove(&msg.0);
+        if self.draining {
+            if self.delivering.is_empty() {
+                for waiter in self.drained.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+            return;
+        }
         if self.again.remove(&msg.0) {
             self.deliver_soon(ctx);
         }
+    }
+}
+
+impl Handler<Drain> for NotifierActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Drain, _ctx: &mut Self::Context) -> Self::Result {
+        self.draining = true;
+        if self.delivering.is_empty() {
+            return Box::pin(async {});
+        }
+        let (done, drained) = tokio::sync::oneshot::channel();
+        self.drained.push(done);
+        Box::pin(async move {
+            if tokio::time::timeout(msg.timeout, drained).await.is_err() {
+                log::warn!(
+                    "webhook: deliveries still in flight after {} s of the shutdown; a receiver \
+                     that took one may get it again after the next start",
+                    msg.timeout.as_secs()
+                );
+            }
+        })
     }
 }
 

@@ -28,9 +28,14 @@ pub struct RescuedRun {
     pub run_id: Uuid,
     pub job_id: Uuid,
     pub plugin_id: String,
+    /// The job's key, for the metrics' labels and the webhook.
+    pub job_key: String,
+    pub trigger: RunTrigger,
     pub instance_id: Option<String>,
     pub attempt: i32,
     pub error: String,
+    /// From its start to the rescue; `None` for a run that never started.
+    pub duration_ms: Option<i64>,
 }
 
 pub(super) async fn heartbeat(db: &DatabaseConnection, msg: Heartbeat) -> Result<u64> {
@@ -116,10 +121,32 @@ pub(super) async fn rescue_stale_runs(
                 run_id: run.id,
                 job_id: run.job_id,
                 plugin_id: run.plugin_id,
+                job_key: String::new(),
+                trigger: run.trigger,
                 instance_id: run.instance_id,
                 attempt: run.attempt,
                 error,
+                duration_ms: duration,
             });
+        }
+    }
+    // The jobs' keys, in one read (a rescue is rare; its events name the job).
+    let job_ids: Vec<Uuid> = rescued.iter().map(|run| run.job_id).collect();
+    let mut keys = std::collections::HashMap::new();
+    for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
+        let found: Vec<(Uuid, String)> = PluginJob::find()
+            .select_only()
+            .column(PluginJobColumn::Id)
+            .column(PluginJobColumn::JobKey)
+            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        keys.extend(found);
+    }
+    for run in &mut rescued {
+        if let Some(key) = keys.get(&run.job_id) {
+            run.job_key.clone_from(key);
         }
     }
     let failed: Vec<Uuid> = rescued.iter().map(|run| run.run_id).collect();
