@@ -34,6 +34,7 @@ struct Delivery {
     event: String,
     delivery: String,
     signature: Option<String>,
+    authorization: Option<String>,
 }
 
 impl Delivery {
@@ -90,6 +91,7 @@ async fn hook(request: HttpRequest, body: String, receiver: web::Data<Receiver>)
         event: header("X-Plugin-Jobs-Event").unwrap_or_default(),
         delivery: header("X-Plugin-Jobs-Delivery").unwrap_or_default(),
         signature: header("X-Plugin-Jobs-Signature"),
+        authorization: header("Authorization"),
     });
     if !receiver.delay.is_zero() {
         actix_rt::time::sleep(receiver.delay).await;
@@ -779,4 +781,24 @@ async fn draining_waits_for_the_delivery_in_flight_to_be_recorded() {
     assert_eq!(started, 0, "a delivery pass starts no lane once drained");
     assert_eq!(outbox_len(&jobs).await, 1);
     assert_eq!(slow.deliveries().len(), 1, "no delivery after the drain");
+}
+
+/// Credentials in a webhook URL are sent as Basic auth, not dropped (a receiver behind Basic
+/// auth would answer every delivery 401 for a day).
+#[actix_rt::test]
+async fn a_webhook_urls_credentials_are_sent_as_basic_auth() {
+    let t = TestDb::new().await;
+    let receiver = Receiver::default();
+    let url = start_receiver(&receiver).replacen("http://", "http://hooks:p%40ss@", 1);
+    let jobs = failing_job_posting_to(&t, &[url.as_str()], 10_000);
+    jobs.register("billing", vec![JobDeclaration::new("broken", "")])
+        .await
+        .expect("register");
+    fail_once(&t, &jobs).await;
+    let delivery = receiver.first("run.failed").await;
+    // base64("hooks:p@ss")
+    assert_eq!(
+        delivery.authorization.as_deref(),
+        Some("Basic aG9va3M6cEBzcw==")
+    );
 }

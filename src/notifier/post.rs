@@ -53,6 +53,47 @@ pub(super) fn redact(url: &str) -> String {
     }
 }
 
+/// A URL's user-info (`https://user:secret@host/hook`) as Basic credentials (percent-decoded),
+/// and the URL without it: awc would send neither, and a receiver behind Basic auth would answer
+/// every delivery 401 for as long as it is retried.
+fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
+    let Some(scheme_end) = url.find("://") else {
+        return (url.to_owned(), None);
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some((userinfo, host)) = rest[..authority_end].rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let stripped = format!("{}{host}{}", &url[..scheme_end + 3], &rest[authority_end..]);
+    (stripped, Some((decode(user), decode(password))))
+}
+
+/// Why a POST got no answer, in an operator's words. awc reports a receiver that read the
+/// request and closed the connection without answering as a connect error ("connector has been
+/// disconnected"), which sends people looking for a network fault when the receiver may in fact
+/// be processing the delivery (which is then posted again).
+fn unanswered(err: &awc::error::SendRequestError) -> String {
+    use awc::error::{ConnectError, SendRequestError};
+    match err {
+        SendRequestError::Connect(ConnectError::Disconnected) => format!(
+            "the connection ended without an answer ({err}); the receiver may have taken the \
+             request"
+        ),
+        SendRequestError::Timeout => {
+            "no answer within the request timeout; the receiver may have taken the request"
+                .to_owned()
+        }
+        _ => err.to_string(),
+    }
+}
+
 /// One POST of one outbox row. Answers what to record for it.
 pub(super) async fn deliver(
     client: awc::Client,
@@ -62,8 +103,9 @@ pub(super) async fn deliver(
 ) -> (NotificationModel, DeliveryResult, Option<String>) {
     let now = clock.now();
     let sent = async {
+        let (url, credentials) = split_credentials(&row.url);
         let mut request = client
-            .post(&row.url)
+            .post(&url)
             .timeout(config.request_timeout)
             .insert_header(("Content-Type", "application/json"))
             .insert_header((
@@ -72,6 +114,9 @@ pub(super) async fn deliver(
             ))
             .insert_header((EVENT_HEADER, row.event_type.clone()))
             .insert_header((DELIVERY_HEADER, row.event_id.to_string()));
+        if let Some((user, password)) = credentials {
+            request = request.basic_auth(user, password);
+        }
         if let Some(secret) = &config.secret {
             let timestamp = now.timestamp();
             let v1 = signature(secret, timestamp, &row.body).map_err(|err| err.to_string())?;
@@ -80,7 +125,7 @@ pub(super) async fn deliver(
         let response = request
             .send_body(row.body.clone())
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| unanswered(&err))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -114,7 +159,29 @@ pub(super) async fn deliver(
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, split_credentials};
+
+    #[test]
+    fn a_urls_user_info_becomes_basic_credentials() {
+        assert_eq!(
+            split_credentials("https://user:p%40ss@hooks.example.com:8443/in?x=a@b"),
+            (
+                "https://hooks.example.com:8443/in?x=a@b".to_owned(),
+                Some(("user".to_owned(), "p@ss".to_owned()))
+            )
+        );
+        assert_eq!(
+            split_credentials("http://127.0.0.1:9000/hook"),
+            ("http://127.0.0.1:9000/hook".to_owned(), None)
+        );
+        assert_eq!(
+            split_credentials("http://token@example.com"),
+            (
+                "http://example.com".to_owned(),
+                Some(("token".to_owned(), String::new()))
+            )
+        );
+    }
 
     #[test]
     fn logged_urls_keep_their_host_and_leave_tokens_out() {
