@@ -128,8 +128,9 @@ fn dispatch(
                 "plugin {plugin}: dropped a stdout line that is not JSON-RPC ({bad}): {shown}"
             );
         }
-        // A batch's messages are not two run together.
-        if line.trim_start().starts_with('[') {
+        // Only a broken start of a message can have the next one run into it: a batch's
+        // messages, or output of the worker's own that holds a message, are not that.
+        if !rpc::begins_a_message(line) {
             return;
         }
         match line.get(1..).and_then(|rest| rest.find("{\"jsonrpc\"")) {

@@ -460,9 +460,21 @@ pub fn answered_id(head: &[u8], tail: &[u8]) -> Option<Value> {
     if !members.jsonrpc || members.method {
         return None;
     }
-    members
-        .id
-        .or_else(|| last_member_id(&String::from_utf8_lossy(tail)))
+    let tail = String::from_utf8_lossy(tail);
+    // A request of the worker's names its `"method"` after the bulk as easily as before it:
+    // its id is in the worker's own space, not an answer to one of ours.
+    if tail.contains("\"method\"") {
+        return None;
+    }
+    members.id.or_else(|| last_member_id(&tail))
+}
+
+/// Whether `line` begins as a JSON-RPC message does (an object whose first members include
+/// `"jsonrpc"`): only then can a message that starts inside it be one run into its broken
+/// start. A line that merely holds one (`exported {"jsonrpc":…}`, a record quoting one) is
+/// output of the worker's own.
+pub fn begins_a_message(line: &str) -> bool {
+    TopLevel::scan(line).is_some_and(|members| members.jsonrpc)
 }
 
 /// What the start of a JSON object says at its top level.
@@ -510,7 +522,7 @@ impl TopLevel {
             match key {
                 "jsonrpc" => found.jsonrpc = true,
                 "method" => found.method = true,
-                "id" => found.id = member_value(&text[at..end]),
+                "id" => found.id = exact_id(&text[at..end]),
                 _ => {}
             }
             at = end;
@@ -566,9 +578,11 @@ fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
             None
         }
         _ => {
+            // A number or literal ends at the first byte that cannot go on with it: `1` of
+            // `"id":1{"jsonrpc"…` (a message run into a broken one) is the whole value.
             let end = bytes[at..]
                 .iter()
-                .position(|&b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())?;
+                .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')))?;
             Some(at + end)
         }
     }
@@ -586,9 +600,14 @@ fn last_member_id(tail: &str) -> Option<Value> {
         .trim_start()
         .strip_prefix(':')?
         .trim_start();
-    let parsed = member_value(value)?;
-    // The whole rest is the value: nothing nested after it.
-    (serde_json::to_string(&parsed).ok()? == value).then_some(parsed)
+    exact_id(value)
+}
+
+/// An id as the whole of `value`: a string or an integer (`7.5` and `7e1` are neither, and the
+/// host's ids are integers).
+fn exact_id(value: &str) -> Option<Value> {
+    let id: Value = serde_json::from_str(value.trim()).ok()?;
+    (id.is_string() || id.is_i64() || id.is_u64()).then_some(id)
 }
 
 /// The run a discarded `log` notification named, found in its first or last bytes: workers
@@ -832,6 +851,27 @@ mod tests {
             id(r#"{"jsonrpc":"2.0","result":{"rows":"x\"id\":3"#, ""),
             None
         );
+        // A request of the worker's, its method after the bulk; ids that are not integers.
+        assert_eq!(
+            id(
+                r#"{"jsonrpc":"2.0","params":{"x":"xxxx"#,
+                r#"xxxx"},"method":"log","id":7}"#
+            ),
+            None
+        );
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":7.5,"result":"xxxx"#, ""), None);
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","result":"xxxx"#, r#"xxxx","id":7e1}"#),
+            None
+        );
+        // Only a line that begins as a message can hold one run into its broken start.
+        assert!(begins_a_message(
+            r#"{"jsonrpc":"2.0","id":7,"res{"jsonrpc":"2.0"}"#
+        ));
+        assert!(!begins_a_message(
+            r#"exported {"jsonrpc":"2.0","id":7,"result":null}"#
+        ));
+        assert!(!begins_a_message(r#"{"row":"{\"jsonrpc\":\"2.0\"}"}"#));
         // A complete line without "jsonrpc" is not an answer either.
         let record = parse(r#"{"id": 2, "customer": "c2"}"#).expect_err("a record");
         assert_eq!(record.id, None, "{record}");

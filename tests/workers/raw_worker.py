@@ -7,7 +7,7 @@ and the run it retries), job `flood` sends 100,000 empty log lines and one with 
 before it succeeds; job `malformed` answers with an error object that has no message; job `latin1`
 fails with a message holding a byte that is not UTF-8; job `huge` answers with a 2 MiB result
 (over the host's 1 MiB limit on a line); job `records` prints records of its own to stdout, with
-an `"id"` that is its call's, before it succeeds; job `bigrecord` answers with a 2 MiB result
+an `"id"` that is its call's (and a line quoting a whole failing answer), before it succeeds; job `bigrecord` answers with a 2 MiB result
 holding an `"id"` of its own, the answer's id last; any other key is an invalid-params error.
 """
 import json
@@ -77,6 +77,9 @@ for line in sys.stdin:
             for record in ({"id": mid, "customer": "c1"}, {"id": mid, "result": "exported"}):
                 sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.write('exported row {"id": %s, "customer": "c2"}\n' % json.dumps(mid))
+            # A line that quotes a whole message is not a broken one run into another.
+            sys.stdout.write('quoted {"jsonrpc":"2.0","id":%s,"error":{"code":1,"message":"q"}}\n'
+                             % json.dumps(mid))
             send({"jsonrpc": "2.0", "id": mid, "result": None})
         elif job["jobKey"] == "bigrecord":
             send({"jsonrpc": "2.0", "result": {"id": 999, "rows": "x" * (2 << 20)}, "id": mid})
