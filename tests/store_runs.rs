@@ -975,7 +975,7 @@ async fn prune_works_through_more_rows_than_one_batch_and_two_stores_prune_each_
 /// While a table's statistics lag behind its growth (a burst, a fresh installation), a prune
 /// must still find each job's surplus from the job's own index: ANDed with the whole range of
 /// finished runs in the status index, one job's lookup took 14 ms at 100,000 runs, and a pass
-/// looks at a hundred jobs.
+/// looks at a thousand jobs.
 #[actix_rt::test]
 async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_any_analyze() {
     let t = TestDb::new().await;
@@ -999,7 +999,7 @@ async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_a
         .chain((0..3).map(|i| finished(&quiet, i)))
         .collect();
     t.insert_runs(&runs).await;
-    let (store, sent) = t.recording_store("DELETE");
+    let (store, sent) = t.recording_store("SELECT");
     let pruned = store
         .send(PruneRuns {
             now,
@@ -1010,31 +1010,42 @@ async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_a
         .expect("mailbox")
         .expect("prune");
     assert_eq!(pruned, 10_000, "the busy job's surplus");
-    let sent = sent.lock().expect("statements").clone();
+    // Each job's surplus is the page of its finished runs past the newest `keep_per_job`.
+    let sent: Vec<_> = sent
+        .lock()
+        .expect("statements")
+        .iter()
+        .filter(|statement| statement.sql.contains("OFFSET"))
+        .cloned()
+        .collect();
     assert!(
         sent.len() >= 3,
-        "a retention delete and one per job: {sent:?}"
+        "the busy job's surplus read twice (a batch, then the rest) and the quiet job's once: \
+         {sent:?}"
     );
     t.assert_plans_avoid(sent, "ix_plugin_job_runs_status_created_id")
         .await;
 }
 
 #[actix_rt::test]
-async fn a_prune_pass_trims_a_hundred_jobs_and_the_next_pass_goes_on_from_there() {
+async fn a_prune_pass_trims_a_thousand_jobs_and_the_next_pass_goes_on_from_there() {
     let t = TestDb::new().await;
     let store = t.store();
     let now = at("2024-03-01T00:00:00Z");
-    jobs_with_three_finished_runs(&t, 150, now).await;
+    jobs_with_three_finished_runs(&t, 1_050, now).await;
     let prune = || PruneRuns {
         now,
         keep_per_job: 1,
         retention: Duration::from_secs(30 * 86_400),
     };
     let first = store.send(prune()).await.expect("mailbox").expect("prune");
-    assert_eq!(first, 200, "two surplus runs of each of the first 100 jobs");
+    assert_eq!(
+        first, 2_000,
+        "two surplus runs of each of the first 1,000 jobs"
+    );
     let second = store.send(prune()).await.expect("mailbox").expect("prune");
     assert_eq!(second, 100, "the other 50 jobs");
-    assert_eq!(t.all_runs().await.len(), 150);
+    assert_eq!(t.all_runs().await.len(), 1_050);
     let third = store.send(prune()).await.expect("mailbox").expect("prune");
     assert_eq!(third, 0, "round again from the first job: nothing left");
 }
@@ -1044,7 +1055,7 @@ async fn with_exactly_a_page_of_jobs_every_prune_pass_trims() {
     let t = TestDb::new().await;
     let store = t.store();
     let now = at("2024-03-01T00:00:00Z");
-    let jobs = jobs_with_three_finished_runs(&t, 100, now).await;
+    let jobs = jobs_with_three_finished_runs(&t, 1_000, now).await;
     let prune = |now| PruneRuns {
         now,
         keep_per_job: 1,
@@ -1055,7 +1066,7 @@ async fn with_exactly_a_page_of_jobs_every_prune_pass_trims() {
         .await
         .expect("mailbox")
         .expect("prune");
-    assert_eq!(first, 200);
+    assert_eq!(first, 2_000);
     // The pass ended on the last job. The next one starts over at once: it used to find no
     // job after the last, trim nothing, and leave the history to grow until the pass after.
     let later = now + TimeDelta::seconds(10);
@@ -1065,7 +1076,7 @@ async fn with_exactly_a_page_of_jobs_every_prune_pass_trims() {
         .await
         .expect("mailbox")
         .expect("prune");
-    assert_eq!(second, 300, "each job's 1 + 3 runs trimmed to 1");
+    assert_eq!(second, 3_000, "each job's 1 + 3 runs trimmed to 1");
 }
 
 /// `count` jobs, each with three finished runs created just before `now`.

@@ -249,14 +249,17 @@ pub(super) async fn cancel_unstarted(
 /// Most rows one prune statement deletes.
 const PRUNE_BATCH: u64 = 1_000;
 
-/// Most jobs whose surplus one prune pass trims; the next pass goes on after the last one, so
-/// with many jobs each is trimmed every few passes and no pass scans every job's history.
-const PRUNE_JOBS_PER_PASS: u64 = 100;
+/// Most jobs whose surplus one prune pass looks for; the next pass goes on after the last one,
+/// so with many jobs each is trimmed every few passes and no pass reads every job's history.
+/// Each look is a read of the job's own index outside any transaction: at 40,000 jobs a pass
+/// of 100 (when each look held the write lock) took 67 minutes of passes to come round, and an
+/// every-second job had piled up 4,000 runs beyond its keep by then.
+const PRUNE_JOBS_PER_PASS: u64 = 1_000;
 
 /// Prunes history in bounded batches, each its own short transaction run beside the store's
 /// writes (finished runs are never written again, so nothing else touches these rows): first
 /// the finished runs past the retention, oldest first from the `created_at` index; then, for up
-/// to 100 jobs after `cursor` (wrapping around), the finished runs beyond the newest
+/// to 1,000 jobs after `cursor` (wrapping around), the finished runs beyond the newest
 /// `keep_per_job`, from the `(job_id, created_at)` index. On PostgreSQL each batch takes a
 /// transaction-level advisory lock, so one instance prunes at a time; an instance that finds it
 /// taken leaves the pass to the other.
@@ -312,6 +315,10 @@ pub(super) async fn prune_runs(
         // rather than spend this pass on nothing.
         jobs = page(None).await?;
     }
+    // Each job's surplus is read without the write lock: a finished run is never written
+    // again, and the newest `keep_per_job` only grow newer, so a run read as beyond them stays
+    // beyond them. The surplus of many jobs is deleted together, a batch at a time.
+    let mut doomed: Vec<Uuid> = Vec::new();
     for job_id in &jobs {
         loop {
             let surplus = Query::select()
@@ -324,17 +331,26 @@ pub(super) async fn prune_runs(
                 .limit(PRUNE_BATCH)
                 .offset(msg.keep_per_job)
                 .to_owned();
-            let Some(deleted) = delete_batch(db, surplus).await? else {
-                return Ok(pruned);
-            };
-            pruned += deleted;
-            if deleted < PRUNE_BATCH {
+            let surplus = run_ids(db, &surplus).await?;
+            // A job with a batch or more beyond its keep is read again once that batch is gone.
+            let more = surplus.len() as u64 == PRUNE_BATCH;
+            doomed.extend(surplus);
+            if more || doomed.len() as u64 >= PRUNE_BATCH {
+                let Some(deleted) = delete_runs(db, std::mem::take(&mut doomed)).await? else {
+                    return Ok(pruned);
+                };
+                pruned += deleted;
+            }
+            if !more {
                 break;
             }
         }
         *cursor
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(*job_id);
+    }
+    if let Some(deleted) = delete_runs(db, doomed).await? {
+        pruned += deleted;
     }
     if (jobs.len() as u64) < PRUNE_JOBS_PER_PASS {
         // The end of the table: the next pass starts from the first job again.
@@ -345,9 +361,41 @@ pub(super) async fn prune_runs(
     Ok(pruned)
 }
 
-/// Deletes the runs `ids` selects, in a transaction of its own. Answers `None` when another
-/// instance holds the prune lock (PostgreSQL).
+/// The run ids `select` (a query of run ids) finds.
+async fn run_ids(db: &impl ConnectionTrait, select: &SelectStatement) -> Result<Vec<Uuid>> {
+    Ok(db
+        .query_all(select)
+        .await?
+        .iter()
+        .map(|row| row.try_get_by_index::<Uuid>(0))
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+/// Deletes the finished runs `ids` finds, read in the same transaction; `None` when another
+/// instance is pruning.
 async fn delete_batch(db: &DatabaseConnection, ids: SelectStatement) -> Result<Option<u64>> {
+    let Some(txn) = begin_prune(db).await? else {
+        return Ok(None);
+    };
+    let ids = run_ids(&txn, &ids).await?;
+    delete_in(txn, ids).await.map(Some)
+}
+
+/// Deletes the finished runs `ids` (rows another pass deleted already count for nothing);
+/// `None` when another instance is pruning.
+async fn delete_runs(db: &DatabaseConnection, ids: Vec<Uuid>) -> Result<Option<u64>> {
+    if ids.is_empty() {
+        return Ok(Some(0));
+    }
+    let Some(txn) = begin_prune(db).await? else {
+        return Ok(None);
+    };
+    delete_in(txn, ids).await.map(Some)
+}
+
+/// A write transaction for one prune batch, or `None` when another instance holds the
+/// prune's lock.
+async fn begin_prune(db: &DatabaseConnection) -> Result<Option<DatabaseTransaction>> {
     /// The advisory lock class of the prune ("pjpr"); the other key is the schema, so
     /// plugin-jobs installations in different schemas of one database prune independently.
     const PRUNE_LOCK: i32 = 0x706a_7072;
@@ -372,15 +420,13 @@ async fn delete_batch(db: &DatabaseConnection, ids: SelectStatement) -> Result<O
             return Ok(None);
         }
     }
-    let ids: Vec<Uuid> = txn
-        .query_all(&ids)
-        .await?
-        .iter()
-        .map(|row| row.try_get_by_index::<Uuid>(0))
-        .collect::<std::result::Result<_, _>>()?;
+    Ok(Some(txn))
+}
+
+async fn delete_in(txn: DatabaseTransaction, ids: Vec<Uuid>) -> Result<u64> {
     if ids.is_empty() {
         txn.commit().await?;
-        return Ok(Some(0));
+        return Ok(0);
     }
     mark_pruned_slots(&txn, &ids).await?;
     let deleted = PluginJobRun::delete_many()
@@ -389,7 +435,7 @@ async fn delete_batch(db: &DatabaseConnection, ids: SelectStatement) -> Result<O
         .await?
         .rows_affected;
     txn.commit().await?;
-    Ok(Some(deleted))
+    Ok(deleted)
 }
 
 /// Moves each job's `pruned_through` up to the newest slot among the scheduled and backfilled
