@@ -610,6 +610,75 @@ async fn prune_keeps_the_newest_runs_per_job_drops_expired_ones_and_never_live_o
     assert_eq!(runs.iter().filter(|run| run.job_id == b.id).count(), 2);
 }
 
+/// The surplus is found from the `(job_id, created_at, id)` index without reading the status of
+/// the runs kept: a live run among the newest shifts where the kept runs end by one, and runs of
+/// one instant are ordered by id, so exactly the newest `keep_per_job` finished runs stay.
+#[actix_rt::test]
+async fn prune_keeps_exactly_the_newest_finished_runs_beside_a_live_one_and_runs_of_one_instant() {
+    let t = TestDb::new().await;
+    let store = t.store();
+    let (live_newest, same_instant) = (
+        t.insert_job(job_row("alpha", "live")).await,
+        t.insert_job(job_row("alpha", "instant")).await,
+    );
+    let now = at("2024-03-01T00:00:00Z");
+    let finished = |job: &PluginJobModel, created_at| PluginJobRunModel {
+        status: RunStatus::Succeeded,
+        created_at,
+        ..run_row(job)
+    };
+    let mut runs: Vec<PluginJobRunModel> = (0..10)
+        .map(|i| finished(&live_newest, now - TimeDelta::minutes(i + 1)))
+        .collect();
+    // Ten runs created in the same millisecond.
+    runs.extend((0..10).map(|_| finished(&same_instant, now - TimeDelta::minutes(1))));
+    t.insert_runs(&runs).await;
+    let live = t
+        .insert_run(PluginJobRunModel {
+            status: RunStatus::Running,
+            created_at: now,
+            ..run_row(&live_newest)
+        })
+        .await
+        .expect("insert");
+    let pruned = store
+        .send(PruneRuns {
+            now,
+            keep_per_job: 4,
+            retention: Duration::from_secs(30 * 86_400),
+        })
+        .await
+        .expect("mailbox")
+        .expect("prune");
+    assert_eq!(pruned, 6 + 6);
+    let left = t.all_runs().await;
+    let mut of_live: Vec<_> = left
+        .iter()
+        .filter(|run| run.job_id == live_newest.id)
+        .collect();
+    of_live.sort_by_key(|run| std::cmp::Reverse(run.created_at));
+    assert_eq!(of_live.len(), 5, "the live run and the 4 newest finished");
+    assert_eq!(of_live[0].id, live.id);
+    assert_eq!(of_live[4].created_at, now - TimeDelta::minutes(4));
+    let mut expected: Vec<uuid::Uuid> = runs
+        .iter()
+        .filter(|run| run.job_id == same_instant.id)
+        .map(|run| run.id)
+        .collect();
+    expected.sort_unstable();
+    let mut kept: Vec<uuid::Uuid> = left
+        .iter()
+        .filter(|run| run.job_id == same_instant.id)
+        .map(|run| run.id)
+        .collect();
+    kept.sort_unstable();
+    assert_eq!(
+        kept,
+        expected[6..],
+        "the four that sort last are the newest"
+    );
+}
+
 #[actix_rt::test]
 async fn starts_and_outcomes_sent_together_are_written_in_one_batch_with_each_answer_kept() {
     let t = TestDb::new().await;
@@ -1010,18 +1079,17 @@ async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_a
         .expect("mailbox")
         .expect("prune");
     assert_eq!(pruned, 10_000, "the busy job's surplus");
-    // Each job's surplus is the page of its finished runs past the newest `keep_per_job`.
+    // Each job's reads: where its newest `keep_per_job` end, its live run, the runs beyond.
     let sent: Vec<_> = sent
         .lock()
         .expect("statements")
         .iter()
-        .filter(|statement| statement.sql.contains("OFFSET"))
+        .filter(|statement| statement.sql.contains("\"job_id\" ="))
         .cloned()
         .collect();
     assert!(
-        sent.len() >= 3,
-        "the busy job's surplus read twice (a batch, then the rest) and the quiet job's once: \
-         {sent:?}"
+        sent.len() >= 5,
+        "the busy job's reads (a batch, then the rest) and the quiet job's: {sent:?}"
     );
     t.assert_plans_avoid(sent, "ix_plugin_job_runs_status_created_id")
         .await;

@@ -315,23 +315,13 @@ pub(super) async fn prune_runs(
         // rather than spend this pass on nothing.
         jobs = page(None).await?;
     }
-    // Each job's surplus is read without the write lock: a finished run is never written
-    // again, and the newest `keep_per_job` only grow newer, so a run read as beyond them stays
-    // beyond them. The surplus of many jobs is deleted together, a batch at a time.
+    // Each job's surplus is read without the write lock (finished runs are never written
+    // again, and a run beyond the newest `keep_per_job` stays beyond them as runs are added), and
+    // the surplus of many jobs is deleted together, a batch at a time.
     let mut doomed: Vec<Uuid> = Vec::new();
     for job_id in &jobs {
         loop {
-            let surplus = Query::select()
-                .column(PluginJobRunColumn::Id)
-                .from(PluginJobRun)
-                .and_where(PluginJobRunColumn::JobId.eq(*job_id))
-                .and_where(finished())
-                .order_by(PluginJobRunColumn::CreatedAt, Order::Desc)
-                .order_by(PluginJobRunColumn::Id, Order::Desc)
-                .limit(PRUNE_BATCH)
-                .offset(msg.keep_per_job)
-                .to_owned();
-            let surplus = run_ids(db, &surplus).await?;
+            let surplus = surplus_of(db, *job_id, msg.keep_per_job).await?;
             // A job with a batch or more beyond its keep is read again once that batch is gone.
             let more = surplus.len() as u64 == PRUNE_BATCH;
             doomed.extend(surplus);
@@ -359,6 +349,72 @@ pub(super) async fn prune_runs(
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
     Ok(pruned)
+}
+
+/// Up to [`PRUNE_BATCH`] finished runs of `job_id` beyond its newest `keep` finished runs,
+/// oldest first.
+///
+/// Found without reading the status of the runs kept: a job has at most one live run (the
+/// `ux_plugin_job_runs_one_live_per_job` index), so the boundary is the run at position `keep`
+/// (0-based, newest first) when no live run is newer than it, else the one after it; both come
+/// from the `(job_id, created_at, id)` index alone. Only the runs at or before the boundary are
+/// read from the table. Filtering every run by status took a table read per kept run, 1,000
+/// per job per pass by default. The live run is looked up after the boundary: a run then live
+/// among the newest that has finished since counts as finished, which it now is, and a run
+/// added since is newer than the boundary.
+async fn surplus_of(db: &DatabaseConnection, job_id: Uuid, keep: u64) -> Result<Vec<Uuid>> {
+    type Place = (DateTime<Utc>, Uuid);
+    let places: Vec<Place> = PluginJobRun::find()
+        .select_only()
+        .column(PluginJobRunColumn::CreatedAt)
+        .column(PluginJobRunColumn::Id)
+        .filter(PluginJobRunColumn::JobId.eq(job_id))
+        .order_by_desc(PluginJobRunColumn::CreatedAt)
+        .order_by_desc(PluginJobRunColumn::Id)
+        .offset(keep)
+        .limit(2)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let Some(&first) = places.first() else {
+        return Ok(Vec::new());
+    };
+    let live: Vec<Place> = PluginJobRun::find()
+        .select_only()
+        .column(PluginJobRunColumn::CreatedAt)
+        .column(PluginJobRunColumn::Id)
+        .filter(PluginJobRunColumn::JobId.eq(job_id))
+        .filter(PluginJobRunColumn::Status.is_in(RunStatus::LIVE))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let boundary = if live.iter().any(|place| *place > first) {
+        match places.get(1) {
+            Some(&next) => next,
+            None => return Ok(Vec::new()),
+        }
+    } else {
+        first
+    };
+    let candidates: Vec<Place> = PluginJobRun::find()
+        .select_only()
+        .column(PluginJobRunColumn::CreatedAt)
+        .column(PluginJobRunColumn::Id)
+        .filter(PluginJobRunColumn::JobId.eq(job_id))
+        .filter(PluginJobRunColumn::CreatedAt.lte(boundary.0))
+        .filter(PluginJobRunColumn::Status.is_not_in(RunStatus::LIVE))
+        .order_by_asc(PluginJobRunColumn::CreatedAt)
+        .order_by_asc(PluginJobRunColumn::Id)
+        .limit(PRUNE_BATCH)
+        .into_tuple()
+        .all(db)
+        .await?;
+    // Runs of the boundary's instant that sort after it are newer than it: kept.
+    Ok(candidates
+        .into_iter()
+        .filter(|place| *place <= boundary)
+        .map(|(_, id)| id)
+        .collect())
 }
 
 /// The run ids `select` (a query of run ids) finds.
