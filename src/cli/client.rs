@@ -263,8 +263,8 @@ impl ApiClient {
                     Err(ClientError::BadAnswer {
                         url,
                         reason: format!(
-                            "HTTP {status}: {message} (--url is the server's root, such as \
-                             http://127.0.0.1:8080, without /api)"
+                            "HTTP {status}: {message} (--url, or PLUGIN_JOBS_URL, is the \
+                             server's root, such as http://127.0.0.1:8080, without /api)"
                         ),
                     })
                 }

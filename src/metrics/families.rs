@@ -265,6 +265,35 @@ impl Metrics {
 
     /// The `job` label for a job: its key while fewer than [`MAX_LABELLED_JOBS`] jobs have
     /// series, [`OTHER_JOBS`] after.
+    /// Counts a run that ended with `status`, and its duration when it started.
+    fn count_finished(
+        &mut self,
+        plugin: String,
+        job: String,
+        trigger: entity::prelude::RunTrigger,
+        status: entity::prelude::RunStatus,
+        duration_ms: Option<i64>,
+    ) {
+        let job = self.job_label(&plugin, job);
+        self.runs_finished
+            .get_or_create(&FinishedLabels {
+                plugin: plugin.clone(),
+                job: job.clone(),
+                trigger: trigger.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+        if let Some(duration_ms) = duration_ms {
+            self.run_duration
+                .get_or_create(&DurationLabels {
+                    plugin,
+                    job,
+                    status: status.to_string(),
+                })
+                .observe(seconds_from_ms(duration_ms));
+        }
+    }
+
     fn job_label(&mut self, plugin: &str, job: String) -> String {
         if let Some(jobs) = self.labelled_jobs.get(plugin)
             && jobs.contains(&job)
@@ -425,24 +454,7 @@ impl Metrics {
                 status,
                 duration_ms,
                 ..
-            } => {
-                let job_key = self.job_label(&plugin_id, job_key);
-                self.runs_finished
-                    .get_or_create(&FinishedLabels {
-                        plugin: plugin_id.clone(),
-                        job: job_key.clone(),
-                        trigger: trigger.to_string(),
-                        status: status.to_string(),
-                    })
-                    .inc();
-                self.run_duration
-                    .get_or_create(&DurationLabels {
-                        plugin: plugin_id,
-                        job: job_key,
-                        status: status.to_string(),
-                    })
-                    .observe(seconds_from_ms(duration_ms));
-            }
+            } => self.count_finished(plugin_id, job_key, trigger, status, Some(duration_ms)),
             RunEvent::SlotSkipped {
                 plugin_id,
                 job_key,
@@ -473,25 +485,13 @@ impl Metrics {
                     .inc();
                 // A rescued run is a failed run like any other: the failure alerts built on
                 // `runs_finished_total{status="failed"}` must see it.
-                let failed = entity::prelude::RunStatus::Failed.to_string();
-                let job_key = self.job_label(&plugin_id, job_key);
-                self.runs_finished
-                    .get_or_create(&FinishedLabels {
-                        plugin: plugin_id.clone(),
-                        job: job_key.clone(),
-                        trigger: trigger.to_string(),
-                        status: failed.clone(),
-                    })
-                    .inc();
-                if let Some(duration_ms) = duration_ms {
-                    self.run_duration
-                        .get_or_create(&DurationLabels {
-                            plugin: plugin_id,
-                            job: job_key,
-                            status: failed,
-                        })
-                        .observe(seconds_from_ms(duration_ms));
-                }
+                self.count_finished(
+                    plugin_id,
+                    job_key,
+                    trigger,
+                    entity::prelude::RunStatus::Failed,
+                    duration_ms,
+                );
             }
             RunEvent::TickFinished { duration } => {
                 self.tick_duration.observe(duration.as_secs_f64());
