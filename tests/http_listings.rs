@@ -75,6 +75,21 @@ impl Listings {
         jobs
     }
 
+    /// Inserts `count` jobs of each `(plugin, count)`; answers their `(plugin, key)`s in the
+    /// listings' order.
+    async fn keys_of_jobs(&self, counts: &[(&str, usize)]) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        for &(plugin, count) in counts {
+            let jobs = self.jobs_of(plugin, count).await;
+            keys.extend(
+                jobs.iter()
+                    .map(|job| (job.plugin_id.clone(), job.job_key.clone())),
+            );
+        }
+        keys.sort();
+        keys
+    }
+
     /// Inserts a finished run of `job` created at `created_at`.
     async fn run_of(
         &self,
@@ -197,16 +212,9 @@ fn id_of(item: &Value) -> Uuid {
 #[actix_rt::test]
 async fn a_job_cursor_walks_every_job_once_in_plugin_and_key_order() {
     let l = Listings::new().await;
-    let mut expected = Vec::new();
-    for (plugin, count) in [("gamma", 4), ("alpha", 9), ("beta", 10)] {
-        expected.extend(
-            l.jobs_of(plugin, count)
-                .await
-                .iter()
-                .map(|job| (job.plugin_id.clone(), job.job_key.clone())),
-        );
-    }
-    expected.sort();
+    let expected = l
+        .keys_of_jobs(&[("gamma", 4), ("alpha", 9), ("beta", 10)])
+        .await;
     let app = app!(l);
 
     let (items, pages) = walk!(app, "/api/jobs?limit=5");
@@ -224,16 +232,7 @@ async fn a_job_cursor_walks_every_job_once_in_plugin_and_key_order() {
 #[actix_rt::test]
 async fn an_unpaged_listing_of_many_jobs_answers_every_job_one_page_read_at_a_time() {
     let l = Listings::new().await;
-    let mut expected = Vec::new();
-    for (plugin, count) in [("beta", 601), ("alpha", 600)] {
-        expected.extend(
-            l.jobs_of(plugin, count)
-                .await
-                .iter()
-                .map(|job| (job.plugin_id.clone(), job.job_key.clone())),
-        );
-    }
-    expected.sort();
+    let expected = l.keys_of_jobs(&[("beta", 601), ("alpha", 600)]).await;
     let app = app!(l);
 
     l.run_reads.store(0, Ordering::SeqCst);

@@ -619,15 +619,24 @@ async fn a_receiver_that_is_down_fills_only_its_own_share_of_the_outbox() {
     );
 }
 
-#[actix_rt::test]
-async fn worker_failed_says_why_the_worker_was_given_up_on() {
+/// Plugin-jobs with the plugin `crash`, whose worker writes `dying` to stderr and exits 7 at
+/// every start (given up on after `crash_limit` crashes), once its first `worker.failed` body has
+/// reached the receiver.
+struct CrashingWorker {
+    _t: TestDb,
+    receiver: Receiver,
+    jobs: PluginJobsHandle,
+    body: Value,
+}
+
+async fn first_worker_failed_of_a_crashing_worker(crash_limit: usize) -> CrashingWorker {
     use plugin_jobs::worker::{PluginProcess, ProcessWorkerConfig, ProcessWorkers};
 
     let t = TestDb::new().await;
     let receiver = Receiver::default();
     let url = start_receiver(&receiver);
     let workers = ProcessWorkers::new(ProcessWorkerConfig {
-        crash_limit: 1,
+        crash_limit,
         restart_backoff: Duration::from_millis(20),
         max_restart_backoff: Duration::from_millis(50),
         ..ProcessWorkerConfig::default()
@@ -654,6 +663,17 @@ async fn worker_failed_says_why_the_worker_was_given_up_on() {
         .await
         .expect("register");
     let body = receiver.first("worker.failed").await.json();
+    CrashingWorker {
+        _t: t,
+        receiver,
+        jobs,
+        body,
+    }
+}
+
+#[actix_rt::test]
+async fn worker_failed_says_why_the_worker_was_given_up_on() {
+    let body = first_worker_failed_of_a_crashing_worker(1).await.body;
     let error = body["error"].as_str().unwrap_or_default();
     assert!(
         error.starts_with("giving up on the worker of plugin crash: 2 crashes")
@@ -668,39 +688,12 @@ async fn worker_failed_says_why_the_worker_was_given_up_on() {
 /// its third crash, once.
 #[actix_rt::test]
 async fn a_worker_that_keeps_crashing_is_reported_once_before_it_is_given_up_on() {
-    use plugin_jobs::worker::{PluginProcess, ProcessWorkerConfig, ProcessWorkers};
-
-    let t = TestDb::new().await;
-    let receiver = Receiver::default();
-    let url = start_receiver(&receiver);
-    let workers = ProcessWorkers::new(ProcessWorkerConfig {
-        crash_limit: 1_000,
-        restart_backoff: Duration::from_millis(20),
-        max_restart_backoff: Duration::from_millis(50),
-        ..ProcessWorkerConfig::default()
-    });
-    let dying = "import sys; sys.stderr.write('dying\\n'); sys.exit(7)";
-    workers
-        .start(PluginProcess {
-            plugin_id: "crash".to_owned(),
-            command: vec!["python3".into(), "-c".into(), dying.into()],
-            dir: std::env::temp_dir(),
-            env: Default::default(),
-            manifest: json!({"id": "crash"}),
-            config: Value::Null,
-        })
-        .expect("start the worker");
-    let jobs = PluginJobs::builder(t.db.clone())
-        .workers(workers)
-        .instance_id("hooks-1")
-        .notifier(config(&url, &[NotificationEvent::WorkerFailed]))
-        .manual_ticks()
-        .start()
-        .expect("start");
-    jobs.register("crash", vec![JobDeclaration::new("tick", "")])
-        .await
-        .expect("register");
-    let body = receiver.first("worker.failed").await.json();
+    let CrashingWorker {
+        _t,
+        receiver,
+        jobs,
+        body,
+    } = first_worker_failed_of_a_crashing_worker(1_000).await;
     assert_eq!(body["status"], "restarting", "{body}");
     let error = body["error"].as_str().unwrap_or_default();
     assert!(
