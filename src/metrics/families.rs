@@ -263,8 +263,6 @@ impl Metrics {
         }
     }
 
-    /// The `job` label for a job: its key while fewer than [`MAX_LABELLED_JOBS`] jobs have
-    /// series, [`OTHER_JOBS`] after.
     /// Counts a run that ended with `status`, and its duration when it started.
     fn count_finished(
         &mut self,
@@ -294,6 +292,8 @@ impl Metrics {
         }
     }
 
+    /// The `job` label for a job: its key while fewer than [`MAX_LABELLED_JOBS`] jobs have
+    /// series, [`OTHER_JOBS`] after.
     fn job_label(&mut self, plugin: &str, job: String) -> String {
         if let Some(jobs) = self.labelled_jobs.get(plugin)
             && jobs.contains(&job)

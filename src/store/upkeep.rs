@@ -264,9 +264,9 @@ const PRUNE_PASS_BUDGET: std::time::Duration = std::time::Duration::from_millis(
 /// writes (finished runs are never written again, so nothing else touches these rows): first
 /// the finished runs past the retention, oldest first from the `created_at` index; then, for
 /// 100 to 1,000 jobs after `cursor` (wrapping around), the finished runs beyond the newest
-/// `keep_per_job`, from the `(job_id, created_at)` index. On PostgreSQL each batch takes a
-/// transaction-level advisory lock, so one instance prunes at a time; an instance that finds it
-/// taken leaves the pass to the other.
+/// `keep_per_job`, from the `(job_id, created_at, id)` index (see [`surplus_of`]). On
+/// PostgreSQL each batch takes a transaction-level advisory lock, so one instance prunes at a
+/// time; an instance that finds it taken leaves the pass to the other.
 pub(super) async fn prune_runs(
     db: &DatabaseConnection,
     msg: PruneRuns,
