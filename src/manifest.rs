@@ -202,7 +202,38 @@ pub fn load(path: &Path) -> Result<Plugin, ManifestError> {
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     check(&manifest, &dir).map_err(|message| reject(message, id))?;
+    check_initialize_size(&raw, &manifest.config).map_err(|message| reject(message, id))?;
     Ok(Plugin { manifest, dir, raw })
+}
+
+/// Room in `initialize` beside the manifest and its config: the JSON-RPC envelope, the plugin
+/// id, the instance id and the host's version.
+const INITIALIZE_ENVELOPE_BYTES: usize = 1024;
+
+/// The worker gets the whole manifest, and its config once more, in `initialize`: one line,
+/// which a worker reads only up to [`rpc::MAX_LINE_BYTES`]. A manifest too large for it would
+/// leave its worker restarted forever for an answer it never reads the question of.
+///
+/// [`rpc::MAX_LINE_BYTES`]: crate::worker::rpc::MAX_LINE_BYTES
+fn check_initialize_size(raw: &Value, config: &Value) -> Result<(), String> {
+    let limit = crate::worker::rpc::MAX_LINE_BYTES;
+    let manifest = raw.to_string().len();
+    let config = config.to_string().len();
+    let bytes = manifest + config + INITIALIZE_ENVELOPE_BYTES;
+    if bytes <= limit {
+        return Ok(());
+    }
+    let config = if config > "null".len() {
+        format!(", and its config ({config} bytes) once more,")
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "is {manifest} bytes as compact JSON: the worker gets it{config} in its initialize \
+         message, one line of at most {limit} bytes (1 MiB) with {INITIALIZE_ENVELOPE_BYTES} \
+         kept for the rest of the message; split the jobs over several plugins or shorten their \
+         descriptions"
+    ))
 }
 
 /// What kind of JSON value `value` is, with its article.
@@ -313,6 +344,56 @@ mod tests {
         assert_eq!(process.command, ["./worker", "--flag"]);
         assert_eq!(process.env.get("K").map(String::as_str), Some("V"));
         assert_eq!(process.manifest["id"], "demo");
+    }
+
+    /// A manifest of `jobs` jobs with a 200-byte description each, and `config`.
+    fn manifest_of(jobs: usize, config: &Value) -> String {
+        let description = "d".repeat(200);
+        let jobs: Vec<Value> = (0..jobs)
+            .map(|i| {
+                serde_json::json!({
+                    "jobKey": format!("job-{i}"),
+                    "schedule": "0 0 3 * * *",
+                    "description": description,
+                })
+            })
+            .collect();
+        serde_json::json!({"id": "big", "command": ["x"], "config": config, "jobs": jobs})
+            .to_string()
+    }
+
+    #[test]
+    fn a_manifest_its_worker_could_not_read_in_initialize_is_refused() {
+        let limit = crate::worker::rpc::MAX_LINE_BYTES;
+        // Each job is about 264 bytes as JSON: 3,500 fit in 1 MiB, 5,000 do not.
+        let fits = manifest_of(3_500, &Value::Null);
+        assert!(
+            fits.len() < limit - INITIALIZE_ENVELOPE_BYTES,
+            "{}",
+            fits.len()
+        );
+        let dir = tempfile::tempdir().expect("temp");
+        load(&write(dir.path(), "fits", &fits)).expect("a manifest under 1 MiB loads");
+
+        let too_many = manifest_of(5_000, &Value::Null);
+        assert!(too_many.len() > limit);
+        let message = rejection(&too_many);
+        assert!(
+            message.starts_with(&format!("is {} bytes as compact JSON", too_many.len()))
+                && message.contains("initialize")
+                && message.contains("1 MiB"),
+            "{message}"
+        );
+
+        // The config goes twice: alone in the manifest it fits, counted again it does not.
+        let config = Value::String("c".repeat(limit / 2));
+        let manifest = manifest_of(0, &config);
+        assert!(manifest.len() < limit);
+        let message = rejection(&manifest);
+        assert!(
+            message.contains("its config (524290 bytes) once more"),
+            "{message}"
+        );
     }
 
     #[test]

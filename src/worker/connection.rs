@@ -95,10 +95,15 @@ impl Connection {
     ) -> impl Future<Output = Result<Value, WorkerError>> + Send + 'static + use<> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
+        let line = rpc::request(id, method, params);
         let refused = {
             let mut calls = self.lock();
             match &calls.closed {
                 Some(err) => Some(err.clone()),
+                // The worker would drop the line unread and the call would wait forever.
+                None if line.len() > rpc::MAX_LINE_BYTES => {
+                    Some(rpc::WorkerError::too_long(method, line.len()))
+                }
                 None => {
                     if let Some(run_id) = &run_id {
                         calls.runs.insert(run_id.clone(), id);
@@ -109,7 +114,7 @@ impl Connection {
                 }
             }
         };
-        let sent = refused.is_none() && self.writer.send(rpc::request(id, method, params)).is_ok();
+        let sent = refused.is_none() && self.writer.send(line).is_ok();
         let guard = CallGuard {
             connection: Arc::clone(self),
             id,
@@ -246,6 +251,32 @@ mod tests {
         let taken = connection.logs.take("r").expect("lines");
         assert_eq!(taken.as_array().map(Vec::len), Some(1));
         assert_eq!(connection.logs.buffered_runs(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_longer_than_a_worker_reads_is_refused_unsent() {
+        let (connection, mut lines) = connection();
+        let params = json!({"manifest": "m".repeat(rpc::MAX_LINE_BYTES)});
+        let err = connection
+            .call("initialize", &params)
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code, rpc::codes::INVALID_REQUEST);
+        assert!(
+            err.message
+                .starts_with("the initialize request is 1048648 bytes long")
+                && err.message.contains("1 MiB")
+                && err.message.ends_with("it was not sent"),
+            "{}",
+            err.message
+        );
+        assert!(lines.try_recv().is_err(), "nothing was written");
+        assert_eq!(connection.in_flight(), 0);
+        // The connection still takes calls of a size a worker reads.
+        let call = connection.call("initialize", &json!({"manifest": "m"}));
+        assert!(lines.recv().await.is_some());
+        assert!(connection.resolve(&json!(2), Ok(Value::Null)));
+        assert_eq!(call.await, Ok(Value::Null));
     }
 
     #[tokio::test]

@@ -47,6 +47,18 @@ impl WorkerError {
         Self::new(codes::WORKER_ERROR, message)
     }
 
+    /// A request of the host's own that is longer than a worker reads ([`MAX_LINE_BYTES`]): it
+    /// is not sent, since the worker would drop it unread and never answer.
+    pub fn too_long(method: &str, bytes: usize) -> Self {
+        Self::new(
+            codes::INVALID_REQUEST,
+            format!(
+                "the {method} request is {bytes} bytes long, over the {MAX_LINE_BYTES}-byte (1 MiB) \
+                 line limit a worker reads; it was not sent"
+            ),
+        )
+    }
+
     /// The plugin's worker is not there to take the call.
     pub fn unavailable(plugin_id: &str) -> Self {
         Self::new(
