@@ -396,7 +396,9 @@ impl PluginJobsHandle {
         self.scheduler.send(CancelRun(run_id)).await?
     }
 
-    /// Registers a plugin and syncs its declared jobs.
+    /// Registers a plugin and syncs its declared jobs. Answers the declared jobs as stored, with
+    /// the ones it no longer declares (retired) and any job created through the API that holds
+    /// a declared key, ordered by key; the plugin's other API jobs are not part of it.
     pub async fn register(
         &self,
         plugin_id: impl Into<String>,

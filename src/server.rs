@@ -211,7 +211,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             .await
         {
             Ok(registered) => {
-                log::info!("plugin {id}: {} job(s) registered", registered.len());
+                log::info!(
+                    "plugin {id}: {} job(s) registered",
+                    plugin.manifest.jobs.len()
+                );
                 for job in registered.iter().filter(|j| j.status == JobStatus::Failed) {
                     let reason = job.last_error.as_deref().unwrap_or("invalid");
                     log::error!("plugin {id}: job {} is failed: {reason}", job.job_key);

@@ -646,6 +646,66 @@ async fn a_plugin_with_more_jobs_than_a_statement_can_bind_registers_and_retires
     assert_eq!(by_key(&jobs, "job-7").status, JobStatus::Active);
 }
 
+/// A registration answers what it synced: the declared jobs, the manifest's jobs it retired, and
+/// an API job that holds a declared key; the plugin's other API jobs are neither changed nor
+/// part of the answer (a plugin may have any number of them).
+#[actix_rt::test]
+async fn registration_answers_the_declared_jobs_and_leaves_the_plugins_api_jobs_alone() {
+    use plugin_jobs::store::CreateJob;
+
+    let t = TestDb::new().await;
+    let store = t.store();
+    let declared = |keys: &[&str]| -> Vec<JobDeclaration> {
+        keys.iter()
+            .map(|key| JobDeclaration::new(*key, "0 * * * *"))
+            .collect()
+    };
+    store
+        .send(sync("billing", declared(&["daily", "weekly"]), "10:00"))
+        .await
+        .expect("mailbox")
+        .expect("register");
+    let mut api_jobs = Vec::new();
+    for key in ["api-1", "api-2", "shared"] {
+        let job = store
+            .send(CreateJob {
+                plugin_id: "billing".to_owned(),
+                job: JobDeclaration::new(key, "30 * * * *"),
+                now: at("10:01"),
+            })
+            .await
+            .expect("mailbox")
+            .expect("create");
+        api_jobs.push(job);
+    }
+
+    // "weekly" is no longer declared; "shared" is, but an API job holds it.
+    let jobs = store
+        .send(sync("billing", declared(&["daily", "shared"]), "10:02"))
+        .await
+        .expect("mailbox")
+        .expect("register again");
+    let keys: Vec<&str> = jobs.iter().map(|job| job.job_key.as_str()).collect();
+    assert_eq!(keys, ["daily", "shared", "weekly"], "ordered by key");
+    assert_eq!(by_key(&jobs, "daily").status, JobStatus::Active);
+    assert_eq!(by_key(&jobs, "weekly").status, JobStatus::Retired);
+    let shared = by_key(&jobs, "shared");
+    assert_eq!(shared.origin, JobOrigin::Api);
+    assert_eq!(
+        shared.schedule, "30 * * * *",
+        "the API job keeps its own schedule"
+    );
+
+    for before in api_jobs {
+        let after = t.job(before.id).await;
+        assert_eq!(
+            after, before,
+            "the sync left API job {} as it was",
+            before.job_key
+        );
+    }
+}
+
 #[actix_rt::test]
 async fn a_pause_during_another_instances_registration_holds() {
     let t = TestDb::new().await;

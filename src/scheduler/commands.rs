@@ -50,7 +50,9 @@ pub struct TriggeredRun {
     pub job_id: Uuid,
 }
 
-/// Registers a plugin and syncs the jobs it declares. Answers the plugin's jobs.
+/// Registers a plugin and syncs the jobs it declares. Answers its declared jobs, the ones it no
+/// longer declares (retired) and any API job holding a declared key; see
+/// [`SyncJobDeclarations`].
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<PluginJobModel>>")]
 pub struct RegisterPlugin {

@@ -79,15 +79,43 @@ pub(super) async fn sync_job_declarations(
     // Status and pointer are written from what is read here, so the rows stay locked until the
     // commit: a pause by another instance waits for this sync, or this sync for the pause, and
     // neither overwrites the other. (SQLite writers are serialised by `BEGIN IMMEDIATE`.)
-    let existing: HashMap<String, PluginJobModel> = lock_rows(
-        &txn,
-        PluginJob::find().filter(PluginJobColumn::PluginId.eq(&msg.plugin_id)),
-    )
-    .all(&txn)
-    .await?
-    .into_iter()
-    .map(|job| (job.job_key.clone(), job))
-    .collect();
+    // Only what the sync may change is read: the jobs of the declared keys whole, and the id and
+    // key of each manifest job it may retire. The plugin's API jobs are not read (a plugin may
+    // have any number of them), nor are its jobs read whole twice: at 40,000 API jobs that left
+    // `serve` holding 220 MB after start.
+    let declared: HashSet<&str> = msg.jobs.iter().map(|job| job.job_key.as_str()).collect();
+    let keys: Vec<&str> = declared.iter().copied().collect();
+    let mut existing: HashMap<String, PluginJobModel> = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(super::IDS_PER_STATEMENT) {
+        let of_chunk = PluginJob::find()
+            .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
+            .filter(PluginJobColumn::JobKey.is_in(chunk.iter().copied()));
+        for job in lock_rows(&txn, of_chunk).all(&txn).await? {
+            existing.insert(job.job_key.clone(), job);
+        }
+    }
+    // A job the plugin retired while it was gone or its manifest was rejected keeps no reason
+    // of that once the plugin loads again: it is retired because the manifest no longer
+    // declares it, which needs none.
+    let retirable = PluginJob::find()
+        .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
+        .filter(PluginJobColumn::Origin.eq(JobOrigin::Manifest))
+        .filter(
+            Condition::any()
+                .add(PluginJobColumn::Status.ne(JobStatus::Retired))
+                .add(PluginJobColumn::LastError.is_not_null()),
+        );
+    let gone: Vec<Uuid> = lock_rows(&txn, retirable)
+        .select_only()
+        .column(PluginJobColumn::Id)
+        .column(PluginJobColumn::JobKey)
+        .into_tuple::<(Uuid, String)>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .filter(|(_, key)| !declared.contains(key.as_str()))
+        .map(|(id, _)| id)
+        .collect();
 
     for decl in &msg.jobs {
         let job = existing.get(&decl.job_key);
@@ -111,19 +139,6 @@ pub(super) async fn sync_job_declarations(
     // Jobs no longer declared retire. Their ids are listed in chunks rather than the declared
     // keys in one `NOT IN`, so a plugin with tens of thousands of jobs stays under the
     // databases' limits on bound parameters.
-    // A job the plugin retired while it was gone or its manifest was rejected keeps no reason
-    // of that once the plugin loads again: it is retired because the manifest no longer
-    // declares it, which needs none.
-    let declared: HashSet<&str> = msg.jobs.iter().map(|job| job.job_key.as_str()).collect();
-    let gone: Vec<Uuid> = existing
-        .values()
-        .filter(|job| {
-            job.origin == JobOrigin::Manifest
-                && (job.status != JobStatus::Retired || job.last_error.is_some())
-                && !declared.contains(job.job_key.as_str())
-        })
-        .map(|job| job.id)
-        .collect();
     let reason = "job retired before the run started";
     runs::cancel_unstarted_runs(&txn, &gone, false, reason, now).await?;
     for chunk in gone.chunks(super::IDS_PER_STATEMENT) {
@@ -139,12 +154,20 @@ pub(super) async fn sync_job_declarations(
             .await?;
     }
 
-    let jobs = PluginJob::find()
+    let mut jobs = PluginJob::find()
         .filter(PluginJobColumn::PluginId.eq(&msg.plugin_id))
+        .filter(PluginJobColumn::Origin.eq(JobOrigin::Manifest))
         .order_by_asc(PluginJobColumn::JobKey)
         .all(&txn)
         .await?;
     txn.commit().await?;
+    // The API jobs that kept a key the declaration names, as they were (the sync left them).
+    jobs.extend(
+        existing
+            .into_values()
+            .filter(|job| job.origin == JobOrigin::Api && job.status != JobStatus::Retired),
+    );
+    jobs.sort_by(|a, b| a.job_key.cmp(&b.job_key));
     Ok(jobs)
 }
 

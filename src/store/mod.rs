@@ -209,7 +209,9 @@ fn is_postgres(db: &impl ConnectionTrait) -> bool {
 // Messages: writes
 
 /// Brings a plugin's jobs in line with what it declares now, in one transaction. Returns the
-/// plugin's jobs after the sync (retired ones included), ordered by job key.
+/// plugin's declared jobs after the sync, with its manifest jobs no longer declared (retired)
+/// and the API jobs that hold a declared key, ordered by job key; its other API jobs are left
+/// unread.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<Vec<PluginJobModel>>")]
 pub struct SyncJobDeclarations {
