@@ -197,6 +197,15 @@ fn trigger_run_and_runs_follow_a_run_to_its_logs() {
     );
     let json = client(&server, &["run", &ok_run, "--json"]);
     assert_eq!(json.json(), server.run(&ok_run));
+    // The job whose newest run failed is the one failing.
+    let failing = client(&server, &["jobs", "--failing", "--json"]).json();
+    let keys: Vec<&str> = failing
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|job| job["jobKey"].as_str())
+        .collect();
+    assert_eq!(keys, ["fail"], "{failing}");
 
     let runs = client(&server, &["runs"]);
     assert_eq!(runs.code, Some(0), "{runs:?}");

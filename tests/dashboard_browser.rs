@@ -1066,4 +1066,36 @@ fn more_jobs_and_more_runs_page_through_the_listings() {
     });
     assert_eq!(browser.count(job_rows), JOBS);
     assert_eq!(browser.count(run_rows), RUNS);
+
+    // Failed only asks the server for the failing jobs: the last job, which fails now, comes
+    // on the first page with the 60 others, though the unfiltered listing has it on the second.
+    let (status, body) = server.request(
+        "POST",
+        &format!("/api/plugins/many/jobs/job-{:03}/trigger", JOBS - 1),
+        None,
+        Some(TOKEN),
+    );
+    assert_eq!(status, 202, "{body}");
+    let run_id = body["runId"].as_str().expect("a run id").to_owned();
+    wait_for(
+        "the last job's run to fail",
+        Duration::from_secs(30),
+        || (api(&server, &format!("/api/runs/{run_id}")).1["status"] == "failed").then_some(()),
+    );
+    // Choosing the plugin starts the listing again at one page.
+    browser.click(r#"#plugin-filter option[value="many"]"#);
+    wait_for("one page of jobs again", Duration::from_secs(20), || {
+        (browser.count(job_rows) == 200 && browser.visible("#jobs-more-button")).then_some(())
+    });
+    browser.click("#failed-only");
+    wait_for(
+        "the failing jobs, the last one among them, on one page",
+        Duration::from_secs(20),
+        || {
+            (browser.count(job_rows) == RUNS + 1
+                && browser.count(&last) == 1
+                && !browser.visible("#jobs-more-button"))
+            .then_some(())
+        },
+    );
 }

@@ -320,6 +320,79 @@ async fn job_listings_filter_by_status_and_plugin() {
     assert!(none_paused.items().is_empty());
 }
 
+/// `failing=true`: the jobs that are `failed` or whose newest run failed, in SQL, so a cursor
+/// pages through them alone (the dashboard's "failed only").
+#[actix_rt::test]
+async fn failing_keeps_the_failed_jobs_and_those_whose_newest_run_failed() {
+    use RunStatus::{Cancelled, Failed, Succeeded};
+
+    let l = Listings::new().await;
+    let alpha = l.jobs_of("alpha", 9).await;
+    let beta = l.jobs_of("beta", 3).await;
+    // Each job's runs, oldest first, a minute apart.
+    let histories: [(&PluginJobModel, &[RunStatus]); 7] = [
+        (&alpha[0], &[Succeeded, Failed]), // failing
+        (&alpha[1], &[Failed, Succeeded]), // recovered
+        (&alpha[3], &[Failed]),            // failing
+        (&alpha[4], &[Failed, Cancelled]), // its newest run was cancelled
+        (&alpha[5], &[Succeeded, Failed]), // failing, and paused
+        (&alpha[7], &[Succeeded]),         // healthy
+        (&beta[1], &[Failed, Failed]),     // failing
+    ];
+    for (job, statuses) in histories {
+        for (minute, status) in statuses.iter().enumerate() {
+            let created = at("09:00") + TimeDelta::minutes(i64::try_from(minute).expect("small"));
+            l.run_of(job, created, *status, RunTrigger::Schedule).await;
+        }
+    }
+    // A job that is `failed` itself (its schedule went bad), with no run.
+    let mut failed = job_row("alpha", "k09");
+    failed.status = JobStatus::Failed;
+    l.t.insert_job(failed).await;
+    let app = app!(l);
+    let pairs = |keys: &[(&str, &str)]| -> Vec<(String, String)> {
+        keys.iter()
+            .map(|(plugin, key)| ((*plugin).to_owned(), (*key).to_owned()))
+            .collect()
+    };
+
+    let (failing, pages) = walk!(app, "/api/jobs?failing=true&limit=2");
+    assert_eq!(
+        failing.iter().map(key_of).collect::<Vec<_>>(),
+        pairs(&[
+            ("alpha", "k00"),
+            ("alpha", "k03"),
+            ("alpha", "k05"),
+            ("alpha", "k09"),
+            ("beta", "k01")
+        ])
+    );
+    assert_eq!(pages, 3, "five jobs, two a page");
+    assert_eq!(failing[0]["lastRun"]["status"], "failed");
+
+    let (of_alpha, _) = walk!(
+        app,
+        "/api/plugins/alpha/jobs?failing=true&status=paused&limit=1"
+    );
+    assert_eq!(
+        of_alpha.iter().map(key_of).collect::<Vec<_>>(),
+        pairs(&[("alpha", "k05")])
+    );
+    let everything = get!(app, "/api/jobs?failing=false");
+    assert_eq!(everything.items().len(), 13);
+    let unpaged = get!(app, "/api/jobs?failing=true&pluginId=beta");
+    assert_eq!(
+        unpaged.items().iter().map(key_of).collect::<Vec<_>>(),
+        pairs(&[("beta", "k01")])
+    );
+    let bad = get!(app, "/api/jobs?failing=yes");
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad.error(),
+        r#"invalid failing "yes": expected true or false"#
+    );
+}
+
 #[actix_rt::test]
 async fn every_job_carries_its_newest_run_read_in_one_statement() {
     let l = Listings::new().await;

@@ -55,6 +55,9 @@ pub struct JobsArgs {
     /// Only jobs with this status.
     #[arg(long, value_parser = ["active", "paused", "failed", "retired"])]
     pub status: Option<String>,
+    /// Only jobs that are failed or whose newest run failed.
+    #[arg(long)]
+    pub failing: bool,
     #[command(flatten)]
     pub conn: Connection,
 }
@@ -248,6 +251,9 @@ async fn jobs(api: &ApiClient, args: &JobsArgs, json: bool) -> Result<String, Cl
     }
     if let Some(plugin) = &args.plugin {
         filters.push(format!("pluginId={}", segment(plugin)));
+    }
+    if args.failing {
+        filters.push("failing=true".to_owned());
     }
     let path = if filters.is_empty() {
         "/api/jobs".to_owned()

@@ -81,6 +81,7 @@ pub async fn list_plugins(handle: Handle, _query: Query<NoParameters>) -> ApiRes
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobsQuery {
     status: Option<String>,
+    failing: Option<String>,
     plugin_id: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
@@ -101,6 +102,7 @@ impl JobsQuery {
         Ok(ListJobPage {
             plugin_id,
             status: parse_enum("status", self.status.as_deref())?,
+            failing: parse_failing(self.failing.as_deref())?,
             after,
             limit,
             with_last_run,
@@ -108,7 +110,8 @@ impl JobsQuery {
     }
 }
 
-/// `GET /api/plugins/{pluginId}/jobs?status=&limit=&cursor=`: the plugin's jobs by key.
+/// `GET /api/plugins/{pluginId}/jobs?status=&failing=&limit=&cursor=`: the plugin's jobs by
+/// key.
 pub async fn list_jobs(
     handle: Handle,
     req: HttpRequest,
@@ -128,7 +131,7 @@ pub async fn list_jobs(
     }))
 }
 
-/// `GET /api/jobs?status=&pluginId=&limit=&cursor=`: jobs by plugin and key, each with its
+/// `GET /api/jobs?status=&failing=&pluginId=&limit=&cursor=`: jobs by plugin and key, each with its
 /// schedule in words, its next slots and its newest run (what the dashboard shows). The newest
 /// runs of a whole page are read in one statement.
 pub async fn list_all_jobs(handle: Handle, req: HttpRequest, query: Query<JobsQuery>) -> ApiResult {
@@ -464,6 +467,18 @@ where
             .parse::<T>()
             .map(Some)
             .map_err(|err| ApiError::bad_request(format!("invalid {name}: {err}"))),
+    }
+}
+
+/// `failing` of a jobs listing: `true` keeps the jobs that are `failed` or whose newest run
+/// failed; `false`, absent or empty keeps every job.
+fn parse_failing(raw: Option<&str>) -> Result<bool, ApiError> {
+    match non_empty(raw) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(text) => Err(ApiError::bad_request(format!(
+            "invalid failing {text:?}: expected true or false"
+        ))),
     }
 }
 

@@ -13,10 +13,10 @@
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use entity::prelude::*;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select,
+    ActiveEnum as _, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -37,6 +37,8 @@ pub struct JobCursor {
 pub struct ListJobPage {
     pub plugin_id: Option<String>,
     pub status: Option<JobStatus>,
+    /// Only jobs that are `failed` or whose newest run failed (what needs an operator's eye).
+    pub failing: bool,
     pub after: Option<JobCursor>,
     pub limit: Option<u64>,
     pub with_last_run: bool,
@@ -138,6 +140,11 @@ impl StoreReader {
 const LAST_RUN_ID: &str = "(SELECT r.id FROM plugin_job_runs r WHERE r.job_id = plugin_jobs.id \
      ORDER BY r.created_at DESC, r.id DESC LIMIT 1)";
 
+/// The status of the newest run of the job in the enclosing query's `plugin_jobs` row, read as
+/// [`LAST_RUN_ID`] finds it.
+const LAST_RUN_STATUS: &str = "(SELECT r.status FROM plugin_job_runs r \
+     WHERE r.job_id = plugin_jobs.id ORDER BY r.created_at DESC, r.id DESC LIMIT 1)";
+
 /// The jobs of a page, with the filters, the keyset start and the order, but not the limit.
 fn job_page_query(msg: &ListJobPage) -> Select<PluginJob> {
     let mut query = PluginJob::find();
@@ -146,6 +153,15 @@ fn job_page_query(msg: &ListJobPage) -> Select<PluginJob> {
     }
     if let Some(status) = msg.status {
         query = query.filter(PluginJobColumn::Status.eq(status));
+    }
+    if msg.failing {
+        // One probe of the runs index per job that is not `failed` itself, in key order, until
+        // the page is full.
+        query = query.filter(
+            Condition::any()
+                .add(PluginJobColumn::Status.eq(JobStatus::Failed))
+                .add(Expr::cust(LAST_RUN_STATUS).eq(RunStatus::Failed.to_value())),
+        );
     }
     if let Some(after) = &msg.after {
         // `plugin_id >= p` alone bounds an index range; the rest picks the keys after `k`.
