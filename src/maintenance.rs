@@ -289,6 +289,7 @@ impl Handler<PrunePass> for MaintenanceActor {
             now: self.clock.now(),
             keep_per_job: self.config.keep_runs_per_job,
             retention: self.config.run_retention,
+            pass_budget: PruneRuns::PASS_BUDGET,
         };
         Box::pin(async move { crate::store::ask(&store, prune).await })
     }

@@ -326,6 +326,7 @@ async fn a_slot_whose_run_was_pruned_is_never_replayed() {
             now: at("12:00"),
             keep_per_job: 1,
             retention: Duration::from_secs(30 * 86_400),
+            pass_budget: PruneRuns::PASS_BUDGET,
         })
         .await
         .expect("mailbox")

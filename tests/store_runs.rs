@@ -592,6 +592,7 @@ async fn prune_keeps_the_newest_runs_per_job_drops_expired_ones_and_never_live_o
             now,
             keep_per_job: 4,
             retention: Duration::from_secs(30 * 86_400),
+            pass_budget: PruneRuns::PASS_BUDGET,
         })
         .await
         .expect("mailbox")
@@ -646,6 +647,7 @@ async fn prune_keeps_exactly_the_newest_finished_runs_beside_a_live_one_and_runs
             now,
             keep_per_job: 4,
             retention: Duration::from_secs(30 * 86_400),
+            pass_budget: PruneRuns::PASS_BUDGET,
         })
         .await
         .expect("mailbox")
@@ -1031,6 +1033,7 @@ async fn prune_works_through_more_rows_than_one_batch_and_two_stores_prune_each_
         now,
         keep_per_job: 10,
         retention: Duration::from_secs(30 * 86_400),
+        pass_budget: PruneRuns::PASS_BUDGET,
     };
     let (a, b) = futures_util::join!(first.send(prune()), second.send(prune()));
     let pruned = a.expect("mailbox").expect("prune") + b.expect("mailbox").expect("prune");
@@ -1074,6 +1077,7 @@ async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_a
             now,
             keep_per_job: 10_000,
             retention: Duration::from_secs(30 * 86_400),
+            pass_budget: PruneRuns::PASS_BUDGET,
         })
         .await
         .expect("mailbox")
@@ -1095,37 +1099,62 @@ async fn on_postgres_a_prune_reads_each_jobs_history_from_its_own_index_before_a
         .await;
 }
 
-/// A pass looks at a hundred jobs at least, at more while it is quick, and the next pass goes on
+/// A pass whose budget is spent stops after its first hundred jobs, and the next pass goes on
 /// after the last job it looked at: passes come round every job, each job once a round.
 #[actix_rt::test]
 async fn prune_passes_trim_a_hundred_jobs_or_more_each_and_go_on_from_where_the_last_stopped() {
     let t = TestDb::new().await;
     let store = t.store();
     let now = at("2024-03-01T00:00:00Z");
-    jobs_with_three_finished_runs(&t, 1_050, now).await;
-    let prune = || PruneRuns {
+    let jobs = jobs_with_three_finished_runs(&t, 1_050, now).await;
+    let prune = |pass_budget| PruneRuns {
         now,
         keep_per_job: 1,
         retention: Duration::from_secs(30 * 86_400),
+        pass_budget,
     };
+    // No budget: every pass stops at 100 jobs (two runs trimmed each), the last at the end of
+    // the table.
     let mut passes = Vec::new();
-    while passes.iter().sum::<u64>() < 2_100 {
-        let pruned = store.send(prune()).await.expect("mailbox").expect("prune");
-        assert!(pruned > 0, "a pass that trimmed nothing: {passes:?}");
+    for _ in 0..11 {
+        let pruned = store
+            .send(prune(Duration::ZERO))
+            .await
+            .expect("mailbox")
+            .expect("prune");
         passes.push(pruned);
-        // Each pass looks at 100 jobs or reaches the last one: 11 passes, and one more for a
-        // pass cut short by the end of the table.
-        assert!(passes.len() <= 12, "100 jobs a pass at least: {passes:?}");
     }
-    assert_eq!(
-        passes.iter().sum::<u64>(),
-        2_100,
-        "no run counted twice: {passes:?}"
-    );
+    let mut expected = vec![200; 10];
+    expected.push(100);
+    assert_eq!(passes, expected, "100 jobs a pass, then the last 50");
     assert_eq!(t.all_runs().await.len(), 1_050);
     // The round is over; the next starts from the first job again, finding nothing.
-    let again = store.send(prune()).await.expect("mailbox").expect("prune");
+    let again = store
+        .send(prune(PruneRuns::PASS_BUDGET))
+        .await
+        .expect("mailbox")
+        .expect("prune");
     assert_eq!(again, 0);
+
+    // The maintenance's budget: at least 100 jobs a pass, more while it is quick.
+    let later = now + TimeDelta::seconds(10);
+    t.insert_runs(&finished_runs(&jobs, later)).await;
+    let mut passes = Vec::new();
+    while passes.iter().sum::<u64>() < 3_150 {
+        let pruned = store
+            .send(prune(PruneRuns::PASS_BUDGET))
+            .await
+            .expect("mailbox")
+            .expect("prune");
+        assert!(pruned > 0, "a pass that trimmed nothing: {passes:?}");
+        passes.push(pruned);
+        assert!(passes.len() <= 12, "100 jobs a pass at least: {passes:?}");
+    }
+    assert_eq!(passes.iter().sum::<u64>(), 3_150, "no run counted twice");
+    // The round starts where the last pass stopped. Only the pass that reached the end of the
+    // table, and the one that came back to jobs already trimmed, trimmed fewer than 100 jobs.
+    let short = passes.iter().filter(|&&pruned| pruned < 300).count();
+    assert!(short <= 2, "100 jobs a pass at least: {passes:?}");
 }
 
 #[actix_rt::test]
@@ -1134,44 +1163,30 @@ async fn with_exactly_a_page_of_jobs_every_prune_pass_trims() {
     let store = t.store();
     let now = at("2024-03-01T00:00:00Z");
     let jobs = jobs_with_three_finished_runs(&t, 1_000, now).await;
+    // A budget no pass spends: each looks at the whole page of 1,000 jobs.
     let prune = |now| PruneRuns {
         now,
         keep_per_job: 1,
         retention: Duration::from_secs(30 * 86_400),
+        pass_budget: Duration::from_secs(3_600),
     };
-    let mut total = 0;
-    while total < 2_000 {
-        let pruned = store
-            .send(prune(now))
-            .await
-            .expect("mailbox")
-            .expect("prune");
-        assert!(
-            pruned > 0,
-            "a pass that trimmed nothing with {total} of 2,000 trimmed"
-        );
-        total += pruned;
-    }
-    assert_eq!(total, 2_000);
-    // Wherever the last pass ended (at the last job of the page, it may be), the next ones go on
-    // trimming at once: ending on the last job used to make the next pass find no job after it,
-    // trim nothing, and leave the history to grow until the pass after.
+    let first = store
+        .send(prune(now))
+        .await
+        .expect("mailbox")
+        .expect("prune");
+    assert_eq!(first, 2_000, "one pass trims every job of the page");
+    // The pass ended on the last job of a full page. The next one goes on trimming at once:
+    // that used to make it find no job after the last, trim nothing, and leave the history to
+    // grow until the pass after.
     let later = now + TimeDelta::seconds(10);
     t.insert_runs(&finished_runs(&jobs, later)).await;
-    let mut total = 0;
-    while total < 3_000 {
-        let pruned = store
-            .send(prune(later))
-            .await
-            .expect("mailbox")
-            .expect("prune");
-        assert!(
-            pruned > 0,
-            "a pass that trimmed nothing with {total} of 3,000 trimmed"
-        );
-        total += pruned;
-    }
-    assert_eq!(total, 3_000, "each job's 1 + 3 runs trimmed to 1");
+    let second = store
+        .send(prune(later))
+        .await
+        .expect("mailbox")
+        .expect("prune");
+    assert_eq!(second, 3_000, "each job's 1 + 3 runs trimmed to 1");
 }
 
 /// `count` jobs, each with three finished runs created just before `now`.

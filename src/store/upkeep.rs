@@ -253,12 +253,12 @@ const PRUNE_BATCH: u64 = 1_000;
 /// so with many jobs each is trimmed every few passes and no pass reads every job's history.
 const PRUNE_JOBS_PER_PASS: u64 = 1_000;
 
-/// A pass looks at [`PRUNE_JOBS_AT_LEAST`] jobs, then at more while it has taken less than
-/// [`PRUNE_PASS_BUDGET`]: at 40,000 jobs a pass of 100 every 10 s took 67 minutes to come
-/// round (an every-second job held about 4,000 runs beyond its keep by then), while 1,000
-/// jobs a pass, each a few reads, tripled the scheduler's lateness p99 in the history bench.
+/// A pass looks at [`PRUNE_JOBS_AT_LEAST`] jobs, then at more while it has taken less than its
+/// budget ([`PruneRuns::PASS_BUDGET`] from the maintenance): at 40,000 jobs a pass of 100
+/// every 10 s took 67 minutes to come round (an every-second job held about 4,000 runs beyond
+/// its keep by then), while 1,000 jobs a pass, each a few reads, tripled the scheduler's
+/// lateness p99 in the history bench.
 const PRUNE_JOBS_AT_LEAST: usize = 100;
-const PRUNE_PASS_BUDGET: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Prunes history in bounded batches, each its own short transaction run beside the store's
 /// writes (finished runs are never written again, so nothing else touches these rows): first
@@ -326,7 +326,7 @@ pub(super) async fn prune_runs(
     let started = std::time::Instant::now();
     let mut looked = 0;
     for job_id in &jobs {
-        if looked >= PRUNE_JOBS_AT_LEAST && started.elapsed() >= PRUNE_PASS_BUDGET {
+        if looked >= PRUNE_JOBS_AT_LEAST && started.elapsed() >= msg.pass_budget {
             break;
         }
         looked += 1;
