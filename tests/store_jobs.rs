@@ -619,6 +619,37 @@ async fn several_instances_registering_the_same_plugin_at_once_all_succeed_with_
     assert_eq!(all.len(), 20, "one row per job key");
 }
 
+/// A registration locks its jobs a thousand keys at a time; instances that register the same
+/// plugin again at once lock them in the same order, so none waits for another in a cycle
+/// (on PostgreSQL a deadlock would fail a registration).
+#[actix_rt::test]
+async fn instances_registering_again_a_plugin_of_thousands_of_jobs_all_succeed() {
+    let t = TestDb::new().await;
+    let mut stores = vec![t.store()];
+    for _ in 0..2 {
+        stores.push(t.second_store().await);
+    }
+    let declarations: Vec<JobDeclaration> = (0..2_500)
+        .map(|n| JobDeclaration::new(format!("job-{n}"), "* * * * *"))
+        .collect();
+    stores[0]
+        .send(sync("fleet", declarations.clone(), "10:00"))
+        .await
+        .expect("mailbox")
+        .expect("the first registration");
+    for round in 0..2 {
+        let syncs = stores
+            .iter()
+            .map(|store| store.send(sync("fleet", declarations.clone(), "10:01")));
+        for answer in futures_util::future::join_all(syncs).await {
+            let jobs = answer
+                .expect("mailbox")
+                .unwrap_or_else(|err| panic!("round {round}: a registration failed: {err}"));
+            assert_eq!(jobs.len(), 2_500);
+        }
+    }
+}
+
 #[actix_rt::test]
 async fn a_plugin_with_more_jobs_than_a_statement_can_bind_registers_and_retires_them() {
     let t = TestDb::new().await;

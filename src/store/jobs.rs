@@ -84,7 +84,10 @@ pub(super) async fn sync_job_declarations(
     // have any number of them), nor are its jobs read whole twice: at 40,000 API jobs that left
     // `serve` holding 220 MB after start.
     let declared: HashSet<&str> = msg.jobs.iter().map(|job| job.job_key.as_str()).collect();
-    let keys: Vec<&str> = declared.iter().copied().collect();
+    // In key order, as every instance locks them: two instances registering the same plugin at
+    // once must not each hold a chunk the other waits for.
+    let mut keys: Vec<&str> = declared.iter().copied().collect();
+    keys.sort_unstable();
     let mut existing: HashMap<String, PluginJobModel> = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(super::IDS_PER_STATEMENT) {
         let of_chunk = PluginJob::find()
