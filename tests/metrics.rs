@@ -561,3 +561,87 @@ async fn a_scrape_pages_through_the_jobs_and_gauges_only_the_labelled_ones() {
         "the labels ran out before the {MAX_LABELLED_JOBS}th job in key order"
     );
 }
+
+/// A scrape reads the jobs with series of their own by key and pages through the table only
+/// while labels are free: at a million jobs it read every page (a thousand reads) and gave up
+/// after 2 s on each scrape, so no job ever got its gauges. Here, 2,500 jobs with the last one
+/// in key order labelled by its run: the first scrape reads it and one page, the next reads only
+/// the thousand labelled jobs by key.
+#[actix_rt::test]
+async fn a_scrape_reads_the_labelled_jobs_by_key_and_pages_only_for_free_labels() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use plugin_jobs::events::RunEvent;
+    use plugin_jobs::metrics::MAX_LABELLED_JOBS;
+
+    let t = TestDb::new().await;
+    let key = |n: usize| format!("job-{n:05}");
+    for n in 0..2_500 {
+        t.insert_job(job_row("big", &key(n))).await;
+    }
+    let reads = Arc::new(AtomicUsize::new(0));
+    let mut db = t.db.clone();
+    let counted = Arc::clone(&reads);
+    db.set_metric_callback(move |info| {
+        let sql = &info.statement.sql;
+        if sql.trim_start().starts_with("SELECT") && sql.contains("FROM \"plugin_jobs\"") {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let jobs = PluginJobs::builder(db)
+        .workers(InProcessWorkers::new())
+        .clock(ManualClock::new(at("10:00")))
+        .instance_id("metrics-test")
+        .manual_ticks()
+        .start()
+        .expect("valid settings");
+    jobs.metrics
+        .send(RunEvent::RunQueued {
+            run_id: uuid::Uuid::now_v7(),
+            job_id: uuid::Uuid::now_v7(),
+            plugin_id: "big".to_owned(),
+            job_key: key(2_499),
+            trigger: RunTrigger::Schedule,
+            scheduled_for: at("10:00"),
+        })
+        .await
+        .expect("event");
+    let gauges = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("plugin_jobs_job_consecutive_failures{"))
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    let gauged = |lines: &std::collections::BTreeSet<String>, n: usize| {
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("job=\"{}\"", key(n))))
+    };
+
+    reads.store(0, Ordering::SeqCst);
+    let first = gauges(&jobs.metrics().await.expect("render"));
+    assert_eq!(first.len(), MAX_LABELLED_JOBS);
+    assert!(
+        gauged(&first, 2_499),
+        "the job labelled by its run, last in key order"
+    );
+    assert!(
+        gauged(&first, 998) && !gauged(&first, 999),
+        "the free labels, in key order"
+    );
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        2,
+        "the labelled job by key, then one page for the 999 free labels"
+    );
+
+    reads.store(0, Ordering::SeqCst);
+    let second = gauges(&jobs.metrics().await.expect("render"));
+    assert!(second == first, "the same jobs gauged");
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        2,
+        "the 1,000 labelled jobs by key, 500 a read, and no page"
+    );
+}

@@ -103,6 +103,7 @@ impl JobsQuery {
             plugin_id,
             status: parse_enum("status", self.status.as_deref())?,
             failing: parse_failing(self.failing.as_deref())?,
+            job_keys: Vec::new(),
             after,
             limit,
             with_last_run,

@@ -6,9 +6,9 @@
 //! database at scrape time, then encodes every metric in the Prometheus text format). Sends:
 //! `GetDiagnostics` to the scheduler, `ListJobPage` to the store.
 //!
-//! A scrape reads the jobs a page at a time and keeps only those with series of their own (at
-//! most [`MAX_LABELLED_JOBS`]): with a million jobs in the table it holds one page and a
-//! thousand jobs, never the table.
+//! A scrape reads the jobs that have series of their own by key, and gives the labels still
+//! free (at most [`MAX_LABELLED_JOBS`] in all) to the first other jobs in key order, a page at a
+//! time: with a million jobs in the table it reads about a thousand jobs, never the table.
 //!
 //! The per-job gauges (last success, failure streak, next run) come from the database, not from
 //! this instance's events: every instance of a cluster reports the same values for a job, and
@@ -31,6 +31,9 @@ use crate::worker::WorkerManager;
 
 /// Jobs read per statement at scrape time.
 const SCRAPE_PAGE: u64 = 1_000;
+
+/// Labelled jobs read by key per statement, under the databases' limits on bound parameters.
+const KEYS_PER_READ: usize = 500;
 
 /// Renders every metric in the Prometheus text format; answers the text.
 #[derive(Message, Debug, Clone, Copy)]
@@ -131,17 +134,39 @@ impl Handler<RenderMetrics> for MetricsActor {
 /// How long a scrape waits for the scheduler's state and for the jobs.
 const SCRAPE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The jobs that have (or, while there is room, get) series of their own, read a page at a
-/// time: the ones already `labelled`, and the first `free` others in (plugin, key) order.
-/// Retired jobs have no gauges and are left out.
+/// The jobs that have (or, while there is room, get) series of their own: the ones already
+/// `labelled`, read by key wherever they sit in the table, and the first `free` others in
+/// (plugin, key) order, read a page at a time. Retired jobs have no gauges and are left out.
 async fn labelled_jobs(
     store: &Addr<StoreActor>,
     labelled: &families::Labelled,
     mut free: usize,
 ) -> Result<Vec<entity::prelude::PluginJobModel>> {
+    use entity::prelude::JobStatus;
+
     let mut kept = Vec::new();
+    for (plugin_id, keys) in labelled {
+        let keys: Vec<String> = keys.iter().cloned().collect();
+        for chunk in keys.chunks(KEYS_PER_READ) {
+            let page = crate::store::ask(
+                store,
+                ListJobPage {
+                    plugin_id: Some(plugin_id.clone()),
+                    job_keys: chunk.to_vec(),
+                    ..ListJobPage::default()
+                },
+            )
+            .await?;
+            kept.extend(
+                page.jobs
+                    .into_iter()
+                    .map(|(job, _)| job)
+                    .filter(|job| job.status != JobStatus::Retired),
+            );
+        }
+    }
     let mut after: Option<JobCursor> = None;
-    loop {
+    while free > 0 {
         let page = crate::store::ask(
             store,
             ListJobPage {
@@ -152,22 +177,18 @@ async fn labelled_jobs(
         )
         .await?;
         for (job, _) in page.jobs {
-            if job.status == entity::prelude::JobStatus::Retired {
-                continue;
-            }
             let known = labelled
                 .get(&job.plugin_id)
                 .is_some_and(|keys| keys.contains(&job.job_key));
-            if known {
-                kept.push(job);
-            } else if free > 0 {
+            if !known && job.status != JobStatus::Retired && free > 0 {
                 free -= 1;
                 kept.push(job);
             }
         }
         match page.next {
             Some(next) => after = Some(next),
-            None => return Ok(kept),
+            None => break,
         }
     }
+    Ok(kept)
 }

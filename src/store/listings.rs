@@ -39,6 +39,9 @@ pub struct ListJobPage {
     pub status: Option<JobStatus>,
     /// Only jobs that are `failed` or whose newest run failed (what needs an operator's eye).
     pub failing: bool,
+    /// Only the jobs with these keys (of `plugin_id`, when given); empty: any key. At most a
+    /// thousand, to stay under the databases' limits on bound parameters.
+    pub job_keys: Vec<String>,
     pub after: Option<JobCursor>,
     pub limit: Option<u64>,
     pub with_last_run: bool,
@@ -153,6 +156,10 @@ fn job_page_query(msg: &ListJobPage) -> Select<PluginJob> {
     }
     if let Some(status) = msg.status {
         query = query.filter(PluginJobColumn::Status.eq(status));
+    }
+    if !msg.job_keys.is_empty() {
+        query =
+            query.filter(PluginJobColumn::JobKey.is_in(msg.job_keys.iter().map(String::as_str)));
     }
     if msg.failing {
         // One probe of the runs index per job that is not `failed` itself, in key order, until
