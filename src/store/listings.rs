@@ -138,15 +138,14 @@ impl StoreReader {
     }
 }
 
-/// The newest run of the job in the enclosing query's `plugin_jobs` row: one probe of the
-/// `(job_id, created_at, id)` index per job. Plain SQL that SQLite and PostgreSQL read alike.
-const LAST_RUN_ID: &str = "(SELECT r.id FROM plugin_job_runs r WHERE r.job_id = plugin_jobs.id \
-     ORDER BY r.created_at DESC, r.id DESC LIMIT 1)";
-
-/// The status of the newest run of the job in the enclosing query's `plugin_jobs` row, read as
-/// [`LAST_RUN_ID`] finds it.
-const LAST_RUN_STATUS: &str = "(SELECT r.status FROM plugin_job_runs r \
-     WHERE r.job_id = plugin_jobs.id ORDER BY r.created_at DESC, r.id DESC LIMIT 1)";
+/// `column` of the newest run of the job in the enclosing query's `plugin_jobs` row: one probe of
+/// the `(job_id, created_at, id)` index per job. Plain SQL that SQLite and PostgreSQL read alike.
+fn newest_run(column: &str) -> String {
+    format!(
+        "(SELECT r.{column} FROM plugin_job_runs r WHERE r.job_id = plugin_jobs.id \
+         ORDER BY r.created_at DESC, r.id DESC LIMIT 1)"
+    )
+}
 
 /// The jobs of a page, with the filters, the keyset start and the order, but not the limit.
 fn job_page_query(msg: &ListJobPage) -> Select<PluginJob> {
@@ -167,7 +166,7 @@ fn job_page_query(msg: &ListJobPage) -> Select<PluginJob> {
         query = query.filter(
             Condition::any()
                 .add(PluginJobColumn::Status.eq(JobStatus::Failed))
-                .add(Expr::cust(LAST_RUN_STATUS).eq(RunStatus::Failed.to_value())),
+                .add(Expr::cust(newest_run("status")).eq(RunStatus::Failed.to_value())),
         );
     }
     if let Some(after) = &msg.after {
@@ -205,7 +204,7 @@ pub(super) async fn list_job_page(db: &DatabaseConnection, msg: ListJobPage) -> 
         // many jobs the page holds.
         let last_run_ids = job_page_query(&msg)
             .select_only()
-            .expr(Expr::cust(LAST_RUN_ID))
+            .expr(Expr::cust(newest_run("id")))
             .limit(msg.limit)
             .into_query();
         let runs = PluginJobRun::find()

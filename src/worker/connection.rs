@@ -96,13 +96,15 @@ impl Connection {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let line = rpc::request(id, method, params);
+        // What a worker reads of it: the line without its newline.
+        let bytes = line.len() - 1;
         let refused = {
             let mut calls = self.lock();
             match &calls.closed {
                 Some(err) => Some(err.clone()),
                 // The worker would drop the line unread and the call would wait forever.
-                None if line.len() > rpc::MAX_LINE_BYTES => {
-                    Some(rpc::WorkerError::too_long(method, line.len()))
+                None if bytes > rpc::MAX_LINE_BYTES => {
+                    Some(rpc::WorkerError::too_long(method, bytes))
                 }
                 None => {
                     if let Some(run_id) = &run_id {
@@ -264,7 +266,7 @@ mod tests {
         assert_eq!(err.code, rpc::codes::INVALID_REQUEST);
         assert!(
             err.message
-                .starts_with("the initialize request is 1048648 bytes long")
+                .starts_with("the initialize request is 1048647 bytes long")
                 && err.message.contains("1 MiB")
                 && err.message.ends_with("it was not sent"),
             "{}",
@@ -272,9 +274,12 @@ mod tests {
         );
         assert!(lines.try_recv().is_err(), "nothing was written");
         assert_eq!(connection.in_flight(), 0);
-        // The connection still takes calls of a size a worker reads.
-        let call = connection.call("initialize", &json!({"manifest": "m"}));
-        assert!(lines.recv().await.is_some());
+        // A line of exactly the limit, its newline aside, is what a worker still reads: sent.
+        let envelope = rpc::request(2, "initialize", &json!({"manifest": ""})).len() - 1;
+        let params = json!({"manifest": "m".repeat(rpc::MAX_LINE_BYTES - envelope)});
+        let call = connection.call("initialize", &params);
+        let line = lines.try_recv().expect("the request was written at once");
+        assert_eq!(line.trim_end_matches('\n').len(), rpc::MAX_LINE_BYTES);
         assert!(connection.resolve(&json!(2), Ok(Value::Null)));
         assert_eq!(call.await, Ok(Value::Null));
     }
