@@ -266,6 +266,8 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
         ("notjson", minute),
         ("records", minute),
         ("bigrecord", minute),
+        ("bigmethod", minute),
+        ("bigbom", minute),
     ])
     .await;
     s.wait_running().await;
@@ -312,12 +314,16 @@ async fn a_python_worker_speaking_raw_json_lines_runs_jobs() {
     assert_eq!(records.status, RunStatus::Succeeded, "{:?}", records.error);
     // An oversized answer whose result holds an "id" of its own is the answer of the id at its
     // end.
-    let big = s.run("bigrecord").await;
-    let error = big.error.unwrap_or_default();
-    assert!(
-        error.starts_with("the worker's answer was 2097") && error.contains("over the limit"),
-        "{error}"
-    );
+    // So is one whose result holds a "method" near its end, its "jsonrpc" written last, and one
+    // behind a byte order mark: each fails at once, not at its minute's timeout.
+    for key in ["bigrecord", "bigmethod", "bigbom"] {
+        let big = s.run(key).await;
+        let error = big.error.unwrap_or_default();
+        assert!(
+            error.starts_with("the worker's answer was 2097") && error.contains("over the limit"),
+            "{key}: {error}"
+        );
+    }
 
     let ended = s.workers.stop(PLUGIN).await.expect("stopped");
     assert!(ended.contains("exit status: 0"), "{ended}");

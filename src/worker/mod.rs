@@ -15,6 +15,7 @@ pub mod demo;
 mod group;
 pub mod guard;
 mod in_process;
+pub mod outline;
 mod pipes;
 mod process;
 pub mod rpc;

@@ -49,7 +49,7 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
         echoes.drops.say_when_quiet(&mut stdout).await;
         let line = match rpc::read_line(&mut stdout, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
-            Ok(Line::Oversized { bytes, head, tail }) => {
+            Ok(Line::Oversized { bytes, outline }) => {
                 let error = || {
                     format!(
                         "the worker's answer was {bytes} bytes long, over the limit of {} bytes \
@@ -57,7 +57,7 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
                         rpc::MAX_LINE_BYTES
                     )
                 };
-                let id = rpc::answered_id(&head, &tail);
+                let id = outline.answered_id();
                 if id.is_some_and(|id| fail_call(&plugin, &connection, &id, error())) {
                     continue;
                 }
@@ -67,7 +67,8 @@ pub(super) async fn read_stdout<R: AsyncBufRead + Unpin>(
                     );
                 }
                 // A run's log line that was dropped leaves a trace in the run's logs.
-                if let Some(run_id) = rpc::logged_run_id(&head, &tail)
+                if let Some(run_id) = outline
+                    .logged_run_id()
                     .filter(|run_id| connection.run_in_flight(run_id))
                 {
                     let note = format!(

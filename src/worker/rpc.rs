@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
+pub use super::outline::Outline;
+
 /// JSON-RPC error codes of the worker protocol.
 pub mod codes {
     pub const PARSE_ERROR: i64 = -32700;
@@ -270,7 +272,9 @@ pub fn parse(line: &str) -> Result<Message, Malformed> {
         message: format!("not JSON: {err}"),
         // A line that begins as an answer does (`{"jsonrpc":"2.0","id":7,"result":nul}`) still
         // names the call it answers, which then fails at once instead of at its timeout.
-        id: answered_id(line.as_bytes(), &[]),
+        id: TopLevel::scan(line)
+            .filter(|members| members.jsonrpc && !members.method)
+            .and_then(|members| members.id),
     })?;
     let mut object = match value {
         Value::Object(object) => object,
@@ -387,19 +391,14 @@ pub enum Line {
     /// A line; bytes that are not UTF-8 are replaced with U+FFFD, so that one odd byte does not
     /// cost a whole answer.
     Text(String),
-    /// A line longer than the limit, discarded: how long it was, and its first and last
-    /// [`OVERSIZED_HEAD_BYTES`] bytes (enough to tell whose answer or log line it was, whichever
-    /// end the worker wrote the id at).
+    /// A line longer than the limit, discarded: how long it was, and the [`Outline`] of its
+    /// JSON (whose answer or log line it was, wherever the worker wrote its members).
     Oversized {
         bytes: usize,
-        head: Vec<u8>,
-        tail: Vec<u8>,
+        outline: Outline,
     },
     Eof,
 }
-
-/// How much of a discarded line is kept.
-pub const OVERSIZED_HEAD_BYTES: usize = 256;
 
 /// Reads one line of at most `max` bytes without ever buffering more: a longer line is skipped
 /// to its newline and reported, so a misbehaving peer cannot exhaust memory.
@@ -409,16 +408,14 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 ) -> std::io::Result<Line> {
     let mut buffer = Vec::new();
     let mut skipped = 0usize;
-    let mut head = Vec::new();
-    let mut tail = Vec::new();
+    let mut outline = Outline::default();
     loop {
         let chunk = reader.fill_buf().await?;
         if chunk.is_empty() {
             return Ok(if skipped > 0 {
                 Line::Oversized {
                     bytes: skipped,
-                    head,
-                    tail,
+                    outline,
                 }
             } else if buffer.is_empty() {
                 Line::Eof
@@ -432,18 +429,10 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         };
         let piece = &chunk[..if done { taken - 1 } else { taken }];
         if skipped > 0 || buffer.len() + piece.len() > max {
-            let room = OVERSIZED_HEAD_BYTES.saturating_sub(head.len());
-            head.extend(buffer.iter().chain(piece).take(room));
-            let last = piece.len().min(OVERSIZED_HEAD_BYTES);
-            if last < OVERSIZED_HEAD_BYTES {
-                tail.extend_from_slice(
-                    &buffer[buffer.len().saturating_sub(OVERSIZED_HEAD_BYTES)..],
-                );
-            }
-            tail.extend_from_slice(&piece[piece.len() - last..]);
-            tail.drain(..tail.len().saturating_sub(OVERSIZED_HEAD_BYTES));
+            outline.feed(&buffer);
+            outline.feed(piece);
             skipped += buffer.len() + piece.len();
-            buffer.clear();
+            buffer = Vec::new();
         } else {
             buffer.extend_from_slice(piece);
         }
@@ -452,33 +441,13 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
             return Ok(if skipped > 0 {
                 Line::Oversized {
                     bytes: skipped,
-                    head,
-                    tail,
+                    outline,
                 }
             } else {
                 into_line(buffer)
             });
         }
     }
-}
-
-/// The id of the answer a line that cannot be read was, when the line says so for sure: a JSON
-/// object with a top-level `"jsonrpc"` member and no `"method"`, whose top-level `"id"` is in
-/// its `head` (`{"jsonrpc":"2.0","id":7,"result":…`, as most workers write it) or is its last
-/// member, at the very end of its `tail` (`…,"id":7}`). An `"id"` nested in the result, or in a
-/// line the worker printed for itself (`exported {"id": 2}`), names none of the host's calls.
-pub fn answered_id(head: &[u8], tail: &[u8]) -> Option<Value> {
-    let members = TopLevel::scan(&String::from_utf8_lossy(head))?;
-    if !members.jsonrpc || members.method {
-        return None;
-    }
-    let tail = String::from_utf8_lossy(tail);
-    // A request of the worker's names its `"method"` after the bulk as easily as before it:
-    // its id is in the worker's own space, not an answer to one of ours.
-    if tail.contains("\"method\"") {
-        return None;
-    }
-    members.id.or_else(|| last_member_id(&tail))
 }
 
 /// Whether `line` begins as a JSON-RPC message does (an object whose first members include
@@ -600,63 +569,11 @@ fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// The id of `…,"id":7}` at the very end of a line: the object's last member.
-fn last_member_id(tail: &str) -> Option<Value> {
-    let body = tail.trim_end().strip_suffix('}')?.trim_end();
-    let key_at = body.rfind("\"id\"")?;
-    let before = body[..key_at].trim_end();
-    if !before.ends_with(',') && !before.ends_with('{') {
-        return None;
-    }
-    let value = body[key_at + 4..]
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start();
-    exact_id(value)
-}
-
 /// An id as the whole of `value`: a string or an integer (`7.5` and `7e1` are neither, and the
 /// host's ids are integers).
 fn exact_id(value: &str) -> Option<Value> {
     let id: Value = serde_json::from_str(value.trim()).ok()?;
     (id.is_string() || id.is_i64() || id.is_u64()).then_some(id)
-}
-
-/// The run a discarded `log` notification named, found in its first or last bytes: workers
-/// write `"runId"` before the bulk of the message (`{"jsonrpc":"2.0","method":"log","params":
-/// {"runId":"…","level":"info","message":…`) or, keys sorted, after it (`…","runId":"…"}}`).
-pub fn logged_run_id(head: &[u8], tail: &[u8]) -> Option<String> {
-    let head = String::from_utf8_lossy(head);
-    if !head.contains("\"log\"") {
-        return None;
-    }
-    let tail = String::from_utf8_lossy(tail);
-    [&head, &tail]
-        .into_iter()
-        .find_map(|text| match member_in_head(text, "\"runId\"")? {
-            Value::String(run_id) => Some(run_id),
-            _ => None,
-        })
-}
-
-/// The string or integer value of the first member `key` (quoted) in the start of a JSON text.
-fn member_in_head(head: &str, key: &str) -> Option<Value> {
-    let rest = head.split_once(key)?.1.trim_start();
-    member_value(rest.strip_prefix(':')?.trim_start())
-}
-
-/// The string or integer a JSON text begins with.
-fn member_value(value: &str) -> Option<Value> {
-    if let Some(quoted) = value.strip_prefix('"') {
-        let (id, _) = quoted.split_once('"')?;
-        return Some(Value::String(id.to_owned()));
-    }
-    let end = value
-        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
-        .unwrap_or(value.len());
-    serde_json::from_str::<serde_json::Number>(&value[..end])
-        .ok()
-        .map(Value::Number)
 }
 
 fn into_line(mut buffer: Vec<u8>) -> Line {
@@ -815,67 +732,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_id_of_a_discarded_answer_is_read_from_its_head() {
-        let id = |head: &str| answered_id(head.as_bytes(), &[]);
-        assert_eq!(
-            id(r#"{"jsonrpc":"2.0","id":7,"result":"xxxx"#),
-            Some(json!(7))
-        );
-        assert_eq!(
-            id(r#"{ "jsonrpc" : "2.0" , "id" : "r-1", "result":"#),
-            Some(json!("r-1"))
-        );
-        assert_eq!(id(r#"{"jsonrpc":"2.0","result":"xxxxxxxx"#), None);
-        assert_eq!(
-            id(r#"{"jsonrpc":"2.0","method":"log","params":{"id":3"#),
-            None
-        );
-        assert_eq!(id(r#"{"jsonrpc":"2.0","id":"#), None);
-        assert_eq!(id(r#"{"jsonrpc":"2.0","id":12"#), None, "cut short");
-    }
-
-    /// An `"id"` that is not the answer's own names none of the host's calls: ending one would
-    /// free a job its worker is still running.
+    /// Only a line that begins as a message can hold one run into its broken start; a complete
+    /// line without "jsonrpc" is not an answer either. (The ids of discarded lines:
+    /// [`super::super::outline`].)
     #[test]
     fn an_id_that_is_not_the_answers_own_names_no_call() {
-        let id = |head: &str, tail: &str| answered_id(head.as_bytes(), tail.as_bytes());
-        // Output of the worker's own: no "jsonrpc".
-        assert_eq!(id(r#"{"id": 2, "customer": "c2"#, ""), None);
-        assert_eq!(id(r#"exported row {"id": 2, "customer": "c1"}"#, ""), None);
-        assert_eq!(id(r#"{"id" : "r-1", "result":"#, ""), None);
-        // An id nested in the result is not the answer's.
-        assert_eq!(
-            id(
-                r#"{"jsonrpc":"2.0","result":{"id":2,"rows":"xxxx"#,
-                r#"xxxx"},"id":9}"#
-            ),
-            Some(json!(9))
-        );
-        assert_eq!(
-            id(
-                r#"{"jsonrpc":"2.0","result":{"rows":"xxxx"#,
-                r#"xxxx","id":2}}"#
-            ),
-            None
-        );
-        assert_eq!(
-            id(r#"{"jsonrpc":"2.0","result":{"rows":"x\"id\":3"#, ""),
-            None
-        );
-        // A request of the worker's, its method after the bulk; ids that are not integers.
-        assert_eq!(
-            id(
-                r#"{"jsonrpc":"2.0","params":{"x":"xxxx"#,
-                r#"xxxx"},"method":"log","id":7}"#
-            ),
-            None
-        );
-        assert_eq!(id(r#"{"jsonrpc":"2.0","id":7.5,"result":"xxxx"#, ""), None);
-        assert_eq!(
-            id(r#"{"jsonrpc":"2.0","result":"xxxx"#, r#"xxxx","id":7e1}"#),
-            None
-        );
         // Only a line that begins as a message can hold one run into its broken start.
         assert!(begins_a_message(
             r#"{"jsonrpc":"2.0","id":7,"res{"jsonrpc":"2.0"}"#
@@ -903,8 +764,11 @@ mod tests {
             read_line(&mut reader, 10).await.ok(),
             Some(Line::Oversized {
                 bytes: 100,
-                head: vec![b'x'; 100],
-                tail: vec![b'x'; 100]
+                outline: {
+                    let mut outline = Outline::default();
+                    outline.feed(&[b'x'; 100]);
+                    outline
+                }
             })
         );
         assert_eq!(

@@ -8,7 +8,9 @@ before it succeeds; job `malformed` answers with an error object that has no mes
 fails with a message holding a byte that is not UTF-8; job `huge` answers with a 2 MiB result
 (over the host's 1 MiB limit on a line); job `records` prints records of its own to stdout, with
 an `"id"` that is its call's (and a line quoting a whole failing answer), before it succeeds; job `bigrecord` answers with a 2 MiB result
-holding an `"id"` of its own, the answer's id last; any other key is an invalid-params error.
+holding an `"id"` of its own, the answer's id last; job `bigmethod` answers with a 2 MiB result
+holding a `"method"` of its own, `"jsonrpc"` last; job `bigbom` with a 2 MiB answer behind a
+byte order mark; any other key is an invalid-params error.
 """
 import json
 import sys
@@ -83,6 +85,15 @@ for line in sys.stdin:
             send({"jsonrpc": "2.0", "id": mid, "result": None})
         elif job["jobKey"] == "bigrecord":
             send({"jsonrpc": "2.0", "result": {"id": 999, "rows": "x" * (2 << 20)}, "id": mid})
+        elif job["jobKey"] == "bigmethod":
+            # Its "jsonrpc" after the bulk, and a "method" of its own in the result near the end.
+            send({"result": {"rows": "x" * (2 << 20), "method": "GET"}, "id": mid,
+                  "jsonrpc": "2.0"})
+        elif job["jobKey"] == "bigbom":
+            # Behind a byte order mark.
+            line = json.dumps({"jsonrpc": "2.0", "id": mid, "result": "x" * (2 << 20)})
+            sys.stdout.buffer.write(b"\xef\xbb\xbf" + line.encode() + b"\n")
+            sys.stdout.flush()
         elif job["jobKey"] == "huge":
             send({"jsonrpc": "2.0", "id": mid, "result": "x" * (2 << 20)})
         elif job["jobKey"] == "fail":
