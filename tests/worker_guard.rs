@@ -354,3 +354,61 @@ async fn a_worker_whose_guard_is_killed_outright_is_gone_before_its_run_ends() {
     .await;
     s.workers.stop_all().await;
 }
+
+/// A guard stopped with SIGSTOP (as `pkill -STOP -f <worker command>` stops it together with its
+/// worker) cannot act on the host's kill signal: it is killed outright, its worker's group with
+/// it, and the job is freed only once both are gone, not when the restart wait gives up.
+#[actix_rt::test]
+async fn a_worker_whose_guard_is_stopped_is_killed_with_it_before_its_job_is_freed() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let t = TestDb::new().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid_file = dir.path().join("worker.pid");
+    let s = instance(
+        t.db.clone(),
+        vec!["python3".to_owned(), stubborn()],
+        &pid_file,
+        300,
+        Duration::from_millis(500),
+    )
+    .await;
+    let guard_pid = s.workers.pid(PLUGIN).expect("guard pid") as i32;
+    let run_id = trigger(&s.jobs).await.expect("trigger");
+    wait_until(
+        "the worker runs the job",
+        Duration::from_secs(10),
+        || async { read_pid(&pid_file).is_some() },
+    )
+    .await;
+    let worker_pid = read_pid(&pid_file).expect("pid");
+    for pid in [guard_pid, worker_pid] {
+        kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("stop");
+    }
+    let started = Instant::now();
+    wait_until("the run times out", Duration::from_secs(10), || async {
+        t.run(run_id).await.status == RunStatus::Failed
+    })
+    .await;
+    let job_id = t.run(run_id).await.job_id;
+    wait_until("the job is unblocked", Duration::from_secs(60), || async {
+        t.job(job_id).await.blocked_until.is_none()
+    })
+    .await;
+    let freed_after = started.elapsed();
+    let (guard_alive, worker_alive) = (alive(guard_pid), alive(worker_pid));
+    // Whatever happened, nothing stays stopped behind the test.
+    for pid in [guard_pid, worker_pid] {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert!(
+        !worker_alive,
+        "the worker {worker_pid} is gone before its job is free ({freed_after:?})"
+    );
+    assert!(!guard_alive, "the stopped guard {guard_pid} is gone");
+    wait_until("a new worker runs", Duration::from_secs(20), || async {
+        s.workers.is_running(PLUGIN) && s.workers.starts(PLUGIN) == 2
+    })
+    .await;
+    s.workers.stop_all().await;
+}

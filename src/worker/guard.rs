@@ -36,7 +36,7 @@ pub const GUARD_ARG: &str = "__plugin-jobs-worker-guard";
 pub const KILL_SIGNAL: Signal = Signal::SIGUSR1;
 
 /// How long the guard waits for the last descendants to be reaped before it exits anyway.
-const REAP_BOUND: Duration = Duration::from_secs(5);
+pub(super) const REAP_BOUND: Duration = Duration::from_secs(5);
 
 /// If this process was started as a worker guard, runs the guard and exits with the worker's
 /// status; otherwise returns at once. Call it first in `main` of any binary named as

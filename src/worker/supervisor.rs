@@ -292,13 +292,18 @@ impl WorkerActor {
             self.config.handshake_timeout,
             connection.call("initialize", &params),
         );
-        ctx.spawn(handshake.into_actor(self).map(move |answer, act, _ctx| {
-            act.on_handshake(generation, answer.ok());
+        ctx.spawn(handshake.into_actor(self).map(move |answer, act, ctx| {
+            act.on_handshake(generation, answer.ok(), ctx);
         }));
     }
 
     /// The answer to `initialize`, or `None` when none came within the handshake timeout.
-    fn on_handshake(&mut self, generation: u64, answer: Option<Result<Value, WorkerError>>) {
+    fn on_handshake(
+        &mut self,
+        generation: u64,
+        answer: Option<Result<Value, WorkerError>>,
+        ctx: &mut Context<Self>,
+    ) {
         if generation == self.generation
             && self.config.guard.is_some()
             && let Some(guard) = self.pid
@@ -341,15 +346,48 @@ impl WorkerActor {
             Some(refusal) => {
                 let message = format!("the worker of plugin {} {refusal}", self.plugin());
                 log::error!("{message}; killing it");
-                self.end_process(message, Signal::SIGKILL);
+                self.end_process(message, Signal::SIGKILL, ctx);
             }
         }
     }
 
     /// Signals the current process; `reason` becomes the error of its pending calls.
-    fn end_process(&mut self, reason: String, signal: Signal) {
+    fn end_process(&mut self, reason: String, signal: Signal, ctx: &mut Context<Self>) {
         self.ending.get_or_insert(reason);
         self.signal(signal);
+        if signal == Signal::SIGKILL {
+            self.kill_stuck_guard_later(ctx);
+        }
+    }
+
+    /// A guard told to kill its worker's group exits within moments (it reaps for at most
+    /// 5 s). One that has not by [`GUARD_EXIT_BOUND`] cannot act
+    /// on signals (stopped with SIGSTOP, as `pkill -STOP -f <worker command>` stops it together
+    /// with its worker, or hung): it is killed outright, and its exit path kills the worker's
+    /// group it learnt at the handshake. Otherwise the process would never end, and the runs
+    /// waiting for it to be gone would release their jobs with the worker still there.
+    fn kill_stuck_guard_later(&self, ctx: &mut Context<Self>) {
+        if self.config.guard.is_none() {
+            return;
+        }
+        let generation = self.generation;
+        ctx.run_later(GUARD_EXIT_BOUND, move |act, _ctx| {
+            let Some(pid) = act.pid.and_then(|pid| i32::try_from(pid).ok()) else {
+                return;
+            };
+            if act.generation != generation {
+                return;
+            }
+            log::error!(
+                "the worker guard of plugin {} (pid {pid}) did not exit within {} s of being told \
+                 to kill its worker (stopped, or hung); killing it and its worker's group",
+                act.plugin(),
+                GUARD_EXIT_BOUND.as_secs()
+            );
+            if let Err(err) = kill(Pid::from_raw(pid), Signal::SIGKILL) {
+                log::warn!("could not kill the guard of {}: {err}", act.plugin());
+            }
+        });
     }
 
     /// Signals the current worker's whole process group. Under a guard, `SIGKILL` becomes the
@@ -456,6 +494,10 @@ struct StdoutClosed {
 /// ended.
 const STDOUT_CLOSED_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a guard told to kill its worker may take to exit before it is killed outright: its
+/// own bound on reaping the worker's descendants, and 5 s more.
+const GUARD_EXIT_BOUND: Duration = Duration::from_secs(super::guard::REAP_BOUND.as_secs() + 5);
+
 impl Handler<StdoutClosed> for WorkerActor {
     type Result = ();
 
@@ -467,7 +509,7 @@ impl Handler<StdoutClosed> for WorkerActor {
         if msg.generation != self.generation {
             return;
         }
-        ctx.run_later(STDOUT_CLOSED_GRACE, move |act, _ctx| {
+        ctx.run_later(STDOUT_CLOSED_GRACE, move |act, ctx| {
             if act.generation != msg.generation || act.pid.is_none() || act.stopping {
                 return;
             }
@@ -477,7 +519,7 @@ impl Handler<StdoutClosed> for WorkerActor {
                 act.plugin()
             );
             log::warn!("{reason}; ending it");
-            act.end_process(reason, Signal::SIGKILL);
+            act.end_process(reason, Signal::SIGKILL, ctx);
         });
     }
 }
@@ -506,7 +548,7 @@ impl Handler<StdinClosed> for WorkerActor {
             self.plugin(),
             msg.error
         );
-        ctx.run_later(STDOUT_CLOSED_GRACE, move |act, _ctx| {
+        ctx.run_later(STDOUT_CLOSED_GRACE, move |act, ctx| {
             if act.generation != msg.generation || act.pid.is_none() || act.stopping {
                 return;
             }
@@ -517,7 +559,7 @@ impl Handler<StdinClosed> for WorkerActor {
                 msg.error
             );
             log::warn!("{reason}; ending it");
-            act.end_process(reason, Signal::SIGKILL);
+            act.end_process(reason, Signal::SIGKILL, ctx);
         });
     }
 }
@@ -572,7 +614,7 @@ impl Handler<Exited> for WorkerActor {
 impl Handler<RestartWorker> for WorkerActor {
     type Result = MessageResult<RestartWorker>;
 
-    fn handle(&mut self, msg: RestartWorker, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RestartWorker, ctx: &mut Self::Context) -> Self::Result {
         let (gone, answer) = oneshot::channel();
         if self.pid.is_none() {
             let _ = gone.send(());
@@ -590,7 +632,7 @@ impl Handler<RestartWorker> for WorkerActor {
             self.plugin(),
             msg.why
         );
-        self.end_process(reason, Signal::SIGKILL);
+        self.end_process(reason, Signal::SIGKILL, ctx);
         MessageResult(answer)
     }
 }
@@ -631,14 +673,15 @@ impl Handler<StopWorker> for WorkerActor {
                 act.plugin(),
                 shutdown_timeout.as_millis()
             );
-            act.end_process("stopped with SIGTERM".to_owned(), Signal::SIGTERM);
-            ctx.run_later(terminate_timeout, move |act, _ctx| {
+            act.end_process("stopped with SIGTERM".to_owned(), Signal::SIGTERM, ctx);
+            ctx.run_later(terminate_timeout, move |act, ctx| {
                 if act.generation == generation && act.pid.is_some() {
                     log::warn!(
                         "the worker of plugin {} ignored SIGTERM; sending SIGKILL",
                         act.plugin()
                     );
                     act.signal(Signal::SIGKILL);
+                    act.kill_stuck_guard_later(ctx);
                 }
             });
         });
