@@ -113,6 +113,50 @@ async fn instance(
     Instance { workers, jobs }
 }
 
+/// A guarded stubborn worker (started directly, no wrapper) running a run of `hang`.
+struct Hanging {
+    t: TestDb,
+    s: Instance,
+    guard_pid: i32,
+    worker_pid: i32,
+    run_id: uuid::Uuid,
+    /// Holds the worker's pid file.
+    _dir: tempfile::TempDir,
+}
+
+/// Starts an instance whose job `hang` has `timeout_ms` and whose cancel grace is
+/// `cancel_grace`, and triggers `hang` until its worker runs it.
+async fn hanging(timeout_ms: i64, cancel_grace: Duration) -> Hanging {
+    let t = TestDb::new().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid_file = dir.path().join("worker.pid");
+    let s = instance(
+        t.db.clone(),
+        vec!["python3".to_owned(), stubborn()],
+        &pid_file,
+        timeout_ms,
+        cancel_grace,
+    )
+    .await;
+    let guard_pid = s.workers.pid(PLUGIN).expect("guard pid") as i32;
+    let run_id = trigger(&s.jobs).await.expect("trigger");
+    wait_until(
+        "the worker runs the job",
+        Duration::from_secs(10),
+        || async { read_pid(&pid_file).is_some() },
+    )
+    .await;
+    let worker_pid = read_pid(&pid_file).expect("pid");
+    Hanging {
+        t,
+        s,
+        guard_pid,
+        worker_pid,
+        run_id,
+        _dir: dir,
+    }
+}
+
 async fn trigger(jobs: &PluginJobsHandle) -> plugin_jobs::Result<uuid::Uuid> {
     jobs.trigger(JobRef::key(PLUGIN, "hang"), RunTrigger::Manual)
         .await
@@ -313,26 +357,14 @@ async fn a_job_cancelled_by_a_shutdown_stays_blocked_for_other_instances_until_i
 /// unsupervised and its job could start again beside it.
 #[actix_rt::test]
 async fn a_worker_whose_guard_is_killed_outright_is_gone_before_its_run_ends() {
-    let t = TestDb::new().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pid_file = dir.path().join("worker.pid");
-    let s = instance(
-        t.db.clone(),
-        vec!["python3".to_owned(), stubborn()],
-        &pid_file,
-        60_000,
-        Duration::from_secs(30),
-    )
-    .await;
-    let guard_pid = s.workers.pid(PLUGIN).expect("guard pid") as i32;
-    let run_id = trigger(&s.jobs).await.expect("trigger");
-    wait_until(
-        "the worker runs the job",
-        Duration::from_secs(10),
-        || async { read_pid(&pid_file).is_some() },
-    )
-    .await;
-    let worker_pid = read_pid(&pid_file).expect("pid");
+    let Hanging {
+        t,
+        s,
+        guard_pid,
+        worker_pid,
+        run_id,
+        _dir,
+    } = hanging(60_000, Duration::from_secs(30)).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(guard_pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -362,26 +394,14 @@ async fn a_worker_whose_guard_is_killed_outright_is_gone_before_its_run_ends() {
 async fn a_worker_whose_guard_is_stopped_is_killed_with_it_before_its_job_is_freed() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
-    let t = TestDb::new().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pid_file = dir.path().join("worker.pid");
-    let s = instance(
-        t.db.clone(),
-        vec!["python3".to_owned(), stubborn()],
-        &pid_file,
-        300,
-        Duration::from_millis(500),
-    )
-    .await;
-    let guard_pid = s.workers.pid(PLUGIN).expect("guard pid") as i32;
-    let run_id = trigger(&s.jobs).await.expect("trigger");
-    wait_until(
-        "the worker runs the job",
-        Duration::from_secs(10),
-        || async { read_pid(&pid_file).is_some() },
-    )
-    .await;
-    let worker_pid = read_pid(&pid_file).expect("pid");
+    let Hanging {
+        t,
+        s,
+        guard_pid,
+        worker_pid,
+        run_id,
+        _dir,
+    } = hanging(300, Duration::from_millis(500)).await;
     for pid in [guard_pid, worker_pid] {
         kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("stop");
     }
