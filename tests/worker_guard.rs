@@ -113,31 +113,25 @@ async fn instance(
     Instance { workers, jobs }
 }
 
-/// A guarded stubborn worker (started directly, no wrapper) running a run of `hang`.
+/// A guarded stubborn worker running a run of `hang`.
 struct Hanging {
     t: TestDb,
     s: Instance,
     guard_pid: i32,
     worker_pid: i32,
     run_id: uuid::Uuid,
-    /// Holds the worker's pid file.
+    pid_file: PathBuf,
+    /// Holds the worker's pid files.
     _dir: tempfile::TempDir,
 }
 
-/// Starts an instance whose job `hang` has `timeout_ms` and whose cancel grace is
-/// `cancel_grace`, and triggers `hang` until its worker runs it.
-async fn hanging(timeout_ms: i64, cancel_grace: Duration) -> Hanging {
+/// Starts an instance whose worker is `command`, whose job `hang` has `timeout_ms` and whose
+/// cancel grace is `cancel_grace`, and triggers `hang` until its worker runs it.
+async fn hanging(command: Vec<String>, timeout_ms: i64, cancel_grace: Duration) -> Hanging {
     let t = TestDb::new().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let pid_file = dir.path().join("worker.pid");
-    let s = instance(
-        t.db.clone(),
-        vec!["python3".to_owned(), stubborn()],
-        &pid_file,
-        timeout_ms,
-        cancel_grace,
-    )
-    .await;
+    let s = instance(t.db.clone(), command, &pid_file, timeout_ms, cancel_grace).await;
     let guard_pid = s.workers.pid(PLUGIN).expect("guard pid") as i32;
     let run_id = trigger(&s.jobs).await.expect("trigger");
     wait_until(
@@ -153,8 +147,14 @@ async fn hanging(timeout_ms: i64, cancel_grace: Duration) -> Hanging {
         guard_pid,
         worker_pid,
         run_id,
+        pid_file,
         _dir: dir,
     }
+}
+
+/// The stubborn worker started directly, without a wrapper.
+fn direct() -> Vec<String> {
+    vec!["python3".to_owned(), stubborn()]
 }
 
 async fn trigger(jobs: &PluginJobsHandle) -> plugin_jobs::Result<uuid::Uuid> {
@@ -165,9 +165,6 @@ async fn trigger(jobs: &PluginJobsHandle) -> plugin_jobs::Result<uuid::Uuid> {
 
 #[actix_rt::test]
 async fn a_shell_wrapped_worker_and_all_it_started_are_gone_before_a_timed_out_job_is_freed() {
-    let t = TestDb::new().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pid_file = dir.path().join("worker.pid");
     // `sh -c "…; exit 0"` cannot exec: the real worker is the shell's child. It also starts a
     // process in a session of its own (`STRAY`), which leaves the worker's group.
     let wrapped = vec![
@@ -175,23 +172,15 @@ async fn a_shell_wrapped_worker_and_all_it_started_are_gone_before_a_timed_out_j
         "-c".to_owned(),
         format!("STRAY=1 python3 {}; exit 0", stubborn()),
     ];
-    let s = instance(
-        t.db.clone(),
-        wrapped,
-        &pid_file,
-        300,
-        Duration::from_millis(500),
-    )
-    .await;
-    let guard_pid = s.workers.pid(PLUGIN).expect("worker pid") as i32;
-    let run_id = trigger(&s.jobs).await.expect("trigger");
-    wait_until(
-        "the worker runs the job",
-        Duration::from_secs(10),
-        || async { read_pid(&pid_file).is_some() },
-    )
-    .await;
-    let worker_pid = read_pid(&pid_file).expect("pid");
+    let Hanging {
+        t,
+        s,
+        guard_pid,
+        worker_pid,
+        run_id,
+        pid_file,
+        _dir,
+    } = hanging(wrapped, 300, Duration::from_millis(500)).await;
     let stray_pid = read_pid(&pid_file.with_extension("pid.stray")).expect("stray pid");
     assert!(alive(stray_pid));
     wait_until("the run times out", Duration::from_secs(10), || async {
@@ -364,7 +353,8 @@ async fn a_worker_whose_guard_is_killed_outright_is_gone_before_its_run_ends() {
         worker_pid,
         run_id,
         _dir,
-    } = hanging(60_000, Duration::from_secs(30)).await;
+        ..
+    } = hanging(direct(), 60_000, Duration::from_secs(30)).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(guard_pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -401,7 +391,8 @@ async fn a_worker_whose_guard_is_stopped_is_killed_with_it_before_its_job_is_fre
         worker_pid,
         run_id,
         _dir,
-    } = hanging(300, Duration::from_millis(500)).await;
+        ..
+    } = hanging(direct(), 300, Duration::from_millis(500)).await;
     for pid in [guard_pid, worker_pid] {
         kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("stop");
     }
