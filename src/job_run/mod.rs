@@ -285,9 +285,16 @@ impl JobRunActor {
                 self.finish(status, error, ctx);
             }
             Phase::Releasing => {
+                let how = match &outcome.result {
+                    // The call failed because its worker is gone (exited, killed, restarted).
+                    Err(err) if err.code == crate::worker::codes::WORKER_UNAVAILABLE => {
+                        format!("ended with its worker ({})", err.message)
+                    }
+                    _ => "ended in its worker".to_owned(),
+                };
                 self.log(
                     log::Level::Info,
-                    "ended in its worker after it was given up on; the job is free again",
+                    &format!("{how} after it was given up on; the job is free again"),
                 );
                 self.release(ctx);
             }
