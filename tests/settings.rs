@@ -289,3 +289,41 @@ fn help_does_not_print_secrets_given_in_the_environment() {
         assert!(!help.contains("t0ken"), "{args:?}: {help}");
     }
 }
+
+/// The SQLite settings of `db::connect`, read back from a connection of the pool: WAL, checkpoints
+/// every 10,000 pages (the history benchmark's lateness depends on it), the WAL cut back to
+/// 64 MiB, `synchronous=NORMAL`, the busy timeout and foreign keys.
+#[actix_rt::test]
+async fn sqlite_connections_get_the_documented_settings() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let t = TestDb::new().await;
+    if t.db.get_database_backend() != DbBackend::Sqlite {
+        return;
+    }
+    let pragma = |name: &'static str| {
+        let db = t.db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    format!("PRAGMA {name}"),
+                ))
+                .await
+                .expect("pragma")
+                .expect("a row");
+            row.try_get_by_index::<i64>(0)
+                .map(|n| n.to_string())
+                .or_else(|_| row.try_get_by_index::<String>(0))
+                .expect("a value")
+        }
+    };
+    for _ in 0..3 {
+        // Several reads, so that more than one connection of the pool answers.
+        assert_eq!(pragma("journal_mode").await, "wal");
+        assert_eq!(pragma("wal_autocheckpoint").await, "10000");
+        assert_eq!(pragma("journal_size_limit").await, (64 << 20).to_string());
+        assert_eq!(pragma("synchronous").await, "1", "NORMAL");
+        assert_eq!(pragma("busy_timeout").await, "10000");
+        assert_eq!(pragma("foreign_keys").await, "1");
+    }
+}
