@@ -360,12 +360,12 @@ impl WorkerActor {
         }
     }
 
-    /// A guard told to kill its worker's group exits within moments (it reaps for at most
-    /// 5 s). One that has not by [`GUARD_EXIT_BOUND`] cannot act
-    /// on signals (stopped with SIGSTOP, as `pkill -STOP -f <worker command>` stops it together
-    /// with its worker, or hung): it is killed outright, and its exit path kills the worker's
-    /// group it learnt at the handshake. Otherwise the process would never end, and the runs
-    /// waiting for it to be gone would release their jobs with the worker still there.
+    /// A guard told to kill its worker's group exits within moments (it reaps for at most 5 s).
+    /// One that has not by [`GUARD_EXIT_BOUND`] cannot act on signals (stopped with SIGSTOP, as
+    /// `pkill -STOP -f <worker command>` stops it together with its worker, or hung): it is
+    /// killed outright, and its exit path kills the worker's group it learnt at the handshake.
+    /// Otherwise the process would never end, and the runs waiting for it to be gone would
+    /// release their jobs with the worker still there.
     fn kill_stuck_guard_later(&self, ctx: &mut Context<Self>) {
         if self.config.guard.is_none() {
             return;
