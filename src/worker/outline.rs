@@ -65,14 +65,21 @@ struct Level {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
     Between,
-    Key,
-    /// A string value; `escaped` after a backslash.
-    Text {
+    /// A key or a string value; `escaped` after a backslash.
+    String {
+        key: bool,
         escaped: bool,
     },
-    KeyEscaped,
     /// A number or a literal.
     Scalar,
+}
+
+/// What the bytes being read are kept as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keeping {
+    Nothing,
+    Key,
+    Value(Member),
 }
 
 /// The top level of one line, fed in pieces with [`Outline::feed`].
@@ -87,9 +94,9 @@ pub struct Outline {
     broken: bool,
     levels: Vec<Level>,
     token: Token,
-    /// The key or value being kept, and the member it is (`None` while it is a key).
+    /// The key or value being kept, and what it is.
     kept: Vec<u8>,
-    keeping: Option<Option<Member>>,
+    keeping: Keeping,
     jsonrpc: bool,
     method: Option<Vec<u8>>,
     id: Option<Vec<u8>>,
@@ -107,7 +114,7 @@ impl Default for Outline {
             levels: Vec::new(),
             token: Token::Between,
             kept: Vec::new(),
-            keeping: None,
+            keeping: Keeping::Nothing,
             jsonrpc: false,
             method: None,
             id: None,
@@ -123,7 +130,11 @@ impl Outline {
         while at < bytes.len() && !self.broken {
             // The bulk of a long line is the inside of a string nobody keeps: skipped to its
             // next quote or backslash at once, not byte by byte.
-            if self.token == (Token::Text { escaped: false }) && self.keeping.is_none() {
+            let plain = Token::String {
+                key: false,
+                escaped: false,
+            };
+            if self.token == plain && self.keeping == Keeping::Nothing {
                 match bytes[at..].iter().position(|&b| b == b'"' || b == b'\\') {
                     Some(skip) => at += skip,
                     None => return,
@@ -141,8 +152,7 @@ impl Outline {
         if !self.complete() || !self.jsonrpc || self.method.is_some() {
             return None;
         }
-        let id: Value = serde_json::from_slice(self.id.as_deref()?).ok()?;
-        (id.is_string() || id.is_i64() || id.is_u64()).then_some(id)
+        super::rpc::exact_id(std::str::from_utf8(self.id.as_deref()?).ok()?)
     }
 
     /// The run a `log` notification named (`"method":"log"`, `"params":{"runId":…}`), read
@@ -155,38 +165,22 @@ impl Outline {
         serde_json::from_slice(self.run_id.as_deref()?).ok()
     }
 
-    /// Whether the line was one whole object and nothing after it.
+    /// Whether the line was one whole object and nothing after it (anything after the object
+    /// breaks it, so a closed object is never inside a string or a scalar).
     fn complete(&self) -> bool {
-        let in_scalar = self.token == Token::Scalar;
-        self.closed && !self.broken && (self.token == Token::Between || in_scalar)
+        self.closed && !self.broken
     }
 
     fn step(&mut self, byte: u8) {
         match self.token {
-            Token::Key | Token::Text { escaped: false } if byte == b'"' => {
+            Token::String { key, escaped } => {
                 self.keep(byte);
-                self.end_string();
-                return;
-            }
-            Token::Key if byte == b'\\' => {
-                self.keep(byte);
-                self.token = Token::KeyEscaped;
-                return;
-            }
-            Token::KeyEscaped => {
-                self.keep(byte);
-                self.token = Token::Key;
-                return;
-            }
-            Token::Text { escaped } => {
-                self.keep(byte);
-                self.token = Token::Text {
-                    escaped: !escaped && byte == b'\\',
-                };
-                return;
-            }
-            Token::Key => {
-                self.keep(byte);
+                if !escaped && byte == b'"' {
+                    self.end_string(key);
+                } else {
+                    let escaped = !escaped && byte == b'\\';
+                    self.token = Token::String { key, escaped };
+                }
                 return;
             }
             Token::Scalar if !ends_scalar(byte) => {
@@ -211,10 +205,13 @@ impl Outline {
         match (byte, level.expect) {
             (b'"', Expect::KeyOrEnd | Expect::Key) if level.object => {
                 let kept = self.levels.len() == 1 || level.params;
-                self.keeping = kept.then_some(None);
+                self.keeping = if kept { Keeping::Key } else { Keeping::Nothing };
                 self.kept.clear();
                 self.keep(byte);
-                self.token = Token::Key;
+                self.token = Token::String {
+                    key: true,
+                    escaped: false,
+                };
             }
             (b':', Expect::Colon) => self.expect(Expect::Value),
             (b',', Expect::CommaOrEnd) => {
@@ -229,7 +226,7 @@ impl Outline {
             (b'{' | b'[', Expect::Value | Expect::ValueOrEnd) => {
                 if let Some(member) = self.kept_member() {
                     // An object or array where a short string or integer was meant.
-                    self.found(member, Some(vec![byte]));
+                    self.found(member, vec![byte]);
                 }
                 let params = self.levels.len() == 1 && level.member == Member::Params;
                 self.expect(Expect::CommaOrEnd);
@@ -237,7 +234,10 @@ impl Outline {
             }
             (b'"', Expect::Value | Expect::ValueOrEnd) => {
                 self.begin_value(byte);
-                self.token = Token::Text { escaped: false };
+                self.token = Token::String {
+                    key: false,
+                    escaped: false,
+                };
             }
             (b'}' | b']' | b':' | b',' | b'{' | b'[' | b'"', _) => self.broken = true,
             (_, Expect::Value | Expect::ValueOrEnd) => {
@@ -309,21 +309,21 @@ impl Outline {
     }
 
     fn begin_value(&mut self, byte: u8) {
-        self.keeping = self.kept_member().map(Some);
+        self.keeping = self.kept_member().map_or(Keeping::Nothing, Keeping::Value);
         self.kept.clear();
         self.keep(byte);
         self.expect(Expect::CommaOrEnd);
     }
 
     fn keep(&mut self, byte: u8) {
-        if self.keeping.is_some() && self.kept.len() <= KEPT_BYTES {
+        if self.keeping != Keeping::Nothing && self.kept.len() <= KEPT_BYTES {
             self.kept.push(byte);
         }
     }
 
-    fn end_string(&mut self) {
-        match self.keeping.take() {
-            Some(None) => {
+    fn end_string(&mut self, key: bool) {
+        match std::mem::replace(&mut self.keeping, Keeping::Nothing) {
+            Keeping::Key => {
                 let member = match (self.levels.len(), self.kept.as_slice()) {
                     (_, _) if self.kept.len() > KEPT_BYTES => Member::Other,
                     (1, b"\"jsonrpc\"") => Member::Jsonrpc,
@@ -341,27 +341,33 @@ impl Outline {
                 }
                 self.expect(Expect::Colon);
             }
-            Some(Some(member)) => self.keep_value(member),
-            None if self.token == Token::Key => self.expect(Expect::Colon),
-            None => {}
+            Keeping::Value(member) => self.keep_value(member),
+            Keeping::Nothing if key => self.expect(Expect::Colon),
+            Keeping::Nothing => {}
         }
         self.token = Token::Between;
     }
 
     fn end_value(&mut self) {
-        if let Some(Some(member)) = self.keeping.take() {
+        if let Keeping::Value(member) = std::mem::replace(&mut self.keeping, Keeping::Nothing) {
             self.keep_value(member);
         }
         self.token = Token::Between;
     }
 
     fn keep_value(&mut self, member: Member) {
-        // A value longer than kept is none of the short ones this reads.
-        let value = (self.kept.len() <= KEPT_BYTES).then(|| std::mem::take(&mut self.kept));
-        self.found(member, value.or_else(|| Some(Vec::new())));
+        // A value longer than kept is none of the short ones this reads: kept empty, it parses
+        // as nothing.
+        let value = if self.kept.len() <= KEPT_BYTES {
+            std::mem::take(&mut self.kept)
+        } else {
+            Vec::new()
+        };
+        self.found(member, value);
     }
 
-    fn found(&mut self, member: Member, value: Option<Vec<u8>>) {
+    fn found(&mut self, member: Member, value: Vec<u8>) {
+        let value = Some(value);
         match member {
             Member::Method => self.method = value,
             Member::Id => self.id = value,

@@ -571,7 +571,7 @@ fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
 
 /// An id as the whole of `value`: a string or an integer (`7.5` and `7e1` are neither, and the
 /// host's ids are integers).
-fn exact_id(value: &str) -> Option<Value> {
+pub(super) fn exact_id(value: &str) -> Option<Value> {
     let id: Value = serde_json::from_str(value.trim()).ok()?;
     (id.is_string() || id.is_i64() || id.is_u64()).then_some(id)
 }
@@ -733,8 +733,8 @@ mod tests {
     }
 
     /// Only a line that begins as a message can hold one run into its broken start; a complete
-    /// line without "jsonrpc" is not an answer either. (The ids of discarded lines:
-    /// [`super::super::outline`].)
+    /// line without "jsonrpc" is not an answer either. (The ids of discarded lines are tested in
+    /// `outline.rs`.)
     #[test]
     fn an_id_that_is_not_the_answers_own_names_no_call() {
         // Only a line that begins as a message can hold one run into its broken start.
