@@ -154,10 +154,13 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Re
     crate::declaration::check_integers(body)
         .map_err(|err| ApiError::bad_request(format!("invalid body: it {err}")))?;
     let refuse = |path: String, err: &dyn std::fmt::Display| {
-        let place = if path == "." {
+        // A syntax error inside an object before its next key has no known member (`?`):
+        // name the members that are known, if any.
+        let known = path.trim_end_matches(".?");
+        let place = if matches!(known, "." | "?") {
             String::new()
         } else {
-            format!("{path}: ")
+            format!("{known}: ")
         };
         ApiError::bad_request(format!("invalid body: {place}{err}"))
     };
@@ -280,6 +283,23 @@ mod tests {
         let err = parse_body::<JobDeclaration>(br#"{"jobKey": "a", "shedule": ""}"#, "a job")
             .expect_err("unknown field");
         assert!(err.message.contains("shedule"), "{}", err.message);
+        // A body cut short names no member it cannot know.
+        let err = parse_body::<JobDeclaration>(br#"{"jobKey": "a""#, "a job").expect_err("cut");
+        assert!(
+            err.message
+                .starts_with("invalid body: EOF while parsing an object"),
+            "{}",
+            err.message
+        );
+        let err =
+            parse_body::<JobDeclaration>(br#"{"jobKey": "a", "retry": {"maxAttempts": 2"#, "a job")
+                .expect_err("cut inside a member");
+        assert!(
+            err.message
+                .starts_with("invalid body: retry: EOF while parsing an object"),
+            "{}",
+            err.message
+        );
         let err = parse_body::<JobDeclaration>(b"  ", "a job").expect_err("empty");
         assert!(err.message.contains("empty"), "{}", err.message);
         // serde would take the struct's fields in order from an array.
