@@ -135,6 +135,7 @@ mod tests {
             unrecovered_failures: 0,
             pruned_through: None,
             paused_at: None,
+            failing: false,
             last_success_at: None,
             paused_reason: None,
             created_at: at("2024-01-15T00:00:00Z"),

@@ -3,6 +3,7 @@
 
 mod common;
 
+use chrono::TimeDelta;
 use common::{TestDb, at, job_row, run_row};
 use entity::prelude::*;
 use migration::MigratorTrait;
@@ -109,6 +110,53 @@ async fn migrations_use_their_own_table_and_are_idempotent() {
             .expect("one row");
     let count: i64 = row.try_get("", "n").expect("count");
     assert_eq!(count, 1);
+}
+
+/// The migration that adds `failing` fills it from each job's history: failing when the newest
+/// of its runs that reached an outcome failed, whatever live or cancelled runs came after.
+#[actix_rt::test]
+async fn the_failing_migration_fills_the_mark_from_each_jobs_history() {
+    use RunStatus::{Cancelled, Failed, Queued, Succeeded};
+
+    let t = TestDb::new().await;
+    let histories: [(&str, &[RunStatus], bool); 6] = [
+        ("failed-last", &[Succeeded, Failed], true),
+        ("recovered", &[Failed, Succeeded], false),
+        ("failed-then-cancelled", &[Failed, Cancelled], true),
+        ("failed-then-queued", &[Failed, Queued], true),
+        ("no-runs", &[], false),
+        ("succeeded-then-cancelled", &[Succeeded, Cancelled], false),
+    ];
+    let mut jobs = Vec::new();
+    for (key, statuses, failing) in histories {
+        let job = t.insert_job(job_row("alpha", key)).await;
+        for (minute, status) in statuses.iter().enumerate() {
+            let created = at("09:00") + TimeDelta::minutes(i64::try_from(minute).expect("small"));
+            t.insert_run(PluginJobRunModel {
+                status: *status,
+                created_at: created,
+                scheduled_for: created,
+                ..run_row(&job)
+            })
+            .await
+            .expect("insert run");
+        }
+        jobs.push((job.id, key, failing));
+    }
+    // Undo the migration and apply it again over this history.
+    let newest = migration::Migrator::migrations()
+        .last()
+        .map(|m| m.name().to_owned());
+    assert_eq!(newest.as_deref(), Some("m20261203_000016_failing_jobs"));
+    migration::Migrator::down(&t.db, Some(1))
+        .await
+        .expect("undo the newest migration");
+    plugin_jobs::db::migrate(&t.db)
+        .await
+        .expect("apply it again");
+    for (id, key, failing) in jobs {
+        assert_eq!(t.job(id).await.failing, failing, "{key}");
+    }
 }
 
 #[actix_rt::test]

@@ -38,6 +38,7 @@ const JOB_FIELDS: &[&str] = &[
     "nextRunAt",
     "pauseAfterFailures",
     "consecutiveFailures",
+    "failing",
     "lastSuccessAt",
     "pausedReason",
     "retry",
@@ -265,6 +266,8 @@ async fn jobs_list_every_field_in_camel_case_with_iso_millisecond_timestamps() {
         assert_eq!(keys(job), field_set(JOB_FIELDS));
         assert_iso_millis(&job["createdAt"]);
         assert_iso_millis(&job["updatedAt"]);
+        // Only the job whose schedule is invalid (`failed`) needs an eye: nothing ran yet.
+        assert_eq!(job["failing"], job["jobKey"] == "broken", "{job}");
     }
 
     let invoice = job_id(&h, "invoice").await;
@@ -287,6 +290,7 @@ async fn jobs_list_every_field_in_camel_case_with_iso_millisecond_timestamps() {
             "nextRunAt": "2024-01-15T10:15:00.000Z",
             "pauseAfterFailures": null,
             "consecutiveFailures": 0,
+            "failing": false,
             "lastSuccessAt": null,
             "pausedReason": null,
             "retry": {"maxAttempts": 1, "backoffMs": 10000, "maxBackoffMs": 300000},

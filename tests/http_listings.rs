@@ -19,7 +19,9 @@ use common::{RecordingWorkers, TestDb, at, job_row, run_row};
 use entity::prelude::*;
 use plugin_jobs::clock::ManualClock;
 use plugin_jobs::http::configure;
+use plugin_jobs::store::{CompleteRun, JobCursor, ListJobPage};
 use plugin_jobs::{PluginJobs, PluginJobsHandle};
+use sea_orm::ConnectionTrait as _;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -320,29 +322,55 @@ async fn job_listings_filter_by_status_and_plugin() {
     assert!(none_paused.items().is_empty());
 }
 
-/// `failing=true`: the jobs that are `failed` or whose newest run failed, in SQL, so a cursor
-/// pages through them alone (the dashboard's "failed only").
+/// `failing=true`: the jobs that are `failed` or whose last run to reach an outcome failed, from
+/// the outcomes the store recorded, in SQL, so a cursor pages through them alone (the
+/// dashboard's "failed only"). A queued, running or cancelled run leaves a job as it was.
 #[actix_rt::test]
-async fn failing_keeps_the_failed_jobs_and_those_whose_newest_run_failed() {
-    use RunStatus::{Cancelled, Failed, Succeeded};
+async fn failing_keeps_the_failed_jobs_and_those_whose_last_outcome_failed() {
+    use RunStatus::{Cancelled, Failed, Queued, Succeeded};
 
     let l = Listings::new().await;
     let alpha = l.jobs_of("alpha", 9).await;
     let beta = l.jobs_of("beta", 3).await;
-    // Each job's runs, oldest first, a minute apart.
-    let histories: [(&PluginJobModel, &[RunStatus]); 7] = [
-        (&alpha[0], &[Succeeded, Failed]), // failing
-        (&alpha[1], &[Failed, Succeeded]), // recovered
-        (&alpha[3], &[Failed]),            // failing
-        (&alpha[4], &[Failed, Cancelled]), // its newest run was cancelled
-        (&alpha[5], &[Succeeded, Failed]), // failing, and paused
-        (&alpha[7], &[Succeeded]),         // healthy
-        (&beta[1], &[Failed, Failed]),     // failing
+    // Each job's runs, oldest first, a minute apart: each started and then given its outcome
+    // by the store, but for a `Queued` one, left live.
+    let histories: [(&PluginJobModel, &[RunStatus]); 9] = [
+        (&alpha[0], &[Succeeded, Failed]),    // failing
+        (&alpha[1], &[Failed, Succeeded]),    // recovered
+        (&alpha[3], &[Failed]),               // failing
+        (&alpha[4], &[Failed, Cancelled]),    // failing: its newest run was cancelled
+        (&alpha[5], &[Succeeded, Failed]),    // failing, and paused
+        (&alpha[6], &[Failed, Queued]),       // failing: its next run waits
+        (&alpha[7], &[Succeeded]),            // healthy
+        (&alpha[8], &[Succeeded, Cancelled]), // healthy: a cancelled run changes nothing
+        (&beta[1], &[Failed, Failed]),        // failing
     ];
+    let store = l.t.store();
     for (job, statuses) in histories {
         for (minute, status) in statuses.iter().enumerate() {
             let created = at("09:00") + TimeDelta::minutes(i64::try_from(minute).expect("small"));
-            l.run_of(job, created, *status, RunTrigger::Schedule).await;
+            let live = if *status == Queued {
+                Queued
+            } else {
+                RunStatus::Running
+            };
+            let run = l.run_of(job, created, live, RunTrigger::Schedule).await;
+            if *status == Queued {
+                continue;
+            }
+            let recorded = store
+                .send(CompleteRun {
+                    run_id: run.id,
+                    status: *status,
+                    error: (*status == Failed).then(|| "boom".to_owned()),
+                    logs: None,
+                    block_until: None,
+                    now: created + TimeDelta::seconds(5),
+                })
+                .await
+                .expect("mailbox")
+                .expect("outcome recorded");
+            assert!(recorded, "{} {status:?}", job.job_key);
         }
     }
     // A job that is `failed` itself (its schedule went bad), with no run.
@@ -362,13 +390,20 @@ async fn failing_keeps_the_failed_jobs_and_those_whose_newest_run_failed() {
         pairs(&[
             ("alpha", "k00"),
             ("alpha", "k03"),
+            ("alpha", "k04"),
             ("alpha", "k05"),
+            ("alpha", "k06"),
             ("alpha", "k09"),
             ("beta", "k01")
         ])
     );
-    assert_eq!(pages, 3, "five jobs, two a page");
+    assert_eq!(pages, 4, "seven jobs, two a page");
     assert_eq!(failing[0]["lastRun"]["status"], "failed");
+    assert_eq!(failing[4]["lastRun"]["status"], "queued");
+    assert!(
+        failing.iter().all(|job| job["failing"] == true),
+        "{failing:?}"
+    );
 
     let (of_alpha, _) = walk!(
         app,
@@ -380,6 +415,23 @@ async fn failing_keeps_the_failed_jobs_and_those_whose_newest_run_failed() {
     );
     let everything = get!(app, "/api/jobs?failing=false");
     assert_eq!(everything.items().len(), 13);
+    let healthy: Vec<_> = everything
+        .items()
+        .iter()
+        .filter(|job| job["failing"] == false)
+        .map(key_of)
+        .collect();
+    assert_eq!(
+        healthy,
+        pairs(&[
+            ("alpha", "k01"),
+            ("alpha", "k02"),
+            ("alpha", "k07"),
+            ("alpha", "k08"),
+            ("beta", "k00"),
+            ("beta", "k02")
+        ])
+    );
     let unpaged = get!(app, "/api/jobs?failing=true&pluginId=beta");
     assert_eq!(
         unpaged.items().iter().map(key_of).collect::<Vec<_>>(),
@@ -391,6 +443,85 @@ async fn failing_keeps_the_failed_jobs_and_those_whose_newest_run_failed() {
         bad.error(),
         r#"invalid failing "yes": expected true or false"#
     );
+}
+
+/// The failing jobs are read through their partial index, not by probing each job's runs, on
+/// both databases, alone or with a plugin and a cursor, among 5,000 jobs of which ten fail; with
+/// a status too, the database may read that status's index instead, but never the runs.
+#[actix_rt::test]
+async fn the_failing_jobs_are_read_from_their_index() {
+    let l = Listings::new().await;
+    let jobs: Vec<PluginJobModel> = (0..5_000)
+        .map(|n| PluginJobModel {
+            failing: n % 500 == 7,
+            status: if n % 3 == 2 {
+                JobStatus::Paused
+            } else {
+                JobStatus::Active
+            },
+            ..job_row("alpha", &format!("job-{n:04}"))
+        })
+        .collect();
+    l.t.insert_jobs(&jobs).await;
+    if l.t.is_postgres() {
+        l.t.db
+            .execute_unprepared("ANALYZE plugin_jobs")
+            .await
+            .expect("analyze");
+    }
+    let (store, sent) = l.t.recording_store("SELECT");
+    let of_alpha = ListJobPage {
+        failing: true,
+        plugin_id: Some("alpha".to_owned()),
+        after: Some(JobCursor {
+            plugin_id: "alpha".to_owned(),
+            job_key: "job-1000".to_owned(),
+        }),
+        limit: Some(50),
+        ..ListJobPage::default()
+    };
+    let pages = [
+        (
+            ListJobPage {
+                failing: true,
+                limit: Some(50),
+                ..ListJobPage::default()
+            },
+            Some("ix_plugin_jobs_failing"),
+        ),
+        (of_alpha.clone(), Some("ix_plugin_jobs_failing")),
+        (
+            ListJobPage {
+                status: Some(JobStatus::Paused),
+                ..of_alpha
+            },
+            None,
+        ),
+    ];
+    let mut indexes = Vec::new();
+    let mut found = Vec::new();
+    for (page, index) in pages {
+        let page = store
+            .send(page)
+            .await
+            .expect("mailbox")
+            .expect("a page of failing jobs");
+        found.push(page.jobs.len());
+        indexes.push(index);
+    }
+    assert_eq!(
+        found,
+        [10, 8, 3],
+        "ten failing, eight after job-1000, three of them paused"
+    );
+    let statements: Vec<_> = sent.lock().expect("statements").clone();
+    assert_eq!(statements.len(), indexes.len(), "{statements:?}");
+    for (plan, index) in l.t.plans(statements).await.iter().zip(indexes) {
+        if let Some(index) = index {
+            assert!(plan.contains(index), "{plan}");
+        }
+        assert!(!plan.contains("plugin_job_runs"), "{plan}");
+    }
 }
 
 #[actix_rt::test]

@@ -429,6 +429,14 @@ async fn rescue_fails_live_runs_with_stale_heartbeats_and_only_those() {
         None,
         "a finished run is not touched"
     );
+    // The jobs of the runs it failed are failing, in the same transaction; the others are as
+    // they were (a run inserted failed goes through no outcome).
+    let failing: Vec<bool> = futures_util::future::join_all(jobs.iter().map(|job| t.job(job.id)))
+        .await
+        .iter()
+        .map(|job| job.failing)
+        .collect();
+    assert_eq!(failing, [true, true, false, false]);
 }
 
 #[actix_rt::test]

@@ -67,6 +67,9 @@ pub struct Model {
     /// resume. It outlives the job going `failed` or `retired`, so a job declared again comes
     /// back paused.
     pub paused_at: Option<DateTimeUtc>,
+    /// Whether the job's last run to reach an outcome failed: set by a failed run, cleared by
+    /// a succeeded one; live and cancelled runs leave it as it is.
+    pub failing: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,9 @@ mod m20261130_000012_lighter_writes;
 mod m20261201_000013_index_jittered_due;
 mod m20261202_000014_job_bookkeeping;
 mod m20261202_000015_paused_at;
+mod m20261203_000016_failing_jobs;
+
+pub use m20261203_000016_failing_jobs::FAILING;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -47,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_index_jittered_due::Migration),
             Box::new(m20261202_000014_job_bookkeeping::Migration),
             Box::new(m20261202_000015_paused_at::Migration),
+            Box::new(m20261203_000016_failing_jobs::Migration),
         ]
     }
 }

@@ -55,7 +55,7 @@ pub struct JobsArgs {
     /// Only jobs with this status.
     #[arg(long, value_parser = ["active", "paused", "failed", "retired"])]
     pub status: Option<String>,
-    /// Only jobs that are failed or whose newest run failed.
+    /// Only jobs that are failed or whose last run to reach an outcome failed.
     #[arg(long)]
     pub failing: bool,
     #[command(flatten)]

@@ -471,8 +471,8 @@ where
     }
 }
 
-/// `failing` of a jobs listing: `true` keeps the jobs that are `failed` or whose newest run
-/// failed; `false`, absent or empty keeps every job.
+/// `failing` of a jobs listing: `true` keeps the jobs that are `failed` or whose last run to
+/// reach an outcome failed; `false`, absent or empty keeps every job.
 fn parse_failing(raw: Option<&str>) -> Result<bool, ApiError> {
     match non_empty(raw) {
         None | Some("false") => Ok(false),

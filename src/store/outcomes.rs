@@ -1,8 +1,8 @@
 //! The outcome writer of `plugin_job_runs`: the `MarkRunning` and `CompleteRun` messages that
 //! queued up while the store was busy, applied in one transaction (group commit). Each state
 //! transition is an `UPDATE … WHERE status IN (<allowed from>)`, so a terminal run is never
-//! written again. A failed outcome asks for its retry in the same transaction; a succeeded one
-//! moves its job's `last_success_at` in it.
+//! written again. A failed outcome asks for its retry in the same transaction and marks its job
+//! failing; a succeeded one moves its job's `last_success_at` in it and clears the mark.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -284,13 +284,28 @@ async fn complete_all(
             Ok(true)
         })
         .collect();
-    let of_status = |status| runs.iter().filter(move |run| run.status == status);
-    let mut succeeded_jobs: Vec<Uuid> = of_status(RunStatus::Succeeded)
-        .map(|run| run.job_id)
+    // Each job's last outcome in the batch decides whether it is failing (a cancellation
+    // decides nothing).
+    let mut last_outcomes: HashMap<Uuid, RunStatus> = HashMap::new();
+    for run in runs.iter().filter(|run| run.status != RunStatus::Cancelled) {
+        last_outcomes.insert(run.job_id, run.status);
+    }
+    let jobs_ending = |status| {
+        let mut jobs: Vec<Uuid> = last_outcomes
+            .iter()
+            .filter(|(_, last)| **last == status)
+            .map(|(job_id, _)| *job_id)
+            .collect();
+        jobs.sort();
+        jobs
+    };
+    let succeeded_jobs = jobs_ending(RunStatus::Succeeded);
+    let failing_jobs = jobs_ending(RunStatus::Failed);
+    let failed: Vec<Uuid> = runs
+        .iter()
+        .filter(|run| run.status == RunStatus::Failed)
+        .map(|run| run.id)
         .collect();
-    succeeded_jobs.sort();
-    succeeded_jobs.dedup();
-    let failed: Vec<Uuid> = of_status(RunStatus::Failed).map(|run| run.id).collect();
     write_outcomes(db, &runs, now).await?;
     for (until, job_ids) in blocks {
         for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
@@ -303,28 +318,52 @@ async fn complete_all(
         }
     }
     record_successes(db, &succeeded_jobs, now).await?;
+    mark_failing(db, &failing_jobs).await?;
     retries::schedule_after_failures(db, &failed, &HashSet::new(), now).await?;
     Ok(answers)
 }
 
 /// Moves the `last_success_at` of the jobs whose runs this batch recorded as succeeded to the
-/// batch's time (never back), with one statement per chunk of jobs: a success is stamped by the
-/// write that records it, so the `JobHealthActor` has only failure streaks to keep and a batch of
-/// plain successes costs it one read instead of a write transaction behind the claims.
+/// batch's time (never back), and clears their `failing`, with one statement per chunk of jobs:
+/// a success is stamped by the write that records it, so the `JobHealthActor` has only failure
+/// streaks to keep and a batch of plain successes costs it one read instead of a write
+/// transaction behind the claims. (A job that was not failing keeps `failing` as it was, which
+/// on PostgreSQL leaves the update free to stay within its page.)
 async fn record_successes(
     db: &impl ConnectionTrait,
     jobs: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let behind = || {
+        Condition::any()
+            .add(PluginJobColumn::LastSuccessAt.is_null())
+            .add(PluginJobColumn::LastSuccessAt.lt(now))
+    };
     for chunk in jobs.chunks(super::IDS_PER_STATEMENT) {
         PluginJob::update_many()
-            .col_expr(PluginJobColumn::LastSuccessAt, Expr::value(now))
-            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
-            .filter(
-                Condition::any()
-                    .add(PluginJobColumn::LastSuccessAt.is_null())
-                    .add(PluginJobColumn::LastSuccessAt.lt(now)),
+            .col_expr(
+                PluginJobColumn::LastSuccessAt,
+                Expr::case(behind(), Expr::value(now))
+                    .finally(Expr::col(PluginJobColumn::LastSuccessAt))
+                    .into(),
             )
+            .col_expr(PluginJobColumn::Failing, Expr::value(false))
+            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+            .filter(behind().add(PluginJobColumn::Failing.eq(true)))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sets `failing` on the jobs whose last outcome in this batch was a failure (the API's
+/// `failing=true` listing reads them from an index).
+pub(super) async fn mark_failing(db: &impl ConnectionTrait, jobs: &[Uuid]) -> Result<()> {
+    for chunk in jobs.chunks(super::IDS_PER_STATEMENT) {
+        PluginJob::update_many()
+            .col_expr(PluginJobColumn::Failing, Expr::value(true))
+            .filter(PluginJobColumn::Id.is_in(chunk.to_vec()))
+            .filter(PluginJobColumn::Failing.eq(false))
             .exec(db)
             .await?;
     }

@@ -405,6 +405,7 @@ mod tests {
             unrecovered_failures: 0,
             pruned_through: None,
             paused_at: None,
+            failing: false,
             last_success_at: None,
             paused_reason: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,

@@ -151,6 +151,10 @@ pub(super) async fn rescue_stale_runs(
     }
     let failed: Vec<Uuid> = rescued.iter().map(|run| run.run_id).collect();
     retries::schedule_after_failures(&txn, &failed, &unstarted, now).await?;
+    let mut failing: Vec<Uuid> = rescued.iter().map(|run| run.job_id).collect();
+    failing.sort();
+    failing.dedup();
+    super::outcomes::mark_failing(&txn, &failing).await?;
     txn.commit().await?;
     Ok(rescued)
 }

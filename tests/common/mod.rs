@@ -135,21 +135,34 @@ impl TestDb {
         (StoreActor::new(db).start(), sent)
     }
 
-    /// How PostgreSQL plans each statement, as sent (bind values and all): one text per
-    /// statement, its plan lines joined.
+    /// How the database plans each statement, as sent (bind values and all): one text per
+    /// statement, its plan lines joined (PostgreSQL's `EXPLAIN`, SQLite's `EXPLAIN QUERY PLAN`).
     pub async fn plans(&self, statements: Vec<sea_orm::Statement>) -> Vec<String> {
+        let postgres = self.is_postgres();
         let mut plans = Vec::new();
         for statement in statements {
+            let explain = if postgres {
+                "EXPLAIN"
+            } else {
+                "EXPLAIN QUERY PLAN"
+            };
             let lines: Vec<String> = self
                 .db
                 .query_all_raw(sea_orm::Statement {
-                    sql: format!("EXPLAIN {}", statement.sql),
+                    sql: format!("{explain} {}", statement.sql),
                     ..statement
                 })
                 .await
                 .expect("explain")
                 .iter()
-                .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
+                .map(|row| {
+                    if postgres {
+                        row.try_get_by_index::<String>(0)
+                    } else {
+                        row.try_get::<String>("", "detail")
+                    }
+                    .expect("plan line")
+                })
                 .collect();
             plans.push(lines.join("\n"));
         }
@@ -361,6 +374,7 @@ pub fn job_row(plugin_id: &str, job_key: &str) -> PluginJobModel {
         unrecovered_failures: 0,
         pruned_through: None,
         paused_at: None,
+        failing: false,
         last_success_at: None,
         paused_reason: None,
         created_at: at("2024-01-15T00:00:00Z"),
