@@ -32,6 +32,9 @@ pub struct Job {
     /// Why the job was paused automatically (none for an operator's pause).
     #[serde(default)]
     pub paused_reason: Option<String>,
+    /// Its last run to reach an outcome failed (or it is `failed` itself).
+    #[serde(default)]
+    pub failing: bool,
 }
 
 impl Job {
@@ -163,6 +166,16 @@ pub fn render_jobs(
                     && job.next_run_at.is_none() =>
                 {
                     "never fires again: its schedule has no slot left".to_owned()
+                }
+                // The last run shown is live or cancelled: say that the outcome before it
+                // failed.
+                _ if job.failing
+                    && job
+                        .last_run
+                        .as_ref()
+                        .is_some_and(|run| run.status != "failed") =>
+                {
+                    "failing: its last run to finish failed".to_owned()
                 }
                 _ => String::new(),
             },
@@ -312,7 +325,18 @@ mod tests {
             {"id": "5", "pluginId": "demo", "jobKey": "sync", "schedule": "0 * * * *",
              "timezone": "UTC", "status": "paused", "lastError": null, "blockedUntil": null,
              "nextRunAt": null, "lastRun": null,
-             "pausedReason": "paused after 3 consecutive failures; last error: boom"}
+             "pausedReason": "paused after 3 consecutive failures; last error: boom"},
+            {"id": "6", "pluginId": "demo", "jobKey": "flaky", "schedule": "* * * * *",
+             "timezone": "UTC", "status": "active", "lastError": null, "blockedUntil": null,
+             "nextRunAt": "2026-03-01T12:00:00.000Z", "failing": true,
+             "lastRun": {"status": "running", "scheduledFor": "2026-03-01T11:59:00.000Z",
+                         "startedAt": "2026-03-01T11:59:00.001Z", "finishedAt": null}},
+            {"id": "7", "pluginId": "demo", "jobKey": "fails", "schedule": "* * * * *",
+             "timezone": "UTC", "status": "active", "lastError": null, "blockedUntil": null,
+             "nextRunAt": "2026-03-01T12:00:00.000Z", "failing": true,
+             "lastRun": {"status": "failed", "scheduledFor": "2026-03-01T11:59:00.000Z",
+                         "startedAt": "2026-03-01T11:59:00.001Z",
+                         "finishedAt": "2026-03-01T11:59:00.500Z"}}
         ]))
         .expect("jobs");
         let workers = [("demo", "running"), ("down", "restarting")]
@@ -330,7 +354,10 @@ mod tests {
              down/tick       active  * * * * *      UTC           1m ago  -                 \
              worker restarting: its runs wait for it\n\
              demo/sync       paused  0 * * * *      UTC           -       -                 \
-             paused after 3 consecutive failures; last error: boom\n"
+             paused after 3 consecutive failures; last error: boom\n\
+             demo/flaky      active  * * * * *      UTC           now     running 59s ago   \
+             failing: its last run to finish failed\n\
+             demo/fails      active  * * * * *      UTC           now     failed 59s ago\n"
         );
     }
 
