@@ -379,7 +379,7 @@ pub(super) async fn read_stderr<R: AsyncBufRead + Unpin>(
     let mut throttle = Throttle::new(format!("[{plugin} stderr]"));
     loop {
         throttle.say_when_quiet(&mut stderr).await;
-        let line = match rpc::read_line(&mut stderr, rpc::MAX_LINE_BYTES).await {
+        let line = match rpc::read_text_line(&mut stderr, rpc::MAX_LINE_BYTES).await {
             Ok(Line::Text(line)) => line,
             Ok(Line::Oversized { bytes, .. }) => format!("<{bytes} bytes>"),
             Ok(Line::Eof) | Err(_) => {

@@ -401,10 +401,30 @@ pub enum Line {
 }
 
 /// Reads one line of at most `max` bytes without ever buffering more: a longer line is skipped
-/// to its newline and reported, so a misbehaving peer cannot exhaust memory.
+/// to its newline and reported, so a misbehaving peer cannot exhaust memory. The skipped bytes
+/// are followed through their JSON structure, so that the [`Outline`] can name the call a
+/// discarded answer was for.
 pub async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
+) -> std::io::Result<Line> {
+    read_bounded(reader, max, true).await
+}
+
+/// [`read_line`] for lines that are never answers, or whose oversized ones are only dropped (a
+/// worker's stderr, the SDK's input): a longer line is skipped without following its JSON, and
+/// its [`Outline`] is empty (it names no call).
+pub async fn read_text_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Line> {
+    read_bounded(reader, max, false).await
+}
+
+async fn read_bounded<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+    outlined: bool,
 ) -> std::io::Result<Line> {
     let mut buffer = Vec::new();
     let mut skipped = 0usize;
@@ -429,8 +449,10 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         };
         let piece = &chunk[..if done { taken - 1 } else { taken }];
         if skipped > 0 || buffer.len() + piece.len() > max {
-            outline.feed(&buffer);
-            outline.feed(piece);
+            if outlined {
+                outline.feed(&buffer);
+                outline.feed(piece);
+            }
             skipped += buffer.len() + piece.len();
             buffer = Vec::new();
         } else {
@@ -780,5 +802,32 @@ mod tests {
             Some(Line::Text("last".into()))
         );
         assert_eq!(read_line(&mut reader, 10).await.ok(), Some(Line::Eof));
+    }
+
+    /// A text line over the limit is skipped as a message line is, but not followed: its
+    /// outline names no call even when it is a whole answer.
+    #[tokio::test]
+    async fn a_text_line_over_the_limit_is_skipped_without_its_outline() {
+        let answer = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":\"{}\"}}\nnext\n",
+            "x".repeat(100)
+        );
+        let mut reader = tokio::io::BufReader::with_capacity(16, answer.as_bytes());
+        let Ok(Line::Oversized { bytes, outline }) = read_line(&mut reader, 10).await else {
+            panic!("an oversized message line");
+        };
+        assert_eq!(outline.answered_id(), Some(Value::from(7)));
+        let mut reader = tokio::io::BufReader::with_capacity(16, answer.as_bytes());
+        assert_eq!(
+            read_text_line(&mut reader, 10).await.ok(),
+            Some(Line::Oversized {
+                bytes,
+                outline: Outline::default()
+            })
+        );
+        assert_eq!(
+            read_text_line(&mut reader, 10).await.ok(),
+            Some(Line::Text("next".into()))
+        );
     }
 }

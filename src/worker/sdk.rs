@@ -153,7 +153,7 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut input = BufReader::new(input);
         let shutdown_id = loop {
-            let line = match rpc::read_line(&mut input, rpc::MAX_LINE_BYTES).await? {
+            let line = match rpc::read_text_line(&mut input, rpc::MAX_LINE_BYTES).await? {
                 Line::Text(line) => line,
                 Line::Oversized { bytes, .. } => {
                     eprintln!("dropped an input line of {bytes} bytes");
