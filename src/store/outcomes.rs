@@ -284,28 +284,18 @@ async fn complete_all(
             Ok(true)
         })
         .collect();
-    // Each job's last outcome in the batch decides whether it is failing (a cancellation
-    // decides nothing).
-    let mut last_outcomes: HashMap<Uuid, RunStatus> = HashMap::new();
-    for run in runs.iter().filter(|run| run.status != RunStatus::Cancelled) {
-        last_outcomes.insert(run.job_id, run.status);
-    }
-    let jobs_ending = |status| {
-        let mut jobs: Vec<Uuid> = last_outcomes
-            .iter()
-            .filter(|(_, last)| **last == status)
-            .map(|(job_id, _)| *job_id)
-            .collect();
+    let of_status = |status| runs.iter().filter(move |run| run.status == status);
+    // A job has one live run at most (a partial unique index), so a batch holds at most one
+    // outcome of each job: its jobs that succeeded and those that failed do not meet.
+    let jobs_of = |status| {
+        let mut jobs: Vec<Uuid> = of_status(status).map(|run| run.job_id).collect();
         jobs.sort();
+        jobs.dedup();
         jobs
     };
-    let succeeded_jobs = jobs_ending(RunStatus::Succeeded);
-    let failing_jobs = jobs_ending(RunStatus::Failed);
-    let failed: Vec<Uuid> = runs
-        .iter()
-        .filter(|run| run.status == RunStatus::Failed)
-        .map(|run| run.id)
-        .collect();
+    let succeeded_jobs = jobs_of(RunStatus::Succeeded);
+    let failing_jobs = jobs_of(RunStatus::Failed);
+    let failed: Vec<Uuid> = of_status(RunStatus::Failed).map(|run| run.id).collect();
     write_outcomes(db, &runs, now).await?;
     for (until, job_ids) in blocks {
         for chunk in job_ids.chunks(super::IDS_PER_STATEMENT) {
@@ -356,8 +346,8 @@ async fn record_successes(
     Ok(())
 }
 
-/// Sets `failing` on the jobs whose last outcome in this batch was a failure (the API's
-/// `failing=true` listing reads them from an index).
+/// Sets `failing` on these jobs, whose runs failed (the API's `failing=true` listing reads them
+/// from an index).
 pub(super) async fn mark_failing(db: &impl ConnectionTrait, jobs: &[Uuid]) -> Result<()> {
     for chunk in jobs.chunks(super::IDS_PER_STATEMENT) {
         PluginJob::update_many()
