@@ -727,6 +727,28 @@ exit 7"#;
 }
 
 #[actix_rt::test]
+async fn a_stderr_line_over_the_limit_is_shown_by_its_size_and_the_lines_after_it_still_read() {
+    // 2 MiB without a newline, twice the line limit; the reader skips it, keeps reading and
+    // leaves its size in the crash's error where the line would have been.
+    let script = r#"head -c 2097152 /dev/zero | tr '\0' x >&2
+echo >&2
+echo 'fatal: the line after the long one' >&2
+exit 9"#;
+    let config = ProcessWorkerConfig {
+        crash_limit: 0,
+        ..fast_config()
+    };
+    let s = Setup::given_up(vec!["sh".into(), "-c".into(), script.into()], config).await;
+    let error = s.workers.last_error(PLUGIN).unwrap_or_default();
+    assert!(error.contains("exit status: 9"), "{error}");
+    assert!(
+        error.contains("stderr: <2097152 bytes>\nfatal: the line after the long one"),
+        "{error}"
+    );
+    assert!(error.len() < 10_000, "{} bytes of error", error.len());
+}
+
+#[actix_rt::test]
 async fn a_worker_that_starts_taking_calls_gets_its_due_slots_without_waiting_for_a_tick() {
     // The worker takes a second to come up, so the job is registered (and the scheduler looks
     // for due jobs) while it is still starting: no claim, and no wake for its slots. With the
