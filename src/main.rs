@@ -41,7 +41,7 @@ enum Command {
     /// Apply every pending migration to the database.
     Migrate {
         /// Database URL (sqlite://… or postgres://…).
-        #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL, hide_env_values = true)]
+        #[arg(long, visible_alias = "database", env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL, hide_env_values = true)]
         database_url: String,
     },
     /// Print the next slots of a cron expression: each in UTC and in local time with its offset,
@@ -98,14 +98,14 @@ enum Command {
 #[derive(Debug, Args)]
 struct Serve {
     /// Database URL: sqlite://path?mode=rwc (default) or postgres://user:pass@host/db.
-    #[arg(long, env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL, hide_env_values = true)]
+    #[arg(long, visible_alias = "database", env = "PLUGIN_JOBS_DATABASE_URL", default_value = server::DEFAULT_DATABASE_URL, hide_env_values = true)]
     database_url: String,
     /// Folder with one sub-folder per plugin, each holding a manifest.json.
     #[arg(long, env = "PLUGIN_JOBS_PLUGINS", default_value = server::DEFAULT_PLUGINS_DIR, hide_env_values = true)]
     plugins: PathBuf,
     /// Address the HTTP API listens on. Without --api-token only loopback addresses are
     /// allowed; port 0 picks a free port (printed on stdout).
-    #[arg(long, env = "PLUGIN_JOBS_BIND", default_value = server::DEFAULT_BIND, hide_env_values = true)]
+    #[arg(long, visible_alias = "listen", env = "PLUGIN_JOBS_BIND", default_value = server::DEFAULT_BIND, hide_env_values = true)]
     bind: String,
     /// Bearer token every /api request must carry (Authorization: Bearer <token>).
     #[arg(long, env = "PLUGIN_JOBS_API_TOKEN", hide_env_values = true)]

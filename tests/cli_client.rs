@@ -440,17 +440,24 @@ fn with_an_api_token_the_client_needs_it_and_exits_5_without() {
     assert_eq!(allowed.code, Some(0), "{allowed:?}");
     assert!(allowed.stdout.contains("good/ok "), "{allowed:?}");
 
+    // The token from the environment; the server given by `--server`, the other name of `--url`.
     let from_env = Command::new(BIN)
         .args([
             "jobs",
             "--json",
-            "--url",
+            "--server",
             &format!("http://{}", server.addr),
         ])
         .env("PLUGIN_JOBS_API_TOKEN", "s3cret")
         .output()
         .expect("run the client");
-    assert_eq!(from_env.status.code(), Some(0));
+    assert_eq!(from_env.status.code(), Some(0), "{from_env:?}");
+    let jobs: Value = serde_json::from_slice(&from_env.stdout).expect("JSON");
+    assert!(
+        jobs.as_array()
+            .is_some_and(|jobs| jobs.iter().any(|job| job["jobKey"] == "ok")),
+        "{jobs}"
+    );
 }
 
 /// A one-request HTTP server that records the request and answers `status` with `body`.

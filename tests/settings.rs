@@ -241,6 +241,23 @@ fn serve_checks_settings_given_in_the_environment_and_across_flags() {
 }
 
 #[test]
+fn serve_takes_listen_and_database_as_other_names_of_bind_and_database_url() {
+    let dir = tempfile::tempdir().expect("temp");
+    let database = format!("sqlite://{}?mode=rwc", dir.path().join("db").display());
+    let output = Command::new(BIN)
+        .args(["serve", "--tick-interval", "0", "--listen", "127.0.0.1:0"])
+        .args(["--database", &database, "--plugins"])
+        .arg(dir.path())
+        .output()
+        .expect("run the binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Past the parser: refused for the setting, not for an unknown flag.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--tick-interval"), "{stderr}");
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+}
+
+#[test]
 fn serve_refuses_a_token_no_request_could_carry() {
     for token in [" ", "secret\t"] {
         let (code, stderr) = serve(&["--api-token", token], &[]);

@@ -36,7 +36,7 @@ fn parse_token(text: &str) -> Result<String, String> {
 pub struct Connection {
     /// Base URL of the server (http://host:port, plus a path prefix when the API is mounted
     /// under one).
-    #[arg(long, env = "PLUGIN_JOBS_URL", default_value_t = default_url(), value_parser = BaseUrl::parse, hide_env_values = true)]
+    #[arg(long, visible_alias = "server", env = "PLUGIN_JOBS_URL", default_value_t = default_url(), value_parser = BaseUrl::parse, hide_env_values = true)]
     pub url: BaseUrl,
     /// API token, sent as `Authorization: Bearer <token>`.
     #[arg(long, env = "PLUGIN_JOBS_API_TOKEN", hide_env_values = true, value_parser = parse_token)]
