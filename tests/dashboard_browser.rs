@@ -700,6 +700,14 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         "{note}"
     );
     assert_eq!(browser.count(&format!("{spring} ol.slots li")), 5);
+    // A next run whose slot passed since the last refresh reads "due", never "3 s ago"; a last
+    // run's time still reads "ago".
+    let passed = browser.script(
+        "const at = new Date(Date.now() - 3000).toISOString();\
+         return [relText(at, true), relText(at, false)];",
+        json!([]),
+    );
+    assert_eq!(passed, json!(["due", "3 s ago"]));
 
     // The scheduler's figures: sampled from /metrics, charted over the last ten minutes.
     let ticks = browser.wait_text("#chart-tick [data-field=figure]", "a tick figure", |t| {
