@@ -143,14 +143,19 @@ async fn the_failing_migration_fills_the_mark_from_each_jobs_history() {
         }
         jobs.push((job.id, key, failing));
     }
-    // Undo the migration and apply it again over this history.
-    let newest = migration::Migrator::migrations()
-        .last()
-        .map(|m| m.name().to_owned());
-    assert_eq!(newest.as_deref(), Some("m20261203_000016_failing_jobs"));
-    migration::Migrator::down(&t.db, Some(1))
+    // Undo the migration (and those after it) and apply them again over this history.
+    let names: Vec<String> = migration::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let position = names
+        .iter()
+        .position(|name| name == "m20261203_000016_failing_jobs")
+        .expect("the migration of the mark");
+    let undo = u32::try_from(names.len() - position).expect("few migrations");
+    migration::Migrator::down(&t.db, Some(undo))
         .await
-        .expect("undo the newest migration");
+        .expect("undo the migrations from the mark's on");
     plugin_jobs::db::migrate(&t.db)
         .await
         .expect("apply it again");

@@ -20,8 +20,10 @@ mod m20261201_000013_index_jittered_due;
 mod m20261202_000014_job_bookkeeping;
 mod m20261202_000015_paused_at;
 mod m20261203_000016_failing_jobs;
+mod m20261203_000017_index_runs_by_trigger;
 
 pub use m20261203_000016_failing_jobs::FAILING;
+pub use m20261203_000017_index_runs_by_trigger::NOT_SCHEDULED;
 
 /// Applies every migration of plugin-jobs, in order.
 #[derive(Debug)]
@@ -51,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_job_bookkeeping::Migration),
             Box::new(m20261202_000015_paused_at::Migration),
             Box::new(m20261203_000016_failing_jobs::Migration),
+            Box::new(m20261203_000017_index_runs_by_trigger::Migration),
         ]
     }
 }

@@ -235,6 +235,12 @@ pub(super) async fn list_run_page(db: &DatabaseConnection, msg: ListRunPage) -> 
     }
     if let Some(trigger) = msg.trigger {
         query = query.filter(PluginJobRunColumn::Trigger.eq(trigger));
+        // The runs a schedule did not start have an index of their own, read only when the
+        // query holds its predicate word for word. A job's runs are fewer (its kept history),
+        // so a job's listing keeps to the job's index.
+        if trigger != RunTrigger::Schedule && msg.job_id.is_none() {
+            query = query.filter(Expr::cust(migration::NOT_SCHEDULED));
+        }
     }
     if let Some(since) = msg.since {
         query = query.filter(PluginJobRunColumn::CreatedAt.gte(since));
