@@ -208,6 +208,26 @@ async fn jobs_are_created_changed_and_retired_over_http() {
         assert!(message.contains(why), "{why}: {message}");
     }
 
+    // A body the delete would ignore is refused, and the job is left as it was.
+    let refused = call!(
+        &app,
+        TestRequest::delete()
+            .uri("/api/plugins/billing/jobs/report")
+            .set_payload("garbage"),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(
+        refused.body["error"],
+        "delete takes no body (or an empty object); got garbage"
+    );
+    let job = call!(
+        &app,
+        TestRequest::get().uri("/api/plugins/billing/jobs/report"),
+    )
+    .await;
+    assert_eq!(job.body["status"], "active");
+
     let deleted = call!(
         &app,
         TestRequest::delete().uri("/api/plugins/billing/jobs/report"),
@@ -221,6 +241,42 @@ async fn jobs_are_created_changed_and_retired_over_http() {
     )
     .await;
     assert_eq!(job.body["status"], "retired");
+}
+
+/// A `%`-escape that is not UTF-8 is a 400, never a lossy U+FFFD that names another job: with a
+/// job keyed by a real U+FFFD, `%ff` neither reads nor pauses it.
+#[actix_rt::test]
+async fn a_path_whose_escapes_are_not_utf8_is_refused_not_read_as_another_key() {
+    let h = harness().await;
+    let app = test::init_service(App::new().configure(configure(h.jobs.clone(), None))).await;
+    let created = call!(
+        &app,
+        json_body(
+            TestRequest::post().uri("/api/plugins/billing/jobs"),
+            json!({"jobKey": "\u{fffd}", "schedule": "0 * * * *"}),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    for req in [
+        TestRequest::get().uri("/api/plugins/billing/jobs/%ff"),
+        TestRequest::post().uri("/api/plugins/billing/jobs/%FF/pause"),
+        TestRequest::get().uri("/api/plugins/%c3%28/jobs"),
+    ] {
+        let refused = call!(&app, req).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        let message = refused.body["error"].as_str().expect("an error");
+        assert!(message.contains("not UTF-8"), "{message}");
+    }
+    // The key itself, escaped as UTF-8, is the job, still active.
+    let job = call!(
+        &app,
+        TestRequest::get().uri("/api/plugins/billing/jobs/%EF%BF%BD"),
+    )
+    .await;
+    assert_eq!(job.status, StatusCode::OK, "{}", job.body);
+    assert_eq!(job.body["jobKey"], "\u{fffd}");
+    assert_eq!(job.body["status"], "active");
 }
 
 #[actix_rt::test]
@@ -298,6 +354,14 @@ async fn backfill_over_http_queues_the_missing_slots_and_can_be_cancelled() {
             json!({"from": "2024-01-01T00:00:00Z", "to": "2024-01-15T11:00:00Z"}),
             "more than 1000 slots",
         ),
+        (
+            json!({"from": "0001-01-01T00:00:00Z", "to": "0001-01-01T01:00:00Z"}),
+            "from (0001-01-01T00:00:00.000Z) is before 1970-01-01T00:00:00.000Z",
+        ),
+        (
+            json!({"from": "1969-12-31T23:00:00Z", "to": "1970-01-01T01:00:00Z"}),
+            "slots before 1970",
+        ),
     ] {
         let bad = call!(&app, json_body(TestRequest::post().uri(uri), body.clone())).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{body}: {}", bad.body);
@@ -316,6 +380,17 @@ async fn backfill_over_http_queues_the_missing_slots_and_can_be_cancelled() {
             "2024-01-15T10:45:00.000Z"
         ])
     );
+    // Parameters and bodies these would ignore are refused, and nothing is cancelled.
+    for req in [
+        TestRequest::get().uri(&format!("{uri}?x=1")),
+        TestRequest::delete().uri(&format!("{uri}?all=1")),
+        TestRequest::delete()
+            .uri(uri)
+            .set_payload(r#"{"all": true}"#),
+    ] {
+        let refused = call!(&app, req).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    }
     let cancelled = call!(&app, TestRequest::delete().uri(uri)).await;
     assert_eq!(cancelled.status, StatusCode::OK);
     assert_eq!(cancelled.body, json!({"cancelled": 4}));

@@ -96,7 +96,8 @@ pub(super) async fn guard(
         Access::Token(_) => None,
         Access::Local { allowed_hosts } => browser_refusal(req.request(), allowed_hosts)
             .map(|why| ApiError::new(StatusCode::FORBIDDEN, why)),
-    };
+    }
+    .or_else(|| path_refusal(req.path()).map(ApiError::bad_request));
     match refusal {
         None => Ok(next.call(req).await?.map_into_left_body()),
         Some(error) => {
@@ -106,6 +107,18 @@ pub(super) async fn guard(
             Ok(req.into_response(error.to_response()).map_into_right_body())
         }
     }
+}
+
+/// Why a path is refused before routing: a `%`-escape that decodes to bytes that are not UTF-8.
+/// The router decodes such bytes lossily, to U+FFFD, so `/jobs/%ff` would name (and act on) a
+/// job whose key holds a real U+FFFD.
+fn path_refusal(path: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .is_err()
+        .then(|| {
+            format!("invalid path {path}: a %-escape in it decodes to bytes that are not UTF-8")
+        })
 }
 
 /// Why a request without a token is refused, or `None` when it may pass.

@@ -88,7 +88,7 @@ pub async fn get_job(
 /// connection (and, on a write route, its handler) for as long as it likes.
 const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Most bytes of the body of an action that takes none (pause, resume, cancel), which may be
+/// Most bytes of the body of an action that takes none (pause, resume, cancel, delete), which may be
 /// empty, `{}` or `null`.
 const MAX_EMPTY_BODY: usize = 1024;
 
@@ -197,7 +197,7 @@ pub async fn cancel_run(
 
 /// 400 unless the body of an action that takes none is empty, `{}` or `null`: fields it would
 /// ignore are refused by name instead, as every other body's unknown fields are.
-async fn no_body(body: Payload, action: &str) -> Result<(), ApiError> {
+pub(super) async fn no_body(body: Payload, action: &str) -> Result<(), ApiError> {
     let body = read_body(body, MAX_EMPTY_BODY).await?;
     let text = String::from_utf8_lossy(&body);
     match text.trim() {

@@ -65,7 +65,9 @@ pub async fn delete_job(
     handle: Handle,
     path: Path<(String, String)>,
     _query: Query<NoParameters>,
+    body: Payload,
 ) -> ApiResult {
+    super::handlers::no_body(body, "delete").await?;
     let (plugin_id, job_ref) = path.into_inner();
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
     handle.delete_job(JobRef::Id(job.id)).await?;
@@ -119,7 +121,11 @@ pub async fn backfill(
 
 /// `GET /api/plugins/{pluginId}/jobs/{jobId}/backfill`: the slots waiting to be replayed,
 /// oldest first (`{"jobId", "pending": [ISO 8601 UTC, …]}`).
-pub async fn pending_backfill(handle: Handle, path: Path<(String, String)>) -> ApiResult {
+pub async fn pending_backfill(
+    handle: Handle,
+    path: Path<(String, String)>,
+    _query: Query<NoParameters>,
+) -> ApiResult {
     let (plugin_id, job_ref) = path.into_inner();
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
     let pending = handle.pending_backfill(JobRef::Id(job.id)).await?;
@@ -132,7 +138,9 @@ pub async fn cancel_backfill(
     handle: Handle,
     path: Path<(String, String)>,
     _query: Query<NoParameters>,
+    body: Payload,
 ) -> ApiResult {
+    super::handlers::no_body(body, "cancelling a backfill").await?;
     let (plugin_id, job_ref) = path.into_inner();
     let job = super::handlers::find_job(&handle, &plugin_id, &job_ref).await?;
     let cancelled = handle.cancel_backfill(JobRef::Id(job.id)).await?;

@@ -105,6 +105,13 @@ pub(super) async fn request_backfill(
             iso(to)
         )));
     }
+    if from < DateTime::UNIX_EPOCH {
+        return Err(Error::InvalidInput(format!(
+            "from ({}) is before 1970-01-01T00:00:00.000Z: slots before 1970, the first year a \
+             schedule can name, cannot be backfilled",
+            iso(from)
+        )));
+    }
     if to > now {
         return Err(Error::InvalidInput(format!(
             "to ({}) is in the future: only past slots can be backfilled (now is {})",
