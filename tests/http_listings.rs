@@ -324,7 +324,8 @@ async fn job_listings_filter_by_status_and_plugin() {
 
 /// `failing=true`: the jobs that are `failed` or whose last run to reach an outcome failed, from
 /// the outcomes the store recorded, in SQL, so a cursor pages through them alone (the
-/// dashboard's "failed only"). A queued, running or cancelled run leaves a job as it was.
+/// dashboard's "failed only"). A queued, running or cancelled run leaves a job as it was; a
+/// retired job is never failing; `failing=false` keeps the other jobs.
 #[actix_rt::test]
 async fn failing_keeps_the_failed_jobs_and_those_whose_last_outcome_failed() {
     use RunStatus::{Cancelled, Failed, Queued, Succeeded};
@@ -377,6 +378,11 @@ async fn failing_keeps_the_failed_jobs_and_those_whose_last_outcome_failed() {
     let mut failed = job_row("alpha", "k09");
     failed.status = JobStatus::Failed;
     l.t.insert_job(failed).await;
+    // A job retired while failing: nobody's concern any more.
+    let mut retired = job_row("beta", "k03");
+    retired.status = JobStatus::Retired;
+    retired.failing = true;
+    l.t.insert_job(retired).await;
     let app = app!(l);
     let pairs = |keys: &[(&str, &str)]| -> Vec<(String, String)> {
         keys.iter()
@@ -413,24 +419,31 @@ async fn failing_keeps_the_failed_jobs_and_those_whose_last_outcome_failed() {
         of_alpha.iter().map(key_of).collect::<Vec<_>>(),
         pairs(&[("alpha", "k05")])
     );
-    let everything = get!(app, "/api/jobs?failing=false");
-    assert_eq!(everything.items().len(), 13);
-    let healthy: Vec<_> = everything
-        .items()
-        .iter()
-        .filter(|job| job["failing"] == false)
-        .map(key_of)
-        .collect();
+    // `failing=false` keeps the others, the retired one among them; without the filter, all.
+    let everything = get!(app, "/api/jobs");
+    assert_eq!(everything.items().len(), 14);
+    let healthy = get!(app, "/api/jobs?failing=false");
     assert_eq!(
-        healthy,
+        healthy.items().iter().map(key_of).collect::<Vec<_>>(),
         pairs(&[
             ("alpha", "k01"),
             ("alpha", "k02"),
             ("alpha", "k07"),
             ("alpha", "k08"),
             ("beta", "k00"),
-            ("beta", "k02")
+            ("beta", "k02"),
+            ("beta", "k03")
         ])
+    );
+    assert!(
+        healthy.items().iter().all(|job| job["failing"] == false),
+        "{:?}",
+        healthy.items()
+    );
+    let (healthy_paged, _) = walk!(app, "/api/plugins/beta/jobs?failing=false&limit=1");
+    assert_eq!(
+        healthy_paged.iter().map(key_of).collect::<Vec<_>>(),
+        pairs(&[("beta", "k00"), ("beta", "k02"), ("beta", "k03")])
     );
     let unpaged = get!(app, "/api/jobs?failing=true&pluginId=beta");
     assert_eq!(
@@ -471,7 +484,7 @@ async fn the_failing_jobs_are_read_from_their_index() {
     }
     let (store, sent) = l.t.recording_store("SELECT");
     let of_alpha = ListJobPage {
-        failing: true,
+        failing: Some(true),
         plugin_id: Some("alpha".to_owned()),
         after: Some(JobCursor {
             plugin_id: "alpha".to_owned(),
@@ -483,7 +496,7 @@ async fn the_failing_jobs_are_read_from_their_index() {
     let pages = [
         (
             ListJobPage {
-                failing: true,
+                failing: Some(true),
                 limit: Some(50),
                 ..ListJobPage::default()
             },

@@ -472,11 +472,13 @@ where
 }
 
 /// `failing` of a jobs listing: `true` keeps the jobs that are `failed` or whose last run to
-/// reach an outcome failed; `false`, absent or empty keeps every job.
-fn parse_failing(raw: Option<&str>) -> Result<bool, ApiError> {
+/// reach an outcome failed (retired ones left out), `false` the others; absent or empty keeps
+/// every job.
+fn parse_failing(raw: Option<&str>) -> Result<Option<bool>, ApiError> {
     match non_empty(raw) {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
+        None => Ok(None),
+        Some("false") => Ok(Some(false)),
+        Some("true") => Ok(Some(true)),
         Some(text) => Err(ApiError::bad_request(format!(
             "invalid failing {text:?}: expected true or false"
         ))),

@@ -56,8 +56,8 @@ pub struct JobView {
     /// Failed runs since the job last succeeded (or was resumed).
     pub consecutive_failures: i32,
     /// Whether the job is failed or failing: `failed` itself, or its last run to reach an
-    /// outcome failed (a queued, running or cancelled run does not change it). What
-    /// `failing=true` lists.
+    /// outcome failed (a queued, running or cancelled run does not change it); never a retired
+    /// job, which needs nobody's eye. What `failing=true` lists.
     pub failing: bool,
     pub last_success_at: Option<String>,
     /// Why the job was paused automatically ("paused after 5 consecutive failures; last error:
@@ -126,7 +126,8 @@ impl From<&PluginJobModel> for JobView {
             next_run_at: iso_opt(job.next_run_at.filter(|_| job.status == JobStatus::Active)),
             pause_after_failures: job.pause_after_failures,
             consecutive_failures: job.consecutive_failures,
-            failing: job.failing || job.status == JobStatus::Failed,
+            failing: (job.failing || job.status == JobStatus::Failed)
+                && job.status != JobStatus::Retired,
             last_success_at: iso_opt(job.last_success_at),
             paused_reason: job.paused_reason.clone(),
             retry: RetryView::from(job),

@@ -37,9 +37,10 @@ pub struct JobCursor {
 pub struct ListJobPage {
     pub plugin_id: Option<String>,
     pub status: Option<JobStatus>,
-    /// Only jobs that are `failed` or failing: their last run to reach an outcome failed (what
-    /// needs an operator's eye).
-    pub failing: bool,
+    /// `Some(true)`: only the jobs that are `failed` or failing, their last run to reach an
+    /// outcome failed (what needs an operator's eye), retired ones left out. `Some(false)`: only
+    /// the others. `None`: both.
+    pub failing: Option<bool>,
     /// Only the jobs with these keys (of `plugin_id`, when given); empty: any key. At most a
     /// thousand, to stay under the databases' limits on bound parameters.
     pub job_keys: Vec<String>,
@@ -161,10 +162,22 @@ fn job_page_query(msg: &ListJobPage) -> Select<PluginJob> {
         query =
             query.filter(PluginJobColumn::JobKey.is_in(msg.job_keys.iter().map(String::as_str)));
     }
-    if msg.failing {
+    match msg.failing {
         // The predicate of the partial index of failing jobs, word for word, so that both
         // databases read that index (in key order) instead of every job.
-        query = query.filter(Expr::cust(migration::FAILING));
+        Some(true) => {
+            query = query
+                .filter(Expr::cust(migration::FAILING))
+                .filter(PluginJobColumn::Status.ne(JobStatus::Retired));
+        }
+        Some(false) => {
+            query = query.filter(
+                Condition::any()
+                    .add(Expr::cust(format!("NOT {}", migration::FAILING)))
+                    .add(PluginJobColumn::Status.eq(JobStatus::Retired)),
+            );
+        }
+        None => {}
     }
     if let Some(after) = &msg.after {
         // `plugin_id >= p` alone bounds an index range; the rest picks the keys after `k`.
