@@ -29,6 +29,42 @@ pub fn jitter_offset(job_id: Uuid, slot: DateTime<Utc>, jitter_ms: Option<i64>) 
     Duration::from_millis(hash % jitter)
 }
 
+/// Why a job's jitter window cannot be kept with its schedule, or `None`: a window longer than
+/// the time between two of its slots lets a slot start after the next one (offsets are below
+/// the window, so one as long as the gap still keeps the slots in order) (an every-second job
+/// with a day of jitter starts at random instants a day apart, its pointer on a slot long past).
+/// Looks at the next 1,000 slots after `now`, at most a year of them: a day's jitter (the
+/// longest) against a schedule's gaps, those of its daylight-saving days included.
+pub fn jitter_too_long(
+    expression: &str,
+    schedule: &crate::cron::Schedule,
+    jitter_ms: Option<u64>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let jitter = jitter_ms.filter(|ms| *ms > 0)?;
+    let horizon = now + chrono::TimeDelta::days(366);
+    let mut previous = schedule.next_after(now)?;
+    for _ in 0..1_000 {
+        let next = schedule.next_after(previous)?;
+        if next > horizon {
+            return None;
+        }
+        let gap = u64::try_from((next - previous).num_milliseconds()).unwrap_or(0);
+        if gap < jitter {
+            return Some(format!(
+                "jitterMs ({jitter}) must be at most the time between two slots of {:?}: \
+                 {} passes from {} to {}, so a slot could start after the next one",
+                expression.trim(),
+                crate::config::HumanDuration(Duration::from_millis(gap)),
+                crate::time::iso(previous),
+                crate::time::iso(next)
+            ));
+        }
+        previous = next;
+    }
+    None
+}
+
 /// When the slot `slot` of `job` is due: the slot plus its jitter offset.
 pub fn due_at(job: &PluginJobModel, slot: DateTime<Utc>) -> DateTime<Utc> {
     plus(slot, jitter_offset(job.id, slot, job.jitter_ms))
@@ -69,6 +105,39 @@ mod tests {
         assert_eq!(jitter_offset(job, slot, Some(0)), Duration::ZERO);
         assert_eq!(jitter_offset(job, slot, Some(-5)), Duration::ZERO);
         assert_eq!(jitter_offset(job, slot, Some(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_jitter_as_long_as_the_gap_between_two_slots_is_refused_naming_the_gap() {
+        let now = at("2026-12-03T19:10:00Z");
+        let check = |expression: &str, timezone: &str, jitter_ms: Option<u64>| {
+            let schedule = crate::cron::Schedule::parse(expression, timezone).expect("schedule");
+            jitter_too_long(expression, &schedule, jitter_ms, now)
+        };
+        assert_eq!(
+            check("* * * * * *", "UTC", Some(86_400_000)).as_deref(),
+            Some(
+                "jitterMs (86400000) must be at most the time between two slots of \
+                 \"* * * * * *\": 1s passes from 2026-12-03T19:10:01.000Z to \
+                 2026-12-03T19:10:02.000Z, so a slot could start after the next one"
+            )
+        );
+        assert!(check("* * * * * *", "UTC", Some(1_001)).is_some());
+        assert_eq!(check("* * * * * *", "UTC", Some(1_000)), None);
+        assert!(check("0 * * * *", "UTC", Some(3_600_001)).is_some());
+        assert_eq!(check("0 * * * *", "UTC", Some(3_600_000)), None);
+        assert_eq!(check("0 0 * * *", "UTC", Some(86_400_000)), None);
+        // The short gap of an uneven list, hours after the first slot.
+        assert!(check("0 9,10 * * *", "UTC", Some(3_600_001)).is_some());
+        // A daily job's day of jitter is longer than the 23 hours of a spring-forward day.
+        let spring = check("0 1 * * *", "Europe/Paris", Some(86_400_000)).expect("refused");
+        assert!(
+            spring.contains("23h passes from 2027-03-28T00:00:00.000Z"),
+            "{spring}"
+        );
+        assert_eq!(check("0 1 * * *", "Europe/Paris", Some(82_800_000)), None);
+        assert_eq!(check("* * * * * *", "UTC", None), None);
+        assert_eq!(check("* * * * * *", "UTC", Some(0)), None);
     }
 
     #[test]

@@ -86,6 +86,12 @@ async fn a_created_job_is_validated_like_a_manifest_job_and_each_refusal_names_i
     let mut jitter = JobDeclaration::new("jitter", "0 * * * *");
     jitter.jitter_ms = Some(2 * 24 * 3600 * 1000);
     cases.push((jitter, "jitterMs"));
+    let mut every_second = JobDeclaration::new("every-second", "* * * * * *");
+    every_second.jitter_ms = Some(86_400_000);
+    cases.push((
+        every_second,
+        "jitterMs (86400000) must be at most the time between two slots of \"* * * * * *\": 1s",
+    ));
     for (job, field) in cases {
         let key = job.job_key.clone();
         let err = h.jobs.create_job(PLUGIN, job).await.expect_err(&key);

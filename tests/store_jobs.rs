@@ -404,6 +404,8 @@ async fn an_invalid_schedule_or_timezone_fails_the_job_with_the_reason() {
     let store = t.store();
     let mut bad_tz = JobDeclaration::new("bad-tz", "0 * * * *");
     bad_tz.timezone = "Mars/Olympus".to_owned();
+    let mut jittered = JobDeclaration::new("jittered", "*/5 * * * *");
+    jittered.jitter_ms = Some(600_000);
     let jobs = store
         .send(sync(
             "alpha",
@@ -411,6 +413,7 @@ async fn an_invalid_schedule_or_timezone_fails_the_job_with_the_reason() {
                 JobDeclaration::new("bad-cron", "61 * * * *"),
                 bad_tz,
                 JobDeclaration::new("never", "0 0 30 2 *"),
+                jittered,
             ],
             "10:00",
         ))
@@ -435,6 +438,14 @@ async fn an_invalid_schedule_or_timezone_fails_the_job_with_the_reason() {
     assert_eq!(
         never.last_error.as_deref(),
         Some("schedule \"0 0 30 2 *\" never fires: February has no day 30")
+    );
+    // Nor one whose jitter lets a slot start after the next: ten minutes on every five.
+    let jittered = t.job(by_key(&jobs, "jittered").id).await;
+    assert_eq!(jittered.status, JobStatus::Failed);
+    let reason = jittered.last_error.expect("a failed job says why");
+    assert!(
+        reason.starts_with("jitterMs (600000) must be at most the time between two slots"),
+        "{reason}"
     );
 
     // Fixing the schedule brings the job back, with its error cleared.

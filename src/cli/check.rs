@@ -97,7 +97,9 @@ pub fn report(dir: &std::path::Path, plugins: &Plugins, now: DateTime<Utc>) -> R
     for plugin in &plugins.loaded {
         let path = plugin.dir.join("manifest.json");
         for (index, job) in plugin.manifest.jobs.iter().enumerate() {
-            if let Some((field, err)) = job_problem(&job.schedule, &job.timezone, now) {
+            if let Some((field, err)) =
+                job_problem(&job.schedule, &job.timezone, job.jitter_ms, now)
+            {
                 problems.push(format!("{}: jobs[{index}].{field}: {err}", path.display()));
             }
         }
@@ -203,6 +205,7 @@ fn is_executable(file: &std::path::Path) -> bool {
 fn job_problem(
     schedule: &str,
     timezone: &str,
+    jitter_ms: Option<u64>,
     now: DateTime<Utc>,
 ) -> Option<(&'static str, String)> {
     if schedule.trim().is_empty() {
@@ -211,9 +214,12 @@ fn job_problem(
             .map(|err| ("timezone", err.to_string()));
     }
     match Schedule::parse(schedule, timezone) {
-        Ok(parsed) => {
-            plugin_jobs::describe::never_fires(schedule, &parsed, now).map(|why| ("schedule", why))
-        }
+        Ok(parsed) => plugin_jobs::describe::never_fires(schedule, &parsed, now)
+            .map(|why| ("schedule", why))
+            .or_else(|| {
+                plugin_jobs::policy::jitter_too_long(schedule, &parsed, jitter_ms, now)
+                    .map(|why| ("jitterMs", why))
+            }),
         Err(err @ plugin_jobs::cron::CronError::UnknownTimezone { .. }) => {
             Some(("timezone", err.to_string()))
         }
@@ -248,13 +254,19 @@ mod tests {
     fn a_schedule_that_never_fires_is_a_problem_as_serve_would_fail_it() {
         let now = "2026-01-15T07:00:00Z".parse().expect("now");
         assert_eq!(
-            job_problem("0 0 30 2 *", "UTC", now),
+            job_problem("0 0 30 2 *", "UTC", None, now),
             Some((
                 "schedule",
                 "schedule \"0 0 30 2 *\" never fires: February has no day 30".to_owned()
             ))
         );
-        assert_eq!(job_problem("0 0 * * *", "UTC", now), None);
+        assert_eq!(job_problem("0 0 * * *", "UTC", None, now), None);
+        // A jitter longer than the time between two slots, as `serve` would fail it.
+        let (field, why) =
+            job_problem("*/5 * * * *", "UTC", Some(600_000), now).expect("a problem");
+        assert_eq!(field, "jitterMs");
+        assert!(why.contains("5m passes from"), "{why}");
+        assert_eq!(job_problem("*/5 * * * *", "UTC", Some(300_000), now), None);
     }
 
     fn plugin(dir: &Path, folder: &str, manifest: &str) {

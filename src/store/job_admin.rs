@@ -149,11 +149,12 @@ pub(super) async fn delete_job(db: &DatabaseConnection, msg: DeleteJob) -> Resul
     Ok(retired)
 }
 
-/// A job created or changed through the API must have a schedule and timezone that parse, and
-/// a schedule that fires again: the caller hears why at once (a manifest's bad schedule instead
+/// A job created or changed through the API must have a schedule and timezone that parse, a
+/// schedule that fires again, and a jitter shorter than its slots' gaps: the caller hears why at
+/// once (a manifest's bad schedule instead
 /// fails only its job, at load, and `plugin-jobs check` reports one that never fires).
 fn require_valid_schedule(job: &JobDeclaration, now: DateTime<Utc>) -> Result<()> {
-    match check_schedule(&job.schedule, &job.timezone, now) {
+    match check_schedule(&job.schedule, &job.timezone, job.jitter_ms, now) {
         ScheduleCheck::Invalid(reason) => Err(Error::InvalidInput(reason)),
         ScheduleCheck::Manual | ScheduleCheck::Valid(_) => Ok(()),
     }

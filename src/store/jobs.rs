@@ -37,7 +37,15 @@ fn invalid(mut reason: String) -> ScheduleCheck {
     ScheduleCheck::Invalid(reason)
 }
 
-pub(super) fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>) -> ScheduleCheck {
+/// Whether `schedule` in `timezone` is manual, valid (with its next slot) or invalid: an
+/// expression or timezone that does not parse, a schedule that never fires again, or a
+/// `jitter_ms` as long as the time between two of its slots.
+pub(super) fn check_schedule(
+    schedule: &str,
+    timezone: &str,
+    jitter_ms: Option<u64>,
+    now: DateTime<Utc>,
+) -> ScheduleCheck {
     if schedule.trim().is_empty() {
         // The timezone still matters for a later schedule, so a bad one is reported anyway.
         return match crate::cron::parse_timezone(timezone) {
@@ -46,7 +54,9 @@ pub(super) fn check_schedule(schedule: &str, timezone: &str, now: DateTime<Utc>)
         };
     }
     match Schedule::parse(schedule, timezone) {
-        Ok(parsed) => match crate::describe::never_fires(schedule, &parsed, now) {
+        Ok(parsed) => match crate::describe::never_fires(schedule, &parsed, now)
+            .or_else(|| crate::policy::jitter_too_long(schedule, &parsed, jitter_ms, now))
+        {
             Some(reason) => invalid(reason),
             None => ScheduleCheck::Valid(parsed.next_after(now).map(to_millis)),
         },
@@ -228,7 +238,7 @@ pub(super) async fn upsert_declaration(
     } else {
         decl.display_name.clone()
     };
-    let check = check_schedule(&decl.schedule, &decl.timezone, now);
+    let check = check_schedule(&decl.schedule, &decl.timezone, decl.jitter_ms, now);
     let retry = decl.stored_retry();
     let Some(job) = existing else {
         let (status, last_error, next_run_at) = match check {
@@ -356,7 +366,8 @@ pub(super) async fn set_job_status(
     let next_run_at = match (job.status, msg.status) {
         (JobStatus::Active, JobStatus::Paused) => job.next_run_at,
         (JobStatus::Paused, JobStatus::Active) => {
-            match check_schedule(&job.schedule, &job.timezone, now) {
+            let jitter_ms = job.jitter_ms.and_then(|ms| u64::try_from(ms).ok());
+            match check_schedule(&job.schedule, &job.timezone, jitter_ms, now) {
                 ScheduleCheck::Valid(next) => next,
                 ScheduleCheck::Manual => None,
                 ScheduleCheck::Invalid(reason) => {
