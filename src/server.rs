@@ -191,7 +191,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     for rejected in &plugins.rejected {
         log::error!("skipping a plugin: {rejected}");
         if let Some(id) = &rejected.plugin_id {
-            not_started.insert(id.clone(), format!("manifest rejected: {rejected}"));
+            let reason = format!("manifest rejected: {rejected}");
+            workers.refuse(id, reason.clone());
+            not_started.insert(id.clone(), reason);
         }
     }
     let mut started = HashSet::new();
@@ -223,8 +225,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
             }
             Err(err) => {
                 log::error!("skipping plugin {id}: registering its jobs failed: {err}");
-                not_started.insert(id.clone(), format!("registering its jobs failed: {err}"));
+                let reason = format!("registering its jobs failed: {err}");
                 workers.stop(id).await;
+                workers.refuse(id, reason.clone());
+                not_started.insert(id.clone(), reason);
             }
         }
     }

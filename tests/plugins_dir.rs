@@ -109,6 +109,20 @@ fn a_plugin_that_is_gone_or_broken_at_start_has_its_jobs_retired_until_it_is_bac
         reason.contains("manifest rejected") && reason.contains("colour"),
         "{reason}"
     );
+    // The API lists the plugin as failed, with why, as it does a plugin rejected at its first
+    // start (which has no jobs at all).
+    let (status, plugins) = server.request("GET", "/api/plugins", None, None);
+    assert_eq!(status, 200, "{plugins}");
+    let keeper = plugins
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == "keeper"))
+        .unwrap_or_else(|| panic!("keeper is listed: {plugins}"));
+    assert_eq!(keeper["workerStatus"], "failed", "{keeper}");
+    let why = keeper["workerError"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("manifest rejected") && why.contains("colour"),
+        "{why}"
+    );
 
     // Fixed: the jobs are active again, with the error cleared.
     std::fs::write(plugin_dir.join("manifest.json"), &manifest).expect("manifest");

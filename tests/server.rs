@@ -161,7 +161,20 @@ fn a_bad_manifest_is_reported_with_its_path_and_field_and_the_good_plugin_still_
         .flatten()
         .filter_map(|p| p["id"].as_str())
         .collect();
-    assert_eq!(ids, ["good"]);
+    // The rejected plugin is listed as failed, with why, and its (empty) listing is not a 404.
+    assert_eq!(ids, ["broken", "good"], "{plugins}");
+    assert_eq!(plugins[0]["workerStatus"], "failed", "{plugins}");
+    assert_eq!(plugins[0]["jobCount"], 0, "{plugins}");
+    let why = plugins[0]["workerError"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("manifest rejected: ") && why.contains("command:"),
+        "{why}"
+    );
+    assert_eq!(
+        server.get("/api/plugins/broken/jobs"),
+        (200, json!([])),
+        "a known plugin without jobs"
+    );
     let log = server.log();
     assert!(
         log.contains("broken/manifest.json: command:"),

@@ -53,6 +53,7 @@ pub async fn list_plugins(handle: Handle, _query: Query<NoParameters>) -> ApiRes
     let mut counts: std::collections::BTreeMap<String, u64> = diagnostics
         .registered_plugins
         .into_iter()
+        .chain(handle.workers.plugin_ids())
         .map(|plugin| (plugin, 0))
         .collect();
     for (plugin, count) in handle.reader.count_jobs_by_plugin().await? {
@@ -409,8 +410,9 @@ fn next_link(req: &HttpRequest, next: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Input
 
-/// 404 unless the plugin is registered or has jobs in the database (for listings that came back
-/// empty: an empty answer should not hide a misspelt plugin id).
+/// 404 unless the plugin is registered, known to the workers (refused ones too) or has jobs in
+/// the database (for listings that came back empty: an empty answer should not hide a misspelt
+/// plugin id).
 pub(super) async fn ensure_plugin_known(
     handle: &PluginJobsHandle,
     plugin_id: &str,
@@ -420,7 +422,12 @@ pub(super) async fn ensure_plugin_known(
         .await?
         .registered_plugins
         .iter()
-        .any(|plugin| plugin == plugin_id);
+        .any(|plugin| plugin == plugin_id)
+        || handle
+            .workers
+            .plugin_ids()
+            .iter()
+            .any(|plugin| plugin == plugin_id);
     let has_jobs = || async {
         handle
             .reader

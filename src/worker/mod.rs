@@ -129,6 +129,12 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
         0
     }
 
+    /// The plugins this manager knows, started or refused, beside those the scheduler has
+    /// registered jobs for: the API lists them all. The default knows of none.
+    fn plugin_ids(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Why the plugin's worker last crashed or was given up on, when the manager knows.
     fn last_error(&self, plugin_id: &str) -> Option<String> {
         let _ = plugin_id;

@@ -20,8 +20,9 @@ use super::run_logs::RunLogs;
 use super::supervisor::{RestartWorker, Slot, StopWorker, WorkerActor};
 use super::{RunCall, RunningListener, WorkerError, WorkerManager, WorkerStatus};
 
-/// A started plugin: what the API reads, and the actor that owns the process.
-type Registered = (Arc<Slot>, Addr<WorkerActor>);
+/// A plugin: what the API reads, and the actor that owns the process (`None` for a plugin
+/// refused before its worker could start, kept so that operators see why).
+type Registered = (Arc<Slot>, Option<Addr<WorkerActor>>);
 
 #[derive(Debug)]
 struct Shared {
@@ -69,7 +70,7 @@ impl Shared {
             .workers
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        workers.get(plugin_id).map(|(_, actor)| actor.clone())
+        workers.get(plugin_id).and_then(|(_, actor)| actor.clone())
     }
 
     fn connection(&self, plugin_id: &str) -> Option<Arc<Connection>> {
@@ -121,7 +122,10 @@ impl ProcessWorkers {
             .workers
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if workers.contains_key(&process.plugin_id) {
+        if workers
+            .get(&process.plugin_id)
+            .is_some_and(|(_, actor)| actor.is_some())
+        {
             return Err(crate::Error::InvalidInput(format!(
                 "plugin {} already has a worker",
                 process.plugin_id
@@ -137,8 +141,32 @@ impl ProcessWorkers {
             Arc::clone(&self.shared.running),
         )
         .start();
-        workers.insert(plugin_id, (slot, actor));
+        workers.insert(plugin_id, (slot, Some(actor)));
         Ok(())
+    }
+
+    /// Records a plugin whose worker will not be started (its manifest was rejected, say):
+    /// its status is `failed` and its last error `reason`, so the API and the dashboard list it
+    /// with why. A plugin that has a worker keeps it.
+    pub fn refuse(&self, plugin_id: &str, reason: String) {
+        let mut workers = self
+            .shared
+            .workers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if workers
+            .get(plugin_id)
+            .is_some_and(|(_, actor)| actor.is_some())
+        {
+            return;
+        }
+        let slot = Slot::starting();
+        {
+            let mut state = slot.lock();
+            state.status = WorkerStatus::Failed;
+            state.last_error = Some(reason);
+        }
+        workers.insert(plugin_id.to_owned(), (Arc::new(slot), None));
     }
 
     /// Stops a plugin's worker gracefully and forgets it: `shutdown`, then SIGTERM after the
@@ -151,7 +179,7 @@ impl ProcessWorkers {
                 .workers
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            workers.remove(plugin_id).map(|(_, actor)| actor)
+            workers.remove(plugin_id).and_then(|(_, actor)| actor)
         };
         let done = actor?.send(StopWorker).await.ok()?;
         done.await.ok()
@@ -229,6 +257,15 @@ impl WorkerManager for ProcessWorkers {
 
     fn last_error(&self, plugin_id: &str) -> Option<String> {
         ProcessWorkers::last_error(self, plugin_id)
+    }
+
+    fn plugin_ids(&self) -> Vec<String> {
+        let workers = self
+            .shared
+            .workers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        workers.keys().cloned().collect()
     }
 
     fn run_job(&self, plugin_id: &str, job: RunJob, _timeout: Duration) -> RunCall {
