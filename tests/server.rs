@@ -478,3 +478,37 @@ fn a_failing_workers_last_error_is_in_the_plugins_listing() {
         },
     );
 }
+
+#[test]
+fn a_clients_malformed_requests_write_no_error_into_the_servers_log() {
+    use std::io::{Read as _, Write as _};
+    let server = Server::start(&[], &[]);
+    for request in [
+        b"GARBAGE\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(),
+        [
+            b"GET /".as_slice(),
+            &[b'a'; 70_000],
+            b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        ]
+        .concat(),
+    ] {
+        let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.write_all(&request).expect("send");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        assert!(
+            answer.starts_with(b"HTTP/1.1 400"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    // A request after them is answered, and logged, as usual: the log is written.
+    assert_eq!(server.get("/api/plugins").0, 200);
+    let log = server.log();
+    assert!(log.contains("listening on"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -29,7 +29,50 @@ pub fn init(format: LogFormat) {
     if format == LogFormat::Json {
         builder.format(|buf, record| writeln!(buf, "{}", json_line(record, Utc::now())));
     }
-    builder.init();
+    let logger = builder.build();
+    log::set_max_level(logger.filter());
+    // Only fails when a logger is installed already, as in a test that called `init` before.
+    let _ = log::set_boxed_logger(Box::new(ClientFaultsAsDebug(logger)));
+}
+
+/// Logs what a client's bad request makes actix-http say at `ERROR` ("stream error: request
+/// parse error: invalid Header provided", "URI error: uri too long", a connection reset) at
+/// `DEBUG` instead: anyone who can reach the port could otherwise write error lines into the
+/// server's log (and page whoever alerts on them). `RUST_LOG=actix_http=debug` shows them.
+struct ClientFaultsAsDebug(env_logger::Logger);
+
+/// Whether a record tells of a client's fault, not the server's.
+fn is_client_fault(record: &log::Record<'_>) -> bool {
+    let message = record.args().as_str().map_or_else(
+        || std::borrow::Cow::Owned(record.args().to_string()),
+        std::borrow::Cow::Borrowed,
+    );
+    match record.target() {
+        "actix_http::h1::dispatcher" => message.starts_with("stream error: "),
+        "actix_http::h1::decoder" => message.starts_with("MAX_BUFFER_SIZE unprocessed data"),
+        _ => false,
+    }
+}
+
+impl log::Log for ClientFaultsAsDebug {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() < log::Level::Debug && is_client_fault(record) {
+            let demoted = record.to_builder().level(log::Level::Debug).build();
+            if self.0.enabled(demoted.metadata()) {
+                self.0.log(&demoted);
+            }
+        } else {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 /// One log line: the four fixed fields first, in this order, then the record's key-value pairs.
@@ -85,6 +128,35 @@ impl<'kvs> VisitSource<'kvs> for Pairs {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_clients_malformed_request_is_not_an_error_of_the_server() {
+        let record = |target: &'static str, args: std::fmt::Arguments<'static>| {
+            is_client_fault(
+                &log::Record::builder()
+                    .args(args)
+                    .level(log::Level::Error)
+                    .target(target)
+                    .build(),
+            )
+        };
+        assert!(record(
+            "actix_http::h1::dispatcher",
+            format_args!("stream error: request parse error: invalid Header provided")
+        ));
+        assert!(record(
+            "actix_http::h1::decoder",
+            format_args!("MAX_BUFFER_SIZE unprocessed data reached, closing")
+        ));
+        assert!(!record(
+            "actix_http::h1::dispatcher",
+            format_args!("Internal server error: unexpected eof")
+        ));
+        assert!(!record(
+            "plugin_jobs::server",
+            format_args!("stream error: a message of ours")
+        ));
+    }
 
     #[test]
     fn a_record_becomes_one_object_with_its_key_values() {
