@@ -153,6 +153,14 @@ impl PluginJobsBuilder {
         // its due jobs start, and the wake is armed for its next slots.
         let wake = scheduler.clone();
         workers.on_running(Arc::new(move |_plugin| wake.do_send(JobsChanged)));
+        // A worker's guard kills it once its host has been frozen this long: before any other
+        // instance can see the worker's runs' leases expire (the last heartbeat may be one
+        // interval older than the freeze; one more is the margin).
+        workers.set_leash(
+            self.config
+                .run_lease
+                .saturating_sub(self.config.heartbeat_interval * 2),
+        );
         let maintenance = MaintenanceActor::new(
             store.clone(),
             scheduler.clone().recipient(),

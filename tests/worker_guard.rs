@@ -423,3 +423,105 @@ async fn a_worker_whose_guard_is_stopped_is_killed_with_it_before_its_job_is_fre
     .await;
     s.workers.stop_all().await;
 }
+
+/// A host that is alive but frozen (SIGSTOP here; a starved or paused machine alike) renews no
+/// run lease, so another instance may rescue its runs and start their jobs again: its workers
+/// must be gone first. Each guard is on a leash shorter than the run lease (3 s lease, 1 s
+/// heartbeat: a 1 s leash), renewed by the host; while the host runs, a 3 s run outlives the
+/// leash many times over; once the host is frozen, the guard kills its worker.
+#[test]
+fn the_worker_of_a_frozen_host_is_killed_before_its_runs_lease_can_expire() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid_file = dir.path().join("stubborn.pid");
+    let plugins = [
+        (
+            "sleeper".to_owned(),
+            json!({
+                "id": "sleeper",
+                "command": [common::server::test_worker()],
+                "env": {"SLEEP_MS": "3000"},
+                "jobs": [{"jobKey": "sleep"}],
+            })
+            .to_string(),
+        ),
+        (
+            "stubborn".to_owned(),
+            json!({
+                "id": "stubborn",
+                "command": ["python3", stubborn()],
+                "env": {"PID_FILE": pid_file.display().to_string()},
+                "jobs": [{"jobKey": "hang"}],
+            })
+            .to_string(),
+        ),
+    ];
+    let args = ["--run-lease", "3s", "--heartbeat-interval", "1s"];
+    let server = Server::start(&plugins, &args);
+    server.wait_worker("sleeper", "running");
+    server.wait_worker("stubborn", "running");
+
+    // Renewed while the host runs: the 3 s run is not cut at the 1 s leash.
+    let (status, run) = server.post("/api/plugins/sleeper/jobs/sleep/trigger");
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["runId"].as_str().expect("run id").to_owned();
+    let mut finished = Value::Null;
+    wait_until_sync("the sleep run ends", Duration::from_secs(30), || {
+        finished = server.run(&run_id);
+        !matches!(finished["status"].as_str(), Some("queued" | "running"))
+    });
+    assert_eq!(
+        finished["status"],
+        "succeeded",
+        "{finished}\n{}",
+        server.log()
+    );
+
+    let (status, run) = server.post("/api/plugins/stubborn/jobs/hang/trigger");
+    assert_eq!(status, 202, "{run}");
+    let mut worker = None;
+    wait_until_sync(
+        "the hang run is in its worker",
+        Duration::from_secs(20),
+        || {
+            worker = read_pid(&pid_file);
+            worker.is_some()
+        },
+    );
+    let worker = worker.expect("worker pid");
+    assert!(alive(worker));
+
+    let host = server.child.id().to_string();
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &host])
+        .status()
+        .expect("kill");
+    assert!(stop.success());
+    let frozen = Instant::now();
+    wait_until_sync(
+        "the frozen host's worker is killed by its guard",
+        Duration::from_secs(10),
+        || !alive(worker),
+    );
+    eprintln!(
+        "worker killed {} ms after its host froze (leash 1 s)",
+        frozen.elapsed().as_millis()
+    );
+    let resume = std::process::Command::new("kill")
+        .args(["-CONT", &host])
+        .status()
+        .expect("kill");
+    assert!(resume.success());
+    // Thawed, the host hears its worker is gone, fails the run and starts a new worker.
+    let run_id = run["runId"].as_str().expect("run id").to_owned();
+    wait_until_sync("the hang run is failed", Duration::from_secs(30), || {
+        server.run(&run_id)["status"] == "failed"
+    });
+    server.wait_worker("stubborn", "running");
+    assert!(
+        server
+            .log()
+            .contains("the host renewed no leash for 1000 ms"),
+        "{}",
+        server.log()
+    );
+}

@@ -88,6 +88,7 @@ impl PluginProcess {
     pub(super) fn command(
         &self,
         config: &ProcessWorkerConfig,
+        leash: Option<Duration>,
     ) -> Result<tokio::process::Command, String> {
         let Some((program, args)) = self.command.split_first() else {
             return Err("the manifest's command is empty".to_owned());
@@ -114,9 +115,11 @@ impl PluginProcess {
         let mut command = match &config.guard {
             Some(guard) => {
                 let mut command = tokio::process::Command::new(guard);
+                let leash_ms = leash.map_or(0, |leash| leash.as_millis().max(1));
                 command
                     .arg(super::guard::GUARD_ARG)
                     .arg(std::process::id().to_string())
+                    .arg(leash_ms.to_string())
                     .arg(program);
                 command
             }

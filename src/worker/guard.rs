@@ -1,13 +1,18 @@
 //! The worker guard: a tiny process between the host and each plugin worker, so that a worker
 //! and everything it starts never outlive the host's control of it.
 //!
-//! The host starts `<guard program> __plugin-jobs-worker-guard <host pid> <command…>` in a
-//! process group of its own. The guard then:
+//! The host starts `<guard program> __plugin-jobs-worker-guard <host pid> <leash ms> <command…>`
+//! in a process group of its own. The guard then:
 //! - asks the kernel to send it `SIGUSR1` when the host dies (`PR_SET_PDEATHSIG`, Linux) and
 //!   becomes a child subreaper, so orphaned descendants of the worker stay its children;
 //! - starts the worker in a new process group and waits for it;
 //! - forwards `SIGTERM` and `SIGINT` to the worker's whole group; on `SIGUSR1` (from the host, or
 //!   from the kernel when the host died) it sends `SIGKILL` to the whole group;
+//! - with a leash (`<leash ms>` above 0), expects `SIGUSR2` from the host at least that often
+//!   and kills the worker's whole group when none came: a host that is alive but frozen
+//!   (stopped, starved, its machine paused) renews no run lease, so another instance may rescue
+//!   the worker's runs and start their jobs again, and the worker must be gone by then. The host
+//!   sets the leash below its run lease (see [`crate::worker::WorkerManager::set_leash`]);
 //! - once the worker has exited, kills whatever is left of its group, reaps every descendant
 //!   (up to a bound), and exits with the worker's status (`128 + signal` when it was killed).
 //!
@@ -35,6 +40,9 @@ pub const GUARD_ARG: &str = "__plugin-jobs-worker-guard";
 /// the worker's whole group at once.
 pub const KILL_SIGNAL: Signal = Signal::SIGUSR1;
 
+/// The signal with which the host renews the guard's leash.
+pub const LEASH_SIGNAL: Signal = Signal::SIGUSR2;
+
 /// How long the guard waits for the last descendants to be reaped before it exits anyway.
 pub(super) const REAP_BOUND: Duration = Duration::from_secs(5);
 
@@ -46,21 +54,26 @@ pub fn run_if_requested() {
     if args.next().as_deref() != Some(OsStr::new(GUARD_ARG)) {
         return;
     }
-    let host = args
-        .next()
-        .and_then(|pid| pid.to_str().and_then(|pid| pid.parse::<i32>().ok()));
+    let mut number = || {
+        args.next()
+            .and_then(|arg| arg.to_str()?.parse::<u64>().ok())
+    };
+    let host = number().and_then(|pid| i32::try_from(pid).ok());
+    let leash = number().map(|ms| (ms > 0).then(|| Duration::from_millis(ms)));
     let command: Vec<OsString> = args.collect();
-    let code = match host {
-        Some(host) if !command.is_empty() => run(host, command),
+    let code = match (host, leash) {
+        (Some(host), Some(leash)) if !command.is_empty() => run(host, leash, command),
         _ => {
-            eprintln!("plugin-jobs worker guard: usage: {GUARD_ARG} <host pid> <command…>");
+            eprintln!(
+                "plugin-jobs worker guard: usage: {GUARD_ARG} <host pid> <leash ms> <command…>"
+            );
             2
         }
     };
     std::process::exit(code);
 }
 
-fn run(host: i32, command: Vec<OsString>) -> i32 {
+fn run(host: i32, leash: Option<Duration>, command: Vec<OsString>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -71,15 +84,16 @@ fn run(host: i32, command: Vec<OsString>) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(guard(host, command))
+    runtime.block_on(guard(host, leash, command))
 }
 
-async fn guard(host: i32, command: Vec<OsString>) -> i32 {
+async fn guard(host: i32, leash: Option<Duration>, command: Vec<OsString>) -> i32 {
     // Handlers first: from here on no signal from the host, nor its death, is lost.
-    let (Ok(mut kill), Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut kill), Ok(mut term), Ok(mut int), Ok(mut renew)) = (
         signal(SignalKind::user_defined1()),
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined2()),
     ) else {
         eprintln!("plugin-jobs worker guard: cannot install signal handlers");
         return 1;
@@ -118,12 +132,32 @@ async fn guard(host: i32, command: Vec<OsString>) -> i32 {
     };
     let_go_of_the_pipes();
     let group = Pid::from_raw(group);
+    // The leash counts from the host's first renewal (sent once the worker has answered, and
+    // no run reaches it before): until then, and without a leash, it is far away.
+    let unleashed = Duration::from_secs(100 * 365 * 24 * 3600);
+    let expires = tokio::time::sleep(unleashed);
+    tokio::pin!(expires);
+    let mut expired = false;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
             _ = kill.recv() => signal_group(group, Signal::SIGKILL),
             _ = term.recv() => signal_group(group, Signal::SIGTERM),
             _ = int.recv() => signal_group(group, Signal::SIGINT),
+            _ = renew.recv() => {
+                if let Some(leash) = leash {
+                    expires.as_mut().reset(tokio::time::Instant::now() + leash);
+                }
+            }
+            () = &mut expires, if !expired => {
+                expired = true;
+                eprintln!(
+                    "plugin-jobs worker guard: the host renewed no leash for {} ms (it is \
+                     frozen or starved, and its runs may be rescued elsewhere): killing the worker",
+                    leash.unwrap_or(unleashed).as_millis()
+                );
+                signal_group(group, Signal::SIGKILL);
+            }
         }
     };
     // The worker is gone; nothing it started may stay behind.

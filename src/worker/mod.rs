@@ -129,6 +129,13 @@ pub trait WorkerManager: Send + Sync + Debug + 'static {
         0
     }
 
+    /// Told by [`crate::PluginJobsBuilder::start`] how long a worker may go on without its host
+    /// renewing it: shorter than the run lease, so that a host that is alive but frozen (and
+    /// renews no run's lease) has lost its workers before another instance rescues their runs
+    /// and starts the jobs again. Process workers under a guard are killed by the guard; other
+    /// managers ignore it (the default).
+    fn set_leash(&self, _leash: Duration) {}
+
     /// The plugins this manager knows, started or refused, beside those the scheduler has
     /// registered jobs for: the API lists them all. The default knows of none.
     fn plugin_ids(&self) -> Vec<String> {

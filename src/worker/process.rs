@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ type Registered = (Arc<Slot>, Option<Addr<WorkerActor>>);
 #[derive(Debug)]
 struct Shared {
     config: Arc<ProcessWorkerConfig>,
+    /// See [`WorkerManager::set_leash`]; in milliseconds, 0 for none. Read at each spawn.
+    leash_ms: Arc<AtomicU64>,
     workers: RwLock<HashMap<String, Registered>>,
     logs: Arc<RunLogs>,
     running: Arc<RunningSlot>,
@@ -107,6 +110,7 @@ impl ProcessWorkers {
         Self {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
+                leash_ms: Arc::new(AtomicU64::new(0)),
                 workers: RwLock::new(HashMap::new()),
                 logs,
                 running: Arc::default(),
@@ -136,6 +140,7 @@ impl ProcessWorkers {
         let actor = WorkerActor::new(
             process,
             Arc::clone(&self.shared.config),
+            Arc::clone(&self.shared.leash_ms),
             Arc::clone(&self.shared.logs),
             Arc::clone(&slot),
             Arc::clone(&self.shared.running),
@@ -257,6 +262,11 @@ impl WorkerManager for ProcessWorkers {
 
     fn last_error(&self, plugin_id: &str) -> Option<String> {
         ProcessWorkers::last_error(self, plugin_id)
+    }
+
+    fn set_leash(&self, leash: Duration) {
+        let ms = u64::try_from(leash.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.shared.leash_ms.store(ms, Ordering::Relaxed);
     }
 
     fn plugin_ids(&self) -> Vec<String> {

@@ -8,6 +8,7 @@
 //! task). Writes: the plugin's [`Slot`], which the manager and the API read.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -89,11 +90,46 @@ struct Exited {
     status: String,
 }
 
+/// Waits for the child to exit; under a leash (the child is then the worker's guard) renews it
+/// with [`super::guard::LEASH_SIGNAL`] every quarter of the leash (at least once a second) once
+/// `armed`. The renewals come from this thread, the one the actors of the host run on, so a host
+/// frozen or starved as a whole renews nothing and its guard ends the worker (the guard counts
+/// from the first renewal: no run reaches a worker before its first answer). The child is not
+/// reaped before `wait` completes, so its pid cannot have been given to another process when a
+/// renewal is sent.
+async fn renewing_the_leash(
+    child: &mut tokio::process::Child,
+    leash: Option<Duration>,
+    armed: &AtomicBool,
+) -> std::io::Result<std::process::ExitStatus> {
+    let (Some(leash), Some(pid)) = (leash, child.id().and_then(|pid| i32::try_from(pid).ok()))
+    else {
+        return child.wait().await;
+    };
+    let mut renewals = tokio::time::interval((leash / 4).min(Duration::from_secs(1)));
+    renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            exited = child.wait() => return exited,
+            _ = renewals.tick() => {
+                if armed.load(Ordering::Relaxed) {
+                    let _ = kill(Pid::from_raw(pid), super::guard::LEASH_SIGNAL);
+                }
+            }
+        }
+    }
+}
+
 /// Owns one plugin's worker process over its restarts.
 #[derive(Debug)]
 pub struct WorkerActor {
     process: PluginProcess,
     config: Arc<ProcessWorkerConfig>,
+    /// The guard's leash in milliseconds (0: none), read at each spawn.
+    leash_ms: Arc<AtomicU64>,
+    /// Whether the current process's leash is renewed: from the worker's first answer on,
+    /// which shows the guard has its signal handlers (a renewal before them would kill it).
+    leash_armed: Arc<AtomicBool>,
     /// Where the `log` lines of runs in flight are kept (one store for all processes).
     logs: Arc<RunLogs>,
     slot: Arc<Slot>,
@@ -126,6 +162,7 @@ impl WorkerActor {
     pub(super) fn new(
         process: PluginProcess,
         config: Arc<ProcessWorkerConfig>,
+        leash_ms: Arc<AtomicU64>,
         logs: Arc<RunLogs>,
         slot: Arc<Slot>,
         running: Arc<RunningSlot>,
@@ -133,6 +170,8 @@ impl WorkerActor {
         Self {
             process,
             config,
+            leash_ms,
+            leash_armed: Arc::new(AtomicBool::new(false)),
             logs,
             slot,
             running,
@@ -173,9 +212,14 @@ impl WorkerActor {
         self.ending = None;
         self.up_since = Some(Instant::now());
         self.set_status(WorkerStatus::Starting);
+        let leash = match self.leash_ms.load(Ordering::Relaxed) {
+            _ if self.config.guard.is_none() => None,
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        };
         let spawned = self
             .process
-            .command(&self.config)
+            .command(&self.config, leash)
             .and_then(|mut command| command.spawn().map_err(|err| err.to_string()));
         let mut child = match spawned {
             Ok(child) => child,
@@ -242,8 +286,10 @@ impl WorkerActor {
         let group = self.pid.and_then(|pid| i32::try_from(pid).ok());
         self.worker_group = Arc::new(Mutex::new(None));
         let worker_group = Arc::clone(&self.worker_group);
+        self.leash_armed = Arc::new(AtomicBool::new(false));
+        let armed = Arc::clone(&self.leash_armed);
         actix_rt::spawn(async move {
-            let exited = child.wait().await;
+            let exited = renewing_the_leash(&mut child, leash, &armed).await;
             // Whatever the worker left running in its group goes with it (a guard has already
             // done this for its worker's group; then the guard's own group is empty).
             if let Some(group) = group {
@@ -308,6 +354,9 @@ impl WorkerActor {
             && self.config.guard.is_some()
             && let Some(guard) = self.pid
         {
+            if answer.is_some() {
+                self.leash_armed.store(true, Ordering::Relaxed);
+            }
             *self
                 .worker_group
                 .lock()
