@@ -101,10 +101,38 @@ pub struct Plugins {
     pub skipped: Vec<PathBuf>,
 }
 
+/// Why `dir` cannot be the plugins directory when it holds a `manifest.json` itself: it is one
+/// plugin's folder (`--plugins plugins/billing` for `--plugins plugins`). Loaded as the plugins
+/// directory it would hold no plugin, and every plugin's jobs would be retired as removed.
+pub fn names_one_plugin(dir: &Path) -> Option<String> {
+    dir.join("manifest.json").symlink_metadata().ok()?;
+    let parent = std::path::absolute(dir)
+        .ok()
+        .and_then(|dir| dir.parent().map(Path::to_path_buf))
+        .map_or_else(
+            || "its parent".to_owned(),
+            |parent| parent.display().to_string(),
+        );
+    Some(format!(
+        "{} holds a manifest.json itself, so it is one plugin's folder, not the plugins \
+         directory: name the folder that holds the plugin folders ({parent})",
+        dir.display()
+    ))
+}
+
 /// Loads every `*/manifest.json` under `dir`, in folder-name order. Folders without a manifest
-/// are skipped; a missing or unreadable `dir` is one rejection.
+/// are skipped; a missing or unreadable `dir` is one rejection, and so is a `dir` that is one
+/// plugin's folder (see [`names_one_plugin`]).
 pub fn load_dir(dir: &Path) -> Plugins {
     let mut plugins = Plugins::default();
+    if let Some(message) = names_one_plugin(dir) {
+        plugins.rejected.push(ManifestError {
+            path: dir.join("manifest.json"),
+            message,
+            plugin_id: None,
+        });
+        return plugins;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {

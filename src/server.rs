@@ -87,9 +87,13 @@ pub fn check_bind(bind: &str, has_token: bool) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// Refuses a plugins directory that cannot be read: starting without it would retire every
-/// manifest job in the database as if each plugin had been removed.
+/// Refuses a plugins directory that cannot be read, or that is one plugin's folder: starting
+/// without it would retire every manifest job in the database as if each plugin had been
+/// removed.
 pub fn check_plugins_dir(dir: &Path) -> Result<()> {
+    if let Some(message) = manifest::names_one_plugin(dir) {
+        return Err(Error::InvalidInput(format!("plugins: {message}")));
+    }
     match std::fs::read_dir(dir) {
         Ok(_) => Ok(()),
         Err(err) => Err(Error::InvalidInput(format!(

@@ -168,3 +168,41 @@ fn a_missing_folder_is_a_problem() {
         output.stderr
     );
 }
+
+/// One plugin's folder given for the plugins directory would load no plugin, and `serve` would
+/// retire every plugin's jobs as removed: `check` fails it, and `serve` refuses to start.
+#[test]
+fn a_plugins_own_folder_given_as_the_plugins_directory_is_a_problem() {
+    let dir = tempfile::tempdir().expect("temp");
+    let manifest = json!({"id": "demo", "command": ["true"], "jobs": []}).to_string();
+    write(dir.path(), "demo", &manifest);
+    let one_plugin = dir.path().join("demo");
+    let output = check(&one_plugin);
+    assert_eq!(output.code, Some(1), "{}", output.stdout);
+    let parent = dir.path().display().to_string();
+    assert!(
+        output
+            .stderr
+            .contains("is one plugin's folder, not the plugins directory")
+            && output.stderr.contains(&parent),
+        "{}",
+        output.stderr
+    );
+    let served = Command::new(BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--plugins"])
+        .arg(&one_plugin)
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("jobs.db").display()
+        ))
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&served.stderr);
+    assert_eq!(served.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--plugins") && stderr.contains("one plugin's folder"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("jobs.db").exists(), "nothing was started");
+}
