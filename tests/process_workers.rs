@@ -706,6 +706,36 @@ async fn a_worker_that_ignores_shutdown_is_terminated() {
 }
 
 #[actix_rt::test]
+async fn a_worker_that_ignores_sigterm_too_is_said_to_be_killed_not_terminated() {
+    let config = ProcessWorkerConfig {
+        handshake_timeout: Duration::from_secs(60),
+        shutdown_timeout: Duration::from_millis(200),
+        terminate_timeout: Duration::from_millis(200),
+        ..fast_config()
+    };
+    let script = "trap '' TERM; while :; do sleep 0.05; done";
+    let s = Setup::with(
+        vec!["sh".into(), "-c".into(), script.into()],
+        std::env::temp_dir(),
+        &[],
+        config,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_until("the process is up", Duration::from_secs(10), || async {
+        s.workers.pid(PLUGIN).is_some()
+    })
+    .await;
+    let ended = s.workers.stop(PLUGIN).await.expect("stopped");
+    assert!(
+        ended.contains("stopped with SIGKILL: it ignored SIGTERM"),
+        "{ended}"
+    );
+    assert!(ended.contains("signal: 9"), "{ended}");
+    assert!(!ended.contains("stopped with SIGTERM"), "{ended}");
+}
+
+#[actix_rt::test]
 async fn a_worker_that_exits_right_after_answering_initialize_is_restarted_not_shown_running() {
     // The answer and the exit reach the supervisor in either order; a burst on stderr makes the
     // exit come first. Marked running after its exit, the worker would never be restarted.

@@ -729,6 +729,7 @@ impl Handler<StopWorker> for WorkerActor {
                         "the worker of plugin {} ignored SIGTERM; sending SIGKILL",
                         act.plugin()
                     );
+                    act.ending = Some("stopped with SIGKILL: it ignored SIGTERM".to_owned());
                     act.signal(Signal::SIGKILL);
                     act.kill_stuck_guard_later(ctx);
                 }
