@@ -393,13 +393,20 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
-/// The rules of [`validate`] for the jobs alone; the message names the field.
+/// The rules of [`validate`] for the jobs alone; the message names the field, of every job that
+/// breaks one (its first), separated by `; `, so a manifest is fixed in one pass.
 pub fn check_jobs(jobs: &[JobDeclaration]) -> std::result::Result<(), String> {
     let mut seen = HashSet::new();
-    for (index, job) in jobs.iter().enumerate() {
-        check_job(index, job, &mut seen)?;
+    let problems: Vec<String> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, job)| check_job(index, job, &mut seen).err())
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
     }
-    Ok(())
 }
 
 fn check_job<'a>(

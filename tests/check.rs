@@ -112,6 +112,15 @@ fn a_broken_folder_names_each_path_and_field_and_exits_1() {
     );
     write(dir.path(), "nocommand", r#"{"id": "nocommand"}"#);
     write(dir.path(), "notjson", "{ nope");
+    // Every job that breaks a rule is named in one pass, not only the first.
+    write(
+        dir.path(),
+        "limits",
+        &json!({"id": "limits", "command": ["x"],
+                "jobs": [{"jobKey": "a", "jitterMs": 86_400_001}, {"jobKey": "b"},
+                         {"jobKey": "c", "pauseAfterFailures": 0}]})
+        .to_string(),
+    );
     let output = check(dir.path());
     assert_eq!(output.code, Some(1), "{}{}", output.stdout, output.stderr);
     let base = dir.path().display();
@@ -120,6 +129,10 @@ fn a_broken_folder_names_each_path_and_field_and_exits_1() {
         format!("error: {base}/zone/manifest.json: jobs[1].timezone: "),
         format!("error: {base}/nocommand/manifest.json: missing field `command`"),
         format!("error: {base}/notjson/manifest.json: invalid JSON"),
+        format!(
+            "error: {base}/limits/manifest.json: jobs[0].jitterMs must be at most 86400000 (a \
+             day; got 86400001); jobs[2].pauseAfterFailures must be between 1 and"
+        ),
     ] {
         assert!(
             output.stderr.contains(&expected),
@@ -128,7 +141,7 @@ fn a_broken_folder_names_each_path_and_field_and_exits_1() {
         );
     }
     let errors = output.stderr.lines().filter(|l| l.starts_with("error: "));
-    assert_eq!(errors.count(), 4, "{}", output.stderr);
+    assert_eq!(errors.count(), 5, "{}", output.stderr);
     // Programs named by a bare name that this machine does not have are warned about (the
     // server's machine may have them), and do not count as problems.
     assert!(
@@ -149,7 +162,7 @@ fn a_broken_folder_names_each_path_and_field_and_exits_1() {
     assert!(
         output
             .stdout
-            .ends_with("3 plugin(s) with 4 job(s) load, 4 problem(s)\n"),
+            .ends_with("3 plugin(s) with 4 job(s) load, 5 problem(s)\n"),
         "{}",
         output.stdout
     );
