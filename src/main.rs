@@ -292,8 +292,10 @@ fn main() -> std::process::ExitCode {
         if err.use_stderr()
             && let Some(hint) = env_hint(&err.to_string())
         {
-            let _ = err.print();
-            eprintln!("{hint}");
+            // Under the line that names the flag, not after the usage that follows it.
+            let text = err.render().to_string();
+            let (first, rest) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            eprint!("{first}\n{hint}\n{rest}");
             std::process::exit(err.exit_code());
         }
         err.exit()

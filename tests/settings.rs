@@ -258,6 +258,19 @@ fn serve_takes_listen_and_database_as_other_names_of_bind_and_database_url() {
 }
 
 #[test]
+fn a_value_the_parser_refuses_from_the_environment_is_said_to_come_from_it() {
+    let (code, stderr) = serve(&[], &[("PLUGIN_JOBS_MAX_CONCURRENT", "abc")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines[0].contains("'abc' for '--max-concurrent"), "{stderr}");
+    assert_eq!(
+        lines.get(1).copied(),
+        Some("  (the value comes from the environment variable PLUGIN_JOBS_MAX_CONCURRENT)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn serve_refuses_a_token_no_request_could_carry() {
     for token in [" ", "secret\t"] {
         let (code, stderr) = serve(&["--api-token", token], &[]);
