@@ -59,7 +59,20 @@ impl fmt::Debug for RunningSlot {
     }
 }
 
+/// Whether `plugin_id` has a worker (not only a refusal).
+fn has_worker(workers: &HashMap<String, Registered>, plugin_id: &str) -> bool {
+    workers
+        .get(plugin_id)
+        .is_some_and(|(_, actor)| actor.is_some())
+}
+
 impl Shared {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Registered>> {
+        self.workers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn slot(&self, plugin_id: &str) -> Option<Arc<Slot>> {
         let workers = self
             .workers
@@ -121,15 +134,8 @@ impl ProcessWorkers {
     /// Starts a plugin's worker (call inside an actix System). Its status is `starting` until the
     /// handshake succeeds. A plugin that already has a worker keeps it: stop it first.
     pub fn start(&self, process: PluginProcess) -> crate::Result<()> {
-        let mut workers = self
-            .shared
-            .workers
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if workers
-            .get(&process.plugin_id)
-            .is_some_and(|(_, actor)| actor.is_some())
-        {
+        let mut workers = self.shared.write();
+        if has_worker(&workers, &process.plugin_id) {
             return Err(crate::Error::InvalidInput(format!(
                 "plugin {} already has a worker",
                 process.plugin_id
@@ -154,15 +160,8 @@ impl ProcessWorkers {
     /// its status is `failed` and its last error `reason`, so the API and the dashboard list it
     /// with why. A plugin that has a worker keeps it.
     pub fn refuse(&self, plugin_id: &str, reason: String) {
-        let mut workers = self
-            .shared
-            .workers
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if workers
-            .get(plugin_id)
-            .is_some_and(|(_, actor)| actor.is_some())
-        {
+        let mut workers = self.shared.write();
+        if has_worker(&workers, plugin_id) {
             return;
         }
         let slot = Slot::starting();
@@ -178,14 +177,11 @@ impl ProcessWorkers {
     /// shutdown timeout, then SIGKILL. Resolves once the process is gone, with how it ended
     /// (`None` when the plugin had no worker).
     pub async fn stop(&self, plugin_id: &str) -> Option<String> {
-        let actor = {
-            let mut workers = self
-                .shared
-                .workers
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            workers.remove(plugin_id).and_then(|(_, actor)| actor)
-        };
+        let actor = self
+            .shared
+            .write()
+            .remove(plugin_id)
+            .and_then(|(_, actor)| actor);
         let done = actor?.send(StopWorker).await.ok()?;
         done.await.ok()
     }
