@@ -625,12 +625,43 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         "the run shown running",
         |t| t == "running",
     );
+    // A cancel the server refuses (as one held by another instance is) keeps its reason in
+    // the detail through the refreshes that re-read the live run.
+    let before = browser.script("return state.refreshes;", json!([]));
+    browser.script(
+        "const real = api;\
+         api = (method, path) => method === 'POST' && path.endsWith('/cancel')\
+           ? Promise.reject(new ApiError(409, 'Run held by instance elsewhere'))\
+           : real(method, path);\
+         const button = document.createElement('button');\
+         button.dataset.cancelRun = arguments[0];\
+         return cancelRun(button).finally(() => { api = real; });",
+        json!([hung_id]),
+    );
+    wait_for("two more refreshes", Duration::from_secs(20), || {
+        let now = browser.script("return state.refreshes;", json!([]));
+        (now.as_u64() >= before.as_u64().map(|n| n + 2)).then_some(())
+    });
+    let refused = browser
+        .text(&format!("{hung_detail} [data-field=cancel-refused]"))
+        .unwrap_or_default();
+    assert!(
+        refused.starts_with("409") && refused.contains("Run held by instance elsewhere"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        browser
+            .text(&format!("{hung_detail} [data-field=status]"))
+            .as_deref(),
+        Some("running")
+    );
     browser.click(&format!("{hung_detail} button[data-cancel-run]"));
     browser.wait_text(
         &format!("{hung_detail} [data-field=status]"),
         "the run shown cancelled",
         |t| t == "cancelled",
     );
+    assert!(!browser.visible(&format!("{hung_detail} [data-field=cancel-refused]")));
     assert_eq!(
         api(&server, &format!("/api/runs/{hung_id}")).1["error"],
         "cancelled by an operator"
@@ -722,6 +753,31 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
     );
     assert!(late.contains("runs in"), "{late}");
 
+    // A server that stops answering: the banner says so, and the scheduler's figures, now the
+    // last ones read, no longer say it runs; they come back with the server.
+    let scheduler_pill = browser.script(
+        "const real = api;\
+         api = () => Promise.reject(new ApiError(0, 'Cannot reach the server: Failed to fetch'));\
+         return refresh().then(() => {\
+           api = real;\
+           return [document.querySelector('#facts [data-field=scheduler]').textContent,\
+                   document.getElementById('facts').classList.contains('stale'),\
+                   document.getElementById('banner').textContent];\
+         });",
+        json!([]),
+    );
+    assert_eq!(
+        scheduler_pill,
+        json!([
+            "not answering",
+            true,
+            "Cannot reach the server: Failed to fetch"
+        ])
+    );
+    browser.wait_text("#facts [data-field=scheduler]", "running again", |t| {
+        t == "running"
+    });
+
     // On a phone's width nothing is wider than the screen, and the detail takes all of it.
     browser.viewport(390, 844);
     wait_for("the narrow layout", Duration::from_secs(10), || {
@@ -733,12 +789,16 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         (window == Some(390) && page.is_some_and(|page| page <= 390)).then_some(())
     });
     browser.click(&cell);
+    // All of the width beside the page's scrollbar, none of it under the scrollbar or off the
+    // left edge (`100vw` counts the scrollbar, and cut the detail's first letters).
     wait_for("the detail on a phone", Duration::from_secs(10), || {
-        let width = browser.script(
-            "return Math.round(document.getElementById('detail').getBoundingClientRect().width);",
+        let fit = browser.script(
+            "const box = document.getElementById('detail').getBoundingClientRect();\
+             return [Math.round(box.left), Math.round(box.right),\
+                     document.documentElement.clientWidth];",
             json!([]),
         );
-        (width == json!(390)).then_some(())
+        (fit[0] == json!(0) && fit[1] == fit[2] && fit[2].as_i64() > Some(300)).then_some(())
     });
     browser.press(ESCAPE);
     browser.viewport(1280, 1000);
@@ -774,6 +834,13 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
         unavailable.contains("Worker for plugin down is not running"),
         "{unavailable}"
     );
+    // Its row says why its slots wait.
+    let note = browser.wait_text(
+        &format!("{down_row} [data-field=worker-note]"),
+        "the worker note",
+        |t| !t.is_empty(),
+    );
+    assert!(note.ends_with(": its runs wait for it"), "{note}");
 
     // Five past midnight, local time, is 00:05 (some locales' 24-hour clock says 24:05).
     let clock = browser.script(
@@ -784,10 +851,14 @@ fn dashboard_in_chromium_asks_for_the_token_runs_a_job_now_and_pauses_it() {
     assert!(clock.ends_with("00:05:00"), "{clock}");
     // A slot months away reads in days, not in thousands of hours.
     let spans = browser.script(
-        "return [fmtMs(5 * 3600e3), fmtMs(3 * 86400e3 + 7200e3), fmtMs(200 * 86400e3)];",
+        "return [fmtMs(5 * 3600e3), fmtMs(3 * 86400e3 + 7200e3), fmtMs(200 * 86400e3), \
+         fmtMs(0), fmtMs(0.25)];",
         json!([]),
     );
-    assert_eq!(spans, json!(["5 h 0 min", "3 d 2 h", "200 d"]));
+    assert_eq!(
+        spans,
+        json!(["5 h 0 min", "3 d 2 h", "200 d", "0 ms", "0.25 ms"])
+    );
 
     // A long key and an unbroken description (both within the limits) break where they must:
     // the other columns and the actions stay on the page, on a desktop and on a phone.
