@@ -680,42 +680,17 @@ async fn the_worker_sees_only_the_allowlisted_environment() {
     }
 }
 
-#[actix_rt::test]
-async fn a_worker_that_ignores_shutdown_is_terminated() {
-    let config = ProcessWorkerConfig {
-        handshake_timeout: Duration::from_secs(60),
-        shutdown_timeout: Duration::from_millis(200),
-        ..fast_config()
-    };
-    let s = Setup::with(
-        vec![test_worker(), "--no-handshake".into()],
-        std::env::temp_dir(),
-        &[],
-        config,
-        Duration::from_secs(30),
-    )
-    .await;
-    wait_until("the process is up", Duration::from_secs(10), || async {
-        s.workers.pid(PLUGIN).is_some()
-    })
-    .await;
-    let ended = s.workers.stop(PLUGIN).await.expect("stopped");
-    assert!(ended.contains("stopped with SIGTERM"), "{ended}");
-    assert!(ended.contains("signal: 15"), "{ended}");
-    assert_eq!(s.workers.status(PLUGIN), WorkerStatus::Stopped);
-}
-
-#[actix_rt::test]
-async fn a_worker_that_ignores_sigterm_too_is_said_to_be_killed_not_terminated() {
+/// Starts `command` (which never answers `initialize`), stops it once it is up, and answers how
+/// it ended: `shutdown` gets no answer, so SIGTERM follows, then SIGKILL.
+async fn stopped(command: Vec<String>) -> String {
     let config = ProcessWorkerConfig {
         handshake_timeout: Duration::from_secs(60),
         shutdown_timeout: Duration::from_millis(200),
         terminate_timeout: Duration::from_millis(200),
         ..fast_config()
     };
-    let script = "trap '' TERM; while :; do sleep 0.05; done";
     let s = Setup::with(
-        vec!["sh".into(), "-c".into(), script.into()],
+        command,
         std::env::temp_dir(),
         &[],
         config,
@@ -727,6 +702,21 @@ async fn a_worker_that_ignores_sigterm_too_is_said_to_be_killed_not_terminated()
     })
     .await;
     let ended = s.workers.stop(PLUGIN).await.expect("stopped");
+    assert_eq!(s.workers.status(PLUGIN), WorkerStatus::Stopped);
+    ended
+}
+
+#[actix_rt::test]
+async fn a_worker_that_ignores_shutdown_is_terminated() {
+    let ended = stopped(vec![test_worker(), "--no-handshake".into()]).await;
+    assert!(ended.contains("stopped with SIGTERM"), "{ended}");
+    assert!(ended.contains("signal: 15"), "{ended}");
+}
+
+#[actix_rt::test]
+async fn a_worker_that_ignores_sigterm_too_is_said_to_be_killed_not_terminated() {
+    let script = "trap '' TERM; while :; do sleep 0.05; done";
+    let ended = stopped(vec!["sh".into(), "-c".into(), script.into()]).await;
     assert!(
         ended.contains("stopped with SIGKILL: it ignored SIGTERM"),
         "{ended}"
