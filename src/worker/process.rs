@@ -67,6 +67,12 @@ fn has_worker(workers: &HashMap<String, Registered>, plugin_id: &str) -> bool {
 }
 
 impl Shared {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Registered>> {
+        self.workers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Registered>> {
         self.workers
             .write()
@@ -74,18 +80,12 @@ impl Shared {
     }
 
     fn slot(&self, plugin_id: &str) -> Option<Arc<Slot>> {
-        let workers = self
-            .workers
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let workers = self.read();
         workers.get(plugin_id).map(|(slot, _)| Arc::clone(slot))
     }
 
     fn actor(&self, plugin_id: &str) -> Option<Addr<WorkerActor>> {
-        let workers = self
-            .workers
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let workers = self.read();
         workers.get(plugin_id).and_then(|(_, actor)| actor.clone())
     }
 
@@ -106,11 +106,7 @@ pub struct ProcessWorkers {
 
 impl fmt::Debug for ProcessWorkers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let workers = self
-            .shared
-            .workers
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let workers = self.shared.read();
         f.debug_struct("ProcessWorkers")
             .field("plugins", &workers.keys().collect::<Vec<_>>())
             .finish()
@@ -189,11 +185,7 @@ impl ProcessWorkers {
     /// Stops every worker at once and waits for all of them.
     pub async fn stop_all(&self) {
         let plugins: Vec<String> = {
-            let workers = self
-                .shared
-                .workers
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let workers = self.shared.read();
             workers.keys().cloned().collect()
         };
         futures_util::future::join_all(plugins.iter().map(|plugin| self.stop(plugin))).await;
@@ -266,11 +258,7 @@ impl WorkerManager for ProcessWorkers {
     }
 
     fn plugin_ids(&self) -> Vec<String> {
-        let workers = self
-            .shared
-            .workers
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let workers = self.shared.read();
         workers.keys().cloned().collect()
     }
 
