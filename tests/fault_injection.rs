@@ -1,7 +1,8 @@
 //! The randomized fault test: three `plugin-jobs serve` processes on one private PostgreSQL,
 //! twelve every-second jobs whose Python workers log what they execute to a shared ledger, and
-//! faults injected at random: SIGKILL of a server (started again), a PostgreSQL crash and
-//! restart, SIGKILL of a worker, plus workers that crash and jobs that hang past their timeout.
+//! faults injected at random: SIGKILL of a server (started again), a server frozen (SIGSTOP)
+//! for longer than the run lease, a PostgreSQL crash and restart, SIGKILL of a worker, plus
+//! workers that crash and jobs that hang past their timeout.
 //!
 //! Checked afterwards: no two executions of one job at once on the worker side (a job's
 //! execution holds an exclusive file lock; a run that finds it taken is an overlap), each slot
@@ -165,7 +166,7 @@ async fn random_faults_never_run_a_job_twice_at_once_nor_leave_a_run_live_or_unr
     while Instant::now() < end {
         let pause = Duration::from_millis(1_000 + rng.below(2_000));
         actix_rt::time::sleep(pause).await;
-        match rng.below(10) {
+        match rng.below(11) {
             0..=4 => {
                 let victim = rng.below(INSTANCES as u64) as usize;
                 let server = &mut servers[victim];
@@ -182,6 +183,18 @@ async fn random_faults_never_run_a_job_twice_at_once_nor_leave_a_run_live_or_unr
                 faults.count("PostgreSQL crash");
                 actix_rt::time::sleep(Duration::from_millis(500 + rng.below(2_000))).await;
                 assert!(cluster.up(), "restart PostgreSQL");
+            }
+            7 => {
+                // A server frozen past the run lease: the others rescue its runs and start their
+                // jobs again, so its workers must be gone by then (the guards' leash).
+                let victim = rng.below(INSTANCES as u64) as usize;
+                let pid = nix::unistd::Pid::from_raw(
+                    i32::try_from(servers[victim].child.id()).expect("a pid"),
+                );
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP);
+                faults.count("server SIGSTOP");
+                actix_rt::time::sleep(Duration::from_millis(3_500 + rng.below(2_500))).await;
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
             }
             _ => {
                 let pids = worker_pids(dir.path());
